@@ -1,0 +1,106 @@
+"""The one exception tree of Pressroom.
+
+Every error carries a ``hint``: one sentence that tells the person reading it what to do.
+
+    PressroomError                 base; never raised directly
+    ├── ConfigError                pressroom.toml or a PRESSROOM_* variable is wrong
+    ├── ReleaseError               one release file is wrong (file, line, field)
+    ├── TemplateError              a template is missing or fails to render
+    └── DeliveryError              sending an email or a post failed
+        ├── TransientError         worth retrying: timeouts, dropped connections, SMTP 4xx, HTTP 429/5xx
+        └── PermanentError         retrying cannot help: SMTP 5xx, HTTP 4xx validation errors
+
+Library exceptions (smtplib, httpx, SQLAlchemy, yaml) are mapped into this tree at the
+room that owns the library, so callers and Prefect's ``retry_condition_fn`` only ever
+need ``isinstance(exc, TransientError)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "PermanentError",
+    "PressroomError",
+    "ReleaseError",
+    "TemplateError",
+    "TransientError",
+]
+
+
+class PressroomError(Exception):
+    """Base of every error Pressroom raises on purpose."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        if hint:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class ConfigError(PressroomError):
+    """The settings are invalid; nothing is done until they are fixed."""
+
+    hint = "fix pressroom.toml or the PRESSROOM_* environment variable named above"
+
+
+class ReleaseError(PressroomError):
+    """One release file is invalid. It is skipped; the other releases still publish."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str,
+        line: int | None = None,
+        field: str = "",
+        hint: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.path = Path(path)
+        self.line = line
+        self.field = field
+
+    def location(self, root: Path | None = None) -> str:
+        """``file:line`` with the file relative to ``root`` when possible."""
+        path = self.path
+        if root is not None:
+            try:
+                path = path.resolve().relative_to(root.resolve())
+            except ValueError:
+                pass
+        return f"{path}:{self.line or 1}"
+
+    def line_for_humans(self, root: Path | None = None) -> str:
+        """The ``file:line: field: message (hint: ...)`` line that ``pressroom check`` prints."""
+        field = f" {self.field}:" if self.field else ""
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{self.location(root)}:{field} {self.message}{hint}"
+
+    def __str__(self) -> str:
+        return self.line_for_humans()
+
+
+class TemplateError(PressroomError):
+    """A template is missing or raised while rendering."""
+
+    hint = "check the template named above; `pressroom doctor` renders every template"
+
+
+class DeliveryError(PressroomError):
+    """Sending to one recipient or network failed."""
+
+
+class TransientError(DeliveryError):
+    """A failure that may pass: retry later, with backoff."""
+
+
+class PermanentError(DeliveryError):
+    """A failure that will not pass by retrying: record it, suppress if it is about the address."""

@@ -1,0 +1,239 @@
+"""One typed Settings object: defaults here, then ``pressroom.toml``, then ``PRESSROOM_*`` variables.
+
+An environment variable names a section and a key joined by a double underscore:
+``PRESSROOM_EMAIL__TRANSPORT=smtp``, ``PRESSROOM_SMTP__PASSWORD=...``,
+``PRESSROOM_DATABASE_URL=postgresql+psycopg://...``. Values are parsed as TOML when they
+parse (numbers, booleans, arrays) and taken as strings otherwise.
+
+Secrets are ``SecretStr``: they print as ``**********`` and are never written to outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from pressroom.errors import ConfigError
+
+__all__ = ["Settings", "load_settings", "SETTINGS_FILE"]
+
+SETTINGS_FILE = "pressroom.toml"
+ENV_PREFIX = "PRESSROOM_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSettings(_Section):
+    name: str = "Pressroom"
+    base_url: str = "http://localhost:8000"
+    language: str = "en"
+    timezone: str = "UTC"
+    description: str = ""
+    about: str = Field("", description="Markdown 'About' boilerplate appended to every release")
+    logo: str | None = None
+    brand_color: str = "#0b5d7a"
+    postal_address: str = ""
+    page_size: int = Field(20, ge=1, le=500)
+    feed_items: int = Field(50, ge=1, le=10_000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL such as https://example.org")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Brussels") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class PathSettings(_Section):
+    """Folders, relative to the folder that holds pressroom.toml."""
+
+    content: Path = Path("content")
+    public: Path = Path("public")
+    var: Path = Path("var")
+    templates: Path = Path("templates")
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: float = 30.0
+    connections: int = Field(4, ge=1, le=64)
+    rate_per_second: float = Field(0.0, ge=0.0, description="0 means no limit")
+
+
+class DkimSettings(_Section):
+    domain: str | None = None
+    selector: str | None = None
+    key_file: Path | None = None
+    key: SecretStr | None = Field(None, description="PEM private key; alternative to key_file")
+
+
+class EmailSettings(_Section):
+    enabled: bool = True
+    transport: str = "outbox"
+    sender: str = "press@example.org"
+    sender_name: str = ""
+    reply_to: str | None = None
+    list_id: str | None = None
+    unsubscribe_mailto: str | None = None
+    utm: bool = False
+    utm_source: str = "newsletter"
+    utm_medium: str = "email"
+    batch_size: int = Field(500, ge=1, le=100_000)
+    max_attempts: int = Field(5, ge=1, le=50)
+    max_age_days: float | None = Field(
+        None, description="never email a release whose publication time is older than this when first seen"
+    )
+    approval_required: bool = False
+    editors: list[str] = Field(default_factory=list)
+
+
+class DigestSettings(_Section):
+    enabled: bool = True
+    subject: str = "This week's press releases"
+
+
+class SocialAccount(_Section):
+    network: str
+    account: str = "default"
+    enabled: bool = True
+    base_url: str | None = None
+    handle: str | None = None
+    token: SecretStr | None = None
+    password: SecretStr | None = None
+    author_urn: str | None = None
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    confirm_token_hours: float = 48.0
+    pending_expiry_days: float = 7.0
+
+
+class Settings(_Section):
+    """Everything Pressroom is told. Build it with :func:`load_settings`."""
+
+    root: Path = Path(".")
+    database_url: str | None = None
+    secret_key: SecretStr = SecretStr("pressroom-development-secret-change-me")
+    site: SiteSettings = SiteSettings()
+    paths: PathSettings = PathSettings()
+    email: EmailSettings = EmailSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    dkim: DkimSettings = DkimSettings()
+    digest: DigestSettings = DigestSettings()
+    social: list[SocialAccount] = Field(default_factory=lambda: [SocialAccount(network="outbox")])
+    web: WebSettings = WebSettings()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    def path(self, name: Literal["content", "public", "var", "templates"]) -> Path:
+        """An absolute folder from [paths], resolved against the project root."""
+        folder = getattr(self.paths, name)
+        return folder if folder.is_absolute() else (self.root / folder).resolve()
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.path("content") / "releases"
+
+    @property
+    def db_url(self) -> str:
+        """SQLAlchemy URL; the embedded default is a SQLite file under var/."""
+        return self.database_url or f"sqlite:///{self.path('var') / 'pressroom.db'}"
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of every setting that changes what is rendered; secrets excluded."""
+        import hashlib
+
+        data = self.model_dump_json(exclude={"secret_key", "smtp", "dkim", "social", "database_url"})
+        return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "PRESSROOM_SETTINGS":
+            continue
+        keys = name[len(ENV_PREFIX):].lower().split("__")
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = overrides
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: {'.'.join(keys)} is not a section", hint="remove or rename the variable")
+        node[keys[-1]] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting"
+    return f"{where}: {message}"
+
+
+def load_settings(path: Path | str | None = None, *, environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (default: ``$PRESSROOM_SETTINGS`` or ./pressroom.toml), then the environment.
+
+    A missing file is fine (every setting has a default); an invalid one raises
+    :class:`ConfigError` naming the file and every wrong key at once.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    file = Path(path or environ.get("PRESSROOM_SETTINGS") or SETTINGS_FILE)
+    data: dict[str, Any] = {}
+    if file.is_dir():
+        file = file / SETTINGS_FILE
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: {exc}", hint="pressroom.toml must be valid UTF-8 TOML") from None
+    elif path is not None:
+        raise ConfigError(f"{file}: no such settings file", hint="pass the path of pressroom.toml or leave it out")
+    data = _merge(data, _env_overrides(environ))
+    data.setdefault("root", str(file.resolve().parent))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"{file}: {problems}") from None
