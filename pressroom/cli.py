@@ -1,0 +1,120 @@
+"""The ``pressroom`` command. Each command is a thin shell over one core function.
+
+Bad content never shows a traceback: every PressroomError is printed as one line with its hint,
+and the exit code says whether anything was wrong.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from pressroom.errors import PressroomError
+from pressroom.settings import Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SettingsOption = Annotated[
+    Optional[Path], typer.Option("--settings", "-s", help="pressroom.toml to use (default: ./pressroom.toml)")
+]
+NowOption = Annotated[
+    Optional[datetime],
+    typer.Option("--now", help="pretend it is this time (ISO 8601 with offset); for checking schedules"),
+]
+
+
+def _settings(path: Path | None) -> Settings:
+    try:
+        return load_settings(path)
+    except PressroomError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _now(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    if value.tzinfo is None:
+        err.print("[red]error:[/red] --now needs an offset, e.g. 2024-07-30T09:00:00+02:00")
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def check(
+    path: Annotated[Optional[Path], typer.Argument(help="a release file or folder (default: content/releases)")] = None,
+    settings_file: SettingsOption = None,
+    now: NowOption = None,
+) -> None:
+    """Validate releases: one line per problem (file:line: field: message), then each valid release's status."""
+    from pressroom.releases import load_releases
+
+    settings = _settings(settings_file)
+    moment = _now(now)
+    result = load_releases(settings, path=path)
+    for problem in result.problems:
+        console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
+    zone = settings.site.tz
+    for release in sorted(result.releases, key=lambda r: r.date):
+        if release.status == "draft":
+            state = "draft"
+        elif release.is_public(moment):
+            state = "public"
+        elif release.expires is not None and moment >= release.expires:
+            state = "expired"
+        else:
+            state = "scheduled"
+        utc = release.date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        local = release.date.astimezone(zone).strftime(f"%Y-%m-%d %H:%M %Z ({zone.key})")
+        console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}", markup=False, soft_wrap=True)
+    total = len(result.releases) + len(result.problems)
+    summary = f"{len(result.releases)} of {total} releases valid"
+    if result.problems:
+        err.print(f"[red]{summary}; {len(result.problems)} with problems[/red]")
+        raise typer.Exit(1)
+    console.print(summary)
+
+
+@app.command()
+def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
+    """Render public/ (pages, feeds, sitemap) from content/ and the clock; rewrites only what changed."""
+    from pressroom.releases import load_releases
+    from pressroom.site import build_site
+
+    settings = _settings(settings_file)
+    result = load_releases(settings)
+    for problem in result.problems:
+        err.print(f"[yellow]skipped:[/yellow] {problem.line_for_humans(Path.cwd())}", soft_wrap=True)
+    report = build_site(settings=settings, releases=result.releases, now=_now(now))
+    console.print(
+        f"public/: {report.pages} pages; wrote {len(report.written)}, unchanged {report.unchanged}, "
+        f"removed {len(report.removed)} ({settings.path('public')})"
+    )
+
+
+@app.command()
+def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None:
+    """Run the publish flow once: build the site, then email and post every newly public release."""
+    from flows.publish import publish as publish_flow
+
+    settings = _settings(settings_file)
+    summary = publish_flow(settings_file=str(settings_file) if settings_file else None, now=_now(now))
+    console.print(summary.as_text())
+    if summary.problems:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point of the ``pressroom`` script."""
+    try:
+        app()
+    except PressroomError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(2)
