@@ -25,8 +25,8 @@ SettingsOption = Annotated[
     Optional[Path], typer.Option("--settings", "-s", help="pressroom.toml to use (default: ./pressroom.toml)")
 ]
 NowOption = Annotated[
-    Optional[datetime],
-    typer.Option("--now", help="pretend it is this time (ISO 8601 with offset); for checking schedules"),
+    Optional[str],
+    typer.Option("--now", help="pretend it is this time (ISO 8601 with offset, e.g. 2024-07-30T09:00+02:00)"),
 ]
 
 
@@ -38,13 +38,17 @@ def _settings(path: Path | None) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _now(value: datetime | None) -> datetime:
+def _now(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
-    if value.tzinfo is None:
-        err.print("[red]error:[/red] --now needs an offset, e.g. 2024-07-30T09:00:00+02:00")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        err.print(f"[red]error:[/red] --now {value!r}: write an ISO 8601 time with an offset, e.g. 2024-07-30T09:00+02:00")
         raise typer.Exit(2)
-    return value
+    return moment
 
 
 @app.command()

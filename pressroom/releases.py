@@ -225,6 +225,17 @@ _StringLoader.yaml_implicit_resolvers = {
 }
 
 
+def _clean_strings(value: Any) -> Any:
+    """YAML escapes such as "\\x0b" can produce characters that the raw-text pass could not see."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {key: _clean_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clean_strings(item) for item in value]
+    return value
+
+
 def _line_map(node: yaml.Node, prefix: tuple = (), lines: dict | None = None) -> dict[tuple, int]:
     """Field path -> 0-based line in the front matter, so errors can name a line."""
     lines = {} if lines is None else lines
@@ -285,7 +296,7 @@ def _split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
             "the file does not start with front matter",
             path=path,
             line=1,
-            field="front matter",
+            field="front-matter",
             hint="start the file with a line '---', the fields (title:, date:, status: ...), then another '---'",
         )
     for index in range(1, len(lines)):
@@ -295,7 +306,7 @@ def _split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
         "the front matter is never closed",
         path=path,
         line=1,
-        field="front matter",
+        field="front-matter",
         hint="add a line '---' after the last field",
     )
 
@@ -352,14 +363,15 @@ def load_release(path: Path, settings: Settings) -> Release:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        # The context mark points at where an unclosed quote or bracket began, which is what needs fixing.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        problem = " ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)])) or str(exc)
         raise ReleaseError(
             f"invalid YAML: {problem}",
             path=path,
             line=2 + mark.line if mark else 1,
-            field="front matter",
-            hint="check indentation and quote values that contain ': ' or start with a special character",
+            field="front-matter",
+            hint="check indentation, close every quote, and quote values that contain ': ' or start with [ { * & ! | > % @",
         ) from None
     finally:
         loader.dispose()
@@ -368,10 +380,11 @@ def load_release(path: Path, settings: Settings) -> Release:
             "the front matter is not a list of 'field: value' lines",
             path=path,
             line=2,
-            field="front matter",
+            field="front-matter",
             hint="write one 'field: value' per line, e.g. 'title: Our news'",
         )
     lines = _line_map(node)
+    data = _clean_strings(data)
 
     try:
         meta = FrontMatter.model_validate(data)
@@ -385,6 +398,8 @@ def load_release(path: Path, settings: Settings) -> Release:
             message, hint = "is required", _FIELD_HINTS.get(str(loc[0]), hint)
             return_line = 1
             raise ReleaseError(message, path=path, line=return_line, field=name, hint=hint) from None
+        if first["type"] == "literal_error":
+            message = f"{first['input']!r} is not one of: {first['ctx']['expected'].replace(' or ', ', ')}"
         if first["type"] == "extra_forbidden":
             message = "unknown field"
             hint = "remove it or check its spelling; known fields: " + ", ".join(FrontMatter.model_fields)
@@ -400,7 +415,7 @@ def load_release(path: Path, settings: Settings) -> Release:
     try:
         date = _parse_instant(meta.date, zone)
     except ValueError as exc:
-        raise error(str(exc), "date", hint="or add an explicit offset such as +02:00") from None
+        raise error(str(exc), "date", hint="an explicit offset is never ambiguous: 2024-07-30T09:00:00+02:00") from None
     expires = None
     if meta.expires:
         try:
@@ -535,7 +550,7 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
         if release.slug in seen:
             result.problems.append(
                 ReleaseError(
-                    f"slug {release.slug!r} is already used by {seen[release.slug]}",
+                    f"{release.slug!r} is already used by {seen[release.slug]}",
                     path=file,
                     line=1,
                     field="slug",
