@@ -1,0 +1,266 @@
+"""The database: one SQLAlchemy engine per URL, the schema, and migrations applied on connect.
+
+SQLite (a file under ``var/``) is the embedded default; PostgreSQL is chosen by URL
+(``postgresql+psycopg://user@host/db``). The same code runs on both. Alembic migrations ship
+inside the package (``pressroom/migrations``) and are applied automatically, once, when a
+process first connects; concurrent first connections are serialised by the database itself
+(SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock).
+
+Only ``db.py``, ``audience.py`` and ``ledger.py`` import SQLAlchemy; nothing here leaks out.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.types import TypeDecorator
+
+from pressroom.errors import ConfigError
+from pressroom.settings import Settings
+
+__all__ = ["engine_for", "engine_for_url"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Arbitrary constant: the advisory lock id that serialises migrations on PostgreSQL.
+_MIGRATION_LOCK = 7_204_117_001
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; every datetime must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("language", String(35), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cadence", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("unsubscribed_at", UTCDateTime),
+    Index("ix_subscribers_status_cadence", "status", "cadence"),
+)
+
+subscriber_topics = Table(
+    "subscriber_topics",
+    metadata,
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("topic", String(100), nullable=False),
+    PrimaryKeyConstraint("subscriber_id", "topic"),
+)
+
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscriber_id", Id, nullable=True, index=True),
+    Column("address", String(320), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+publications = Table(
+    "publications",
+    metadata,
+    Column("slug", String(200), primary_key=True),
+    Column("release_date", UTCDateTime, nullable=False),
+    Column("first_public_at", UTCDateTime, nullable=False),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("release", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("planned_at", UTCDateTime, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    PrimaryKeyConstraint("release", "channel"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("release", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("subscriber_id", Id, nullable=True),
+    Column("bundle", String(200), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("response", Text, nullable=False, server_default=""),
+    Column("claimed_by", String(64), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("planned_at", UTCDateTime, nullable=False),
+    Column("sending_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("release", "channel", "recipient", name="uq_deliveries_release_channel_recipient"),
+    Index("ix_deliveries_queue", "release", "channel", "state"),
+    Index("ix_deliveries_bundle", "bundle"),
+)
+
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT construct, which has ``on_conflict_do_nothing()`` on both backends."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The migrated engine for ``settings.db_url`` (one per URL per process)."""
+    return engine_for_url(settings.db_url)
+
+
+def engine_for_url(url: str) -> Engine:
+    """Connect to ``url``, apply pending migrations, and cache the engine for this process."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _create(url)
+            migrate(engine)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_all() -> None:
+    """Close every cached engine (tests dropping their database; a process after fork)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def _create(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"database_url {url!r} is not a database URL",
+            hint="use sqlite:///path/to/pressroom.db or postgresql+psycopg://user@host/dbname",
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        _sqlite_transactions(engine)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    raise ConfigError(
+        f"database_url {url!r}: {backend} is not supported",
+        hint="use sqlite:///... (default) or postgresql+psycopg://...",
+    )
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and would let two writers read the
+    # same queue rows; every transaction here takes the write lock up front instead
+    # (SQLAlchemy's documented recipe), so a claim is atomic across threads and processes.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; a no-op (one query) when it already is."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    try:
+        with engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+    except OperationalError as exc:
+        raise ConfigError(
+            f"cannot open the database {engine.url.render_as_string(hide_password=True)}: {exc.orig}",
+            hint="check database_url (PRESSROOM_DATABASE_URL) and that the server is running",
+        ) from None
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
