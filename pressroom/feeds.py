@@ -1,0 +1,240 @@
+"""RSS 2.0, Atom and JSON Feed 1.1 for a list of public releases. The only module that imports feedgen.
+
+Every feed is a pure function of the releases and the settings: no "now" goes into it (the
+feed's updated time is its newest item's), so an unchanged site yields byte-identical feeds and
+the incremental build leaves them alone. Item ids/GUIDs are the releases' permanent URLs, which
+derive from the slug and never change.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import mimetypes
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from pressroom.releases import Release, clean_text
+from pressroom.settings import Settings
+
+__all__ = ["FEED_FILES", "render_feeds"]
+
+#: Feed kind -> file name inside the folder the feeds describe (site root or ``tags/<slug>/``).
+FEED_FILES = {"rss": "feed.xml", "atom": "atom.xml", "json": "feed.json"}
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+
+# The updated time of a feed without items: fixed, so an empty site's feeds are stable too.
+_EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
+
+# JSON escapes that keep the bytes free of markup characters: a title such as "<script>" can then
+# never appear as a tag in feed.json, even for a client that pastes values into HTML unescaped.
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def render_feeds(
+    *,
+    settings: Settings,
+    releases: Sequence[Release],
+    folder: str = "",
+    title: str | None = None,
+    description: str | None = None,
+) -> dict[str, bytes]:
+    """Render the RSS, Atom and JSON feeds of ``releases`` (public, newest first).
+
+    ``folder`` is the site-relative folder the feeds live in and describe (``""`` for the whole
+    site, ``"tags/recycling/"`` for one topic). At most ``settings.site.feed_items`` newest
+    releases are included. Returns ``{site-relative path: bytes}``.
+    """
+    site = settings.site
+    items = list(releases)[: site.feed_items]
+    home = f"{site.base_url}/{folder}"
+    feed_title = clean_text(title or site.name)
+    feed_description = clean_text(description or site.description or f"Press releases of {site.name}")
+    updated = max((release.date for release in items), default=_EMPTY_FEED_UPDATED)
+    urls = {kind: f"{home}{name}" for kind, name in FEED_FILES.items()}
+
+    common = {"home": home, "title": feed_title, "description": feed_description, "updated": updated}
+    rss = _feedgen(settings, items, kind="rss", self_url=urls["rss"], **common).rss_str(pretty=True)
+    atom = _atom_links(
+        _feedgen(settings, items, kind="atom", self_url=urls["atom"], **common).atom_str(pretty=True), items
+    )
+    json_feed = _json_feed(settings, items, home=home, self_url=urls["json"], title=feed_title,
+                           description=feed_description)
+    return {
+        f"{folder}{FEED_FILES['rss']}": rss,
+        f"{folder}{FEED_FILES['atom']}": atom,
+        f"{folder}{FEED_FILES['json']}": json_feed,
+    }
+
+
+def _feedgen(
+    settings: Settings,
+    items: list[Release],
+    *,
+    kind: str,
+    home: str,
+    self_url: str,
+    title: str,
+    description: str,
+    updated: datetime,
+) -> FeedGenerator:
+    site = settings.site
+    # Atom declares title and summary as text. RSS does not say, and many readers take them as HTML:
+    # a text with "<" in it is escaped once more there, so "<script>" in a title is shown, never run.
+    text = _as_html if kind == "rss" else _as_text
+    fg = FeedGenerator()
+    fg.load_extension("media")
+    fg.id(home)
+    fg.title(text(title))
+    fg.description(text(description))
+    fg.language(site.language)
+    fg.author(name=clean_text(site.name), uri=site.base_url)
+    # The RSS channel <link> takes the href of the LAST link() call, so "self" goes first.
+    fg.link(href=self_url, rel="self")
+    fg.link(href=home, rel="alternate")
+    fg.generator("Pressroom")
+    fg.updated(updated)
+    if site.logo:
+        fg.logo(site.logo)
+    for release in items:
+        entry = fg.add_entry(order="append")
+        entry.id(release.url)
+        entry.guid(release.url, permalink=True)
+        entry.title(text(release.title))
+        entry.link(href=release.url, rel="alternate")
+        # summary before content: RSS gets <description> = summary and <content:encoded> = full text.
+        entry.summary(text(release.summary))
+        content = clean_text(_full_content(release))
+        if kind == "atom":
+            entry.content(content, type="html")
+        else:
+            # CDATA keeps the RSS readable; "]]>" cannot go inside it, so such a body is escaped instead.
+            entry.content(content, type=None if "]]>" in content else "CDATA")
+        entry.published(release.date)
+        entry.updated(release.date)
+        if release.author:
+            entry.author(name=text(release.author))
+        for tag, tag_slug in zip(release.tags, release.tag_slugs, strict=True):
+            if tag_slug:
+                entry.category(term=tag_slug, label=text(tag), scheme=f"{site.base_url}/tags/")
+        if release.hero is not None:
+            mime, length = _hero_file(release)
+            if kind == "rss":  # Atom gets its enclosure link in _atom_links
+                entry.enclosure(url=release.hero.src, length=str(length), type=mime)
+            entry.media.content(url=release.hero.src, type=mime, medium="image")
+    return fg
+
+
+def _as_text(value: str) -> str:
+    return clean_text(value)
+
+
+def _as_html(value: str) -> str:
+    # Only when markup is possible: escaping "R&D" too would make readers that take it as text show "&amp;".
+    value = clean_text(value)
+    return html.escape(value, quote=False) if "<" in value else value
+
+
+def _atom_links(document: bytes, items: list[Release]) -> bytes:
+    """Give each Atom entry a typed alternate link and its hero as ``rel="enclosure"``.
+
+    feedgen 1.0 drops every attribute but href from entry links, which would turn an enclosure
+    into a second "alternate" page; so the links are set here on the finished document.
+    """
+    root = etree.fromstring(document)
+    for element, release in zip(root.iterfind(f"{_ATOM}entry"), items, strict=True):
+        for link in element.iterfind(f"{_ATOM}link"):
+            link.set("rel", "alternate")
+            link.set("type", "text/html")
+        if release.hero is not None:
+            mime, length = _hero_file(release)
+            etree.SubElement(
+                element, f"{_ATOM}link", rel="enclosure", href=release.hero.src, type=mime, length=str(length)
+            )
+    etree.indent(root, space="  ")
+    return etree.tostring(root, pretty_print=True, encoding="UTF-8", xml_declaration=True)
+
+
+def _hero_file(release: Release) -> tuple[str, int]:
+    """The hero's media type and size in bytes (0 when it is a remote image)."""
+    assert release.hero is not None
+    file = release.hero.file
+    length = file.stat().st_size if file is not None and file.is_file() else 0
+    return _mime(release.hero.src), length
+
+
+def _full_content(release: Release) -> str:
+    """The release as a feed reader shows it: body, then media contacts, then About."""
+    parts = [release.body_html]
+    if release.contacts:
+        lines = []
+        for contact in release.contacts:
+            bits = [f"<strong>{html.escape(contact.name)}</strong>"]
+            bits += [html.escape(value) for value in (contact.role, contact.organisation) if value]
+            if contact.email:
+                address = html.escape(contact.email)
+                bits.append(f'<a href="mailto:{address}">{address}</a>')
+            if contact.phone:
+                bits.append(html.escape(contact.phone))
+            lines.append(f"<li>{', '.join(bits)}</li>")
+        parts.append(f"<h2>Media contacts</h2><ul>{''.join(lines)}</ul>")
+    if release.about_html:
+        parts.append(release.about_html)
+    return "\n".join(parts)
+
+
+def _mime(url: str) -> str:
+    return mimetypes.guess_type(url.split("?", 1)[0])[0] or "image/jpeg"
+
+
+def _json_feed(
+    settings: Settings,
+    items: list[Release],
+    *,
+    home: str,
+    self_url: str,
+    title: str,
+    description: str,
+) -> bytes:
+    site = settings.site
+    feed: dict[str, object] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": title,
+        "home_page_url": home,
+        "feed_url": self_url,
+        "description": description,
+        "language": site.language,
+        "authors": [{"name": clean_text(site.name), "url": site.base_url}],
+    }
+    if site.logo:
+        feed["icon"] = site.logo
+    feed["items"] = [_json_item(release) for release in items]
+    text = json.dumps(feed, ensure_ascii=False, indent=1)
+    return (clean_text(text).translate(_JSON_ESCAPES) + "\n").encode("utf-8")
+
+
+def _json_item(release: Release) -> dict[str, object]:
+    item: dict[str, object] = {
+        "id": release.url,
+        "url": release.url,
+        "title": clean_text(release.title),
+        "summary": clean_text(release.summary),
+        "content_html": clean_text(_full_content(release)),
+        "date_published": release.date.isoformat(),
+        "date_modified": release.date.isoformat(),
+        "language": release.language,
+    }
+    if release.canonical_url:
+        item["external_url"] = release.canonical_url
+    if release.tags:
+        item["tags"] = [clean_text(tag) for tag in release.tags]
+    if release.author:
+        item["authors"] = [{"name": clean_text(release.author)}]
+    if release.hero is not None:
+        item["image"] = release.hero.src
+        item["banner_image"] = release.hero.src
+    return item

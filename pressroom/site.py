@@ -1,0 +1,434 @@
+"""public/ from the releases and the clock: pages, feeds, sitemap, robots.txt; writes only what changed.
+
+The build renders every output in memory first (``{site-relative path: bytes}``), then syncs
+public/ to it: a file whose bytes are unchanged is not touched (its mtime, hence a static host's
+ETag and Last-Modified, stay valid), new and changed files are replaced atomically, and files the
+build no longer produces are removed: public/ is fully generated.
+
+Only releases that are public at ``now`` (approved, due, not expired) are looked at; everything
+else is dropped before any rendering, so a draft or an embargoed release cannot leak anywhere.
+
+Links between pages are relative (``../../tags/x/``) so the site works under any base path, on a
+preview server and from disk; canonical, Open Graph and feed URLs are absolute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape as xml_escape
+
+import jinja2
+from markupsafe import Markup
+
+from pressroom.errors import ConfigError, TemplateError
+from pressroom.feeds import FEED_FILES, render_feeds
+from pressroom.releases import Release
+from pressroom.settings import Settings
+
+__all__ = ["BuildReport", "build_site", "CSRF_PLACEHOLDER"]
+
+#: The exact bytes of the subscribe form's CSRF field; the web app substitutes a token into it.
+CSRF_PLACEHOLDER = '<input type="hidden" name="csrf_token" value="">'
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
+_STATIC = "static"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What one build did to public/."""
+
+    written: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[Path] = field(default_factory=list)
+    pages: int = 0
+    releases: tuple[str, ...] = ()  # slugs of the releases that are public in this build, newest first
+
+
+@dataclass(frozen=True)
+class _Tag:
+    name: str
+    slug: str
+    releases: tuple[Release, ...]
+
+    @property
+    def path(self) -> str:
+        return f"tags/{self.slug}/"
+
+
+def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime) -> BuildReport:
+    """Render public/ for every release that is public at ``now``; write only files whose bytes changed.
+
+    ``releases`` may hold drafts, embargoed and expired releases: they are filtered out here and
+    leave no trace in any page, feed, sitemap or index.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    public_dir = _public_dir(settings)
+    shown = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
+    tags = _collect_tags(shown)
+    renderer = _Renderer(settings, tags)
+
+    files: dict[str, bytes] = {}
+    copies: dict[str, Path] = {}
+    pages = 0
+
+    for index, release in enumerate(shown):
+        newer = shown[index - 1] if index > 0 else None
+        older = shown[index + 1] if index + 1 < len(shown) else None
+        files[f"{release.path}index.html"] = renderer.release_page(release, newer=newer, older=older)
+        copies.update(_assets(release))
+        pages += 1
+
+    for number, chunk, total in _paginate(shown, settings.site.page_size):
+        path = "" if number == 1 else f"page/{number}/"
+        files[f"{path}index.html"] = renderer.listing(
+            path, chunk, number=number, total=total, base="", tag=None
+        )
+        pages += 1
+
+    for tag in tags:
+        for number, chunk, total in _paginate(list(tag.releases), settings.site.page_size):
+            path = tag.path if number == 1 else f"{tag.path}page/{number}/"
+            files[f"{path}index.html"] = renderer.listing(
+                path, chunk, number=number, total=total, base=tag.path, tag=tag
+            )
+            pages += 1
+        files.update(
+            render_feeds(
+                settings=settings,
+                releases=tag.releases,
+                folder=tag.path,
+                title=f"{settings.site.name}: {tag.name}",
+                description=f"Press releases of {settings.site.name} about {tag.name}",
+            )
+        )
+    files["tags/index.html"] = renderer.tag_index()
+    files["404.html"] = renderer.not_found()
+    pages += 2
+
+    files.update(render_feeds(settings=settings, releases=shown))
+    files["sitemap.xml"] = _sitemap(settings, shown, tags)
+    files["robots.txt"] = f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode()
+    for static in sorted((settings.path("templates") / "site" / _STATIC).glob("*")):
+        if static.is_file():
+            copies[f"{_STATIC}/{static.name}"] = static
+
+    report = _sync(public_dir, files, copies)
+    return BuildReport(
+        written=report.written,
+        unchanged=report.unchanged,
+        removed=report.removed,
+        pages=pages,
+        releases=tuple(release.slug for release in shown),
+    )
+
+
+# --------------------------------------------------------------------------- model helpers
+
+
+def _public_dir(settings: Settings) -> Path:
+    """public/, refusing a folder whose other contents the build would delete."""
+    public = settings.path("public")
+    for name in ("content", "templates", "var"):
+        other = settings.path(name)  # type: ignore[arg-type]
+        if public == other or public in other.parents:
+            raise ConfigError(
+                f"paths.public ({public}) contains paths.{name} ({other}); the build deletes everything "
+                "in public/ that it did not generate",
+                hint="point paths.public at a folder of its own, e.g. public",
+            )
+    if public == settings.root.resolve():
+        raise ConfigError(f"paths.public is the project folder ({public})", hint="use a folder of its own, e.g. public")
+    return public
+
+
+def _collect_tags(releases: list[Release]) -> list[_Tag]:
+    """Tags by slug, named as the newest release spells them, sorted by name."""
+    names: dict[str, str] = {}
+    members: dict[str, list[Release]] = {}
+    for release in releases:
+        for name, slug in zip(release.tags, release.tag_slugs, strict=True):
+            if not slug:
+                continue  # a tag of punctuation only has no URL
+            names.setdefault(slug, name)
+            if not members.setdefault(slug, []) or members[slug][-1] is not release:
+                members[slug].append(release)
+    return sorted(
+        (_Tag(name=names[slug], slug=slug, releases=tuple(group)) for slug, group in members.items()),
+        key=lambda tag: (tag.name.casefold(), tag.slug),
+    )
+
+
+def _paginate(items: list[Release], size: int) -> Iterable[tuple[int, list[Release], int]]:
+    total = max(1, math.ceil(len(items) / size))
+    for number in range(1, total + 1):
+        yield number, items[(number - 1) * size : number * size], total
+
+
+def _assets(release: Release) -> dict[str, Path]:
+    """Site path -> local file for the images a release references, kept beside its page.
+
+    Body images keep their path relative to the release file (their URLs were made absolute
+    from it); the hero is published under its file name, which is what ``hero.src`` points at.
+    """
+    folder = release.source.parent.resolve()
+    copies: dict[str, Path] = {}
+    for asset in release.assets:
+        try:
+            relative = asset.resolve().relative_to(folder).as_posix()
+        except ValueError:
+            relative = asset.name
+        copies[f"{release.path}{relative}"] = asset
+    if release.hero is not None and release.hero.file is not None:
+        copies[f"{release.path}{release.hero.file.name}"] = release.hero.file
+    return copies
+
+
+def _date_text(moment: datetime) -> str:
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@lru_cache(maxsize=4)
+def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
+    # fingerprint is part of the cache key so an edited template is picked up by a long-lived process.
+    del fingerprint
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _templates_fingerprint(folder: Path) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    for path in sorted(folder.glob("*.j2")):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+class _Renderer:
+    """Renders the pages with the site's Jinja templates; one instance per build."""
+
+    def __init__(self, settings: Settings, tags: list[_Tag]) -> None:
+        self.settings = settings
+        self.site = settings.site
+        folder = settings.path("templates") / "site"
+        if not (folder / "base.html.j2").is_file():
+            raise TemplateError(f"{folder / 'base.html.j2'}: the site templates are missing")
+        self.env = _environment(folder, _templates_fingerprint(folder))
+        self.tags = tags
+        self.tag_names = {tag.slug: tag.name for tag in tags}
+        brand = self.site.brand_color if _HEX_COLOUR.match(self.site.brand_color) else "#0b5d7a"
+        # Rendered once: the form is the same on every page (its action is absolute).
+        subscribe = self._render("_subscribe.html.j2", topics=[(t.slug, t.name) for t in tags])
+        self.common = {
+            "site": self.site,
+            "brand": brand,
+            "feeds": FEED_FILES,
+            "subscribe": Markup(subscribe),
+            "description": self.site.description or f"Press releases of {self.site.name}",
+        }
+
+    def _render(self, name: str, **context: object) -> str:
+        try:
+            return self.env.get_template(name).render(**context)
+        except jinja2.TemplateError as exc:
+            where = f"{name}:{getattr(exc, 'lineno', '') or ''}"
+            raise TemplateError(f"templates/site/{where}: {exc}") from exc
+
+    def _page(self, name: str, path: str, *, root: str | None = None, **context: object) -> bytes:
+        root = "../" * path.count("/") if root is None else root
+        text = self._render(
+            name, **self.common, root=root, url=f"{self.site.base_url}/{path}", **context
+        )
+        return text.encode("utf-8")
+
+    def _relative_html(self, fragment: str, root: str) -> Markup:
+        """Sanitised release HTML with the site's own absolute URLs made relative (works on any host)."""
+        base = self.site.base_url
+        fragment = fragment.replace(f'href="{base}/', f'href="{root}').replace(f'src="{base}/', f'src="{root}')
+        return Markup(fragment)  # noqa: S704 - body_html was sanitised by nh3 in releases.py
+
+    def _card(self, release: Release) -> dict[str, object]:
+        return {
+            "release": release,
+            "date_text": _date_text(release.date.astimezone(self.site.tz)),
+            "date_iso": release.date.isoformat(),
+            "tags": [(self.tag_names.get(slug, name), slug) for name, slug in zip(release.tags, release.tag_slugs, strict=True) if slug],
+            "image": self._local_hero(release),
+        }
+
+    @staticmethod
+    def _local_hero(release: Release) -> str | None:
+        """Site-relative path of a hero published beside the page, else its absolute URL."""
+        if release.hero is None:
+            return None
+        if release.hero.file is not None:
+            return f"{release.path}{release.hero.file.name}"
+        return release.hero.src
+
+    def release_page(self, release: Release, *, newer: Release | None, older: Release | None) -> bytes:
+        root = "../" * release.path.count("/")
+        return self._page(
+            "release.html.j2",
+            release.path,
+            lang=release.language,
+            canonical=release.canonical_url or release.url,
+            card=self._card(release),
+            body=self._relative_html(release.body_html, root),
+            about=self._relative_html(release.about_html, root),
+            hero_src=release.hero.file.name if release.hero and release.hero.file else (release.hero and release.hero.src),
+            newer=newer,
+            older=older,
+        )
+
+    def listing(
+        self, path: str, releases: list[Release], *, number: int, total: int, base: str, tag: _Tag | None
+    ) -> bytes:
+        def page_path(n: int) -> str:
+            return base if n == 1 else f"{base}page/{n}/"
+
+        return self._page(
+            "index.html.j2",
+            path,
+            lang=self.site.language,
+            canonical=f"{self.site.base_url}/{path}",
+            cards=[self._card(release) for release in releases],
+            number=number,
+            total=total,
+            previous=page_path(number - 1) if number > 1 else None,
+            next=page_path(number + 1) if number < total else None,
+            tag=tag,
+            feed_folder=base,
+        )
+
+    def tag_index(self) -> bytes:
+        path = "tags/"
+        return self._page(
+            "tags.html.j2", path, lang=self.site.language, canonical=f"{self.site.base_url}/{path}", tags=self.tags
+        )
+
+    def not_found(self) -> bytes:
+        # Served for any missing path, so its links are absolute from the site root.
+        root = urlsplit(self.site.base_url).path.rstrip("/") + "/"
+        return self._page("404.html.j2", "", root=root, lang=self.site.language, canonical=f"{self.site.base_url}/")
+
+
+def _sitemap(settings: Settings, releases: list[Release], tags: list[_Tag]) -> bytes:
+    base = settings.site.base_url
+    newest = releases[0].date.isoformat() if releases else None
+    rows = [(f"{base}/", newest)]
+    rows += [(release.url, release.date.isoformat()) for release in releases]
+    rows += [(f"{base}/tags/", newest)]
+    rows += [(f"{base}/{tag.path}", tag.releases[0].date.isoformat()) for tag in tags]
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
+    for loc, lastmod in rows:
+        modified = f"<lastmod>{lastmod}</lastmod>" if lastmod else ""
+        lines.append(f"<url><loc>{xml_escape(loc)}</loc>{modified}</url>")
+    lines.append("</urlset>\n")
+    return "\n".join(lines).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass
+class _SyncResult:
+    written: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[Path] = field(default_factory=list)
+
+
+def _sync(public: Path, files: dict[str, bytes], copies: dict[str, Path]) -> _SyncResult:
+    """Make public/ hold exactly ``files`` and ``copies``, touching only what differs."""
+    result = _SyncResult()
+    public.mkdir(parents=True, exist_ok=True)
+    for relative, data in files.items():
+        target = public / relative
+        if _same_bytes(target, data):
+            result.unchanged += 1
+            continue
+        _atomic_write(target, data)
+        result.written.append(target)
+    for relative, source in copies.items():
+        if relative in files:
+            continue  # a page wins over an image that happens to share its name
+        target = public / relative
+        if _same_file(target, source):
+            result.unchanged += 1
+            continue
+        _atomic_write(target, source.read_bytes(), like=source)
+        result.written.append(target)
+
+    wanted = {public / relative for relative in (*files, *copies)}
+    for folder, subfolders, names in os.walk(public, topdown=False):
+        here = Path(folder)
+        for name in names:
+            path = here / name
+            if path not in wanted:
+                path.unlink()
+                result.removed.append(path)
+        if here != public and not any(here.iterdir()):
+            here.rmdir()
+    return result
+
+
+def _same_bytes(target: Path, data: bytes) -> bool:
+    try:
+        if target.stat().st_size != len(data):
+            return False
+        return target.read_bytes() == data
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return False
+
+
+def _same_file(target: Path, source: Path) -> bool:
+    try:
+        ours, theirs = target.stat(), source.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if ours.st_size != theirs.st_size:
+        return False
+    # copies keep the source's mtime, so an equal mtime means an earlier build copied this very file.
+    return ours.st_mtime_ns == theirs.st_mtime_ns or target.read_bytes() == source.read_bytes()
+
+
+def _atomic_write(target: Path, data: bytes, *, like: Path | None = None) -> None:
+    """Replace ``target`` in one step, so a reader (or a crash) never sees half a file."""
+    if target.is_dir():
+        import shutil
+
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)
+        if like is not None:
+            stat = like.stat()
+            os.utime(temporary, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

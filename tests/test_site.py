@@ -1,0 +1,280 @@
+"""The archive site in public/: what a reader, a crawler, a social network and a static host see."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from xml.etree import ElementTree
+
+import lxml.html
+import pytest
+
+from pressroom.errors import ConfigError
+from pressroom.releases import load_releases
+from pressroom.settings import load_settings
+from pressroom.site import CSRF_PLACEHOLDER, build_site
+from site_support import HIDDEN, PUBLIC, assert_nothing_runs, build, write_sample
+
+from conftest import NOW, REPO
+
+BASE = "https://press.example.org"
+
+
+def _page(project, path: str) -> lxml.html.HtmlElement:
+    return lxml.html.fromstring((project.root / "public" / path).read_bytes())
+
+
+def _meta(page: lxml.html.HtmlElement) -> dict[str, str]:
+    return {
+        (element.get("property") or element.get("name")): element.get("content")
+        for element in page.iter("meta")
+        if element.get("property") or element.get("name")
+    }
+
+
+def _mtimes(folder: Path) -> dict[Path, int]:
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
+def test_release_page_has_its_permanent_url_card_tags_and_assets(project):
+    write_sample(project)
+    report, _ = build(project, NOW)
+    page = _page(project, "releases/battery-passport-pilot/index.html")
+    meta = _meta(page)
+    url = f"{BASE}/releases/battery-passport-pilot/"
+    hero = f"{url}hero.png"
+    assert page.get("lang") == "en"
+    assert page.findtext(".//h1") == "Battery passport pilot starts in three member states"
+    assert page.xpath("//link[@rel='canonical']/@href") == [url]
+    assert meta["og:type"] == "article"
+    assert meta["og:title"] == "Battery passport pilot starts in three member states"
+    assert meta["og:description"] == "Three member states test the digital battery passport."
+    assert meta["og:url"] == url
+    assert meta["og:image"] == hero
+    assert meta["og:image:alt"] == "A battery cell with a QR code on a lab bench"
+    assert meta["article:published_time"] == "2024-07-31T10:00:00+02:00"
+    assert meta["twitter:card"] == "summary_large_image"
+    assert meta["twitter:image"] == hero
+    feeds = {link.get("type"): link.get("href") for link in page.xpath("//link[@rel='alternate']")}
+    assert feeds == {
+        "application/rss+xml": "../../feed.xml",
+        "application/atom+xml": "../../atom.xml",
+        "application/feed+json": "../../feed.json",
+    }
+    # The hero sits beside the page, byte for byte, and the page shows it with its alt text.
+    copied = project.root / "public" / "releases" / "battery-passport-pilot" / "hero.png"
+    assert copied.read_bytes() == (project.releases / "battery-passport-pilot" / "hero.png").read_bytes()
+    [image] = page.xpath("//figure[@class='hero']/img")
+    assert (image.get("src"), image.get("alt")) == ("hero.png", "A battery cell with a QR code on a lab bench")
+    contacts = page.xpath("string(//section[contains(@class, 'contacts')])")
+    assert "Ana Example" in contacts and "Press officer" in contacts
+    assert page.xpath("//a[@href='mailto:ana@example.org']") and page.xpath("//a[@href='tel:+3225550123']")
+    assert "We test things." in page.xpath("string(//section[@class='about'])")
+    assert [a.get("href") for a in page.xpath("//ul[@class='tags']//a")] == ["../../tags/battery-passport/", "../../tags/policy/"]
+    # A link to another release in the body works on any host: it is relative.
+    assert page.xpath("//div[@class='body']//a/@href") == ["../../releases/recycling-record/"]
+    assert report.releases == tuple(PUBLIC)
+
+
+def test_a_canonical_url_in_front_matter_wins(project):
+    project.write_release("syndicated", extra="canonical_url: https://partner.example.com/news/1\n")
+    build(project, NOW)
+    page = _page(project, "releases/syndicated/index.html")
+    assert page.xpath("//link[@rel='canonical']/@href") == ["https://partner.example.com/news/1"]
+    assert _meta(page)["og:url"] == "https://partner.example.com/news/1"
+
+
+def test_release_language_sets_the_page_lang(project):
+    project.write_release("auf-deutsch", title="Auf Deutsch", extra="language: de\n")
+    build(project, NOW)
+    assert _page(project, "releases/auf-deutsch/index.html").get("lang") == "de"
+    assert _page(project, "index.html").get("lang") == "en"
+
+
+def test_index_is_newest_first_and_paginated(project):
+    for day in range(1, 6):
+        project.write_release(f"day-{day}", title=f"Day {day}", date=f"2024-07-0{day} 09:00")
+    report, _ = build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="2")
+    titles = {
+        path: [a.text for a in _page(project, path).xpath("//h2[@class='card-title']/a")]
+        for path in ("index.html", "page/2/index.html", "page/3/index.html")
+    }
+    assert titles == {
+        "index.html": ["Day 5", "Day 4"],
+        "page/2/index.html": ["Day 3", "Day 2"],
+        "page/3/index.html": ["Day 1"],
+    }
+    assert not (project.root / "public" / "page" / "4").exists()
+    second = _page(project, "page/2/index.html")
+    assert second.xpath("//nav[@class='pagination']/a/@href") == ["../../", "../../page/3/"]
+    assert second.xpath("//link[@rel='canonical']/@href") == [f"{BASE}/page/2/"]
+    assert report.pages == 5 + 3 + 2  # releases, index pages, tags index and 404
+
+
+def test_tag_pages_list_their_releases_and_link_their_feeds(project):
+    write_sample(project)
+    build(project, NOW)
+    page = _page(project, "tags/recycling/index.html")
+    assert page.findtext(".//h1") == "Recycling"  # the newest release's spelling of the tag
+    assert [a.text for a in page.xpath("//h2[@class='card-title']/a")] == [
+        "Recycling plant sets a lithium recovery record",
+        "The Test Hub is launched",
+    ]
+    feeds = page.xpath("//link[@rel='alternate']/@href")
+    assert {"../../feed.xml", "../../tags/recycling/feed.xml", "../../tags/recycling/atom.xml", "../../tags/recycling/feed.json"} <= set(feeds)
+    topics = _page(project, "tags/index.html").xpath("//ul[@class='topic-list']//a/@href")
+    assert topics == ["../tags/battery-passport/", "../tags/policy/", "../tags/recycling/"]
+
+
+def test_sitemap_and_robots(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    namespace = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+    tree = ElementTree.fromstring((public / "sitemap.xml").read_bytes())
+    locations = [element.text for element in tree.findall("s:url/s:loc", namespace)]
+    assert set(locations) == {
+        f"{BASE}/",
+        f"{BASE}/tags/",
+        *(f"{BASE}/releases/{slug}/" for slug in PUBLIC),
+        *(f"{BASE}/tags/{tag}/" for tag in ("battery-passport", "policy", "recycling")),
+    }
+    assert (public / "robots.txt").read_text() == f"User-agent: *\nAllow: /\n\nSitemap: {BASE}/sitemap.xml\n"
+
+
+def test_draft_embargoed_and_expired_releases_leave_no_trace(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    paths = [path for path in public.rglob("*")]
+    for path in paths:
+        relative = path.relative_to(public).as_posix()
+        assert "hidden-topic" not in relative
+        for slug, title in HIDDEN.items():
+            assert slug not in relative
+            if path.is_file():
+                data = path.read_bytes()
+                assert slug.encode() not in data and title.encode() not in data, relative
+                assert b"Hidden topic" not in data, relative
+
+
+def test_an_embargoed_release_appears_once_its_time_comes(project):
+    write_sample(project)
+    build(project, NOW)
+    report, _ = build(project, NOW + timedelta(days=40))
+    page = project.root / "public" / "releases" / "embargoed-yak" / "index.html"
+    assert page in report.written
+    assert "embargoed-yak" in (project.root / "public" / "feed.xml").read_text()
+
+
+def test_a_second_build_rewrites_nothing(project):
+    write_sample(project)
+    first, _ = build(project, NOW)
+    public = project.root / "public"
+    before = _mtimes(public)
+    assert len(first.written) == len(before)
+    second, _ = build(project, NOW)
+    assert (second.written, second.removed, second.unchanged) == ([], [], len(before))
+    assert _mtimes(public) == before
+
+
+def test_adding_a_release_rewrites_only_the_pages_it_changes(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    before = _mtimes(public)
+    project.write_release("newest", title="The newest release", date="2024-08-01 09:00", extra="tags: [Policy]\n")
+    report, _ = build(project, NOW)
+    written = {path.relative_to(public).as_posix() for path in report.written}
+    assert {"releases/newest/index.html", "index.html", "feed.xml", "tags/policy/index.html"} <= written
+    assert "releases/battery-passport-pilot/index.html" in written  # it gained a "next release" link
+    untouched = ["releases/hub-launch/index.html", "releases/battery-passport-pilot/hero.png", "tags/recycling/feed.xml"]
+    for relative in untouched:
+        assert relative not in written
+        assert (public / relative).stat().st_mtime_ns == before[public / relative]
+
+
+def test_files_the_build_no_longer_makes_are_removed(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    (public / "stray.html").write_text("left over")
+    (project.releases / "battery-passport-pilot" / "index.md").unlink()
+    report, _ = build(project, NOW)
+    removed = {path.relative_to(public).as_posix() for path in report.removed}
+    assert {
+        "stray.html",
+        "releases/battery-passport-pilot/index.html",
+        "releases/battery-passport-pilot/hero.png",
+        "tags/battery-passport/index.html",
+        "tags/battery-passport/feed.xml",
+    } <= removed
+    assert not (public / "releases" / "battery-passport-pilot").exists()  # empty folders go too
+    assert not (public / "tags" / "battery-passport").exists()
+
+
+def test_script_injection_is_neutralised_in_every_output(project):
+    project.write_release(
+        "injection",
+        title="<script>alert('title')</script> Launch",
+        body="Hello <script>alert('body')</script><img src=x onerror=alert(1)> [x](javascript:alert(2))",
+        extra="tags: [\"<script>tag</script>\"]\nsummary: \"<script>summary</script>\"\n",
+    )
+    build(project, NOW)
+    assert_nothing_runs(project.root / "public")
+    page = _page(project, "releases/injection/index.html")
+    assert page.findtext(".//h1") == "<script>alert('title')</script> Launch"  # shown as text
+    assert not page.xpath("//script")
+
+
+def test_subscribe_form_is_on_every_archive_page(project):
+    write_sample(project)
+    build(project, NOW)
+    for path in ("index.html", "releases/hub-launch/index.html", "tags/policy/index.html"):
+        page = _page(project, path)
+        [form] = page.xpath("//form")
+        assert (form.get("method"), form.get("action")) == ("post", "/subscribe")
+        fields = {element.get("name"): element for element in form.xpath(".//input")}
+        assert fields["email"].get("type") == "email" and fields["email"].get("required") is not None
+        assert "name" in fields
+        assert fields["website"].get("tabindex") == "-1"  # honeypot
+        assert fields["csrf_token"].get("type") == "hidden"
+        topics = form.xpath(".//input[@name='topics']/@value")
+        assert topics == ["battery-passport", "policy", "recycling"]
+        assert form.xpath(".//input[@name='cadence']/@value") == ["per-release", "weekly"]
+        for element in form.xpath(".//input[@id]"):  # every visible field has a label
+            assert form.xpath(f".//label[@for='{element.get('id')}']"), element.get("name")
+        assert CSRF_PLACEHOLDER.encode() in (project.root / "public" / path).read_bytes()
+
+
+def test_the_repository_sample_builds(tmp_path):
+    environ = {"PRESSROOM_PATHS__PUBLIC": str(tmp_path / "public")}
+    settings = load_settings(REPO / "pressroom.toml", environ=environ)
+    result = load_releases(settings)
+    assert not result.problems
+    report = build_site(settings=settings, releases=result.releases, now=NOW)
+    [slug] = report.releases
+    page = lxml.html.fromstring((tmp_path / "public" / "releases" / slug / "index.html").read_bytes())
+    assert "Friendship" in page.findtext(".//h1")
+    assert _meta(page)["og:image"] == f"https://www.materialsforbatterieshub.eu/releases/{slug}/hero.png"
+    assert (tmp_path / "public" / "releases" / slug / "hero.png").is_file()
+
+
+def test_public_must_not_hold_the_sources(project):
+    settings = project.settings(PRESSROOM_PATHS__PUBLIC=str(project.root))
+    with pytest.raises(ConfigError, match="paths.public"):
+        build_site(settings=settings, releases=[], now=NOW)
+    assert (project.root / "pressroom.toml").exists()
+
+
+def test_now_must_be_aware(project):
+    with pytest.raises(ValueError, match="timezone-aware"):
+        build_site(settings=project.settings(), releases=[], now=NOW.replace(tzinfo=None))
+
+
+def test_written_files_are_world_readable(project):
+    project.write_release("readable")
+    build(project, NOW)
+    page = project.root / "public" / "releases" / "readable" / "index.html"
+    assert os.stat(page).st_mode & 0o444 == 0o444
