@@ -13,9 +13,8 @@ from lxml import etree
 
 from pressroom.feeds import render_feeds
 from pressroom.releases import load_releases
-from site_support import HIDDEN, PUBLIC, active_content, assert_nothing_runs, build, serve, write_sample
-
-from conftest import NOW
+from tests.conftest import NOW
+from tests.site_support import HIDDEN, PUBLIC, active_content, assert_nothing_runs, build, serve, write_sample
 
 BASE = "https://press.example.org"
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

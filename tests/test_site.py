@@ -14,9 +14,8 @@ from pressroom.errors import ConfigError
 from pressroom.releases import load_releases
 from pressroom.settings import load_settings
 from pressroom.site import CSRF_PLACEHOLDER, build_site
-from site_support import HIDDEN, PUBLIC, assert_nothing_runs, build, write_sample
-
-from conftest import NOW, REPO
+from tests.conftest import NOW, REPO
+from tests.site_support import HIDDEN, PUBLIC, assert_nothing_runs, build, write_sample
 
 BASE = "https://press.example.org"
 
