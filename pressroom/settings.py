@@ -126,6 +126,11 @@ class SocialAccount(_Section):
     token: SecretStr | None = None
     password: SecretStr | None = None
     author_urn: str | None = None
+    # Added for social networks: request timeout (seconds), LinkedIn's API version (YYYYMM),
+    # Bluesky's embed ("card": link card with the hero as thumb; "image": the hero with its alt text).
+    timeout: float = Field(20.0, gt=0, le=300)
+    api_version: str = "202510"
+    embed: Literal["card", "image"] = "card"
 
 
 class WebSettings(_Section):

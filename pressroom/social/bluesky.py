@@ -1,0 +1,226 @@
+"""Bluesky (AT Protocol): records written to the account's PDS over XRPC.
+
+Every part of a post gets a record key derived from the release (:func:`release_tid`, a valid
+TID), so a post can be looked up before it is written: after an error, a timeout or a crash
+the record is read with ``com.atproto.repo.getRecord`` and only created when it is missing.
+Links and tags are facets at UTF-8 byte offsets; the release is an ``app.bsky.embed.external``
+card whose thumb is the hero image uploaded as a blob of at most 1,000,000 bytes (or, with
+``embed = "image"``, the hero as an image with its alt text). A 429 says when to come back in
+``RateLimit-Reset`` (epoch seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from pressroom.errors import ConfigError, PermanentError
+from pressroom.settings import Settings, SocialAccount
+from pressroom.social.compose import BLUESKY, Limits, Part, Post
+from pressroom.social.network import Published, RetryLater, error_for, http_client
+
+__all__ = ["Bluesky", "MAX_THUMB_BYTES", "bluesky_reset", "release_tid"]
+
+COLLECTION = "app.bsky.feed.post"
+MAX_THUMB_BYTES = 1_000_000
+_S32 = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def release_tid(*, slug: str, account: str, published: datetime, part: int = 0) -> str:
+    """A valid TID (13 base32-sortable characters) that is the same on every run for this post.
+
+    The timestamp is the release's publication time in microseconds, moved by a hash of the
+    slug so releases published in the same minute differ; the clock id is hashed from slug
+    and account. Parts of a thread follow one microsecond apart.
+    """
+    digest = int.from_bytes(hashlib.blake2b(f"{slug}\0{account}".encode(), digest_size=8).digest(), "big")
+    micros = int(published.timestamp()) * 1_000_000 + (digest >> 10) % 62_500 * 16 + part
+    value = (micros << 10) | (digest % 1024)
+    chars = []
+    for _ in range(13):
+        chars.append(_S32[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def bluesky_reset(response: httpx.Response) -> datetime | None:
+    """When the rate limit resets: ``RateLimit-Reset`` is in epoch seconds."""
+    value = response.headers.get("RateLimit-Reset")
+    try:
+        return datetime.fromtimestamp(int(value), UTC) if value else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "no message"
+    if isinstance(body, dict):
+        return ": ".join(str(body[key]) for key in ("error", "message") if body.get(key)) or str(body)
+    return str(body)
+
+
+def _facets(part: Part) -> list[dict[str, Any]]:
+    facets = []
+    for facet in part.facets:
+        feature = (
+            {"$type": "app.bsky.richtext.facet#link", "uri": facet.value}
+            if facet.kind == "link"
+            else {"$type": "app.bsky.richtext.facet#tag", "tag": facet.value}
+        )
+        facets.append({"index": {"byteStart": facet.start, "byteEnd": facet.end}, "features": [feature]})
+    return facets
+
+
+class Bluesky:
+    """One Bluesky account: ``handle`` and an app ``password``; ``base_url`` is its PDS."""
+
+    name = "bluesky"
+    forms = ("bluesky",)
+
+    def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        if not account.handle or account.password is None:
+            raise ConfigError(
+                f"social: bluesky account {account.account!r} needs handle and password",
+                hint="set handle = \"name.bsky.social\" in [[social]] and an app password in PRESSROOM_SOCIAL__…",
+            )
+        self.account = account
+        self._client = http_client(account=account, base_url=(account.base_url or "https://bsky.social").rstrip("/"), transport=transport)
+        self._did: str | None = None
+        self._handle = account.handle
+        self.max_thumb_bytes = MAX_THUMB_BYTES
+
+    def __repr__(self) -> str:
+        return f"Bluesky(account={self.account.account!r}, handle={self.account.handle!r})"
+
+    # ------------------------------------------------------------------ requests
+
+    def _request(self, method: str, nsid: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        if auth and self._did is None:
+            self._login()
+        try:
+            response = self._client.request(method, f"/xrpc/{nsid}", **kwargs)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise RetryLater(
+                f"bluesky: {nsid}: {type(exc).__name__}", retry_at=datetime.now(UTC) + timedelta(seconds=30)
+            ) from None
+        if response.is_success:
+            return response
+        raise error_for(response, network="bluesky", message=_message(response), reset_at=bluesky_reset)
+
+    def _login(self) -> None:
+        # Logged in lazily, once per run: most runs have nothing to post, and sessions are rate limited.
+        assert self.account.password is not None
+        session = self._request(
+            "POST", "com.atproto.server.createSession", auth=False,
+            json={"identifier": self.account.handle, "password": self.account.password.get_secret_value()},
+        ).json()
+        self._did, self._handle = session["did"], session.get("handle", self._handle)
+        self._client.headers["Authorization"] = f"Bearer {session['accessJwt']}"
+
+    def _get_record(self, rkey: str) -> dict[str, Any] | None:
+        try:
+            return self._request(
+                "GET", "com.atproto.repo.getRecord", params={"repo": self._did, "collection": COLLECTION, "rkey": rkey}
+            ).json()
+        except PermanentError as exc:
+            if "RecordNotFound" in exc.message or "Could not locate record" in exc.message:
+                return None
+            raise
+
+    def _blob(self, post: Post) -> dict[str, Any] | None:
+        """The hero image as a blob; ``None`` (a card without a picture) when it is too large."""
+        card = post.card
+        if card.image_file is not None and card.image_file.is_file():
+            data = card.image_file.read_bytes()
+            mime = mimetypes.guess_type(card.image_file.name)[0] or "application/octet-stream"
+        elif card.image_url:
+            try:
+                response = self._client.get(card.image_url, headers={"Authorization": ""})
+            except httpx.HTTPError:
+                return None
+            if not response.is_success:
+                return None
+            data, mime = response.content, response.headers.get("Content-Type", "image/jpeg").split(";")[0]
+        else:
+            return None
+        if len(data) > self.max_thumb_bytes:
+            return None
+        return self._request("POST", "com.atproto.repo.uploadBlob", content=data, headers={"Content-Type": mime}).json()["blob"]
+
+    def _embed(self, post: Post) -> dict[str, Any]:
+        blob = self._blob(post)
+        if self.account.embed == "image" and blob is not None:
+            return {"$type": "app.bsky.embed.images", "images": [{"image": blob, "alt": post.card.image_alt}]}
+        external: dict[str, Any] = {"uri": post.card.url, "title": post.card.title, "description": post.card.description}
+        if blob is not None:
+            external["thumb"] = blob
+        return {"$type": "app.bsky.embed.external", "external": external}
+
+    # ------------------------------------------------------------------ the interface
+
+    def limits(self, form: str) -> Limits:
+        return BLUESKY
+
+    def rkeys(self, post: Post) -> list[str]:
+        """The record key of every part of ``post``: derived from the release, the same on every run."""
+        return [
+            release_tid(slug=post.slug, account=self.account.account, published=post.published, part=index)
+            for index in range(len(post.parts))
+        ]
+
+    def publish(self, post: Post, *, key: str) -> Published:
+        refs: list[dict[str, str]] = []
+        for index, rkey in enumerate(self.rkeys(post)):
+            # Look before writing: after a crash or a timeout the record may already be there.
+            existing = self._get_record(rkey)
+            if existing is None:
+                record: dict[str, Any] = {
+                    "$type": COLLECTION,
+                    "text": post.parts[index].text,
+                    "createdAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    "langs": [post.language],
+                }
+                facets = _facets(post.parts[index])
+                if facets:
+                    record["facets"] = facets
+                if index == 0:
+                    record["embed"] = self._embed(post)
+                else:
+                    record["reply"] = {"root": refs[0], "parent": refs[-1]}
+                try:
+                    created = self._request(
+                        "POST", "com.atproto.repo.createRecord",
+                        json={"repo": self._did, "collection": COLLECTION, "rkey": rkey, "record": record},
+                    ).json()
+                except RetryLater:
+                    # The write may have happened before the error: check before anyone retries.
+                    existing = self._get_record(rkey)
+                    if existing is None:
+                        raise
+                    created = existing
+                refs.append({"uri": created["uri"], "cid": created["cid"]})
+            else:
+                refs.append({"uri": existing["uri"], "cid": existing["cid"]})
+        # Read back once: a post reported as sent exists.
+        if self._get_record(self.rkeys(post)[0]) is None:
+            raise RetryLater("bluesky: the post was created but cannot be read back", retry_at=datetime.now(UTC) + timedelta(seconds=30))
+        return Published(url=self._web_url(refs[0]["uri"]), ids=tuple(ref["uri"] for ref in refs))
+
+    def find(self, post: Post, *, key: str) -> Published | None:
+        rkey = self.rkeys(post)[0]
+        existing = self._get_record(rkey)
+        return Published(url=self._web_url(existing["uri"]), ids=(existing["uri"],)) if existing else None
+
+    def _web_url(self, uri: str) -> str:
+        rkey = uri.rsplit("/", 1)[-1]
+        return f"https://bsky.app/profile/{self._handle}/post/{rkey}"
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,394 @@
+"""Release -> one :class:`Post` per network, written to that network's rules.
+
+Each network counts differently (:class:`Limits`): Mastodon counts grapheme clusters and
+every URL as 23; Bluesky counts grapheme clusters *and* UTF-8 bytes; LinkedIn counts
+characters (UTF-16 code units here, the stricter reading). The text comes from
+``templates/social/<network>.txt.j2``; when it is too long the release text is shortened at
+a word boundary with an ellipsis, never inside a URL, a hashtag or a grapheme cluster. A long
+per-network override text (``social: {mastodon: {text: ...}}`` in front matter) becomes a
+thread of replies where the network has threads.
+
+Facets (Bluesky's links and tags) are found in the final text, so their UTF-8 byte
+offsets always match the bytes that are sent.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Literal
+
+import grapheme
+import jinja2
+
+from pressroom.errors import TemplateError
+from pressroom.releases import Release
+
+__all__ = [
+    "BLUESKY",
+    "Card",
+    "Facet",
+    "LINKEDIN",
+    "Limits",
+    "MASTODON",
+    "NETWORK_LIMITS",
+    "Part",
+    "Post",
+    "compose_post",
+    "find_facets",
+    "hashtags_for",
+    "shorten",
+]
+
+ELLIPSIS = "…"
+# A URL ends at whitespace; punctuation that closes a sentence is not part of it.
+_URL_RE = re.compile(r"https?://[^\s<>\"]+")
+_URL_TRAILING = ".,;:!?'\")]}»”’…"
+_SENTENCE_END = (".", "!", "?", "。", "！", "？", "؟", "…")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How one network measures a post, and how long a thread may grow."""
+
+    chars: int
+    bytes: int | None = None
+    url_chars: int | None = None
+    unit: Literal["graphemes", "utf16"] = "graphemes"
+    max_parts: int = 1
+
+    def count(self, text: str) -> int:
+        """The length of ``text`` counted the network's way."""
+        if self.url_chars is not None:
+            weight = self.url_chars
+            text = _URL_RE.sub(lambda m: "x" * weight + m.group(0)[len(_url_at(m)) :], text)
+        if self.unit == "utf16":
+            return len(text.encode("utf-16-le")) // 2
+        return grapheme.length(text)
+
+    def fits(self, text: str) -> bool:
+        """True when ``text`` is within every limit of the network."""
+        if self.bytes is not None and len(text.encode("utf-8")) > self.bytes:
+            return False
+        return self.count(text) <= self.chars
+
+
+# Defaults from each network's documentation; Mastodon's are replaced by the instance's own.
+MASTODON = Limits(chars=500, url_chars=23, max_parts=10)
+BLUESKY = Limits(chars=300, bytes=3000, max_parts=10)
+LINKEDIN = Limits(chars=3000, unit="utf16", max_parts=1)
+NETWORK_LIMITS: dict[str, Limits] = {"mastodon": MASTODON, "bluesky": BLUESKY, "linkedin": LINKEDIN}
+
+
+@dataclass(frozen=True)
+class Facet:
+    """A link or a tag in a post, at UTF-8 byte offsets ``[start, end)`` of the text."""
+
+    kind: Literal["link", "tag"]
+    start: int
+    end: int
+    value: str  # the URL, or the tag without its '#'
+
+
+@dataclass(frozen=True)
+class Part:
+    """One post of a thread (the first is the root); ``count`` is the network's own count."""
+
+    text: str
+    count: int
+    bytes: int
+    facets: tuple[Facet, ...] = ()
+
+
+@dataclass(frozen=True)
+class Card:
+    """The release link as a preview card, with the hero image and its alt text."""
+
+    url: str
+    title: str
+    description: str
+    image_url: str | None = None
+    image_file: Path | None = None
+    image_alt: str = ""
+
+
+@dataclass(frozen=True)
+class Post:
+    """What goes out on one network for one release: a root post, maybe replies, and a card."""
+
+    network: str
+    slug: str
+    published: datetime
+    parts: tuple[Part, ...]
+    card: Card
+    language: str
+    limits: Limits
+    hashtags: tuple[str, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return self.parts[0].text
+
+
+# --------------------------------------------------------------------------- counting helpers
+
+
+def _url_at(match: re.Match[str]) -> str:
+    return match.group(0).rstrip(_URL_TRAILING)
+
+
+def _is_tag_char(char: str) -> bool:
+    return char == "_" or unicodedata.category(char)[0] in "LMN"
+
+
+def _tag_body(candidate: str) -> str:
+    """The tag in the text after a '#': tag characters, starting with a letter or digit, with a letter."""
+    end = 0
+    while end < len(candidate) and _is_tag_char(candidate[end]):
+        end += 1
+    body = candidate[:end]
+    if not body or unicodedata.category(body[0])[0] not in "LN":
+        return ""
+    if not any(unicodedata.category(char)[0] == "L" for char in body):
+        return ""
+    return body if grapheme.length(body) <= 64 else ""
+
+
+def find_facets(text: str) -> tuple[Facet, ...]:
+    """Every URL and ``#tag`` in ``text`` with its UTF-8 byte offsets, in text order."""
+    spans: list[tuple[int, int, Literal["link", "tag"], str]] = []
+    for match in _URL_RE.finditer(text):
+        url = _url_at(match)
+        spans.append((match.start(), match.start() + len(url), "link", url))
+    for index, char in enumerate(text):
+        if char != "#" or (index and not text[index - 1].isspace()):
+            continue
+        if any(start <= index < end for start, end, _, _ in spans):
+            continue
+        body = _tag_body(text[index + 1 :])
+        if body:
+            spans.append((index, index + 1 + len(body), "tag", body))
+    spans.sort()
+    facets = []
+    for start, end, kind, value in spans:
+        byte_start = len(text[:start].encode("utf-8"))
+        facets.append(Facet(kind, byte_start, byte_start + len(text[start:end].encode("utf-8")), value))
+    return tuple(facets)
+
+
+def hashtags_for(tags: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``["Cluster HUB", "circular economy"]`` -> ``("#ClusterHUB", "#CircularEconomy")``.
+
+    Words are joined in CamelCase (readable by screen readers); characters that cannot be in
+    a hashtag are dropped; a tag without a letter, or longer than Bluesky's 64 graphemes, is left out.
+    """
+    result: dict[str, str] = {}
+    for tag in tags:
+        words = re.split(r"[^\w\u0300-\u036f]+|_", unicodedata.normalize("NFC", tag))
+        pieces = []
+        for word in words:
+            word = "".join(char for char in word if _is_tag_char(char) and char != "_")
+            word = word.lstrip("".join(c for c in word if unicodedata.category(c)[0] == "M"))
+            if not word:
+                continue
+            first = word[0].upper()
+            pieces.append((first if len(first) == 1 else word[0]) + word[1:])
+        body = "".join(pieces)
+        if body and _tag_body(body) == body:
+            result.setdefault(body.casefold(), f"#{body}")
+    return tuple(result.values())
+
+
+# --------------------------------------------------------------------------- shortening
+
+
+def _words(text: str) -> list[str]:
+    """``text`` as alternating runs of whitespace and non-whitespace grapheme clusters."""
+    runs: list[str] = []
+    for cluster in grapheme.graphemes(text):
+        space = cluster.isspace()
+        if runs and runs[-1].isspace() == space:
+            runs[-1] += cluster
+        else:
+            runs.append(cluster)
+    return runs
+
+
+def _protected(word: str) -> bool:
+    """A URL or a hashtag is kept whole or dropped whole."""
+    return "://" in word or "#" in word
+
+
+def _largest(count: int, ok: Callable[[int], bool]) -> int:
+    """The largest ``n`` in ``0..count`` with ``ok(n)``, assuming ``ok`` is monotone (0 is assumed ok)."""
+    low, high = 0, count
+    while low < high:
+        middle = (low + high + 1) // 2
+        if ok(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _trim_end(text: str) -> str:
+    return text.rstrip().rstrip(",;:-–—(").rstrip()
+
+
+def shorten(text: str, *, fits: Callable[[str], bool], ellipsis: str = ELLIPSIS) -> str:
+    """The longest start of ``text`` that ``fits``, cut at a word boundary and ending in ``ellipsis``.
+
+    A word without spaces (CJK text, a long compound) is cut between grapheme clusters when
+    cutting at a word boundary would keep less than half of what fits; URLs and hashtags are
+    never cut. Returns ``""`` when not even the ellipsis fits.
+    """
+    if fits(text):
+        return text
+    if not fits(ellipsis):
+        return ""
+    words = _words(text)
+    kept = _largest(len(words), lambda n: fits(_trim_end("".join(words[:n])) + ellipsis))
+    head = _trim_end("".join(words[:kept]))
+    if kept < len(words) and not words[kept].isspace() and not _protected(words[kept]):
+        # Try cutting inside the next word, between grapheme clusters.
+        prefix = "".join(words[:kept])
+        clusters = list(grapheme.graphemes(words[kept]))
+        inside = _largest(len(clusters) - 1, lambda n: fits(_trim_end(prefix + "".join(clusters[:n])) + ellipsis))
+        longer = _trim_end(prefix + "".join(clusters[:inside]))
+        if inside and grapheme.length(head) * 2 < grapheme.length(longer):
+            head = longer
+    return head + ellipsis if head else ellipsis
+
+
+def _split_thread(text: str, *, fits_first: Callable[[str], bool], fits_reply: Callable[[str], bool], max_parts: int) -> list[str]:
+    """Cut ``text`` into thread parts at sentence (else word) boundaries, without ellipses."""
+    parts: list[str] = []
+    rest = text.strip()
+    while rest:
+        fits = fits_first if not parts else fits_reply
+        if len(parts) == max_parts - 1 or fits(rest):
+            parts.append(rest if fits(rest) else shorten(rest, fits=fits))
+            break
+        words = _words(rest)
+        kept = _largest(len(words), lambda n: fits(_trim_end("".join(words[:n]))))
+        sentence = max(
+            (n for n in range(1, kept + 1) if "".join(words[:n]).rstrip().endswith(_SENTENCE_END)),
+            default=0,
+        )
+        if sentence * 2 >= kept:
+            kept = sentence
+        if kept == 0:  # one word longer than a whole post: shorten it rather than loop
+            parts.append(shorten(rest, fits=fits))
+            break
+        parts.append(_trim_end("".join(words[:kept])))
+        rest = "".join(words[kept:]).strip()
+    return parts
+
+
+# --------------------------------------------------------------------------- templates and compose
+
+
+@lru_cache(maxsize=8)
+def _environment(folder: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _template(templates: Path, network: str) -> jinja2.Template:
+    try:
+        return _environment(str(templates / "social")).get_template(f"{network}.txt.j2")
+    except jinja2.TemplateNotFound:
+        raise TemplateError(
+            f"templates/social/{network}.txt.j2 is missing",
+            hint=f"add templates/social/{network}.txt.j2 (copy one of the other networks' templates)",
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"templates/social/{network}.txt.j2:{exc.lineno}: {exc.message}") from None
+
+
+def _render(template: jinja2.Template, **values: object) -> str:
+    try:
+        text = template.render(**values)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"templates/social/{template.name}: {exc}") from None
+    # Blank lines collapse to one; the template decides where text, link and tags go.
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _part(text: str, limits: Limits) -> Part:
+    return Part(text=text, count=limits.count(text), bytes=len(text.encode("utf-8")), facets=find_facets(text))
+
+
+def compose_post(*, release: Release, network: str, limits: Limits, templates: Path) -> Post:
+    """Write ``release`` for ``network`` within ``limits`` using ``templates/social/<network>.txt.j2``.
+
+    The release URL is always in the root post, whole; hashtags that do not fit are left out,
+    last first; the text is shortened, or, for an override text on a network with threads,
+    continued in replies.
+    """
+    template = _template(templates, network)
+    override = release.channel(network).text
+    body = override.strip() if override else release.title
+    summary = "" if override or release.summary.strip() == release.title.strip() else release.summary.strip()
+    present = {facet.value.casefold() for facet in find_facets(f"{body} {summary}") if facet.kind == "tag"}
+    hashtags = [tag for tag in hashtags_for(release.tags) if tag[1:].casefold() not in present]
+
+    def render(text: str, tags: list[str], summary_text: str = "") -> str:
+        return _render(template, text=text, summary=summary_text, url=release.url, hashtags=tags, release=release)
+
+    # Hashtags are the first thing to go (last first): the URL and a whole title matter more.
+    minimal = ELLIPSIS if override else body
+    while hashtags and not limits.fits(render(minimal, hashtags)):
+        hashtags.pop()
+
+    parts: list[str]
+    if limits.fits(render(body, hashtags, summary)):
+        parts = [render(body, hashtags, summary)]
+    elif summary and limits.fits(render(body, hashtags, ELLIPSIS)):
+        short = shorten(summary, fits=lambda s: limits.fits(render(body, hashtags, s)))
+        parts = [render(body, hashtags, short)]
+    elif override and limits.max_parts > 1:
+        chunks = _split_thread(
+            body,
+            fits_first=lambda t: limits.fits(render(t, hashtags)),
+            fits_reply=limits.fits,
+            max_parts=limits.max_parts,
+        )
+        parts = [render(chunks[0], hashtags), *chunks[1:]]
+    else:
+        parts = [render(shorten(body, fits=lambda t: limits.fits(render(t, hashtags))), hashtags)]
+
+    hero = release.hero
+    card = Card(
+        url=release.url,
+        title=release.title,
+        description=release.summary,
+        image_url=hero.src if hero else None,
+        image_file=hero.file if hero else None,
+        image_alt=hero.alt if hero else "",
+    )
+    return Post(
+        network=network,
+        slug=release.slug,
+        published=release.date,
+        parts=tuple(_part(text, limits) for text in parts),
+        card=card,
+        language=release.language,
+        limits=limits,
+        hashtags=tuple(hashtags),
+    )
+
+
+def with_limits(post: Post, limits: Limits) -> Post:
+    """``post`` re-measured with other limits (used by the preview when an instance has its own)."""
+    return replace(post, limits=limits, parts=tuple(_part(part.text, limits) for part in post.parts))

@@ -1,0 +1,157 @@
+"""LinkedIn: one post per release through the Posts API, with the release as an article card.
+
+The commentary is in LinkedIn's "little" text format: the reserved characters
+``\\ | { } @ [ ] ( ) < > # * _ ~`` are escaped with a backslash (unescaped, LinkedIn cuts the
+post at the first one and still answers 201); hashtags become ``{hashtag|\\#|Tag}``.
+LinkedIn has no idempotency key, so before any retry :meth:`LinkedIn.find` reads the author's
+recent posts and looks for the release link.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from pressroom.errors import ConfigError
+from pressroom.settings import Settings, SocialAccount
+from pressroom.social.compose import LINKEDIN, Limits, Post, find_facets
+from pressroom.social.network import Published, RetryLater, error_for, http_client
+
+__all__ = ["LinkedIn", "little_text", "linkedin_reset"]
+
+_RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
+
+
+def _escape(text: str) -> str:
+    return _RESERVED.sub(r"\\\1", text)
+
+
+def little_text(text: str) -> str:
+    """Plain post text -> LinkedIn "little" commentary: reserved characters escaped, tags as templates."""
+    out: list[str] = []
+    data = text.encode("utf-8")
+    position = 0
+    for facet in find_facets(text):
+        if facet.kind != "tag":
+            continue
+        out.append(_escape(data[position : facet.start].decode("utf-8")))
+        out.append("{hashtag|\\#|" + _escape(facet.value) + "}")
+        position = facet.end
+    out.append(_escape(data[position:].decode("utf-8")))
+    return "".join(out)
+
+
+def linkedin_reset(response: httpx.Response) -> datetime | None:
+    """LinkedIn documents no reset header; honour a Retry-After when one is sent."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.isdigit():
+        return datetime.now(UTC) + timedelta(seconds=int(value))
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "no message"
+    return str(body.get("message") or body) if isinstance(body, dict) else str(body)
+
+
+class LinkedIn:
+    """One LinkedIn author (a person or an organization page): ``author_urn`` and an OAuth ``token``."""
+
+    name = "linkedin"
+    forms = ("linkedin",)
+
+    def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        if not account.author_urn or account.token is None:
+            raise ConfigError(
+                f"social: linkedin account {account.account!r} needs author_urn and token",
+                hint="set author_urn = \"urn:li:organization:…\" in [[social]] and PRESSROOM_SOCIAL__… for the token",
+            )
+        self.account = account
+        self._client = http_client(
+            account=account,
+            base_url=(account.base_url or "https://api.linkedin.com").rstrip("/"),
+            headers={
+                "Authorization": f"Bearer {account.token.get_secret_value()}",
+                "LinkedIn-Version": account.api_version,
+                "X-Restli-Protocol-Version": "2.0.0",
+            },
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"LinkedIn(account={self.account.account!r}, author={self.account.author_urn!r})"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise RetryLater(
+                f"linkedin: {method} {path}: {type(exc).__name__}", retry_at=datetime.now(UTC) + timedelta(seconds=30)
+            ) from None
+        if response.is_success:
+            return response
+        raise error_for(response, network="linkedin", message=_message(response), reset_at=linkedin_reset)
+
+    def limits(self, form: str) -> Limits:
+        return LINKEDIN
+
+    def _thumbnail(self, post: Post) -> str | None:
+        """Upload the hero image (Images API) and return its URN; a card without it is still a card."""
+        file = post.card.image_file
+        if file is None or not file.is_file():
+            return None
+        started = self._request(
+            "POST", "/rest/images", params={"action": "initializeUpload"},
+            json={"initializeUploadRequest": {"owner": self.account.author_urn}},
+        ).json()["value"]
+        self._request("PUT", started["uploadUrl"], content=file.read_bytes())
+        return str(started["image"])
+
+    def publish(self, post: Post, *, key: str) -> Published:
+        article: dict[str, Any] = {"source": post.card.url, "title": post.card.title, "description": post.card.description}
+        thumbnail = self._thumbnail(post)
+        if thumbnail:
+            article["thumbnail"] = thumbnail
+        body = {
+            "author": self.account.author_urn,
+            "commentary": little_text(post.parts[0].text),
+            "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "content": {"article": article},
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": False,
+        }
+        response = self._request("POST", "/rest/posts", json=body)
+        urn = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id", "")
+        # Read back once: a post reported as sent exists.
+        self._request("GET", f"/rest/posts/{quote(urn, safe='')}")
+        return Published(url=f"https://www.linkedin.com/feed/update/{urn}/", ids=(urn,))
+
+    def find(self, post: Post, *, key: str) -> Published | None:
+        found = self._request(
+            "GET", "/rest/posts",
+            params={"q": "author", "author": self.account.author_urn, "count": 20, "sortBy": "LAST_MODIFIED"},
+            headers={"X-RestLi-Method": "FINDER"},
+        ).json()
+        for element in found.get("elements", []):
+            article = (element.get("content") or {}).get("article") or {}
+            if article.get("source") == post.card.url:
+                urn = str(element["id"])
+                return Published(url=f"https://www.linkedin.com/feed/update/{urn}/", ids=(urn,))
+        return None
+
+    def close(self) -> None:
+        self._client.close()

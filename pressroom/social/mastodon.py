@@ -1,0 +1,131 @@
+"""Mastodon: statuses through the REST API, threads as replies, one ``Idempotency-Key`` per part.
+
+The instance's own limits come from ``GET /api/v2/instance``
+(``configuration.statuses.max_characters`` and ``characters_reserved_per_url``). A 429 carries
+no Retry-After; ``X-RateLimit-Reset`` is an ISO-8601 time. Validation errors (422) carry
+``{"error": "Validation failed: ..."}`` and are not retried. Mastodon keeps an
+``Idempotency-Key`` for an hour, so a retry within that hour returns the same status; after
+that, :meth:`Mastodon.find` looks for the release link in the account's recent statuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import httpx
+
+from pressroom.errors import ConfigError, PermanentError
+from pressroom.settings import Settings, SocialAccount
+from pressroom.social.compose import MASTODON, Limits, Post
+from pressroom.social.network import Published, RetryLater, error_for, http_client
+
+__all__ = ["Mastodon", "mastodon_reset"]
+
+
+def mastodon_reset(response: httpx.Response) -> datetime | None:
+    """When the rate limit resets: ``X-RateLimit-Reset`` is ISO-8601 (``2024-08-01T12:05:00.000Z``)."""
+    value = response.headers.get("X-RateLimit-Reset")
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "no message"
+    if isinstance(body, dict):
+        return str(body.get("error") or body.get("error_description") or body)
+    return str(body)
+
+
+class Mastodon:
+    """One Mastodon account: ``base_url`` is the instance, ``token`` an access token with write:statuses."""
+
+    name = "mastodon"
+    forms = ("mastodon",)
+
+    def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        if not account.base_url or account.token is None:
+            raise ConfigError(
+                f"social: mastodon account {account.account!r} needs base_url and token",
+                hint="set base_url = \"https://your.instance\" in [[social]] and PRESSROOM_SOCIAL__… for the token",
+            )
+        self.account = account
+        self._client = http_client(
+            account=account,
+            base_url=account.base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {account.token.get_secret_value()}"},
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"Mastodon(account={self.account.account!r}, base_url={self.account.base_url!r})"
+
+    # ------------------------------------------------------------------ requests
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise RetryLater(f"mastodon: {method} {path} timed out", retry_at=datetime.now().astimezone()) from None
+        except httpx.TransportError as exc:
+            raise RetryLater(f"mastodon: {method} {path}: {type(exc).__name__}", retry_at=datetime.now().astimezone()) from None
+        if response.is_success:
+            return response
+        raise error_for(response, network="mastodon", message=_message(response), reset_at=mastodon_reset)
+
+    # ------------------------------------------------------------------ the interface
+
+    @cached_property
+    def _instance_limits(self) -> Limits:
+        try:
+            configuration = self._request("GET", "/api/v2/instance").json().get("configuration", {})
+        except PermanentError:
+            return MASTODON  # an old instance without v2: the documented defaults
+        statuses = configuration.get("statuses", {})
+        return replace(
+            MASTODON,
+            chars=int(statuses.get("max_characters", MASTODON.chars)),
+            url_chars=int(statuses.get("characters_reserved_per_url", MASTODON.url_chars)),
+        )
+
+    def limits(self, form: str) -> Limits:
+        return self._instance_limits
+
+    def publish(self, post: Post, *, key: str) -> Published:
+        ids: list[str] = []
+        url = ""
+        for index, part in enumerate(post.parts):
+            data: dict[str, Any] = {"status": part.text, "visibility": "public", "language": post.language}
+            if ids:
+                data["in_reply_to_id"] = ids[-1]
+            # The same key on every attempt: within an hour Mastodon answers with the status it already made.
+            response = self._request("POST", "/api/v1/statuses", json=data, headers={"Idempotency-Key": f"{key}-{index}"})
+            status = response.json()
+            ids.append(str(status["id"]))
+            url = url or status.get("url") or status.get("uri", "")
+        # Read back once: a post reported as sent exists.
+        self._request("GET", f"/api/v1/statuses/{ids[0]}")
+        return Published(url=url, ids=tuple(ids))
+
+    def find(self, post: Post, *, key: str) -> Published | None:
+        me = self._request("GET", "/api/v1/accounts/verify_credentials").json()
+        statuses = self._request(
+            "GET", f"/api/v1/accounts/{me['id']}/statuses", params={"limit": 40, "exclude_replies": "true"}
+        ).json()
+        for status in statuses:
+            card = status.get("card") or {}
+            if post.card.url in status.get("content", "") or card.get("url") == post.card.url:
+                return Published(url=status.get("url") or status.get("uri", ""), ids=(str(status["id"]),))
+        return None
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,153 @@
+"""The one small interface every social network implements, and what they share.
+
+A network is chosen by name from ``[[social]]`` accounts in settings; an unknown name fails
+in :func:`open_networks` before anything is sent. Each network maps its HTTP failures
+into the tree of :mod:`pressroom.errors`: :class:`RetryLater` (a ``TransientError`` that knows
+when the network will accept requests again) or ``PermanentError`` (carrying the network's
+own message, never retried).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Callable, Protocol
+
+import httpx
+
+from pressroom.errors import ConfigError, PermanentError, TransientError
+from pressroom.settings import Settings, SocialAccount
+from pressroom.social.compose import Limits, Post
+
+__all__ = [
+    "Published",
+    "RetryLater",
+    "SocialNetwork",
+    "channel_name",
+    "error_for",
+    "http_client",
+    "idempotency_key",
+    "open_networks",
+]
+
+DEFAULT_RETRY = timedelta(seconds=60)
+
+
+class RetryLater(TransientError):
+    """A rate limit, a 5xx or a timeout: try again at ``retry_at`` (never sooner)."""
+
+    def __init__(self, message: str, *, retry_at: datetime, hint: str = "") -> None:
+        super().__init__(message, hint=hint or "nothing to do: the post is retried on a later run")
+        self.retry_at = retry_at
+
+    def retry_after(self, now: datetime | None = None) -> float:
+        """Seconds to wait from ``now``; never negative."""
+        return max(0.0, (self.retry_at - (now or datetime.now(UTC))).total_seconds())
+
+
+@dataclass(frozen=True)
+class Published:
+    """A post that exists on its network: its public URL and the id of every part of the thread."""
+
+    url: str
+    ids: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+class SocialNetwork(Protocol):
+    """One account on one network. ``forms`` are the networks whose rules its posts follow."""
+
+    name: str
+    account: SocialAccount
+    forms: tuple[str, ...]
+
+    def limits(self, form: str) -> Limits:
+        """The length rules for posts in ``form`` (Mastodon asks its instance)."""
+        ...
+
+    def publish(self, post: Post, *, key: str) -> Published:
+        """Create ``post`` (all its parts) and read it back; safe to call again with the same ``key``."""
+        ...
+
+    def find(self, post: Post, *, key: str) -> Published | None:
+        """The post if it already exists on the network (after a crash or an ambiguous error)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the network is not used afterwards."""
+        ...
+
+
+def channel_name(account: SocialAccount) -> str:
+    """The ledger channel of an account, e.g. ``social:bluesky:default``."""
+    return f"social:{account.network}:{account.account}"
+
+
+def idempotency_key(*, slug: str, channel: str, recipient: str, part: int = 0) -> str:
+    """A stable key for one post of one release on one account, the same on every run."""
+    digest = hashlib.blake2b(f"{slug}\0{channel}\0{recipient}".encode(), digest_size=16).hexdigest()
+    return f"pressroom-{digest}-{part}"
+
+
+def http_client(*, account: SocialAccount, base_url: str, headers: dict[str, str] | None = None,
+                transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """The one httpx client of a network for a run, with timeouts (never without)."""
+    return httpx.Client(
+        base_url=base_url,
+        headers={"User-Agent": "Pressroom (+https://github.com/pressroom)", **(headers or {})},
+        timeout=httpx.Timeout(account.timeout, connect=min(10.0, account.timeout)),
+        transport=transport,
+        follow_redirects=False,
+    )
+
+
+def error_for(
+    response: httpx.Response,
+    *,
+    network: str,
+    message: str,
+    reset_at: Callable[[httpx.Response], datetime | None],
+    now: datetime | None = None,
+) -> PermanentError | RetryLater:
+    """Map a failed response to the error tree: 429/5xx -> :class:`RetryLater`, other 4xx -> PermanentError."""
+    now = now or datetime.now(UTC)
+    status = response.status_code
+    if status == 429 or status >= 500 or status == 408:
+        retry_at = reset_at(response) or (now + DEFAULT_RETRY)
+        what = "rate limit reached" if status == 429 else f"server error {status}"
+        return RetryLater(f"{network}: {what}: {message}", retry_at=max(retry_at, now))
+    if status in (401, 403):
+        return PermanentError(
+            f"{network}: {status} {message}",
+            hint=f"check the {network} credentials (PRESSROOM_SOCIAL__… or the Prefect Secret block) and their permissions",
+        )
+    return PermanentError(f"{network}: {status} {message}", hint="the network refused the post; fix it and rerun")
+
+
+def open_networks(
+    *, settings: Settings, transport: httpx.BaseTransport | None = None
+) -> list[SocialNetwork]:
+    """One network per enabled ``[[social]]`` account; an unknown network name fails here, first."""
+    from pressroom.social.bluesky import Bluesky
+    from pressroom.social.linkedin import LinkedIn
+    from pressroom.social.mastodon import Mastodon
+    from pressroom.social.outbox import Outbox
+
+    kinds: dict[str, type] = {"outbox": Outbox, "mastodon": Mastodon, "bluesky": Bluesky, "linkedin": LinkedIn}
+    accounts = [account for account in settings.social if account.enabled]
+    unknown = sorted({account.network for account in accounts} - kinds.keys())
+    if unknown:
+        raise ConfigError(
+            f"social: unknown network {', '.join(map(repr, unknown))}",
+            hint=f"use one of {', '.join(sorted(kinds))} in [[social]] network = ...",
+        )
+    seen: set[str] = set()
+    for account in accounts:
+        if channel_name(account) in seen:
+            raise ConfigError(
+                f"social: two accounts are both {channel_name(account)}",
+                hint="give each [[social]] account of a network its own account = \"name\"",
+            )
+        seen.add(channel_name(account))
+    return [kinds[account.network](account=account, settings=settings, transport=transport) for account in accounts]

@@ -1,0 +1,36 @@
+// A Bluesky PDS and a PLC directory on loopback, for the tests: `node tests/pds/start.mjs [--rate-limits]`.
+// Prints one line `PDS_READY {"url": ...}` when both answer, and runs until stdin closes or SIGTERM.
+// @atproto/dev-env is installed by scripts/system-deps outside the checkout (PRESSROOM_PDS_DIR).
+import { createRequire } from 'node:module'
+import net from 'node:net'
+import path from 'node:path'
+
+const home = process.env.PRESSROOM_PDS_DIR || '/var/cache/pressroom-pds'
+const require = createRequire(path.join(home, 'package.json'))
+
+// dev-env listens on every interface; the tests may only use loopback.
+const listen = net.Server.prototype.listen
+net.Server.prototype.listen = function (...args) {
+  if (typeof args[0] === 'number' && typeof args[1] !== 'string') args.splice(1, 0, '127.0.0.1')
+  return listen.apply(this, args)
+}
+
+const { TestNetworkNoAppView } = require('@atproto/dev-env')
+const rateLimits = process.argv.includes('--rate-limits')
+const network = await TestNetworkNoAppView.create({
+  pds: { rateLimitsEnabled: rateLimits, hostname: 'localhost' },
+})
+const url = `http://127.0.0.1:${network.pds.port}`
+console.log('PDS_READY ' + JSON.stringify({ url, plc: network.plc.url, rateLimits }))
+
+let closing = false
+async function close() {
+  if (closing) return
+  closing = true
+  await network.close().catch(() => {})
+  process.exit(0)
+}
+process.on('SIGTERM', close)
+process.on('SIGINT', close)
+process.stdin.on('end', close)
+process.stdin.resume()
