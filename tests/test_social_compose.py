@@ -152,10 +152,10 @@ def test_hashtags_from_tags_in_camel_case_deduplicated():
 
 def test_hashtags_are_dropped_last_first_before_the_title_is_cut():
     release = make_release(
-        title="A" * 150, summary="", tags=("first tag", "second tag", "third tag", "fourth tag", "fifth tag", "sixth tag")
+        title="A" * 200, summary="", tags=("first tag", "second tag", "third tag", "fourth tag", "fifth tag", "sixth tag")
     )
     post = compose_post(release=release, network="bluesky", limits=BLUESKY, templates=TEMPLATES)
-    assert post.text.startswith("A" * 150 + "\n")
+    assert post.text.startswith("A" * 200 + "\n")
     assert post.hashtags and post.hashtags[0] == "#FirstTag"
     assert "#SixthTag" not in post.text
 
