@@ -1,0 +1,459 @@
+"""Compose: a release, a digest or a transactional email rendered ONCE (MJML -> HTML, text twin).
+
+Templates live in ``templates/email/``: ``<kind>.mjml.j2`` (Jinja2 with autoescape, then MJML)
+and ``<kind>.txt.j2`` (the plain-text twin, no escaping). The personal values are slot
+tokens at this stage; :class:`~pressroom.mail.message.Composed` fills them per recipient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_module
+import re
+import textwrap
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import jinja2
+from mjml import mjml2html
+
+from pressroom.errors import TemplateError
+from pressroom.mail.message import Composed, build_composed, new_tokens
+from pressroom.releases import Release
+from pressroom.settings import Settings
+
+__all__ = ["compose_release", "compose_digest", "compose_transactional", "contrast_ratio"]
+
+_PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
+TransactionalKind = Literal["confirm", "welcome", "unsubscribed"]
+
+
+# --------------------------------------------------------------------------- colours
+
+
+def _luminance(hex_color: str) -> float:
+    value = hex_color.lstrip("#")
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast_ratio(foreground: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    a, b = sorted((_luminance(foreground), _luminance(background)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def _mix(hex_color: str, target: str, amount: float) -> str:
+    a = hex_color.lstrip("#")
+    b = target.lstrip("#")
+    mixed = [round(int(a[i : i + 2], 16) * (1 - amount) + int(b[i : i + 2], 16) * amount) for i in (0, 2, 4)]
+    return "#" + "".join(f"{c:02x}" for c in mixed)
+
+
+def _readable(color: str, background: str, toward: str) -> str:
+    """``color`` moved toward ``toward`` until it reads at 4.5:1 (WCAG AA) on ``background``."""
+    for step in range(21):
+        candidate = _mix(color, toward, step / 20)
+        if contrast_ratio(candidate, background) >= 4.5:
+            return candidate
+    return toward
+
+
+def _palette(brand: str) -> dict[str, str]:
+    brand = brand if re.fullmatch(r"#[0-9a-fA-F]{6}", brand or "") else "#0b5d7a"
+    light_bg, dark_bg = "#ffffff", "#1a1f24"
+    accent = _readable(brand, light_bg, "#000000")
+    return {
+        "brand": brand,
+        "accent": accent,  # links, button, headings on white
+        "on_accent": "#ffffff" if contrast_ratio("#ffffff", accent) >= contrast_ratio("#111111", accent) else "#111111",
+        "text": "#1f2933",
+        "muted": "#52606d",
+        "page": "#eef2f5",
+        "card": light_bg,
+        "rule": "#d9e2ec",
+        "dark_page": "#0f1316",
+        "dark_card": dark_bg,
+        "dark_text": "#e4e9ee",
+        "dark_muted": "#aab6c2",
+        "dark_accent": _readable(brand, dark_bg, "#ffffff"),
+    }
+
+
+# --------------------------------------------------------------------------- links
+
+
+def _with_utm(url: str, *, settings: Settings, campaign: str) -> str:
+    """Add utm_* parameters to links into the public site when settings.email.utm is on."""
+    email = settings.email
+    if not email.utm or not url:
+        return url
+    parts = urlsplit(url)
+    if parts.netloc.lower() != urlsplit(settings.site.base_url).netloc.lower():
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {name for name, _ in query}
+    extra = [
+        (name, value)
+        for name, value in (("utm_source", email.utm_source), ("utm_medium", email.utm_medium), ("utm_campaign", campaign))
+        if name not in present
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query + extra)))
+
+
+_HREF = re.compile(r'href="([^"]*)"')
+
+
+def _utm_html(fragment: str, *, settings: Settings, campaign: str) -> str:
+    if not settings.email.utm:
+        return fragment
+
+    def replace(match: re.Match[str]) -> str:
+        url = html_module.unescape(match.group(1))
+        return f'href="{html_module.escape(_with_utm(url, settings=settings, campaign=campaign))}"'
+
+    return _HREF.sub(replace, fragment)
+
+
+# Inline styles for the sanitised release body: some clients drop <style>, none drops style="".
+_BODY_STYLES = {
+    "p": "margin:0 0 16px 0;",
+    "h1": "margin:24px 0 12px 0;font-size:22px;line-height:1.3;",
+    "h2": "margin:24px 0 12px 0;font-size:20px;line-height:1.3;",
+    "h3": "margin:20px 0 10px 0;font-size:18px;line-height:1.3;",
+    "ul": "margin:0 0 16px 0;padding-left:24px;",
+    "ol": "margin:0 0 16px 0;padding-left:24px;",
+    "li": "margin:0 0 6px 0;",
+    "blockquote": "margin:0 0 16px 0;padding:4px 0 4px 16px;border-left:4px solid {accent};",
+    "img": "max-width:100%;height:auto;",
+    "table": "border-collapse:collapse;max-width:100%;",
+    "a": "color:{accent};text-decoration:underline;word-break:break-word;",
+}
+_OPEN_TAG = re.compile(r"<(p|h1|h2|h3|ul|ol|li|blockquote|img|table|a)(\s[^>]*)?>")
+
+
+def _style_body(fragment: str, palette: dict[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        tag, attributes = match.group(1), match.group(2) or ""
+        style = _BODY_STYLES[tag].format(**palette)
+        closing = "/" if attributes.rstrip().endswith("/") else ""
+        attributes = attributes.rstrip().removesuffix("/")
+        return f'<{tag}{attributes} style="{style}"{closing}>'
+
+    return _OPEN_TAG.sub(replace, fragment)
+
+
+# --------------------------------------------------------------------------- HTML -> text
+
+
+class _TextWriter(HTMLParser):
+    """Sanitised release HTML -> readable plain text (paragraphs, lists, quotes, links)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[tuple[str, bool]] = []  # (wrapped text, is a list item)
+        self.line: list[str] = []
+        self.lists: list[list[int]] = []  # per open list: [is_ordered, counter]
+        self.quote = 0
+        self.links: list[str] = []
+        self.heading = False
+
+    def _flush(self, prefix: str = "") -> None:
+        text = " ".join("".join(self.line).split())
+        self.line = []
+        if not text:
+            return
+        if self.heading:
+            text = text.upper()
+        indent = "  " * max(len(self.lists) - 1, 0)
+        lead = indent + prefix
+        quote = "> " * self.quote
+        wrapped = textwrap.fill(
+            text, width=72, initial_indent=quote + lead, subsequent_indent=quote + " " * len(lead),
+            break_long_words=False, break_on_hyphens=False,
+        )
+        self.blocks.append((wrapped, bool(prefix)))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "table", "tr"}:
+            self._flush()
+        if tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+            self.heading = True
+        elif tag == "blockquote":
+            self.quote += 1
+        elif tag in {"ul", "ol"}:
+            self.lists.append([tag == "ol", 0])
+        elif tag == "li":
+            self._flush()
+            if self.lists:
+                self.lists[-1][1] += 1
+        elif tag == "br":
+            self.line.append("\n")
+        elif tag == "a":
+            self.links.append(dict(attrs).get("href") or "")
+        elif tag == "img":
+            alt = dict(attrs).get("alt") or ""
+            if alt:
+                self.line.append(f"[{alt}]")
+        elif tag in {"td", "th"}:
+            self.line.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "li":
+            ordered, counter = self.lists[-1] if self.lists else (False, 0)
+            self._flush(f"{counter}. " if ordered else "- ")
+        elif tag in {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "tr"}:
+            self._flush()
+            self.heading = False
+        elif tag == "blockquote":
+            self._flush()
+            self.quote = max(self.quote - 1, 0)
+        elif tag in {"ul", "ol"}:
+            self._flush()
+            if self.lists:
+                self.lists.pop()
+        elif tag == "a" and self.links:
+            href = self.links.pop()
+            label = " ".join("".join(self.line).split()[-8:])
+            # Show the target unless the label already says it (a bare link or address).
+            if href and not href.startswith("#") and label.split()[-1:] and label.split()[-1] not in href:
+                self.line.append(f" <{href}>")
+
+    def handle_data(self, data: str) -> None:
+        self.line.append(data)
+
+    def text(self) -> str:
+        self._flush()
+        out: list[str] = []
+        for index, (block, item) in enumerate(self.blocks):
+            if index:
+                # List items stay together; every other block is a paragraph.
+                out.append("\n" if item and self.blocks[index - 1][1] else "\n\n")
+            out.append(block)
+        return "".join(out)
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of a sanitised HTML fragment, wrapped at 72 columns, links shown as ``<url>``."""
+    writer = _TextWriter()
+    writer.feed(fragment)
+    writer.close()
+    return writer.text()
+
+
+# --------------------------------------------------------------------------- templates
+
+
+@lru_cache(maxsize=8)
+def _environment(folder: Path) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(_PACKAGED_TEMPLATES)]),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",), default_for_string=False, default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["wrap"] = lambda text, width=72: textwrap.fill(
+        " ".join(str(text).split()), width=width, break_long_words=False, break_on_hyphens=False
+    )
+    environment.filters["underline"] = lambda text, char="=": char * max(
+        len(line) for line in textwrap.wrap(" ".join(str(text).split()), width=72, break_long_words=False) or [""]
+    )
+    return environment
+
+
+def _render(settings: Settings, name: str, context: dict[str, Any]) -> str:
+    try:
+        return _environment(settings.path("templates") / "email").get_template(name).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"email template {exc.name!r} not found in templates/email/") from None
+    except jinja2.TemplateError as exc:
+        where = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+        raise TemplateError(f"templates/email/{name}{where}: {exc.message}") from None
+
+
+def _mjml(settings: Settings, name: str, context: dict[str, Any]) -> str:
+    source = _render(settings, name, context)
+    try:
+        return mjml2html(source, disable_comments=True)
+    except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
+        raise TemplateError(f"templates/email/{name}: MJML could not be rendered: {exc}") from None
+
+
+def _human_date(moment: datetime, settings: Settings) -> str:
+    local = moment.astimezone(settings.site.tz)
+    return f"{local.day} {local:%B %Y}"
+
+
+def _absolute(url: str | None, settings: Settings) -> str:
+    return urljoin(settings.site.base_url + "/", url) if url else ""
+
+
+def _clean_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _base_context(settings: Settings, *, language: str, subject: str, preheader: str, tokens: dict) -> dict[str, Any]:
+    site = settings.site
+    return {
+        "site": {
+            "name": site.name,
+            "base_url": site.base_url,
+            "host": urlsplit(site.base_url).netloc,
+            "logo": _absolute(site.logo, settings),
+            "postal_address": site.postal_address,
+        },
+        "colors": _palette(site.brand_color),
+        "language": language,
+        "subject": subject,
+        "preheader": preheader,
+        "sender": settings.email.sender,
+        "reason": f"You receive this email because you subscribed to press releases from {site.name}"
+        f" at {urlsplit(site.base_url).netloc}.",
+        "footer_links": True,
+        "slot": {slot: token for (part, slot), token in tokens.items() if part == "html"},
+        "text_slot": {slot: token for (part, slot), token in tokens.items() if part == "text"},
+    }
+
+
+def _both(settings: Settings, kind: str, context: dict[str, Any]) -> tuple[str, str]:
+    html = _mjml(settings, f"{kind}.mjml.j2", context | {"slot": context["slot"]})
+    text = _render(settings, f"{kind}.txt.j2", context | {"slot": context["text_slot"]})
+    return html, text.strip() + "\n"
+
+
+def _release_context(release: Release, settings: Settings, campaign: str, colors: dict[str, str]) -> dict[str, Any]:
+    def utm(url: str) -> str:
+        return _with_utm(url, settings=settings, campaign=campaign)
+
+    body = _style_body(_utm_html(release.body_html, settings=settings, campaign=campaign), colors)
+    about = _style_body(_utm_html(release.about_html, settings=settings, campaign=campaign), colors)
+    return {
+        "slug": release.slug,
+        "title": release.title,
+        "summary": release.summary,
+        "date": _human_date(release.date, settings),
+        "date_iso": release.date.isoformat(),
+        "url": utm(release.url),
+        "plain_url": release.url,
+        "hero": {"src": release.hero.src, "alt": release.hero.alt} if release.hero else None,
+        "body_html": body,
+        "body_text": html_to_text(release.body_html),
+        "about_html": about,
+        "about_text": html_to_text(release.about_html),
+        "contacts": [contact.model_dump() for contact in release.contacts],
+        "tags": list(release.tags),
+    }
+
+
+def compose_release(*, release: Release, settings: Settings) -> Composed:
+    """Render the email for one release, once; personalise it with ``Composed.message(recipient)``.
+
+    The subject is the release's ``email.subject`` override when set, else its title.
+    """
+    tokens = new_tokens()
+    subject = _clean_line(release.channel("email").subject or release.title)
+    context = _base_context(settings, language=release.language, subject=subject, preheader=release.summary, tokens=tokens)
+    context["release"] = _release_context(release, settings, release.slug, context["colors"])
+    context["view_url"] = context["release"]["url"]
+    html, text = _both(settings, "release", context)
+    return build_composed(
+        key=release.slug, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True
+    )
+
+
+def _digest_key(period_start: datetime, settings: Settings) -> str:
+    year, week, _ = period_start.astimezone(settings.site.tz).isocalendar()
+    return f"digest-{year}-W{week:02d}"
+
+
+def compose_digest(
+    *, releases: Sequence[Release], settings: Settings, period_start: datetime, period_end: datetime
+) -> Composed:
+    """Render the digest of ``releases`` (shown newest first) for the period, once.
+
+    The key is ``digest-<ISO year>-W<week>`` of ``period_start`` in the site time zone.
+    Raises ``ValueError`` when there is nothing to send or the period is not aware.
+    """
+    if not releases:
+        raise ValueError("a digest needs at least one release; skip the digest when the period had none")
+    if period_start.tzinfo is None or period_end.tzinfo is None or period_end <= period_start:
+        raise ValueError("period_start and period_end must be timezone-aware, with the end after the start")
+    key = _digest_key(period_start, settings)
+    tokens = new_tokens()
+    first = period_start.astimezone(settings.site.tz)
+    # The end is exclusive (next Monday 00:00), so the last day shown is the day before it when at midnight.
+    last = period_end.astimezone(settings.site.tz)
+    if (last.hour, last.minute, last.second, last.microsecond) == (0, 0, 0, 0):
+        last = last.fromordinal(last.toordinal() - 1).replace(tzinfo=last.tzinfo)
+    period = (
+        f"{first.day}–{last.day} {last:%B %Y}"
+        if (first.year, first.month) == (last.year, last.month)
+        else f"{first.day} {first:%B} – {last.day} {last:%B %Y}"
+    )
+    subject = _clean_line(f"{settings.digest.subject}, {period}")
+    ordered = sorted(releases, key=lambda r: (r.date, r.slug), reverse=True)
+    titles = "; ".join(r.title for r in ordered[:3])
+    context = _base_context(
+        settings, language=settings.site.language, subject=subject, preheader=titles, tokens=tokens
+    )
+    context["period"] = period
+    context["releases"] = [_release_context(r, settings, key, context["colors"]) for r in ordered]
+    context["view_url"] = _with_utm(settings.site.base_url + "/", settings=settings, campaign=key)
+    html, text = _both(settings, "digest", context)
+    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True)
+
+
+_TRANSACTIONAL_SUBJECTS = {
+    "confirm": "Confirm your subscription to {name} press releases",
+    "welcome": "Welcome: you now receive {name} press releases",
+    "unsubscribed": "You are unsubscribed from {name} press releases",
+}
+
+
+def compose_transactional(*, kind: TransactionalKind, settings: Settings, action_url: str = "") -> Composed:
+    """Render a subscription-flow email: ``confirm`` (needs the signed confirm link as ``action_url``),
+    ``welcome`` or ``unsubscribed`` (``action_url``: where to subscribe again; default the site)."""
+    if kind not in _TRANSACTIONAL_SUBJECTS:
+        raise ValueError(f"unknown transactional email {kind!r}; use confirm, welcome or unsubscribed")
+    if kind == "confirm" and not action_url:
+        raise ValueError("the confirm email needs action_url: the signed confirmation link")
+    if action_url and not re.fullmatch(r"https?://[^\s<>\"']+", action_url):
+        raise ValueError(f"action_url {action_url[:80]!r} is not an absolute http(s) URL")
+    now = datetime.now(UTC)
+    # Unique per sending, so mailbox providers never merge two of them as duplicates.
+    nonce = hashlib.blake2b(f"{action_url}\n{now.isoformat()}".encode(), digest_size=4).hexdigest()
+    key = f"{kind}-{now:%Y%m%dT%H%M%S}-{nonce}"
+    tokens = new_tokens()
+    subject = _TRANSACTIONAL_SUBJECTS[kind].format(name=_clean_line(settings.site.name))
+    context = _base_context(settings, language=settings.site.language, subject=subject, preheader="", tokens=tokens)
+    context["kind"] = kind
+    context["footer_links"] = kind == "welcome"
+    context["reason"] = {
+        "confirm": f"You receive this email because someone asked to subscribe this address to press releases"
+        f" from {settings.site.name}. If it was not you, ignore it: nothing will be sent without your confirmation.",
+        "welcome": context["reason"],
+        "unsubscribed": f"You receive this email to confirm that this address was removed from the"
+        f" {settings.site.name} press list. We will not email it again unless you subscribe again.",
+    }[kind]
+    context["action_url"] = action_url or settings.site.base_url + "/"
+    context["view_url"] = settings.site.base_url + "/"
+    context["preheader"] = {
+        "confirm": "One click and you will receive our press releases.",
+        "welcome": "Your subscription is confirmed.",
+        "unsubscribed": "You will not receive further press releases from us.",
+    }[kind]
+    html, text = _both(settings, kind, context)
+    return build_composed(
+        key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
+        bulk=kind == "welcome", now=now,
+    )

@@ -1,0 +1,348 @@
+"""MIME: one composed email becomes ready RFC 5322 bytes per recipient.
+
+The skeleton (headers, multipart/alternative, both bodies quoted-printable) is built ONCE
+with the ``email`` package. The few personal values sit in the encoded bodies as slot
+tokens, each alone on a quoted-printable line between two soft line breaks (``=\\r\\n``),
+so a recipient's value can be QP-encoded on its own and joined in without re-encoding
+(or re-wrapping) the 40 kB around it. Per recipient the work is: check the inputs, build
+three header lines, encode a few short strings, join byte strings, and (when configured)
+DKIM-sign, which is the one inherently per-message cost.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import html
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+from functools import cached_property
+from typing import Literal
+
+from pressroom.errors import ConfigError, PermanentError
+from pressroom.settings import Settings
+
+__all__ = ["Composed", "Recipient", "SLOTS"]
+
+#: Personal values a template may use; compose passes a token for each into the templates.
+SLOTS: tuple[str, ...] = ("unsubscribe_url", "preferences_url", "greeting")
+
+# Headers DKIM covers. RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post to be signed.
+_DKIM_HEADERS = (
+    "from", "to", "subject", "date", "message-id", "reply-to", "mime-version", "content-type",
+    "list-id", "list-unsubscribe", "list-unsubscribe-post",
+)
+_MAX_URL = 900  # an SMTP line may hold 998 octets; the List-Unsubscribe line must fit
+_MAX_NAME = 100
+# Controls (C0, DEL, C1) and the Unicode line/paragraph separators: none belongs in a header or a greeting.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_URL = re.compile(r"^https?://[^\s<>\"'\\\x00-\x1f\x7f]+$")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One person an email goes to; the URLs are signed by the caller (audience tokens)."""
+
+    address: str
+    name: str = ""
+    unsubscribe_url: str = ""
+    preferences_url: str = ""
+
+
+def clean_name(name: str) -> str:
+    """A display name safe for a header and a greeting: one line, no controls, at most 100 characters."""
+    return " ".join(_CONTROL.sub(" ", name).split())[:_MAX_NAME].strip()
+
+
+def clean_address(address: str) -> str:
+    """``local@domain`` checked and normalised (IDN domain to ASCII); raises PermanentError when unusable."""
+    local, at, domain = address.strip().rpartition("@")
+    problem = ""
+    if not at or not _LOCAL_PART.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+        problem = "the part before @ is empty or holds characters an address cannot have"
+    else:
+        try:
+            domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            domain = ""
+        labels = domain.split(".")
+        if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+            problem = "the domain after @ is not a valid host name"
+    if problem:
+        raise PermanentError(
+            f"recipient address {address!r} is not valid: {problem}",
+            hint="correct or remove the subscriber; nothing was sent to this address",
+        )
+    return f"{local}@{domain}"
+
+
+def _checked_url(value: str, what: str) -> str:
+    if len(value) > _MAX_URL or not _URL.fullmatch(value):
+        raise PermanentError(
+            f"{what} {value[:80]!r} is not a usable http(s) URL",
+            hint=f"build the {what} with audience tokens: an absolute https URL without spaces, at most {_MAX_URL} characters",
+        )
+    return value
+
+
+def _qp(value: str) -> bytes:
+    """Quoted-printable for one slot value, ending with a soft line break so the next line starts clean."""
+    encoded = _leave_room(binascii.b2a_qp(value.encode("utf-8"), header=False, istext=False).decode("ascii"))
+    return (encoded.replace("\n", "\r\n") + "=\r\n").encode("ascii")
+
+
+def _qp_body(text: str, tokens: Mapping[str, str]) -> str:
+    """QP-encode ``text``; every token ends up alone on its own line between soft line breaks."""
+    pattern = re.compile("|".join(re.escape(token) for token in tokens.values()))
+    pieces: list[str] = []
+    position = 0
+    for match in pattern.finditer(text):
+        pieces.append(_leave_room(_qp_static(text[position : match.start()])))
+        pieces.append(f"=\n{match.group()}\n")
+        position = match.end()
+    pieces.append(_qp_static(text[position:]))
+    return "".join(pieces)
+
+
+def _leave_room(encoded: str) -> str:
+    """Split a last line of 76 characters so the soft break's "=" still fits (RFC 2045 limit)."""
+    head, newline, last = encoded.rpartition("\n")
+    if len(last) <= 75:
+        return encoded
+    cut = 72
+    while "=" in last[cut - 2 : cut]:  # never split an =XX escape
+        cut -= 1
+    return f"{head}{newline}{last[:cut]}=\n{last[cut:]}"
+
+
+def _qp_static(text: str) -> str:
+    return binascii.b2a_qp(text.encode("utf-8"), header=False, istext=True).decode("ascii")
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class DkimKey:
+    """A loaded DKIM key; built once per Composed from settings.dkim."""
+
+    domain: bytes
+    selector: bytes
+    private_key: bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DkimKey | None:
+        dkim = settings.dkim
+        if not (dkim.domain or dkim.selector or dkim.key_file or dkim.key):
+            return None
+        if not (dkim.domain and dkim.selector and (dkim.key_file or dkim.key)):
+            raise ConfigError(
+                "[dkim] needs domain, selector and key_file (or key) together",
+                hint="set all three in pressroom.toml / PRESSROOM_DKIM__* or remove the [dkim] section",
+            )
+        if dkim.key is not None:
+            pem = dkim.key.get_secret_value().encode()
+        else:
+            path = dkim.key_file if dkim.key_file.is_absolute() else settings.root / dkim.key_file
+            try:
+                pem = path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"[dkim] key_file {path}: {exc.strerror}", hint="point key_file at the PEM private key") from None
+        import dkim as dkimpy
+
+        try:
+            dkimpy.crypto.parse_pem_private_key(pem)
+        except dkimpy.crypto.UnparsableKeyError as exc:
+            raise ConfigError(f"[dkim] the private key cannot be read: {exc}", hint="use an RSA key in PEM format") from None
+        return cls(domain=dkim.domain.encode(), selector=dkim.selector.encode(), private_key=pem)
+
+    def sign(self, message: bytes) -> bytes:
+        import dkim as dkimpy
+
+        return dkimpy.sign(
+            message,
+            self.selector,
+            self.domain,
+            self.private_key,
+            include_headers=[name.encode() for name in _DKIM_HEADERS],
+            linesep=b"\r\n",
+        )
+
+
+@dataclass(eq=False)
+class Composed:
+    """One email rendered once; :meth:`message` personalises it for a recipient.
+
+    ``html`` and ``text`` are the parts with neutral values in the personal slots
+    (for previews, archives and tests); :meth:`message` holds the real ones.
+    """
+
+    key: str
+    subject: str
+    html: str = field(repr=False)
+    text: str = field(repr=False)
+    bulk: bool
+    _settings: Settings = field(repr=False)
+    _segments: tuple[bytes | tuple[str, str], ...] = field(repr=False)
+    _list_unsubscribe_mailto: str = field(repr=False, default="")
+    _dkim: DkimKey | None = field(repr=False, default=None)
+
+    @cached_property
+    def _message_id_domain(self) -> str:
+        return _domain(self._settings.email.sender)
+
+    def message_id(self, address: str) -> str:
+        """``<key.hash@sender-domain>``: the same for the same email and address on every run."""
+        digest = hashlib.blake2b(f"{self.key}\n{address.lower()}".encode(), digest_size=10).hexdigest()
+        return f"<{self.key}.{digest}@{self._message_id_domain}>"
+
+    def personal_values(self, recipient: Recipient) -> dict[str, str]:
+        """The slot values for one recipient, checked (raises PermanentError for unusable input)."""
+        name = clean_name(recipient.name)
+        unsubscribe = recipient.unsubscribe_url
+        if self.bulk and not unsubscribe:
+            raise PermanentError(
+                f"no unsubscribe URL for {recipient.address!r}",
+                hint="every newsletter email needs the recipient's signed unsubscribe URL (audience tokens)",
+            )
+        unsubscribe = _checked_url(unsubscribe, "unsubscribe URL") if unsubscribe else ""
+        preferences = _checked_url(recipient.preferences_url, "preferences URL") if recipient.preferences_url else ""
+        base = self._settings.site.base_url
+        return {
+            "unsubscribe_url": unsubscribe or preferences or base + "/",
+            "preferences_url": preferences or unsubscribe or base + "/",
+            "greeting": f"Hello {name}," if name else "Hello,",
+        }
+
+    def message(self, recipient: Recipient) -> bytes:
+        """The complete RFC 5322 message for ``recipient``: CRLF line ends, ready for SMTP DATA or an .eml file.
+
+        Raises :class:`~pressroom.errors.PermanentError` when the address or a URL is unusable;
+        no other recipient is affected.
+        """
+        address = clean_address(recipient.address)
+        values = self.personal_values(recipient)
+        name = clean_name(recipient.name)
+        if not name:
+            to = address
+        elif _PLAIN_NAME.fullmatch(name):
+            to = f"{name} <{address}>"
+        else:
+            # Quoted-string for ASCII, one RFC 2047 encoded word otherwise. One word, even past the
+            # 75 characters RFC 2047 suggests for 100-character names: parsers (Python's among them)
+            # put a space between adjacent encoded words of a display name.
+            to = formataddr((name, address), charset="utf-8")
+        head = [f"To: {to}\r\n", f"Message-ID: {self.message_id(address)}\r\n"]
+        if self.bulk:
+            targets = [f"<{values['unsubscribe_url']}>"]
+            if self._list_unsubscribe_mailto:
+                targets.append(f"<{self._list_unsubscribe_mailto}>")
+            head.append("List-Unsubscribe: " + ",\r\n ".join(targets) + "\r\n")
+        encoded = {
+            ("html", slot): _qp(html.escape(value)) for slot, value in values.items()
+        } | {("text", slot): _qp(value) for slot, value in values.items()}
+        out = bytearray("".join(head).encode("ascii"))
+        for segment in self._segments:
+            out += segment if isinstance(segment, bytes) else encoded[segment]
+        data = bytes(out)
+        if self._dkim is not None:
+            data = self._dkim.sign(data) + data
+        return data
+
+
+def _fill(text: str, tokens: Mapping[str, str], values: Mapping[str, str]) -> str:
+    for slot, token in tokens.items():
+        text = text.replace(token, values[slot])
+    return text
+
+
+def build_composed(
+    *,
+    key: str,
+    subject: str,
+    html_body: str,
+    text_body: str,
+    tokens: Mapping[tuple[Literal["html", "text"], str], str],
+    settings: Settings,
+    bulk: bool,
+    now: datetime | None = None,
+) -> Composed:
+    """Build the MIME skeleton once from parts that carry slot tokens (see :func:`new_tokens`)."""
+    html_tokens = {slot: token for (part, slot), token in tokens.items() if part == "html"}
+    text_tokens = {slot: token for (part, slot), token in tokens.items() if part == "text"}
+    email = settings.email
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = subject
+    msg["From"] = Address(display_name=clean_name(email.sender_name), addr_spec=email.sender)
+    if email.reply_to:
+        msg["Reply-To"] = email.reply_to
+    msg["Date"] = format_datetime(now or datetime.now(UTC))
+    mailto = ""
+    if bulk:
+        list_id = email.list_id or f"releases.{_domain(email.sender)}"
+        msg["List-Id"] = f"{clean_name(settings.site.name)} <{list_id}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        mailto = email.unsubscribe_mailto or f"{email.reply_to or email.sender}"
+        mailto = mailto if mailto.startswith("mailto:") else f"mailto:{mailto}?subject=unsubscribe"
+    msg.set_content("placeholder", cte="quoted-printable")  # also adds MIME-Version
+    msg.add_alternative("<p>placeholder</p>", subtype="html", cte="quoted-printable")
+    text_part, html_part = msg.get_payload()
+    for part in (text_part, html_part):
+        del part["MIME-Version"]  # belongs on the top level only
+    # Replace the payloads with our own QP, in which each token sits alone on its line.
+    text_part.set_payload(_qp_body(text_body.replace("\r\n", "\n"), text_tokens))
+    html_part.set_payload(_qp_body(html_body.replace("\r\n", "\n"), html_tokens))
+    skeleton = msg.as_bytes(policy=SMTP)
+
+    lookup = {token.encode("ascii"): key for key, token in tokens.items()}
+    pattern = re.compile(b"=\r\n(" + b"|".join(re.escape(t) for t in lookup) + b")\r\n")
+    segments: list[bytes | tuple[str, str]] = []
+    position = 0
+    for match in pattern.finditer(skeleton):
+        segments.append(skeleton[position : match.start()] + b"=\r\n")
+        segments.append(lookup[match.group(1)])
+        position = match.end()
+    segments.append(skeleton[position:])
+    if sum(1 for s in segments if isinstance(s, tuple)) != sum(
+        text_body.count(t) + html_body.count(t) for t in tokens.values()
+    ):
+        raise AssertionError("a slot token was split while encoding")  # a bug, never bad input
+
+    neutral = {
+        "unsubscribe_url": f"{settings.site.base_url}/",
+        "preferences_url": f"{settings.site.base_url}/",
+        "greeting": "Hello,",
+    }
+    return Composed(
+        key=key,
+        subject=subject,
+        html=_fill(html_body, html_tokens, neutral),
+        text=_fill(text_body, text_tokens, neutral),
+        bulk=bulk,
+        _settings=settings,
+        _segments=tuple(segments),
+        _list_unsubscribe_mailto=mailto,
+        _dkim=DkimKey.from_settings(settings),
+    )
+
+
+def new_tokens() -> dict[tuple[Literal["html", "text"], str], str]:
+    """Random slot tokens for one composition: letters and digits only, so templates, MJML,
+    HTML escaping and QP leave them alone, and no release text can contain them by chance."""
+    nonce = secrets.token_hex(6).upper()
+    return {
+        (part, slot): f"PRSLOT{nonce}{part.upper()}{index}Z"
+        for part in ("html", "text")
+        for index, slot in enumerate(SLOTS)
+    }

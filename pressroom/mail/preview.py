@@ -1,0 +1,182 @@
+"""Previews for comms staff: an email as HTML, text, .eml and PNG screenshots (375 px and 600 px).
+
+Screenshots use Debian's headless Chromium through Playwright (the ``preview`` extra). Images
+on the public site are served from local files when they exist (release bundles, public/),
+so a preview of an unpublished release still shows its hero image and never needs the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pressroom.errors import ConfigError, ReleaseError
+from pressroom.mail.compose import compose_digest, compose_release
+from pressroom.mail.message import Composed, Recipient
+from pressroom.releases import Release, load_releases, public_releases
+from pressroom.settings import Settings
+
+__all__ = ["CHROMIUM", "PreviewFiles", "screenshots", "write_preview", "local_assets"]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WIDTHS = (375, 600)
+
+
+@dataclass(frozen=True)
+class PreviewFiles:
+    """Where a preview was written."""
+
+    html: Path
+    text: Path
+    eml: Path
+    png: tuple[Path, ...]
+
+    def all(self) -> list[Path]:
+        return [self.html, self.text, self.eml, *self.png]
+
+
+def local_assets(*, settings: Settings, releases: Sequence[Release]) -> dict[str, Path]:
+    """Public image URL -> local file, for the releases' assets and anything already built in public/."""
+    assets: dict[str, Path] = {}
+    for release in releases:
+        for file in release.assets:
+            assets[release.url + file.name] = file
+        if release.hero is not None and release.hero.file is not None:
+            assets[release.hero.src] = release.hero.file
+    return assets
+
+
+def screenshots(
+    *,
+    html: str,
+    directory: Path,
+    stem: str,
+    settings: Settings,
+    assets: Mapping[str, Path] | None = None,
+    widths: Sequence[int] = WIDTHS,
+) -> list[Path]:
+    """Render ``html`` in headless Chromium at each width; write ``<stem>-<width>.png`` full-page shots.
+
+    Requests for ``assets`` URLs are answered from the local files; files under public/ are
+    used for other site URLs; every other request is refused, so previews never reach the network.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ConfigError(
+            "screenshots need Playwright", hint="pip install 'pressroom[preview]' (Chromium comes from Debian)"
+        ) from None
+    directory.mkdir(parents=True, exist_ok=True)
+    assets = dict(assets or {})
+    public = settings.path("public")
+    site_host = urlsplit(settings.site.base_url).netloc
+
+    def local_file(url: str) -> Path | None:
+        if url in assets:
+            return assets[url]
+        parts = urlsplit(url)
+        if parts.netloc == site_host and parts.path:
+            candidate = (public / parts.path.lstrip("/")).resolve()
+            if candidate.is_file() and candidate.is_relative_to(public.resolve()):
+                return candidate
+        return None
+
+    def route(route, request) -> None:  # type: ignore[no-untyped-def]
+        file = local_file(request.url)
+        if file is not None:
+            route.fulfill(path=str(file))
+        else:
+            route.abort()
+
+    written: list[Path] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for width in widths:
+                page = browser.new_page(viewport={"width": width, "height": 800}, device_scale_factor=1)
+                page.route("**/*", route)
+                page.set_content(html, wait_until="load")
+                path = directory / f"{stem}-{width}.png"
+                page.screenshot(path=str(path), full_page=True)
+                page.close()
+                written.append(path)
+        finally:
+            browser.close()
+    return written
+
+
+_PREVIEW_RECIPIENT = Recipient(address="preview@example.org", name="")
+
+
+def _write(composed: Composed, *, directory: Path, stem: str, settings: Settings, assets: Mapping[str, Path], shots: bool) -> PreviewFiles:
+    directory.mkdir(parents=True, exist_ok=True)
+    recipient = Recipient(
+        address=_PREVIEW_RECIPIENT.address,
+        unsubscribe_url=f"{settings.site.base_url}/unsubscribe/preview",
+        preferences_url=f"{settings.site.base_url}/preferences/preview",
+    )
+    html_path, text_path, eml_path = (directory / f"{stem}{suffix}" for suffix in (".html", ".txt", ".eml"))
+    html_path.write_text(composed.html, encoding="utf-8")
+    text_path.write_text(composed.text, encoding="utf-8")
+    eml_path.write_bytes(composed.message(recipient))
+    png = screenshots(html=composed.html, directory=directory, stem=stem, settings=settings, assets=assets) if shots else []
+    return PreviewFiles(html=html_path, text=text_path, eml=eml_path, png=tuple(png))
+
+
+def write_preview(
+    *,
+    settings: Settings,
+    slug: str | None = None,
+    digest: bool = False,
+    now: datetime | None = None,
+    directory: Path | None = None,
+    shots: bool = True,
+) -> PreviewFiles:
+    """Write the preview of release ``slug`` (any status) or of the digest of the 7 days before ``now``.
+
+    Files go to ``var/preview/`` unless ``directory`` is given. Raises ReleaseError when the
+    release does not exist or is invalid, or when the digest period has no public release.
+    """
+    now = now or datetime.now(UTC)
+    directory = directory or settings.path("var") / "preview"
+    loaded = load_releases(settings)
+    if digest:
+        start = now - timedelta(days=7)
+        chosen = [r for r in public_releases(loaded.releases, now) if start <= r.date <= now]
+        if not chosen:
+            raise ReleaseError(
+                f"no public release between {start:%Y-%m-%d %H:%M} and {now:%Y-%m-%d %H:%M} UTC",
+                path=settings.releases_dir,
+                field="date",
+                hint="pass --now to preview the digest of another week",
+            )
+        composed = compose_digest(releases=chosen, settings=settings, period_start=start, period_end=now)
+        return _write(
+            composed, directory=directory, stem=composed.key, settings=settings,
+            assets=local_assets(settings=settings, releases=chosen), shots=shots,
+        )
+    found = [r for r in loaded.releases if r.slug == slug]
+    if not found:
+        problems = [p for p in loaded.problems if slug and slug in str(p.path)]
+        if problems:
+            raise problems[0]
+        known = ", ".join(r.slug for r in loaded.releases[:10]) or "none"
+        raise ReleaseError(
+            f"no release with slug {slug!r}", path=settings.releases_dir, field="slug", hint=f"known slugs: {known}"
+        )
+    composed = compose_release(release=found[0], settings=settings)
+    return _write(
+        composed, directory=directory, stem=found[0].slug, settings=settings,
+        assets=local_assets(settings=settings, releases=found), shots=shots,
+    )
