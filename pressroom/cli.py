@@ -115,6 +115,27 @@ def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None
         raise typer.Exit(1)
 
 
+@app.command("preview-social")
+def preview_social_command(
+    slug: Annotated[str, typer.Argument(help="the release's slug")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Show every social post of a release, per network and account, with its count; nothing is sent."""
+    from pressroom.releases import load_releases
+    from pressroom.social import preview_social
+
+    settings = _settings(settings_file)
+    result = load_releases(settings)
+    release = next((r for r in result.releases if r.slug == slug), None)
+    if release is None:
+        problems = [p for p in result.problems if slug in str(p.path)]
+        for problem in problems:
+            err.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] no valid release with slug {slug!r} (see `pressroom check`)")
+        raise typer.Exit(2)
+    console.print(preview_social(release=release, settings=settings), markup=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point of the ``pressroom`` script."""
     try:

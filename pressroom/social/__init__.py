@@ -8,7 +8,7 @@ the ledger. httpx is used here and nowhere else in Pressroom.
 
 from pressroom.social.compose import Card, Facet, Limits, Part, Post, compose_post
 from pressroom.social.network import Published, RetryLater, SocialNetwork, open_networks
-from pressroom.social.publish import SocialReport, SocialResult, post_releases, preview_posts
+from pressroom.social.publish import SocialReport, SocialResult, post_releases, preview_posts, preview_social
 
 __all__ = [
     "Card",
@@ -25,4 +25,5 @@ __all__ = [
     "open_networks",
     "post_releases",
     "preview_posts",
+    "preview_social",
 ]

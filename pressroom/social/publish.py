@@ -26,7 +26,7 @@ from pressroom.social.network import Published, RetryLater, SocialNetwork, chann
 if TYPE_CHECKING:
     from pressroom.ledger import Ledger
 
-__all__ = ["SocialReport", "SocialResult", "post_releases", "preview_posts"]
+__all__ = ["SocialReport", "SocialResult", "post_releases", "preview_posts", "preview_social"]
 
 MAX_ATTEMPTS = 8
 
@@ -176,3 +176,24 @@ def preview_posts(*, release: Release, settings: Settings) -> list[tuple[str, Po
                 post = compose_post(release=release, network=form, limits=NETWORK_LIMITS[form], templates=settings.path("templates"))
                 previews.append((channel_name(account), post))
     return previews
+
+
+def preview_social(*, release: Release, settings: Settings) -> str:
+    """Every post of ``release`` as a person would read it, each part with its count against the limit."""
+    blocks = []
+    for channel, post in preview_posts(release=release, settings=settings):
+        limits = post.limits
+        unit = "graphemes" if limits.unit == "graphemes" else "characters"
+        lines = [f"== {post.network} ({channel}): {len(post.parts)} post{'s' if len(post.parts) > 1 else ''}"]
+        for index, part in enumerate(post.parts, start=1):
+            measure = f"{part.count}/{limits.chars} {unit}"
+            if limits.bytes:
+                measure += f", {part.bytes}/{limits.bytes} bytes"
+            if limits.url_chars:
+                measure += f" (every URL counts as {limits.url_chars})"
+            lines += [f"-- part {index}/{len(post.parts)}: {measure}", part.text]
+        card = post.card
+        image = f"; image {card.image_url} (alt: {card.image_alt})" if card.image_url else ""
+        lines.append(f"-- card: {card.title} <{card.url}>{image}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "no social account is enabled"
