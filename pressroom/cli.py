@@ -136,6 +136,60 @@ def preview_social_command(
     console.print(preview_social(release=release, settings=settings), markup=False, soft_wrap=True)
 
 
+@app.command()
+def doctor(settings_file: SettingsOption = None) -> None:
+    """Check settings, credentials (SMTP login, social tokens), DKIM key, templates and the database; exit 1 on problems."""
+    from pressroom.doctor import run_doctor
+
+    settings = _ops_settings(_settings(settings_file))
+    findings = run_doctor(settings=settings)
+    for finding in findings:
+        (console if finding.ok else err).print(finding.line(), markup=False, soft_wrap=True)
+    problems = sum(not finding.ok for finding in findings)
+    if problems:
+        err.print(f"[red]{problems} problem(s)[/red]")
+        raise typer.Exit(1)
+    console.print("no problems found")
+
+
+@app.command("serve-flows")
+def serve_flows(
+    prefect_file: Annotated[Path, typer.Option(help="the deployments to serve")] = Path("prefect.yaml"),
+    limit: Annotated[Optional[int], typer.Option(help="at most this many runs at once")] = None,
+) -> None:
+    """Serve the publish and digest deployments of prefect.yaml from this process, on their schedules, without a worker."""
+    from flows.ops import serve_flows as serve
+
+    serve(prefect_file=prefect_file.resolve(), limit=limit)
+
+
+@app.command("prefect-server")
+def prefect_server(
+    settings_file: SettingsOption = None,
+    stop: Annotated[bool, typer.Option("--stop", help="stop the project's local server")] = False,
+) -> None:
+    """Start a local Prefect server under var/prefect/ that later commands find, so a run skips Prefect's 7-19 s start."""
+    from flows.ops import start_local_server, stop_local_server
+
+    settings = _settings(settings_file)
+    if stop:
+        console.print("stopped" if stop_local_server(settings) else "no local server was running")
+        return
+    url = start_local_server(settings)
+    console.print(f"Prefect API: {url} (UI: {url.removesuffix('/api')}); stop it with `pressroom prefect-server --stop`")
+
+
+def _ops_settings(settings: Settings) -> Settings:
+    """Settings with Prefect Secret blocks applied, when a Prefect API is configured; plain settings otherwise."""
+    from flows.ops import use_local_server
+
+    if not use_local_server(settings):
+        return settings  # no server to hold Secret blocks; starting a temporary one would only cost time
+    from flows.ops import resolve_secrets
+
+    return resolve_secrets(settings)
+
+
 def main() -> None:
     """Entry point of the ``pressroom`` script."""
     try:

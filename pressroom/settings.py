@@ -140,6 +140,13 @@ class WebSettings(_Section):
     pending_expiry_days: float = 7.0
 
 
+class OpsSettings(_Section):
+    """Running Pressroom as a service: who hears about failures, how long an approval may wait."""
+
+    notify: list[str] = Field(default_factory=list, description="operators emailed when a run fails (default: the editors)")
+    approval_timeout_minutes: float = Field(1440.0, gt=0, description="an email not approved within this is not sent")
+
+
 class Settings(_Section):
     """Everything Pressroom is told. Build it with :func:`load_settings`."""
 
@@ -154,6 +161,7 @@ class Settings(_Section):
     digest: DigestSettings = DigestSettings()
     social: list[SocialAccount] = Field(default_factory=lambda: [SocialAccount(network="outbox")])
     web: WebSettings = WebSettings()
+    ops: OpsSettings = OpsSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -176,7 +184,7 @@ class Settings(_Section):
         """A digest of every setting that changes what is rendered; secrets excluded."""
         import hashlib
 
-        data = self.model_dump_json(exclude={"secret_key", "smtp", "dkim", "social", "database_url"})
+        data = self.model_dump_json(exclude={"secret_key", "smtp", "dkim", "social", "database_url", "ops"})
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
 
 
