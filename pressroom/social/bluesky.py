@@ -125,6 +125,8 @@ class Bluesky:
         self._client.headers["Authorization"] = f"Bearer {session['accessJwt']}"
 
     def _get_record(self, rkey: str) -> dict[str, Any] | None:
+        if self._did is None:
+            self._login()
         try:
             return self._request(
                 "GET", "com.atproto.repo.getRecord", params={"repo": self._did, "collection": COLLECTION, "rkey": rkey}

@@ -1,0 +1,97 @@
+"""A real Bluesky PDS (+ PLC) on loopback for the tests, started from tests/pds/start.mjs.
+
+``scripts/system-deps`` installs ``@atproto/dev-env`` into ``$PRESSROOM_PDS_DIR``
+(default /var/cache/pressroom-pds), outside the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+START = Path(__file__).with_name("start.mjs")
+
+
+@dataclass(frozen=True)
+class Pds:
+    url: str
+
+    def create_account(self, name: str) -> tuple[str, str, str]:
+        """A new account: (handle, password, did)."""
+        handle, password = f"{name}-{secrets.token_hex(3)}.test", secrets.token_urlsafe(12)
+        response = httpx.post(
+            f"{self.url}/xrpc/com.atproto.server.createAccount",
+            json={"email": f"{handle}@example.org", "handle": handle, "password": password},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return handle, password, response.json()["did"]
+
+    def records(self, did: str) -> list[dict]:
+        """Every app.bsky.feed.post record in the repo, oldest key first."""
+        response = httpx.get(
+            f"{self.url}/xrpc/com.atproto.repo.listRecords",
+            params={"repo": did, "collection": "app.bsky.feed.post", "limit": 100, "reverse": "true"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()["records"]
+
+    def blob(self, did: str, cid: str) -> bytes:
+        response = httpx.get(f"{self.url}/xrpc/com.atproto.sync.getBlob", params={"did": did, "cid": cid}, timeout=30)
+        response.raise_for_status()
+        return response.content
+
+
+@contextmanager
+def running_pds(*, rate_limits: bool = False, timeout: float = 180.0) -> Iterator[Pds]:
+    """Start a PDS, yield it once it answers, stop it afterwards (closing stdin ends the script)."""
+    command = ["node", str(START)] + (["--rate-limits"] if rate_limits else [])
+    errors = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
+        env={**os.environ, "NODE_ENV": "test", "LOG_ENABLED": "false"},
+    )
+    ready: dict = {}
+    started = threading.Event()
+    output: list[str] = []
+
+    def read() -> None:
+        # Keeps reading after the ready line so the PDS never blocks on a full pipe.
+        assert process.stdout is not None
+        for line in process.stdout:
+            if not started.is_set():
+                output.append(line)
+            if line.startswith("PDS_READY "):
+                ready.update(json.loads(line.removeprefix("PDS_READY ")))
+                started.set()
+        started.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    started.wait(timeout)
+    try:
+        if not ready:
+            process.kill()
+            errors.seek(0)
+            raise RuntimeError(f"the PDS did not start: {''.join(output)}{errors.read()[-3000:]} (run scripts/system-deps)")
+        yield Pds(url=ready["url"])
+    finally:
+        if process.poll() is None:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        errors.close()
