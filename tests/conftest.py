@@ -16,6 +16,7 @@ from pressroom.settings import Settings, load_settings
 # and task-run history never leak between runs or between engineers on one machine.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="pressroom-prefect-home-")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -1,0 +1,1 @@
+"""Prefect shell: thin flows and tasks around pressroom.* calls, with retries and artifacts."""

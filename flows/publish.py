@@ -1,0 +1,117 @@
+"""The publish flow: content/ -> validated releases -> public/ site and feeds -> ledger -> channels.
+
+Run it once with ``pressroom publish``; deploy it every few minutes with prefect.yaml.
+Invalid releases are reported in a markdown artifact and skipped: the good ones still publish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from pressroom.ledger import Ledger
+from pressroom.releases import LoadResult, Release, load_releases
+from pressroom.settings import Settings, load_settings
+from pressroom.social import SocialReport
+from pressroom.site import BuildReport, build_site
+
+from flows.social import post_social
+
+
+@dataclass
+class PublishSummary:
+    """What one publish run did, for the CLI and the run's artifact."""
+
+    now: datetime
+    public: list[str] = field(default_factory=list)
+    newly_public: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    build: BuildReport | None = None
+    next_release: tuple[str, datetime] | None = None
+    social: SocialReport | None = None
+
+    def as_markdown(self, settings: Settings) -> str:
+        zone = settings.site.tz
+        lines = [f"# Publish run at {self.now.astimezone(zone):%Y-%m-%d %H:%M %Z}", ""]
+        lines.append(f"- public releases: **{len(self.public)}**; newly public this run: **{len(self.newly_public)}**")
+        for slug in self.newly_public:
+            lines.append(f"  - [{slug}]({settings.site.base_url}/releases/{slug}/)")
+        if self.build is not None:
+            lines.append(
+                f"- site: {self.build.pages} pages; wrote {len(self.build.written)}, "
+                f"unchanged {self.build.unchanged}, removed {len(self.build.removed)}"
+            )
+        if self.social is not None:
+            lines.append(f"- {self.social.as_text()}")
+        if self.next_release:
+            slug, when = self.next_release
+            lines.append(f"- next scheduled publication: `{slug}` at {when.astimezone(zone):%Y-%m-%d %H:%M %Z}")
+        if self.problems:
+            lines += ["", f"## {len(self.problems)} release(s) skipped", "", "| problem |", "|---|"]
+            lines += [f"| `{problem}` |" for problem in self.problems]
+        return "\n".join(lines)
+
+    def as_text(self) -> str:
+        parts = [f"{len(self.public)} public, {len(self.newly_public)} newly public"]
+        if self.build is not None:
+            parts.append(f"site: wrote {len(self.build.written)}, unchanged {self.build.unchanged}")
+        if self.social is not None:
+            parts.append(self.social.as_text())
+        if self.next_release:
+            parts.append(f"next: {self.next_release[0]} at {self.next_release[1].isoformat()}")
+        text = "; ".join(parts)
+        if self.problems:
+            text += "\n" + "\n".join(f"skipped: {problem}" for problem in self.problems)
+        return text
+
+
+@task(name="load releases", cache_policy=NO_CACHE)
+def load_task(settings: Settings) -> LoadResult:
+    return load_releases(settings)
+
+
+@task(name="build site", cache_policy=NO_CACHE)
+def build_task(settings: Settings, releases: list[Release], now: datetime) -> BuildReport:
+    return build_site(settings=settings, releases=releases, now=now)
+
+
+@task(name="record publications", cache_policy=NO_CACHE)
+def record_task(ledger: Ledger, releases: list[Release], now: datetime) -> list[str]:
+    return ledger.record_public(releases=releases, now=now)
+
+
+def _next_release(releases: list[Release], now: datetime) -> tuple[str, datetime] | None:
+    upcoming = [r for r in releases if r.status == "approved" and r.date > now]
+    if not upcoming:
+        return None
+    soonest = min(upcoming, key=lambda r: r.date)
+    return soonest.slug, soonest.date
+
+
+@flow(name="publish", log_prints=False)
+def publish(settings_file: str | None = None, now: datetime | None = None) -> PublishSummary:
+    """Publish every approved, due release: site and feeds first, then each channel once."""
+    settings = load_settings(Path(settings_file) if settings_file else None)
+    now = now or datetime.now(UTC)
+    loaded = load_task(settings)
+    public = [release for release in loaded.releases if release.is_public(now)]
+    summary = PublishSummary(
+        now=now,
+        public=[release.slug for release in public],
+        problems=[problem.line_for_humans(settings.root) for problem in loaded.problems],
+        next_release=_next_release(loaded.releases, now),
+    )
+    # The site goes first: email buttons and social cards link to pages that must already exist.
+    summary.build = build_task(settings, loaded.releases, now)
+    ledger = Ledger.from_settings(settings)
+    summary.newly_public = record_task(ledger, public, now)
+    # Every public release, not only the new ones: a crash between two steps must not leave a
+    # channel undone. The ledger makes each send happen once, however often this runs.
+    summary.social = post_social(releases=public, settings=settings, ledger=ledger, now=now)
+    create_markdown_artifact(key="publish-summary", markdown=summary.as_markdown(settings), description="publish run")
+    return summary
