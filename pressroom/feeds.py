@@ -30,9 +30,6 @@ _ATOM = "{http://www.w3.org/2005/Atom}"
 # The updated time of a feed without items: fixed, so an empty site's feeds are stable too.
 _EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
 
-# JSON escapes that keep the bytes free of markup characters: a title such as "<script>" can then
-# never appear as a tag in feed.json, even for a client that pastes values into HTML unescaped.
-_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
 def render_feeds(
@@ -214,7 +211,10 @@ def _json_feed(
         feed["icon"] = site.logo
     feed["items"] = [_json_item(release) for release in items]
     text = json.dumps(feed, ensure_ascii=False, indent=1)
-    return (clean_text(text).translate(_JSON_ESCAPES) + "\n").encode("utf-8")
+    # Markup characters as JSON escapes: a title such as "<script>" can then never appear as a tag
+    # in feed.json's bytes, even for a client that pastes values into HTML unescaped.
+    text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    return (text + "\n").encode("utf-8")
 
 
 def _json_item(release: Release) -> dict[str, object]:

@@ -18,6 +18,7 @@ import hashlib
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -363,12 +364,13 @@ def _sync(public: Path, files: dict[str, bytes], copies: dict[str, Path]) -> _Sy
     """Make public/ hold exactly ``files`` and ``copies``, touching only what differs."""
     result = _SyncResult()
     public.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(public)
     for relative, data in files.items():
         target = public / relative
         if _same_bytes(target, data):
             result.unchanged += 1
             continue
-        _atomic_write(target, data)
+        writer.write(target, data)
         result.written.append(target)
     for relative, source in copies.items():
         if relative in files:
@@ -377,11 +379,11 @@ def _sync(public: Path, files: dict[str, bytes], copies: dict[str, Path]) -> _Sy
         if _same_file(target, source):
             result.unchanged += 1
             continue
-        _atomic_write(target, source.read_bytes(), like=source)
+        writer.write(target, source.read_bytes(), like=source)
         result.written.append(target)
 
     wanted = {public / relative for relative in (*files, *copies)}
-    for folder, subfolders, names in os.walk(public, topdown=False):
+    for folder, _subfolders, names in os.walk(public, topdown=False):
         here = Path(folder)
         for name in names:
             path = here / name
@@ -395,9 +397,9 @@ def _sync(public: Path, files: dict[str, bytes], copies: dict[str, Path]) -> _Sy
 
 def _same_bytes(target: Path, data: bytes) -> bool:
     try:
-        if target.stat().st_size != len(data):
-            return False
-        return target.read_bytes() == data
+        with open(target, "rb") as stream:
+            # One read past the expected size tells a longer file apart without a separate stat.
+            return stream.read(len(data) + 1) == data
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return False
 
@@ -413,22 +415,36 @@ def _same_file(target: Path, source: Path) -> bool:
     return ours.st_mtime_ns == theirs.st_mtime_ns or target.read_bytes() == source.read_bytes()
 
 
-def _atomic_write(target: Path, data: bytes, *, like: Path | None = None) -> None:
-    """Replace ``target`` in one step, so a reader (or a crash) never sees half a file."""
-    if target.is_dir():
-        import shutil
+class _Writer:
+    """Atomic file replacement, creating each folder once per build (mkdir is not free)."""
 
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)
-        if like is not None:
-            stat = like.stat()
-            os.utime(temporary, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    def __init__(self, public: Path) -> None:
+        self.public = public
+        self.folders: set[Path] = {public}
+
+    def _folder(self, folder: Path) -> None:
+        if folder in self.folders:
+            return
+        self._folder(folder.parent)
+        if folder.is_file() or folder.is_symlink():
+            folder.unlink()  # an earlier build had a file where this build needs a folder
+        folder.mkdir(exist_ok=True)
+        self.folders.add(folder)
+
+    def write(self, target: Path, data: bytes, *, like: Path | None = None) -> None:
+        """Replace ``target`` in one step, so a reader (or a crash) never sees half a file."""
+        self._folder(target.parent)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.chmod(temporary, 0o644)
+            if like is not None:
+                stat = like.stat()
+                os.utime(temporary, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)  # an earlier build had a folder where this build needs a file
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
