@@ -190,6 +190,32 @@ def _ops_settings(settings: Settings) -> Settings:
     return resolve_secrets(settings)
 
 
+@app.command()
+def preview(
+    slug: Annotated[Optional[str], typer.Argument(help="the release to preview (any status)")] = None,
+    digest: Annotated[bool, typer.Option("--digest", help="preview the weekly digest of the 7 days before --now")] = False,
+    no_screenshots: Annotated[bool, typer.Option("--no-screenshots", help="skip the Chromium PNGs")] = False,
+    settings_file: SettingsOption = None,
+    now: NowOption = None,
+) -> None:
+    """Write an email's HTML, text, .eml and PNG screenshots (375 px, 600 px) to var/preview/ and print the paths."""
+    from rich.markup import escape
+
+    from pressroom.mail.preview import write_preview
+
+    if digest == (slug is not None):
+        err.print("[red]error:[/red] give a release SLUG or --digest (one of the two)")
+        raise typer.Exit(2)
+    settings = _settings(settings_file)
+    try:
+        files = write_preview(settings=settings, slug=slug, digest=digest, now=_now(now), shots=not no_screenshots)
+    except PressroomError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    for path in files.all():
+        console.print(str(path), markup=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point of the ``pressroom`` script."""
     try:

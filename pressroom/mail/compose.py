@@ -407,6 +407,7 @@ def compose_digest(
         settings, language=settings.site.language, subject=subject, preheader=titles, tokens=tokens
     )
     context["period"] = period
+    context["heading"] = _clean_line(settings.digest.subject)
     context["releases"] = [_release_context(r, settings, key, context["colors"]) for r in ordered]
     context["view_url"] = _with_utm(settings.site.base_url + "/", settings=settings, campaign=key)
     html, text = _both(settings, "digest", context)
@@ -446,7 +447,7 @@ def compose_transactional(*, kind: TransactionalKind, settings: Settings, action
         f" {settings.site.name} press list. We will not email it again unless you subscribe again.",
     }[kind]
     context["action_url"] = action_url or settings.site.base_url + "/"
-    context["view_url"] = settings.site.base_url + "/"
+    context["view_url"] = ""  # nothing to view online: these emails exist only in the inbox
     context["preheader"] = {
         "confirm": "One click and you will receive our press releases.",
         "welcome": "Your subscription is confirmed.",

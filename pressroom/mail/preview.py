@@ -8,6 +8,7 @@ so a preview of an unpublished release still shows its hero image and never need
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,8 +66,10 @@ def screenshots(
     settings: Settings,
     assets: Mapping[str, Path] | None = None,
     widths: Sequence[int] = WIDTHS,
+    dark: Sequence[int] = (),
 ) -> list[Path]:
-    """Render ``html`` in headless Chromium at each width; write ``<stem>-<width>.png`` full-page shots.
+    """Render ``html`` in headless Chromium at each width; write ``<stem>-<width>.png`` full-page shots,
+    and ``<stem>-<width>-dark.png`` for each width in ``dark`` (prefers-color-scheme: dark).
 
     Requests for ``assets`` URLs are answered from the local files; files under public/ are
     used for other site URLs; every other request is refused, so previews never reach the network.
@@ -99,30 +102,35 @@ def screenshots(
         else:
             route.abort()
 
-    written: list[Path] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            for width in widths:
-                page = browser.new_page(viewport={"width": width, "height": 800}, device_scale_factor=1)
-                page.route("**/*", route)
-                page.set_content(html, wait_until="load")
-                path = directory / f"{stem}-{width}.png"
-                page.screenshot(path=str(path), full_page=True)
-                page.close()
-                written.append(path)
-        finally:
-            browser.close()
-    return written
+    def shoot() -> list[Path]:
+        written: list[Path] = []
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                for width, scheme in [(w, "light") for w in widths] + [(w, "dark") for w in dark]:
+                    page = browser.new_page(
+                        viewport={"width": width, "height": 800}, device_scale_factor=1, color_scheme=scheme
+                    )
+                    page.route("**/*", route)
+                    page.set_content(html, wait_until="load")
+                    path = directory / f"{stem}-{width}{'-dark' if scheme == 'dark' else ''}.png"
+                    page.screenshot(path=str(path), full_page=True)
+                    page.close()
+                    written.append(path)
+            finally:
+                browser.close()
+        return written
 
-
-_PREVIEW_RECIPIENT = Recipient(address="preview@example.org", name="")
+    # Playwright's sync API refuses to run inside an event loop (a Prefect flow, an async test,
+    # another Playwright session); a thread of its own always works.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(shoot).result()
 
 
 def _write(composed: Composed, *, directory: Path, stem: str, settings: Settings, assets: Mapping[str, Path], shots: bool) -> PreviewFiles:
     directory.mkdir(parents=True, exist_ok=True)
     recipient = Recipient(
-        address=_PREVIEW_RECIPIENT.address,
+        address="preview@example.org",
         unsubscribe_url=f"{settings.site.base_url}/unsubscribe/preview",
         preferences_url=f"{settings.site.base_url}/preferences/preview",
     )
@@ -130,7 +138,11 @@ def _write(composed: Composed, *, directory: Path, stem: str, settings: Settings
     html_path.write_text(composed.html, encoding="utf-8")
     text_path.write_text(composed.text, encoding="utf-8")
     eml_path.write_bytes(composed.message(recipient))
-    png = screenshots(html=composed.html, directory=directory, stem=stem, settings=settings, assets=assets) if shots else []
+    png = (
+        screenshots(html=composed.html, directory=directory, stem=stem, settings=settings, assets=assets, dark=(375,))
+        if shots
+        else []
+    )
     return PreviewFiles(html=html_path, text=text_path, eml=eml_path, png=tuple(png))
 
 

@@ -1,0 +1,162 @@
+"""The emails in Debian's headless Chromium: phone and desktop layout, contrast, accessibility."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pressroom.mail.compose import contrast_ratio
+from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
+from tests.mail_support import READER, SAMPLE_SLUG, sample_emails
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="scripts/system-deps installs chromium"),
+]
+
+# Every visible text node: its colour and the first opaque background behind it.
+TEXT_COLOURS = """
+() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const rgb = (value) => (value.match(/[\\d.]+/g) || []).map(Number);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const text = node.textContent.trim();
+    if (!text) continue;
+    const element = node.parentElement;
+    const box = element.getBoundingClientRect();
+    const style = getComputedStyle(element);
+    if (!box.width || !box.height || style.visibility === 'hidden' || style.opacity === '0') continue;
+    let background = null;
+    for (let el = element; el; el = el.parentElement) {
+      const bg = rgb(getComputedStyle(el).backgroundColor);
+      if (bg.length === 3 || (bg.length === 4 && bg[3] > 0.99)) { background = bg.slice(0, 3); break; }
+    }
+    out.push({text: text.slice(0, 40), color: rgb(style.color).slice(0, 3), background: background || [255, 255, 255]});
+  }
+  return out;
+}
+"""
+
+
+def hex_of(rgb: list[float]) -> str:
+    return "#" + "".join(f"{round(c):02x}" for c in rgb)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def emails(project):
+    return sample_emails(project)
+
+
+def open_email(browser, html: str, *, width: int, scheme: str = "light", images: bool = True):
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    # Never the network: image URLs point at the public site; answer them with a tiny real PNG or refuse.
+    png = (Path(__file__).resolve().parent.parent / "content" / "releases" / SAMPLE_SLUG / "hero.png").read_bytes()
+    page.route("**/*", lambda route, request: route.fulfill(body=png, content_type="image/png") if images and request.resource_type == "image" else route.abort())
+    page.set_content(html, wait_until="load")
+    return page
+
+
+@pytest.mark.parametrize("kind", ["release", "digest"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_horizontal_scroll_on_a_phone(browser, emails, kind, scheme) -> None:
+    page = open_email(browser, emails[kind].html, width=375, scheme=scheme)
+    scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
+    page.close()
+    assert scroll_width <= 375
+
+
+@pytest.mark.parametrize("kind", ["release", "digest"])
+def test_columns_sit_side_by_side_at_600px_and_stack_at_375px(browser, emails, kind) -> None:
+    boxes = {}
+    for width in (375, 600):
+        page = open_email(browser, emails[kind].html, width=width)
+        # The brand header: site name column and "Press release / date" column.
+        boxes[width] = page.evaluate(
+            "() => [...document.querySelectorAll('.pr-card')[0].querySelectorAll('.mj-outlook-group-fix')]"
+            ".map(c => { const b = c.getBoundingClientRect(); return [b.left, b.top, b.width, b.bottom]; })"
+        )
+        page.close()
+    (left, right) = boxes[600]
+    assert right[0] > left[0] and abs(right[1] - left[1]) < 30 and left[2] < 400, "desktop: two columns in a row"
+    (left, right) = boxes[375]
+    assert right[1] >= left[3] - 1 and left[2] == right[2], "phone: the columns stack at full width"
+
+
+@pytest.mark.parametrize("kind", ["release", "digest"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_text_has_at_least_4_5_to_1_contrast(browser, emails, kind, scheme) -> None:
+    page = open_email(browser, emails[kind].html, width=600, scheme=scheme)
+    samples = page.evaluate(TEXT_COLOURS)
+    page.close()
+    assert len(samples) > 20
+    low = [
+        (s["text"], hex_of(s["color"]), hex_of(s["background"]), round(contrast_ratio(hex_of(s["color"]), hex_of(s["background"])), 2))
+        for s in samples
+        if contrast_ratio(hex_of(s["color"]), hex_of(s["background"])) < 4.5
+    ]
+    assert not low, low
+
+
+def test_dark_mode_really_changes_the_colours(browser, emails) -> None:
+    colours = {}
+    for scheme in ("light", "dark"):
+        page = open_email(browser, emails["release"].html, width=600, scheme=scheme)
+        colours[scheme] = page.evaluate("getComputedStyle(document.querySelector('.pr-card')).backgroundColor")
+        page.close()
+    assert colours["light"] == "rgb(255, 255, 255)" and colours["dark"] != colours["light"]
+
+
+@pytest.mark.parametrize("kind", ["release", "digest"])
+def test_accessibility_basics(browser, emails, kind) -> None:
+    page = open_email(browser, emails[kind].html, width=600)
+    facts = page.evaluate(
+        """() => ({
+          lang: document.documentElement.lang,
+          title: document.title,
+          images: [...document.images].map(i => i.getAttribute('alt')),
+          tables: [...document.querySelectorAll('table')].map(t => t.getAttribute('role')),
+          headings: [...document.querySelectorAll('h1')].map(h => h.textContent.trim()),
+          links: [...document.links].map(a => a.textContent.trim() || [...a.querySelectorAll('img')].map(i => i.alt).join(' ')),
+        })"""
+    )
+    page.close()
+    assert facts["lang"] == "en" and facts["title"] == emails[kind].subject
+    assert facts["images"] and all(alt and alt.strip() for alt in facts["images"])
+    assert facts["tables"] and set(facts["tables"]) == {"presentation"}
+    assert len(facts["headings"]) == 1
+    assert all(facts["links"]), "every link has a label (its text or its image's alt)"
+    assert {"View in browser", "Preferences", "Unsubscribe"} <= set(facts["links"])
+
+
+def test_readable_with_images_off(browser, emails) -> None:
+    page = open_email(browser, emails["release"].html, width=375, images=False)
+    text = page.evaluate("document.body.innerText")
+    page.close()
+    for expected in ("International Day of Friendship: the Cluster HUB", "Read the release online", "MEDIA CONTACTS", "Unsubscribe"):
+        assert expected in text
+
+
+def test_the_personalised_html_renders_the_recipients_links(browser, emails) -> None:
+    import email as email_module
+    import email.policy
+
+    msg = email_module.message_from_bytes(emails["release"].message(READER), policy=email.policy.default)
+    page = open_email(browser, msg.get_body(("html",)).get_content(), width=600)
+    hrefs = page.evaluate("() => Object.fromEntries([...document.links].map(a => [a.textContent.trim(), a.href]))")
+    greeting = page.evaluate("document.body.innerText.includes('Hello Zoë Martin,')")
+    page.close()
+    assert hrefs["Unsubscribe"] == READER.unsubscribe_url and hrefs["Preferences"] == READER.preferences_url
+    assert greeting
