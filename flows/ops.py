@@ -284,40 +284,45 @@ def _plain_email(*, settings: Settings, to: str, subject: str, text: str) -> byt
 
 
 def notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
-    """``on_failure`` hook: tell the operators a run failed, by email and any notification block.
+    """``on_failure``/``on_crashed`` hook: tell the operators that a run failed.
 
-    Recipients are ``[ops] notify`` (or the editors when it is empty); a Prefect notification
-    block named ``pressroom-operators`` (Slack, Teams, email...) is used as well when it exists.
-    A failure to notify is logged and never hides the original failure.
+    By email through the configured transport to ``[ops] notify`` (the editors when empty), and
+    through the Prefect notification block ``[ops] notify_block`` (``<block-type>/<name>``, e.g.
+    ``slack-webhook/pressroom-operators``) when one is set. Settings come from the run's
+    ``settings_file`` parameter. A failure to notify is logged; it never hides the run's own failure.
     """
     from prefect.logging import get_logger
 
+    from pressroom.settings import load_settings
+
     logger = get_logger("pressroom.ops")
-    subject = f"[pressroom] {flow.name} run {flow_run.name} failed"
+    subject = f"[pressroom] {flow.name} run {flow_run.name} {state.name.lower()}"
     body = _failure_text(flow_run=flow_run, state=state)
     try:
-        from prefect.blocks.core import Block
-
-        Block.load("pressroom-operators").notify(body=body, subject=subject)  # type: ignore[attr-defined]
-    except (ValueError, AttributeError):
-        pass  # no block of that name: email only
-    except Exception as exc:  # noqa: BLE001 - a broken webhook must not mask the run's own failure
-        logger.warning("notification block pressroom-operators failed: %s", exc)
-    try:
-        from pressroom.settings import load_settings
-
         settings_file = (flow_run.parameters or {}).get("settings_file")
         settings = resolve_secrets(load_settings(Path(settings_file) if settings_file else None))
-        operators = settings.ops.notify or settings.email.editors
+    except Exception as exc:  # noqa: BLE001 - the settings may be what failed
+        logger.warning("cannot notify operators about %s: settings: %s", flow_run.name, exc)
+        return
+    if settings.ops.notify_block:
+        try:
+            from prefect.blocks.core import Block
+
+            Block.load(settings.ops.notify_block).notify(body=body, subject=subject)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - a broken webhook must not stop the email
+            logger.warning("notification block %s failed: %s", settings.ops.notify_block, exc)
+    operators = settings.ops.notify or settings.email.editors
+    try:
         sent = send_to_people(
             settings=settings,
-            addresses=operators,
+            addresses=list(operators),
             key=f"ops-failure-{flow_run.id}",
             message=lambda address: _plain_email(settings=settings, to=address, subject=subject, text=body),
         )
-        logger.info("failure of %s reported to %d of %d operator(s)", flow_run.name, len(sent), len(operators))
     except Exception as exc:  # noqa: BLE001
         logger.warning("could not email operators about %s: %s", flow_run.name, exc)
+        return
+    logger.info("failure of %s reported by email to %d of %d operator(s)", flow_run.name, len(sent), len(operators))
 
 
 def _failure_text(*, flow_run: Any, state: Any) -> str:

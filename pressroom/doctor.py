@@ -79,12 +79,12 @@ def check_settings(settings: Settings) -> list[Finding]:
                 "set PRESSROOM_SECRET_KEY or the Secret block pressroom-secret-key to a long random value",
             )
         )
-    if not (settings.ops.notify or email.editors):
+    if not (settings.ops.notify or email.editors or settings.ops.notify_block):
         found.append(
             _problem(
                 "settings",
-                "nobody is told when a run fails: ops.notify and email.editors are both empty",
-                "set [ops] notify = [\"ops@example.org\"] (or create the notification block pressroom-operators)",
+                "nobody is told when a run fails: ops.notify, ops.notify_block and email.editors are all empty",
+                "set [ops] notify = [\"ops@example.org\"] or notify_block = \"slack-webhook/<name>\"",
             )
         )
     if not found:

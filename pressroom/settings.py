@@ -144,7 +144,9 @@ class OpsSettings(_Section):
     """Running Pressroom as a service: who hears about failures, how long an approval may wait."""
 
     notify: list[str] = Field(default_factory=list, description="operators emailed when a run fails (default: the editors)")
+    notify_block: str | None = Field(None, description="a Prefect notification block as <block-type>/<name>")
     approval_timeout_minutes: float = Field(1440.0, gt=0, description="an email not approved within this is not sent")
+    send_helpers: int = Field(1, ge=0, le=32, description="extra runs (other workers) sharing one big email send")
 
 
 class Settings(_Section):

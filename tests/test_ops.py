@@ -16,12 +16,14 @@ def _next_runs(schedule: dict, start: datetime, n: int) -> list[datetime]:
     from prefect.server.schemas.schedules import CronSchedule
 
     cron = CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
-    return [d.astimezone(UTC) for d in asyncio.run(cron.get_dates(n=n, start=start))]
+    # Plain aware datetimes, as a deployment passes them to the flow.
+    return [datetime.fromtimestamp(d.timestamp(), UTC) for d in asyncio.run(cron.get_dates(n=n, start=start))]
 
 
 def test_prefect_yaml_declares_publish_every_five_minutes_and_a_monday_digest() -> None:
     specs = {spec.name: spec for spec in read_deployments(prefect_file=PREFECT_FILE)}
-    assert set(specs) == {"publish", "digest"}
+    assert set(specs) == {"publish", "digest", "send"}
+    assert specs["send"].schedules == ()  # helpers start only when a publish run shares a big send
     publish, digest = specs["publish"], specs["digest"]
     assert publish.entrypoint == "flows/publish.py:publish"
     assert digest.entrypoint == "flows/digest.py:digest"
@@ -86,3 +88,27 @@ def test_use_local_server_prefers_the_operators_api_url(project: Project, monkey
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     assert use_local_server(settings) == "http://127.0.0.1:4200/api"
 
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_scheduled_release_goes_out_on_the_first_scheduled_run_after_its_time(project: Project) -> None:
+    """The deployment's own schedule drives the clock: runs at 09:00, 09:05, 09:10 Brussels time."""
+    from flows.publish import publish
+
+    [spec] = [spec for spec in read_deployments(prefect_file=PREFECT_FILE) if spec.name == "publish"]
+    # 09:02 Brussels summer time = 07:02 UTC; the runs around it come from prefect.yaml's schedule.
+    project.write_release("just-in-time", title="Just in time", date="2024-08-02 09:02")
+    runs = _next_runs(spec.schedules[0], datetime(2024, 8, 2, 6, 58, tzinfo=UTC), 3)
+    assert [r.strftime("%H:%M") for r in runs] == ["07:00", "07:05", "07:10"]
+    settings_file = str(project.root / "pressroom.toml")
+    posts = project.root / "var" / "outbox" / "social"
+
+    early = publish(settings_file=settings_file, now=runs[0])
+    assert early.newly_public == [] and not posts.exists()
+    assert early.next_release == ("just-in-time", datetime(2024, 8, 2, 7, 2, tzinfo=UTC))
+    assert "next scheduled publication: `just-in-time` at 2024-08-02 09:02 CEST" in early.as_markdown(project.settings())
+
+    due = publish(settings_file=settings_file, now=runs[1])
+    assert due.newly_public == ["just-in-time"]
+    assert len(list(posts.rglob("*.json"))) == 3  # one post per network, three minutes late at most five
+    assert publish(settings_file=settings_file, now=runs[2]).newly_public == []
