@@ -15,15 +15,17 @@ preview server and from disk; canonical, Open Graph and feed URLs are absolute.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
@@ -32,6 +34,8 @@ import jinja2
 from markupsafe import Markup
 
 from pressroom.errors import ConfigError, TemplateError
+from pressroom import feeds as feeds_module
+from pressroom import releases as releases_module
 from pressroom.feeds import FEED_FILES, render_feeds
 from pressroom.releases import Release
 from pressroom.settings import Settings
@@ -45,6 +49,7 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "October", "November", "December")
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
 _STATIC = "static"
+_MANIFEST = "site-manifest.json"
 
 
 @dataclass(frozen=True)
@@ -81,53 +86,74 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
     shown = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
     tags = _collect_tags(shown)
     renderer = _Renderer(settings, tags)
+    # Every page shows the subscribe form with all topics, so the topic list is part of every key.
+    common = (renderer.fingerprint, *(f"{tag.slug}={tag.name}" for tag in tags))
 
-    files: dict[str, bytes] = {}
+    jobs: list[_Job] = []
     copies: dict[str, Path] = {}
-    pages = 0
 
     for index, release in enumerate(shown):
         newer = shown[index - 1] if index > 0 else None
         older = shown[index + 1] if index + 1 < len(shown) else None
-        files[f"{release.path}index.html"] = renderer.release_page(release, newer=newer, older=older)
+        jobs.append(
+            _Job(
+                paths=(f"{release.path}index.html",),
+                key=_key(*common, "release", *_identity(release), *_identity(newer), *_identity(older)),
+                render=partial(renderer.release_page, release, newer=newer, older=older),
+            )
+        )
         copies.update(_assets(release))
-        pages += 1
 
-    for number, chunk, total in _paginate(shown, settings.site.page_size):
-        path = "" if number == 1 else f"page/{number}/"
-        files[f"{path}index.html"] = renderer.listing(
-            path, chunk, number=number, total=total, base="", tag=None
+    def listings(items: list[Release], base: str, tag: _Tag | None) -> None:
+        for number, chunk, total in _paginate(items, settings.site.page_size):
+            path = base if number == 1 else f"{base}page/{number}/"
+            identities = (part for release in chunk for part in _identity(release))
+            jobs.append(
+                _Job(
+                    paths=(f"{path}index.html",),
+                    key=_key(*common, "listing", path, str(number), str(total), str(len(items)), *identities),
+                    render=partial(renderer.listing, path, chunk, number=number, total=total, base=base, tag=tag),
+                )
+            )
+
+    def feeds(items: Sequence[Release], folder: str, title: str | None, description: str | None) -> None:
+        newest = items[: settings.site.feed_items]
+        # The enclosure carries the image's size, which the release's digest does not cover.
+        sizes = (str(_hero_size(release)) for release in newest)
+        identities = (part for release in newest for part in _identity(release))
+        jobs.append(
+            _Job(
+                paths=tuple(f"{folder}{name}" for name in FEED_FILES.values()),
+                key=_key(*common, "feeds", folder, title or "", description or "", *identities, *sizes),
+                render=partial(
+                    render_feeds, settings=settings, releases=newest, folder=folder, title=title, description=description
+                ),
+            )
         )
-        pages += 1
 
+    listings(shown, "", None)
+    feeds(shown, "", None, None)
     for tag in tags:
-        for number, chunk, total in _paginate(list(tag.releases), settings.site.page_size):
-            path = tag.path if number == 1 else f"{tag.path}page/{number}/"
-            files[f"{path}index.html"] = renderer.listing(
-                path, chunk, number=number, total=total, base=tag.path, tag=tag
-            )
-            pages += 1
-        files.update(
-            render_feeds(
-                settings=settings,
-                releases=tag.releases,
-                folder=tag.path,
-                title=f"{settings.site.name}: {tag.name}",
-                description=f"Press releases of {settings.site.name} about {tag.name}",
-            )
+        listings(list(tag.releases), tag.path, tag)
+        feeds(
+            tag.releases,
+            tag.path,
+            f"{settings.site.name}: {tag.name}",
+            f"Press releases of {settings.site.name} about {tag.name}",
         )
-    files["tags/index.html"] = renderer.tag_index()
-    files["404.html"] = renderer.not_found()
-    pages += 2
-
-    files.update(render_feeds(settings=settings, releases=shown))
-    files["sitemap.xml"] = _sitemap(settings, shown, tags)
-    files["robots.txt"] = f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode()
+    pages = sum(1 for job in jobs if job.paths[0].endswith(".html")) + 2
+    small = {
+        "tags/index.html": renderer.tag_index,
+        "404.html": renderer.not_found,
+        "sitemap.xml": partial(_sitemap, settings, shown, tags),
+        "robots.txt": lambda: f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode(),
+    }
+    jobs += [_Job(paths=(path,), key=None, render=render) for path, render in small.items()]
     for static in sorted((settings.path("templates") / "site" / _STATIC).glob("*")):
         if static.is_file():
             copies[f"{_STATIC}/{static.name}"] = static
 
-    report = _sync(public_dir, files, copies)
+    report = _sync(public_dir, jobs, copies, manifest=settings.path("var") / "cache" / _MANIFEST)
     return BuildReport(
         written=report.written,
         unchanged=report.unchanged,
@@ -135,6 +161,38 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
         pages=pages,
         releases=tuple(release.slug for release in shown),
     )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Files rendered together, with a key of everything that goes into them (None: always render)."""
+
+    paths: tuple[str, ...]
+    key: str | None
+    render: Callable[[], bytes | dict[str, bytes]]
+
+    def outputs(self) -> dict[str, bytes]:
+        rendered = self.render()
+        return rendered if isinstance(rendered, dict) else {self.paths[0]: rendered}
+
+
+def _identity(release: Release | None) -> tuple[str, ...]:
+    """What a page needs to know changed about a release: the file (digest), where it is, what it is called."""
+    if release is None:
+        return ("-",)
+    return (release.slug, release.digest, str(release.source))
+
+
+def _key(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def _hero_size(release: Release) -> int:
+    file = release.hero.file if release.hero is not None else None
+    try:
+        return file.stat().st_size if file is not None else -1
+    except OSError:
+        return -1
 
 
 # --------------------------------------------------------------------------- model helpers
@@ -185,13 +243,16 @@ def _assets(release: Release) -> dict[str, Path]:
     Body images keep their path relative to the release file (their URLs were made absolute
     from it); the hero is published under its file name, which is what ``hero.src`` points at.
     """
-    folder = release.source.parent.resolve()
+    folder = release.source.parent
     copies: dict[str, Path] = {}
     for asset in release.assets:
         try:
-            relative = asset.resolve().relative_to(folder).as_posix()
-        except ValueError:
-            relative = asset.name
+            relative = asset.relative_to(folder).as_posix()
+        except ValueError:  # the content folder is reached through a symlink, or the image is shared
+            try:
+                relative = asset.resolve().relative_to(folder.resolve()).as_posix()
+            except ValueError:
+                relative = asset.name
         copies[f"{release.path}{relative}"] = asset
     if release.hero is not None and release.hero.file is not None:
         copies[f"{release.path}{release.hero.file.name}"] = release.hero.file
@@ -220,10 +281,11 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
 
 
 def _templates_fingerprint(folder: Path) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    for path in sorted(folder.glob("*.j2")):
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    """Digest of the templates and of the code that turns files into pages: a change to any re-renders all."""
+    digest = hashlib.blake2b(digest_size=16)
+    code = [Path(module.__file__) for module in (sys.modules[__name__], feeds_module, releases_module)]
+    for path in [*sorted(folder.glob("*.j2")), *code]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -236,7 +298,10 @@ class _Renderer:
         folder = settings.path("templates") / "site"
         if not (folder / "base.html.j2").is_file():
             raise TemplateError(f"{folder / 'base.html.j2'}: the site templates are missing")
-        self.env = _environment(folder, _templates_fingerprint(folder))
+        templates = _templates_fingerprint(folder)
+        self.env = _environment(folder, templates)
+        self.fingerprint = f"{templates}:{settings.fingerprint}"
+        self.cards: dict[tuple[str, str], Markup] = {}
         self.tags = tags
         self.tag_names = {tag.slug: tag.name for tag in tags}
         brand = self.site.brand_color if _HEX_COLOUR.match(self.site.brand_color) else "#0b5d7a"
@@ -275,9 +340,17 @@ class _Renderer:
             "release": release,
             "date_text": _date_text(release.date.astimezone(self.site.tz)),
             "date_iso": release.date.isoformat(),
-            "tags": [(self.tag_names.get(slug, name), slug) for name, slug in zip(release.tags, release.tag_slugs, strict=True) if slug],
+            "tags": [(self.tag_names[slug], slug) for slug in dict.fromkeys(release.tag_slugs) if slug],
             "image": self._local_hero(release),
         }
+
+    def _card_html(self, release: Release, root: str) -> Markup:
+        """A release's card; the same card appears on the index and on each of its tag pages."""
+        key = (release.slug, root)
+        if key not in self.cards:
+            macro = self.env.get_template("_card.html.j2").module.card  # type: ignore[attr-defined]
+            self.cards[key] = Markup(macro(self._card(release), root))
+        return self.cards[key]
 
     @staticmethod
     def _local_hero(release: Release) -> str | None:
@@ -314,7 +387,7 @@ class _Renderer:
             path,
             lang=self.site.language,
             canonical=f"{self.site.base_url}/{path}",
-            cards=[self._card(release) for release in releases],
+            cards=[self._card_html(release, "../" * path.count("/")) for release in releases],
             number=number,
             total=total,
             previous=page_path(number - 1) if number > 1 else None,
@@ -360,21 +433,41 @@ class _SyncResult:
     removed: list[Path] = field(default_factory=list)
 
 
-def _sync(public: Path, files: dict[str, bytes], copies: dict[str, Path]) -> _SyncResult:
-    """Make public/ hold exactly ``files`` and ``copies``, touching only what differs."""
+def _sync(public: Path, jobs: list[_Job], copies: dict[str, Path], *, manifest: Path) -> _SyncResult:
+    """Make public/ hold exactly what ``jobs`` render and ``copies``, touching only what differs.
+
+    The manifest remembers, per file, the key of what it was rendered from and its size and mtime
+    after writing. A job whose key is unchanged and whose files are as the manifest left them is
+    not even rendered: that is what keeps a rebuild after one new release cheap. Without a
+    manifest (first build, deleted var/) every file is rendered and compared byte for byte.
+    """
     result = _SyncResult()
     public.mkdir(parents=True, exist_ok=True)
     writer = _Writer(public)
-    for relative, data in files.items():
-        target = public / relative
-        if _same_bytes(target, data):
-            result.unchanged += 1
+    before = _read_manifest(manifest)
+    after: dict[str, list] = {}
+    produced: set[str] = set()
+    for job in jobs:
+        produced.update(job.paths)
+        if job.key is not None and all(_fresh(public / path, before.get(path), job.key) for path in job.paths):
+            for path in job.paths:
+                after[path] = before[path]
+            result.unchanged += len(job.paths)
             continue
-        writer.write(target, data)
-        result.written.append(target)
+        for relative, data in job.outputs().items():
+            target = public / relative
+            if _same_bytes(target, data):
+                result.unchanged += 1
+            else:
+                writer.write(target, data)
+                result.written.append(target)
+            if job.key is not None:
+                stat = target.stat()
+                after[relative] = [job.key, stat.st_size, stat.st_mtime_ns]
     for relative, source in copies.items():
-        if relative in files:
+        if relative in produced:
             continue  # a page wins over an image that happens to share its name
+        produced.add(relative)
         target = public / relative
         if _same_file(target, source):
             result.unchanged += 1
@@ -382,7 +475,7 @@ def _sync(public: Path, files: dict[str, bytes], copies: dict[str, Path]) -> _Sy
         writer.write(target, source.read_bytes(), like=source)
         result.written.append(target)
 
-    wanted = {public / relative for relative in (*files, *copies)}
+    wanted = {public / relative for relative in produced}
     for folder, _subfolders, names in os.walk(public, topdown=False):
         here = Path(folder)
         for name in names:
@@ -392,7 +485,32 @@ def _sync(public: Path, files: dict[str, bytes], copies: dict[str, Path]) -> _Sy
                 result.removed.append(path)
         if here != public and not any(here.iterdir()):
             here.rmdir()
+    if after != before:
+        try:
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            _Writer(manifest.parent).write(manifest, json.dumps(after, separators=(",", ":")).encode())
+        except OSError:
+            pass  # the manifest only saves time; public/ is already right without it
     return result
+
+
+def _read_manifest(path: Path) -> dict[str, list]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}  # no manifest or a damaged one: render and compare everything, which is always right
+    return data if isinstance(data, dict) else {}
+
+
+def _fresh(target: Path, entry: list | None, key: str) -> bool:
+    """The file was rendered from ``key`` and nobody has touched it since."""
+    if not entry or len(entry) != 3 or entry[0] != key:
+        return False
+    try:
+        stat = target.stat()
+    except OSError:
+        return False
+    return [stat.st_size, stat.st_mtime_ns] == entry[1:]
 
 
 def _same_bytes(target: Path, data: bytes) -> bool:

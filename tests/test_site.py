@@ -15,7 +15,7 @@ from pressroom.releases import load_releases
 from pressroom.settings import load_settings
 from pressroom.site import CSRF_PLACEHOLDER, build_site
 from tests.conftest import NOW, REPO
-from tests.site_support import HIDDEN, PUBLIC, assert_nothing_runs, build, write_sample
+from tests.site_support import HIDDEN, PUBLIC, assert_nothing_runs, build, png, write_sample
 
 BASE = "https://press.example.org"
 
@@ -277,3 +277,61 @@ def test_written_files_are_world_readable(project):
     build(project, NOW)
     page = project.root / "public" / "releases" / "readable" / "index.html"
     assert os.stat(page).st_mode & 0o444 == 0o444
+
+
+def test_a_hand_edited_or_deleted_output_is_restored(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    page = public / "releases" / "hub-launch" / "index.html"
+    original = page.read_bytes()
+    page.write_bytes(original.replace(b"Hello, world.", b"Hacked, world."))
+    (public / "atom.xml").unlink()
+    report, _ = build(project, NOW)
+    assert page.read_bytes() == original
+    assert {page, public / "atom.xml"} == set(report.written)
+
+
+def test_without_the_build_cache_nothing_is_rewritten_either(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    before = _mtimes(public)
+    for cache in (project.root / "var" / "cache").iterdir():
+        cache.unlink()
+    report, _ = build(project, NOW)
+    assert report.written == [] and _mtimes(public) == before
+
+
+def test_a_settings_change_reaches_every_page(project):
+    write_sample(project)
+    build(project, NOW)
+    toml = project.root / "pressroom.toml"
+    toml.write_text(toml.read_text().replace('name = "Test Hub"', 'name = "Renamed Hub"'))
+    report, _ = build(project, NOW)
+    pages = [path for path in (project.root / "public").rglob("*.html")]
+    assert set(pages) <= set(report.written)
+    assert all(b'<span class="brand-name">Renamed Hub</span>' in path.read_bytes() for path in pages)
+
+
+def test_a_new_hero_image_updates_the_copy_and_the_enclosure(project):
+    write_sample(project)
+    build(project, NOW)
+    hero = project.releases / "battery-passport-pilot" / "hero.png"
+    hero.write_bytes(png(600, 315, (200, 30, 30)))
+    report, _ = build(project, NOW)
+    public = project.root / "public"
+    assert (public / "releases" / "battery-passport-pilot" / "hero.png").read_bytes() == hero.read_bytes()
+    assert f'length="{hero.stat().st_size}"'.encode() in (public / "feed.xml").read_bytes()
+    assert public / "releases" / "battery-passport-pilot" / "index.html" not in report.written
+
+
+def test_renaming_a_release_file_moves_its_page(project):
+    project.write_release("old-name")
+    build(project, NOW)
+    (project.releases / "old-name.md").rename(project.releases / "new-name.md")
+    report, _ = build(project, NOW)
+    public = project.root / "public"
+    assert (public / "releases" / "new-name" / "index.html").is_file()
+    assert public / "releases" / "old-name" / "index.html" in report.removed
+    assert b"old-name" not in b"".join(path.read_bytes() for path in public.rglob("*") if path.is_file())
