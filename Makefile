@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test system-deps benchmarks serve
+.PHONY: run stop test system-deps benchmarks serve
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(BIN)/.installed: pyproject.toml
 system-deps:
 	bash scripts/system-deps
 
+# A local Prefect server under var/prefect/ (started once, found again by every later run) spares
+# each run Prefect's 7-19 s temporary-server start; `make stop` ends it. Its UI shows the runs.
 run: $(BIN)/.installed
+	$(BIN)/pressroom prefect-server
 	$(BIN)/pressroom publish
+
+stop: $(BIN)/.installed
+	$(BIN)/pressroom prefect-server --stop
 
 test: $(BIN)/.installed system-deps
 	$(BIN)/pytest

@@ -106,9 +106,10 @@ def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
 @app.command()
 def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None:
     """Run the publish flow once: build the site, then email and post every newly public release."""
+    settings = _settings(settings_file)
+    _use_local_prefect(settings)
     from flows.publish import publish as publish_flow
 
-    settings = _settings(settings_file)
     summary = publish_flow(settings_file=str(settings_file) if settings_file else None, now=_now(now))
     console.print(summary.as_text())
     if summary.problems:
@@ -177,6 +178,13 @@ def prefect_server(
         return
     url = start_local_server(settings)
     console.print(f"Prefect API: {url} (UI: {url.removesuffix('/api')}); stop it with `pressroom prefect-server --stop`")
+
+
+def _use_local_prefect(settings: Settings) -> None:
+    """Before Prefect is imported: use the project's running local server (`pressroom prefect-server`), if any."""
+    from flows.ops import use_local_server
+
+    use_local_server(settings)
 
 
 def _ops_settings(settings: Settings) -> Settings:
