@@ -132,6 +132,12 @@ class SocialAccount(_Section):
     api_version: str = "202510"
     embed: Literal["card", "image"] = "card"
 
+    @field_validator("token", "password", mode="before")
+    @classmethod
+    def _secret_as_text(cls, value: Any) -> Any:
+        # An all-digit secret from the environment parses as a TOML number; it is still text.
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
 
 class WebSettings(_Section):
     host: str = "127.0.0.1"
@@ -214,8 +220,32 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
+        elif isinstance(value, dict) and key == "social":
+            merged[key] = _merge_accounts(merged.get(key) or [], value)
         else:
             merged[key] = value
+    return merged
+
+
+def _merge_accounts(accounts: list[dict[str, Any]], top: dict[str, Any]) -> list[dict[str, Any]]:
+    """``PRESSROOM_SOCIAL__BLUESKY__PASSWORD`` (or ``__BLUESKY_PRESS__`` for account "press") sets a
+    key of that [[social]] account, adding the account when pressroom.toml has none, so secrets
+    never need to be in the file."""
+    merged = [dict(account) for account in accounts]
+    for name, values in top.items():
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"PRESSROOM_SOCIAL__{name.upper()}: name a key too",
+                hint="write PRESSROOM_SOCIAL__<NETWORK>__<KEY>, e.g. PRESSROOM_SOCIAL__BLUESKY__PASSWORD",
+            )
+        network, _, account = name.partition("_")
+        account = account or "default"
+        for existing in merged:
+            if existing.get("network") == network and existing.get("account", "default") == account:
+                existing.update(values)
+                break
+        else:
+            merged.append({"network": network, "account": account, **values})
     return merged
 
 

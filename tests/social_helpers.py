@@ -22,12 +22,18 @@ def make_release(
     hero_file: Path | None = SAMPLE_HERO,
     date: datetime = datetime(2024, 7, 30, 7, 0, tzinfo=UTC),
     language: str = "en",
+    hero_url: str | None = "hero.png",
 ) -> Release:
-    """A valid public Release without a file on disk (titles and summaries are one line, as the loader makes them)."""
+    """A valid public Release without a file on disk (titles and summaries are one line, as the loader makes them).
+
+    With ``hero_file=None`` the hero is only a public URL (``hero_url``), as for an image hosted elsewhere.
+    """
     url = f"https://press.example.org/releases/{slug}/"
     hero = None
     if hero_file is not None:
         hero = HeroImage(src=url + hero_file.name, alt="Workers at the recycling pilot plant", file=hero_file)
+    elif hero_url:
+        hero = HeroImage(src=url + hero_url, alt="Workers at the recycling pilot plant")
     return Release(
         slug=slug,
         title=" ".join(title.split()) or "Untitled",

@@ -225,3 +225,45 @@ def _with_text(post, text: str):
     from dataclasses import replace
 
     return replace(post, parts=(Part(text=text, count=0, bytes=len(text.encode())),))
+
+
+def test_the_hero_is_fetched_from_the_public_site_without_the_session_token():
+    """Without a local file the hero is fetched from its public URL; the PDS token must not go there."""
+    seen: dict[str, httpx.Request] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        seen[request.url.host + path] = request
+        if path.endswith("createSession"):
+            return httpx.Response(200, json={"did": "did:plc:abc", "handle": "press.test", "accessJwt": "jwt-secret", "refreshJwt": "r"})
+        if path.endswith("getRecord"):
+            if "createRecord" in str(list(seen)):
+                return httpx.Response(200, json={"uri": "at://did:plc:abc/app.bsky.feed.post/x", "cid": "c", "value": {}})
+            return httpx.Response(400, json={"error": "RecordNotFound", "message": "Could not locate record"})
+        if path.endswith("uploadBlob"):
+            return httpx.Response(200, json={"blob": {"$type": "blob", "ref": {"$link": "bafk"}, "mimeType": "image/png", "size": 3}})
+        if path.endswith("createRecord"):
+            return httpx.Response(200, json={"uri": "at://did:plc:abc/app.bsky.feed.post/x", "cid": "c"})
+        if request.url.host == "press.example.org":
+            return httpx.Response(200, content=b"png", headers={"Content-Type": "image/png"})
+        return httpx.Response(404)
+
+    account = SocialAccount(network="bluesky", base_url="https://pds.example", handle="press.test", password=SecretStr("pw"))
+    network = Bluesky(account=account, settings=Settings(), transport=httpx.MockTransport(handler))
+    network.publish(post_for(hero_file=None), key="k")
+    network.close()
+    image = seen["press.example.org/releases/battery-news/hero.png"]
+    assert "Authorization" not in image.headers
+    assert seen["pds.example/xrpc/com.atproto.repo.uploadBlob"].headers["Authorization"] == "Bearer jwt-secret"
+
+
+def test_verify_logs_in_without_posting(pds, account):
+    settings_account, did = account
+    network = network_for(settings_account)
+    assert network.verify().startswith(f"{settings_account.handle} ({did})")
+    network.close()
+    assert pds.records(did) == []
+    wrong = network_for(settings_account.model_copy(update={"password": SecretStr("wrong")}))
+    with pytest.raises(PermanentError, match="(?i)invalid identifier or password"):
+        wrong.verify()
+    wrong.close()

@@ -154,3 +154,7 @@ def test_the_token_is_never_in_errors_or_reprs(server, linkedin):
         linkedin.publish(post_for(hero_file=None), key="k")
     assert "Invalid access token" in str(caught.value)
     assert TOKEN not in str(caught.value) and TOKEN not in repr(linkedin)
+
+
+def test_verify_reads_without_posting(server, linkedin):
+    assert linkedin.verify() == AUTHOR and server.posts == []

@@ -224,3 +224,11 @@ def test_unknown_network_fails_before_anything_is_sent():
 def test_missing_credentials_are_a_config_error():
     with pytest.raises(ConfigError, match="needs base_url and token"):
         Mastodon(account=SocialAccount(network="mastodon"), settings=Settings())
+
+
+def test_verify_checks_the_token_without_posting(server, mastodon):
+    assert mastodon.verify() == "@press on https://mastodon.example"
+    assert server.statuses == []
+    server.fail.append(lambda _: httpx.Response(401, json={"error": "The access token is invalid"}))
+    with pytest.raises(PermanentError, match="credentials"):
+        mastodon.verify()

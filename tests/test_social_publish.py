@@ -167,3 +167,19 @@ def test_flow_step_posts_and_leaves_a_table_artifact_of_post_urls(prefect_harnes
     assert run() == "social: sent 1"
     artifact = Artifact.get("social-posts")
     assert artifact is not None and "flow-release" in str(artifact.data) and "file://" in str(artifact.data)
+
+
+def test_credentials_come_from_the_environment_and_never_show(project):
+    settings = project.settings(
+        PRESSROOM_SOCIAL__MASTODON__BASE_URL=INSTANCE,
+        PRESSROOM_SOCIAL__MASTODON__TOKEN="123456",  # all digits: still text
+        PRESSROOM_SOCIAL__BLUESKY_PRESS__HANDLE="press.bsky.social",
+        PRESSROOM_SOCIAL__BLUESKY_PRESS__PASSWORD="app-pass-word",
+    )
+    accounts = {(a.network, a.account): a for a in settings.social}
+    # Accounts configured only in the environment replace the embedded outbox default.
+    assert set(accounts) == {("mastodon", "default"), ("bluesky", "press")}
+    assert accounts[("mastodon", "default")].token.get_secret_value() == "123456"
+    assert accounts[("bluesky", "press")].password.get_secret_value() == "app-pass-word"
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    assert "123456" not in shown and "app-pass-word" not in shown

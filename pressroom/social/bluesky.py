@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ import httpx
 from pressroom.errors import ConfigError, PermanentError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import BLUESKY, Limits, Part, Post
-from pressroom.social.network import Published, RetryLater, error_for, http_client
+from pressroom.social.network import Published, RetryLater, error_for, http_client, retry_soon
 
 __all__ = ["Bluesky", "MAX_THUMB_BYTES", "bluesky_reset", "release_tid"]
 
@@ -107,9 +107,7 @@ class Bluesky:
         try:
             response = self._client.request(method, f"/xrpc/{nsid}", **kwargs)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise RetryLater(
-                f"bluesky: {nsid}: {type(exc).__name__}", retry_at=datetime.now(UTC) + timedelta(seconds=30)
-            ) from None
+            raise retry_soon(f"bluesky: {nsid}: {type(exc).__name__}") from None
         if response.is_success:
             return response
         raise error_for(response, network="bluesky", message=_message(response), reset_at=bluesky_reset)
@@ -143,8 +141,11 @@ class Bluesky:
             data = card.image_file.read_bytes()
             mime = mimetypes.guess_type(card.image_file.name)[0] or "application/octet-stream"
         elif card.image_url:
+            # The public site gets no Authorization header: the session token is for the PDS only.
+            request = self._client.build_request("GET", card.image_url)
+            request.headers.pop("Authorization", None)
             try:
-                response = self._client.get(card.image_url, headers={"Authorization": ""})
+                response = self._client.send(request)
             except httpx.HTTPError:
                 return None
             if not response.is_success:
@@ -212,7 +213,7 @@ class Bluesky:
                 refs.append({"uri": existing["uri"], "cid": existing["cid"]})
         # Read back once: a post reported as sent exists.
         if self._get_record(self.rkeys(post)[0]) is None:
-            raise RetryLater("bluesky: the post was created but cannot be read back", retry_at=datetime.now(UTC) + timedelta(seconds=30))
+            raise retry_soon("bluesky: the post was created but cannot be read back")
         return Published(url=self._web_url(refs[0]["uri"]), ids=tuple(ref["uri"] for ref in refs))
 
     def find(self, post: Post, *, key: str) -> Published | None:
@@ -223,6 +224,11 @@ class Bluesky:
     def _web_url(self, uri: str) -> str:
         rkey = uri.rsplit("/", 1)[-1]
         return f"https://bsky.app/profile/{self._handle}/post/{rkey}"
+
+    def verify(self) -> str:
+        if self._did is None:
+            self._login()
+        return f"{self._handle} ({self._did}) on {self._client.base_url}"
 
     def close(self) -> None:
         self._client.close()

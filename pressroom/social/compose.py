@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -274,7 +274,7 @@ def _split_thread(text: str, *, fits_first: Callable[[str], bool], fits_reply: C
             parts.append(rest if fits(rest) else shorten(rest, fits=fits))
             break
         words = _words(rest)
-        kept = _largest(len(words), lambda n: fits(_trim_end("".join(words[:n]))))
+        kept = _largest(len(words), lambda n: fits(_trim_end("".join(words[:n]))))  # noqa: B023 (called at once)
         sentence = max(
             (n for n in range(1, kept + 1) if "".join(words[:n]).rstrip().endswith(_SENTENCE_END)),
             default=0,
@@ -387,8 +387,3 @@ def compose_post(*, release: Release, network: str, limits: Limits, templates: P
         limits=limits,
         hashtags=tuple(hashtags),
     )
-
-
-def with_limits(post: Post, limits: Limits) -> Post:
-    """``post`` re-measured with other limits (used by the preview when an instance has its own)."""
-    return replace(post, limits=limits, parts=tuple(_part(part.text, limits) for part in post.parts))

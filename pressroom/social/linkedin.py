@@ -20,7 +20,7 @@ import httpx
 from pressroom.errors import ConfigError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import LINKEDIN, Limits, Post, find_facets
-from pressroom.social.network import Published, RetryLater, error_for, http_client
+from pressroom.social.network import Published, error_for, http_client, retry_soon
 
 __all__ = ["LinkedIn", "little_text", "linkedin_reset"]
 
@@ -98,9 +98,7 @@ class LinkedIn:
         try:
             response = self._client.request(method, path, **kwargs)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise RetryLater(
-                f"linkedin: {method} {path}: {type(exc).__name__}", retry_at=datetime.now(UTC) + timedelta(seconds=30)
-            ) from None
+            raise retry_soon(f"linkedin: {method} {path}: {type(exc).__name__}") from None
         if response.is_success:
             return response
         raise error_for(response, network="linkedin", message=_message(response), reset_at=linkedin_reset)
@@ -152,6 +150,14 @@ class LinkedIn:
                 urn = str(element["id"])
                 return Published(url=f"https://www.linkedin.com/feed/update/{urn}/", ids=(urn,))
         return None
+
+    def verify(self) -> str:
+        # Reading the author's posts needs the same token and permissions the read-back does.
+        self._request(
+            "GET", "/rest/posts", params={"q": "author", "author": self.account.author_urn, "count": 1},
+            headers={"X-RestLi-Method": "FINDER"},
+        )
+        return f"{self.account.author_urn}"
 
     def close(self) -> None:
         self._client.close()

@@ -20,7 +20,7 @@ import httpx
 from pressroom.errors import ConfigError, PermanentError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import MASTODON, Limits, Post
-from pressroom.social.network import Published, RetryLater, error_for, http_client
+from pressroom.social.network import Published, error_for, http_client, retry_soon
 
 __all__ = ["Mastodon", "mastodon_reset"]
 
@@ -74,10 +74,8 @@ class Mastodon:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            raise RetryLater(f"mastodon: {method} {path} timed out", retry_at=datetime.now().astimezone()) from None
-        except httpx.TransportError as exc:
-            raise RetryLater(f"mastodon: {method} {path}: {type(exc).__name__}", retry_at=datetime.now().astimezone()) from None
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise retry_soon(f"mastodon: {method} {path}: {type(exc).__name__}") from None
         if response.is_success:
             return response
         raise error_for(response, network="mastodon", message=_message(response), reset_at=mastodon_reset)
@@ -126,6 +124,10 @@ class Mastodon:
             if post.card.url in status.get("content", "") or card.get("url") == post.card.url:
                 return Published(url=status.get("url") or status.get("uri", ""), ids=(str(status["id"]),))
         return None
+
+    def verify(self) -> str:
+        me = self._request("GET", "/api/v1/accounts/verify_credentials").json()
+        return f"@{me.get('acct', me.get('username', '?'))} on {self.account.base_url}"
 
     def close(self) -> None:
         self._client.close()

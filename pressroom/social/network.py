@@ -29,6 +29,7 @@ __all__ = [
     "http_client",
     "idempotency_key",
     "open_networks",
+    "retry_soon",
 ]
 
 DEFAULT_RETRY = timedelta(seconds=60)
@@ -74,6 +75,10 @@ class SocialNetwork(Protocol):
         """The post if it already exists on the network (after a crash or an ambiguous error)."""
         ...
 
+    def verify(self) -> str:
+        """Log in / check the credentials without posting; returns who the account is (for ``pressroom doctor``)."""
+        ...
+
     def close(self) -> None:
         """Release connections; the network is not used afterwards."""
         ...
@@ -84,10 +89,15 @@ def channel_name(account: SocialAccount) -> str:
     return f"social:{account.network}:{account.account}"
 
 
-def idempotency_key(*, slug: str, channel: str, recipient: str, part: int = 0) -> str:
-    """A stable key for one post of one release on one account, the same on every run."""
+def idempotency_key(*, slug: str, channel: str, recipient: str) -> str:
+    """A stable key for the post of one release on one account (one ledger row), the same on every run."""
     digest = hashlib.blake2b(f"{slug}\0{channel}\0{recipient}".encode(), digest_size=16).hexdigest()
-    return f"pressroom-{digest}-{part}"
+    return f"pressroom-{digest}"
+
+
+def retry_soon(message: str, *, now: datetime | None = None) -> RetryLater:
+    """A timeout or a dropped connection: the answer is unknown, so look (or retry) a little later."""
+    return RetryLater(message, retry_at=(now or datetime.now(UTC)) + timedelta(seconds=30))
 
 
 def http_client(*, account: SocialAccount, base_url: str, headers: dict[str, str] | None = None,

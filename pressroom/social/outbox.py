@@ -97,5 +97,8 @@ class Outbox:
             return None
         return Published(url=path.as_uri(), ids=(str(path),))
 
+    def verify(self) -> str:
+        return f"files under {self.folder}"
+
     def close(self) -> None:
         """Nothing to release."""

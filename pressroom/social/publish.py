@@ -85,7 +85,7 @@ def _compose(release: Release, network: SocialNetwork, settings: Settings) -> li
 
 def _post_one(network: SocialNetwork, posts: list[Post], *, key: str, tried_before: bool) -> Published:
     urls: list[str] = []
-    for index, post in enumerate(posts):
+    for post in posts:
         part_key = f"{key}-{post.network}" if len(posts) > 1 else key
         published = network.find(post, key=part_key) if tried_before else None
         if published is None:
