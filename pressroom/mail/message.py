@@ -29,7 +29,7 @@ from typing import Literal
 from pressroom.errors import ConfigError, PermanentError
 from pressroom.settings import Settings
 
-__all__ = ["Composed", "Recipient", "SLOTS"]
+__all__ = ["Composed", "DkimKey", "Recipient", "SLOTS", "build_composed", "new_tokens"]
 
 #: Personal values a template may use; compose passes a token for each into the templates.
 SLOTS: tuple[str, ...] = ("unsubscribe_url", "preferences_url", "greeting")
@@ -72,7 +72,8 @@ def clean_address(address: str) -> str:
         problem = "the part before @ is empty or holds characters an address cannot have"
     else:
         try:
-            domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+            domain = domain.rstrip(".")
+            domain = (domain if domain.isascii() else domain.encode("idna").decode("ascii")).lower()
         except UnicodeError:
             domain = ""
         labels = domain.split(".")
@@ -97,6 +98,11 @@ def _checked_url(value: str, what: str) -> str:
 
 def _qp(value: str) -> bytes:
     """Quoted-printable for one slot value, ending with a soft line break so the next line starts clean."""
+    if value.isascii():
+        # The common case (URLs, ASCII names): printable ASCII already, only "=" needs escaping.
+        encoded = value.replace("=", "=3D")
+        if len(encoded) <= 75 and encoded.isprintable() and not encoded.endswith(" "):
+            return (encoded + "=\r\n").encode("ascii")
     encoded = _leave_room(binascii.b2a_qp(value.encode("utf-8"), header=False, istext=False).decode("ascii"))
     return (encoded.replace("\n", "\r\n") + "=\r\n").encode("ascii")
 
@@ -252,10 +258,12 @@ class Composed:
         encoded = {
             ("html", slot): _qp(html.escape(value)) for slot, value in values.items()
         } | {("text", slot): _qp(value) for slot, value in values.items()}
-        out = bytearray("".join(head).encode("ascii"))
-        for segment in self._segments:
-            out += segment if isinstance(segment, bytes) else encoded[segment]
-        data = bytes(out)
+        data = b"".join(
+            [
+                "".join(head).encode("ascii"),
+                *[segment if segment.__class__ is bytes else encoded[segment] for segment in self._segments],
+            ]
+        )
         if self._dkim is not None:
             data = self._dkim.sign(data) + data
         return data
