@@ -101,7 +101,7 @@ def test_every_text_has_at_least_4_5_to_1_contrast(browser, emails, kind, scheme
     page = open_email(browser, emails[kind].html, width=600, scheme=scheme)
     samples = page.evaluate(TEXT_COLOURS)
     page.close()
-    assert len(samples) > 20
+    assert len(samples) >= 15, "the walk found the text"
     low = [
         (s["text"], hex_of(s["color"]), hex_of(s["background"]), round(contrast_ratio(hex_of(s["color"]), hex_of(s["background"])), 2))
         for s in samples
