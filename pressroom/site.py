@@ -37,7 +37,7 @@ from pressroom.errors import ConfigError, TemplateError
 from pressroom import feeds as feeds_module
 from pressroom import releases as releases_module
 from pressroom.feeds import FEED_FILES, render_feeds
-from pressroom.releases import Release
+from pressroom.releases import Release, slugify
 from pressroom.settings import Settings
 
 __all__ = ["BuildReport", "build_site", "CSRF_PLACEHOLDER"]
@@ -50,6 +50,8 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
 _STATIC = "static"
 _MANIFEST = "site-manifest.json"
+# Stands for "../../" in cached card HTML; releases.py strips NUL from every text, so it cannot clash.
+_ROOT = "\x00"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
     renderer = _Renderer(settings, tags)
     # Every page shows the subscribe form with all topics, so the topic list is part of every key.
     common = (renderer.fingerprint, *(f"{tag.slug}={tag.name}" for tag in tags))
+    cache = _BuildCache(settings.path("var") / "cache" / _MANIFEST)
+    renderer.card_common = _key(*common)
+    renderer.cards = cache.cards
 
     jobs: list[_Job] = []
     copies: dict[str, Path] = {}
@@ -98,7 +103,7 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
         jobs.append(
             _Job(
                 paths=(f"{release.path}index.html",),
-                key=_key(*common, "release", *_identity(release), *_identity(newer), *_identity(older)),
+                key=_key(*common, "release", _identity(release), _identity(newer), _identity(older)),
                 render=partial(renderer.release_page, release, newer=newer, older=older),
             )
         )
@@ -107,7 +112,7 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
     def listings(items: list[Release], base: str, tag: _Tag | None) -> None:
         for number, chunk, total in _paginate(items, settings.site.page_size):
             path = base if number == 1 else f"{base}page/{number}/"
-            identities = (part for release in chunk for part in _identity(release))
+            identities = map(_identity, chunk)
             jobs.append(
                 _Job(
                     paths=(f"{path}index.html",),
@@ -120,7 +125,7 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
         newest = items[: settings.site.feed_items]
         # The enclosure carries the image's size, which the release's digest does not cover.
         sizes = (str(_hero_size(release)) for release in newest)
-        identities = (part for release in newest for part in _identity(release))
+        identities = map(_identity, newest)
         jobs.append(
             _Job(
                 paths=tuple(f"{folder}{name}" for name in FEED_FILES.values()),
@@ -153,7 +158,9 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
         if static.is_file():
             copies[f"{_STATIC}/{static.name}"] = static
 
-    report = _sync(public_dir, jobs, copies, manifest=settings.path("var") / "cache" / _MANIFEST)
+    report = _sync(public_dir, jobs, copies, cache=cache)
+    cache.cards = {key: renderer.cards[key] for key in map(renderer.card_key, shown) if key in renderer.cards}
+    cache.save()
     return BuildReport(
         written=report.written,
         unchanged=report.unchanged,
@@ -176,11 +183,21 @@ class _Job:
         return rendered if isinstance(rendered, dict) else {self.paths[0]: rendered}
 
 
-def _identity(release: Release | None) -> tuple[str, ...]:
+def _identity(release: Release | None) -> str:
     """What a page needs to know changed about a release: the file (digest), where it is, what it is called."""
     if release is None:
-        return ("-",)
-    return (release.slug, release.digest, str(release.source))
+        return "-"
+    return f"{release.slug}:{release.digest}:{release.source}"
+
+
+@lru_cache(maxsize=4096)
+def _tag_slug(tag: str) -> str:
+    return slugify(tag)
+
+
+def _tag_slugs(release: Release) -> tuple[str, ...]:
+    """``release.tag_slugs``, with each distinct tag slugified once per process."""
+    return tuple(_tag_slug(tag) for tag in release.tags)
 
 
 def _key(*parts: str) -> str:
@@ -219,7 +236,7 @@ def _collect_tags(releases: list[Release]) -> list[_Tag]:
     names: dict[str, str] = {}
     members: dict[str, list[Release]] = {}
     for release in releases:
-        for name, slug in zip(release.tags, release.tag_slugs, strict=True):
+        for name, slug in zip(release.tags, _tag_slugs(release), strict=True):
             if not slug:
                 continue  # a tag of punctuation only has no URL
             names.setdefault(slug, name)
@@ -301,7 +318,10 @@ class _Renderer:
         templates = _templates_fingerprint(folder)
         self.env = _environment(folder, templates)
         self.fingerprint = f"{templates}:{settings.fingerprint}"
-        self.cards: dict[tuple[str, str], Markup] = {}
+        # Card HTML by release key, with _ROOT standing for the page's way back to the site root;
+        # kept between builds in the build cache, as the index pages re-render on every new release.
+        self.cards: dict[str, str] = {}
+        self.card_common = ""
         self.tags = tags
         self.tag_names = {tag.slug: tag.name for tag in tags}
         brand = self.site.brand_color if _HEX_COLOUR.match(self.site.brand_color) else "#0b5d7a"
@@ -340,17 +360,21 @@ class _Renderer:
             "release": release,
             "date_text": _date_text(release.date.astimezone(self.site.tz)),
             "date_iso": release.date.isoformat(),
-            "tags": [(self.tag_names[slug], slug) for slug in dict.fromkeys(release.tag_slugs) if slug],
+            "tags": [(self.tag_names[slug], slug) for slug in dict.fromkeys(_tag_slugs(release)) if slug],
             "image": self._local_hero(release),
         }
 
+    def card_key(self, release: Release) -> str:
+        return _key(self.card_common, _identity(release))
+
     def _card_html(self, release: Release, root: str) -> Markup:
         """A release's card; the same card appears on the index and on each of its tag pages."""
-        key = (release.slug, root)
-        if key not in self.cards:
+        key = self.card_key(release)
+        html = self.cards.get(key)
+        if html is None:
             macro = self.env.get_template("_card.html.j2").module.card  # type: ignore[attr-defined]
-            self.cards[key] = Markup(macro(self._card(release), root))
-        return self.cards[key]
+            html = self.cards[key] = str(macro(self._card(release), _ROOT))
+        return Markup(html.replace(_ROOT, root))  # noqa: S704 - rendered by the autoescaping template
 
     @staticmethod
     def _local_hero(release: Release) -> str | None:
@@ -433,7 +457,7 @@ class _SyncResult:
     removed: list[Path] = field(default_factory=list)
 
 
-def _sync(public: Path, jobs: list[_Job], copies: dict[str, Path], *, manifest: Path) -> _SyncResult:
+def _sync(public: Path, jobs: list[_Job], copies: dict[str, Path], *, cache: _BuildCache) -> _SyncResult:
     """Make public/ hold exactly what ``jobs`` render and ``copies``, touching only what differs.
 
     The manifest remembers, per file, the key of what it was rendered from and its size and mtime
@@ -444,7 +468,7 @@ def _sync(public: Path, jobs: list[_Job], copies: dict[str, Path], *, manifest: 
     result = _SyncResult()
     public.mkdir(parents=True, exist_ok=True)
     writer = _Writer(public)
-    before = _read_manifest(manifest)
+    before = cache.files
     after: dict[str, list] = {}
     produced: set[str] = set()
     for job in jobs:
@@ -475,31 +499,49 @@ def _sync(public: Path, jobs: list[_Job], copies: dict[str, Path], *, manifest: 
         writer.write(target, source.read_bytes(), like=source)
         result.written.append(target)
 
-    wanted = {public / relative for relative in produced}
-    for folder, _subfolders, names in os.walk(public, topdown=False):
-        here = Path(folder)
+    # Plain strings here: this walk sees every file of the site on every build.
+    root = str(public)
+    wanted = {os.path.join(root, relative) for relative in produced}
+    for folder, _subfolders, names in os.walk(root, topdown=False):
+        kept = len(names)
         for name in names:
-            path = here / name
+            path = os.path.join(folder, name)
             if path not in wanted:
-                path.unlink()
-                result.removed.append(path)
-        if here != public and not any(here.iterdir()):
-            here.rmdir()
-    if after != before:
-        try:
-            manifest.parent.mkdir(parents=True, exist_ok=True)
-            _Writer(manifest.parent).write(manifest, json.dumps(after, separators=(",", ":")).encode())
-        except OSError:
-            pass  # the manifest only saves time; public/ is already right without it
+                os.unlink(path)
+                result.removed.append(Path(path))
+                kept -= 1
+        if not kept and folder != root and not os.listdir(folder):
+            os.rmdir(folder)
+    cache.files = after
     return result
 
 
-def _read_manifest(path: Path) -> dict[str, list]:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}  # no manifest or a damaged one: render and compare everything, which is always right
-    return data if isinstance(data, dict) else {}
+class _BuildCache:
+    """What the last build rendered (file keys, sizes, mtimes) and its card HTML, in var/cache/.
+
+    It only saves time: missing, damaged or stale, the build renders and compares everything.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.raw = b""
+        try:
+            self.raw = path.read_bytes()
+            data = json.loads(self.raw)
+            self.files: dict[str, list] = dict(data["files"])
+            self.cards: dict[str, str] = dict(data["cards"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self.files, self.cards = {}, {}
+
+    def save(self) -> None:
+        data = json.dumps({"files": self.files, "cards": self.cards}, separators=(",", ":")).encode()
+        if data == self.raw:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _Writer(self.path.parent).write(self.path, data)
+        except OSError:
+            pass  # public/ is already right; the next build just renders more
 
 
 def _fresh(target: Path, entry: list | None, key: str) -> bool:
