@@ -1,9 +1,11 @@
 """public/ from the releases and the clock: pages, feeds, sitemap, robots.txt; writes only what changed.
 
-The build renders every output in memory first (``{site-relative path: bytes}``), then syncs
-public/ to it: a file whose bytes are unchanged is not touched (its mtime, hence a static host's
-ETag and Last-Modified, stay valid), new and changed files are replaced atomically, and files the
-build no longer produces are removed: public/ is fully generated.
+The build is a list of jobs (a page, or a folder's three feeds), each with a key of everything that
+goes into it. A job whose key and files are as the last build left them (var/cache/) is not even
+rendered; any other job is rendered and compared with the file on disk: a file whose bytes are
+unchanged is not touched (its mtime, hence a static host's ETag and Last-Modified, stay valid), a
+new or changed file is replaced atomically. Files the build no longer produces are removed:
+public/ is fully generated.
 
 Only releases that are public at ``now`` (approved, due, not expired) are looked at; everything
 else is dropped before any rendering, so a draft or an embargoed release cannot leak anywhere.
@@ -33,9 +35,9 @@ from xml.sax.saxutils import escape as xml_escape
 import jinja2
 from markupsafe import Markup
 
-from pressroom.errors import ConfigError, TemplateError
 from pressroom import feeds as feeds_module
 from pressroom import releases as releases_module
+from pressroom.errors import ConfigError, TemplateError
 from pressroom.feeds import FEED_FILES, render_feeds
 from pressroom.releases import Release, slugify
 from pressroom.settings import Settings
