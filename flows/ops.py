@@ -150,7 +150,12 @@ def secret_block_names(settings: Settings) -> dict[str, tuple[str, ...]]:
     return names
 
 
-def _env_name(path: tuple[str, ...]) -> str:
+def _env_name(path: tuple[str, ...], settings: Settings) -> str:
+    """The PRESSROOM_* variable that sets the same secret (social: PRESSROOM_SOCIAL__<NETWORK>[_<ACCOUNT>]__<KEY>)."""
+    if path[0] == "social":
+        account = settings.social[int(path[1])]
+        suffix = "" if account.account == "default" else f"_{account.account}"
+        path = ("social", f"{account.network}{suffix}", path[2])
     return ENV_PREFIX + "__".join(part.upper() for part in path)
 
 
@@ -183,7 +188,7 @@ def resolve_secrets(
     social: dict[int, dict[str, Any]] = {}
     for name, path in secret_block_names(settings).items():
         value = blocks.get(name)
-        if value is None or (path[0] != "social" and _env_name(path) in environ):
+        if value is None or _env_name(path, settings) in environ:
             continue
         value = value if isinstance(value, str) else json.dumps(value)
         if path[0] == "social":

@@ -168,16 +168,19 @@ def check_releases(settings: Settings) -> list[Finding]:
 
 
 def check_social(settings: Settings) -> list[Finding]:
-    """Every enabled social account names a known network and opens with its credentials."""
+    """Every enabled social account opens and its credentials verify (a login or a read; nothing is posted)."""
     from pressroom.social import open_networks
 
-    networks = open_networks(settings=settings)
-    try:
-        names = ", ".join(sorted(f"{a.network}/{a.account}" for a in settings.social if a.enabled))
-        return [_ok("social", f"accounts open: {names or 'none enabled'}")]
-    finally:
-        for network in networks:
+    found = []
+    for network in open_networks(settings=settings):
+        name = f"social {network.account.network}/{network.account.account}"
+        try:
+            found.append(_ok(name, f"credentials work: {network.verify()}"))
+        except PressroomError as exc:
+            found.append(_from_error(name, exc))
+        finally:
             network.close()
+    return found or [_ok("social", "no account enabled")]
 
 
 def check_database(settings: Settings) -> list[Finding]:

@@ -112,3 +112,11 @@ def test_a_scheduled_release_goes_out_on_the_first_scheduled_run_after_its_time(
     assert due.newly_public == ["just-in-time"]
     assert len(list(posts.rglob("*.json"))) == 3  # one post per network, three minutes late at most five
     assert publish(settings_file=settings_file, now=runs[2]).newly_public == []
+
+
+def test_a_social_secret_in_the_environment_wins_over_its_block(project: Project) -> None:
+    settings = project.settings(PRESSROOM_SOCIAL__OUTBOX__TOKEN="from-env")
+    blocks = {"pressroom-social-outbox-default-token": "from-block"}
+    resolved = resolve_secrets(settings, environ={"PRESSROOM_SOCIAL__OUTBOX__TOKEN": "from-env"}, blocks=blocks)
+    assert resolved.social[0].token.get_secret_value() == "from-env"
+    assert resolve_secrets(project.settings(), environ={}, blocks=blocks).social[0].token.get_secret_value() == "from-block"

@@ -142,3 +142,13 @@ def test_templates_render_the_newest_release(project: Project) -> None:
     project.write_release("fresh-news", title="Fresh news")
     [finding] = check_templates(project.settings())
     assert finding.ok and "'fresh-news' renders" in finding.message
+
+
+def test_social_accounts_are_verified_and_a_broken_one_is_named(project: Project) -> None:
+    from pressroom.doctor import check_social
+
+    [outbox] = check_social(project.settings())
+    assert outbox.ok and outbox.check == "social outbox/default" and "credentials work" in outbox.message
+    findings = run_doctor(settings=project.settings(PRESSROOM_SOCIAL__MASTODON__TOKEN="t0ken"), checks=[check_social])
+    [problem] = [f for f in findings if not f.ok]
+    assert "base_url" in problem.hint and "t0ken" not in problem.line()
