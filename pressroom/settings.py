@@ -131,6 +131,9 @@ class SocialAccount(_Section):
     timeout: float = Field(20.0, gt=0, le=300)
     api_version: str = "202510"
     embed: Literal["card", "image"] = "card"
+    max_age_days: float | None = Field(
+        None, gt=0, description="never post a release older than this on an account that has not posted it yet"
+    )
 
     @field_validator("token", "password", mode="before")
     @classmethod

@@ -212,3 +212,12 @@ def test_sample_release_matches_the_golden_post(network):
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
     _check_post(post, release)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=prose.filter(lambda t: t.strip()), tag_list=tags, network=st.sampled_from(sorted(NETWORK_LIMITS)))
+def test_any_override_text_fits_in_every_part_of_its_thread(text, tag_list, network):
+    release = make_release(tags=tuple(tag_list), social={network: ChannelOptions(text=text * 3)})
+    post = compose_post(release=release, network=network, limits=NETWORK_LIMITS[network], templates=TEMPLATES)
+    _check_post(post, release)
+    assert len(post.parts) <= NETWORK_LIMITS[network].max_parts

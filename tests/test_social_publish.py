@@ -183,3 +183,39 @@ def test_credentials_come_from_the_environment_and_never_show(project):
     assert accounts[("bluesky", "press")].password.get_secret_value() == "app-pass-word"
     shown = repr(settings) + str(settings) + settings.model_dump_json()
     assert "123456" not in shown and "app-pass-word" not in shown
+
+
+def test_an_account_with_max_age_does_not_post_the_archive(settings, ledger):
+    settings = settings.model_copy(update={"social": [SocialAccount(network="outbox", max_age_days=7)]})
+    old = make_release(slug="old-news", date=NOW - timedelta(days=30))
+    fresh = make_release(slug="fresh-news", date=NOW - timedelta(days=1))
+    report = post_releases(releases=[old, fresh], settings=settings, ledger=ledger, now=NOW)
+    assert [(r.release, r.state) for r in report.results] == [("old-news", "skipped"), ("fresh-news", "sent")]
+    assert "older than 7 days" in report.results[0].detail
+    assert ledger.report(release="old-news").total == 0
+    assert not (settings.path("var") / "outbox" / "social" / "old-news").exists()
+
+
+def test_a_broken_template_is_reported_and_retried_after_the_fix_not_lost(settings, ledger, tmp_path):
+    release = make_release()
+    empty = tmp_path / "empty-templates"
+    (empty / "social").mkdir(parents=True)
+    broken = settings.model_copy(update={"paths": settings.paths.model_copy(update={"templates": empty})})
+    report = post_releases(releases=[release], settings=broken, ledger=ledger, now=NOW)
+    assert report.results[0].state == "failed" and "templates/social/mastodon.txt.j2 is missing" in report.results[0].detail
+    assert ledger.report(release=release.slug).sent == 0 and ledger.report(release=release.slug).ambiguous == 0
+    fixed = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=5))
+    assert fixed.results[0].state == "sent"
+
+
+def test_an_unreadable_answer_is_deferred_and_the_network_asked_before_a_retry(settings, ledger):
+    settings = mastodon_settings(settings)
+    server = FakeMastodon()
+    release = make_release()
+    server.fail = [lambda r: None, lambda r: httpx.Response(200, text="<html>maintenance</html>")]
+    report = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=httpx.MockTransport(server))
+    assert report.results[0].state == "deferred" and "unexpected" in report.results[0].detail
+    later = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=2),
+                          transport=httpx.MockTransport(server))
+    assert later.results[0].state == "sent" and len(server.statuses) == 1
+    assert any(r.url.path == "/api/v1/accounts/14715/statuses" for r in server.requests)  # looked first

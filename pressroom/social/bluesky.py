@@ -110,6 +110,10 @@ class Bluesky:
             raise retry_soon(f"bluesky: {nsid}: {type(exc).__name__}") from None
         if response.is_success:
             return response
+        if auth and response.status_code == 400 and "ExpiredToken" in _message(response):
+            # The access token lives a few hours: log in again once, then repeat the request.
+            self._login()
+            return self._request(method, nsid, auth=False, **kwargs)
         raise error_for(response, network="bluesky", message=_message(response), reset_at=bluesky_reset)
 
     def _login(self) -> None:
@@ -217,9 +221,14 @@ class Bluesky:
         return Published(url=self._web_url(refs[0]["uri"]), ids=tuple(ref["uri"] for ref in refs))
 
     def find(self, post: Post, *, key: str) -> Published | None:
-        rkey = self.rkeys(post)[0]
-        existing = self._get_record(rkey)
-        return Published(url=self._web_url(existing["uri"]), ids=(existing["uri"],)) if existing else None
+        # Found only when every part of the thread is there; otherwise publish() completes it.
+        uris = []
+        for rkey in self.rkeys(post):
+            existing = self._get_record(rkey)
+            if existing is None:
+                return None
+            uris.append(existing["uri"])
+        return Published(url=self._web_url(uris[0]), ids=tuple(uris))
 
     def _web_url(self, uri: str) -> str:
         rkey = uri.rsplit("/", 1)[-1]

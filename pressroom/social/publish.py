@@ -12,12 +12,12 @@ anything is posted again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Sequence
 
 import httpx
 
-from pressroom.errors import PermanentError, PressroomError, TransientError
+from pressroom.errors import PressroomError, TransientError
 from pressroom.releases import Release
 from pressroom.settings import Settings
 from pressroom.social.compose import NETWORK_LIMITS, Post, compose_post
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["SocialReport", "SocialResult", "post_releases", "preview_posts", "preview_social"]
 
 MAX_ATTEMPTS = 8
+UNKNOWN_RETRY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,15 @@ def post_releases(
                 if not any(release.channel(form).enabled for form in network.forms):
                     report.results.append(SocialResult(release.slug, channel, "skipped", "disabled in the release's front matter"))
                     continue
+                max_age = network.account.max_age_days
+                if (
+                    max_age is not None
+                    and release.date < now - timedelta(days=max_age)
+                    and not ledger.is_planned(release=release.slug, channel=channel)
+                ):
+                    # A new account does not post the whole archive: only releases younger than max_age_days.
+                    report.results.append(SocialResult(release.slug, channel, "skipped", f"older than {max_age:g} days"))
+                    continue
                 if ledger.ambiguous(release=release.slug, channel=channel):
                     # Left "sending" by a crash: the network is asked before anything is posted again.
                     ledger.retry_ambiguous(now=now, release=release.slug, channel=channel)
@@ -129,18 +139,30 @@ def post_releases(
                     report.results.append(_earlier(ledger, release.slug, channel))
                     continue
                 row = rows[0]
+                try:
+                    # Composed before the row is marked sending: a broken template or an unreachable
+                    # instance leaves the claim to expire, and the next run tries again.
+                    posts = _compose(release, network, settings)
+                except PressroomError as exc:
+                    state = "deferred" if isinstance(exc, TransientError) else "failed"
+                    report.results.append(SocialResult(release.slug, channel, state, f"not composed: {exc}"))
+                    continue
                 if not ledger.begin_sending(ids=[row.id], worker=worker, now=now):
                     continue
                 key = idempotency_key(slug=release.slug, channel=channel, recipient=recipient)
                 try:
-                    posts = _compose(release, network, settings)
                     published = _post_one(network, posts, key=key, tried_before=row.attempts > 0)
                 except RetryLater as exc:
                     outcome = Outcome(id=row.id, state="deferred", response=str(exc), retry_at=exc.retry_at)
                 except TransientError as exc:
-                    outcome = Outcome(id=row.id, state="deferred", response=str(exc), retry_at=now)
-                except (PermanentError, PressroomError) as exc:
+                    outcome = Outcome(id=row.id, state="deferred", response=str(exc), retry_at=now + UNKNOWN_RETRY)
+                except PressroomError as exc:
                     outcome = Outcome(id=row.id, state="failed", response=str(exc))
+                except Exception as exc:  # noqa: BLE001 - an unreadable answer: the post may exist, so look next time
+                    outcome = Outcome(
+                        id=row.id, state="deferred", retry_at=now + UNKNOWN_RETRY,
+                        response=f"{network.name}: unexpected {type(exc).__name__}; the network is asked before a retry",
+                    )
                 else:
                     outcome = Outcome(id=row.id, state="sent", response=published.url)
                 ledger.finish(outcomes=[outcome], now=now, max_attempts=MAX_ATTEMPTS)
