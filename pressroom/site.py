@@ -16,6 +16,7 @@ preview server and from disk; canonical, Open Graph and feed URLs are absolute.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -24,7 +25,8 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache, partial
@@ -86,6 +88,24 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    with _no_cyclic_gc():
+        return _build(settings, releases, now)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cycle collector: a build makes many short-lived objects next to a large, long-lived
+    heap of releases, and each full collection would walk that heap again (a third of a rebuild)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> BuildReport:
     public_dir = _public_dir(settings)
     shown = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
     tags = _collect_tags(shown)

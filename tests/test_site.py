@@ -335,3 +335,16 @@ def test_renaming_a_release_file_moves_its_page(project):
     assert (public / "releases" / "new-name" / "index.html").is_file()
     assert public / "releases" / "old-name" / "index.html" in report.removed
     assert b"old-name" not in b"".join(path.read_bytes() for path in public.rglob("*") if path.is_file())
+
+
+def test_body_images_are_published_beside_the_page(project):
+    folder = project.releases / "with-chart"
+    (folder / "img").mkdir(parents=True)
+    (folder / "img" / "chart.png").write_bytes(png(40, 20))
+    project.write_release("with-chart", body="Results:\n\n![Recovery rate by year](img/chart.png)\n", bundle=True)
+    build(project, NOW)
+    public = project.root / "public" / "releases" / "with-chart"
+    assert (public / "img" / "chart.png").read_bytes() == (folder / "img" / "chart.png").read_bytes()
+    page = _page(project, "releases/with-chart/index.html")
+    assert page.xpath("//div[@class='body']//img/@src") == ["../../releases/with-chart/img/chart.png"]
+    assert page.xpath("//div[@class='body']//img/@alt") == ["Recovery rate by year"]
