@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from pressroom.errors import PermanentError
-from pressroom.mail import Composed, Recipient, compose_digest, compose_release, compose_transactional
+from pressroom.mail import Composed, Recipient, compose_digest, compose_release, compose_transactional, digest_key
 from pressroom.releases import load_releases
 
 UNSUB = "https://press.example.org/unsubscribe?token=abc.DEF_123=&list=all"
@@ -226,7 +226,7 @@ def test_digest_lists_releases_newest_first(project) -> None:
     releases = load_releases(settings).releases
     start = datetime(2024, 7, 28, 22, 0, tzinfo=UTC)  # Monday 00:00 in Brussels
     digest = compose_digest(releases=releases, settings=settings, period_start=start, period_end=start + timedelta(days=7))
-    assert digest.key == "digest-2024-W31"
+    assert digest.key == "digest-2024-W31" == digest_key(period_start=start, settings=settings)
     assert digest.subject == "This week's press releases, 29 July – 4 August 2024"
     text = body(parse(digest.message(recipient())), "plain")
     assert text.index("Newer news") < text.index("Older news")

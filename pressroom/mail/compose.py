@@ -27,7 +27,7 @@ from pressroom.mail.message import Composed, build_composed, new_tokens
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
-__all__ = ["compose_release", "compose_digest", "compose_transactional", "contrast_ratio"]
+__all__ = ["compose_release", "compose_digest", "compose_transactional", "contrast_ratio", "digest_key"]
 
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 TransactionalKind = Literal["confirm", "welcome", "unsubscribed"]
@@ -371,7 +371,9 @@ def compose_release(*, release: Release, settings: Settings) -> Composed:
     )
 
 
-def _digest_key(period_start: datetime, settings: Settings) -> str:
+def digest_key(*, period_start: datetime, settings: Settings) -> str:
+    """``digest-<ISO year>-W<week>`` of ``period_start`` in the site time zone: the digest's
+    Message-ID root and ledger key, without rendering anything."""
     year, week, _ = period_start.astimezone(settings.site.tz).isocalendar()
     return f"digest-{year}-W{week:02d}"
 
@@ -388,7 +390,7 @@ def compose_digest(
         raise ValueError("a digest needs at least one release; skip the digest when the period had none")
     if period_start.tzinfo is None or period_end.tzinfo is None or period_end <= period_start:
         raise ValueError("period_start and period_end must be timezone-aware, with the end after the start")
-    key = _digest_key(period_start, settings)
+    key = digest_key(period_start=period_start, settings=settings)
     tokens = new_tokens()
     first = period_start.astimezone(settings.site.tz)
     # The end is exclusive (next Monday 00:00), so the last day shown is the day before it when at midnight.
