@@ -319,6 +319,21 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
     )
 
 
+def _template_location(exc: jinja2.TemplateError, name: str) -> str:
+    """``templates/site/<file>:<line>`` of a template error: where a syntax error is, or the innermost
+    template line that was running (Jinja puts template lines into the traceback)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"templates/site/{exc.name or name}:{exc.lineno}"
+    location = f"templates/site/{name}"
+    traceback = exc.__traceback__
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            location = f"templates/site/{Path(filename).name}:{traceback.tb_lineno}"
+        traceback = traceback.tb_next
+    return location
+
+
 def _templates_fingerprint(folder: Path) -> str:
     """Digest of the templates and of the code that turns files into pages: a change to any re-renders all."""
     digest = hashlib.blake2b(digest_size=16)
@@ -361,8 +376,7 @@ class _Renderer:
         try:
             return self.env.get_template(name).render(**context)
         except jinja2.TemplateError as exc:
-            where = f"{name}:{getattr(exc, 'lineno', '') or ''}"
-            raise TemplateError(f"templates/site/{where}: {exc}") from exc
+            raise TemplateError(f"{_template_location(exc, name)}: {exc}") from exc
 
     def _page(self, name: str, path: str, *, root: str | None = None, **context: object) -> bytes:
         root = "../" * path.count("/") if root is None else root
@@ -493,6 +507,19 @@ def _sync(public: Path, jobs: list[_Job], copies: dict[str, Path], *, cache: _Bu
     before = cache.files
     after: dict[str, list] = {}
     produced: set[str] = set()
+    # Images and the stylesheet first, release pages next, then the pages and feeds that link to
+    # them, removals last: a reader during a build never follows a link to a file not there yet.
+    pages = {path for job in jobs for path in job.paths}
+    for relative, source in copies.items():
+        if relative in pages:
+            continue  # a page wins over an image that happens to share its name
+        produced.add(relative)
+        target = public / relative
+        if _same_file(target, source):
+            result.unchanged += 1
+            continue
+        writer.write(target, source.read_bytes(), like=source)
+        result.written.append(target)
     for job in jobs:
         produced.update(job.paths)
         if job.key is not None and all(_fresh(public / path, before.get(path), job.key) for path in job.paths):
@@ -510,17 +537,6 @@ def _sync(public: Path, jobs: list[_Job], copies: dict[str, Path], *, cache: _Bu
             if job.key is not None:
                 stat = target.stat()
                 after[relative] = [job.key, stat.st_size, stat.st_mtime_ns]
-    for relative, source in copies.items():
-        if relative in produced:
-            continue  # a page wins over an image that happens to share its name
-        produced.add(relative)
-        target = public / relative
-        if _same_file(target, source):
-            result.unchanged += 1
-            continue
-        writer.write(target, source.read_bytes(), like=source)
-        result.written.append(target)
-
     # Plain strings here: this walk sees every file of the site on every build.
     root = str(public)
     wanted = {os.path.join(root, relative) for relative in produced}

@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 import lxml.html
 import pytest
 
-from pressroom.errors import ConfigError
+from pressroom.errors import ConfigError, TemplateError
 from pressroom.releases import load_releases
 from pressroom.settings import load_settings
 from pressroom.site import CSRF_PLACEHOLDER, build_site
@@ -348,3 +348,30 @@ def test_body_images_are_published_beside_the_page(project):
     page = _page(project, "releases/with-chart/index.html")
     assert page.xpath("//div[@class='body']//img/@src") == ["../../releases/with-chart/img/chart.png"]
     assert page.xpath("//div[@class='body']//img/@alt") == ["Recovery rate by year"]
+
+
+@pytest.mark.parametrize(
+    ("broken", "where"),
+    [
+        ("{% block main %}{{ card.release.title }{% endblock %}", "templates/site/release.html.j2:1"),
+        ("{% block main %}\n{{ no_such_thing.title }}{% endblock %}", "templates/site/release.html.j2:2"),
+    ],
+)
+def test_a_broken_template_is_named_with_its_line(project, tmp_path, broken, where):
+    templates = tmp_path / "my-templates"
+    (templates / "site").mkdir(parents=True)
+    for source in (REPO / "templates" / "site").glob("*.j2"):
+        (templates / "site" / source.name).write_text(source.read_text())
+    (templates / "site" / "release.html.j2").write_text(broken)
+    project.write_release("one")
+    settings = project.settings(PRESSROOM_PATHS__TEMPLATES=str(templates))
+    with pytest.raises(TemplateError) as caught:
+        build_site(settings=settings, releases=load_releases(settings).releases, now=NOW)
+    assert str(caught.value).startswith(where), str(caught.value)
+    assert not (project.root / "public" / "releases" / "one").exists()  # the broken page is not written
+
+
+def test_missing_site_templates_are_a_clear_error(project, tmp_path):
+    settings = project.settings(PRESSROOM_PATHS__TEMPLATES=str(tmp_path / "nowhere"))
+    with pytest.raises(TemplateError, match="site templates are missing"):
+        build_site(settings=settings, releases=[], now=NOW)
