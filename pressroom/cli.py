@@ -116,27 +116,6 @@ def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None
         raise typer.Exit(1)
 
 
-@app.command("preview-social")
-def preview_social_command(
-    slug: Annotated[str, typer.Argument(help="the release's slug")],
-    settings_file: SettingsOption = None,
-) -> None:
-    """Show every social post of a release, per network and account, with its count; nothing is sent."""
-    from pressroom.releases import load_releases
-    from pressroom.social import preview_social
-
-    settings = _settings(settings_file)
-    result = load_releases(settings)
-    release = next((r for r in result.releases if r.slug == slug), None)
-    if release is None:
-        problems = [p for p in result.problems if slug in str(p.path)]
-        for problem in problems:
-            err.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
-        err.print(f"[red]error:[/red] no valid release with slug {slug!r} (see `pressroom check`)")
-        raise typer.Exit(2)
-    console.print(preview_social(release=release, settings=settings), markup=False, soft_wrap=True)
-
-
 @app.command()
 def doctor(settings_file: SettingsOption = None) -> None:
     """Check settings, credentials (SMTP login, social tokens), DKIM key, templates and the database; exit 1 on problems."""
@@ -198,11 +177,28 @@ def _ops_settings(settings: Settings) -> Settings:
     return resolve_secrets(settings)
 
 
+def _preview_social(settings: Settings, slug: str) -> None:
+    """Print every social post of a release with its count; nothing is sent."""
+    from pressroom.releases import load_releases
+    from pressroom.social import preview_social
+
+    result = load_releases(settings)
+    release = next((r for r in result.releases if r.slug == slug), None)
+    if release is None:
+        for problem in result.problems:
+            if slug in str(problem.path):
+                err.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] no valid release with slug {slug!r} (see `pressroom check`)")
+        raise typer.Exit(2)
+    console.print(preview_social(release=release, settings=settings), markup=False, soft_wrap=True)
+
+
 @app.command()
 def preview(
     slug: Annotated[Optional[str], typer.Argument(help="the release to preview (any status)")] = None,
     digest: Annotated[bool, typer.Option("--digest", help="preview the weekly digest of the 7 days before --now")] = False,
     no_screenshots: Annotated[bool, typer.Option("--no-screenshots", help="skip the Chromium PNGs")] = False,
+    social: Annotated[bool, typer.Option("--social", help="show the release's social posts with their counts instead")] = False,
     settings_file: SettingsOption = None,
     now: NowOption = None,
 ) -> None:
@@ -215,6 +211,9 @@ def preview(
         err.print("[red]error:[/red] give a release SLUG or --digest (one of the two)")
         raise typer.Exit(2)
     settings = _settings(settings_file)
+    if social:
+        _preview_social(settings, slug or "")
+        return
     try:
         files = write_preview(settings=settings, slug=slug, digest=digest, now=_now(now), shots=not no_screenshots)
     except PressroomError as exc:

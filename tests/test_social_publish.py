@@ -143,12 +143,12 @@ def test_preview_social_command_shows_each_post_with_its_count(project):
     from pressroom.cli import app
 
     project.write_release("pilot", title="Pilot plant opens", extra="summary: Lithium from old batteries.\ntags: [recycling]\n")
-    result = CliRunner().invoke(app, ["preview-social", "pilot", "--settings", str(project.root / "pressroom.toml")])
+    result = CliRunner().invoke(app, ["preview", "pilot", "--social", "--settings", str(project.root / "pressroom.toml")])
     assert result.exit_code == 0, result.output
     assert "== bluesky (social:outbox:default): 1 post" in result.output
     assert "graphemes, " in result.output and "/300 graphemes" in result.output
     assert "#Recycling" in result.output and "https://press.example.org/" in result.output
-    missing = CliRunner().invoke(app, ["preview-social", "nope", "--settings", str(project.root / "pressroom.toml")])
+    missing = CliRunner().invoke(app, ["preview", "nope", "--social", "--settings", str(project.root / "pressroom.toml")])
     assert missing.exit_code == 2
 
 
