@@ -21,7 +21,7 @@ from pressroom.mail import compose_release
 from pressroom.releases import load_releases
 from tests.mail_support import READER, sample_emails
 
-pytestmark = pytest.mark.skipif(shutil.which("spamassassin") is None, reason="scripts/system-deps installs spamassassin")
+needs_spamassassin = pytest.mark.skipif(shutil.which("spamassassin") is None, reason="scripts/system-deps installs spamassassin")
 
 
 def spam_score(message: bytes, home: Path) -> tuple[float, str]:
@@ -36,6 +36,7 @@ def spam_score(message: bytes, home: Path) -> tuple[float, str]:
     return float(status.group(1)), " ".join(status.group(2).split())
 
 
+@needs_spamassassin
 @pytest.mark.parametrize("kind", ["release", "digest"])
 def test_spamassassin_scores_release_and_digest_at_most_half_a_point(project, tmp_path, kind) -> None:
     message = sample_emails(project)[kind].message(READER)
@@ -44,6 +45,7 @@ def test_spamassassin_scores_release_and_digest_at_most_half_a_point(project, tm
     assert "HTML_FONT_LOW_CONTRAST" not in rules
 
 
+@needs_spamassassin
 def test_spamassassin_does_notice_a_white_on_white_preheader(project, tmp_path) -> None:
     """The check above can fail: the usual white-on-white preheader trick is penalised."""
     composed = sample_emails(project)["release"]
