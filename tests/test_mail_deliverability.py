@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pressroom.errors import ConfigError
-from pressroom.mail import compose_release
+from pressroom.mail import compose_release, compose_transactional
 from pressroom.releases import load_releases
 from tests.mail_support import READER, sample_emails
 
@@ -37,9 +37,13 @@ def spam_score(message: bytes, home: Path) -> tuple[float, str]:
 
 
 @needs_spamassassin
-@pytest.mark.parametrize("kind", ["release", "digest"])
-def test_spamassassin_scores_release_and_digest_at_most_half_a_point(project, tmp_path, kind) -> None:
-    message = sample_emails(project)[kind].message(READER)
+@pytest.mark.parametrize("kind", ["release", "digest", "confirm"])
+def test_spamassassin_scores_release_digest_and_confirm_at_most_half_a_point(project, tmp_path, kind) -> None:
+    if kind == "confirm":
+        composed = compose_transactional(kind="confirm", settings=project.settings(), action_url="https://press.example.org/confirm?token=abc")
+    else:
+        composed = sample_emails(project)[kind]
+    message = composed.message(READER)
     score, rules = spam_score(message, tmp_path / "home")
     assert score <= 0.5, f"{kind} email scored {score}: {rules}"
     assert "HTML_FONT_LOW_CONTRAST" not in rules

@@ -160,3 +160,23 @@ def test_the_personalised_html_renders_the_recipients_links(browser, emails) -> 
     page.close()
     assert hrefs["Unsubscribe"] == READER.unsubscribe_url and hrefs["Preferences"] == READER.preferences_url
     assert greeting
+
+
+def test_long_words_wide_tables_and_big_images_never_widen_the_phone_view(browser, project) -> None:
+    from pressroom.mail import compose_release
+    from pressroom.releases import load_releases
+
+    body = (
+        "Pneumonoultramicroscopicsilicovolcanoconiosis" * 3 + "\n\n"
+        "https://www.example.org/a/very/long/path/" + "segment/" * 20 + "\n\n"
+        "| " + " | ".join(f"column {i}" for i in range(12)) + " |\n|" + "---|" * 12 + "\n"
+        "| " + " | ".join(f"value-{i}-0000000" for i in range(12)) + " |\n\n"
+        "![A wide chart](https://press.example.org/wide.png)\n"
+    )
+    project.write_release("wide", title="W" * 80, body=body)
+    settings = project.settings()
+    (release,) = load_releases(settings).releases
+    page = open_email(browser, compose_release(release=release, settings=settings).html, width=375)
+    scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
+    page.close()
+    assert scroll_width <= 375
