@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, type_coerce, update
 
 from pressroom.audience import eligible
 from pressroom.db import deliveries, dialect_insert, engine_for, engine_for_url, plans, publications, subscribers, suppressions
@@ -354,20 +354,27 @@ class Ledger:
                 )
 
     def outstanding(self, *, release: str, channel: str) -> tuple[int, datetime | None]:
-        """(rows not yet final nor ambiguous, earliest retry time of deferred rows)."""
+        """(rows still to send, the earliest time one of them becomes due), ambiguous rows excluded.
+
+        Due times are the retry times of deferred rows and the lease ends of claimed ones;
+        ``None`` when some row is due now (or there is none).
+        """
+        where = (deliveries.c.release == release, deliveries.c.channel == channel)
         with self._engine.connect() as conn:
-            count = conn.execute(
-                select(func.count()).where(
-                    deliveries.c.release == release, deliveries.c.channel == channel,
-                    deliveries.c.state.in_(("planned", "claimed", "deferred")),
-                )
+            counts = dict(conn.execute(
+                select(deliveries.c.state, func.count())
+                .where(*where, deliveries.c.state.in_(("planned", "claimed", "deferred")))
+                .group_by(deliveries.c.state)
+            ).tuples().all())
+            due = conn.execute(
+                select(type_coerce(func.min(case((deliveries.c.state == "deferred", deliveries.c.next_attempt_at),
+                                                 else_=deliveries.c.lease_until)), deliveries.c.lease_until.type))
+                .where(*where, deliveries.c.state.in_(("claimed", "deferred")))
             ).scalar_one()
-            retry = conn.execute(
-                select(func.min(deliveries.c.next_attempt_at)).where(
-                    deliveries.c.release == release, deliveries.c.channel == channel, deliveries.c.state == "deferred"
-                )
-            ).scalar_one()
-        return int(count), retry
+        total = sum(int(v) for v in counts.values())
+        if counts.get("planned"):
+            due = None
+        return total, due
 
     # ----------------------------------------------------------------- reporting and repair
 

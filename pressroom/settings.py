@@ -83,6 +83,8 @@ class SmtpSettings(_Section):
     timeout: float = 30.0
     connections: int = Field(4, ge=1, le=64)
     rate_per_second: float = Field(0.0, ge=0.0, description="0 means no limit")
+    validate_certs: bool = True
+    cert_bundle: Path | None = Field(None, description="CA bundle (PEM) for a server with a private certificate")
 
 
 class DkimSettings(_Section):
@@ -97,6 +99,7 @@ class EmailSettings(_Section):
     transport: str = "outbox"
     sender: str = "press@example.org"
     sender_name: str = ""
+    return_path: str | None = Field(None, description="envelope sender for bounces (default: sender)")
     reply_to: str | None = None
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
@@ -110,6 +113,16 @@ class EmailSettings(_Section):
     )
     approval_required: bool = False
     editors: list[str] = Field(default_factory=list)
+    workers: int = Field(2, ge=1, le=32, description="sender tasks running at once (each opens smtp.connections)")
+    retry_backoff_seconds: float = Field(30.0, gt=0, description="first wait after a 4xx; doubles per attempt")
+    retry_window_seconds: float = Field(120.0, ge=0, description="how long one run waits for deferred retries")
+    claim_lease_seconds: float = Field(60.0, gt=0, description="a claimed batch left unsent is taken over after this")
+
+
+class AudienceSettings(_Section):
+    seed_csv: Path | None = Field(
+        None, description="imported while there are no subscribers at all (the sample list of a fresh clone)"
+    )
 
 
 class DigestSettings(_Section):
@@ -173,6 +186,7 @@ class Settings(_Section):
     social: list[SocialAccount] = Field(default_factory=lambda: [SocialAccount(network="outbox")])
     web: WebSettings = WebSettings()
     ops: OpsSettings = OpsSettings()
+    audience: AudienceSettings = AudienceSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 

@@ -80,3 +80,95 @@ class Received:
             for (rcpt, _mid), n in self.counts.items():
                 result[rcpt] += n
             return result
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FaultyHandler:
+    """An aiosmtpd handler that misbehaves at random, like real servers on a bad day.
+
+    421 to MAIL FROM then hangs up; 452 to RCPT TO; 451 to DATA; hangs up after the data
+    without answering (the message is not kept); 550 for every address in ``reject``.
+    A message counts as received only when it was answered 250.
+    """
+
+    def __init__(self, received: Received, *, seed: int = 0, rate: float = 0.0, reject: frozenset[str] = frozenset()) -> None:
+        import random
+
+        self.received = received
+        self.random = random.Random(seed)
+        self.rate = rate
+        self.reject = reject
+        self.faults: Counter[str] = Counter()
+
+    def _roll(self, fault: str = "") -> bool:
+        hit = self.rate > 0 and self.random.random() < self.rate
+        if hit:
+            self.faults[fault] += 1
+        return hit
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: ANN001
+        if self._roll("421"):
+            import asyncio
+
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.3.2 Service shutting down, closing the connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
+        if address.lower() in self.reject:
+            return "550 5.1.1 No such user here"
+        if self._roll("452"):
+            return "452 4.2.2 Mailbox full, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+        if self._roll("451"):
+            return "451 4.3.0 Temporary local problem, try later"
+        if self._roll("drop"):
+            server.transport.close()
+            return "421 4.4.2 Connection dropped"  # never reaches the client
+        self.received.add(envelope.rcpt_tos, envelope.content)
+        return "250 2.0.0 OK queued"
+
+
+class SmtpServer:
+    """An aiosmtpd server on 127.0.0.1 in a background thread."""
+
+    def __init__(self, handler, **kwargs) -> None:  # noqa: ANN001
+        from aiosmtpd.controller import Controller
+
+        self.port = free_port()
+        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+    def env(self) -> dict[str, str]:
+        """Settings overrides that point Pressroom at this server."""
+        return {
+            "PRESSROOM_EMAIL__TRANSPORT": "smtp",
+            "PRESSROOM_SMTP__HOST": "127.0.0.1",
+            "PRESSROOM_SMTP__PORT": str(self.port),
+        }
+
+
+def simple_render(delivery) -> bytes:  # noqa: ANN001
+    """A minimal complete message per delivery, with a stable Message-ID (used before composing is wired)."""
+    return (
+        f"From: press@example.org\r\nTo: {delivery.recipient}\r\nSubject: {delivery.release}\r\n"
+        f"Message-ID: <{delivery.release}.{delivery.id}@example.org>\r\n\r\nHello {delivery.name or 'reader'}.\r\n"
+    ).encode()
