@@ -14,12 +14,13 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pressroom.ledger import Ledger
+from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.releases import LoadResult, Release, load_releases
 from pressroom.settings import Settings, load_settings
 from pressroom.social import SocialReport
 from pressroom.site import BuildReport, build_site
 
+from flows.email import send_release_email
 from flows.social import post_social
 
 
@@ -34,6 +35,7 @@ class PublishSummary:
     build: BuildReport | None = None
     next_release: tuple[str, datetime] | None = None
     social: SocialReport | None = None
+    email: list[DeliveryReport] = field(default_factory=list)
 
     def as_markdown(self, settings: Settings) -> str:
         zone = settings.site.tz
@@ -46,6 +48,8 @@ class PublishSummary:
                 f"- site: {self.build.pages} pages; wrote {len(self.build.written)}, "
                 f"unchanged {self.build.unchanged}, removed {len(self.build.removed)}"
             )
+        for report in self.email:
+            lines.append(f"- email {report.as_text()}")
         if self.social is not None:
             lines.append(f"- {self.social.as_text()}")
         if self.next_release:
@@ -60,6 +64,8 @@ class PublishSummary:
         parts = [f"{len(self.public)} public, {len(self.newly_public)} newly public"]
         if self.build is not None:
             parts.append(f"site: wrote {len(self.build.written)}, unchanged {self.build.unchanged}")
+        if self.email:
+            parts.append("email: " + ", ".join(report.as_text() for report in self.email))
         if self.social is not None:
             parts.append(self.social.as_text())
         if self.next_release:
@@ -112,6 +118,7 @@ def publish(settings_file: str | None = None, now: datetime | None = None) -> Pu
     summary.newly_public = record_task(ledger, public, now)
     # Every public release, not only the new ones: a crash between two steps must not leave a
     # channel undone. The ledger makes each send happen once, however often this runs.
+    summary.email = [send_release_email(release=release, settings=settings, ledger=ledger, now=now) for release in public]
     summary.social = post_social(releases=public, settings=settings, ledger=ledger, now=now)
     create_markdown_artifact(key="publish-summary", markdown=summary.as_markdown(settings), description="publish run")
     return summary

@@ -1,0 +1,95 @@
+"""The weekly digest flow (entrypoint ``flows/digest.py:digest``): last week's releases, once, to weekly readers.
+
+The period is the previous week in the site time zone, Monday 00:00 to Monday 00:00; a
+release belongs to the week in which Pressroom first saw it public. Each weekly subscriber
+gets one email with the releases of that week that match their topics and that they have
+not had yet in any cadence; the ledger keeps it once per (release, subscriber), so reruns
+and a per-release send of the same release never repeat it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from pressroom.delivery import Render, personaliser
+from pressroom.ledger import Delivery, DeliveryReport, Ledger
+from pressroom.mail.transports import transport_for
+from pressroom.releases import Release, load_releases
+from pressroom.settings import Settings, load_settings
+
+from flows.email import CHANNEL, fan_out, only_transient
+
+__all__ = ["digest", "digest_period"]
+
+
+def digest_period(*, now: datetime, settings: Settings) -> tuple[datetime, datetime]:
+    """[start, end) of the last full week (Monday to Monday) before ``now``, in the site time zone."""
+    local = now.astimezone(settings.site.tz)
+    monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = monday.replace(tzinfo=None)
+    start = end - timedelta(days=7)
+    from pressroom.releases import resolve_local_time
+
+    return resolve_local_time(start, settings.site.tz), resolve_local_time(end, settings.site.tz)
+
+
+@task(name="plan digest audience", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 20],
+      retry_condition_fn=only_transient)
+def plan_digest(*, ledger: Ledger, key: str, releases: list[Release], now: datetime) -> int | None:
+    """Plan the digest once: which weekly subscriber gets which of ``releases``."""
+    return ledger.plan_digest(digest=key, items=[(r.slug, r.tag_slugs) for r in releases], now=now)
+
+
+def _digest_render(*, releases: list[Release], settings: Settings, ledger: Ledger, key: str,
+                   period: tuple[datetime, datetime]) -> Render:
+    from pressroom.mail import compose_digest
+
+    by_slug = {release.slug: release for release in releases}
+    composed: dict[tuple[str, ...], Render] = {}
+
+    def render(delivery: Delivery) -> bytes:
+        slugs = ledger.digest_contents(digest=key, recipients=[delivery.recipient]).get(delivery.recipient, ())
+        if slugs not in composed:
+            # Compose once per distinct selection (few: selections follow topics), personalise per reader.
+            chosen = [by_slug[slug] for slug in slugs]
+            composed[slugs] = personaliser(
+                composed=compose_digest(releases=chosen, settings=settings, period_start=period[0], period_end=period[1]),
+                settings=settings,
+            )
+        return composed[slugs](delivery)
+
+    return render
+
+
+@flow(name="digest", log_prints=False)
+def digest(settings_file: str | None = None, now: datetime | None = None) -> DeliveryReport:
+    """Send last week's digest to weekly subscribers; a rerun sends only what is still due."""
+    settings = load_settings(Path(settings_file) if settings_file else None)
+    now = now or datetime.now(UTC)
+    start, end = digest_period(now=now, settings=settings)
+    if not (settings.email.enabled and settings.digest.enabled):
+        return DeliveryReport(release=None, channel=CHANNEL, skipped="email or digest is turned off in settings")
+    transport = transport_for(settings=settings)  # an unknown transport fails before anything is planned
+    ledger = Ledger.from_settings(settings)
+    first_seen = ledger.first_published()
+    releases = [
+        release for release in load_releases(settings).releases
+        if release.is_public(now) and release.channel("email").enabled
+        and start <= first_seen.get(release.slug, release.date) < end
+        and (settings.email.max_age_days is None
+             or first_seen.get(release.slug, release.date) - release.date <= timedelta(days=settings.email.max_age_days))
+    ]
+    if not releases:
+        return DeliveryReport(release=None, channel=CHANNEL, skipped=f"no release first published {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+    from pressroom.mail import compose_digest
+
+    key = compose_digest(releases=releases, settings=settings, period_start=start, period_end=end).key
+    plan_digest(ledger=ledger, key=key, releases=releases, now=now)
+    render = _digest_render(releases=releases, settings=settings, ledger=ledger, key=key, period=(start, end))
+    report = fan_out(key=key, render=render, settings=settings, ledger=ledger, transport=transport)
+    report.release = key
+    return report
