@@ -89,7 +89,8 @@ def fan_out(*, key: str, render: Render, settings: Settings, ledger: Ledger, tra
     later ones stay deferred for the next run.
     """
     audience = Audience.from_settings(settings)
-    planned = ledger.report(release=key, channel=CHANNEL).total
+    before = ledger.report(release=key, channel=CHANNEL, problems=0)
+    planned = before.total
     slug = "".join(ch if ch.isalnum() else "-" for ch in key.lower()).strip("-")
     progress = create_progress_artifact(progress=0.0, description=f"email {key}: 0 of {planned} sent")
     deadline = time.monotonic() + settings.email.retry_window_seconds
@@ -121,6 +122,7 @@ def fan_out(*, key: str, render: Render, settings: Settings, ledger: Ledger, tra
             if not claimed and time.monotonic() > deadline:
                 break
     report = ledger.report(release=key, channel=CHANNEL)
+    report.sent_now = report.sent - before.sent
     update_progress_artifact(artifact_id=progress, progress=100.0, description=f"email {key}: {report.as_text()}")
     create_table_artifact(key=f"email-{slug}"[:100], table=report.as_rows(), description=report.as_text())
     if report.problems:
