@@ -75,7 +75,9 @@ def send_release_email(*, release: Release, settings: Settings, ledger: Ledger, 
         _seed_sample_audience(settings=settings, now=now)
         plan_audience(ledger=ledger, release=release, now=now)
     if ledger.outstanding(release=release.slug, channel=CHANNEL)[0] == 0:
-        return ledger.report(release=release.slug, channel=CHANNEL)
+        report = ledger.report(release=release.slug, channel=CHANNEL)
+        report.sent_now = 0
+        return report
     from pressroom.mail import compose_release
 
     render = personaliser(composed=compose_release(release=release, settings=settings), settings=settings)

@@ -222,6 +222,133 @@ def preview(
     for path in files.all():
         console.print(str(path), markup=False, soft_wrap=True)
 
+# --------------------------------------------------------------------------- subscribers and deliveries
+
+subscribers_app = typer.Typer(no_args_is_help=True, help="Subscribers: add, import, export, remove, list.")
+deliveries_app = typer.Typer(no_args_is_help=True, help="The delivery ledger: report, retry ambiguous sends.")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(deliveries_app, name="deliveries")
+
+
+def _audience(settings_file: Path | None):
+    from pressroom.audience import Audience
+
+    return Audience.from_settings(_settings(settings_file))
+
+
+@subscribers_app.command("add")
+def subscribers_add(
+    address: Annotated[str, typer.Argument(help="the email address")],
+    name: Annotated[str, typer.Option(help="how the emails greet them")] = "",
+    topic: Annotated[Optional[list[str]], typer.Option("--topic", help="a tag to follow (repeat it); none = everything")] = None,
+    cadence: Annotated[str, typer.Option(help="per-release or weekly")] = "per-release",
+    language: Annotated[Optional[str], typer.Option(help="language tag, default: the site's")] = None,
+    pending: Annotated[bool, typer.Option("--pending", help="add unconfirmed (they must confirm first)")] = False,
+    evidence: Annotated[str, typer.Option(help="how they agreed, kept as consent evidence")] = "added by an operator",
+    settings_file: SettingsOption = None,
+) -> None:
+    """Add one subscriber (confirmed unless --pending)."""
+    audience = _audience(settings_file)
+    sub = audience.add(address=address, name=name, topics=topic or [], cadence=cadence, language=language,
+                       status="pending" if pending else "confirmed", now=datetime.now(UTC), source="cli", evidence=evidence)
+    console.print(f"added {sub.address} ({sub.status}, {sub.cadence}, topics: {', '.join(sub.topics) or 'everything'})")
+
+
+@subscribers_app.command("import")
+def subscribers_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header: address[,name,language,topics,cadence,status,consent]")],
+    pending: Annotated[bool, typer.Option("--pending", help="rows without a status column become pending")] = False,
+    settings_file: SettingsOption = None,
+) -> None:
+    """Import subscribers from CSV; each bad row or duplicate is reported with its line and skipped."""
+    if not file.is_file():
+        err.print(f"[red]error:[/red] {file}: no such file")
+        raise typer.Exit(2)
+    report = _audience(settings_file).import_csv(file=file, now=datetime.now(UTC), status="pending" if pending else "confirmed")
+    for line, message in report.problems:
+        err.print(f"{file}:{line}: {message}", markup=False, soft_wrap=True)
+    console.print(f"imported {report.added}; skipped {len(report.problems)} ({report.duplicates} duplicates)")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@subscribers_app.command("export")
+def subscribers_export(
+    file: Annotated[Path, typer.Argument(help="CSV file to write; - for standard output")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Export every subscriber as CSV (the import format)."""
+    audience = _audience(settings_file)
+    if str(file) == "-":
+        audience.export_csv(file=sys.stdout)
+        return
+    with file.open("w", encoding="utf-8", newline="") as handle:
+        count = audience.export_csv(file=handle)
+    console.print(f"exported {count} subscribers to {file}")
+
+
+@subscribers_app.command("remove")
+def subscribers_remove(
+    address: Annotated[str, typer.Argument(help="the email address")],
+    erase: Annotated[bool, typer.Option("--erase", help="also delete the record and its consent evidence (right to erasure)")] = False,
+    settings_file: SettingsOption = None,
+) -> None:
+    """Unsubscribe an address (it is never emailed again); --erase forgets it entirely."""
+    if not _audience(settings_file).remove(address=address, now=datetime.now(UTC), source="cli", erase=erase):
+        err.print(f"[red]error:[/red] {address} is not a subscriber")
+        raise typer.Exit(1)
+    console.print(f"{'erased' if erase else 'unsubscribed'} {address}")
+
+
+@subscribers_app.command("list")
+def subscribers_list(
+    status: Annotated[Optional[str], typer.Option(help="only pending, confirmed or unsubscribed")] = None,
+    settings_file: SettingsOption = None,
+) -> None:
+    """List subscribers, tab-separated: address, status, cadence, topics (* = everything), name."""
+    count = 0
+    for sub in _audience(settings_file).list(status=status):
+        typer.echo(f"{sub.address}\t{sub.status}\t{sub.cadence}\t{';'.join(sub.topics) or '*'}\t{sub.name}")
+        count += 1
+    err.print(f"{count} subscribers")
+
+
+@deliveries_app.command("report")
+def deliveries_report(
+    release: Annotated[Optional[str], typer.Option(help="one release slug (or digest key)")] = None,
+    channel: Annotated[Optional[str], typer.Option(help="email, social:mastodon:default, or a prefix ending in ':'")] = None,
+    settings_file: SettingsOption = None,
+) -> None:
+    """Counts per state (sent, deferred, failed, suppressed, ambiguous, pending) and the rows that need a look."""
+    from pressroom.ledger import Ledger
+
+    report = Ledger.from_settings(_settings(settings_file)).report(release=release, channel=channel, problems=1000)
+    console.print(report.as_text(), markup=False, soft_wrap=True)
+    for slug, recipient, state, answer in report.problems:
+        label = "ambiguous" if state == "sending" else state
+        console.print(f"  {label:<10} {slug}  {recipient}  {answer}", markup=False, soft_wrap=True)
+
+
+@deliveries_app.command("retry")
+def deliveries_retry(
+    ambiguous: Annotated[bool, typer.Option("--ambiguous", help="resend rows a crash left 'sending' (some may have arrived)")] = False,
+    release: Annotated[Optional[str], typer.Option(help="only this release slug (or digest key)")] = None,
+    channel: Annotated[Optional[str], typer.Option(help="only this channel")] = None,
+    settings_file: SettingsOption = None,
+) -> None:
+    """Put ambiguous deliveries back in the queue; the next publish (or digest) run sends them."""
+    from pressroom.ledger import Ledger
+
+    if not ambiguous:
+        err.print("[red]error:[/red] say what to retry: --ambiguous")
+        raise typer.Exit(2)
+    ledger = Ledger.from_settings(_settings(settings_file))
+    rows = ledger.ambiguous(release=release, channel=channel)
+    for slug, chan, recipient in rows:
+        console.print(f"  {slug}  {chan}  {recipient}", markup=False)
+    count = ledger.retry_ambiguous(release=release, channel=channel, now=datetime.now(UTC))
+    console.print(f"{count} ambiguous deliveries will be sent again on the next run")
+
 
 def main() -> None:
     """Entry point of the ``pressroom`` script."""

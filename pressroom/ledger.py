@@ -81,7 +81,7 @@ class DeliveryReport:
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # release, recipient, state, response
     skipped: str = ""
-    sent_now: int = 0  # sent by the run that made this report (the counts are all-time)
+    sent_now: int | None = None  # sent by the run that made this report (the counts are all-time)
 
     def _n(self, state: str) -> int:
         return self.counts.get(state, 0)
@@ -124,7 +124,8 @@ class DeliveryReport:
         if self.skipped:
             return f"{what}: skipped ({self.skipped})"
         return (
-            f"{what}: sent {self.sent} ({self.sent_now} this run), deferred {self.deferred}, failed {self.failed}, "
+            f"{what}: sent {self.sent}" + ("" if self.sent_now is None else f" ({self.sent_now} this run)")
+            + f", deferred {self.deferred}, failed {self.failed}, "
             f"suppressed {self.suppressed}, ambiguous {self.ambiguous}, pending {self.pending}"
             + (f", in digest {self.in_digest}" if self.in_digest else "")
         )
