@@ -378,6 +378,16 @@ class Ledger:
             due = None
         return total, due
 
+    def mark_bounced(self, *, release: str, recipient: str, response: str, now: datetime) -> bool:
+        """A hard bounce arrived after the 250: the sent row becomes ``failed`` with the bounce's diagnostic."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.release == release, deliveries.c.recipient == recipient, deliveries.c.state == "sent")
+                .values(state="failed", response=response[:1000], updated_at=now)
+            )
+            return result.rowcount > 0
+
     # ----------------------------------------------------------------- reporting and repair
 
     def report(self, *, release: str | None = None, channel: str | None = None, problems: int = 100) -> DeliveryReport:
