@@ -124,6 +124,12 @@ class AudienceSettings(_Section):
         None, description="imported while there are no subscribers at all (the sample list of a fresh clone)"
     )
 
+    @field_validator("seed_csv", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # PRESSROOM_AUDIENCE__SEED_CSV="" turns the sample list off.
+        return None if value == "" else value
+
 
 class DigestSettings(_Section):
     enabled: bool = True
