@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
-from urllib.parse import quote
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 
@@ -196,13 +195,13 @@ def verify_token(*, settings: Settings, token: str, action: str, now: datetime |
 def unsubscribe_url(*, settings: Settings, subscriber_id: int) -> str:
     """The one-click unsubscribe link of a subscriber (never expires, as RFC 8058 expects)."""
     token = sign_token(settings=settings, action="unsubscribe", subscriber_id=subscriber_id)
-    return f"{settings.site.base_url}/unsubscribe?token={quote(token)}"
+    return f"{settings.site.base_url}/unsubscribe?token={token}"  # tokens are URL-safe as they are
 
 
 def preferences_url(*, settings: Settings, subscriber_id: int) -> str:
     """The link to a subscriber's preferences page (topics, cadence, language)."""
     token = sign_token(settings=settings, action="preferences", subscriber_id=subscriber_id)
-    return f"{settings.site.base_url}/preferences?token={quote(token)}"
+    return f"{settings.site.base_url}/preferences?token={token}"
 
 
 # --------------------------------------------------------------------------- the audience
