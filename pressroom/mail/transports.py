@@ -177,19 +177,33 @@ class _SmtpSender:
         )
         try:
             await smtp.connect()
-            if cfg.username:
-                await smtp.login(cfg.username, cfg.password.get_secret_value() if cfg.password else "")
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise ConfigError(
-                f"SMTP login to {cfg.host}:{cfg.port} as {cfg.username!r} refused: {_answer(exc)}",
-                hint="check PRESSROOM_SMTP__USERNAME and PRESSROOM_SMTP__PASSWORD",
-            ) from None
         except aiosmtplib.SMTPResponseException as exc:
             await _quietly_close(smtp)
             raise TransientError(f"SMTP {cfg.host}:{cfg.port} refused the connection: {_answer(exc)}") from None
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             await _quietly_close(smtp)
             raise TransientError(f"cannot connect to SMTP {cfg.host}:{cfg.port}: {exc}") from None
+        if cfg.username:
+            try:
+                await smtp.login(cfg.username, cfg.password.get_secret_value() if cfg.password else "")
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                await _quietly_close(smtp)
+                raise ConfigError(
+                    f"SMTP login to {cfg.host}:{cfg.port} as {cfg.username!r} refused: {_answer(exc)}",
+                    hint="check PRESSROOM_SMTP__USERNAME and PRESSROOM_SMTP__PASSWORD",
+                ) from None
+            except aiosmtplib.SMTPResponseException as exc:
+                await _quietly_close(smtp)
+                raise TransientError(f"SMTP login to {cfg.host}:{cfg.port}: {_answer(exc)}") from None
+            except (aiosmtplib.SMTPServerDisconnected, OSError, asyncio.TimeoutError) as exc:
+                await _quietly_close(smtp)
+                raise TransientError(f"SMTP login to {cfg.host}:{cfg.port}: {exc}") from None
+            except aiosmtplib.SMTPException as exc:
+                await _quietly_close(smtp)
+                raise ConfigError(
+                    f"SMTP {cfg.host}:{cfg.port} cannot log in: {exc}",
+                    hint="most servers offer AUTH only over TLS: set smtp.security to starttls (port 587) or tls (port 465)",
+                ) from None
         self.smtp = smtp
         return smtp
 
