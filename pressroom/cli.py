@@ -350,6 +350,26 @@ def deliveries_retry(
     console.print(f"{count} ambiguous deliveries will be sent again on the next run")
 
 
+@deliveries_app.command("bounces")
+def deliveries_bounces(
+    maildir: Annotated[Path, typer.Argument(help="the Maildir the return-path mailbox is synced to")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Read bounce reports (RFC 3464) and complaints from a Maildir; hard bounces are suppressed."""
+    from pressroom.audience import Audience
+    from pressroom.bounces import scan_maildir
+    from pressroom.ledger import Ledger
+
+    settings = _settings(settings_file)
+    report = scan_maildir(path=maildir, audience=Audience.from_settings(settings), ledger=Ledger.from_settings(settings),
+                          now=datetime.now(UTC))
+    for address in report.suppressed:
+        console.print(f"  suppressed  {address}", markup=False)
+    for problem in report.problems:
+        err.print(f"  skipped     {problem}", markup=False, soft_wrap=True)
+    console.print(report.as_text())
+
+
 def main() -> None:
     """Entry point of the ``pressroom`` script."""
     try:

@@ -73,3 +73,17 @@ def test_webhook_needs_its_token_and_takes_json_or_a_dsn(project, sent) -> None:
     status, body = handle_webhook(token=token, body=b"hello", content_type="text/plain", **common)
     assert status == 400
     assert audience.is_suppressed(address="fine@example.org")
+
+
+def test_bounces_command(project, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pressroom.cli import app
+
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    box.add((BOUNCES / "postfix-dsn.eml").read_bytes())
+    result = CliRunner().invoke(app, ["deliveries", "bounces", str(tmp_path / "bounces"), "--settings", str(project.root / "pressroom.toml")])
+    assert result.exit_code == 0
+    assert "suppressed  gone@example.org" in result.output
+    assert "bounces: 1 suppressed, 1 soft (not suppressed), 0 unreadable" in result.output
+    assert Audience.from_settings(project.settings()).is_suppressed(address="gone@example.org")
