@@ -15,13 +15,12 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from pressroom.delivery import Render, personaliser
-from pressroom.ledger import Delivery, DeliveryReport, Ledger
+from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.mail.transports import transport_for
 from pressroom.releases import Release, load_releases
 from pressroom.settings import Settings, load_settings
 
-from flows.email import CHANNEL, fan_out, only_transient
+from flows.email import CHANNEL, SendJob, fan_out, only_transient
 
 __all__ = ["digest", "digest_period"]
 
@@ -44,27 +43,6 @@ def plan_digest(*, ledger: Ledger, key: str, releases: list[Release], now: datet
     return ledger.plan_digest(digest=key, items=[(r.slug, r.tag_slugs) for r in releases], now=now)
 
 
-def _digest_render(*, releases: list[Release], settings: Settings, ledger: Ledger, key: str,
-                   period: tuple[datetime, datetime]) -> Render:
-    from pressroom.mail import compose_digest
-
-    by_slug = {release.slug: release for release in releases}
-    composed: dict[tuple[str, ...], Render] = {}
-
-    def render(delivery: Delivery) -> bytes:
-        slugs = ledger.digest_contents(digest=key, recipients=[delivery.recipient]).get(delivery.recipient, ())
-        if slugs not in composed:
-            # Compose once per distinct selection (few: selections follow topics), personalise per reader.
-            chosen = [by_slug[slug] for slug in slugs]
-            composed[slugs] = personaliser(
-                composed=compose_digest(releases=chosen, settings=settings, period_start=period[0], period_end=period[1]),
-                settings=settings,
-            )
-        return composed[slugs](delivery)
-
-    return render
-
-
 @flow(name="digest", log_prints=False)
 def digest(settings_file: str | None = None, now: datetime | None = None) -> DeliveryReport:
     """Send last week's digest to weekly subscribers; a rerun sends only what is still due."""
@@ -73,7 +51,7 @@ def digest(settings_file: str | None = None, now: datetime | None = None) -> Del
     start, end = digest_period(now=now, settings=settings)
     if not (settings.email.enabled and settings.digest.enabled):
         return DeliveryReport(release=None, channel=CHANNEL, skipped="email or digest is turned off in settings")
-    transport = transport_for(settings=settings)  # an unknown transport fails before anything is planned
+    transport_for(settings=settings)  # an unknown transport fails before anything is planned
     ledger = Ledger.from_settings(settings)
     first_seen = ledger.first_published()
     releases = [
@@ -89,7 +67,7 @@ def digest(settings_file: str | None = None, now: datetime | None = None) -> Del
 
     key = compose_digest(releases=releases, settings=settings, period_start=start, period_end=end).key
     plan_digest(ledger=ledger, key=key, releases=releases, now=now)
-    render = _digest_render(releases=releases, settings=settings, ledger=ledger, key=key, period=(start, end))
-    report = fan_out(key=key, render=render, settings=settings, ledger=ledger, transport=transport)
+    job = SendJob(settings=settings, key=key, releases=tuple(releases), period=(start, end))
+    report = fan_out(job=job, ledger=ledger)
     report.release = key
     return report

@@ -10,23 +10,25 @@ progress artifact while it runs and a table artifact at the end. The work itself
 from __future__ import annotations
 
 import math
+import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from prefect import task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from pressroom.audience import Audience
-from pressroom.delivery import BatchResult, Render, personaliser, send_batch
+from pressroom.delivery import BatchResult, Render, digest_personaliser, personaliser, send_batch
 from pressroom.errors import TransientError
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.mail.transports import Transport, transport_for
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
-__all__ = ["fan_out", "send_release_email"]
+__all__ = ["SendJob", "fan_out", "send_release_email"]
 
 CHANNEL = "email"
 
@@ -50,12 +52,48 @@ def plan_audience(*, ledger: Ledger, release: Release, now: datetime) -> int | N
                                 cadence="per-release", now=now)
 
 
+@dataclass(frozen=True)
+class SendJob:
+    """Everything a batch task needs, picklable, so batches can run in threads or in worker processes.
+
+    ``releases`` is the one release of a release email, or the releases of digest ``key``
+    (then ``period`` is set).
+    """
+
+    settings: Settings
+    key: str
+    releases: tuple[Release, ...]
+    period: tuple[datetime, datetime] | None = None
+
+
+_senders: dict[str, tuple[Ledger, Audience, Transport, Render]] = {}
+_senders_lock = threading.Lock()
+
+
+def _sender(job: SendJob) -> tuple[Ledger, Audience, Transport, Render]:
+    """Per process, once per job: database handles, the transport and the composed email (MJML runs once)."""
+    cache_key = f"{job.key}\n{job.settings.model_dump_json()}"
+    with _senders_lock:
+        if cache_key not in _senders:
+            settings = job.settings
+            ledger, audience = Ledger.from_settings(settings), Audience.from_settings(settings)
+            if job.period is None:
+                from pressroom.mail import compose_release
+
+                render = personaliser(composed=compose_release(release=job.releases[0], settings=settings), settings=settings)
+            else:
+                render = digest_personaliser(releases=list(job.releases), settings=settings, ledger=ledger,
+                                             key=job.key, period=job.period)
+            _senders[cache_key] = (ledger, audience, transport_for(settings=settings), render)
+        return _senders[cache_key]
+
+
 @task(name="send email batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
       retry_condition_fn=only_transient)
-def send_email_batch(*, settings: Settings, ledger: Ledger, audience: Audience, key: str, render: Render,
-                     transport: Transport) -> BatchResult:
-    """Claim one batch of due recipients and send it."""
-    return send_batch(settings=settings, ledger=ledger, audience=audience, release=key, render=render,
+def send_email_batch(job: SendJob) -> BatchResult:
+    """Claim one batch of due recipients of ``job`` and send it."""
+    ledger, audience, transport, render = _sender(job)
+    return send_batch(settings=job.settings, ledger=ledger, audience=audience, release=job.key, render=render,
                       channel=CHANNEL, transport=transport)
 
 
@@ -70,7 +108,7 @@ def send_release_email(*, release: Release, settings: Settings, ledger: Ledger, 
     reason = _skip_reason(release=release, settings=settings, ledger=ledger, now=now)
     if reason:
         return DeliveryReport(release=release.slug, channel=CHANNEL, skipped=reason)
-    transport = transport_for(settings=settings)  # an unknown transport fails here, before anything is sent
+    transport_for(settings=settings)  # an unknown transport fails here, before anything is sent
     if not ledger.is_planned(release=release.slug, channel=CHANNEL):
         _seed_sample_audience(settings=settings, now=now)
         plan_audience(ledger=ledger, release=release, now=now)
@@ -78,26 +116,26 @@ def send_release_email(*, release: Release, settings: Settings, ledger: Ledger, 
         report = ledger.report(release=release.slug, channel=CHANNEL)
         report.sent_now = 0
         return report
-    from pressroom.mail import compose_release
-
-    render = personaliser(composed=compose_release(release=release, settings=settings), settings=settings)
-    return fan_out(key=release.slug, render=render, settings=settings, ledger=ledger, transport=transport)
+    return fan_out(job=SendJob(settings=settings, key=release.slug, releases=(release,)), ledger=ledger)
 
 
-def fan_out(*, key: str, render: Render, settings: Settings, ledger: Ledger, transport: Transport) -> DeliveryReport:
-    """Send every due row of (key, email) in batch tasks, ``email.workers`` at a time; artifacts on the way.
+def fan_out(*, job: SendJob, ledger: Ledger) -> DeliveryReport:
+    """Send every due row of (job.key, email) in batch tasks; artifacts on the way.
 
+    ``email.workers`` batches run at once: threads, or worker processes when
+    ``email.processes`` is set (sending is CPU-bound, so processes use more than one core).
     Deferred rows are retried while they come due within ``email.retry_window_seconds``;
     later ones stay deferred for the next run.
     """
-    audience = Audience.from_settings(settings)
+    settings, key = job.settings, job.key
     before = ledger.report(release=key, channel=CHANNEL, problems=0)
     planned = before.total
     slug = "".join(ch if ch.isalnum() else "-" for ch in key.lower()).strip("-")
     progress = create_progress_artifact(progress=0.0, description=f"email {key}: 0 of {planned} sent")
     deadline = time.monotonic() + settings.email.retry_window_seconds
     workers = settings.email.workers
-    with ThreadPoolTaskRunner(max_workers=workers) as runner:
+    runner_type = ProcessPoolTaskRunner if settings.email.processes else ThreadPoolTaskRunner
+    with runner_type(max_workers=workers) as runner:
         while True:
             remaining, due = ledger.outstanding(release=key, channel=CHANNEL)
             if not remaining:
@@ -111,11 +149,7 @@ def fan_out(*, key: str, render: Render, settings: Settings, ledger: Ledger, tra
             # Waves of a few batches per worker, so the progress artifact moves while a big send runs.
             wave = min(math.ceil(remaining / settings.email.batch_size), workers * 4)
             futures = [
-                runner.submit(send_email_batch, parameters={
-                    "settings": settings, "ledger": ledger, "audience": audience, "key": key,
-                    "render": render, "transport": transport,
-                })
-                for _ in range(wave)
+                runner.submit(send_email_batch, parameters={"job": job}) for _ in range(wave)
             ]
             claimed = sum(future.result().claimed for future in futures)
             sent = ledger.report(release=key, channel=CHANNEL, problems=0).sent

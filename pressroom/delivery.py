@@ -25,12 +25,12 @@ from pressroom.ledger import Delivery, Ledger, Outcome
 from pressroom.mail.transports import RecipientRejected, Transport, transport_for
 from pressroom.settings import Settings
 
-__all__ = ["BatchResult", "Render", "drain", "personaliser", "send_batch"]
+__all__ = ["BatchResult", "Render", "digest_personaliser", "drain", "personaliser", "send_batch"]
 
 log = logging.getLogger("pressroom.delivery")
 
 Render = Callable[[Delivery], bytes]
-CHUNK = 10  # rows marked `sending` together: the most a crash can leave ambiguous per connection
+CHUNK = 25  # rows marked `sending` together: the most a crash can leave ambiguous per connection
 
 
 @dataclass
@@ -62,6 +62,31 @@ def personaliser(*, composed, settings: Settings) -> Render:
                 preferences_url=preferences_url(settings=settings, subscriber_id=sid) if sid is not None else "",
             )
         )
+
+    return render
+
+
+def digest_personaliser(*, releases: list, settings: Settings, ledger: Ledger, key: str,
+                        period: tuple[datetime, datetime]) -> Render:
+    """A :data:`Render` for digest ``key``: each reader's own selection, composed once per distinct selection."""
+    from pressroom.mail import compose_digest
+
+    by_slug = {release.slug: release for release in releases}
+    composed: dict[tuple[str, ...], Render] = {}
+    lock = threading.Lock()
+
+    def render(delivery: Delivery) -> bytes:
+        slugs = ledger.digest_contents(digest=key, recipients=[delivery.recipient]).get(delivery.recipient, ())
+        with lock:
+            if slugs not in composed:
+                # Selections follow topics, so there are few of them; personalising is per reader.
+                chosen = [by_slug[slug] for slug in slugs]
+                composed[slugs] = personaliser(
+                    composed=compose_digest(releases=chosen, settings=settings, period_start=period[0], period_end=period[1]),
+                    settings=settings,
+                )
+            personal = composed[slugs]
+        return personal(delivery)
 
     return render
 

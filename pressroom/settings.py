@@ -114,6 +114,7 @@ class EmailSettings(_Section):
     approval_required: bool = False
     editors: list[str] = Field(default_factory=list)
     workers: int = Field(2, ge=1, le=32, description="sender tasks running at once (each opens smtp.connections)")
+    processes: bool = Field(False, description="run sender tasks in worker processes instead of threads (uses every core)")
     retry_backoff_seconds: float = Field(30.0, gt=0, description="first wait after a 4xx; doubles per attempt")
     retry_window_seconds: float = Field(120.0, ge=0, description="how long one run waits for deferred retries")
     claim_lease_seconds: float = Field(60.0, gt=0, description="a claimed batch left unsent is taken over after this")
