@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
 import shutil
 import smtplib
 import socket
@@ -175,7 +174,9 @@ def rss_child(root: Path, count: int) -> None:
     render = personaliser(composed=compose_release(release=release, settings=settings), settings=settings)
     sent = drain(settings=settings, ledger=ledger, audience=audience, release=release.slug, render=render).sent
     done = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so it would report the parent's peak.
+    status = Path("/proc/self/status").read_text()
+    peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
     print(f"rss-child: {count} subscribers imported in {imported - started:.1f} s, {sent} sent in {done - imported:.1f} s "
           f"({sent / (done - imported):.0f}/s), peak RSS {peak:.0f} MB", file=sys.stderr)
     print(f"{peak:.0f}")
