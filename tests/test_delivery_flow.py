@@ -131,3 +131,15 @@ def test_weekly_readers_get_one_digest_and_nobody_gets_a_release_twice(project, 
     assert "weekly@example.org" not in _outbox(project, "monday-news")
     again = digest(settings_file=settings_file, now=datetime(2024, 8, 5, 10, 0, tzinfo=UTC))
     assert (again.sent, again.sent_now) == (2, 0) and _outbox(project, "digest-2024-W31") == digests
+
+
+@pytest.mark.slow
+def test_sender_processes_share_a_send_without_overlap(project, email_step) -> None:
+    project.write_release("big-news", title="Big news")
+    audience = Audience.from_settings(project.settings())
+    audience.import_csv(file=io.StringIO("address\n" + "".join(f"r{i}@example.org\n" for i in range(600))), now=NOW)
+    with (project.root / "pressroom.toml").open("a") as handle:
+        handle.write("processes = true\nworkers = 2\nbatch_size = 50\n")  # the [email] section
+    report = email_step(settings_file=str(project.root / "pressroom.toml"), slug="big-news", now=NOW)
+    assert (report.sent, report.ambiguous, report.failed) == (600, 0, 0)
+    assert len(_outbox(project, "big-news")) == 600
