@@ -63,9 +63,9 @@ def digest(settings_file: str | None = None, now: datetime | None = None) -> Del
     ]
     if not releases:
         return DeliveryReport(release=None, channel=CHANNEL, skipped=f"no release first published {start:%Y-%m-%d} to {end:%Y-%m-%d}")
-    from pressroom.mail import compose_digest
+    from pressroom.mail import digest_key
 
-    key = compose_digest(releases=releases, settings=settings, period_start=start, period_end=end).key
+    key = digest_key(period_start=start, settings=settings)
     plan_digest(ledger=ledger, key=key, releases=releases, now=now)
     job = SendJob(settings=settings, key=key, releases=tuple(releases), period=(start, end))
     report = fan_out(job=job, ledger=ledger)

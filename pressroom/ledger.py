@@ -409,26 +409,17 @@ class Ledger:
 
     def ambiguous(self, *, release: str | None = None, channel: str | None = None) -> list[tuple[str, str, str]]:
         """(release, channel, recipient) of every row left ``sending``: maybe sent, maybe not."""
-        where = [deliveries.c.state == "sending"]
-        if release is not None:
-            where.append(deliveries.c.release == release)
-        if channel is not None:
-            where.append(deliveries.c.channel == channel)
         with self._engine.connect() as conn:
             return list(conn.execute(
-                select(deliveries.c.release, deliveries.c.channel, deliveries.c.recipient).where(*where).order_by(deliveries.c.id)
+                select(deliveries.c.release, deliveries.c.channel, deliveries.c.recipient)
+                .where(*_sending(release, channel)).order_by(deliveries.c.id)
             ).tuples())
 
     def retry_ambiguous(self, *, now: datetime, release: str | None = None, channel: str | None = None) -> int:
         """The operator's word: put ambiguous rows back to ``planned`` so the next send resends them."""
-        where = [deliveries.c.state == "sending"]
-        if release is not None:
-            where.append(deliveries.c.release == release)
-        if channel is not None:
-            where.append(deliveries.c.channel == channel)
         with self._engine.begin() as conn:
             result = conn.execute(
-                update(deliveries).where(*where).values(
+                update(deliveries).where(*_sending(release, channel)).values(
                     state="planned", response="resent on the operator's word after an ambiguous send",
                     claimed_by=None, lease_until=None, updated_at=now,
                 )
@@ -474,3 +465,12 @@ class Ledger:
             .from_select(["release", "channel", "recipient", "subscriber_id", "bundle", "state", "planned_at", "updated_at"], source)
             .on_conflict_do_nothing()
         )
+
+
+def _sending(release: str | None, channel: str | None) -> list:
+    where = [deliveries.c.state == "sending"]
+    if release is not None:
+        where.append(deliveries.c.release == release)
+    if channel is not None:
+        where.append(deliveries.c.channel == channel)
+    return where
