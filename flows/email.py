@@ -22,7 +22,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from pressroom.audience import Audience
 from pressroom.delivery import BatchResult, Render, digest_personaliser, personaliser, send_batch
-from pressroom.errors import TransientError
+from pressroom.errors import PressroomError, TransientError
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.mail.transports import Transport, transport_for
 from pressroom.releases import Release
@@ -116,7 +116,14 @@ def send_release_email(*, release: Release, settings: Settings, ledger: Ledger, 
         report = ledger.report(release=release.slug, channel=CHANNEL)
         report.sent_now = 0
         return report
-    return fan_out(job=SendJob(settings=settings, key=release.slug, releases=(release,)), ledger=ledger)
+    try:
+        return fan_out(job=SendJob(settings=settings, key=release.slug, releases=(release,)), ledger=ledger)
+    except PressroomError as exc:
+        # One release that cannot be composed or sent (a broken template, a refused SMTP login)
+        # must not stop the other releases and channels; its rows stay due for the next run.
+        report = ledger.report(release=release.slug, channel=CHANNEL)
+        report.error = str(exc)
+        return report
 
 
 def fan_out(*, job: SendJob, ledger: Ledger) -> DeliveryReport:

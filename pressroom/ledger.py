@@ -82,6 +82,7 @@ class DeliveryReport:
     problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # release, recipient, state, response
     skipped: str = ""
     sent_now: int | None = None  # sent by the run that made this report (the counts are all-time)
+    error: str = ""  # why the run stopped early (the rows stay due for the next run)
 
     def _n(self, state: str) -> int:
         return self.counts.get(state, 0)
@@ -128,6 +129,7 @@ class DeliveryReport:
             + f", deferred {self.deferred}, failed {self.failed}, "
             f"suppressed {self.suppressed}, ambiguous {self.ambiguous}, pending {self.pending}"
             + (f", in digest {self.in_digest}" if self.in_digest else "")
+            + (f"; stopped: {self.error}" if self.error else "")
         )
 
     def as_rows(self) -> list[dict[str, str | int]]:

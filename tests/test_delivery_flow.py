@@ -143,3 +143,16 @@ def test_sender_processes_share_a_send_without_overlap(project, email_step) -> N
     report = email_step(settings_file=str(project.root / "pressroom.toml"), slug="big-news", now=NOW)
     assert (report.sent, report.ambiguous, report.failed) == (600, 0, 0)
     assert len(_outbox(project, "big-news")) == 600
+
+
+def test_a_release_that_cannot_be_sent_reports_why_and_stays_due(project, email_step) -> None:
+    from tests._delivery import FaultyHandler, Received, SmtpServer
+
+    project.write_release("news")
+    _readers(project)
+    with SmtpServer(FaultyHandler(Received())) as server:
+        with (project.root / "pressroom.toml").open("a") as handle:  # the [email] section, then [smtp]
+            handle.write(f'transport = "smtp"\n[smtp]\nport = {server.port}\nusername = "press"\npassword = "x"\n')
+        report = email_step(settings_file=str(project.root / "pressroom.toml"), slug="news", now=NOW)
+    assert "cannot log in" in report.error and "smtp.security" in report.error
+    assert (report.sent, report.ambiguous, report.pending + report.deferred) == (0, 0, 1)  # all@ only: no tags
