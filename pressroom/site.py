@@ -125,7 +125,9 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
         jobs.append(
             _Job(
                 paths=(f"{release.path}index.html",),
-                key=_key(*common, "release", _identity(release), _identity(newer), _identity(older)),
+                key=_key(
+                    *common, "release", _identity(release), _hero_stamp(release), _identity(newer), _identity(older)
+                ),
                 render=partial(renderer.release_page, release, newer=newer, older=older),
             )
         )
@@ -145,13 +147,12 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
 
     def feeds(items: Sequence[Release], folder: str, title: str | None, description: str | None) -> None:
         newest = items[: settings.site.feed_items]
-        # The enclosure carries the image's size, which the release's digest does not cover.
-        sizes = (str(_hero_size(release)) for release in newest)
+        heroes = map(_hero_stamp, newest)
         identities = map(_identity, newest)
         jobs.append(
             _Job(
                 paths=tuple(f"{folder}{name}" for name in FEED_FILES.values()),
-                key=_key(*common, "feeds", folder, title or "", description or "", *identities, *sizes),
+                key=_key(*common, "feeds", folder, title or "", description or "", *identities, *heroes),
                 render=partial(
                     render_feeds, settings=settings, releases=newest, folder=folder, title=title, description=description
                 ),
@@ -226,12 +227,15 @@ def _key(*parts: str) -> str:
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
 
 
-def _hero_size(release: Release) -> int:
+def _hero_stamp(release: Release) -> str:
+    """Size and mtime of the hero file: pages and feeds show its dimensions and length, which the
+    release's digest (the Markdown file) does not cover."""
     file = release.hero.file if release.hero is not None else None
     try:
-        return file.stat().st_size if file is not None else -1
+        stat = file.stat() if file is not None else None
     except OSError:
-        return -1
+        stat = None
+    return f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "-"
 
 
 # --------------------------------------------------------------------------- model helpers
@@ -296,6 +300,32 @@ def _assets(release: Release) -> dict[str, Path]:
     if release.hero is not None and release.hero.file is not None:
         copies[f"{release.path}{release.hero.file.name}"] = release.hero.file
     return copies
+
+
+def _image_size(path: Path | None) -> tuple[int, int] | None:
+    """Width and height of a PNG, GIF or JPEG from its header, for og:image:width/height.
+
+    Networks that know the size can draw the card on the very first share. Anything else: None.
+    """
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(65536)
+    except OSError:
+        return None
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"\xff\xd8"):
+        index = 2
+        while index + 9 < len(head) and head[index] == 0xFF:
+            marker, length = head[index + 1], int.from_bytes(head[index + 2 : index + 4], "big")
+            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+                return int.from_bytes(head[index + 7 : index + 9], "big"), int.from_bytes(head[index + 5 : index + 7], "big")
+            index += 2 + length
+    return None
 
 
 def _date_text(moment: datetime) -> str:
@@ -432,6 +462,7 @@ class _Renderer:
             body=self._relative_html(release.body_html, root),
             about=self._relative_html(release.about_html, root),
             hero_src=release.hero.file.name if release.hero and release.hero.file else (release.hero and release.hero.src),
+            hero_size=_image_size(release.hero.file if release.hero else None),
             newer=newer,
             older=older,
         )

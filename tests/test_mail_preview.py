@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pressroom.cli import app
 from pressroom.mail import compose_release
-from pressroom.mail.preview import CHROMIUM, local_assets, screenshots
+from pressroom.mail.preview import CHROMIUM, local_assets, screenshots, write_files
 from tests.mail_support import SAMPLE_SLUG, sample_project
 
 browser_only = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="scripts/system-deps installs chromium")
@@ -82,3 +82,12 @@ def test_preview_of_the_digest_and_clear_errors(project, monkeypatch) -> None:
     assert result.exit_code != 0 and "--now" in result.output
     result = runner.invoke(app, ["preview"])
     assert result.exit_code == 2 and "SLUG or --digest" in result.output
+
+
+def test_write_files_takes_an_email_composed_elsewhere(project) -> None:
+    """The publish flow composes once and hands the same Composed to the preview artifact."""
+    settings, releases = sample_project(project)
+    sample = next(r for r in releases if r.slug == SAMPLE_SLUG)
+    files = write_files(composed=compose_release(release=sample, settings=settings), settings=settings, releases=[sample], shots=False)
+    assert files.html == project.root / "var" / "preview" / f"{SAMPLE_SLUG}.html"
+    assert files.png == () and [p.exists() for p in files.all()] == [True, True, True]

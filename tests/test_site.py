@@ -52,6 +52,7 @@ def test_release_page_has_its_permanent_url_card_tags_and_assets(project):
     assert meta["og:url"] == url
     assert meta["og:image"] == hero
     assert meta["og:image:alt"] == "A battery cell with a QR code on a lab bench"
+    assert (meta["og:image:width"], meta["og:image:height"]) == ("1200", "630")  # read from the PNG
     assert meta["article:published_time"] == "2024-07-31T10:00:00+02:00"
     assert meta["twitter:card"] == "summary_large_image"
     assert meta["twitter:image"] == hero
@@ -323,7 +324,10 @@ def test_a_new_hero_image_updates_the_copy_and_the_enclosure(project):
     public = project.root / "public"
     assert (public / "releases" / "battery-passport-pilot" / "hero.png").read_bytes() == hero.read_bytes()
     assert f'length="{hero.stat().st_size}"'.encode() in (public / "feed.xml").read_bytes()
-    assert public / "releases" / "battery-passport-pilot" / "index.html" not in report.written
+    assert public / "releases" / "battery-passport-pilot" / "index.html" in report.written
+    meta = _meta(_page(project, "releases/battery-passport-pilot/index.html"))
+    assert (meta["og:image:width"], meta["og:image:height"]) == ("600", "315")
+    assert public / "releases" / "recycling-record" / "index.html" not in report.written
 
 
 def test_renaming_a_release_file_moves_its_page(project):
@@ -375,3 +379,28 @@ def test_missing_site_templates_are_a_clear_error(project, tmp_path):
     settings = project.settings(PRESSROOM_PATHS__TEMPLATES=str(tmp_path / "nowhere"))
     with pytest.raises(TemplateError, match="site templates are missing"):
         build_site(settings=settings, releases=[], now=NOW)
+
+
+JPEG_HEADER = (
+    b"\xff\xd8"  # start of image
+    + b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"  # APP0, 16 bytes
+    + b"\xff\xc2\x00\x11\x08\x02\x1c\x03\xc0\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"  # progressive SOF: 540 x 960
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "size"),
+    [
+        ("photo.jpg", JPEG_HEADER, ("960", "540")),
+        ("photo.gif", b"GIF89a\x40\x01\xf0\x00" + b"\x00" * 20, ("320", "240")),
+        ("photo.webp", b"RIFF\x00\x00\x00\x00WEBPVP8 ", None),  # unknown: no size rather than a wrong one
+    ],
+)
+def test_og_image_size_comes_from_the_image_header(project, name, data, size):
+    folder = project.releases / "photo-release"
+    folder.mkdir()
+    (folder / name).write_bytes(data)
+    project.write_release("photo-release", bundle=True, extra=f"hero: {{src: {name}, alt: A photo}}\n")
+    build(project, NOW)
+    meta = _meta(_page(project, "releases/photo-release/index.html"))
+    assert (meta.get("og:image:width"), meta.get("og:image:height")) == (size or (None, None))

@@ -20,7 +20,7 @@ from pressroom.mail.message import Composed, Recipient
 from pressroom.releases import Release, load_releases, public_releases
 from pressroom.settings import Settings
 
-__all__ = ["CHROMIUM", "PreviewFiles", "screenshots", "write_preview", "local_assets"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PreviewFiles", "local_assets", "screenshots", "write_files", "write_preview"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -127,7 +127,20 @@ def screenshots(
         return pool.submit(shoot).result()
 
 
-def _write(composed: Composed, *, directory: Path, stem: str, settings: Settings, assets: Mapping[str, Path], shots: bool) -> PreviewFiles:
+def write_files(
+    *,
+    composed: Composed,
+    settings: Settings,
+    releases: Sequence[Release],
+    directory: Path | None = None,
+    shots: bool = True,
+) -> PreviewFiles:
+    """Write ``<key>.html``, ``.txt``, ``.eml`` (to a sample recipient) and the screenshots of an
+    email already composed (e.g. by the publish flow) to ``directory`` (default var/preview/).
+    ``releases`` are the ones it shows, so their images are served from disk."""
+    directory = directory or settings.path("var") / "preview"
+    stem = composed.key
+    assets = local_assets(settings=settings, releases=releases)
     directory.mkdir(parents=True, exist_ok=True)
     recipient = Recipient(
         address="preview@example.org",
@@ -161,7 +174,6 @@ def write_preview(
     release does not exist or is invalid, or when the digest period has no public release.
     """
     now = now or datetime.now(UTC)
-    directory = directory or settings.path("var") / "preview"
     loaded = load_releases(settings)
     if digest:
         start = now - timedelta(days=7)
@@ -174,10 +186,7 @@ def write_preview(
                 hint="pass --now to preview the digest of another week",
             )
         composed = compose_digest(releases=chosen, settings=settings, period_start=start, period_end=now)
-        return _write(
-            composed, directory=directory, stem=composed.key, settings=settings,
-            assets=local_assets(settings=settings, releases=chosen), shots=shots,
-        )
+        return write_files(composed=composed, settings=settings, releases=chosen, directory=directory, shots=shots)
     found = [r for r in loaded.releases if r.slug == slug]
     if not found:
         problems = [p for p in loaded.problems if slug and slug in str(p.path)]
@@ -188,7 +197,4 @@ def write_preview(
             f"no release with slug {slug!r}", path=settings.releases_dir, field="slug", hint=f"known slugs: {known}"
         )
     composed = compose_release(release=found[0], settings=settings)
-    return _write(
-        composed, directory=directory, stem=found[0].slug, settings=settings,
-        assets=local_assets(settings=settings, releases=found), shots=shots,
-    )
+    return write_files(composed=composed, settings=settings, releases=found, directory=directory, shots=shots)
