@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from pressroom.errors import ConfigError, PermanentError
+from pressroom.errors import PermanentError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import BLUESKY, Limits, Part, Post
-from pressroom.social.network import Published, RetryLater, error_for, http_client, retry_soon
+from pressroom.social.network import Published, RetryLater, http_client, require, retry_soon, send
 
 __all__ = ["Bluesky", "MAX_THUMB_BYTES", "bluesky_reset", "release_tid"]
 
@@ -56,16 +56,6 @@ def bluesky_reset(response: httpx.Response) -> datetime | None:
         return None
 
 
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason_phrase or "no message"
-    if isinstance(body, dict):
-        return ": ".join(str(body[key]) for key in ("error", "message") if body.get(key)) or str(body)
-    return str(body)
-
-
 def _facets(part: Part) -> list[dict[str, Any]]:
     facets = []
     for facet in part.facets:
@@ -85,13 +75,13 @@ class Bluesky:
     forms = ("bluesky",)
 
     def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        if not account.handle or account.password is None:
-            raise ConfigError(
-                f"social: bluesky account {account.account!r} needs handle and password",
-                hint="set handle = \"name.bsky.social\" in [[social]] and an app password in PRESSROOM_SOCIAL__…",
-            )
+        require(
+            account, "handle", "password",
+            hint="set handle = \"name.bsky.social\" in [[social]] and an app password in PRESSROOM_SOCIAL__…",
+        )
         self.account = account
-        self._client = http_client(account=account, base_url=(account.base_url or "https://bsky.social").rstrip("/"), transport=transport)
+        base_url = (account.base_url or "https://bsky.social").rstrip("/")
+        self._client = http_client(account=account, base_url=base_url, transport=transport)
         self._did: str | None = None
         self._handle = account.handle
         self.max_thumb_bytes = MAX_THUMB_BYTES
@@ -105,16 +95,13 @@ class Bluesky:
         if auth and self._did is None:
             self._login()
         try:
-            response = self._client.request(method, f"/xrpc/{nsid}", **kwargs)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise retry_soon(f"bluesky: {nsid}: {type(exc).__name__}") from None
-        if response.is_success:
-            return response
-        if auth and response.status_code == 400 and "ExpiredToken" in _message(response):
-            # The access token lives a few hours: log in again once, then repeat the request.
-            self._login()
-            return self._request(method, nsid, auth=False, **kwargs)
-        raise error_for(response, network="bluesky", message=_message(response), reset_at=bluesky_reset)
+            return send(self._client, method, f"/xrpc/{nsid}", network=self.name, reset_at=bluesky_reset, **kwargs)
+        except PermanentError as exc:
+            if not (auth and "ExpiredToken" in exc.message):
+                raise
+        # The access token lives a few hours: log in again once, then repeat the request.
+        self._login()
+        return self._request(method, nsid, auth=False, **kwargs)
 
     def _login(self) -> None:
         # Logged in lazily, once per run: most runs have nothing to post, and sessions are rate limited.

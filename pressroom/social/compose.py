@@ -264,7 +264,9 @@ def shorten(text: str, *, fits: Callable[[str], bool], ellipsis: str = ELLIPSIS)
     return head + ellipsis if head else ellipsis
 
 
-def _split_thread(text: str, *, fits_first: Callable[[str], bool], fits_reply: Callable[[str], bool], max_parts: int) -> list[str]:
+def _split_thread(
+    text: str, *, fits_first: Callable[[str], bool], fits_reply: Callable[[str], bool], max_parts: int
+) -> list[str]:
     """Cut ``text`` into thread parts at sentence (else word) boundaries, without ellipses."""
     parts: list[str] = []
     rest = text.strip()

@@ -17,10 +17,9 @@ from urllib.parse import quote
 
 import httpx
 
-from pressroom.errors import ConfigError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import LINKEDIN, Limits, Post, find_facets
-from pressroom.social.network import Published, error_for, http_client, retry_soon
+from pressroom.social.network import Published, http_client, require, send
 
 __all__ = ["LinkedIn", "little_text", "linkedin_reset"]
 
@@ -59,14 +58,6 @@ def linkedin_reset(response: httpx.Response) -> datetime | None:
         return None
 
 
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason_phrase or "no message"
-    return str(body.get("message") or body) if isinstance(body, dict) else str(body)
-
-
 class LinkedIn:
     """One LinkedIn author (a person or an organization page): ``author_urn`` and an OAuth ``token``."""
 
@@ -74,11 +65,10 @@ class LinkedIn:
     forms = ("linkedin",)
 
     def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        if not account.author_urn or account.token is None:
-            raise ConfigError(
-                f"social: linkedin account {account.account!r} needs author_urn and token",
-                hint="set author_urn = \"urn:li:organization:…\" in [[social]] and PRESSROOM_SOCIAL__… for the token",
-            )
+        require(
+            account, "author_urn", "token",
+            hint="set author_urn = \"urn:li:organization:…\" in [[social]] and PRESSROOM_SOCIAL__… for the token",
+        )
         self.account = account
         self._client = http_client(
             account=account,
@@ -95,13 +85,7 @@ class LinkedIn:
         return f"LinkedIn(account={self.account.account!r}, author={self.account.author_urn!r})"
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise retry_soon(f"linkedin: {method} {path}: {type(exc).__name__}") from None
-        if response.is_success:
-            return response
-        raise error_for(response, network="linkedin", message=_message(response), reset_at=linkedin_reset)
+        return send(self._client, method, path, network=self.name, reset_at=linkedin_reset, **kwargs)
 
     def limits(self, form: str) -> Limits:
         return LINKEDIN

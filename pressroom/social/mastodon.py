@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from pressroom.errors import ConfigError, PermanentError
+from pressroom.errors import PermanentError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import MASTODON, Limits, Post
-from pressroom.social.network import Published, error_for, http_client, retry_soon
+from pressroom.social.network import Published, http_client, require, send
 
 __all__ = ["Mastodon", "mastodon_reset"]
 
@@ -36,16 +36,6 @@ def mastodon_reset(response: httpx.Response) -> datetime | None:
         return None
 
 
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason_phrase or "no message"
-    if isinstance(body, dict):
-        return str(body.get("error") or body.get("error_description") or body)
-    return str(body)
-
-
 class Mastodon:
     """One Mastodon account: ``base_url`` is the instance, ``token`` an access token with write:statuses."""
 
@@ -53,11 +43,10 @@ class Mastodon:
     forms = ("mastodon",)
 
     def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        if not account.base_url or account.token is None:
-            raise ConfigError(
-                f"social: mastodon account {account.account!r} needs base_url and token",
-                hint="set base_url = \"https://your.instance\" in [[social]] and PRESSROOM_SOCIAL__… for the token",
-            )
+        require(
+            account, "base_url", "token",
+            hint="set base_url = \"https://your.instance\" in [[social]] and PRESSROOM_SOCIAL__… for the token",
+        )
         self.account = account
         self._client = http_client(
             account=account,
@@ -72,13 +61,7 @@ class Mastodon:
     # ------------------------------------------------------------------ requests
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise retry_soon(f"mastodon: {method} {path}: {type(exc).__name__}") from None
-        if response.is_success:
-            return response
-        raise error_for(response, network="mastodon", message=_message(response), reset_at=mastodon_reset)
+        return send(self._client, method, path, network=self.name, reset_at=mastodon_reset, **kwargs)
 
     # ------------------------------------------------------------------ the interface
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import httpx
 
@@ -28,8 +28,11 @@ __all__ = [
     "error_for",
     "http_client",
     "idempotency_key",
+    "message_of",
     "open_networks",
+    "require",
     "retry_soon",
+    "send",
 ]
 
 DEFAULT_RETRY = timedelta(seconds=60)
@@ -100,6 +103,12 @@ def retry_soon(message: str, *, now: datetime | None = None) -> RetryLater:
     return RetryLater(message, retry_at=(now or datetime.now(UTC)) + timedelta(seconds=30))
 
 
+def require(account: SocialAccount, *fields: str, hint: str) -> None:
+    """Fail before anything is sent when an account lacks what its network needs."""
+    if not all(getattr(account, name) for name in fields):
+        raise ConfigError(f"social: {account.network} account {account.account!r} needs {' and '.join(fields)}", hint=hint)
+
+
 def http_client(*, account: SocialAccount, base_url: str, headers: dict[str, str] | None = None,
                 transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """The one httpx client of a network for a run, with timeouts (never without)."""
@@ -133,6 +142,38 @@ def error_for(
             hint=f"check the {network} credentials (PRESSROOM_SOCIAL__… or the Prefect Secret block) and their permissions",
         )
     return PermanentError(f"{network}: {status} {message}", hint="the network refused the post; fix it and rerun")
+
+
+def message_of(response: httpx.Response) -> str:
+    """The network's own words from an error body (Mastodon ``error``, Bluesky ``error`` + ``message``,
+    LinkedIn ``message``), or the HTTP reason when the body is not JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "no message"
+    if not isinstance(body, dict):
+        return str(body)
+    words = [str(body[key]) for key in ("error", "message", "error_description") if body.get(key)]
+    return ": ".join(dict.fromkeys(words)) or str(body)
+
+
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    network: str,
+    reset_at: Callable[[httpx.Response], datetime | None],
+    **kwargs: Any,
+) -> httpx.Response:
+    """One request: a timeout or a dropped connection -> :func:`retry_soon`; a failure -> :func:`error_for`."""
+    try:
+        response = client.request(method, url, **kwargs)
+    except (httpx.TimeoutException, httpx.TransportError) as exc:
+        raise retry_soon(f"{network}: {method} {url}: {type(exc).__name__}") from None
+    if response.is_success:
+        return response
+    raise error_for(response, network=network, message=message_of(response), reset_at=reset_at)
 
 
 def open_networks(

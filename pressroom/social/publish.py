@@ -119,7 +119,7 @@ def post_releases(
                 channel = channel_name(network.account)
                 recipient = _recipient(network)
                 if not any(release.channel(form).enabled for form in network.forms):
-                    report.results.append(SocialResult(release.slug, channel, "skipped", "disabled in the release's front matter"))
+                    report.results.append(SocialResult(release.slug, channel, "skipped", "disabled in front matter"))
                     continue
                 max_age = network.account.max_age_days
                 if (
@@ -195,7 +195,8 @@ def preview_posts(*, release: Release, settings: Settings) -> list[tuple[str, Po
         forms = ("mastodon", "bluesky", "linkedin") if account.network == "outbox" else (account.network,)
         for form in forms:
             if form in NETWORK_LIMITS and release.channel(form).enabled:
-                post = compose_post(release=release, network=form, limits=NETWORK_LIMITS[form], templates=settings.path("templates"))
+                templates = settings.path("templates")
+                post = compose_post(release=release, network=form, limits=NETWORK_LIMITS[form], templates=templates)
                 previews.append((channel_name(account), post))
     return previews
 

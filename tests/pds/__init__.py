@@ -1,7 +1,7 @@
 """A real Bluesky PDS (+ PLC) on loopback for the tests, started from tests/pds/start.mjs.
 
 ``scripts/system-deps`` installs ``@atproto/dev-env`` into ``$PRESSROOM_PDS_DIR``
-(default /var/cache/pressroom-pds), outside the checkout.
+(default /var/cache/pressroom-pds as root, ~/.cache/pressroom-pds otherwise), outside the checkout.
 """
 
 from __future__ import annotations

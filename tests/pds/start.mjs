@@ -3,9 +3,15 @@
 // @atproto/dev-env is installed by scripts/system-deps outside the checkout (PRESSROOM_PDS_DIR).
 import { createRequire } from 'node:module'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 
-const home = process.env.PRESSROOM_PDS_DIR || '/var/cache/pressroom-pds'
+// The same folder scripts/system-deps installs into: /var/cache for root, ~/.cache otherwise.
+const home =
+  process.env.PRESSROOM_PDS_DIR ||
+  (process.getuid() === 0
+    ? '/var/cache/pressroom-pds'
+    : path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'pressroom-pds'))
 const require = createRequire(path.join(home, 'package.json'))
 
 // dev-env listens on every interface; the tests may only use loopback.
