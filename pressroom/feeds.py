@@ -54,13 +54,19 @@ def render_feeds(
     updated = max((release.date for release in items), default=_EMPTY_FEED_UPDATED)
     urls = {kind: f"{home}{name}" for kind, name in FEED_FILES.items()}
 
-    common = {"home": home, "title": feed_title, "description": feed_description, "updated": updated}
-    rss = _feedgen(settings, items, kind="rss", self_url=urls["rss"], **common).rss_str(pretty=True)
-    atom = _atom_links(
-        _feedgen(settings, items, kind="atom", self_url=urls["atom"], **common).atom_str(pretty=True), items
-    )
+    # The full HTML of each item, built once for the three formats.
+    contents = {release.slug: clean_text(_full_content(release)) for release in items}
+
+    def generator(kind: str) -> FeedGenerator:
+        return _feedgen(
+            settings, items, kind=kind, home=home, self_url=urls[kind], title=feed_title,
+            description=feed_description, updated=updated, contents=contents,
+        )
+
+    rss = generator("rss").rss_str(pretty=True)
+    atom = _atom_links(generator("atom").atom_str(pretty=True), items)
     json_feed = _json_feed(settings, items, home=home, self_url=urls["json"], title=feed_title,
-                           description=feed_description)
+                           description=feed_description, contents=contents)
     return {
         f"{folder}{FEED_FILES['rss']}": rss,
         f"{folder}{FEED_FILES['atom']}": atom,
@@ -78,6 +84,7 @@ def _feedgen(
     title: str,
     description: str,
     updated: datetime,
+    contents: dict[str, str],
 ) -> FeedGenerator:
     site = settings.site
     # Atom declares title and summary as text. RSS does not say, and many readers take them as HTML:
@@ -105,7 +112,7 @@ def _feedgen(
         entry.link(href=release.url, rel="alternate")
         # summary before content: RSS gets <description> = summary and <content:encoded> = full text.
         entry.summary(text(release.summary))
-        content = clean_text(_full_content(release))
+        content = contents[release.slug]
         if kind == "atom":
             entry.content(content, type="html")
         else:
@@ -196,6 +203,7 @@ def _json_feed(
     self_url: str,
     title: str,
     description: str,
+    contents: dict[str, str],
 ) -> bytes:
     site = settings.site
     feed: dict[str, object] = {
@@ -209,21 +217,22 @@ def _json_feed(
     }
     if site.logo:
         feed["icon"] = site.logo
-    feed["items"] = [_json_item(release) for release in items]
-    text = json.dumps(feed, ensure_ascii=False, indent=1)
+    feed["items"] = [_json_item(release, contents[release.slug]) for release in items]
+    # Compact: json's C encoder only runs without indent, and feed readers do not need the spaces.
+    text = json.dumps(feed, ensure_ascii=False, separators=(",", ":"))
     # Markup characters as JSON escapes: a title such as "<script>" can then never appear as a tag
     # in feed.json's bytes, even for a client that pastes values into HTML unescaped.
     text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
     return (text + "\n").encode("utf-8")
 
 
-def _json_item(release: Release) -> dict[str, object]:
+def _json_item(release: Release, content: str) -> dict[str, object]:
     item: dict[str, object] = {
         "id": release.url,
         "url": release.url,
         "title": clean_text(release.title),
         "summary": clean_text(release.summary),
-        "content_html": clean_text(_full_content(release)),
+        "content_html": content,
         "date_published": release.date.isoformat(),
         "date_modified": release.date.isoformat(),
         "language": release.language,

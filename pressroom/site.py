@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -650,6 +649,7 @@ class _Writer:
     def __init__(self, public: Path) -> None:
         self.public = public
         self.folders: set[Path] = {public}
+        self.count = 0
 
     def _folder(self, folder: Path) -> None:
         if folder in self.folders:
@@ -663,11 +663,13 @@ class _Writer:
     def write(self, target: Path, data: bytes, *, like: Path | None = None) -> None:
         """Replace ``target`` in one step, so a reader (or a crash) never sees half a file."""
         self._folder(target.parent)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        self.count += 1
+        temporary = target.parent / f".tmp-{os.getpid()}-{id(self):x}-{self.count}"
         try:
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.fchmod(handle, 0o644)  # whatever the umask: the web server must be able to read it
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
-            os.chmod(temporary, 0o644)
             if like is not None:
                 stat = like.stat()
                 os.utime(temporary, ns=(stat.st_atime_ns, stat.st_mtime_ns))
