@@ -11,6 +11,8 @@ and the field, and the release is skipped; the other releases still load.
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -214,7 +216,7 @@ def _format_offset(dt: datetime) -> str:
     return dt.isoformat(timespec="minutes")[-6:]
 
 
-class _StringLoader(yaml.SafeLoader):
+class _StringLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: the same result, 2x faster
     """YAML that keeps scalars as written: ``no`` stays "no", ``09:00`` is not sexagesimal,
     a date is not silently turned into a naive datetime. Pydantic does the typing."""
 
@@ -443,9 +445,15 @@ def load_release(path: Path, settings: Settings) -> Release:
 
     def local_file(reference: str, field_name: str, loc: tuple) -> Path:
         target = (folder / PurePosixPath(reference)).resolve()
-        content_root = settings.path("content").resolve()
-        if not target.is_relative_to(content_root) and not target.is_relative_to(folder.resolve()):
-            raise error(f"{reference!r} points outside content/", field_name, loc, hint="keep images in the bundle folder")
+        # Images are published beside the page under the same relative path, so they must live
+        # below the release's folder: that keeps every image URL and its copy in step.
+        if not target.is_relative_to(folder.resolve()):
+            raise error(
+                f"{reference!r} points outside the release's folder",
+                field_name,
+                loc,
+                hint="keep images next to the release file or in a folder below it",
+            )
         if not target.is_file():
             raise error(
                 f"image file {reference!r} not found next to {path.name}",
@@ -471,7 +479,7 @@ def load_release(path: Path, settings: Settings) -> Release:
         if not urlsplit(src).scheme:
             file = local_file(src, "hero.src", ("hero", "src"))
             assets.append(file)
-            src = urljoin(url, file.name)
+            src = urljoin(url, file.relative_to(folder.resolve()).as_posix())
         hero = HeroImage(src=src, alt=alt, file=file)
 
     body_html, relative = render_markdown(body, base_url=url)
@@ -538,9 +546,10 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
     """Load every release under ``path`` (default: content/releases); never raises for bad content."""
     result = LoadResult()
     seen: dict[str, Path] = {}
+    cache = _ReleaseCache(settings)
     for file in _release_files(Path(path) if path else settings.releases_dir):
         try:
-            release = load_release(file, settings)
+            release = cache.get(file) or cache.put(file, load_release(file, settings))
         except ReleaseError as exc:
             result.problems.append(exc)
             continue
@@ -561,7 +570,59 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
         seen[release.slug] = file
         result.releases.append(release)
     result.releases.sort(key=lambda release: (release.date, release.slug), reverse=True)
+    if path is None:  # a check of one file must not shrink the cache to that file
+        cache.save()
     return result
+
+
+class _ReleaseCache:
+    """Valid releases of the last run, reused while their file, images, settings and this code are unchanged.
+
+    Parsing is most of a build (YAML, Markdown, sanitising: ~1 ms a release), so a rebuild after
+    one new release parses one file. The pickle lives in var/cache/, which only Pressroom writes.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.file = settings.path("var") / "cache" / "releases.pickle"
+        code = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
+        self.salt = f"{settings.fingerprint}:{code}"
+        try:
+            self.old: dict[str, tuple] = pickle.loads(self.file.read_bytes())
+        except Exception:  # missing, damaged or from another version: parse everything
+            self.old = {}
+        self.new: dict[str, tuple] = {}
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int]:
+        stat = path.stat()
+        return stat.st_size, stat.st_mtime_ns
+
+    def get(self, file: Path) -> Release | None:
+        entry = self.old.get(str(file))
+        try:
+            if not entry or entry[:2] != (self.salt, self._stamp(file)):
+                return None
+            if [self._stamp(asset) for asset in entry[3].assets] != entry[2]:
+                return None
+        except OSError:
+            return None  # the file or an image went away: parse again, which reports it
+        self.new[str(file)] = entry
+        return entry[3]
+
+    def put(self, file: Path, release: Release) -> Release:
+        self.new[str(file)] = (self.salt, self._stamp(file), [self._stamp(a) for a in release.assets], release)
+        return release
+
+    def save(self) -> None:
+        if self.new.keys() == self.old.keys() and all(self.new[k] is self.old[k] for k in self.new):
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}")
+            temporary.write_bytes(pickle.dumps(self.new, protocol=pickle.HIGHEST_PROTOCOL))
+            temporary.replace(self.file)
+        except OSError:
+            pass  # the cache only saves time
 
 
 def public_releases(releases: list[Release], now: datetime) -> list[Release]:

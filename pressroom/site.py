@@ -282,23 +282,11 @@ def _paginate(items: list[Release], size: int) -> Iterable[tuple[int, list[Relea
 def _assets(release: Release) -> dict[str, Path]:
     """Site path -> local file for the images a release references, kept beside its page.
 
-    Body images keep their path relative to the release file (their URLs were made absolute
-    from it); the hero is published under its file name, which is what ``hero.src`` points at.
+    Every image keeps its path relative to the release file: that is what its URL was made from
+    (releases.py refuses images outside the release's folder).
     """
-    folder = release.source.parent
-    copies: dict[str, Path] = {}
-    for asset in release.assets:
-        try:
-            relative = asset.relative_to(folder).as_posix()
-        except ValueError:  # the content folder is reached through a symlink, or the image is shared
-            try:
-                relative = asset.resolve().relative_to(folder.resolve()).as_posix()
-            except ValueError:
-                relative = asset.name
-        copies[f"{release.path}{relative}"] = asset
-    if release.hero is not None and release.hero.file is not None:
-        copies[f"{release.path}{release.hero.file.name}"] = release.hero.file
-    return copies
+    folder = release.source.parent.resolve()
+    return {f"{release.path}{asset.resolve().relative_to(folder).as_posix()}": asset for asset in release.assets}
 
 
 def _image_size(path: Path | None) -> tuple[int, int] | None:

@@ -127,3 +127,17 @@ def test_channel_overrides(project):
     assert release.channel("email").enabled is False
     assert release.channel("bluesky").text == "Short and sweet"
     assert release.channel("mastodon").enabled is True
+
+
+def test_images_in_a_subfolder_keep_their_path_and_images_outside_are_refused(project):
+    folder = project.releases / "photos"
+    (folder / "img").mkdir(parents=True)
+    (folder / "img" / "hero.png").write_bytes(b"\x89PNG fake")
+    project.write_release("photos", bundle=True, extra="hero: {src: img/hero.png, alt: A photo}\n")
+    release = load_release(folder / "index.md", project.settings())
+    assert release.hero.src == "https://press.example.org/releases/photos/img/hero.png"
+
+    (project.releases / "elsewhere.png").write_bytes(b"\x89PNG fake")
+    project.write_release("outside", bundle=True, body="![x](../elsewhere.png)")
+    with pytest.raises(ReleaseError, match="outside the release's folder"):
+        load_release(project.releases / "outside" / "index.md", project.settings())

@@ -87,7 +87,9 @@ class FakeMastodon:
         return httpx.Response(404, json={"error": "Record not found"})
 
 
-RESET = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=123456)
+# Far in the future, not "now + 5 min": the suite may reach this test long after import,
+# and a reset time in the past is (rightly) clamped to now.
+RESET = datetime(2099, 1, 1, 12, 5, 0, 123456, tzinfo=UTC)
 
 
 def rate_limited(_: httpx.Request) -> httpx.Response:
