@@ -21,6 +21,7 @@ from pressroom.releases import Release, load_releases
 from pressroom.settings import Settings, load_settings
 
 from flows.email import CHANNEL, SendJob, fan_out, only_transient
+from flows.ops import notify_failure, resolve_secrets
 
 __all__ = ["digest", "digest_period"]
 
@@ -43,10 +44,10 @@ def plan_digest(*, ledger: Ledger, key: str, releases: list[Release], now: datet
     return ledger.plan_digest(digest=key, items=[(r.slug, r.tag_slugs) for r in releases], now=now)
 
 
-@flow(name="digest", log_prints=False)
+@flow(name="digest", log_prints=False, on_failure=[notify_failure], on_crashed=[notify_failure])
 def digest(settings_file: str | None = None, now: datetime | None = None) -> DeliveryReport:
     """Send last week's digest to weekly subscribers; a rerun sends only what is still due."""
-    settings = load_settings(Path(settings_file) if settings_file else None)
+    settings = resolve_secrets(load_settings(Path(settings_file) if settings_file else None))
     now = now or datetime.now(UTC)
     start, end = digest_period(now=now, settings=settings)
     if not (settings.email.enabled and settings.digest.enabled):

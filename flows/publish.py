@@ -20,7 +20,9 @@ from pressroom.settings import Settings, load_settings
 from pressroom.social import SocialReport
 from pressroom.site import BuildReport, build_site
 
+from flows.approval import email_gate
 from flows.email import send_release_email
+from flows.ops import notify_failure, resolve_secrets
 from flows.social import post_social
 
 
@@ -99,10 +101,10 @@ def _next_release(releases: list[Release], now: datetime) -> tuple[str, datetime
     return soonest.slug, soonest.date
 
 
-@flow(name="publish", log_prints=False)
+@flow(name="publish", log_prints=False, on_failure=[notify_failure], on_crashed=[notify_failure])
 def publish(settings_file: str | None = None, now: datetime | None = None) -> PublishSummary:
     """Publish every approved, due release: site and feeds first, then each channel once."""
-    settings = load_settings(Path(settings_file) if settings_file else None)
+    settings = resolve_secrets(load_settings(Path(settings_file) if settings_file else None))
     now = now or datetime.now(UTC)
     loaded = load_task(settings)
     public = [release for release in loaded.releases if release.is_public(now)]
@@ -118,7 +120,14 @@ def publish(settings_file: str | None = None, now: datetime | None = None) -> Pu
     summary.newly_public = record_task(ledger, public, now)
     # Every public release, not only the new ones: a crash between two steps must not leave a
     # channel undone. The ledger makes each send happen once, however often this runs.
-    summary.email = [send_release_email(release=release, settings=settings, ledger=ledger, now=now) for release in public]
+    # Social before email: an editor's approval (flows/approval.py) holds back only the email.
     summary.social = post_social(releases=public, settings=settings, ledger=ledger, now=now)
+    for release in public:
+        skipped = email_gate(release=release, settings=settings, ledger=ledger, settings_file=settings_file)
+        summary.email.append(
+            DeliveryReport(release=release.slug, channel="email", skipped=skipped)
+            if skipped
+            else send_release_email(release=release, settings=settings, ledger=ledger, now=now)
+        )
     create_markdown_artifact(key="publish-summary", markdown=summary.as_markdown(settings), description="publish run")
     return summary

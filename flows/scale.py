@@ -62,19 +62,17 @@ def share_send(*, release: Release, settings: Settings, audience_size: int, sett
 def send_share(release: str, settings_file: str | None = None, wait_seconds: float = 120.0) -> dict[str, int]:
     """Take a share of one release's planned email deliveries until none is left to claim.
 
-    Waits up to ``wait_seconds`` for the publish run to plan the deliveries, then drains the
-    queue as the publish run does. Leaves a table artifact of what this run sent.
+    Waits up to ``wait_seconds`` for the publish run to plan the deliveries, then runs the
+    same fan-out as the publish run's email step (batch tasks, progress and table artifacts).
     """
+    from flows.email import SendJob, fan_out
     from flows.ops import resolve_secrets
-    from pressroom.audience import Audience
-    from pressroom.delivery import drain, personaliser
     from pressroom.ledger import Ledger
-    from pressroom.mail import compose_release
     from pressroom.releases import load_releases
 
     logger = get_run_logger()
     settings = resolve_secrets(load_settings(Path(settings_file) if settings_file else None))
-    [subject] = [r for r in load_releases(settings).releases if r.slug == release] or [None]
+    subject = next((r for r in load_releases(settings).releases if r.slug == release), None)
     if subject is None or not subject.is_public(datetime.now(UTC)):
         logger.warning("release %s is not public here: nothing to share", release)
         return {"sent": 0}
@@ -85,13 +83,12 @@ def send_share(release: str, settings_file: str | None = None, wait_seconds: flo
             logger.warning("the email of %s was never planned: nothing to share", release)
             return {"sent": 0}
         time.sleep(1.0)
-    result = drain(
-        settings=settings,
-        ledger=ledger,
-        audience=Audience.from_settings(settings),
-        release=release,
-        render=personaliser(composed=compose_release(release=subject, settings=settings), settings=settings),
+    report = fan_out(job=SendJob(settings=settings, key=release, releases=(subject,)), ledger=ledger)
+    logger.info("this helper sent %d of %s's emails; %s", report.sent_now, release, report.as_text())
+    # What this run added, for the UI next to the publish run's own table.
+    create_table_artifact(
+        key=f"send-share-{release}"[:100],
+        table=[{"release": release, "sent by this helper": report.sent_now, "sent in all": report.sent}],
+        description=f"helper share of {release}: {report.sent_now} sent",
     )
-    counts = {"claimed": result.claimed, "sent": result.sent, "deferred": result.deferred, "failed": result.failed}
-    create_table_artifact(key=f"send-share-{release}", table=[counts], description=f"this helper's share of {release}")
-    return counts
+    return {"sent": report.sent_now}

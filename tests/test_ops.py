@@ -101,16 +101,21 @@ def test_a_scheduled_release_goes_out_on_the_first_scheduled_run_after_its_time(
     runs = _next_runs(spec.schedules[0], datetime(2024, 8, 2, 6, 58, tzinfo=UTC), 3)
     assert [r.strftime("%H:%M") for r in runs] == ["07:00", "07:05", "07:10"]
     settings_file = str(project.root / "pressroom.toml")
+    from pressroom.audience import Audience
+
+    Audience.from_settings(project.settings()).add(address="reader@example.org", now=runs[0], source="test")
     posts = project.root / "var" / "outbox" / "social"
+    emails = project.root / "var" / "outbox" / "email"
 
     early = publish(settings_file=settings_file, now=runs[0])
-    assert early.newly_public == [] and not posts.exists()
+    assert early.newly_public == [] and not posts.exists() and not list(emails.rglob("*.eml"))
     assert early.next_release == ("just-in-time", datetime(2024, 8, 2, 7, 2, tzinfo=UTC))
     assert "next scheduled publication: `just-in-time` at 2024-08-02 09:02 CEST" in early.as_markdown(project.settings())
 
     due = publish(settings_file=settings_file, now=runs[1])
     assert due.newly_public == ["just-in-time"]
     assert len(list(posts.rglob("*.json"))) == 3  # one post per network, three minutes late at most five
+    assert [p.name for p in emails.rglob("*.eml")] == ["reader@example.org.eml"]
     assert publish(settings_file=settings_file, now=runs[2]).newly_public == []
 
 
@@ -120,3 +125,18 @@ def test_a_social_secret_in_the_environment_wins_over_its_block(project: Project
     resolved = resolve_secrets(settings, environ={"PRESSROOM_SOCIAL__OUTBOX__TOKEN": "from-env"}, blocks=blocks)
     assert resolved.social[0].token.get_secret_value() == "from-env"
     assert resolve_secrets(project.settings(), environ={}, blocks=blocks).social[0].token.get_secret_value() == "from-block"
+
+
+def test_serve_flows_builds_the_deployments_of_prefect_yaml(tmp_path: Path) -> None:
+    from flows.ops import _runner_deployments
+
+    deployments = {d.name: d for d in _runner_deployments(prefect_file=PREFECT_FILE)}
+    assert set(deployments) == {"publish", "digest", "send"}
+    publish = deployments["publish"]
+    assert publish.concurrency_limit == 1
+    assert publish.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    [schedule] = publish.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("*/5 * * * *", "Europe/Brussels")
+    [weekly] = deployments["digest"].schedules
+    assert (weekly.schedule.cron, weekly.schedule.timezone) == ("0 9 * * 1", "Europe/Brussels")
+    assert publish.parameters == {"settings_file": "pressroom.toml"}

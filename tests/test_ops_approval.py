@@ -1,0 +1,166 @@
+"""The approval gate inside real flow runs: proof to the editors, artifact, pause, resume through the API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect import flow
+
+from flows.approval import approve_email
+from pressroom.releases import Release, load_releases
+from tests.conftest import Project
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+EDITORS = '["editor@example.org", "desk@example.org"]'
+
+
+@flow(name="approval-probe")
+def probe(release: Release, settings_toml: str, audience_size: int) -> bool:
+    """A flow run that asks the gate once, as the publish flow does before its email step."""
+    from pressroom.settings import load_settings
+
+    return approve_email(release=release, settings=load_settings(settings_toml), audience_size=audience_size)
+
+
+def _project(project: Project, *, timeout_minutes: float = 5.0) -> Project:
+    text = (project.root / "pressroom.toml").read_text()
+    text += f"\napproval_required = true\neditors = {EDITORS}\n\n[ops]\napproval_timeout_minutes = {timeout_minutes}\n"
+    (project.root / "pressroom.toml").write_text(text)
+    return project
+
+
+def _release(project: Project, slug: str) -> Release:
+    project.write_release(slug, title=f"News {slug}")
+    [release] = [r for r in load_releases(project.settings()).releases if r.slug == slug]
+    return release
+
+
+class Run:
+    """One probe flow run on a thread, so the test can answer while it waits."""
+
+    def __init__(self, project: Project, release: Release, audience: int = 20_000) -> None:
+        self.result: bool | None = None
+        self.thread = threading.Thread(
+            target=lambda: setattr(self, "result", probe(release, str(project.root / "pressroom.toml"), audience))
+        )
+        self.thread.start()
+
+    def join(self) -> bool | None:
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the flow run never finished"
+        return self.result
+
+
+def _paused_run(slug: str, timeout: float = 30.0) -> UUID:
+    """The id of the run whose approval artifact for ``slug`` asks for an answer, once it is paused."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            artifact = client.read_latest_artifacts(limit=200)
+            for item in artifact:
+                if item.key == f"approval-{slug}" and item.flow_run_id and "Approval needed" in str(item.data):
+                    run = client.read_flow_run(item.flow_run_id)
+                    if run.state and run.state.is_paused():
+                        return run.id
+            time.sleep(0.2)
+    raise AssertionError(f"no paused approval for {slug}")
+
+
+def _artifact(slug: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        [latest] = client.read_latest_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"approval-{slug}"])))
+    return str(latest.data)
+
+
+def _proofs(project: Project, slug: str) -> list[Path]:
+    return sorted((project.settings().path("var") / "outbox" / "email").glob(f"proof-{slug}/*.eml"))
+
+
+def test_editor_approves_through_the_api(project: Project) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    _project(project)
+    release = _release(project, "approve-me")
+    run = Run(project, release, audience=20_000)
+    paused = _paused_run("approve-me")
+    asked = _artifact("approve-me")
+    assert "up to **20000** confirmed subscriber(s)" in asked and release.url in asked
+    assert "editor@example.org, desk@example.org" in asked
+    proofs = _proofs(project, "approve-me")
+    assert [p.name for p in proofs] == ["desk@example.org.eml", "editor@example.org.eml"]
+    assert b"News approve-me" in proofs[0].read_bytes()
+
+    resume_flow_run(paused, run_input={"approve": True, "note": "good to go"})
+    assert run.join() is True
+    assert "approved" in _artifact("approve-me") and "good to go" in _artifact("approve-me")
+
+    # The next publish run (five minutes later) does not ask again and sends no second proof.
+    for proof in proofs:
+        proof.unlink()
+    assert Run(project, release).join() is True
+    assert _proofs(project, "approve-me") == []
+
+
+def test_reject_sends_nothing_and_says_so(project: Project) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    _project(project)
+    release = _release(project, "reject-me")
+    run = Run(project, release)
+    resume_flow_run(_paused_run("reject-me"), run_input={"approve": False, "note": "embargo moved"})
+    assert run.join() is False
+    said = _artifact("reject-me")
+    assert "rejected: **no email was sent**" in said and "embargo moved" in said
+    assert Run(project, release).join() is False  # stays rejected for this version of the release
+
+
+def test_no_answer_in_time_sends_nothing(project: Project) -> None:
+    _project(project, timeout_minutes=0.05)  # three seconds
+    release = _release(project, "nobody-home")
+    assert Run(project, release).join() is False
+    assert "not answered in time: **no email was sent**" in _artifact("nobody-home")
+
+
+def test_a_second_run_waits_for_the_first_runs_question(project: Project) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    _project(project)
+    release = _release(project, "one-question")
+    first = Run(project, release)
+    paused = _paused_run("one-question")
+    assert Run(project, release).join() is False  # waiting: no second proof, no second pause
+    assert len(_proofs(project, "one-question")) == 2
+    resume_flow_run(paused, run_input={"approve": True})
+    assert first.join() is True
+
+
+def test_an_edited_release_asks_again(project: Project) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    _project(project)
+    release = _release(project, "edited")
+    run = Run(project, release)
+    resume_flow_run(_paused_run("edited"), run_input={"approve": False})
+    assert run.join() is False
+    project.write_release("edited", title="News edited", body="Corrected **figures**.")
+    [fixed] = [r for r in load_releases(project.settings()).releases if r.slug == "edited"]
+    assert fixed.digest != release.digest
+    again = Run(project, fixed)
+    resume_flow_run(_paused_run("edited"), run_input={"approve": True})
+    assert again.join() is True
+
+
+def test_without_approval_required_the_gate_is_open(project: Project) -> None:
+    release = _release(project, "no-gate")
+    assert Run(project, release).join() is True
+    assert _proofs(project, "no-gate") == []
