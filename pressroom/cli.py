@@ -377,3 +377,17 @@ def main() -> None:
     except PressroomError as exc:
         err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         sys.exit(2)
+
+
+@app.command()
+def serve(
+    settings_file: SettingsOption = None,
+    host: Annotated[Optional[str], typer.Option(help="address to listen on (default: [web] host)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port to listen on (default: [web] port)")] = None,
+) -> None:
+    """Serve public/ and the subscription pages (subscribe, confirm, unsubscribe, preferences, data)."""
+    from pressroom.web import serve as serve_web
+
+    settings = _settings(settings_file)
+    console.print(f"serving {settings.path('public')} and the subscription pages on http://{host or settings.web.host}:{port or settings.web.port}/")
+    serve_web(settings=settings, host=host, port=port)

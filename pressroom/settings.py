@@ -167,6 +167,18 @@ class WebSettings(_Section):
     port: int = 8000
     confirm_token_hours: float = 48.0
     pending_expiry_days: float = 7.0
+    # Abuse limits of the web app, counted in the server process (one `pressroom serve` per site).
+    posts_per_ip_per_minute: int = Field(20, ge=1, description="form POSTs per client address per minute")
+    confirmations_per_ip_per_hour: int = Field(10, ge=1, description="confirmation emails per client per hour")
+    confirmations_per_address_per_day: int = Field(3, ge=1, description="confirmation emails per address per day")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="proxies whose X-Forwarded-For is trusted for the client address"
+    )
+    consent_text: str = Field(
+        "I want to receive press releases from {site} by email, on the topics and at the pace I chose. "
+        "I can change this or unsubscribe at any time with the links in every email.",
+        description="the sentence a subscriber agrees to; {site} is the site name. Stored with each consent.",
+    )
 
 
 class OpsSettings(_Section):

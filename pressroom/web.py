@@ -1,0 +1,1036 @@
+"""The small public web app: subscribe (double opt-in), confirm, unsubscribe (RFC 8058), preferences, data.
+
+``pressroom serve`` runs it with uvicorn. It also serves ``public/`` (ETag, Last-Modified,
+304s), so one process is the whole public site.
+
+=====================  ==========================================================================
+GET  /subscribe        the form (also embedded, without a token, in every archive page)
+POST /subscribe        records a pending subscriber and emails a confirmation link
+GET  /confirm          ``?token=`` pending -> confirmed, with consent evidence
+GET  /unsubscribe      ``?token=`` a page with one button
+POST /unsubscribe      ``?token=`` RFC 8058 one-click: no login, no CSRF token (the link's token
+                       authenticates), no further page; answers 200
+GET  /preferences      ``?token=`` topics, cadence, language, name; POST saves them
+GET  /data             ``?token=`` what we keep; POST ``action=export`` (JSON) or ``action=erase``
+=====================  ==========================================================================
+
+Abuse and privacy, and why each is built the way it is:
+
+* CSRF. The app's own forms carry a signed token bound to a random cookie (double submit), so a
+  token scraped by another site is useless without the victim's cookie. The subscribe form
+  embedded in the *static* archive pages cannot carry a per-visitor token, so a POST without a
+  token is accepted only when its ``Origin`` (or, failing that, ``Referer``) is this site;
+  browsers set ``Origin`` on every cross-site POST and scripts cannot forge it. A POST with
+  neither header gets the form back, filled in, with a fresh token: nothing happens until the
+  person presses Subscribe once more. A wrong token or a foreign origin gets 403 and the same
+  filled-in form.
+* Rate limits (``[web]`` settings) are counted in this process: one ``pressroom serve`` per site
+  is the supported setup, and a restart forgets the counts. Confirmation emails per address are
+  counted in the database (consent events), so they survive restarts.
+* Enumeration. ``POST /subscribe`` gives the same page for every well-formed address (new,
+  pending, confirmed, unsubscribed, rate-limited or bounced) and sends mail only after the
+  answer has gone, so neither body nor timing tells whether an address is known.
+* Consent evidence: every request, confirmation, change and unsubscribe is an append-only
+  consent event with the time, a keyed hash of the client address (an IPv4 space is too small
+  for a plain hash to hide anything), the form and its version, and the exact text agreed to.
+* Pages behind links carry their token in the URL, so every response says
+  ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``; no page has any script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pressroom.audience import (
+    AddressError,
+    Audience,
+    Subscriber,
+    TokenError,
+    erase,
+    expire_pending,
+    normalise_address,
+    preferences_url,
+    record_event,
+    sign_token,
+    unsubscribe_url,
+    verify_token,
+)
+from pressroom.errors import PressroomError, TemplateError
+from pressroom.settings import Settings
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger("pressroom.web")
+
+CADENCES = ("per-release", "weekly")
+_CSRF_COOKIE = "pressroom_csrf"
+_CSRF_MAX_AGE = 12 * 3600  # a form left open over lunch still works
+_MAX_BODY = 32 * 1024  # every form here is a few hundred bytes
+_TOPICS_TTL = 300.0  # seconds: topics come from the releases, which change a few times a day
+_EXPIRY_INTERVAL = 3600.0  # seconds between sweeps of unconfirmed addresses
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
+# Names end up in headers and greetings: drop controls, format characters and line separators.
+_UNSAFE_IN_NAME = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+_LANGUAGE_NAMES = {
+    "bg": "Български", "cs": "Čeština", "da": "Dansk", "de": "Deutsch", "el": "Ελληνικά", "en": "English",
+    "es": "Español", "et": "Eesti", "fi": "Suomi", "fr": "Français", "ga": "Gaeilge", "hr": "Hrvatski",
+    "hu": "Magyar", "it": "Italiano", "lt": "Lietuvių", "lv": "Latviešu", "mt": "Malti", "nl": "Nederlands",
+    "pl": "Polski", "pt": "Português", "ro": "Română", "sk": "Slovenčina", "sl": "Slovenščina", "sv": "Svenska",
+}
+# A strict policy is possible because no page has script; inline style only for the brand colour.
+_CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def clean_name(value: str) -> str:
+    """A name as we store it: one line, no control or invisible format characters, at most 100 characters."""
+    kept = "".join(" " if unicodedata.category(ch) in _UNSAFE_IN_NAME else ch for ch in value)
+    return " ".join(kept.split())[:100]
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+class _Limiter:
+    """Token buckets per key: ``limit`` events per ``period`` seconds, refilled smoothly.
+
+    Thread-safe (handlers run in a thread pool); in memory, for this process only.
+    """
+
+    def __init__(self, *, limit: int, period: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = float(limit)
+        self.rate = limit / period
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        """Take one token for ``key``; False when its bucket is empty."""
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.limit, now))
+            tokens = min(self.limit, tokens + (now - last) * self.rate)
+            allowed = tokens >= 1.0
+            self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+            if len(self._buckets) > 100_000:
+                # Full buckets carry no information: drop them so the table cannot grow without bound.
+                self._buckets = {
+                    k: (t, at) for k, (t, at) in self._buckets.items() if t + (now - at) * self.rate < self.limit
+                }
+            return allowed
+
+    def retry_after(self) -> int:
+        """Seconds until one token is back, for the Retry-After header."""
+        return max(1, int(1.0 / self.rate + 0.999))
+
+
+class _Csrf:
+    """Signed form tokens bound to a random cookie (``nonce.issued.mac``)."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"pressroom-csrf\x00" + secret.encode()).digest()
+
+    def _mac(self, nonce: str, issued: int) -> str:
+        return hmac.new(self._key, f"{nonce}.{issued}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def token(self, nonce: str) -> str:
+        issued = int(time.time())
+        return f"{nonce}.{issued}.{self._mac(nonce, issued)}"
+
+    def valid(self, token: str, cookie_nonce: str | None) -> bool:
+        parts = token.split(".")
+        if len(parts) != 3 or not cookie_nonce or not parts[1].isdigit():
+            return False
+        nonce, issued, mac = parts[0], int(parts[1]), parts[2]
+        fresh = 0 <= time.time() - issued <= _CSRF_MAX_AGE
+        return fresh and hmac.compare_digest(nonce, cookie_nonce) and hmac.compare_digest(mac, self._mac(nonce, issued))
+
+
+class _SecurityHeaders:
+    """Headers every response gets, static files included."""
+
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+        self.app = app
+        self.headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+        ]
+        if https:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    header for header in self.headers if header[0] not in present
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class _PublicFiles(StaticFiles):
+    """public/ with validators (StaticFiles sends ETag and Last-Modified and answers 304) and cache policy."""
+
+    def file_response(self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        # Pages change on every publish and keep their URL: revalidate each time (a cheap 304).
+        # Other files (CSS, images) may be reused for an hour.
+        if str(full_path).endswith((".html", ".xml", ".json")):
+            response.headers["Cache-Control"] = "no-cache"
+        else:
+            response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+
+@dataclass(frozen=True)
+class _Choices:
+    """What a person may choose: topics (slug, name) and languages (code, label)."""
+
+    topics: tuple[tuple[str, str], ...]
+    languages: tuple[tuple[str, str], ...]
+    at: float
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A submitted subscribe or preferences form, cleaned, with one message per wrong field."""
+
+    email: str
+    name: str
+    topics: tuple[str, ...]
+    cadence: str
+    language: str
+    errors: dict[str, str]
+
+    def values(self) -> dict[str, Any]:
+        return {"email": self.email, "name": self.name, "topics": self.topics, "cadence": self.cadence, "language": self.language}
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class _Web:
+    """The handlers and their shared state; one instance per app."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.web = settings.web
+        secret = settings.secret_key.get_secret_value()
+        self.csrf = _Csrf(secret)
+        self._ip_key = hashlib.sha256(b"pressroom-ip\x00" + secret.encode()).digest()
+        self.posts = _Limiter(limit=self.web.posts_per_ip_per_minute, period=60.0)
+        self.confirmations = _Limiter(limit=self.web.confirmations_per_ip_per_hour, period=3600.0)
+        self._audience: Audience | None = None
+        self._choices: _Choices | None = None
+        self._choices_lock = threading.Lock()
+        folder = settings.path("templates")
+        self.env = jinja2.Environment(
+            # templates/ first ("web/x", "site/base.html.j2"), then templates/site/ for the names the site's
+            # own templates use among themselves ("base.html.j2", "_card.html.j2").
+            loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(folder / "site")]),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.stylesheet = folder / "web" / "web.css"
+        site = settings.site
+        self.common = {
+            "site": site,
+            "lang": site.language,
+            "root": "/",
+            "brand": site.brand_color if _HEX_COLOUR.match(site.brand_color) else "#0b5d7a",
+            "feeds": _feed_files(),
+            "subscribe": Markup(""),
+            "description": site.description or f"Press releases of {site.name}",
+        }
+        self.consent_text = self.web.consent_text.replace("{site}", site.name)
+        self.form_version = "c" + hashlib.blake2b(self.consent_text.encode(), digest_size=5).hexdigest()
+        allowed = {_origin(site.base_url)}
+        self.allowed_origins = frozenset(allowed)
+
+    # ----------------------------------------------------------------- plumbing
+
+    @property
+    def audience(self) -> Audience:
+        if self._audience is None:
+            self._audience = Audience.from_settings(self.settings)
+        return self._audience
+
+    def choices(self) -> _Choices:
+        """Topics and languages from the public releases, recomputed every few minutes."""
+        current = self._choices
+        if current is not None and time.monotonic() - current.at < _TOPICS_TTL:
+            return current
+        with self._choices_lock:
+            current = self._choices
+            if current is None or time.monotonic() - current.at >= _TOPICS_TTL:
+                current = self._choices = _load_choices(self.settings, now=self.clock())
+            return current
+
+    def ip(self, request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def ip_hash(self, request: Request) -> str:
+        return hmac.new(self._ip_key, self.ip(request).encode(), hashlib.sha256).hexdigest()[:24]
+
+    def evidence(self, request: Request, *, form: str, **extra: Any) -> str:
+        """The consent record: JSON with the client hash, the form, its version and the exact text shown."""
+        record = {
+            "ip_hash": self.ip_hash(request),
+            "form": form,
+            "form_version": self.form_version,
+            "text": self.consent_text,
+            **extra,
+        }
+        return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+    def page(
+        self,
+        request: Request,
+        template: str,
+        *,
+        status: int = 200,
+        background: BackgroundTask | None = None,
+        **context: Any,
+    ) -> Response:
+        """Render a page with the site layout; issues the CSRF cookie when the page has a form."""
+        nonce = request.cookies.get(_CSRF_COOKIE) or ""
+        fresh = not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", nonce)
+        if fresh:
+            nonce = secrets.token_urlsafe(18)
+        try:
+            html = self.env.get_template(template).render(
+                **self.common,
+                canonical=f"{self.settings.site.base_url}{request.url.path}",
+                csrf_token=self.csrf.token(nonce),
+                **context,
+            )
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"templates/{template}: {exc}") from exc
+        response = Response(html, status_code=status, media_type="text/html; charset=utf-8", background=background)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = _CSP
+        if fresh and "csrf_token" in html:
+            response.set_cookie(
+                _CSRF_COOKIE,
+                nonce,
+                max_age=_CSRF_MAX_AGE,
+                path="/",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+    def message(
+        self,
+        request: Request,
+        *,
+        heading: str,
+        paragraphs: list[str],
+        status: int = 200,
+        tone: str = "ok",
+        eyebrow: str = "Your subscription",
+        links: list[tuple[str, str]] | None = None,
+        background: BackgroundTask | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        response = self.page(
+            request,
+            "web/message.html.j2",
+            status=status,
+            background=background,
+            heading=heading,
+            paragraphs=paragraphs,
+            tone=tone,
+            eyebrow=eyebrow,
+            links=links or [],
+        )
+        response.headers.update(headers or {})
+        return response
+
+    def bad_link(self, request: Request, reason: str) -> Response:
+        return self.message(
+            request,
+            status=400,
+            tone="error",
+            heading="This link does not work",
+            paragraphs=[
+                f"We could not use this link: {reason}. Nothing was changed.",
+                "Links in our emails must be opened exactly as they arrived. If the link has expired, subscribe "
+                "again and we will send a new one; every email we send also has working links at its end.",
+            ],
+            links=[("Subscribe again", "/subscribe"), ("Press releases", "/")],
+        )
+
+    def too_many(self, request: Request, limiter: _Limiter) -> Response:
+        wait = limiter.retry_after()
+        return self.message(
+            request,
+            status=429,
+            tone="error",
+            eyebrow="Please wait",
+            heading="Too many attempts",
+            paragraphs=[f"We received many requests from your network. Please try again in {_duration(wait)}."],
+            headers={"Retry-After": str(wait)},
+        )
+
+    async def form_data(self, request: Request) -> FormData | None:
+        """The posted form, or None when it is too large to be one of ours."""
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > _MAX_BODY):
+            return None
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            return None
+        return await request.form(max_files=0, max_fields=200, max_part_size=_MAX_BODY)
+
+    def csrf_verdict(self, request: Request, form: FormData) -> str:
+        """``ok``, ``missing`` (no token and no origin to judge by) or ``bad``."""
+        token = str(form.get("csrf_token") or "")
+        if token:
+            return "ok" if self.csrf.valid(token, request.cookies.get(_CSRF_COOKIE)) else "bad"
+        # The static archive pages cannot hold a per-visitor token: judge by where the POST comes from.
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            referer = request.headers.get("referer")
+            origin = _origin(referer) if referer else None
+        if origin is None:
+            return "missing"
+        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        return "ok" if origin in self.allowed_origins or origin == own else "bad"
+
+    def read_form(self, form: FormData, *, current_language: str = "") -> _Form:
+        """Clean and check the fields shared by the subscribe and preferences forms."""
+        errors: dict[str, str] = {}
+        raw_email = str(form.get("email") or "").strip()[:320]
+        email = raw_email
+        if "email" in form:
+            if not raw_email:
+                errors["email"] = "Enter your email address."
+            else:
+                try:
+                    email = normalise_address(raw_email)
+                except AddressError:
+                    errors["email"] = "Enter an email address in the form name@example.org."
+        name = clean_name(str(form.get("name") or ""))
+        topics = tuple(dict.fromkeys(str(value) for value in form.getlist("topics")))
+        if len(topics) > 100 or not all(_SLUG.match(slug) for slug in topics):
+            errors["topics"] = "Choose topics from the list."
+            topics = tuple(slug for slug in topics if _SLUG.match(slug))[:100]
+        cadence = str(form.get("cadence") or "per-release")
+        if cadence not in CADENCES:
+            errors["cadence"] = "Choose how often: every release or a weekly digest."
+            cadence = "per-release"
+        language = str(form.get("language") or current_language or self.settings.site.language)
+        if "language" in form and language not in {code for code, _ in self.choices().languages}:
+            errors["language"] = "Choose a language from the list."
+            language = current_language or self.settings.site.language
+        return _Form(email=email, name=name, topics=topics, cadence=cadence, language=language, errors=errors)
+
+    def topic_choices(self, chosen: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """The known topics, plus any the person chose that no public release carries any more."""
+        known = list(self.choices().topics)
+        slugs = {slug for slug, _ in known}
+        return known + [(slug, slug) for slug in chosen if slug not in slugs]
+
+    def subscriber_for(self, token: str, action: str) -> Subscriber | str:
+        """The subscriber a link token is for, or the reason it cannot be used."""
+        try:
+            subscriber_id = verify_token(settings=self.settings, token=token, action=action, now=self.clock())
+        except TokenError as exc:
+            return exc.message
+        subscriber = self.audience.get(subscriber_id=subscriber_id)
+        if subscriber is None:
+            return "the subscription it belongs to no longer exists (erased, or never confirmed in time)"
+        return subscriber
+
+    # ----------------------------------------------------------------- email
+
+    def send(self, *, kind: str, subscriber_id: int, action_url: str = "") -> None:
+        """Compose and send one subscription email; runs after the answer has gone (a background task)."""
+        from pressroom.mail import Recipient, compose_transactional
+        from pressroom.mail.transports import send_one
+
+        subscriber = self.audience.get(subscriber_id=subscriber_id)
+        if subscriber is None:
+            return
+        try:
+            composed = compose_transactional(kind=kind, settings=self.settings, action_url=action_url)
+            data = composed.message(
+                Recipient(
+                    address=subscriber.address,
+                    name=subscriber.name,
+                    unsubscribe_url=unsubscribe_url(settings=self.settings, subscriber_id=subscriber.id),
+                    preferences_url=preferences_url(settings=self.settings, subscriber_id=subscriber.id),
+                )
+            )
+            send_one(settings=self.settings, address=subscriber.address, message=data)
+        except PressroomError as exc:
+            # The person sees "check your inbox" either way; the operator sees why nothing arrived.
+            log.error("could not send the %s email to subscriber %s: %s", kind, subscriber.id, exc)
+            return
+        log.info("sent the %s email to subscriber %s", kind, subscriber.id)
+
+    def confirmation_allowed(self, subscriber: Subscriber, *, since: datetime) -> bool:
+        recent = [
+            event
+            for event in self.audience.events(address=subscriber.address)
+            if event.kind == "confirmation-sent" and event.at >= since
+        ]
+        return len(recent) < self.web.confirmations_per_address_per_day
+
+    # ----------------------------------------------------------------- subscribe
+
+    async def subscribe_page(self, request: Request) -> Response:
+        choices = await run_in_threadpool(self.choices)
+        return self.subscribe_form(request, values=None, errors={}, topics=choices.topics)
+
+    def subscribe_form(
+        self,
+        request: Request,
+        *,
+        values: dict[str, Any] | None,
+        errors: dict[str, str],
+        topics: tuple[tuple[str, str], ...] | list[tuple[str, str]],
+        status: int = 200,
+        notice: dict[str, str] | None = None,
+    ) -> Response:
+        values = values or {"email": "", "name": "", "topics": (), "cadence": "per-release"}
+        first_error = next(iter(errors), "email" if not values.get("email") else "")
+        return self.page(
+            request,
+            "web/subscribe.html.j2",
+            status=status,
+            values=values,
+            errors=errors,
+            topics=topics,
+            autofocus=first_error,
+            notice=notice,
+            consent_text=self.consent_text,
+        )
+
+    async def subscribe(self, request: Request) -> Response:
+        if not self.posts.allow(self.ip(request)):
+            return self.too_many(request, self.posts)
+        form = await self.form_data(request)
+        if form is None:
+            return PlainTextResponse("This form is too large.", status_code=413)
+        checked = self.read_form(form)
+        sent = self.message(
+            request,
+            eyebrow="Almost done",
+            heading="Check your inbox",
+            paragraphs=[
+                f"If {checked.email} can receive our emails, a message with a confirmation link is on its way to it.",
+                f"Open it and click the link within {_duration(int(self.web.confirm_token_hours * 3600))}. "
+                "Until you do, we send you nothing else.",
+            ],
+            links=[("Back to the press releases", "/")],
+        )
+        # A bot that fills the hidden field gets the page a person gets, and nothing happens.
+        if str(form.get("website") or "").strip():
+            log.info("honeypot field filled from %s: ignored", self.ip_hash(request))
+            return sent
+        verdict = self.csrf_verdict(request, form)
+        if verdict != "ok" or checked.errors:
+            topics = self.topic_choices(checked.topics)
+            if verdict == "ok":
+                return self.subscribe_form(request, values=checked.values(), errors=checked.errors, topics=topics, status=400)
+            notice = (
+                {"tone": "error", "text": "This form had expired or came from another site. Please check it and press Subscribe again."}
+                if verdict == "bad"
+                else {"tone": "info", "text": "Please check your details and press Subscribe to continue."}
+            )
+            return self.subscribe_form(
+                request, values=checked.values(), errors={}, topics=topics, notice=notice, status=403 if verdict == "bad" else 200
+            )
+        form_kind = "subscribe-page" if form.get("form") == "subscribe-page" else "archive-page"
+        evidence = self.evidence(request, form=form_kind, topics=list(checked.topics), cadence=checked.cadence)
+        client_ok = self.confirmations.allow(self.ip(request))
+        try:
+            subscriber_id = await run_in_threadpool(self.register, checked, evidence, client_ok)
+        except PressroomError as exc:
+            log.error("could not record a subscription: %s", exc)
+            return self.message(
+                request,
+                status=503,
+                tone="error",
+                eyebrow="Sorry",
+                heading="Please try again later",
+                paragraphs=["We could not record your subscription just now. Nothing was saved; please try again in a few minutes."],
+                headers={"Retry-After": "120"},
+            )
+        if subscriber_id is not None:
+            sent.background = BackgroundTask(self.send_confirmation, subscriber_id)
+        return sent
+
+    def register(self, checked: _Form, evidence: str, client_ok: bool) -> int | None:
+        """Record the request; the id of a subscriber who should get a confirmation email now, else None."""
+        now = self.clock()
+        subscriber = self.audience.get(address=checked.email)
+        if subscriber is None:
+            try:
+                subscriber = self.audience.add(
+                    address=checked.email,
+                    now=now,
+                    source="web:subscribe",
+                    name=checked.name,
+                    language=self.settings.site.language,
+                    topics=checked.topics,
+                    cadence=checked.cadence,
+                    status="pending",
+                    evidence=evidence,
+                )
+            except AddressError:
+                # Added by a concurrent request a moment ago: treat it as known.
+                subscriber = self.audience.get(address=checked.email)
+                if subscriber is None:
+                    raise
+        elif subscriber.status == "confirmed":
+            # Already receiving email: nothing to confirm; the answer stays the same for privacy.
+            return None
+        else:
+            # Pending or unsubscribed: keep the new choices; they take effect only when confirmed.
+            self.audience.set_preferences(
+                subscriber_id=subscriber.id,
+                now=now,
+                source="web:subscribe",
+                topics=checked.topics,
+                cadence=checked.cadence,
+                name=checked.name,
+            )
+            record_event(audience=self.audience, subscriber_id=subscriber.id, kind="requested", now=now, source="web:subscribe", detail=evidence)
+        if subscriber.status == "pending" and self.audience.is_suppressed(address=subscriber.address):
+            return None  # an earlier confirmation bounced or was reported: never mail it again
+        if not client_ok or not self.confirmation_allowed(subscriber, since=now - timedelta(days=1)):
+            log.info("confirmation email to subscriber %s withheld by the rate limits", subscriber.id)
+            return None
+        record_event(
+            audience=self.audience, subscriber_id=subscriber.id, kind="confirmation-sent", now=now, source="web:subscribe", detail=""
+        )
+        return subscriber.id
+
+    def send_confirmation(self, subscriber_id: int) -> None:
+        expires = self.clock() + timedelta(hours=self.web.confirm_token_hours)
+        token = sign_token(settings=self.settings, action="confirm", subscriber_id=subscriber_id, expires_at=expires)
+        self.send(kind="confirm", subscriber_id=subscriber_id, action_url=self.link("confirm", token))
+
+    def link(self, path: str, token: str) -> str:
+        return f"{self.settings.site.base_url}/{path}?token={quote(token)}"
+
+    # ----------------------------------------------------------------- confirm
+
+    async def confirm(self, request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        outcome = await run_in_threadpool(self.do_confirm, token, self.evidence(request, form="confirm-link"))
+        if isinstance(outcome, str):
+            return self.bad_link(request, outcome)
+        subscriber, changed = outcome
+        preferences = preferences_url(settings=self.settings, subscriber_id=subscriber.id)
+        return self.message(
+            request,
+            eyebrow="Subscribed",
+            heading="You are subscribed" if changed else "You were already subscribed",
+            paragraphs=[
+                f"{subscriber.address} will receive "
+                + ("a weekly digest of our press releases" if subscriber.cadence == "weekly" else "our press releases as they are published")
+                + ("" if not subscriber.topics else " on the topics you chose")
+                + ".",
+                "Every email has a link to change your preferences or unsubscribe.",
+            ],
+            links=[("Change your preferences", preferences), ("Read the press releases", "/")],
+            background=BackgroundTask(self.send, kind="welcome", subscriber_id=subscriber.id) if changed else None,
+        )
+
+    def do_confirm(self, token: str, evidence: str) -> tuple[Subscriber, bool] | str:
+        subscriber = self.subscriber_for(token, "confirm")
+        if isinstance(subscriber, str):
+            return subscriber
+        if subscriber.status == "confirmed":
+            return subscriber, False
+        confirmed = self.audience.confirm(subscriber_id=subscriber.id, now=self.clock(), source="web:confirm", evidence=evidence)
+        return confirmed, True
+
+    # ----------------------------------------------------------------- unsubscribe
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        subscriber = await run_in_threadpool(self.subscriber_for, token, "unsubscribe")
+        if isinstance(subscriber, str):
+            return self.bad_link(request, subscriber)
+        preferences = preferences_url(settings=self.settings, subscriber_id=subscriber.id)
+        if subscriber.status == "unsubscribed":
+            return self.message(
+                request,
+                heading="You are unsubscribed",
+                paragraphs=[f"{subscriber.address} receives no press releases from us."],
+                links=[("Subscribe again or change preferences", preferences)],
+            )
+        return self.page(request, "web/unsubscribe.html.j2", subscriber=subscriber, token=token, preferences_href=preferences)
+
+    async def unsubscribe(self, request: Request) -> Response:
+        # RFC 8058: the mail client POSTs "List-Unsubscribe=One-Click" to the URL from the header.
+        # The signed token in that URL is the only credential; the body is not needed to act.
+        # Not rate-limited per client: mailbox providers send these from a few shared addresses.
+        token = request.query_params.get("token", "")
+        if not token:
+            form = await self.form_data(request)
+            token = str(form.get("token") or "") if form is not None else ""
+        outcome = await run_in_threadpool(self.do_unsubscribe, token, self.evidence(request, form="unsubscribe"))
+        if isinstance(outcome, str):
+            return self.bad_link(request, outcome)
+        subscriber, changed = outcome
+        return self.message(
+            request,
+            heading="You are unsubscribed",
+            paragraphs=[f"We will send no more press releases to {subscriber.address}."],
+            links=[
+                ("Subscribe again or change preferences", preferences_url(settings=self.settings, subscriber_id=subscriber.id)),
+                ("Read the press releases", "/"),
+            ],
+            background=BackgroundTask(
+                self.send, kind="unsubscribed", subscriber_id=subscriber.id, action_url=f"{self.settings.site.base_url}/subscribe"
+            )
+            if changed
+            else None,
+        )
+
+    def do_unsubscribe(self, token: str, evidence: str) -> tuple[Subscriber, bool] | str:
+        subscriber = self.subscriber_for(token, "unsubscribe")
+        if isinstance(subscriber, str):
+            return subscriber
+        if subscriber.status == "unsubscribed":
+            return subscriber, False
+        gone = self.audience.unsubscribe(subscriber_id=subscriber.id, now=self.clock(), source="web:unsubscribe", evidence=evidence)
+        return gone, True
+
+    # ----------------------------------------------------------------- preferences
+
+    async def preferences_page(self, request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        subscriber = await run_in_threadpool(self.subscriber_for, token, "preferences")
+        if isinstance(subscriber, str):
+            return self.bad_link(request, subscriber)
+        notice = {"tone": "ok", "text": "Your preferences are saved."} if request.query_params.get("saved") else None
+        values = {"name": subscriber.name, "topics": subscriber.topics, "cadence": subscriber.cadence, "language": subscriber.language}
+        return self.preferences_form(request, subscriber, token, values=values, errors={}, notice=notice)
+
+    def preferences_form(
+        self,
+        request: Request,
+        subscriber: Subscriber,
+        token: str,
+        *,
+        values: dict[str, Any],
+        errors: dict[str, str],
+        notice: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        languages = list(self.choices().languages)
+        if subscriber.language not in {code for code, _ in languages}:
+            languages.append((subscriber.language, _language_label(subscriber.language)))
+        unsubscribe = sign_token(settings=self.settings, action="unsubscribe", subscriber_id=subscriber.id)
+        return self.page(
+            request,
+            "web/preferences.html.j2",
+            status=status,
+            subscriber=subscriber,
+            token=token,
+            values=values,
+            errors=errors,
+            notice=notice,
+            topics=self.topic_choices(tuple(values["topics"])),
+            languages=languages,
+            autofocus=next(iter(errors), ""),
+            unsubscribe_href=f"/unsubscribe?token={quote(unsubscribe)}",
+        )
+
+    async def preferences(self, request: Request) -> Response:
+        if not self.posts.allow(self.ip(request)):
+            return self.too_many(request, self.posts)
+        token = request.query_params.get("token", "")
+        subscriber = await run_in_threadpool(self.subscriber_for, token, "preferences")
+        if isinstance(subscriber, str):
+            return self.bad_link(request, subscriber)
+        form = await self.form_data(request)
+        if form is None:
+            return PlainTextResponse("This form is too large.", status_code=413)
+        checked = self.read_form(form, current_language=subscriber.language)
+        values = checked.values()
+        if self.csrf_verdict(request, form) != "ok":
+            notice = {"tone": "error", "text": "This form had expired. Nothing was saved: please check it and save again."}
+            return self.preferences_form(request, subscriber, token, values=values, errors={}, notice=notice, status=403)
+        if checked.errors:
+            return self.preferences_form(request, subscriber, token, values=values, errors=checked.errors, status=400)
+        await run_in_threadpool(
+            lambda: self.audience.set_preferences(
+                subscriber_id=subscriber.id,
+                now=self.clock(),
+                source="web:preferences",
+                topics=checked.topics,
+                cadence=checked.cadence,
+                language=checked.language,
+                name=checked.name,
+            )
+        )
+        # Post/redirect/get: reloading the page after saving does not post again.
+        return RedirectResponse(f"/preferences?token={quote(token)}&saved=1", status_code=303)
+
+    # ----------------------------------------------------------------- data
+
+    async def data_page(self, request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        subscriber = await run_in_threadpool(self.subscriber_for, token, "preferences")
+        if isinstance(subscriber, str):
+            return self.bad_link(request, subscriber)
+        return await self.data_view(request, subscriber, token)
+
+    async def data_view(self, request: Request, subscriber: Subscriber, token: str, *, error: str = "", status: int = 200) -> Response:
+        events = await run_in_threadpool(lambda: self.audience.events(address=subscriber.address))
+        names = dict(self.choices().topics)
+        return self.page(
+            request,
+            "web/data.html.j2",
+            status=status,
+            subscriber=subscriber,
+            token=token,
+            events=events,
+            topic_names=[names.get(slug, slug) for slug in subscriber.topics],
+            error=error,
+        )
+
+    async def data(self, request: Request) -> Response:
+        if not self.posts.allow(self.ip(request)):
+            return self.too_many(request, self.posts)
+        token = request.query_params.get("token", "")
+        subscriber = await run_in_threadpool(self.subscriber_for, token, "preferences")
+        if isinstance(subscriber, str):
+            return self.bad_link(request, subscriber)
+        form = await self.form_data(request)
+        if form is None:
+            return PlainTextResponse("This form is too large.", status_code=413)
+        if self.csrf_verdict(request, form) != "ok":
+            return await self.data_view(request, subscriber, token, error="This form had expired. Please try again.", status=403)
+        action = form.get("action")
+        if action == "export":
+            document = await run_in_threadpool(self.export, subscriber)
+            body = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
+            return Response(
+                body,
+                media_type="application/json; charset=utf-8",
+                headers={
+                    "Content-Disposition": 'attachment; filename="my-subscription-data.json"',
+                    "Cache-Control": "no-store",
+                },
+            )
+        if action == "erase":
+            if form.get("confirm") != "yes":
+                return await self.data_view(
+                    request, subscriber, token, error="Tick the box to confirm that everything should be erased.", status=400
+                )
+            await run_in_threadpool(lambda: erase(audience=self.audience, subscriber_id=subscriber.id))
+            return self.message(
+                request,
+                eyebrow="Erased",
+                heading="Your data is erased",
+                paragraphs=[
+                    "We deleted your subscription, your address, your name, your choices and the record of your consent. "
+                    "You will receive nothing more from us, and the links in our earlier emails no longer work."
+                ],
+                links=[("Read the press releases", "/")],
+            )
+        return await self.data_view(request, subscriber, token, error="Choose download or erase.", status=400)
+
+    def export(self, subscriber: Subscriber) -> dict[str, Any]:
+        """Everything kept about one subscriber, as a JSON-ready document (GDPR art. 15 and 20)."""
+        events = []
+        for event in self.audience.events(address=subscriber.address):
+            detail: Any = event.detail
+            with contextlib.suppress(ValueError):
+                detail = json.loads(event.detail) if event.detail.startswith("{") else event.detail
+            events.append({"kind": event.kind, "at": event.at.isoformat(), "source": event.source, "detail": detail})
+        return {
+            "exported_at": self.clock().isoformat(),
+            "controller": {"name": self.settings.site.name, "address": self.settings.site.postal_address, "site": self.settings.site.base_url},
+            "subscriber": {
+                "address": subscriber.address,
+                "name": subscriber.name,
+                "language": subscriber.language,
+                "status": subscriber.status,
+                "cadence": subscriber.cadence,
+                "topics": list(subscriber.topics),
+                "created_at": subscriber.created_at.isoformat(),
+                "updated_at": subscriber.updated_at.isoformat(),
+                "confirmed_at": subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else None,
+                "unsubscribed_at": subscriber.unsubscribed_at.isoformat() if subscriber.unsubscribed_at else None,
+            },
+            "suppressed": self.audience.is_suppressed(address=subscriber.address),
+            "consent_events": events,
+        }
+
+    # ----------------------------------------------------------------- housekeeping
+
+    async def stylesheet_file(self, request: Request) -> Response:
+        response = FileResponse(self.stylesheet, media_type="text/css")
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+    def expire_pending(self) -> int:
+        cutoff = self.clock() - timedelta(days=self.web.pending_expiry_days)
+        removed = expire_pending(audience=self.audience, before=cutoff)
+        if removed:
+            log.info("removed %d unconfirmed subscriptions older than %s", removed, cutoff.isoformat())
+        return removed
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(lambda: self.audience)  # connect and migrate before the first request
+
+        async def sweep() -> None:
+            while True:
+                try:
+                    await run_in_threadpool(self.expire_pending)
+                except PressroomError as exc:
+                    log.error("could not expire unconfirmed subscriptions: %s", exc)
+                await asyncio.sleep(_EXPIRY_INTERVAL)
+
+        task = asyncio.create_task(sweep())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} minutes"
+    return f"{round(seconds / 3600)} hours"
+
+
+def _language_label(code: str) -> str:
+    name = _LANGUAGE_NAMES.get(code.split("-")[0].lower())
+    return f"{name} ({code})" if name else code
+
+
+def _feed_files() -> Mapping[str, str]:
+    from pressroom.feeds import FEED_FILES
+
+    return FEED_FILES
+
+
+def _load_choices(settings: Settings, *, now: datetime) -> _Choices:
+    """Topics (tag slug and name) and languages of the releases that are public now."""
+    from pressroom.releases import load_releases
+
+    topics: dict[str, str] = {}
+    languages = {settings.site.language}
+    for release in load_releases(settings).releases:
+        if not release.is_public(now):
+            continue
+        languages.add(release.language)
+        for name, slug in zip(release.tags, release.tag_slugs, strict=True):
+            if slug:
+                topics.setdefault(slug, name)
+    return _Choices(
+        topics=tuple(sorted(topics.items(), key=lambda item: item[1].casefold())),
+        languages=tuple((code, _language_label(code)) for code in sorted(languages) if _LANGUAGE.match(code)),
+        at=time.monotonic(),
+    )
+
+
+def create_app(*, settings: Settings, clock: Callable[[], datetime] = _utcnow) -> Starlette:
+    """The ASGI app for ``settings``: the subscription pages, then ``public/`` for every other path."""
+    web = _Web(settings, clock)
+    public = settings.path("public")
+    public.mkdir(parents=True, exist_ok=True)
+    routes = [
+        Route("/subscribe", web.subscribe_page, methods=["GET"]),
+        Route("/subscribe", web.subscribe, methods=["POST"]),
+        Route("/confirm", web.confirm, methods=["GET"]),
+        Route("/unsubscribe", web.unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe", web.unsubscribe, methods=["POST"]),
+        Route("/preferences", web.preferences_page, methods=["GET"]),
+        Route("/preferences", web.preferences, methods=["POST"]),
+        Route("/data", web.data_page, methods=["GET"]),
+        Route("/data", web.data, methods=["POST"]),
+        Route("/_pressroom/web.css", web.stylesheet_file, methods=["GET"]),
+        Mount("/", app=_PublicFiles(directory=public, html=True, check_dir=False)),
+    ]
+    app = Starlette(routes=routes, lifespan=web.lifespan)
+    app.add_middleware(_SecurityHeaders, https=settings.site.base_url.startswith("https://"))
+    app.state.web = web
+    return app
+
+
+def serve(*, settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings=settings),
+        host=host or settings.web.host,
+        port=port or settings.web.port,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.web.forwarded_allow_ips,
+        server_header=False,
+        log_level="info",
+    )
