@@ -619,3 +619,122 @@ def eligible(*, cadence: str, tags: Iterable[str]):
         ~exists().where(suppressions.c.address == subscribers.c.address),
         or_(~any_topic, match) if tag_list else ~any_topic,
     )
+
+
+# --------------------------------------------------------------------------- for the web app (pressroom/web.py)
+
+
+def request_subscription(
+    *,
+    audience: Audience,
+    address: str,
+    now: datetime,
+    source: str,
+    evidence: str,
+    name: str = "",
+    language: str | None = None,
+    topics: Iterable[str] = (),
+    cadence: str = "per-release",
+    confirmations_since: datetime,
+    max_confirmations: int,
+    may_confirm: bool = True,
+) -> int | None:
+    """Record a subscribe-form request (double opt-in) in one transaction.
+
+    A new address becomes ``pending`` with the request as its first consent event. A pending or
+    unsubscribed one keeps the new choices (they matter only once confirmed) and gets a
+    ``requested`` event; a confirmed one is left alone. Returns the id of the subscriber to whom a
+    confirmation email should go now, recorded as a ``confirmation-sent`` event, or ``None``: when
+    confirmed already, suppressed for another reason than its own unsubscribe (a bounce, a
+    complaint), ``may_confirm`` is false, or ``max_confirmations`` went out since ``confirmations_since``.
+    """
+    from sqlalchemy.exc import IntegrityError  # here, not at the top: this block is appended for easy rebases
+
+    for attempt in (1, 2):
+        try:
+            return _request_subscription(
+                audience, address=address, now=now, source=source, evidence=evidence, name=name, language=language,
+                topics=topics, cadence=cadence, since=confirmations_since, limit=max_confirmations, may_confirm=may_confirm,
+            )
+        except IntegrityError:
+            if attempt == 2:  # a concurrent request inserted the same address: the retry sees it
+                raise
+    return None
+
+
+def _request_subscription(
+    audience: Audience, *, address: str, now: datetime, source: str, evidence: str, name: str, language: str | None,
+    topics: Iterable[str], cadence: str, since: datetime, limit: int, may_confirm: bool,
+) -> int | None:
+    values = audience._validated(address=address, name=name, language=language, topics=topics, cadence=cadence, status="pending")
+    clean = values["address"]
+    with audience._engine.begin() as conn:
+        row = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == clean)).first()
+        if row is None:
+            audience._insert(conn, [values], now=now, source=source, evidence=[evidence])
+            subscriber_id = conn.execute(select(subscribers.c.id).where(subscribers.c.address == clean)).scalar_one()
+        elif row.status == "confirmed":
+            return None
+        else:
+            subscriber_id = row.id
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id == subscriber_id)
+                .values(name=values["name"], cadence=values["cadence"], updated_at=now)
+            )
+            conn.execute(delete(subscriber_topics).where(subscriber_topics.c.subscriber_id == subscriber_id))
+            if values["topics"]:
+                conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in values["topics"]])
+            Audience._event(conn, subscriber_id, clean, "requested", now, source, evidence)
+        reason = conn.execute(select(suppressions.c.reason).where(suppressions.c.address == clean)).scalar()
+        if not may_confirm or reason not in (None, "unsubscribed"):
+            return None
+        sent = conn.execute(
+            select(func.count())
+            .select_from(consent_events)
+            .where(
+                consent_events.c.address == clean,
+                consent_events.c.kind == "confirmation-sent",
+                consent_events.c.at >= since,
+            )
+        ).scalar_one()
+        if sent >= limit:
+            return None
+        Audience._event(conn, subscriber_id, clean, "confirmation-sent", now, source, "")
+        return subscriber_id
+
+
+def erase(*, audience: Audience, subscriber_id: int) -> bool:
+    """The right to erasure: delete the subscriber, their topics, consent events and suppression entries.
+
+    Returns ``False`` when there was no such subscriber. Nothing about the address remains, so
+    it can come back only by subscribing (and confirming) again.
+    """
+    with audience._engine.begin() as conn:
+        row = conn.execute(select(subscribers.c.address).where(subscribers.c.id == subscriber_id)).first()
+        if row is None:
+            return False
+        conn.execute(delete(subscriber_topics).where(subscriber_topics.c.subscriber_id == subscriber_id))
+        conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
+        conn.execute(delete(consent_events).where(consent_events.c.address == row.address))
+        conn.execute(delete(suppressions).where(suppressions.c.address == row.address))
+        return True
+
+
+def expire_pending(*, audience: Audience, before: datetime) -> int:
+    """Delete subscriptions still unconfirmed whose last request is older than ``before``; returns how many.
+
+    They never consented, so nothing of them is kept (their events go too).
+    """
+    with audience._engine.begin() as conn:
+        stale = select(subscribers.c.id, subscribers.c.address).where(
+            subscribers.c.status == "pending", subscribers.c.updated_at < before
+        )
+        rows = conn.execute(stale).all()
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            ids = [r.id for r in chunk]
+            conn.execute(delete(subscriber_topics).where(subscriber_topics.c.subscriber_id.in_(ids)))
+            conn.execute(delete(subscribers).where(subscribers.c.id.in_(ids)))
+            conn.execute(delete(consent_events).where(consent_events.c.address.in_([r.address for r in chunk])))
+        return len(rows)

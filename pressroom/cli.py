@@ -384,10 +384,11 @@ def serve(
     settings_file: SettingsOption = None,
     host: Annotated[Optional[str], typer.Option(help="address to listen on (default: [web] host)")] = None,
     port: Annotated[Optional[int], typer.Option(help="port to listen on (default: [web] port)")] = None,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = True,
 ) -> None:
     """Serve public/ and the subscription pages (subscribe, confirm, unsubscribe, preferences, data)."""
     from pressroom.web import serve as serve_web
 
     settings = _settings(settings_file)
     console.print(f"serving {settings.path('public')} and the subscription pages on http://{host or settings.web.host}:{port or settings.web.port}/")
-    serve_web(settings=settings, host=host, port=port)
+    serve_web(settings=settings, host=host, port=port, access_log=access_log)

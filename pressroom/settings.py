@@ -180,6 +180,10 @@ class WebSettings(_Section):
         description="the sentence a subscriber agrees to; {site} is the site name. Stored with each consent.",
     )
 
+    def consent(self, site_name: str) -> str:
+        """The consent sentence exactly as the subscribe forms show it."""
+        return self.consent_text.replace("{site}", site_name)
+
 
 class OpsSettings(_Section):
     """Running Pressroom as a service: who hears about failures, how long an approval may wait."""

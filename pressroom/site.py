@@ -380,7 +380,11 @@ class _Renderer:
         self.tag_names = {tag.slug: tag.name for tag in tags}
         brand = self.site.brand_color if _HEX_COLOUR.match(self.site.brand_color) else "#0b5d7a"
         # Rendered once: the form is the same on every page (its action is absolute).
-        subscribe = self._render("_subscribe.html.j2", topics=[(t.slug, t.name) for t in tags])
+        subscribe = self._render(
+            "_subscribe.html.j2",
+            topics=[(t.slug, t.name) for t in tags],
+            consent_text=settings.web.consent(self.site.name),  # recorded as consent evidence by pressroom.web
+        )
         self.common = {
             "site": self.site,
             "brand": brand,

@@ -78,12 +78,12 @@ from pressroom.audience import (
     expire_pending,
     normalise_address,
     preferences_url,
-    record_event,
+    request_subscription,
     sign_token,
     unsubscribe_url,
     verify_token,
 )
-from pressroom.errors import PressroomError, TemplateError
+from pressroom.errors import PressroomError, TemplateError, TransientError
 from pressroom.settings import Settings
 
 __all__ = ["create_app", "serve"]
@@ -96,6 +96,7 @@ _CSRF_MAX_AGE = 12 * 3600  # a form left open over lunch still works
 _MAX_BODY = 32 * 1024  # every form here is a few hundred bytes
 _TOPICS_TTL = 300.0  # seconds: topics come from the releases, which change a few times a day
 _EXPIRY_INTERVAL = 3600.0  # seconds between sweeps of unconfirmed addresses
+_SEND_RETRIES = (0.0, 2.0, 10.0)  # pauses before each attempt at a subscription email
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
@@ -290,7 +291,7 @@ class _Web:
             "subscribe": Markup(""),
             "description": site.description or f"Press releases of {site.name}",
         }
-        self.consent_text = self.web.consent_text.replace("{site}", site.name)
+        self.consent_text = self.web.consent(site.name)
         self.form_version = "c" + hashlib.blake2b(self.consent_text.encode(), digest_size=5).hexdigest()
         allowed = {_origin(site.base_url)}
         self.allowed_origins = frozenset(allowed)
@@ -494,38 +495,58 @@ class _Web:
 
     # ----------------------------------------------------------------- email
 
-    def send(self, *, kind: str, subscriber_id: int, action_url: str = "") -> None:
-        """Compose and send one subscription email; runs after the answer has gone (a background task)."""
-        from pressroom.mail import Recipient, compose_transactional
-        from pressroom.mail.transports import send_one
+    async def send(self, *, kind: str, subscriber_id: int, action_url: str = "", to: tuple[str, str] | None = None) -> None:
+        """Compose and send one subscription email; runs after the answer has gone (a background task).
 
-        subscriber = self.audience.get(subscriber_id=subscriber_id)
-        if subscriber is None:
-            return
+        A transient failure (server busy, connection dropped) is retried twice; a failure that
+        remains is logged for the operator: the person can ask again from the subscribe form.
+        """
+        from pressroom.mail.transports import transport_for
+
         try:
-            composed = compose_transactional(kind=kind, settings=self.settings, action_url=action_url)
-            data = composed.message(
-                Recipient(
-                    address=subscriber.address,
-                    name=subscriber.name,
-                    unsubscribe_url=unsubscribe_url(settings=self.settings, subscriber_id=subscriber.id),
-                    preferences_url=preferences_url(settings=self.settings, subscriber_id=subscriber.id),
-                )
-            )
-            send_one(settings=self.settings, address=subscriber.address, message=data)
+            composed = await run_in_threadpool(self.compose, kind, subscriber_id, action_url, to)
+            if composed is None:
+                return
+            address, data, key = composed
+            transport = transport_for(settings=self.settings)
+            for attempt, pause in enumerate(_SEND_RETRIES):
+                await asyncio.sleep(pause)
+                sender = await transport.connect()
+                try:
+                    await sender.send(envelope_from=self.settings.email.sender, recipient=address, message=data, key=key)
+                    break
+                except TransientError:
+                    if attempt == len(_SEND_RETRIES) - 1:
+                        raise
+                finally:
+                    await sender.close()
         except PressroomError as exc:
-            # The person sees "check your inbox" either way; the operator sees why nothing arrived.
-            log.error("could not send the %s email to subscriber %s: %s", kind, subscriber.id, exc)
+            log.error("could not send the %s email to subscriber %s: %s", kind, subscriber_id, exc)
             return
-        log.info("sent the %s email to subscriber %s", kind, subscriber.id)
+        log.info("sent the %s email to subscriber %s", kind, subscriber_id)
 
-    def confirmation_allowed(self, subscriber: Subscriber, *, since: datetime) -> bool:
-        recent = [
-            event
-            for event in self.audience.events(address=subscriber.address)
-            if event.kind == "confirmation-sent" and event.at >= since
-        ]
-        return len(recent) < self.web.confirmations_per_address_per_day
+    def compose(self, kind: str, subscriber_id: int, action_url: str, to: tuple[str, str] | None) -> tuple[str, bytes, str] | None:
+        """(address, message bytes, outbox key) of one subscription email, or None if the subscriber is gone.
+
+        ``to`` (address, name) saves reading the subscriber back when the caller has just written them.
+        """
+        from pressroom.mail import Recipient, compose_transactional
+
+        if to is None:
+            subscriber = self.audience.get(subscriber_id=subscriber_id)
+            if subscriber is None:
+                return None
+            to = (subscriber.address, subscriber.name)
+        composed = compose_transactional(kind=kind, settings=self.settings, action_url=action_url)  # type: ignore[arg-type]
+        data = composed.message(
+            Recipient(
+                address=to[0],
+                name=to[1],
+                unsubscribe_url=unsubscribe_url(settings=self.settings, subscriber_id=subscriber_id),
+                preferences_url=preferences_url(settings=self.settings, subscriber_id=subscriber_id),
+            )
+        )
+        return to[0], data, f"subscriptions/{composed.key}-{subscriber_id}"
 
     # ----------------------------------------------------------------- subscribe
 
@@ -609,59 +630,32 @@ class _Web:
                 headers={"Retry-After": "120"},
             )
         if subscriber_id is not None:
-            sent.background = BackgroundTask(self.send_confirmation, subscriber_id)
+            # The request just stored this address and name for this subscriber.
+            sent.background = BackgroundTask(self.send_confirmation, subscriber_id, (checked.email, checked.name))
         return sent
 
     def register(self, checked: _Form, evidence: str, client_ok: bool) -> int | None:
         """Record the request; the id of a subscriber who should get a confirmation email now, else None."""
         now = self.clock()
-        subscriber = self.audience.get(address=checked.email)
-        if subscriber is None:
-            try:
-                subscriber = self.audience.add(
-                    address=checked.email,
-                    now=now,
-                    source="web:subscribe",
-                    name=checked.name,
-                    language=self.settings.site.language,
-                    topics=checked.topics,
-                    cadence=checked.cadence,
-                    status="pending",
-                    evidence=evidence,
-                )
-            except AddressError:
-                # Added by a concurrent request a moment ago: treat it as known.
-                subscriber = self.audience.get(address=checked.email)
-                if subscriber is None:
-                    raise
-        elif subscriber.status == "confirmed":
-            # Already receiving email: nothing to confirm; the answer stays the same for privacy.
-            return None
-        else:
-            # Pending or unsubscribed: keep the new choices; they take effect only when confirmed.
-            self.audience.set_preferences(
-                subscriber_id=subscriber.id,
-                now=now,
-                source="web:subscribe",
-                topics=checked.topics,
-                cadence=checked.cadence,
-                name=checked.name,
-            )
-            record_event(audience=self.audience, subscriber_id=subscriber.id, kind="requested", now=now, source="web:subscribe", detail=evidence)
-        if subscriber.status == "pending" and self.audience.is_suppressed(address=subscriber.address):
-            return None  # an earlier confirmation bounced or was reported: never mail it again
-        if not client_ok or not self.confirmation_allowed(subscriber, since=now - timedelta(days=1)):
-            log.info("confirmation email to subscriber %s withheld by the rate limits", subscriber.id)
-            return None
-        record_event(
-            audience=self.audience, subscriber_id=subscriber.id, kind="confirmation-sent", now=now, source="web:subscribe", detail=""
+        return request_subscription(
+            audience=self.audience,
+            address=checked.email,
+            now=now,
+            source="web:subscribe",
+            evidence=evidence,
+            name=checked.name,
+            language=self.settings.site.language,
+            topics=checked.topics,
+            cadence=checked.cadence,
+            confirmations_since=now - timedelta(days=1),
+            max_confirmations=self.web.confirmations_per_address_per_day,
+            may_confirm=client_ok,
         )
-        return subscriber.id
 
-    def send_confirmation(self, subscriber_id: int) -> None:
+    async def send_confirmation(self, subscriber_id: int, to: tuple[str, str]) -> None:
         expires = self.clock() + timedelta(hours=self.web.confirm_token_hours)
         token = sign_token(settings=self.settings, action="confirm", subscriber_id=subscriber_id, expires_at=expires)
-        self.send(kind="confirm", subscriber_id=subscriber_id, action_url=self.link("confirm", token))
+        await self.send(kind="confirm", subscriber_id=subscriber_id, action_url=self.link("confirm", token), to=to)
 
     def link(self, path: str, token: str) -> str:
         return f"{self.settings.site.base_url}/{path}?token={quote(token)}"
@@ -1021,7 +1015,7 @@ def create_app(*, settings: Settings, clock: Callable[[], datetime] = _utcnow) -
     return app
 
 
-def serve(*, settings: Settings, host: str | None = None, port: int | None = None) -> None:
+def serve(*, settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
@@ -1032,5 +1026,6 @@ def serve(*, settings: Settings, host: str | None = None, port: int | None = Non
         proxy_headers=True,
         forwarded_allow_ips=settings.web.forwarded_allow_ips,
         server_header=False,
+        access_log=access_log,
         log_level="info",
     )
