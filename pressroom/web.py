@@ -33,7 +33,7 @@ Abuse and privacy, and why each is built the way it is:
 * Consent evidence: every request, confirmation, change and unsubscribe is an append-only
   consent event with the time, a keyed hash of the client address (an IPv4 space is too small
   for a plain hash to hide anything), the form and its version, and the exact text agreed to.
-* Pages behind links carry their token in the URL, so every response says
+* Pages behind links carry their token in the URL, so every page of the app says
   ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``; no page has any script.
 """
 
@@ -190,7 +190,10 @@ class _SecurityHeaders:
         self.app = app
         self.headers = [
             (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
+            # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the
+            # archive form's POST, and the Origin is what vouches for that form (see CSRF above).
+            # Pages whose URL holds a token set no-referrer themselves.
+            (b"referrer-policy", b"same-origin"),
             (b"x-frame-options", b"DENY"),
             (b"cross-origin-opener-policy", b"same-origin"),
             (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"),
@@ -358,6 +361,7 @@ class _Web:
         response = Response(html, status_code=status, media_type="text/html; charset=utf-8", background=background)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Content-Security-Policy"] = _CSP
+        response.headers["Referrer-Policy"] = "no-referrer"
         if fresh and "csrf_token" in html:
             response.set_cookie(
                 _CSRF_COOKIE,

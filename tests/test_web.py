@@ -487,6 +487,8 @@ def test_public_files_are_served_with_validators_and_cache_headers(web: Web) -> 
     assert page.headers["etag"] and page.headers["last-modified"]
     assert page.headers["cache-control"] == "no-cache"
     assert page.headers["x-content-type-options"] == "nosniff"
+    # Not no-referrer: a browser would then send "Origin: null" with the archive form's POST.
+    assert page.headers["referrer-policy"] == "same-origin"
     cached = web.client.get("/releases/x/", headers={"If-None-Match": page.headers["etag"]})
     assert cached.status_code == 304
     assert web.client.get("/style.css").headers["cache-control"] == "public, max-age=3600"

@@ -1,0 +1,217 @@
+"""End to end in headless Chromium: subscribe on an archive page, confirm from the email, receive a release, unsubscribe.
+
+Real parts on loopback: uvicorn serving the app and public/, an aiosmtpd SMTP server receiving
+everything Pressroom sends (smtp transport), Debian's Chromium driven by Playwright, SQLite, and
+the publish flow (Prefect test harness) for the releases.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import socket
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pressroom.audience import Audience
+from tests.conftest import NOW, Project
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001 - aiosmtpd's hook signature
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append(([r.lower() for r in envelope.rcpt_tos], message))
+        return "250 2.0.0 OK"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        with self.lock:
+            return [message for rcpts, message in self.messages if address in rcpts]
+
+    def wait_for(self, address: str, subject: str, timeout: float = 60.0) -> email.message.EmailMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.to(address):
+                if subject in message["Subject"]:
+                    return message
+            time.sleep(0.1)
+        got = [m["Subject"] for m in self.to(address)]
+        raise AssertionError(f"no email with {subject!r} reached {address} in {timeout} s; got {got}")
+
+
+def _text(message: email.message.EmailMessage) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    port = _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture
+def site(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[tuple[Project, str]]:
+    """A project whose site is served by `pressroom.web` on loopback and whose email goes to the aiosmtpd server."""
+    import uvicorn
+
+    from pressroom.web import create_app
+
+    _, smtp_port = mailbox
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    toml = textwrap.dedent(
+        f"""
+        [site]
+        name = "Test Hub"
+        base_url = "{base}"
+        timezone = "Europe/Brussels"
+
+        [email]
+        transport = "smtp"
+        sender = "press@example.org"
+        sender_name = "Test Hub"
+
+        [smtp]
+        host = "127.0.0.1"
+        port = {smtp_port}
+        security = "none"
+
+        [[social]]
+        network = "outbox"
+        enabled = false
+        """
+    )
+    project = Project(tmp_path, toml)
+    project.write_release("battery-passport", title="Battery passport pilot", date="2024-07-30 09:00",
+                          extra="tags: [Recycling, Policy]\n")
+    settings = project.settings()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings=settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield project, base
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def publish(project: Project, *, now) -> None:  # noqa: ANN001
+    """Run the publish flow once, as `pressroom publish --now` would."""
+    from flows.publish import publish as publish_flow
+
+    publish_flow(settings_file=str(project.root / "pressroom.toml"), now=now)
+
+
+def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(
+    site: tuple[Project, str], mailbox: tuple[Mailbox, int], prefect_harness: None
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    project, base = site
+    box, _ = mailbox
+    reader = "reader@example.org"
+    # The first run publishes the site (and plans the first release for nobody: no subscriber yet).
+    publish(project, now=NOW)
+    assert (project.root / "public" / "releases" / "battery-passport" / "index.html").is_file()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            # 1. Subscribe through the form embedded in an archive page (a static file served by the app).
+            page.goto(f"{base}/releases/battery-passport/")
+            form = page.locator("form.subscribe-form")
+            form.get_by_label("Email address").fill(reader)
+            form.get_by_label("Name").fill("Ada Reader")
+            form.get_by_label("Recycling").check()
+            form.get_by_role("button", name="Subscribe").click()
+            page.wait_for_load_state()
+            assert page.url == f"{base}/subscribe"
+            assert page.get_by_role("heading", name="Check your inbox").is_visible()
+
+            audience = Audience.from_settings(project.settings())
+            assert audience.get(address=reader).status == "pending"
+
+            # 2. The confirmation email arrives over SMTP; opening its link confirms.
+            confirmation = box.wait_for(reader, "Confirm your subscription")
+            link = re.search(re.escape(base) + r"/confirm\?token=\S+", _text(confirmation)).group(0)
+            page.goto(link)
+            assert page.get_by_role("heading", name="You are subscribed").is_visible()
+            subscriber = audience.get(address=reader)
+            assert subscriber.status == "confirmed" and subscriber.topics == ("recycling",)
+            box.wait_for(reader, "Welcome")
+
+            # 3. A new release on the subscribed topic reaches the reader through the publish flow.
+            project.write_release("recycling-plant", title="Recycling plant opens", date="2024-08-02 09:00",
+                                  extra="tags: [Recycling]\n")
+            publish(project, now=NOW + timedelta(days=2))
+            release_mail = box.wait_for(reader, "Recycling plant opens")
+            assert release_mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            unsubscribe = re.search(r"<(https?://[^>]+/unsubscribe\?token=[^>]+)>", release_mail["List-Unsubscribe"]).group(1)
+            assert unsubscribe.startswith(base)
+
+            # 4a. The link as a page: it shows a button and changes nothing by itself.
+            page.goto(unsubscribe)
+            assert page.get_by_role("button", name="Unsubscribe").is_visible()
+            assert audience.get(address=reader).status == "confirmed"
+            # 4b. The same URL as an RFC 8058 one-click POST, as a mailbox provider sends it: no cookies, no page.
+            one_click = playwright.request.new_context()
+            answer = one_click.post(
+                unsubscribe,
+                data="List-Unsubscribe=One-Click",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert answer.status == 200
+            one_click.dispose()
+            assert audience.get(address=reader).status == "unsubscribed"
+            page.goto(unsubscribe)
+            assert page.get_by_role("heading", name="You are unsubscribed").is_visible()
+        finally:
+            browser.close()
+
+    # 5. The next release does not reach them.
+    project.write_release("second-plant", title="Second recycling plant", date="2024-08-05 09:00",
+                          extra="tags: [Recycling]\n")
+    before = len(box.to(reader))
+    publish(project, now=NOW + timedelta(days=5))
+    assert (project.root / "public" / "releases" / "second-plant" / "index.html").is_file()  # it was published
+    later = box.to(reader)[before:]
+    assert [m["Subject"] for m in later if "Second recycling plant" in m["Subject"]] == []
