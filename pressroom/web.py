@@ -668,7 +668,7 @@ class _Web:
 
     async def confirm(self, request: Request) -> Response:
         token = request.query_params.get("token", "")
-        outcome = await run_in_threadpool(self.do_confirm, token, self.evidence(request, form="confirm-link"))
+        outcome = await run_in_threadpool(self.transition, token, "confirm", self.evidence(request, form="confirm-link"))
         if isinstance(outcome, str):
             return self.bad_link(request, outcome)
         subscriber, changed = outcome
@@ -688,14 +688,15 @@ class _Web:
             background=BackgroundTask(self.send, kind="welcome", subscriber_id=subscriber.id) if changed else None,
         )
 
-    def do_confirm(self, token: str, evidence: str) -> tuple[Subscriber, bool] | str:
-        subscriber = self.subscriber_for(token, "confirm")
+    def transition(self, token: str, action: str, evidence: str) -> tuple[Subscriber, bool] | str:
+        """Confirm or unsubscribe the subscriber of a link: (subscriber, whether it changed), or why the link is unusable."""
+        subscriber = self.subscriber_for(token, action)
         if isinstance(subscriber, str):
             return subscriber
-        if subscriber.status == "confirmed":
+        if subscriber.status == ("confirmed" if action == "confirm" else "unsubscribed"):
             return subscriber, False
-        confirmed = self.audience.confirm(subscriber_id=subscriber.id, now=self.clock(), source="web:confirm", evidence=evidence)
-        return confirmed, True
+        change = self.audience.confirm if action == "confirm" else self.audience.unsubscribe
+        return change(subscriber_id=subscriber.id, now=self.clock(), source=f"web:{action}", evidence=evidence), True
 
     # ----------------------------------------------------------------- unsubscribe
 
@@ -722,7 +723,7 @@ class _Web:
         if not token:
             form = await self.form_data(request)
             token = str(form.get("token") or "") if form is not None else ""
-        outcome = await run_in_threadpool(self.do_unsubscribe, token, self.evidence(request, form="unsubscribe"))
+        outcome = await run_in_threadpool(self.transition, token, "unsubscribe", self.evidence(request, form="unsubscribe"))
         if isinstance(outcome, str):
             return self.bad_link(request, outcome)
         subscriber, changed = outcome
@@ -740,15 +741,6 @@ class _Web:
             if changed
             else None,
         )
-
-    def do_unsubscribe(self, token: str, evidence: str) -> tuple[Subscriber, bool] | str:
-        subscriber = self.subscriber_for(token, "unsubscribe")
-        if isinstance(subscriber, str):
-            return subscriber
-        if subscriber.status == "unsubscribed":
-            return subscriber, False
-        gone = self.audience.unsubscribe(subscriber_id=subscriber.id, now=self.clock(), source="web:unsubscribe", evidence=evidence)
-        return gone, True
 
     # ----------------------------------------------------------------- preferences
 
@@ -791,7 +783,11 @@ class _Web:
             unsubscribe_href=f"/unsubscribe?token={quote(unsubscribe)}",
         )
 
-    async def preferences(self, request: Request) -> Response:
+    async def token_post(self, request: Request) -> tuple[Subscriber, str, FormData] | Response:
+        """The checks every POST behind a preferences link starts with: rate, token, size.
+
+        Returns (subscriber, token, form), or the response that ends the request.
+        """
         if not self.posts.allow(self.ip(request)):
             return self.too_many(request, self.posts)
         token = request.query_params.get("token", "")
@@ -801,6 +797,13 @@ class _Web:
         form = await self.form_data(request)
         if form is None:
             return PlainTextResponse("This form is too large.", status_code=413)
+        return subscriber, token, form
+
+    async def preferences(self, request: Request) -> Response:
+        checks = await self.token_post(request)
+        if isinstance(checks, Response):
+            return checks
+        subscriber, token, form = checks
         checked = self.read_form(form, current_language=subscriber.language)
         values = checked.values()
         if self.csrf_verdict(request, form) != "ok":
@@ -846,15 +849,10 @@ class _Web:
         )
 
     async def data(self, request: Request) -> Response:
-        if not self.posts.allow(self.ip(request)):
-            return self.too_many(request, self.posts)
-        token = request.query_params.get("token", "")
-        subscriber = await run_in_threadpool(self.subscriber_for, token, "preferences")
-        if isinstance(subscriber, str):
-            return self.bad_link(request, subscriber)
-        form = await self.form_data(request)
-        if form is None:
-            return PlainTextResponse("This form is too large.", status_code=413)
+        checks = await self.token_post(request)
+        if isinstance(checks, Response):
+            return checks
+        subscriber, token, form = checks
         if self.csrf_verdict(request, form) != "ok":
             return await self.data_view(request, subscriber, token, error="This form had expired. Please try again.", status=403)
         action = form.get("action")
@@ -934,11 +932,13 @@ class _Web:
 
         async def sweep() -> None:
             while True:
+                await asyncio.sleep(_EXPIRY_INTERVAL)
                 try:
                     await run_in_threadpool(self.expire_pending)
                 except PressroomError as exc:
                     log.error("could not expire unconfirmed subscriptions: %s", exc)
-                await asyncio.sleep(_EXPIRY_INTERVAL)
+
+        await run_in_threadpool(self.expire_pending)  # the first sweep before serving, then every hour
 
         task = asyncio.create_task(sweep())
         try:

@@ -21,18 +21,11 @@ from pathlib import Path
 import pytest
 
 from pressroom.audience import Audience
+from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import NOW, Project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _free_port() -> int:
@@ -153,7 +146,7 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(
     assert (project.root / "public" / "releases" / "battery-passport" / "index.html").is_file()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             # 1. Subscribe through the form embedded in an archive page (a static file served by the app).
