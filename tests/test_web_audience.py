@@ -1,0 +1,80 @@
+"""The audience functions the web app added (request_subscription, erase, expire_pending), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
+from tests.conftest import NOW
+
+from pressroom.audience import Audience, erase, expire_pending, request_subscription
+
+
+@pytest.fixture
+def audience(db_url: str) -> Audience:  # noqa: F811
+    return Audience(url=db_url)
+
+
+def ask(audience: Audience, address: str, *, now=NOW, limit: int = 3, may_confirm: bool = True, **fields) -> int | None:  # noqa: ANN001
+    return request_subscription(
+        audience=audience, address=address, now=now, source="web:subscribe", evidence='{"form": "test"}',
+        confirmations_since=now - timedelta(days=1), max_confirmations=limit, may_confirm=may_confirm, **fields,
+    )
+
+
+def test_a_request_creates_a_pending_subscriber_and_counts_confirmations(audience: Audience) -> None:
+    first = ask(audience, "New@Example.org", name="Ann", topics=["Recycling"], cadence="weekly")
+    sub = audience.get(address="new@example.org")
+    assert first == sub.id and (sub.status, sub.name, sub.topics, sub.cadence) == ("pending", "Ann", ("recycling",), "weekly")
+    assert [e.kind for e in audience.events(address="new@example.org")] == ["requested", "confirmation-sent"]
+    # A second request updates the choices and may send again, up to the limit per day.
+    assert ask(audience, "new@example.org", topics=["policy"], limit=2) == sub.id
+    assert audience.get(address="new@example.org").topics == ("policy",)
+    assert ask(audience, "new@example.org", limit=2) is None
+    assert ask(audience, "new@example.org", limit=2, now=NOW + timedelta(days=1, seconds=1)) == sub.id
+    assert ask(audience, "other@example.org", may_confirm=False) is None  # recorded, but no email
+    assert audience.get(address="other@example.org").status == "pending"
+
+
+def test_confirmed_and_bounced_addresses_get_no_confirmation(audience: Audience) -> None:
+    audience.add(address="in@example.org", now=NOW, source="cli")
+    assert ask(audience, "in@example.org", cadence="weekly") is None
+    assert audience.get(address="in@example.org").cadence == "per-release"  # left alone
+    ask(audience, "bounced@example.org")
+    audience.suppress(address="bounced@example.org", reason="bounce", now=NOW)
+    assert ask(audience, "bounced@example.org") is None
+    # Someone who unsubscribed may ask again (and must confirm again).
+    sub = audience.add(address="left@example.org", now=NOW, source="cli")
+    audience.unsubscribe(subscriber_id=sub.id, now=NOW, source="web")
+    assert ask(audience, "left@example.org") == sub.id
+    assert audience.get(address="left@example.org").status == "unsubscribed"
+
+
+def test_concurrent_requests_for_one_address_make_one_subscriber(audience: Audience) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: ask(audience, "race@example.org", limit=100), range(16)))
+    assert len(set(results)) == 1 and results[0] is not None
+    assert audience.count() == 1
+
+
+def test_erase_removes_subscriber_events_and_suppression(audience: Audience) -> None:
+    sub = audience.add(address="bye@example.org", now=NOW, source="cli")
+    audience.unsubscribe(subscriber_id=sub.id, now=NOW, source="web")
+    assert audience.is_suppressed(address="bye@example.org")
+    assert erase(audience=audience, subscriber_id=sub.id) is True
+    assert audience.get(address="bye@example.org") is None
+    assert audience.events(address="bye@example.org") == []
+    assert not audience.is_suppressed(address="bye@example.org")
+    assert erase(audience=audience, subscriber_id=sub.id) is False
+
+
+def test_expire_pending_removes_only_old_unconfirmed_requests(audience: Audience) -> None:
+    ask(audience, "old@example.org", now=NOW - timedelta(days=8))
+    ask(audience, "recent@example.org", now=NOW - timedelta(days=1))
+    audience.add(address="kept@example.org", now=NOW - timedelta(days=30), source="cli")
+    assert expire_pending(audience=audience, before=NOW - timedelta(days=7)) == 1
+    assert audience.get(address="old@example.org") is None and audience.events(address="old@example.org") == []
+    assert audience.get(address="recent@example.org").status == "pending"
+    assert audience.get(address="kept@example.org").status == "confirmed"
