@@ -88,6 +88,7 @@ subscribers = Table(
     Column("confirmed_at", UTCDateTime),
     Column("unsubscribed_at", UTCDateTime),
     Index("ix_subscribers_status_cadence", "status", "cadence"),
+    sqlite_autoincrement=True,  # ids are never reused: signed links name subscribers by id
 )
 
 subscriber_topics = Table(

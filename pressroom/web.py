@@ -711,7 +711,7 @@ class _Web:
                 request,
                 heading="You are unsubscribed",
                 paragraphs=[f"{subscriber.address} receives no press releases from us."],
-                links=[("Subscribe again or change preferences", preferences)],
+                links=[("Subscribe again", "/subscribe"), ("Read the press releases", "/")],
             )
         return self.page(request, "web/unsubscribe.html.j2", subscriber=subscriber, token=token, preferences_href=preferences)
 
@@ -731,10 +731,7 @@ class _Web:
             request,
             heading="You are unsubscribed",
             paragraphs=[f"We will send no more press releases to {subscriber.address}."],
-            links=[
-                ("Subscribe again or change preferences", preferences_url(settings=self.settings, subscriber_id=subscriber.id)),
-                ("Read the press releases", "/"),
-            ],
+            links=[("Subscribe again", "/subscribe"), ("Read the press releases", "/")],
             background=BackgroundTask(
                 self.send, kind="unsubscribed", subscriber_id=subscriber.id, action_url=f"{self.settings.site.base_url}/subscribe"
             )

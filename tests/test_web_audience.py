@@ -78,3 +78,15 @@ def test_expire_pending_removes_only_old_unconfirmed_requests(audience: Audience
     assert audience.get(address="old@example.org") is None and audience.events(address="old@example.org") == []
     assert audience.get(address="recent@example.org").status == "pending"
     assert audience.get(address="kept@example.org").status == "confirmed"
+
+
+def test_an_erased_subscribers_id_is_never_given_to_someone_else(audience: Audience) -> None:
+    # Old emails hold links signed for the erased id: they must not open a newcomer's data.
+    first = audience.add(address="first@example.org", now=NOW, source="cli")
+    erase(audience=audience, subscriber_id=first.id)
+    second = audience.add(address="second@example.org", now=NOW, source="cli")
+    assert second.id != first.id
+    ask(audience, "pending@example.org", now=NOW - timedelta(days=9))
+    expired = audience.get(address="pending@example.org").id
+    expire_pending(audience=audience, before=NOW - timedelta(days=7))
+    assert audience.add(address="third@example.org", now=NOW, source="cli").id not in {first.id, expired}

@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime, nullable=False),
         sa.Column("confirmed_at", UTCDateTime),
         sa.Column("unsubscribed_at", UTCDateTime),
+        # Signed links name a subscriber by id: an id must never come back after an erasure,
+        # which SQLite does for the highest rowid unless the table says AUTOINCREMENT.
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_subscribers_status_cadence", "subscribers", ["status", "cadence"])
     op.create_table(
