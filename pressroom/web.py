@@ -53,7 +53,6 @@ import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -94,7 +93,7 @@ CADENCES = ("per-release", "weekly")
 _CSRF_COOKIE = "pressroom_csrf"
 _CSRF_MAX_AGE = 12 * 3600  # a form left open over lunch still works
 _MAX_BODY = 32 * 1024  # every form here is a few hundred bytes
-_TOPICS_TTL = 300.0  # seconds: topics come from the releases, which change a few times a day
+_TOPICS_TTL = 300.0  # seconds between readings of the topics: releases change a few times a day
 _EXPIRY_INTERVAL = 3600.0  # seconds between sweeps of unconfirmed addresses
 _SEND_RETRIES = (0.0, 2.0, 10.0)  # pauses before each attempt at a subscription email
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -237,7 +236,6 @@ class _Choices:
 
     topics: tuple[tuple[str, str], ...]
     languages: tuple[tuple[str, str], ...]
-    at: float
 
 
 @dataclass(frozen=True)
@@ -272,7 +270,6 @@ class _Web:
         self.confirmations = _Limiter(limit=self.web.confirmations_per_ip_per_hour, period=3600.0)
         self._audience: Audience | None = None
         self._choices: _Choices | None = None
-        self._choices_lock = threading.Lock()
         folder = settings.path("templates")
         self.env = jinja2.Environment(
             # templates/ first ("web/x", "site/base.html.j2"), then templates/site/ for the names the site's
@@ -296,8 +293,7 @@ class _Web:
         }
         self.consent_text = self.web.consent(site.name)
         self.form_version = "c" + hashlib.blake2b(self.consent_text.encode(), digest_size=5).hexdigest()
-        allowed = {_origin(site.base_url)}
-        self.allowed_origins = frozenset(allowed)
+        self.site_origin = _origin(site.base_url)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -308,15 +304,12 @@ class _Web:
         return self._audience
 
     def choices(self) -> _Choices:
-        """Topics and languages from the public releases, recomputed every few minutes."""
-        current = self._choices
-        if current is not None and time.monotonic() - current.at < _TOPICS_TTL:
-            return current
-        with self._choices_lock:
-            current = self._choices
-            if current is None or time.monotonic() - current.at >= _TOPICS_TTL:
-                current = self._choices = _load_choices(self.settings, now=self.clock())
-            return current
+        """Topics and languages from the public releases (reloaded every few minutes by the app's lifespan)."""
+        return self._choices or self.reload_choices()
+
+    def reload_choices(self) -> _Choices:
+        self._choices = _load_choices(self.settings, now=self.clock())
+        return self._choices
 
     def ip(self, request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -450,7 +443,7 @@ class _Web:
         if origin is None:
             return "missing"
         own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        return "ok" if origin in self.allowed_origins or origin == own else "bad"
+        return "ok" if origin in (self.site_origin, own) else "bad"
 
     def read_form(self, form: FormData, *, current_language: str = "") -> _Form:
         """Clean and check the fields shared by the subscribe and preferences forms."""
@@ -925,25 +918,31 @@ class _Web:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        await run_in_threadpool(lambda: self.audience)  # connect and migrate before the first request
+        # Before the first request: connect (and migrate), sweep, read the topics. Then again and again,
+        # off the event loop, so no request ever waits for the releases to be read.
+        await run_in_threadpool(self.expire_pending)
+        await run_in_threadpool(self.reload_choices)
 
-        async def sweep() -> None:
+        async def every(seconds: float, work: Callable[[], object], what: str) -> None:
             while True:
-                await asyncio.sleep(_EXPIRY_INTERVAL)
+                await asyncio.sleep(seconds)
                 try:
-                    await run_in_threadpool(self.expire_pending)
+                    await run_in_threadpool(work)
                 except PressroomError as exc:
-                    log.error("could not expire unconfirmed subscriptions: %s", exc)
+                    log.error("could not %s: %s", what, exc)
 
-        await run_in_threadpool(self.expire_pending)  # the first sweep before serving, then every hour
-
-        task = asyncio.create_task(sweep())
+        tasks = [
+            asyncio.create_task(every(_EXPIRY_INTERVAL, self.expire_pending, "expire unconfirmed subscriptions")),
+            asyncio.create_task(every(_TOPICS_TTL, self.reload_choices, "reload the topics")),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def _origin(url: str) -> str | None:
@@ -988,7 +987,6 @@ def _load_choices(settings: Settings, *, now: datetime) -> _Choices:
     return _Choices(
         topics=tuple(sorted(topics.items(), key=lambda item: item[1].casefold())),
         languages=tuple((code, _language_label(code)) for code in sorted(languages) if _LANGUAGE.match(code)),
-        at=time.monotonic(),
     )
 
 

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from html import unescape
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
