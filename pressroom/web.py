@@ -99,6 +99,7 @@ _SEND_RETRIES = (0.0, 2.0, 10.0)  # pauses before each attempt at a subscription
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
+_LINK_IN_NAME = re.compile(r"://|www\.|@|\.(?:com|net|org|info|biz|io|co|ru|cn|xyz|top|site|online|link|click)\b", re.IGNORECASE)
 # Names end up in headers and greetings: drop controls, format characters and line separators.
 _UNSAFE_IN_NAME = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
 _LANGUAGE_NAMES = {
@@ -459,6 +460,10 @@ class _Web:
                 except AddressError:
                     errors["email"] = "Enter an email address in the form name@example.org."
         name = clean_name(str(form.get("name") or ""))
+        if _LINK_IN_NAME.search(name):
+            # Confirmation emails greet by name and go to any address typed in: a name holding a
+            # link would let anyone send that link to anyone, from us.
+            errors["name"] = "A name cannot contain a web or email address."
         topics = tuple(dict.fromkeys(str(value) for value in form.getlist("topics")))
         if len(topics) > 100 or not all(_SLUG.match(slug) for slug in topics):
             errors["topics"] = "Choose topics from the list."
