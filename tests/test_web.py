@@ -17,10 +17,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-# The email transports come with the delivery engine (issue 4); until they are on main these tests cannot
-# see a confirmation email. Remove this line once pressroom/mail/transports.py has landed.
-pytest.importorskip("pressroom.mail.transports", reason="needs the delivery engine's email transports")
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 

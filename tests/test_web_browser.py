@@ -20,10 +20,6 @@ from pathlib import Path
 
 import pytest
 
-# The email transports come with the delivery engine (issue 4); until they are on main these tests cannot
-# see a confirmation email. Remove this line once pressroom/mail/transports.py has landed.
-pytest.importorskip("pressroom.mail.transports", reason="needs the delivery engine's email transports")
-
 from pressroom.audience import Audience
 from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import NOW, Project
