@@ -270,6 +270,10 @@ class _Web:
         self.posts = _Limiter(limit=self.web.posts_per_ip_per_minute, period=60.0)
         self.confirmations = _Limiter(limit=self.web.confirmations_per_ip_per_hour, period=3600.0)
         self._audience: Audience | None = None
+        # One subscription write at a time from this process: SQLite takes one writer anyway, and
+        # threads queued here wait their turn instead of in SQLite's busy loop, whose growing
+        # sleeps starve an unlucky request for seconds under load.
+        self.writes = threading.Lock()
         self._choices: _Choices | None = None
         folder = settings.path("templates")
         self.env = jinja2.Environment(
@@ -638,21 +642,22 @@ class _Web:
 
     def register(self, checked: _Form, evidence: str, client_ok: bool) -> int | None:
         """Record the request; the id of a subscriber who should get a confirmation email now, else None."""
-        now = self.clock()
-        return request_subscription(
-            audience=self.audience,
-            address=checked.email,
-            now=now,
-            source="web:subscribe",
-            evidence=evidence,
-            name=checked.name,
-            language=self.settings.site.language,
-            topics=checked.topics,
-            cadence=checked.cadence,
-            confirmations_since=now - timedelta(days=1),
-            max_confirmations=self.web.confirmations_per_address_per_day,
-            may_confirm=client_ok,
-        )
+        with self.writes:
+            now = self.clock()
+            return request_subscription(
+                audience=self.audience,
+                address=checked.email,
+                now=now,
+                source="web:subscribe",
+                evidence=evidence,
+                name=checked.name,
+                language=self.settings.site.language,
+                topics=checked.topics,
+                cadence=checked.cadence,
+                confirmations_since=now - timedelta(days=1),
+                max_confirmations=self.web.confirmations_per_address_per_day,
+                may_confirm=client_ok,
+            )
 
     async def send_confirmation(self, subscriber_id: int, to: tuple[str, str]) -> None:
         expires = self.clock() + timedelta(hours=self.web.confirm_token_hours)
