@@ -43,10 +43,8 @@ from pressroom.feeds import FEED_FILES, render_feeds
 from pressroom.releases import Release, slugify
 from pressroom.settings import Settings
 
-__all__ = ["BuildReport", "build_site", "CSRF_PLACEHOLDER"]
+__all__ = ["BuildReport", "build_site"]
 
-#: The exact bytes of the subscribe form's CSRF field; the web app substitutes a token into it.
-CSRF_PLACEHOLDER = '<input type="hidden" name="csrf_token" value="">'
 
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December")
