@@ -27,7 +27,7 @@ def run_check(*args: str) -> tuple[int, str]:
 
 def test_broken_corpus_is_reported_line_by_line_against_golden_output():
     code, output = run_check("broken")
-    if os.environ.get("REGEN_GOLDEN"):
+    if os.environ.get("REGEN_GOLDEN") == "1":
         GOLDEN.write_text(output, encoding="utf-8")
     assert code == 1
     assert output == GOLDEN.read_text(encoding="utf-8")

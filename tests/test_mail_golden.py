@@ -1,6 +1,6 @@
 """Golden files: the text part and the headers of each kind of email, volatile values masked.
 
-Regenerate after an intended change with ``PRESSROOM_REGEN_GOLDEN=1 pytest tests/test_mail_golden.py``
+Regenerate after an intended change with ``REGEN_GOLDEN=1 pytest tests/test_mail_golden.py``
 and review the diff like any other change.
 """
 
@@ -18,7 +18,7 @@ from pressroom.mail import Composed, compose_transactional
 from tests.conftest import DATA
 from tests.mail_support import READER, sample_emails
 
-REGENERATE = os.environ.get("PRESSROOM_REGEN_GOLDEN") == "1"
+REGENERATE = os.environ.get("REGEN_GOLDEN") == "1"
 MASKS = [
     (re.compile(r"^Date: .*$", re.M), "Date: <masked>"),
     (re.compile(r"={15}\d+=="), "<boundary>"),
@@ -44,7 +44,7 @@ def check_golden(case: str, composed: Composed) -> None:
             (folder / name).write_text(content, encoding="utf-8")
     for name, content in actual.items():
         expected = (folder / name).read_text(encoding="utf-8")
-        assert content == expected, f"{folder / name} differs; PRESSROOM_REGEN_GOLDEN=1 rewrites it after an intended change"
+        assert content == expected, f"{folder / name} differs; REGEN_GOLDEN=1 rewrites it after an intended change"
 
 
 @pytest.mark.parametrize("kind", ["release", "digest"])

@@ -1,6 +1,6 @@
 """Golden files: one release beside its RSS item, Atom entry, JSON Feed item and page head.
 
-Regenerate after an intended change with ``PRESSROOM_REGEN_GOLDEN=1 pytest tests/test_site_golden.py``
+Regenerate after an intended change with ``REGEN_GOLDEN=1 pytest tests/test_site_golden.py``
 and review the diff like any other change. Nothing here is volatile: the clock is fixed.
 """
 
@@ -15,7 +15,7 @@ from lxml import etree
 from tests.conftest import DATA, NOW
 from tests.site_support import build, write_sample
 
-REGENERATE = os.environ.get("PRESSROOM_REGEN_GOLDEN") == "1"
+REGENERATE = os.environ.get("REGEN_GOLDEN") == "1"
 CASE = DATA / "site-sample"
 
 
@@ -54,4 +54,4 @@ def test_feed_items_and_page_head_match_golden_files(project):
     ).read_text(encoding="utf-8")
     for name, content in actual.items():
         expected = (CASE / name).read_text(encoding="utf-8")
-        assert content == expected, f"{CASE / name} differs; PRESSROOM_REGEN_GOLDEN=1 rewrites it after an intended change"
+        assert content == expected, f"{CASE / name} differs; REGEN_GOLDEN=1 rewrites it after an intended change"
