@@ -7,8 +7,8 @@ Starts postfix's ``smtp-sink`` on 127.0.0.1 and measures, in one run:
     Prefect email step (plan task, batch tasks on a bounded thread pool), the ledger on SQLite,
     personalisation per recipient, the SMTP transport's connection pool;
 (c) a naive loop: smtplib on one connection, the same bytes to every recipient, no ledger;
-(d) the peak RSS of a 1,000,000-subscriber send in a fresh process: import, plan, and drain
-    through the same engine with the ``discard`` transport (every message rendered and
+(d) the peak RSS of a 1,000,000-subscriber send in a fresh process (after importing them in
+    another): plan, then drain through the same engine with the ``discard`` transport (every message rendered and
     accepted, nothing written), because a million messages through smtp-sink would only
     measure the sink again; and the number of Prefect task runs per 100,000 recipients,
     counted from the API after (b).
@@ -102,6 +102,7 @@ def pressroom_send(settings_file: Path, *, count: int) -> tuple[float, int, str]
     """(messages per second, Prefect task runs of the send, report) for one release to ``count`` subscribers."""
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="fanout-prefect-"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls (and no lock noise)
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -148,8 +149,12 @@ def pressroom_send(settings_file: Path, *, count: int) -> tuple[float, int, str]
     return rate, tasks, text
 
 
-def rss_child(root: Path, count: int) -> None:
-    """Runs in its own process: import, plan and send to ``count`` subscribers; prints peak RSS in MB."""
+def rss_child(root: Path, count: int, phase: str) -> None:
+    """Runs in its own process, once per phase: ``import`` the subscribers, or ``send`` to them all.
+
+    Prints the phase's peak RSS in MB. The send is what must stream; the import keeps the
+    file's addresses in a set to report duplicates by line, so it is measured on its own.
+    """
     os.environ.update({"PRESSROOM_EMAIL__TRANSPORT": "discard", "PRESSROOM_AUDIENCE__SEED_CSV": ""})
     from pressroom.audience import Audience
     from pressroom.delivery import drain, personaliser
@@ -158,27 +163,30 @@ def rss_child(root: Path, count: int) -> None:
     from pressroom.releases import load_releases
     from pressroom.settings import load_settings
 
-    settings_file = make_project(root)
+    settings_file = root / "pressroom.toml" if phase == "send" else make_project(root)
     settings = load_settings(settings_file)
     audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
     started = time.perf_counter()
-    path = root / "subscribers.csv"
-    with path.open("w") as handle:
-        handle.write("address,name\n")
-        for i in range(count):
-            handle.write(f"reader{i}@example.org,Reader {i}\n")
-    audience.import_csv(file=path, now=datetime.now(UTC))
-    imported = time.perf_counter()
-    release = load_releases(settings).releases[0]
-    ledger.plan_audience(release=release.slug, channel="email", tags=release.tag_slugs, cadence="per-release", now=datetime.now(UTC))
-    render = personaliser(composed=compose_release(release=release, settings=settings), settings=settings)
-    sent = drain(settings=settings, ledger=ledger, audience=audience, release=release.slug, render=render).sent
-    done = time.perf_counter()
+    if phase == "import":
+        path = root / "subscribers.csv"
+        with path.open("w") as handle:
+            handle.write("address,name\n")
+            for i in range(count):
+                handle.write(f"reader{i}@example.org,Reader {i}\n")
+        done = audience.import_csv(file=path, now=datetime.now(UTC)).added
+        what = f"{done} subscribers imported"
+    else:
+        release = load_releases(settings).releases[0]
+        ledger.plan_audience(release=release.slug, channel="email", tags=release.tag_slugs, cadence="per-release",
+                             now=datetime.now(UTC))
+        render = personaliser(composed=compose_release(release=release, settings=settings), settings=settings)
+        done = drain(settings=settings, ledger=ledger, audience=audience, release=release.slug, render=render).sent
+        what = f"{done} sent"
+    elapsed = time.perf_counter() - started
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so it would report the parent's peak.
     status = Path("/proc/self/status").read_text()
     peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
-    print(f"rss-child: {count} subscribers imported in {imported - started:.1f} s, {sent} sent in {done - imported:.1f} s "
-          f"({sent / (done - imported):.0f}/s), peak RSS {peak:.0f} MB", file=sys.stderr)
+    print(f"rss-child {phase}: {what} in {elapsed:.1f} s ({done / elapsed:.0f}/s), peak RSS {peak:.0f} MB", file=sys.stderr)
     print(f"{peak:.0f}")
 
 
@@ -189,9 +197,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["import", "send"], default="send", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
-        rss_child(args.rss_child, args.rss_subscribers)
+        rss_child(args.rss_child, args.rss_subscribers, args.phase)
         return
 
     work = Path(tempfile.mkdtemp(prefix="fanout-"))
@@ -218,10 +227,12 @@ def main() -> None:
     finally:
         sink.terminate()
         sink.wait()
-    child = subprocess.run(
-        [sys.executable, __file__, "--rss-child", str(work / "rss"), "--rss-subscribers", str(args.rss_subscribers)],
-        check=True, stdout=subprocess.PIPE, text=True,
-    )
+    for phase in ("import", "send"):
+        child = subprocess.run(
+            [sys.executable, __file__, "--rss-child", str(work / "rss"), "--rss-subscribers", str(args.rss_subscribers),
+             "--phase", phase],
+            check=True, stdout=subprocess.PIPE, text=True,
+        )
     peak = int(child.stdout.split()[-1])
     shutil.rmtree(work, ignore_errors=True)
     print(f"fanout: pressroom={rate:.0f} ceiling={top:.0f} naive={slow:.0f} ratio={rate / top:.2f} peak_rss_mb_1m={peak}")

@@ -155,9 +155,11 @@ def drain(
         remaining, due = ledger.outstanding(release=release, channel=channel)
         if not remaining:
             return total
-        wait = 0.0 if due is None else max((due - _now()).total_seconds(), 0.0)
+        if due is None:
+            continue  # rows are due now: keep sending, however long the send takes
+        wait = max((due - _now()).total_seconds(), 0.0)
         if time.monotonic() + wait > deadline:
-            return total  # what is left stays deferred for the next run
+            return total  # only retries are left, due after this run's patience: the next run takes them
         if not result.claimed:
             time.sleep(min(max(wait, 0.01), 5.0))
 
