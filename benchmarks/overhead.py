@@ -61,6 +61,13 @@ def main() -> None:
             trivial = statistics.median(_timed([sys.executable, "-c", TRIVIAL], env) for _ in range(RUNS))
         finally:
             stop_local_server(settings)
+        # For comparison, the same two without a server: each process starts Prefect's temporary one.
+        del env["PREFECT_API_URL"]
+        env["PREFECT_HOME"] = f"{scratch}/prefect-home"
+        _timed([sys.executable, "-c", TRIVIAL], env)  # creates the temporary server's database once
+        alone = _timed(publish, env)
+        trivial_alone = _timed([sys.executable, "-c", TRIVIAL], env)
+        print(f"without a server (Prefect's temporary one per process): publish_idle={alone:.2f} trivial_flow={trivial_alone:.2f}")
     print(f"median of {RUNS} runs each, same server, same interpreter")
     print(f"overhead: publish_idle={idle:.2f} trivial_flow={trivial:.2f} ratio={idle / trivial:.2f}")
 
