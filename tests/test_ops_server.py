@@ -373,6 +373,7 @@ def test_approval_is_resumed_through_the_api_and_then_the_email_goes_out(stack: 
     run_id = stack.run("publish/publish", settings_file="approval.toml")
     # 30 minutes of patience is a long wait: the run suspends and frees the worker.
     _wait(lambda: stack.flow_run(run_id).state.is_paused(), timeout=180, what="the run to wait for approval")
+    assert stack.flow_run(run_id).state.name == "Suspended"  # not holding a worker while it waits
     proof = _wait(lambda: [m for m in stack.received.messages if b"Needs A Yes" in m], timeout=30, what="the proof")
     assert proof
     assert not any(r.startswith("careful") for r, _ in stack.received.counts), "nothing goes out before approval"
@@ -385,3 +386,5 @@ def test_approval_is_resumed_through_the_api_and_then_the_email_goes_out(stack: 
     assert run.state.is_completed(), run.state
     careful = sorted(r for r, _ in stack.received.counts if r.startswith("careful"))
     assert careful == [f"careful{i:05d}@subscribers.example.org" for i in range(3)]
+    # The resumed run started again from the top and did not send a second proof.
+    assert stack.received.by_recipient()[EDITOR] == 1
