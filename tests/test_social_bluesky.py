@@ -144,16 +144,17 @@ def test_the_servers_own_1mb_thumb_limit_and_ours(pds, account, tmp_path: Path):
 class LoseResponses(httpx.BaseTransport):
     """The PDS writes the record, then the answer is lost (a timeout), or the process dies."""
 
-    def __init__(self, *, fault: type[BaseException] | None = None) -> None:
+    def __init__(self, *, fault: type[BaseException] | None = None, after: int = 1) -> None:
         self.inner = httpx.HTTPTransport()
         self.fault = fault
+        self.after = after  # the fault strikes on this create
         self.creates = 0
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.inner.handle_request(request)
         if request.url.path.endswith("com.atproto.repo.createRecord"):
             self.creates += 1
-            if self.fault is not None:
+            if self.fault is not None and self.creates == self.after:
                 response.read()
                 fault, self.fault = self.fault, None
                 raise fault("timed out", request=request) if issubclass(fault, httpx.TimeoutException) else fault()
@@ -195,6 +196,30 @@ def test_no_duplicate_after_a_simulated_crash(pds, account, project):
     assert report.results[0].detail.endswith(record["uri"].rsplit("/", 1)[-1])
     again = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=2))
     assert again.results[0].state == "already sent" and len(pds.records(did)) == 1
+
+
+def test_a_crash_in_the_middle_of_a_thread_is_completed_not_restarted(pds, account, project):
+    settings_account, did = account
+    settings = project.settings().model_copy(update={"social": [settings_account]})
+    ledger = Ledger.from_settings(settings)
+    text = " ".join(f"Step {n} of the pilot turns used cells into new cathode material." for n in range(1, 20))
+    release = make_release(social={"bluesky": ChannelOptions(text=text)})
+
+    class Crash(BaseException):
+        """The worker dies after the second post of the thread was written."""
+
+    with pytest.raises(Crash):
+        post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=LoseResponses(fault=Crash, after=2))
+    assert len(pds.records(did)) == 2
+    report = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=1))
+    assert report.results[0].state == "sent"
+    records = pds.records(did)
+    texts = [r["value"]["text"] for r in records]
+    assert len(texts) == len(set(texts))  # no part twice
+    root = next(r for r in records if "reply" not in r["value"])
+    assert sum(1 for r in records if "reply" not in r["value"]) == 1
+    assert all(r["value"]["reply"]["root"]["uri"] == root["uri"] for r in records if r is not root)
+    assert " ".join(texts).count("Step 19 of") == 1
 
 
 def test_rate_limits_on_the_post_waits_until_ratelimit_reset(project):
