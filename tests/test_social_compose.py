@@ -207,7 +207,7 @@ def test_sample_release_matches_the_golden_post(network):
     post = compose_post(release=release, network=network, limits=NETWORK_LIMITS[network], templates=TEMPLATES)
     text = "\n\n--- reply ---\n\n".join(part.text for part in post.parts) + "\n"
     golden = GOLDEN / f"{network}.txt"
-    if os.environ.get("PRESSROOM_REGENERATE"):
+    if os.environ.get("REGEN_GOLDEN"):
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
