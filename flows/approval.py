@@ -1,7 +1,9 @@
 """The approval gate: an editor approves or rejects a release's email before it goes to the audience.
 
-With ``[email] approval_required = true`` the publish flow calls :func:`email_gate` (which calls
-:func:`approve_email`) before the email step of each release whose email was never planned. The gate sends a proof to ``[email] editors``, posts a markdown
+With ``[email] approval_required = true`` (or ``email: {approval: true}`` in one release's front
+matter) the publish flow calls :func:`email_gate` (which calls :func:`approve_email`) before the
+email step of each release whose email was never planned. The gate sends a proof to
+``[email] editors``, posts a markdown
 artifact (preview link, audience size, the text of the email) and pauses the run until an editor
 answers the Approve/Reject form in the Prefect UI (or ``resume_flow_run`` through the API).
 
@@ -99,12 +101,12 @@ def email_gate(*, release: Release, settings: Settings, ledger: Ledger, settings
 def approve_email(*, release: Release, settings: Settings, audience_size: int) -> bool:
     """True when ``release``'s email may go to its ``audience_size`` subscribers now.
 
-    Always True when the site does not require approval. Otherwise: the first call sends the
+    Always True when neither the release (``email: {approval: ...}``) nor the site requires approval. Otherwise: the first call sends the
     proof and waits for an editor (at most ``[ops] approval_timeout_minutes``); later calls
     for the same version of the release return the recorded decision, or False while another
     run is still waiting. Must be called inside a flow run.
     """
-    if not settings.email.approval_required:
+    if not release.needs_approval(settings):
         return True
     logger = get_run_logger()
     context = FlowRunContext.get()

@@ -78,6 +78,7 @@ class ChannelOptions(_Frozen):
     enabled: bool = True
     subject: str | None = None
     text: str | None = None
+    approval: bool | None = Field(None, description="email only: ask an editor first; default [email] approval_required")
 
 
 class Release(_Frozen):
@@ -119,6 +120,11 @@ class Release(_Frozen):
     @property
     def tag_slugs(self) -> tuple[str, ...]:
         return tuple(slugify(tag) for tag in self.tags)
+
+    def needs_approval(self, settings: Settings) -> bool:
+        """Whether an editor must approve this release's email: its own front matter, else the site's rule."""
+        own = self.email.approval
+        return settings.email.approval_required if own is None else own
 
     def channel(self, name: str) -> ChannelOptions:
         """Overrides for one channel (``email``, ``mastodon``, ...); defaults when none are given."""

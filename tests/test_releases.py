@@ -141,3 +141,14 @@ def test_images_in_a_subfolder_keep_their_path_and_images_outside_are_refused(pr
     project.write_release("outside", bundle=True, body="![x](../elsewhere.png)")
     with pytest.raises(ReleaseError, match="outside the release's folder"):
         load_release(project.releases / "outside" / "index.md", project.settings())
+
+
+@pytest.mark.parametrize(
+    ("site_rule", "front_matter", "expected"),
+    [("false", "", False), ("true", "", True), ("false", "email: {approval: true}\n", True), ("true", "email: {approval: false}\n", False)],
+)
+def test_approval_is_asked_per_release_or_by_the_site_rule(project, site_rule, front_matter, expected):
+    project.write_release("gated", extra=front_matter)
+    settings = project.settings(PRESSROOM_EMAIL__APPROVAL_REQUIRED=site_rule)
+    release = load_release(project.releases / "gated.md", settings)
+    assert release.needs_approval(settings) is expected
