@@ -76,6 +76,17 @@ def _write(release: Release, decision: _Decision) -> None:
     Variable.set(_variable_name(release), json.dumps(asdict(decision)), tags=["pressroom", "approval"], overwrite=True)
 
 
+def email_approved(*, release: Release, settings: Settings) -> bool:
+    """For the weekly digest: False while a release that needs approval has no "approved" decision.
+
+    A rejected or never-answered release must not reach weekly readers by the back door.
+    """
+    if not release.needs_approval(settings):
+        return True
+    decision = _read(release)
+    return decision is not None and decision.state == "approved"
+
+
 def email_gate(*, release: Release, settings: Settings, ledger: Ledger, settings_file: str | None = None) -> str:
     """The publish flow's check before a release's email step: ``""`` to go ahead, else why not.
 

@@ -20,6 +20,7 @@ from pressroom.mail.transports import transport_for
 from pressroom.releases import Release, load_releases
 from pressroom.settings import Settings, load_settings
 
+from flows.approval import email_approved
 from flows.email import CHANNEL, SendJob, fan_out, only_transient
 from flows.ops import notify_failure, resolve_secrets
 
@@ -58,6 +59,7 @@ def digest(settings_file: str | None = None, now: datetime | None = None) -> Del
     releases = [
         release for release in load_releases(settings).releases
         if release.is_public(now) and release.channel("email").enabled
+        and email_approved(release=release, settings=settings)
         and start <= first_seen.get(release.slug, release.date) < end
         and (settings.email.max_age_days is None
              or first_seen.get(release.slug, release.date) - release.date <= timedelta(days=settings.email.max_age_days))

@@ -164,3 +164,31 @@ def test_without_approval_required_the_gate_is_open(project: Project) -> None:
     release = _release(project, "no-gate")
     assert Run(project, release).join() is True
     assert _proofs(project, "no-gate") == []
+
+
+def test_a_release_waiting_for_approval_stays_out_of_the_weekly_digest(project: Project) -> None:
+    import email
+    import email.policy
+    import io
+    from datetime import UTC, datetime
+
+    from flows.digest import digest
+    from pressroom.audience import Audience
+    from pressroom.ledger import Ledger
+    from tests.conftest import NOW
+
+    project.write_release("plain-news", title="Plain news", date="2024-07-29 09:00")
+    project.write_release("gated-news", title="Gated news", date="2024-07-30 09:00", extra="email: {approval: true}\n")
+    settings = project.settings()
+    Audience.from_settings(settings).import_csv(
+        file=io.StringIO("address,name,topics,cadence,status\nweekly@example.org,Weekly,,weekly,confirmed\n"), now=NOW
+    )
+    Ledger.from_settings(settings).record_public(
+        releases=load_releases(settings).releases, now=datetime(2024, 7, 30, 12, 0, tzinfo=UTC)
+    )
+    digest(settings_file=str(project.root / "pressroom.toml"), now=datetime(2024, 8, 5, 9, 0, tzinfo=UTC))
+    [eml] = (project.root / "var" / "outbox" / "email").glob("digest-*/weekly@example.org.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "Plain news" in text
+    assert "Gated news" not in text  # no editor approved it: it must not reach readers by the digest either
