@@ -63,7 +63,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -742,6 +742,33 @@ class _Web:
             else None,
         )
 
+    # ----------------------------------------------------------------- bounces
+
+    async def bounces(self, request: Request) -> Response:
+        """The mail provider's bounce webhook: an RFC 3464 report or JSON; hard bounces are suppressed.
+
+        The URL's signed token (`pressroom.bounces.webhook_token`) is the credential, so no CSRF.
+        """
+        from pressroom.bounces import handle_webhook
+        from pressroom.ledger import Ledger
+
+        body = await request.body()
+
+        def handle() -> tuple[int, dict]:
+            with self.writes:
+                return handle_webhook(
+                    settings=self.settings,
+                    token=request.query_params.get("token", ""),
+                    body=body,
+                    content_type=request.headers.get("content-type", ""),
+                    audience=self.audience,
+                    ledger=Ledger.from_settings(self.settings),
+                    now=self.clock(),
+                )
+
+        status, payload = await run_in_threadpool(handle)
+        return JSONResponse(payload, status_code=status)
+
     # ----------------------------------------------------------------- preferences
 
     async def preferences_page(self, request: Request) -> Response:
@@ -1015,6 +1042,7 @@ def create_app(*, settings: Settings, clock: Callable[[], datetime] = _utcnow) -
         Route("/preferences", web.preferences, methods=["POST"]),
         Route("/data", web.data_page, methods=["GET"]),
         Route("/data", web.data, methods=["POST"]),
+        Route("/bounces", web.bounces, methods=["POST"]),
         Route("/_pressroom/web.css", web.stylesheet_file, methods=["GET"]),
         Mount("/", app=_PublicFiles(directory=public, html=True, check_dir=False)),
     ]

@@ -87,3 +87,21 @@ def test_bounces_command(project, tmp_path) -> None:
     assert "suppressed  gone@example.org" in result.output
     assert "bounces: 1 suppressed, 1 soft (not suppressed), 0 unreadable" in result.output
     assert Audience.from_settings(project.settings()).is_suppressed(address="gone@example.org")
+
+
+def test_the_web_app_takes_the_providers_bounce_webhook(project) -> None:
+    from starlette.testclient import TestClient
+
+    from pressroom.web import create_app
+
+    settings = project.settings()
+    audience = Audience.from_settings(settings)
+    audience.add(address="gone@example.org", now=NOW, source="test")
+    with TestClient(create_app(settings=settings)) as client:
+        forged = client.post("/bounces?token=forged", content=b"{}", headers={"content-type": "application/json"})
+        assert forged.status_code == 403 and not audience.is_suppressed(address="gone@example.org")
+        report = (BOUNCES / "postfix-dsn.eml").read_bytes()
+        answer = client.post(f"/bounces?token={webhook_token(settings=settings)}", content=report,
+                             headers={"content-type": "message/rfc822"})
+    assert answer.status_code == 200 and answer.json()["suppressed"] == ["gone@example.org"]
+    assert audience.is_suppressed(address="gone@example.org")
