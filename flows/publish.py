@@ -93,6 +93,26 @@ def record_task(ledger: Ledger, releases: list[Release], now: datetime) -> list[
     return ledger.record_public(releases=releases, now=now)
 
 
+@task(name="email preview", cache_policy=NO_CACHE)
+def preview_task(settings: Settings, releases: list[Release]) -> None:
+    """Write each newly public release's email preview to var/preview/ and link it in an artifact."""
+    from pressroom.mail import compose_release
+    from pressroom.mail.preview import CHROMIUM, write_files
+
+    # Pictures when this worker has Chromium; HTML, text and .eml in any case.
+    shots = Path(CHROMIUM).exists()
+    lines = ["# Email previews", ""]
+    for release in releases:
+        if not release.channel("email").enabled:
+            continue
+        files = write_files(composed=compose_release(release=release, settings=settings), settings=settings,
+                            releases=[release], shots=shots)
+        links = ", ".join(f"[{path.name}]({path.as_uri()})" for path in files.all())
+        lines.append(f"- **{release.title}**: {links}")
+    if len(lines) > 2:
+        create_markdown_artifact(key="email-preview", markdown="\n".join(lines), description="email previews")
+
+
 def _next_release(releases: list[Release], now: datetime) -> tuple[str, datetime] | None:
     upcoming = [r for r in releases if r.status == "approved" and r.date > now]
     if not upcoming:
@@ -118,6 +138,7 @@ def publish(settings_file: str | None = None, now: datetime | None = None) -> Pu
     summary.build = build_task(settings, loaded.releases, now)
     ledger = Ledger.from_settings(settings)
     summary.newly_public = record_task(ledger, public, now)
+    preview_task(settings, [release for release in public if release.slug in summary.newly_public])
     # Every public release, not only the new ones: a crash between two steps must not leave a
     # channel undone. The ledger makes each send happen once, however often this runs.
     # Social before email: an editor's approval (flows/approval.py) holds back only the email.

@@ -36,6 +36,11 @@ def test_publish_builds_site_records_once_and_rewrites_nothing_on_rerun(project,
     assert "Secret draft" not in everything and "draft-news" not in everything
 
     posts = sorted((project.root / "var" / "outbox" / "social").rglob("*.json"))
+    # The editor's preview of the new release's email: HTML, text, .eml and pictures.
+    preview = project.root / "var" / "preview"
+    assert "First news" in (preview / "first-news.html").read_text(encoding="utf-8")
+    assert {path.suffix for path in preview.glob("first-news*")} >= {".html", ".txt", ".eml", ".png"}
+
     # The outbox account writes the post in each network's own form.
     assert sorted(p.stem.split("-")[-1] for p in posts) == ["bluesky", "linkedin", "mastodon"]
     assert all("https://press.example.org/releases/first-news/" in p.read_text(encoding="utf-8") for p in posts)

@@ -51,10 +51,9 @@ def local_assets(*, settings: Settings, releases: Sequence[Release]) -> dict[str
     """Public image URL -> local file, for the releases' assets and anything already built in public/."""
     assets: dict[str, Path] = {}
     for release in releases:
+        folder = release.source.parent.resolve()
         for file in release.assets:
-            assets[release.url + file.name] = file
-        if release.hero is not None and release.hero.file is not None:
-            assets[release.hero.src] = release.hero.file
+            assets[release.url + file.resolve().relative_to(folder).as_posix()] = file
     return assets
 
 
