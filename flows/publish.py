@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pressroom.ledger import DeliveryReport, Ledger
-from pressroom.releases import LoadResult, Release, load_releases
+from pressroom.releases import LoadResult, Release, load_releases, public_releases
 from pressroom.settings import Settings, load_settings
 from pressroom.social import SocialReport
 from pressroom.site import BuildReport, build_site
@@ -127,7 +127,7 @@ def publish(settings_file: str | None = None, now: datetime | None = None) -> Pu
     settings = resolve_secrets(load_settings(Path(settings_file) if settings_file else None))
     now = now or datetime.now(UTC)
     loaded = load_task(settings)
-    public = [release for release in loaded.releases if release.is_public(now)]
+    public = public_releases(loaded.releases, now)
     summary = PublishSummary(
         now=now,
         public=[release.slug for release in public],
