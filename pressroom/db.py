@@ -157,9 +157,25 @@ deliveries = Table(
     Column("sending_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("run_id", String(64), nullable=True),  # the run that last claimed the row: per-run reports
+    Column("payload", Text, nullable=True),  # what a transactional email renders from (JSON)
     UniqueConstraint("release", "channel", "recipient", name="uq_deliveries_release_channel_recipient"),
     Index("ix_deliveries_queue", "release", "channel", "state"),
     Index("ix_deliveries_bundle", "bundle"),
+    Index("ix_deliveries_channel_state", "channel", "state"),
+)
+
+# An outcome a sender reported for a row it no longer owned (its lease was taken over, an
+# operator requeued it): kept, never dropped, so the report can show it.
+delivery_conflicts = Table(
+    "delivery_conflicts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, nullable=False, index=True),
+    Column("worker", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("response", Text, nullable=False, server_default=""),
+    Column("at", UTCDateTime, nullable=False),
 )
 
 
