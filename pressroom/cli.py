@@ -117,6 +117,19 @@ def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None
 
 
 @app.command()
+def digest(settings_file: SettingsOption = None, now: NowOption = None) -> None:
+    """Run the digest flow once: send the week before --now (Monday to Monday, site time zone) to its readers."""
+    settings = _settings(settings_file)
+    _use_local_prefect(settings)
+    from flows.digest import digest as digest_flow
+
+    report = digest_flow(settings_file=str(settings_file) if settings_file else None, now=_now(now))
+    console.print(report.as_text(), markup=False, soft_wrap=True)
+    if report.error:  # stopped early; the rest stays due for the next run
+        raise typer.Exit(1)
+
+
+@app.command()
 def doctor(settings_file: SettingsOption = None) -> None:
     """Check settings, credentials (SMTP login, social tokens), DKIM key, templates and the database; exit 1 on problems."""
     from pressroom.doctor import run_doctor
@@ -136,11 +149,32 @@ def doctor(settings_file: SettingsOption = None) -> None:
 def serve_flows(
     prefect_file: Annotated[Path, typer.Option(help="the deployments to serve")] = Path("prefect.yaml"),
     limit: Annotated[Optional[int], typer.Option(help="at most this many runs at once")] = None,
+    interval: Annotated[
+        Optional[float], typer.Option(help="run publish every this many seconds instead of prefect.yaml's schedule (tests, demos)")
+    ] = None,
+    settings_file: SettingsOption = None,
 ) -> None:
-    """Serve the publish and digest deployments of prefect.yaml from this process, on their schedules, without a worker."""
-    from flows.ops import serve_flows as serve
+    """Serve the deployments of prefect.yaml from this process, on their schedules, without a worker.
 
-    serve(prefect_file=prefect_file.resolve(), limit=limit)
+    Starts (or finds) the project's local Prefect server first, as `pressroom prefect-server` does:
+    its scheduler is what makes the schedules fire. The server keeps running after serve-flows stops.
+    """
+    from flows.ops import serve_flows as serve
+    from flows.ops import start_local_server
+
+    settings = _settings(settings_file)
+    if interval is not None and interval <= 0:
+        err.print(f"[red]error:[/red] --interval {interval}: give a number of seconds above 0")
+        raise typer.Exit(2)
+    url = start_local_server(settings)
+    console.print(f"Prefect API: {url} (UI: {url.removesuffix('/api')}); stop serving with Ctrl-C, the server with `pressroom prefect-server --stop`")
+    serve(
+        settings=settings,
+        prefect_file=prefect_file.resolve(),
+        settings_file=settings_file.resolve() if settings_file else None,
+        limit=limit,
+        publish_interval=interval,
+    )
 
 
 @app.command("prefect-server")
