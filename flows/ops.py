@@ -146,9 +146,12 @@ def serve_flows(
     start_local_server(settings)
     from prefect import serve
 
-    deployments = _runner_deployments(prefect_file=prefect_file, settings_file=settings_file, publish_interval=publish_interval)
+    # Before loading the flows: Prefect records each entrypoint relative to the working directory.
     os.chdir(prefect_file.parent)
-    serve(*deployments, limit=limit)
+    serve(
+        *_runner_deployments(prefect_file=prefect_file, settings_file=settings_file, publish_interval=publish_interval),
+        limit=limit,
+    )
 
 
 # --------------------------------------------------------------------------- secrets

@@ -220,8 +220,8 @@ def test_serve_flows_publishes_a_release_when_it_becomes_due(project: Project) -
     Audience.from_settings(settings).add(address="reader@example.org", now=datetime.now(UTC), source="test")
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
     project.write_release("due-soon", title="Due soon", date=due.isoformat())
-    page = settings.path("public") / "due-soon" / "index.html"
-    email = settings.path("var") / "outbox" / "email" / "due-soon" / "reader@example.org.eml"
+    page = settings.path("public") / "releases" / "due-soon" / "index.html"
+    outbox = settings.path("var") / "outbox" / "email"
     log = (project.root / "serve-flows.log").open("wb")
     serving = subprocess.Popen(
         [str(BIN / "pressroom"), "serve-flows", "--settings", str(project.root / "pressroom.toml"),
@@ -234,7 +234,7 @@ def test_serve_flows_publishes_a_release_when_it_becomes_due(project: Project) -
     )
     try:
         deadline = time.monotonic() + 180
-        while not (page.exists() and email.exists()):
+        while not (page.exists() and list(outbox.rglob("reader@example.org.eml"))):
             assert serving.poll() is None, (project.root / "serve-flows.log").read_text()
             assert time.monotonic() < deadline, "not published in 3 minutes:\n" + (project.root / "serve-flows.log").read_text()
             time.sleep(1)
@@ -242,6 +242,20 @@ def test_serve_flows_publishes_a_release_when_it_becomes_due(project: Project) -
         _kill_tree(serving)
         log.close()
         stop_local_server(settings)
+    [email] = outbox.rglob("reader@example.org.eml")
     assert b"Due soon" in email.read_bytes()
     assert "Due soon" in page.read_text(encoding="utf-8")
     assert (settings.path("var") / "prefect" / "server.log").exists()  # the project's own server, not a temporary one
+
+
+def test_serve_flows_overrides_change_only_what_they_name(tmp_path: Path) -> None:
+    from flows.ops import _runner_deployments
+
+    toml = tmp_path / "pressroom.toml"
+    deployments = {d.name: d for d in _runner_deployments(prefect_file=PREFECT_FILE, settings_file=toml, publish_interval=5)}
+    [quick] = deployments["publish"].schedules
+    assert quick.schedule.interval.total_seconds() == 5
+    [weekly] = deployments["digest"].schedules
+    assert weekly.schedule.cron == "0 9 * * 1"  # prefect.yaml's own schedules stay as written
+    assert {d.parameters["settings_file"] for d in deployments.values()} == {str(toml)}
+    assert read_deployments(prefect_file=PREFECT_FILE)[0].schedules[0]["cron"] == "*/5 * * * *"
