@@ -11,7 +11,7 @@ import hashlib
 import html as html_module
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from html.parser import HTMLParser
@@ -320,6 +320,7 @@ def _base_context(settings: Settings, *, language: str, subject: str, preheader:
         "reason": f"You receive this email because you subscribed to press releases from {site.name}"
         f" at {urlsplit(site.base_url).netloc}.",
         "footer_links": True,
+        "proof": [],  # the links of an editors' proof (compose_release)
         "slot": {slot: token for (part, slot), token in tokens.items() if part == "html"},
         "text_slot": {slot: token for (part, slot), token in tokens.items() if part == "text"},
     }
@@ -355,19 +356,29 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
     }
 
 
-def compose_release(*, release: Release, settings: Settings) -> Composed:
+def compose_release(*, release: Release, settings: Settings, proof: Mapping[str, str] | None = None) -> Composed:
     """Render the email for one release, once; personalise it with ``Composed.message(recipient)``.
 
     The subject is the release's ``email.subject`` override when set, else its title.
+    ``proof`` (label -> URL, e.g. Approve and Reject) makes the editors' proof instead: "[PROOF]"
+    before the subject, a band on top with those links, no subscriber footer, no list headers.
     """
     tokens = new_tokens()
     subject = _clean_line(release.channel("email").subject or release.title)
+    if proof is not None:
+        subject = f"[PROOF] {subject}"
     context = _base_context(settings, language=release.language, subject=subject, preheader=release.summary, tokens=tokens)
     context["release"] = _release_context(release, settings, release.slug, context["colors"])
     context["view_url"] = context["release"]["url"]
+    key = release.slug
+    if proof is not None:
+        context["proof"] = [{"label": label, "url": url} for label, url in proof.items()]
+        context["reason"] = f"This proof went to the editors of {settings.site.name} only."
+        context["footer_links"] = False
+        key = f"proof-{release.slug}-{release.digest[:8]}"  # never the Message-ID of the real email
     html, text = _both(settings, "release", context)
     return build_composed(
-        key=release.slug, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True
+        key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=proof is None
     )
 
 
