@@ -281,7 +281,7 @@ def _open_link(settings: Settings, token: str, now: datetime) -> _Link | str:
     if now.timestamp() >= expires:
         return "This link has expired: the wait for an answer is over, and nothing was sent."
     if editor.lower() not in {address.lower() for address in settings.email.editors}:
-        return f"{editor} is no longer one of the site's editors ([email] editors)."
+        return f"{editor} is no longer among the editors of this site ([email] editors)."
     return _Link(slug=slug, digest=digest, editor=editor, approve=bool(approve), mac=mac_text)
 
 
