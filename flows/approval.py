@@ -155,13 +155,13 @@ def approve_email(*, release: Release, settings: Settings, audience_size: int) -
         _finish(release, settings, decision, state="timed-out", note="nobody answered in time")
         return False
     if decision is None:
-        # Recorded before the proof goes out, so a link clicked at once finds the question.
+        # Recorded once the proof went out: a send that raises leaves no question, the next run asks.
+        sent_to = _send_proof(release=release, settings=settings, expires=now + timeout)
         decision = _Decision(
             digest=release.digest, state="pending", flow_run_id=run_id, at=now.isoformat(),
             expires=(now + timeout).isoformat(), title=release.title,
         )
         _write(release, decision)
-        sent_to = _send_proof(release=release, settings=settings, expires=now + timeout)
         _request_artifact(release=release, settings=settings, audience_size=audience_size, proof_to=sent_to, timeout=timeout)
 
     # A run re-started after a suspension reaches this line again; the same key makes Prefect
@@ -289,7 +289,7 @@ async def _question(link: _Link) -> _Decision | str:
     """The pending decision ``link`` answers, or why there is none to answer."""
     decision = _parse(await Variable.aget(_variable_name(link.slug), default=None))
     if decision is None or decision.digest[:16] != link.digest:
-        return "This release was edited after the proof was sent: the new version has a proof of its own."
+        return "No question is open for this version of the release (edited since the proof?): try again in a minute."
     if link.mac in decision.used:
         return "This link was already used."
     if decision.state != "pending":
