@@ -93,7 +93,7 @@ def _schedule(raw: dict[str, Any]) -> Any:
 
 
 def _runner_deployments(
-    *, prefect_file: Path, settings_file: Path | None = None, publish_interval: float | None = None
+    *, prefect_file: Path, settings_file: Path | None = None, publish_interval: int | None = None
 ) -> list[Any]:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.flows import load_flow_from_entrypoint
@@ -131,7 +131,7 @@ def serve_flows(
     prefect_file: Path = PREFECT_FILE,
     settings_file: Path | None = None,
     limit: int | None = None,
-    publish_interval: float | None = None,
+    publish_interval: int | None = None,
 ) -> None:
     """Serve every deployment of ``prefect_file`` from this process, with its schedules; blocks until stopped.
 

@@ -150,22 +150,19 @@ def serve_flows(
     prefect_file: Annotated[Path, typer.Option(help="the deployments to serve")] = Path("prefect.yaml"),
     limit: Annotated[Optional[int], typer.Option(help="at most this many runs at once")] = None,
     interval: Annotated[
-        Optional[float], typer.Option(help="run publish every this many seconds instead of prefect.yaml's schedule (tests, demos)")
+        Optional[int],
+        typer.Option(min=1, help="run publish every this many seconds instead of prefect.yaml's schedule (tests, demos)"),
     ] = None,
     settings_file: SettingsOption = None,
 ) -> None:
     """Serve the deployments of prefect.yaml from this process, on their schedules, without a worker.
 
-    Starts (or finds) the project's local Prefect server first, as `pressroom prefect-server` does:
-    its scheduler is what makes the schedules fire. The server keeps running after serve-flows stops.
+    Starts (or finds) the project's local Prefect server first, as `pressroom prefect-server` does: its scheduler makes the schedules fire. The server keeps running after serve-flows stops.
     """
     from flows.ops import serve_flows as serve
     from flows.ops import start_local_server
 
     settings = _settings(settings_file)
-    if interval is not None and interval <= 0:
-        err.print(f"[red]error:[/red] --interval {interval}: give a number of seconds above 0")
-        raise typer.Exit(2)
     url = start_local_server(settings)
     console.print(f"Prefect API: {url} (UI: {url.removesuffix('/api')}); stop serving with Ctrl-C, the server with `pressroom prefect-server --stop`")
     serve(
