@@ -195,12 +195,21 @@ def _run(coroutine: Any) -> Any:
 
 
 class _Marks:
-    """Group commit: every pusher waiting to advance is served by one ledger transaction."""
+    """Group commit: every pusher waiting to advance is served by one ledger transaction.
+
+    The worker's transactions (advances and lease renewals) run one at a time: two of them
+    updating the same rows in different orders would deadlock on PostgreSQL.
+    """
 
     def __init__(self, ledger: Ledger, *, worker: str, lease: timedelta, max_attempts: int, clock: Clock) -> None:
         self.ledger, self.worker, self.lease, self.max_attempts, self.clock = ledger, worker, lease, max_attempts, clock
         self.waiting: list[tuple[Sequence[Outcome], Sequence[int], asyncio.Future]] = []
         self.flushing = False
+        self.one_at_a_time = asyncio.Lock()
+
+    async def renew(self) -> None:
+        async with self.one_at_a_time:
+            await asyncio.to_thread(self.ledger.renew, worker=self.worker, now=self.clock(), lease=self.lease)
 
     async def advance(self, outcomes: Sequence[Outcome], begin: Sequence[int]) -> set[int]:
         if not outcomes and not begin:
@@ -213,12 +222,13 @@ class _Marks:
                 while self.waiting:
                     batch, self.waiting = self.waiting, []
                     try:
-                        ok = set(await asyncio.to_thread(
-                            self.ledger.advance, worker=self.worker, now=self.clock(), lease=self.lease,
-                            max_attempts=self.max_attempts,
-                            outcomes=[o for outs, _, _ in batch for o in outs],
-                            begin=[i for _, ids, _ in batch for i in ids],
-                        ))
+                        async with self.one_at_a_time:
+                            ok = set(await asyncio.to_thread(
+                                self.ledger.advance, worker=self.worker, now=self.clock(), lease=self.lease,
+                                max_attempts=self.max_attempts,
+                                outcomes=[o for outs, _, _ in batch for o in outs],
+                                begin=[i for _, ids, _ in batch for i in ids],
+                            ))
                     except BaseException as exc:  # noqa: BLE001 - handed to every waiting pusher
                         for _, _, waiter in batch:
                             waiter.set_exception(exc)
@@ -258,13 +268,13 @@ def _render(channel: Channel, delivery: Delivery, now: datetime) -> tuple[Any, O
         return None, Outcome(id=delivery.id, state="failed", response=f"not sent: {type(exc).__name__}: {exc}")
 
 
-async def _heartbeat(ledger: Ledger, worker: str, lease: timedelta, clock: Clock) -> None:
+async def _heartbeat(marks: _Marks) -> None:
     while True:
-        await asyncio.sleep(max(lease.total_seconds() / 3, 0.05))
+        await asyncio.sleep(max(marks.lease.total_seconds() / 3, 0.05))
         try:
-            await asyncio.to_thread(ledger.renew, worker=worker, now=clock(), lease=lease)
+            await marks.renew()
         except TransientError as exc:
-            log.warning("could not renew the leases of worker %s: %s", worker, exc)
+            log.warning("could not renew the leases of worker %s: %s", marks.worker, exc)
 
 
 async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Delivery], lease: timedelta,
@@ -336,7 +346,7 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
         except BaseException as exc:  # noqa: BLE001 - the first error stops every pusher, then is raised
             errors.append(exc)
 
-    beat = asyncio.create_task(_heartbeat(ledger, worker, lease, clock))
+    beat = asyncio.create_task(_heartbeat(marks))
     try:
         await asyncio.gather(*(guarded() for _ in range(max(1, min(channel.connections, len(rows))))))
     finally:
