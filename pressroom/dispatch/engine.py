@@ -133,7 +133,6 @@ def dispatch(
     lease: timedelta,
     retry_window: float = 0.0,
     run_id: str | None = None,
-    on_progress: Callable[[DispatchResult], None] | None = None,
     now: datetime | None = None,
 ) -> DispatchResult:
     """Send every due delivery of (``release``, ``channel``) as one worker; returns what this worker did.
@@ -158,8 +157,6 @@ def dispatch(
                                    worker=worker, run_id=run_id, lease=lease)
             if rows:
                 total = total + _run(_send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease, clock=_now))
-                if on_progress is not None:
-                    on_progress(total)
                 continue
             remaining, due = ledger.outstanding(release=release, channel=channel.name)
             if not remaining:
