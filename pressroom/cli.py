@@ -63,7 +63,7 @@ def check(
     settings = _settings(settings_file)
     moment = _now(now)
     result = load_releases(settings, path=path)
-    for problem in result.problems:
+    for problem in sorted([*result.problems, *result.warnings], key=lambda found: (str(found.path), found.line or 1)):
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     zone = settings.site.tz
     for release in sorted(result.releases, key=lambda r: r.date):

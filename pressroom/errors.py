@@ -5,6 +5,7 @@ Every error carries a ``hint``: one sentence that tells the person reading it wh
     PressroomError                 base; never raised directly
     ├── ConfigError                pressroom.toml or a PRESSROOM_* variable is wrong
     ├── ReleaseError               one release file is wrong (file, line, field)
+    │   └── ReleaseWarning         worth a second look, yet the release loads; collected, never raised
     ├── TemplateError              a template is missing or fails to render
     └── DeliveryError              sending an email or a post failed
         ├── TransientError         worth retrying: timeouts, dropped connections, SMTP 4xx, HTTP 429/5xx
@@ -25,6 +26,7 @@ __all__ = [
     "PermanentError",
     "PressroomError",
     "ReleaseError",
+    "ReleaseWarning",
     "TemplateError",
     "TransientError",
 ]
@@ -86,6 +88,18 @@ class ReleaseError(PressroomError):
 
     def __str__(self) -> str:
         return self.line_for_humans()
+
+
+class ReleaseWarning(ReleaseError):
+    """Something in a valid release that may not mean what its author thinks (a date without a time).
+
+    Listed by ``pressroom check`` beside the problems, but the release loads and publishes.
+    """
+
+    def line_for_humans(self, root: Path | None = None) -> str:
+        field = f" {self.field}:" if self.field else ""
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{self.location(root)}:{field} warning: {self.message}{hint}"
 
 
 class TemplateError(PressroomError):
