@@ -239,7 +239,17 @@ def _line_map(node: yaml.Node, prefix: tuple = (), lines: dict | None = None) ->
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"typographer": False}).enable(["table", "strikethrough"])
+    parser = MarkdownIt("commonmark", {"typographer": False}).enable(["table", "strikethrough"])
+    parser.core.ruler.push("cell_alignment", _cell_alignment)
+    return parser
+
+
+def _cell_alignment(state: Any) -> None:
+    """``---:`` columns as ``align="right"``: the sanitiser drops every style attribute (it would
+    let a release restyle the page), but keeps ``align``, which the site and email clients both honour."""
+    for token in state.tokens:
+        if token.type in ("th_open", "td_open") and "style" in token.attrs:
+            token.attrs = {"align": str(token.attrs.pop("style")).removeprefix("text-align:")}
 
 
 _URL_ATTRIBUTES = {("a", "href"), ("img", "src")}

@@ -402,3 +402,64 @@ def test_og_image_size_comes_from_the_image_header(project, name, data, size):
     build(project, NOW)
     meta = _meta(_page(project, "releases/photo-release/index.html"))
     assert (meta.get("og:image:width"), meta.get("og:image:height")) == (size or (None, None))
+
+
+def test_every_page_without_a_hero_has_a_default_og_image(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    card = f"{BASE}/static/card.png"
+    pages = [path for path in public.rglob("*.html")]
+    assert len(pages) >= 8
+    for path in pages:
+        meta = _meta(lxml.html.fromstring(path.read_bytes()))
+        assert meta.get("og:image"), path
+        if "battery-passport-pilot" not in str(path):
+            assert (meta["og:image"], meta["og:image:width"], meta["og:image:height"]) == (card, "1200", "630"), path
+    assert (public / "static" / "card.png").read_bytes().startswith(b"\x89PNG")
+    # With a logo, the logo is the card.
+    build(project, NOW, PRESSROOM_SITE__LOGO="/static/logo.svg")
+    assert _meta(_page(project, "releases/hub-launch/index.html"))["og:image"] == f"{BASE}/static/logo.svg"
+
+
+def test_the_404_page_is_noindex_and_claims_no_canonical_url(project):
+    write_sample(project)
+    build(project, NOW)
+    page = _page(project, "404.html")
+    assert _meta(page)["robots"] == "noindex"
+    assert page.xpath("//link[@rel='canonical']") == []
+    assert "og:url" not in _meta(page)
+    assert _page(project, "index.html").xpath("//link[@rel='canonical']/@href") == [f"{BASE}/"]
+
+
+TABLE_BODY = """Figures:
+
+| Quarter | Revenue (EUR) | Change |
+|:--------|--------------:|:------:|
+| Q1 2023 | 1,200,000 | +4 % |
+| Q2 2023 | 980,000 | −18 % |
+"""
+
+
+def test_a_table_keeps_its_alignment_and_scrolls_by_keyboard(project):
+    project.write_release("figures", body=TABLE_BODY)
+    build(project, NOW)
+    page = _page(project, "releases/figures/index.html")
+    (box,) = page.xpath("//div[@class='table-scroll']")
+    assert (box.get("tabindex"), box.get("role")) == ("0", "region")
+    assert box.get("aria-label") == "Table: Quarter, Revenue (EUR), Change"
+    assert [cell.get("align") for cell in box.xpath(".//tr[2]/td")] == ["left", "right", "center"]
+    assert [cell.get("align") for cell in box.xpath(".//th")] == ["left", "right", "center"]
+
+
+def test_contacts_are_linked_under_the_title_and_addresses_wrap_at_at_and_slash(project):
+    write_sample(project)
+    build(project, NOW)
+    page = _page(project, "releases/battery-passport-pilot/index.html")
+    (link,) = page.xpath("//header[@class='release-header']//p[@class='contacts-link']/a")
+    assert link.get("href") == "#contacts-title" and page.xpath("//*[@id='contacts-title']")
+    html = (project.root / "public" / "releases" / "battery-passport-pilot" / "index.html").read_text()
+    assert ">ana@<wbr>example.org</a>" in html
+    assert ">https://press.example.org/<wbr>releases/<wbr>battery-passport-pilot/</a>" in html
+    # A release without contacts has no link to them.
+    assert not _page(project, "releases/hub-launch/index.html").xpath("//p[@class='contacts-link']")
