@@ -567,11 +567,13 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
         for message, name, hint in context.warnings:
             warnings.append(ReleaseWarning(message, path=path, line=_line(lines, (name,)), field=name, hint=hint))
 
+    # Not the body's whole text: a table or list after a sentence without a full stop would join it.
+    first = _FIRST_PARAGRAPH.search(body_html)
     # Every value below comes from the validated front matter: building the model again would only cost time.
     return Release.model_construct(
         slug=meta.slug,
         title=meta.title,
-        summary=meta.summary or _first_sentence(plain_text(body_html)),
+        summary=meta.summary or _first_sentence(plain_text(first.group(1) if first else body_html)),
         date=meta.date,
         status=meta.status,
         expires=meta.expires,
@@ -677,6 +679,7 @@ def _release_error(error: Any, path: Path, lines: dict[tuple, int]) -> ReleaseEr
     return ReleaseError(message, path=path, line=_line(lines, at), field=name, hint=hint)
 
 
+_FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".avif"}
 
 _FIELD_HINTS = {
