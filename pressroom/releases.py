@@ -286,11 +286,10 @@ def render_markdown(text: str, *, base_url: str) -> tuple[str, list[str]]:
 class _Context:
     """What the validators need beyond the front matter: the file, the settings, and where warnings go."""
 
-    __slots__ = ("path", "folder", "settings", "warnings")
+    __slots__ = ("path", "settings", "warnings")
 
     def __init__(self, path: Path, settings: Settings) -> None:
         self.path = path
-        self.folder = path.parent.resolve()
         self.settings = settings
         self.warnings: list[tuple[str, str, str]] = []  # (message, field, hint)
 
@@ -446,11 +445,11 @@ class FrontMatter(BaseModel):
         if slug is None:
             return None  # the slug is wrong and already reported
         context = _context(info)
-        file, message, hint = _local_image(src, context.folder, context.path)
+        file, message, hint = _local_image(src, context.path)
         if message:
             raise _problem(message, hint, field="hero.src", at="hero.src")
         url = f"{context.settings.site.base_url}/releases/{slug}/"
-        return HeroImage(src=urljoin(url, file.relative_to(context.folder).as_posix()), alt=alt, file=file)
+        return HeroImage(src=urljoin(url, file.relative_to(context.path.parent.resolve()).as_posix()), alt=alt, file=file)
 
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -473,8 +472,10 @@ def _instant(value: Any, zone: ZoneInfo, hint: str) -> datetime:
         raise _problem(str(exc), hint) from None
 
 
-def _local_image(reference: str, folder: Path, path: Path) -> tuple[Path, str, str]:
-    """The file an image reference names, and ``(message, hint)`` of what is wrong with it (empty if nothing)."""
+def _local_image(reference: str, path: Path) -> tuple[Path, str, str]:
+    """The file an image reference of release ``path`` names, and ``(message, hint)`` of what is
+    wrong with it (empty if nothing)."""
+    folder = path.parent.resolve()  # only for releases with local images: resolve() costs system calls
     target = (folder / PurePosixPath(reference)).resolve()
     # Images are published beside the page under the same relative path, so they must live
     # below the release's folder: that keeps every image URL and its copy in step.
@@ -557,7 +558,7 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
     for reference in relative:
         reference_path = urlsplit(reference).path
         if PurePosixPath(reference_path).suffix.lower() in _IMAGE_SUFFIXES:
-            file, message, hint = _local_image(reference_path, context.folder, path)
+            file, message, hint = _local_image(reference_path, path)
             if message:
                 raise ReleaseError(message, path=path, line=1, field="body", hint=hint)
             assets.append(file)
