@@ -463,3 +463,61 @@ def test_contacts_are_linked_under_the_title_and_addresses_wrap_at_at_and_slash(
     assert ">https://press.example.org/<wbr>releases/<wbr>battery-passport-pilot/</a>" in html
     # A release without contacts has no link to them.
     assert not _page(project, "releases/hub-launch/index.html").xpath("//p[@class='contacts-link']")
+
+
+# Where each line of an element's text starts: the characters after which the browser wrapped it.
+WRAP_POINTS = """
+(selector) => [...document.querySelectorAll(selector)].map(element => {
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  const chars = [];
+  while (walker.nextNode()) {
+    const text = walker.currentNode;
+    for (let i = 0; i < text.length; i++) {
+      const range = document.createRange();
+      range.setStart(text, i); range.setEnd(text, i + 1);
+      const rect = range.getClientRects()[0];
+      if (rect) chars.push([text.data[i], Math.round(rect.top)]);
+    }
+  }
+  const breaks = [];
+  for (let i = 1; i < chars.length; i++) if (chars[i][1] > chars[i - 1][1]) breaks.push(chars[i - 1][0]);
+  return {text: element.textContent, breaks};
+})
+"""
+
+
+@pytest.mark.browser
+def test_on_a_phone_contacts_are_one_tap_away_and_addresses_wrap_at_at_and_slash(project):
+    from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
+    from tests.site_support import serve
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: run scripts/system-deps (make test does)")
+    long_address = "communications.department@materialsforbatterieshub.eu"
+    project.write_release(
+        "contacts-and-table",
+        body="Intro.\n\n" + TABLE_BODY + "\n\n" + "A long paragraph of body text. " * 80,
+        extra=f"contacts:\n  - name: Press Office\n    email: {long_address}\n",
+    )
+    build(project, NOW)
+    with serve(project.root / "public") as base, playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = chromium.new_page(viewport={"width": 320, "height": 640})
+        page.goto(base + "releases/contacts-and-table/")
+        link = page.locator(".contacts-link a")
+        assert link.is_visible()
+        assert link.bounding_box()["y"] < 640  # on the first screen, not after the body
+        link.click()
+        assert page.locator("#contacts-title").bounding_box()["y"] < 100  # the tap lands on the contacts
+        wraps = page.evaluate(WRAP_POINTS, ".contact a, .permalink a")
+        assert any(wrap["breaks"] for wrap in wraps), wraps  # the test really makes them wrap
+        for wrap in wraps:
+            assert set(wrap["breaks"]) <= {"@", "/"}, wrap
+        box = page.locator(".table-scroll")
+        box.focus()
+        assert page.evaluate("document.activeElement.getAttribute('role')") == "region"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        page.set_viewport_size({"width": 1200, "height": 800})
+        assert not page.locator(".contacts-link a").is_visible()  # beside the body there is no need
+        chromium.close()
