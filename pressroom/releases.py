@@ -339,7 +339,7 @@ class FrontMatter(BaseModel):
     @field_validator("slug", mode="before")
     @classmethod
     def _slug(cls, value: Any, info: ValidationInfo) -> Any:
-        if value == "":
+        if value in ("", None):
             path = _context(info).path
             value = slugify(path.parent.name if path.name == "index.md" else path.stem)
         if not isinstance(value, str) or not SLUG_RE.fullmatch(value) or len(value) > 100:
@@ -665,8 +665,8 @@ def _release_error(error: Any, path: Path, lines: dict[tuple, int]) -> ReleaseEr
     message = error["msg"].removeprefix("Value error, ")
     if kind == "release":
         hint = ctx["hint"]
-    elif kind == "missing":
-        return ReleaseError("is required", path=path, line=1, field=name, hint=hint)
+    elif kind == "missing":  # at the section it is missing from (line 1 for a top-level field)
+        return ReleaseError("is required", path=path, line=_line(lines, loc[:-1]), field=name, hint=hint)
     elif kind == "literal_error":
         message = f"{error['input']!r} is not one of: {ctx['expected'].replace(' or ', ', ')}"
     elif kind == "extra_forbidden":

@@ -152,3 +152,15 @@ def test_approval_is_asked_per_release_or_by_the_site_rule(project, site_rule, f
     settings = project.settings(PRESSROOM_EMAIL__APPROVAL_REQUIRED=site_rule)
     release = load_release(project.releases / "gated.md", settings)
     assert release.needs_approval(settings) is expected
+
+
+def test_a_missing_field_inside_a_section_points_at_that_section(project):
+    project.write_release("nameless", extra="contacts:\n  - email: press@example.org\n")
+    with pytest.raises(ReleaseError) as caught:
+        load_release(project.releases / "nameless.md", project.settings())
+    assert (caught.value.field, caught.value.line, caught.value.message) == ("contacts.0.name", 6, "is required")
+
+
+def test_an_empty_slug_falls_back_to_the_file_name(project):
+    project.write_release("from-the-file", extra="slug:\n")
+    assert load_release(project.releases / "from-the-file.md", project.settings()).slug == "from-the-file"
