@@ -145,7 +145,7 @@ _BODY_STYLES = {
 _OPEN_TAG = re.compile(r"<(p|h1|h2|h3|ul|ol|li|blockquote|img|table|th|td|a)(\s[^>]*)?>")
 _ALIGN = re.compile(r'\salign="(left|right|center)"')
 #: The width of the release body in the 600px layout (32px padding each side), for img width="".
-BODY_WIDTH = 536
+_BODY_WIDTH = 536
 
 
 def _style_body(fragment: str, palette: dict[str, str]) -> str:
@@ -156,7 +156,7 @@ def _style_body(fragment: str, palette: dict[str, str]) -> str:
         closing = "/" if attributes.rstrip().endswith("/") else ""
         attributes = attributes.rstrip().removesuffix("/")
         if tag == "img" and " width=" not in attributes:
-            attributes += f' width="{BODY_WIDTH}"'
+            attributes += f' width="{_BODY_WIDTH}"'
         opening = f'<{tag}{attributes} style="{style}"{closing}>'
         if tag == "table":
             # width:0 keeps the table from widening MJML's layout tables (which size to their content);
@@ -286,6 +286,7 @@ def _table_text(rows: list[list[tuple[str, str, bool]]]) -> str:
     widths = [max(len(row[index][0]) for row in rows) for index in range(columns)]
     if sum(widths) + 2 * (columns - 1) > _TEXT_WIDTH and header:
         names = [text for text, _, _ in header]
+
         def record(row: list[tuple[str, str, bool]]) -> str:
             fields = (f"{name}: {text}" if name else text for name, (text, _, _) in zip(names, row) if text)
             return "\n".join(
