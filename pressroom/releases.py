@@ -247,6 +247,8 @@ def _markdown() -> MarkdownIt:
 def _cell_alignment(state: Any) -> None:
     """``---:`` columns as ``align="right"``: the sanitiser drops every style attribute (it would
     let a release restyle the page), but keeps ``align``, which the site and email clients both honour."""
+    if "|" not in state.src:
+        return  # no table: most releases
     for token in state.tokens:
         if token.type in ("th_open", "td_open") and "style" in token.attrs:
             token.attrs = {"align": str(token.attrs.pop("style")).removeprefix("text-align:")}
@@ -278,6 +280,19 @@ def render_markdown(text: str, *, base_url: str) -> tuple[str, list[str]]:
         link_rel="noopener",
     )
     return html, relative
+
+
+def _about_html(text: str, *, base_url: str) -> str:
+    """The About boilerplate as HTML. It is the same text in nearly every release: rendered once,
+    unless it has relative links, which differ with each release's URL."""
+    html, relative = _render_once(text)
+    return render_markdown(text, base_url=base_url)[0] if relative else html
+
+
+@lru_cache(maxsize=16)
+def _render_once(text: str) -> tuple[str, tuple[str, ...]]:
+    html, relative = render_markdown(text, base_url="")  # the base only ever joins relative links
+    return html, tuple(relative)
 
 
 # --------------------------------------------------------------------------- the front matter
@@ -563,15 +578,14 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
                 raise ReleaseError(message, path=path, line=1, field="body", hint=hint)
             assets.append(file)
     about_source = settings.site.about if meta.about is None else meta.about
-    about_html = render_markdown(about_source, base_url=url)[0] if about_source.strip() else ""
+    about_html = _about_html(about_source, base_url=url) if about_source.strip() else ""
     if warnings is not None:
         for message, name, hint in context.warnings:
             warnings.append(ReleaseWarning(message, path=path, line=_line(lines, (name,)), field=name, hint=hint))
 
     # Not the body's whole text: a table or list after a sentence without a full stop would join it.
     first = _FIRST_PARAGRAPH.search(body_html)
-    # Every value below comes from the validated front matter: building the model again would only cost time.
-    return Release.model_construct(
+    return Release(
         slug=meta.slug,
         title=meta.title,
         summary=meta.summary or _first_sentence(plain_text(first.group(1) if first else body_html)),
