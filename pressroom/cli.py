@@ -63,7 +63,7 @@ def check(
     settings = _settings(settings_file)
     moment = _now(now)
     result = load_releases(settings, path=path)
-    for problem in result.problems:
+    for problem in sorted([*result.problems, *result.warnings], key=lambda found: (str(found.path), found.line or 1)):
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     zone = settings.site.tz
     for release in sorted(result.releases, key=lambda r: r.date):
@@ -96,6 +96,8 @@ def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
     result = load_releases(settings)
     for problem in result.problems:
         err.print(f"[yellow]skipped:[/yellow] {problem.line_for_humans(Path.cwd())}", soft_wrap=True)
+    for warning in result.warnings:
+        err.print(warning.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     report = build_site(settings=settings, releases=result.releases, now=_now(now))
     console.print(
         f"public/: {report.pages} pages; wrote {len(report.written)}, unchanged {report.unchanged}, "
