@@ -233,7 +233,9 @@ def _send_proof(*, release: Release, settings: Settings, expires: datetime) -> l
         return compose_release(release=release, settings=settings, proof=links).message(Recipient(address=address))
 
     return send_to_people(
-        settings=settings, addresses=list(settings.email.editors), key=f"proof-{release.slug}", message=proof
+        # Sent once per key: one proof per version of the release (an edited release asks again).
+        settings=settings, addresses=list(settings.email.editors), key=f"proof-{release.slug}-{release.digest[:8]}",
+        message=proof,
     )
 
 

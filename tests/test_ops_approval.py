@@ -84,7 +84,7 @@ def _artifact(slug: str) -> str:
 
 
 def _proofs(project: Project, slug: str) -> list[Path]:
-    return sorted((project.settings().path("var") / "outbox" / "email").glob(f"proof-{slug}/*.eml"))
+    return sorted((project.settings().path("var") / "outbox" / "email").glob(f"proof-{slug}-*/*.eml"))
 
 
 def test_editor_approves_through_the_api(project: Project) -> None:
@@ -157,7 +157,9 @@ def test_an_edited_release_asks_again(project: Project) -> None:
     [fixed] = [r for r in load_releases(project.settings()).releases if r.slug == "edited"]
     assert fixed.digest != release.digest
     again = Run(project, fixed)
-    resume_flow_run(_paused_run("edited"), run_input={"approve": True})
+    paused = _paused_run("edited")
+    assert len(_proofs(project, "edited")) == 4  # the new version's proof, with links of its own
+    resume_flow_run(paused, run_input={"approve": True})
     assert again.join() is True
 
 
