@@ -1,8 +1,8 @@
 """The approval gate: an editor approves or rejects a release's email before it goes to the audience.
 
 With ``[email] approval_required = true`` (or ``email: {approval: true}`` in one release's front
-matter) the publish flow calls :func:`email_gate` (which calls :func:`approve_email`) before the
-email step of each release whose email was never planned. The gate sends each of ``[email] editors``
+matter) :func:`pressroom.dispatch.email_decision` answers "approve" for a release whose email was
+never planned, and only then does the publish flow call :func:`approve_email`. The gate sends each of ``[email] editors``
 a proof ("[PROOF]" subject, a band saying it is not sent yet, no subscriber footer) with two signed
 links of their own, Approve and Reject; posts a markdown artifact (preview link, audience size);
 and pauses the run until an editor answers: through a link (served by the web app from
@@ -44,7 +44,7 @@ from pressroom.ledger import Ledger
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
-__all__ = ["Approval", "approval_routes", "approval_url", "approve_email", "email_gate"]
+__all__ = ["Approval", "approval_routes", "approval_url", "approve_email"]
 
 # A wait longer than this, in a run that belongs to a deployment, suspends the run instead of
 # blocking a worker slot; the run starts again from the top when an editor answers.
@@ -102,28 +102,6 @@ def email_approved(*, release: Release, settings: Settings) -> bool:
         return True
     decision = _read(release)
     return decision is not None and decision.state == "approved"
-
-
-def email_gate(*, release: Release, settings: Settings, ledger: Ledger, settings_file: str | None = None) -> str:
-    """The publish flow's check before a release's email step: ``""`` to go ahead, else why not.
-
-    Only a release whose email was never planned is gated (one planned before went through the
-    gate then, or predates it). An approved release's big send is shared with helper runs on
-    other workers (:func:`flows.scale.share_send`).
-    """
-    if ledger.is_planned(release=release.slug, channel="email") or not settings.email.enabled:
-        return ""
-    from pressroom.audience import Audience
-
-    from flows.scale import share_send
-
-    # Confirmed subscribers: an upper bound (topic filters and cadence may narrow it) that the
-    # editor sees before anything is planned, so a rejected release leaves nothing queued.
-    audience = Audience.from_settings(settings).count(status="confirmed")
-    if not approve_email(release=release, settings=settings, audience_size=audience):
-        return f"not approved by an editor (see the approval-{release.slug} artifact)"
-    share_send(release=release, settings=settings, audience_size=audience, settings_file=settings_file)
-    return ""
 
 
 def approve_email(*, release: Release, settings: Settings, audience_size: int) -> bool:
