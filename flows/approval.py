@@ -40,7 +40,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from pressroom.ledger import Ledger
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
