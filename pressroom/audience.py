@@ -62,6 +62,7 @@ __all__ = [
     "LANGUAGE_TAG",
     "Requested",
     "address_hash",
+    "check_request",
     "clean_name",
     "confirm_request",
     "erase",
@@ -860,6 +861,21 @@ def _request_subscription(
         return Requested(subscriber_id=subscriber_id, request_id=request_id)
 
 
+def check_request(*, audience: Audience, request_id: int) -> None:
+    """Raise :class:`TokenError` unless the subscription request can still be confirmed."""
+    with audience._engine.connect() as conn:
+        _open_request(conn, request_id)
+
+
+def _open_request(conn, request_id: int):  # noqa: ANN202
+    request = conn.execute(select(subscription_requests).where(subscription_requests.c.id == request_id)).mappings().first()
+    if request is None:
+        raise TokenError("the request it confirms no longer exists (erased, or not confirmed in time)")
+    if request["closed_at"] is not None:
+        raise TokenError("it has been used already, or a newer change of the subscription replaced it")
+    return request
+
+
 def confirm_request(*, audience: Audience, request_id: int, now: datetime, source: str, evidence: str) -> Subscriber:
     """Confirm the subscription request a link was sent for, with that request's choices.
 
@@ -868,11 +884,7 @@ def confirm_request(*, audience: Audience, request_id: int, now: datetime, sourc
     later change of the subscriber's status.
     """
     with audience._engine.begin() as conn:
-        request = conn.execute(select(subscription_requests).where(subscription_requests.c.id == request_id)).mappings().first()
-        if request is None:
-            raise TokenError("the request it confirms no longer exists (erased, or not confirmed in time)")
-        if request["closed_at"] is not None:
-            raise TokenError("it has been used already, or a newer change of the subscription replaced it")
+        request = _open_request(conn, request_id)
         subscriber_id = request["subscriber_id"]
         address = conn.execute(select(subscribers.c.address).where(subscribers.c.id == subscriber_id)).scalar_one()
         topics = tuple(t for t in request["topics"].split(";") if t)
@@ -987,8 +999,14 @@ def _erase_files(settings: Settings, address: str) -> bool:
 def _forget_freed_bytes(engine) -> None:
     if engine.dialect.name == "sqlite":
         # secure_delete zeroed the freed cells in the pages; old page images still sit in the WAL.
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Outside any transaction (SQLAlchemy would begin one), on the driver's own connection.
+        raw = engine.raw_connection()
+        try:
+            busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.close()
+        if busy:
+            log.warning("the database WAL could not be truncated after an erasure (a reader held it); it will be on the next checkpoint")
         return
     # PostgreSQL keeps dead tuples until VACUUM, which cannot run inside a transaction.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

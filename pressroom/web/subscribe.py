@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pressroom.audience import Requested, TokenError, confirm_request, request_subscription, sign_token, verify_token
+from pressroom.audience import Requested, TokenError, check_request, confirm_request, request_subscription, sign_token, verify_token
 from pressroom.web.core import CONFIRM_ACTION, Form, Web, duration
 from pressroom.web.security import BadForm, client, read_form
 
@@ -140,9 +140,18 @@ def routes(web: Web) -> list[Route]:
         except TokenError as exc:
             return exc.message
 
+    def usable(token: str) -> int | str:
+        checked = request_id(token)
+        if isinstance(checked, int):
+            try:
+                check_request(audience=web.audience, request_id=checked)
+            except TokenError as exc:
+                return exc.message
+        return checked
+
     async def confirm_page(request: Request) -> Response:
         token = request.query_params.get("token", "")
-        checked = request_id(token)
+        checked = await run_in_threadpool(usable, token)
         if isinstance(checked, str):
             return web.bad_link(request, checked)
         return web.page(request, "web/confirm.html.j2", token=token)
