@@ -26,6 +26,6 @@ Every answer to a link-bearing page says ``Referrer-Policy: no-referrer`` and
 (the database went away) is answered with a 503 page, never a traceback.
 """
 
-from pressroom.web.app import create_app, serve
+from pressroom.web.app import create_app, serve, server
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "serve", "server"]

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +23,9 @@ from pressroom.settings import Settings
 from pressroom.web import bounces, data, preferences, subscribe, unsubscribe
 from pressroom.web.core import Web
 from pressroom.web.security import BodyLimit, SecurityHeaders, redact_access_log
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("pressroom.web")
 
@@ -126,8 +129,8 @@ def create_app(
     return app
 
 
-def serve(*, settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True) -> None:
-    """Run the app with uvicorn until interrupted.
+def server(*, settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True) -> uvicorn.Server:
+    """The uvicorn server ``pressroom serve`` runs (tests run the same one on loopback).
 
     ``X-Forwarded-For`` is believed only from the proxies in ``[web] forwarded_allow_ips``
     (none by default): otherwise any client could pick the address its limits are counted under.
@@ -135,7 +138,7 @@ def serve(*, settings: Settings, host: str | None = None, port: int | None = Non
     import uvicorn
 
     proxies = settings.web.forwarded_allow_ips.strip()
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings=settings),
         host=host or settings.web.host,
         port=port or settings.web.port,
@@ -145,3 +148,9 @@ def serve(*, settings: Settings, host: str | None = None, port: int | None = Non
         access_log=access_log,
         log_level="info",
     )
+    return uvicorn.Server(config)
+
+
+def serve(*, settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True) -> None:
+    """Run the app with uvicorn until interrupted."""
+    server(settings=settings, host=host, port=port, access_log=access_log).run()

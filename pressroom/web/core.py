@@ -314,12 +314,12 @@ class Web:
 
     # ----------------------------------------------------------------- forms and links
 
-    def read_form(self, form: FormData, *, current_language: str = "") -> Form:
-        """Clean and check the fields shared by the subscribe and preferences forms."""
+    def read_form(self, form: FormData, *, current_language: str = "", with_email: bool = False) -> Form:
+        """Clean and check the fields shared by the subscribe (``with_email``) and preferences forms."""
         errors: dict[str, str] = {}
         raw_email = str(form.get("email") or "").strip()[:320]
         email = raw_email
-        if "email" in form:
+        if with_email:
             if not raw_email:
                 errors["email"] = "Enter your email address."
             else:

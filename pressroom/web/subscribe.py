@@ -65,7 +65,7 @@ def routes(web: Web) -> list[Route]:
             form = await read_form(request)
         except BadForm as exc:
             return web.bad_form(request, str(exc))
-        checked = web.read_form(form)
+        checked = web.read_form(form, with_email=True)
         sent = web.message(
             request,
             eyebrow="Almost done",
