@@ -783,8 +783,8 @@ def request_subscription(
 
     A new address becomes ``pending``. Every request is kept apart with its own choices (name,
     topics, cadence, language): confirming one link applies that request's choices and nothing
-    of another's; until then the subscriber's own choices are untouched. A confirmed address is
-    left alone. Returns the request to email a confirmation link for, or ``None``: confirmed
+    of another's; until then the subscriber's own choices are untouched. A confirmed address
+    keeps its choices (the request is recorded, closed, with a ``requested`` event). Returns the request to email a confirmation link for, or ``None``: confirmed
     already, suppressed for another reason than its own unsubscribe (a bounce, a complaint, also
     after erasure), ``may_confirm`` false, ``max_confirmations`` sent to this mailbox (case and
     ``+tag`` aside) since ``confirmations_since``, or ``site_max_confirmations`` sent by the whole
@@ -814,15 +814,18 @@ def _request_subscription(
     clean = values["address"]
     box = mailbox(clean)
     with audience._engine.begin() as conn:
+        # Every kind of address takes the same statements (bar the first insert of a new one), so
+        # the time of the answer does not tell a confirmed address from an unknown one.
         row = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == clean)).first()
         if row is None:
             audience._insert(conn, [values], now=now, source=source, evidence=[evidence])
             subscriber_id = conn.execute(select(subscribers.c.id).where(subscribers.c.address == clean)).scalar_one()
-        elif row.status == "confirmed":
-            return None
+            confirmed = False
         else:
-            subscriber_id = row.id
-            conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(updated_at=now))
+            subscriber_id, confirmed = row.id, row.status == "confirmed"
+            conn.execute(
+                update(subscribers).where(subscribers.c.id == subscriber_id, subscribers.c.status != "confirmed").values(updated_at=now)
+            )
             Audience._event(conn, subscriber_id, clean, "requested", now, source, evidence)
         reason = conn.execute(
             select(suppressions.c.reason).where(suppressions.c.address.in_([clean, *audience._hashes(clean)]))
@@ -842,7 +845,8 @@ def _request_subscription(
                 )
             ).scalar_one()
         emailed = (
-            may_confirm
+            not confirmed
+            and may_confirm
             and all(r == "unsubscribed" for r in reason)
             and sent < limit
             and (site_limit is None or site_sent < site_limit)
@@ -852,7 +856,7 @@ def _request_subscription(
             {
                 "subscriber_id": subscriber_id, "mailbox": box, "name": values["name"], "language": values["language"],
                 "cadence": values["cadence"], "topics": ";".join(values["topics"]), "evidence": evidence,
-                "emailed": emailed, "created_at": now,
+                "emailed": emailed, "created_at": now, "closed_at": now if confirmed else None,
             },
         ).scalar_one()
         if not emailed:
