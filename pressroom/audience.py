@@ -606,7 +606,7 @@ class Audience:
                 )
             report.added += len(fresh)
 
-    def _insert(self, conn, rows: list[dict], *, now: datetime, source: str, evidence: list[str], lines: list[int] | None = None) -> None:
+    def _insert(self, conn, rows: list[dict], *, now: datetime, source: str, evidence: list[str], lines: list[int] | None = None) -> list[int]:
         records = [
             {
                 "address": r["address"],
@@ -654,6 +654,7 @@ class Audience:
                 for i, (sid, r) in enumerate(zip(ids, rows))
             ],
         )
+        return list(ids)
 
     def _set_status(self, subscriber_id: int, status: str, *, now: datetime, source: str, evidence: str) -> Subscriber:
         values: dict = {"status": status, "updated_at": now}
@@ -818,8 +819,7 @@ def _request_subscription(
         # the time of the answer does not tell a confirmed address from an unknown one.
         row = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == clean)).first()
         if row is None:
-            audience._insert(conn, [values], now=now, source=source, evidence=[evidence])
-            subscriber_id = conn.execute(select(subscribers.c.id).where(subscribers.c.address == clean)).scalar_one()
+            (subscriber_id,) = audience._insert(conn, [values], now=now, source=source, evidence=[evidence])
             confirmed = False
         else:
             subscriber_id, confirmed = row.id, row.status == "confirmed"
@@ -830,20 +830,10 @@ def _request_subscription(
         reason = conn.execute(
             select(suppressions.c.reason).where(suppressions.c.address.in_([clean, *audience._hashes(clean)]))
         ).scalars().all()
-        sent = conn.execute(
-            select(func.count()).select_from(subscription_requests).where(
-                subscription_requests.c.mailbox == box,
-                subscription_requests.c.emailed.is_(True),
-                subscription_requests.c.created_at >= since,
-            )
-        ).scalar_one()
-        site_sent = 0
-        if site_since is not None and site_limit is not None:
-            site_sent = conn.execute(
-                select(func.count()).select_from(subscription_requests).where(
-                    subscription_requests.c.emailed.is_(True), subscription_requests.c.created_at >= site_since
-                )
-            ).scalar_one()
+        emailed_since = select(func.count()).select_from(subscription_requests).where(subscription_requests.c.emailed.is_(True))
+        to_mailbox = emailed_since.where(subscription_requests.c.mailbox == box, subscription_requests.c.created_at >= since)
+        by_site = emailed_since.where(subscription_requests.c.created_at >= (site_since or now))
+        sent, site_sent = conn.execute(select(to_mailbox.scalar_subquery(), by_site.scalar_subquery())).one()
         emailed = (
             not confirmed
             and may_confirm
