@@ -606,7 +606,10 @@ class Audience:
                 )
             report.added += len(fresh)
 
-    def _insert(self, conn, rows: list[dict], *, now: datetime, source: str, evidence: list[str], lines: list[int] | None = None) -> list[int]:
+    def _insert(
+        self, conn, rows: list[dict], *, now: datetime, source: str, evidence: list[str], lines: list[int] | None = None,
+        resuppress: bool = True,
+    ) -> list[int]:
         records = [
             {
                 "address": r["address"],
@@ -627,7 +630,7 @@ class Audience:
         topic_rows = [{"subscriber_id": sid, "topic": t} for sid, r in zip(ids, rows) for t in r["topics"]]
         if topic_rows:
             conn.execute(insert(subscriber_topics), topic_rows)
-        if self._hash_keys:
+        if resuppress and self._hash_keys:
             # An erased address that bounced or complained comes back suppressed: the hash finds it.
             by_hash = {h: r["address"] for r in rows for h in self._hashes(r["address"])}
             for start in range(0, len(by_hash), _CHUNK):
@@ -819,7 +822,9 @@ def _request_subscription(
         # the time of the answer does not tell a confirmed address from an unknown one.
         row = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == clean)).first()
         if row is None:
-            (subscriber_id,) = audience._insert(conn, [values], now=now, source=source, evidence=[evidence])
+            # No re-suppression lookup here: the request's own look-up below finds a hashed
+            # suppression and sends no link, so this pending row can never be confirmed.
+            (subscriber_id,) = audience._insert(conn, [values], now=now, source=source, evidence=[evidence], resuppress=False)
             confirmed = False
         else:
             subscriber_id, confirmed = row.id, row.status == "confirmed"
