@@ -12,8 +12,8 @@ complaint stays there as a keyed hash only.
 Tokens in links are HMAC-signed with ``settings.signing_keys()`` (the current key signs, previous
 keys still verify), scoped to one action and one subscriber (or one subscription request), and
 optionally expire. This module is the one home of the rules for addresses
-(:func:`normalise_address`, :func:`mailbox`), names (:func:`clean_name`), cadences and language
-tags (:data:`CADENCES`, :data:`LANGUAGE_TAG`) and erasure (:func:`erase`).
+(:func:`normalise_address`, :func:`mailbox`), names (:func:`clean_name`), cadences
+(:data:`CADENCES`) and erasure (:func:`erase`); language tags follow ``releases.LANGUAGE_RE``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from pressroom.db import (
     suppressions,
 )
 from pressroom.errors import PressroomError
+from pressroom.releases import LANGUAGE_RE
 from pressroom.settings import Settings
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
     "Subscriber",
     "TokenError",
     "CADENCES",
-    "LANGUAGE_TAG",
     "Requested",
     "address_hash",
     "check_request",
@@ -80,8 +80,6 @@ Status = Literal["pending", "confirmed", "unsubscribed"]
 Cadence = Literal["per-release", "weekly"]
 STATUSES: tuple[str, ...] = ("pending", "confirmed", "unsubscribed")
 CADENCES: tuple[str, ...] = ("per-release", "weekly")
-#: A language tag as subscribers may choose it (``en``, ``pt-BR``).
-LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 CSV_COLUMNS = ("address", "name", "language", "topics", "cadence", "status", "consent")
 _CHUNK = 5_000
 _MAX_NAME = 100
@@ -566,7 +564,7 @@ class Audience:
         if status not in STATUSES:
             raise AddressError(f"{clean}: status {status!r} is not one of {', '.join(STATUSES)}")
         lang = (language or self._language).strip()
-        if not LANGUAGE_TAG.match(lang):
+        if not LANGUAGE_RE.match(lang):
             raise AddressError(f"{clean}: language {lang!r} is not a language tag such as en or pt-BR")
         try:
             clean_name_value = clean_name(name)

@@ -442,3 +442,50 @@ def test_preferences_links_keep_working_across_a_key_rotation(project: Project, 
         assert web.client.get(old_link).status_code == 200
     for web in _make(project, db_url, PRESSROOM_SECRET_KEY="key-two-long-and-random"):
         assert web.client.get(old_link).status_code == 400
+
+
+def test_a_client_that_disconnects_is_one_log_line(web: Web) -> None:
+    lines: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record)
+
+    handler = Collect()
+    loggers = [logging.getLogger(name) for name in ("pressroom.web", "uvicorn.error")]
+    with running(web) as port:
+        for logger in loggers:
+            logger.addHandler(handler)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                             b"Content-Length: 5000\r\n\r\nemail=half")
+            time.sleep(1.0)
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
+    went_away = [r for r in lines if "went away" in r.getMessage()]
+    assert len(went_away) == 1 and not [r for r in lines if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_rate_limit_state_stays_bounded() -> None:
+    from pressroom.web.security import _MAX_CLIENTS, Limiter
+
+    limiter = Limiter(limit=2, period=60.0)
+    for n in range(_MAX_CLIENTS + 5000):
+        limiter.allow(f"198.51.{n // 256}.{n % 256}")
+    assert len(limiter._buckets) == _MAX_CLIENTS
+
+
+def test_extra_routes_are_mounted_before_the_public_files(project: Project, db_url: str) -> None:  # noqa: F811
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def approve(request):  # noqa: ANN001, ANN202
+        return PlainTextResponse("approved")
+
+    settings = project.settings(PRESSROOM_DATABASE_URL=db_url)
+    app = create_app(settings=settings, extra_routes=[Route("/approve", approve)])
+    with TestClient(app, base_url=BASE) as client:
+        answer = client.get("/approve")
+    assert answer.text == "approved" and answer.headers["x-frame-options"] == "DENY"

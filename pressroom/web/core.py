@@ -26,7 +26,6 @@ from starlette.responses import Response
 
 from pressroom.audience import (
     CADENCES,
-    LANGUAGE_TAG,
     AddressError,
     Audience,
     Subscriber,
@@ -38,6 +37,7 @@ from pressroom.audience import (
     verify_token,
 )
 from pressroom.errors import PressroomError, TemplateError, TransientError
+from pressroom.releases import LANGUAGE_RE
 from pressroom.settings import Settings
 from pressroom.web.security import CSRF_COOKIE, CSRF_MAX_AGE, Csrf, Limiter, client, csrf_verdict, origin_of
 
@@ -111,7 +111,7 @@ def _load_choices(settings: Settings, *, now: datetime) -> Choices:
                 topics.setdefault(slug, name)
     return Choices(
         topics=tuple(sorted(topics.items(), key=lambda item: item[1].casefold())),
-        languages=tuple((code, language_label(code)) for code in sorted(languages) if LANGUAGE_TAG.match(code)),
+        languages=tuple((code, language_label(code)) for code in sorted(languages) if LANGUAGE_RE.match(code)),
     )
 
 

@@ -107,7 +107,7 @@ class BodyLimit:
                 for message in _plain(413, f"The request body is larger than {self.max_bytes} bytes."):
                     await send(message)
         except ClientDisconnect:
-            log.info("client went away before its %s %s was read", scope.get("method"), scope.get("path"))
+            log.warning("client went away before its %s %s was read", scope.get("method"), scope.get("path"))
 
 
 async def read_form(request: Request) -> FormData:
