@@ -10,6 +10,7 @@ Secrets are ``SecretStr``: they print as ``**********`` and are never written to
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -287,6 +288,7 @@ class Settings(_Section):
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
 
 
+@functools.lru_cache(maxsize=16)  # read once per process: a fan-out signs two links per recipient
 def _generated_secret(var: Path) -> bytes:
     """The secret in ``var/secret_key``, created (0600, atomically: concurrent first uses agree) when absent."""
     path = var / "secret_key"
