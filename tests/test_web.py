@@ -168,6 +168,8 @@ def test_subscribing_sends_a_confirmation_and_confirming_subscribes(web: Web) ->
     # The welcome says what the reader chose (issue 16 item 3).
     text = " ".join(_text(welcome).split())
     assert "You chose a weekly digest of our press releases, on Recycling, in English (en)." in text
+    html = " ".join(welcome.get_body(preferencelist=("html",)).get_content().split())
+    assert "You chose a weekly digest of our press releases, on Recycling, in English (en)." in html
 
     # The link works once: opening it again changes nothing and sends nothing.
     again = web.client.get(confirm)

@@ -498,15 +498,16 @@ def compose_transactional(
     kind: TransactionalKind,
     settings: Settings,
     action_url: str = "",
-    cadence: str = "per-release",
+    cadence: str | None = None,
     topics: Sequence[str] = (),
     language: str = "",
 ) -> Composed:
     """Render a subscription-flow email: ``confirm`` (needs the signed confirm link as ``action_url``),
     ``welcome`` or ``unsubscribed`` (``action_url``: where to subscribe again; default the site).
 
-    The welcome email says what the reader chose: ``cadence``, ``topics`` (their names; none
-    means every topic) and ``language`` (its label).
+    The welcome email says what the reader chose: ``cadence`` (``per-release`` or ``weekly``;
+    without it the email makes no claim about it), ``topics`` (their names; none means every
+    topic) and ``language`` (its label).
     """
     if kind not in _TRANSACTIONAL_SUBJECTS:
         raise ValueError(f"unknown transactional email {kind!r}; use confirm, welcome or unsubscribed")
