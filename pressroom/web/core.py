@@ -36,7 +36,7 @@ from pressroom.audience import (
     unsubscribe_url,
     verify_token,
 )
-from pressroom.errors import PressroomError, TemplateError, TransientError
+from pressroom.errors import PressroomError, TemplateError
 from pressroom.releases import LANGUAGE_RE
 from pressroom.settings import Settings
 from pressroom.web.security import CSRF_COOKIE, CSRF_MAX_AGE, Csrf, Limiter, client, csrf_verdict, origin_of
@@ -370,28 +370,30 @@ class Web:
         """Send one subscription email (``confirm``, ``welcome``, ``unsubscribed``): the one place the app sends.
 
         Runs after the answer has gone (a background task), so the request never waits for mail.
-        A transient failure is retried twice; one that remains is logged for the operator. A
+        An answer to retry (server busy, connection dropped) is retried twice; what remains is logged. A
         confirmation carries nothing the requester typed: no name, in the greeting or the header.
         """
-        from pressroom.mail.transports import transport_for
+        from pressroom.mail.transports import Envelope, transport_for
 
         try:
             composed = await run_in_threadpool(self._compose, kind, subscriber_id, action_url, key)
             if composed is None:
                 return
             address, data = composed
+            envelope = Envelope(id=0, sender=self.settings.email.sender, recipient=address, message=data, key=f"subscriptions/{key}")
             transport = transport_for(settings=self.settings)
             for attempt, pause in enumerate(_SEND_RETRIES):
                 await asyncio.sleep(pause)
                 sender = await transport.connect()
                 try:
-                    await sender.send(envelope_from=self.settings.email.sender, recipient=address, message=data, key=f"subscriptions/{key}")
-                    break
-                except TransientError:
-                    if attempt == len(_SEND_RETRIES) - 1:
-                        raise
+                    (result,) = await sender.send([envelope])
                 finally:
                     await sender.close()
+                if result.status != "retry" or attempt == len(_SEND_RETRIES) - 1:
+                    break
+            if result.status != "sent":
+                log.error("could not send the %s email to subscriber %s: %s %s", kind, subscriber_id, result.status, result.response)
+                return
         except PressroomError as exc:
             log.error("could not send the %s email to subscriber %s: %s", kind, subscriber_id, exc)
             return
