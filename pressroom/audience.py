@@ -604,10 +604,7 @@ class Audience:
                 )
             report.added += len(fresh)
 
-    def _insert(
-        self, conn, rows: list[dict], *, now: datetime, source: str, evidence: list[str], lines: list[int] | None = None,
-        resuppress: bool = True,
-    ) -> list[int]:
+    def _insert(self, conn, rows: list[dict], *, now: datetime, source: str, evidence: list[str], lines: list[int] | None = None) -> None:
         records = [
             {
                 "address": r["address"],
@@ -628,7 +625,7 @@ class Audience:
         topic_rows = [{"subscriber_id": sid, "topic": t} for sid, r in zip(ids, rows) for t in r["topics"]]
         if topic_rows:
             conn.execute(insert(subscriber_topics), topic_rows)
-        if resuppress and self._hash_keys:
+        if self._hash_keys:
             # An erased address that bounced or complained comes back suppressed: the hash finds it.
             by_hash = {h: r["address"] for r in rows for h in self._hashes(r["address"])}
             for start in range(0, len(by_hash), _CHUNK):
@@ -655,7 +652,6 @@ class Audience:
                 for i, (sid, r) in enumerate(zip(ids, rows))
             ],
         )
-        return list(ids)
 
     def _set_status(self, subscriber_id: int, status: str, *, now: datetime, source: str, evidence: str) -> Subscriber:
         values: dict = {"status": status, "updated_at": now}
@@ -820,16 +816,23 @@ def _request_subscription(
         # the time of the answer does not tell a confirmed address from an unknown one.
         row = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == clean)).first()
         if row is None:
-            # No re-suppression lookup here: the request's own look-up below finds a hashed
-            # suppression and sends no link, so this pending row can never be confirmed.
-            (subscriber_id,) = audience._insert(conn, [values], now=now, source=source, evidence=[evidence], resuppress=False)
+            # One single-row insert, where a known address gets one update. No re-suppression
+            # look-up: the one below finds a hashed suppression and sends no link, so this
+            # pending row can never be confirmed.
+            subscriber_id = conn.execute(
+                insert(subscribers).returning(subscribers.c.id),
+                {"address": clean, "name": values["name"], "language": values["language"], "status": "pending",
+                 "cadence": values["cadence"], "created_at": now, "updated_at": now},
+            ).scalar_one()
+            if values["topics"]:
+                conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in values["topics"]])
             confirmed = False
         else:
             subscriber_id, confirmed = row.id, row.status == "confirmed"
             conn.execute(
                 update(subscribers).where(subscribers.c.id == subscriber_id, subscribers.c.status != "confirmed").values(updated_at=now)
             )
-            Audience._event(conn, subscriber_id, clean, "requested", now, source, evidence)
+        Audience._event(conn, subscriber_id, clean, "requested", now, source, evidence)
         reason = conn.execute(
             select(suppressions.c.reason).where(suppressions.c.address.in_([clean, *audience._hashes(clean)]))
         ).scalars().all()
