@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import io
+import stat
 from datetime import timedelta
 
 import pytest
-from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
-from tests.conftest import NOW
-
-import stat
-
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
+from tests.conftest import NOW
 
 from pressroom.audience import (
     AddressError,

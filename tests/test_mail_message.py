@@ -9,11 +9,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from pressroom.audience import AddressError
 from pressroom.audience import clean_name as audience_clean_name
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
-
 from pressroom.errors import PermanentError
 from pressroom.mail import Composed, Recipient, compose_digest, compose_release, compose_transactional, digest_key
 from pressroom.releases import load_releases
