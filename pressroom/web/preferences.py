@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from pressroom.audience import Subscriber, sign_token
 from pressroom.web.core import Web, language_label
-from pressroom.web.security import BadForm, client, read_form
+from pressroom.web.security import client, read_form
 
 # The words on the button: stored with each change as the text the subscriber acted on.
 _PREFERENCES_TEXT = "Save preferences"
@@ -34,10 +34,9 @@ async def token_post(web: Web, request: Request) -> tuple[Subscriber, str, FormD
     subscriber = await run_in_threadpool(web.subscriber_for, token, "preferences")
     if isinstance(subscriber, str):
         return web.bad_link(request, subscriber)
-    try:
-        form = await read_form(request)
-    except BadForm as exc:
-        return web.bad_form(request, str(exc))
+    form = await read_form(request)
+    if isinstance(form, str):
+        return web.bad_form(request, form)
     return subscriber, token, form
 
 

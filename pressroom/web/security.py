@@ -43,10 +43,6 @@ _MAX_CLIENTS = 50_000  # rate-limit buckets kept; beyond, the least recently see
 _TOKEN_IN_URL = re.compile(r"((?:^|[?&])token=)[^&\s\"]*")
 
 
-class BadForm(Exception):
-    """A body that is not a form we can read (malformed multipart, a file, too many fields)."""
-
-
 class _TooLarge(Exception):
     """Raised inside the app when a chunked body passes the limit."""
 
@@ -110,12 +106,12 @@ class BodyLimit:
             log.warning("client went away before its %s %s was read", scope.get("method"), scope.get("path"))
 
 
-async def read_form(request: Request) -> FormData:
-    """The posted form (urlencoded or multipart, no files); :class:`BadForm` when unreadable."""
+async def read_form(request: Request) -> FormData | str:
+    """The posted form (urlencoded or multipart, no files), or why it cannot be read (malformed, a file, too many fields)."""
     try:
         return await request.form(max_files=0, max_fields=200)
     except (MultiPartException, UnicodeError, ValueError, KeyError) as exc:
-        raise BadForm(str(exc) or "unreadable form") from None
+        return str(exc) or "unreadable form"
 
 
 class Limiter:

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from pressroom.audience import Requested, TokenError, check_request, confirm_request, request_subscription, sign_token, verify_token
 from pressroom.web.core import CONFIRM_ACTION, Form, Web, duration
-from pressroom.web.security import BadForm, client, read_form
+from pressroom.web.security import client, read_form
 
 log = logging.getLogger("pressroom.web")
 
@@ -61,10 +61,9 @@ def routes(web: Web) -> list[Route]:
     async def subscribe(request: Request) -> Response:
         if not web.posts.allow(client(request)):
             return web.too_many(request, web.posts)
-        try:
-            form = await read_form(request)
-        except BadForm as exc:
-            return web.bad_form(request, str(exc))
+        form = await read_form(request)
+        if isinstance(form, str):
+            return web.bad_form(request, form)
         checked = web.read_form(form, with_email=True)
         sent = web.message(
             request,
