@@ -48,7 +48,7 @@ from pressroom.db import (
     subscription_requests,
     suppressions,
 )
-from pressroom.errors import PressroomError
+from pressroom.errors import AddressError, TokenError  # re-exported: callers import them from here too
 from pressroom.releases import LANGUAGE_RE
 from pressroom.settings import Settings
 
@@ -86,18 +86,6 @@ _MAX_NAME = 100
 _HASH_PREFIX = "h:"
 
 log = logging.getLogger("pressroom.audience")
-
-
-class AddressError(PressroomError):
-    """An email address, or a row that carries one, is not acceptable."""
-
-    hint = "write a single address such as jane.doe@example.org"
-
-
-class TokenError(PressroomError):
-    """A link token is forged, damaged, expired, or meant for another action."""
-
-    hint = "the link is not valid any more; ask for a new one from the preferences page"
 
 
 # --------------------------------------------------------------------------- addresses

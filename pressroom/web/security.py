@@ -43,10 +43,6 @@ _MAX_CLIENTS = 50_000  # rate-limit buckets kept; beyond, the least recently see
 _TOKEN_IN_URL = re.compile(r"((?:^|[?&])token=)[^&\s\"]*")
 
 
-class _TooLarge(Exception):
-    """Raised inside the app when a chunked body passes the limit."""
-
-
 def _plain(status: int, text: str) -> list[Message]:
     body = (text + "\n").encode()
     return [
@@ -80,15 +76,17 @@ class BodyLimit:
                 await send(message)
             return
         received = 0
-        started = False
+        started = too_large = False
 
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    # To the app the body ends as if the client had gone: it reads no further.
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked(message: Message) -> None:
@@ -98,12 +96,12 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited, tracked)
-        except _TooLarge:
-            if not started:
+        except ClientDisconnect:
+            if not too_large:
+                log.warning("client went away before its %s %s was read", scope.get("method"), scope.get("path"))
+            elif not started:
                 for message in _plain(413, f"The request body is larger than {self.max_bytes} bytes."):
                     await send(message)
-        except ClientDisconnect:
-            log.warning("client went away before its %s %s was read", scope.get("method"), scope.get("path"))
 
 
 async def read_form(request: Request) -> FormData | str:
