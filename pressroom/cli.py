@@ -348,11 +348,21 @@ def subscribers_export(
 @subscribers_app.command("remove")
 def subscribers_remove(
     address: Annotated[str, typer.Argument(help="the email address")],
-    erase: Annotated[bool, typer.Option("--erase", help="also delete the record and its consent evidence (right to erasure)")] = False,
+    erase: Annotated[
+        bool,
+        typer.Option("--erase", help="forget the address everywhere: subscriber, consent, ledger, outbox and preview files"),
+    ] = False,
     settings_file: SettingsOption = None,
 ) -> None:
-    """Unsubscribe an address (it is never emailed again); --erase forgets it entirely."""
-    if not _audience(settings_file).remove(address=address, now=datetime.now(UTC), source="cli", erase=erase):
+    """Unsubscribe an address (it is never emailed again); --erase forgets it entirely (a bounce stays suppressed as a hash)."""
+    from pressroom.audience import erase as erase_address
+
+    settings = _settings(settings_file)
+    if erase:
+        done = erase_address(settings=settings, address=address)
+    else:
+        done = _audience(settings_file).remove(address=address, now=datetime.now(UTC), source="cli")
+    if not done:
         err.print(f"[red]error:[/red] {address} is not a subscriber")
         raise typer.Exit(1)
     console.print(f"{'erased' if erase else 'unsubscribed'} {address}")

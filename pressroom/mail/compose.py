@@ -504,9 +504,22 @@ _TRANSACTIONAL_SUBJECTS = {
 }
 
 
-def compose_transactional(*, kind: TransactionalKind, settings: Settings, action_url: str = "") -> Composed:
+def compose_transactional(
+    *,
+    kind: TransactionalKind,
+    settings: Settings,
+    action_url: str = "",
+    cadence: str | None = None,
+    topics: Sequence[str] = (),
+    language: str = "",
+) -> Composed:
     """Render a subscription-flow email: ``confirm`` (needs the signed confirm link as ``action_url``),
-    ``welcome`` or ``unsubscribed`` (``action_url``: where to subscribe again; default the site)."""
+    ``welcome`` or ``unsubscribed`` (``action_url``: where to subscribe again; default the site).
+
+    The welcome email says what the reader chose: ``cadence`` (``per-release`` or ``weekly``;
+    without it the email makes no claim about it), ``topics`` (their names; none means every
+    topic) and ``language`` (its label).
+    """
     if kind not in _TRANSACTIONAL_SUBJECTS:
         raise ValueError(f"unknown transactional email {kind!r}; use confirm, welcome or unsubscribed")
     if kind == "confirm" and not action_url:
@@ -522,6 +535,7 @@ def compose_transactional(*, kind: TransactionalKind, settings: Settings, action
     context = _base_context(settings, language=settings.site.language, subject=subject, preheader="", tokens=tokens)
     context["kind"] = kind
     context["footer_links"] = kind == "welcome"
+    context["chosen"] = {"cadence": cadence, "topics": [_clean_line(t) for t in topics], "language": _clean_line(language)}
     context["reason"] = {
         "confirm": f"You receive this email because someone asked to subscribe this address to press releases"
         f" from {settings.site.name}. If it was not you, ignore it: nothing will be sent without your confirmation.",
