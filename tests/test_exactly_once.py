@@ -38,12 +38,14 @@ class CountingSmtp:
     answers (``fault="stall"``) or closes the connection (``fault="drop"``). The message counts
     as delivered all the same: that is the case where a resend would be a duplicate.
     ``full``: addresses answered ``552 5.2.2`` (mailbox full) at RCPT. ``reply_delay``: seconds
-    before each answer to the end of data (a slow server keeps messages in flight).
+    before each answer to the end of data (a slow server keeps messages in flight). While
+    ``silent`` is set, the server accepts connections and never says a word.
     """
 
     def __init__(self, *, fault_every: int = 0, fault: str = "stall", full: frozenset[str] = frozenset(),
                  reply_delay: float = 0.0) -> None:
         self.fault_every, self.fault, self.full, self.reply_delay = fault_every, fault, full, reply_delay
+        self.silent = threading.Event()
         self.lock = threading.Lock()
         self.delivered: list[tuple[str, float]] = []  # (recipient, monotonic time of the final dot)
         self.faulted: list[str] = []
@@ -85,6 +87,9 @@ class CountingSmtp:
         def say(text: str) -> None:
             writer.write(text.encode() + b"\r\n")
 
+        if self.silent.is_set():
+            await reader.read()  # until the client gives up
+            return
         say("220 counting ESMTP")
         recipients: list[str] = []
         try:
