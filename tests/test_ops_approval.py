@@ -334,3 +334,16 @@ def test_a_link_of_someone_no_longer_an_editor_or_after_the_wait_decides_nothing
     assert run.join() is False  # nobody answered: the wait ended, nothing sent
     expired_now = _links(_proofs(project, "too-late")[1])["Approve"]
     assert client.post(expired_now).status_code == 400
+
+
+def test_the_web_app_serves_the_proofs_links_before_public_files(project) -> None:
+    from starlette.testclient import TestClient
+
+    from flows.approval import approval_routes
+    from pressroom.web import create_app
+
+    settings = project.settings()
+    with TestClient(create_app(settings=settings, extra_routes=approval_routes(settings=settings))) as client:
+        assert client.get("/approval/forged-token").status_code == 400
+    with TestClient(create_app(settings=settings)) as client:
+        assert client.get("/approval/forged-token").status_code == 404

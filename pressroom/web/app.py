@@ -131,7 +131,8 @@ def create_app(
     return app
 
 
-def server(*, settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True) -> uvicorn.Server:
+def server(*, settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True,
+           extra_routes: Sequence[BaseRoute] = ()) -> uvicorn.Server:
     """The uvicorn server ``pressroom serve`` runs (tests run the same one on loopback).
 
     ``X-Forwarded-For`` is believed only from the proxies in ``[web] forwarded_allow_ips``
@@ -141,7 +142,7 @@ def server(*, settings: Settings, host: str | None = None, port: int | None = No
 
     proxies = settings.web.forwarded_allow_ips.strip()
     config = uvicorn.Config(
-        create_app(settings=settings),
+        create_app(settings=settings, extra_routes=extra_routes),
         host=host or settings.web.host,
         port=port or settings.web.port,
         proxy_headers=bool(proxies),
@@ -153,6 +154,7 @@ def server(*, settings: Settings, host: str | None = None, port: int | None = No
     return uvicorn.Server(config)
 
 
-def serve(*, settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True) -> None:
+def serve(*, settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True,
+          extra_routes: Sequence[BaseRoute] = ()) -> None:
     """Run the app with uvicorn until interrupted."""
-    server(settings=settings, host=host, port=port, access_log=access_log).run()
+    server(settings=settings, host=host, port=port, access_log=access_log, extra_routes=extra_routes).run()
