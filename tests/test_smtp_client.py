@@ -8,8 +8,15 @@ healthy message with a refused, a full, a stalled or a dropped one.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
+from pathlib import Path
 
 import pytest
 
@@ -360,3 +367,129 @@ def test_outbox_writes_one_file_per_key_and_a_rerun_overwrites(project) -> None:
     files = list((settings.path("var") / "outbox" / "email").rglob("*.eml"))
     assert [f.relative_to(settings.path("var")).as_posix() for f in files] == ["outbox/email/news/ann@example.org.eml"]
     assert files[0].read_bytes() == b"second"
+
+
+# --------------------------------------------------------------------------- a real MTA
+
+POSTFIX = "/usr/sbin/postfix"
+
+
+class Relay:
+    """Debian's postfix as a private instance on a loopback port: virtual delivery into Maildirs.
+
+    Its own main.cf, master.cf, queue and mail folders under one temporary folder (world-readable:
+    postfix's daemons drop to the postfix user); the system's postfix is not touched.
+    """
+
+    def __init__(self, *, recipients: list[str], extra: str = "") -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="pressroom-postfix-"))
+        self.folder.chmod(0o755)
+        self.port = free_port()
+        self.mail = self.folder / "mail"
+        for name in ("queue", "data", "mail"):
+            (self.folder / name).mkdir()
+        shutil.chown(self.folder / "data", "postfix", "postfix")
+        shutil.chown(self.mail, "postfix", "postfix")
+        (self.folder / "mailboxes").write_text("".join(f"{r} example.org/{r.partition('@')[0]}/\n" for r in recipients))
+        folder, owner = self.folder, os.stat(self.mail)
+        (folder / "main.cf").write_text(f"""\
+compatibility_level = 3.6
+queue_directory = {folder}/queue
+data_directory = {folder}/data
+maillog_file = {folder}/maillog
+maillog_file_prefixes = {folder}
+mail_owner = postfix
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = relay.pressroom.test
+mydestination =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+virtual_mailbox_domains = example.org
+virtual_mailbox_base = {self.mail}
+virtual_mailbox_maps = texthash:{folder}/mailboxes
+virtual_uid_maps = static:{owner.st_uid}
+virtual_gid_maps = static:{owner.st_gid}
+{extra}
+""")
+        services = ["pickup unix n - n 60 1 pickup", "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
+                    "rewrite unix - - n - - trivial-rewrite", "bounce unix - - n - 0 bounce", "defer unix - - n - 0 bounce",
+                    "trace unix - - n - 0 bounce", "verify unix - - n - 1 verify", "flush unix n - n 1000? 0 flush",
+                    "proxymap unix - - n - - proxymap", "smtp unix - - n - - smtp", "showq unix n - n - - showq",
+                    "error unix - - n - - error", "retry unix - - n - - error", "discard unix - - n - - discard",
+                    "virtual unix - n n - - virtual", "anvil unix - - n - 1 anvil", "scache unix - - n - 1 scache",
+                    "postlog unix-dgram n - n - 1 postlogd"]
+        (folder / "master.cf").write_text(f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + "\n".join(services) + "\n")
+
+    def postfix(self, command: str) -> None:
+        done = subprocess.run([POSTFIX, "-c", str(self.folder), command], capture_output=True, text=True)
+        assert done.returncode == 0, f"postfix {command} failed:\n{self.log()}"
+
+    def log(self) -> str:
+        path = self.folder / "maillog"
+        return path.read_text()[-3000:] if path.exists() else "(no maillog)"
+
+    def delivered(self) -> Counter[str]:
+        """Messages in each Maildir, by recipient."""
+        return Counter(f"{box.name}@example.org" for box in (self.mail / "example.org").glob("*")
+                       for _ in (box / "new").iterdir()) if (self.mail / "example.org").exists() else Counter()
+
+    def __enter__(self) -> Relay:
+        self.postfix("start")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"postfix did not listen on {self.port}:\n{self.log()}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.postfix("stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def deliver(settings, batch: list[Envelope]) -> list[SendResult]:  # noqa: ANN001
+    """What the dispatch loop does with a transport: ``connections`` senders, each sent ``window`` envelopes at a time."""
+
+    async def run() -> list[SendResult]:
+        transport = transport_for(settings=settings)
+        windows = deque(batch[i : i + transport.window] for i in range(0, len(batch), transport.window))
+        results: list[SendResult] = []
+
+        async def connection() -> None:
+            sender = await transport.connect()
+            try:
+                while windows:
+                    results.extend(await sender.send(windows.popleft()))
+            finally:
+                await sender.close()
+
+        await asyncio.gather(*(connection() for _ in range(transport.connections)))
+        return sorted(results, key=lambda r: r.id)
+
+    return asyncio.run(run())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(POSTFIX).exists(), reason="scripts/system-deps installs postfix")
+@pytest.mark.skipif(os.geteuid() != 0, reason="postfix's master starts as root and drops to the postfix user")
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+def test_a_real_postfix_relay_delivers_2000_recipients_once_each(project, chunking: bool) -> None:
+    readers = [f"reader{i}@example.org" for i in range(2000)]
+    batch = envelopes(*readers[:1000], "nobody@example.org", *readers[1000:])
+    with Relay(recipients=readers, extra="" if chunking else "smtpd_discard_ehlo_keywords = chunking") as relay:
+        settings = project.settings(PRESSROOM_EMAIL__TRANSPORT="smtp", PRESSROOM_SMTP__PORT=str(relay.port),
+                                    PRESSROOM_SMTP__CONNECTIONS="4", PRESSROOM_SMTP__TIMEOUT="30")
+        results = deliver(settings, batch)
+        deadline = time.monotonic() + 180
+        while sum(relay.delivered().values()) < len(readers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1)  # a second copy, if any, would land now
+        delivered, log = relay.delivered(), relay.log()
+    assert Counter(statuses(results)) == {"sent": 2000, "rejected": 1}, log
+    assert results[1000].response.startswith("550 5.1.1"), results[1000]
+    assert delivered == Counter(readers), log
+    assert ("bdat=" in log) == chunking and "improper command pipelining" not in log
