@@ -215,12 +215,14 @@ class TinyServer:
     """A small SMTP server on asyncio streams, in a thread: CHUNKING (BDAT) when offered, and a
     count of commands that arrived before the answer to the previous one (``pipelined``).
 
+    Its STARTTLS never starts TLS: it injects a plain-text answer behind its 220.
     ``unknown`` is refused at RCPT; ``stall`` is kept and answered too late. Like some servers, it
     answers DATA with 354 even when every recipient was refused (RFC 2920 3.1).
     """
 
-    def __init__(self, *extensions: str) -> None:
+    def __init__(self, *extensions: str, idle: float | None = None, farewell: str = "") -> None:
         self.extensions = extensions
+        self.idle, self.farewell = idle, farewell  # hang up on a client silent for ``idle`` s, saying ``farewell``
         self.port = free_port()
         self.received: list[tuple[str, bytes]] = []
         self.pipelined = 0
@@ -260,7 +262,11 @@ class TinyServer:
 
         async def until(marker: bytes) -> bytes:
             while (end := buffer.find(marker)) < 0:
-                chunk = await reader.read(65536)
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), self.idle)
+                except TimeoutError:
+                    writer.write(self.farewell.encode())
+                    raise ConnectionResetError from None
                 if not chunk:
                     raise ConnectionResetError
                 buffer.extend(chunk)
@@ -318,6 +324,8 @@ class TinyServer:
                     size, *last = argument.split()
                     self.chunks += 1
                     await accepted(rcpt, await exactly(int(size)))
+                elif verb == "STARTTLS":  # a man in the middle: a plain-text answer smuggled in behind the 220
+                    await answer("220 2.0.0 Ready to start TLS\r\n250 2.1.0 Ok")
                 elif verb == "QUIT":
                     await answer("221 2.0.0 Bye")
                     break
@@ -348,6 +356,32 @@ def test_a_lost_answer_after_the_last_chunk_is_ambiguous(project) -> None:
         [results] = send(settings, envelopes("a@example.org", "stall@example.org", "b@example.org"))
     assert statuses(results) == ["sent", "ambiguous", "retry"]
     assert [rcpt for rcpt, _ in server.received] == ["a@example.org", "stall@example.org"]
+
+
+@pytest.mark.parametrize("farewell", ["421 4.4.2 Idle timeout\r\n", ""], ids=["421-then-close", "silent-close"])
+def test_a_session_the_server_closed_while_idle_is_replaced_not_lost(project, farewell: str) -> None:
+    with TinyServer("PIPELINING", idle=0.3, farewell=farewell) as server:
+        transport = transport_for(settings=project.settings(**server.env(), PRESSROOM_SMTP__TIMEOUT="1"))
+
+        async def two_windows_apart() -> list[list[SendResult]]:
+            sender = await transport.connect()
+            first = await sender.send(envelopes("a@example.org"))
+            await asyncio.sleep(1)  # the server hangs up meanwhile
+            second = await sender.send(envelopes("b@example.org", start=1))
+            await sender.close()
+            return [first, second]
+
+        results = asyncio.run(two_windows_apart())
+    assert [statuses(window) for window in results] == [["sent"], ["sent"]]
+    assert [rcpt for rcpt, _ in server.received] == ["a@example.org", "b@example.org"]
+
+
+def test_plain_text_injected_behind_starttls_is_not_trusted(project) -> None:
+    with TinyServer("PIPELINING", "STARTTLS") as server:
+        settings = project.settings(**server.env(), PRESSROOM_SMTP__SECURITY="starttls", PRESSROOM_SMTP__TIMEOUT="1")
+        [results] = send(settings, envelopes("a@example.org"))
+    assert statuses(results) == ["retry"] and "after its STARTTLS answer" in results[0].response
+    assert server.received == []
 
 
 # --------------------------------------------------------------------------- the other transports

@@ -222,7 +222,7 @@ _LINE_LIMIT = 64 * 1024
 
 
 def _dot_stuffed(message: bytes) -> bytes:
-    """The DATA form of a message: every line that starts with a dot gets a second one (RFC 5321 4.5.2).
+    r"""The DATA form of a message: every line that starts with a dot gets a second one (RFC 5321 4.5.2).
 
     Stuffing after any LF, not only after CRLF, also covers a stray bare LF: a ``\n.\n`` that some
     servers read as the end of data would otherwise let the rest pass as a second message
@@ -263,8 +263,23 @@ class _Connection:
     def chunking(self) -> bool:
         return "CHUNKING" in self.extensions
 
-    def alive(self) -> bool:
-        return not (self.reader.at_eof() or self.writer.is_closing())
+    async def usable(self) -> bool:
+        """Whether this idle session can carry the next window.
+
+        A server says nothing between transactions unless it is going away (``421 ... timeout``
+        before it hangs up on an idle client), so anything waiting to be read, or the end of the
+        stream, means: open a new session rather than lose the window to a stale one.
+        """
+        if self.buffer or self.writer.is_closing():
+            return False
+        try:
+            async with asyncio.timeout(0):  # read() returns at once if anything is waiting
+                await self.reader.read(1)
+        except TimeoutError:
+            return True
+        except OSError:
+            return False
+        return False
 
     async def write(self, data: bytes) -> None:
         try:
@@ -376,7 +391,7 @@ class _SmtpSender:
         data_sent = [False] * len(envelopes)
         try:
             if todo:
-                if self.connection is None or not self.connection.alive():
+                if self.connection is None or not await self.connection.usable():
                     self._drop()
                     self.connection = await self._open()
                 await self._transact(self.connection, envelopes, todo, results, data_sent)
@@ -557,7 +572,7 @@ class _SmtpSender:
         self.connection = None
 
     async def close(self) -> None:
-        if self.connection is not None and self.connection.alive():
+        if self.connection is not None and not self.connection.writer.is_closing():
             await self.connection.quit()
         self._drop()
 
