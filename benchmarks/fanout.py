@@ -4,11 +4,13 @@ Starts postfix's ``smtp-sink`` on 127.0.0.1 and measures, in one run:
 
 (a) ``smtp-source`` sending messages of the sample release's size over ``--connections``
     sessions: the ceiling of this machine;
-(b) Pressroom's SMTP transport (``pressroom/mail/transports.py``) driven the way the dispatch loop
-    drives it: ``--connections`` senders in one process, each handed ``--window`` envelopes at a
-    time, the sample release's personalised bytes to every recipient. (a) and (b) alternate for
-    ``--rounds`` rounds and the best of each is kept, so a neighbour's burst on a shared machine
-    does not decide the ratio;
+(b) Pressroom sending the sample release to ``--subscribers`` readers through the engine
+    (:func:`engine_send`: plan, claim, mark a window sending, push, record; the ledger on SQLite,
+    personalisation per reader) and the SMTP transport, ``--connections`` senders in one process
+    each handed ``--window`` messages at a time: the ``pressroom`` figure; and, to tell the engine's
+    share from the client's, the transport alone driven the same way with ready bytes (``transport``,
+    on stderr). (a) and (b) alternate for ``--rounds`` rounds and the best of each is kept, so a
+    neighbour's burst on a shared machine does not decide the ratio;
 (c) a naive loop: smtplib on one connection, the same bytes to every recipient;
 (d) the peak RSS of a 1,000,000-subscriber send in a fresh process (after importing them in
     another): plan, then send through the engine (:func:`engine_send`) with the ``discard``
@@ -22,6 +24,7 @@ The last line is ``fanout: pressroom=<msgs/s> ceiling=<msgs/s> naive=<msgs/s> ra
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import smtplib
@@ -97,7 +100,7 @@ def naive(port: int, *, count: int, message: bytes) -> float:
 
 
 def pressroom_rate(settings_file: Path, port: int, *, count: int, message: bytes, connections: int, window: int) -> float:
-    """(b): messages per second through the SMTP transport, ``connections`` senders x ``window`` envelopes."""
+    """(b), the transport alone: messages per second, ``connections`` senders x ``window`` envelopes of ready bytes."""
     import asyncio
     from collections import deque
 
@@ -135,22 +138,39 @@ def pressroom_rate(settings_file: Path, port: int, *, count: int, message: bytes
     return sent / elapsed
 
 
-def engine_send(*, settings, release) -> int:  # noqa: ANN001
-    """Plan ``release`` for every subscriber and send it through the engine; the number sent.
-
-    The one place this benchmark calls the send loop: re-point it when ``pressroom/dispatch/``
-    replaces ``pressroom/delivery.py``.
-    """
+def engine_rate(root: Path, port: int, *, count: int, connections: int, window: int) -> float:
+    """(b): messages per second of one release to ``count`` new subscribers through the engine into smtp-sink."""
     from pressroom.audience import Audience
-    from pressroom.delivery import drain, personaliser
-    from pressroom.ledger import Ledger
-    from pressroom.mail import compose_release
+    from pressroom.releases import load_releases
+    from pressroom.settings import load_settings
 
-    audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
+    settings = load_settings(make_project(root), environ={
+        "PRESSROOM_EMAIL__TRANSPORT": "smtp", "PRESSROOM_SMTP__HOST": "127.0.0.1", "PRESSROOM_SMTP__PORT": str(port),
+        "PRESSROOM_SMTP__CONNECTIONS": str(connections), "PRESSROOM_SMTP__WINDOW": str(window),
+        "PRESSROOM_AUDIENCE__SEED_CSV": ""})
+    readers = "".join(f"reader{i}@example.org,Reader {i}\n" for i in range(count))
+    Audience.from_settings(settings).import_csv(file=io.StringIO("address,name\n" + readers), now=datetime.now(UTC))
+    release = load_releases(settings).releases[0]
+    started = time.perf_counter()
+    sent = engine_send(settings=settings, release=release)
+    elapsed = time.perf_counter() - started
+    if sent != count:
+        raise SystemExit(f"the engine sent {sent} of {count} messages")
+    return sent / elapsed
+
+
+def engine_send(*, settings, release) -> int:  # noqa: ANN001
+    """Plan ``release`` for every subscriber and send it through the dispatch engine; the number sent.
+
+    The one place this benchmark calls the send loop (claim, mark a window sending, push, record).
+    """
+    from pressroom.dispatch import release_email, send_email
+    from pressroom.ledger import Ledger
+
+    ledger = Ledger.from_settings(settings)
     ledger.plan_audience(release=release.slug, channel="email", tags=release.tag_slugs, cadence="per-release",
                          now=datetime.now(UTC))
-    render = personaliser(composed=compose_release(release=release, settings=settings), settings=settings)
-    return drain(settings=settings, ledger=ledger, audience=audience, release=release.slug, render=render).sent
+    return send_email(channel=release_email(release=release, settings=settings), ledger=ledger, release=release.slug).sent
 
 
 def rss_child(root: Path, count: int, phase: str) -> None:
@@ -209,15 +229,18 @@ def main() -> None:
         message = sample_message(settings_file)
         size = len(message)
         print(f"message size: {size} bytes (the sample release, personalised)", file=sys.stderr)
-        tops, rates = [], []
+        tops, rates, alone = [], [], []
         for round_ in range(1, args.rounds + 1):
             tops.append(ceiling(port, count=args.subscribers, size=size, sessions=args.connections))
-            rates.append(pressroom_rate(settings_file, port, count=args.subscribers, message=message,
+            alone.append(pressroom_rate(settings_file, port, count=args.subscribers, message=message,
                                         connections=args.connections, window=args.window))
+            rates.append(engine_rate(work / f"engine{round_}", port, count=args.subscribers,
+                                     connections=args.connections, window=args.window))
             print(f"round {round_}: (a) smtp-source {tops[-1]:.0f} msgs/s ({args.connections} sessions); "
-                  f"(b) pressroom {rates[-1]:.0f} msgs/s ({args.connections} connections x window {args.window})",
-                  file=sys.stderr)
+                  f"(b) pressroom {rates[-1]:.0f} msgs/s, transport alone {alone[-1]:.0f} msgs/s "
+                  f"({args.connections} connections x window {args.window})", file=sys.stderr)
         top, rate = max(tops), max(rates)
+        print(f"transport: {max(alone):.0f} msgs/s, {max(alone) / top:.2f} of the ceiling", file=sys.stderr)
         slow = naive(port, count=args.subscribers, message=message)
         print(f"(c) naive smtplib loop: {slow:.0f} msgs/s", file=sys.stderr)
     finally:

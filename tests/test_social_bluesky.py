@@ -16,7 +16,7 @@ from pressroom.settings import Settings, SocialAccount
 from pressroom.social import post_releases
 from pressroom.social.bluesky import Bluesky, release_tid
 from pressroom.social.compose import BLUESKY, Part, compose_post
-from pressroom.social.network import RetryLater
+from pressroom.errors import RetryLater
 from tests.conftest import NOW
 from tests.pds import Pds, running_pds
 from tests.social_helpers import SAMPLE_HERO, TEMPLATES, make_release

@@ -16,7 +16,7 @@ can be sent until the settings change.
   opens ``settings.smtp.connections``), STARTTLS / SMTPS / AUTH PLAIN and LOGIN, ESMTP
   PIPELINING (RFC 2920) and CHUNKING (RFC 3030) when the server offers them, one command at a
   time when it does not, a timeout on every read, a reconnect on the next send after a drop,
-  and one rate limit shared by every connection of the process.
+  and one rate limit shared by every connection of the process (``SmtpTransport.limiter``).
 - ``discard``: accepts and drops everything; for benchmarks and dry runs only.
 """
 
@@ -380,9 +380,8 @@ class _Connection:
 class _SmtpSender:
     """One persistent SMTP connection, opened on the first send and again after a drop."""
 
-    def __init__(self, config: SmtpSettings, limiter: RateLimiter) -> None:
+    def __init__(self, config: SmtpSettings) -> None:
         self.config = config
-        self.limiter = limiter
         self.where = f"{config.host}:{config.port}"
         self.connection: _Connection | None = None
 
@@ -426,12 +425,10 @@ class _SmtpSender:
             envelope = envelopes[i]
             commands = conn.opening(envelope)
             if not started:
-                await self.limiter.wait()
                 await conn.write(b"".join(commands) if conn.pipelining else commands[0])
             refusal = await self._opening_replies(conn, commands)
             ahead = b""
             if conn.pipelining and position + 1 < len(todo):
-                await self.limiter.wait()
                 ahead = b"".join(conn.opening(envelopes[todo[position + 1]]))
             started = bool(ahead)
             if refusal is None:
@@ -582,7 +579,11 @@ class _SmtpSender:
 
 
 class SmtpTransport:
-    """The [smtp] server: ``connections`` senders per process, ``window`` messages each at a time."""
+    """The [smtp] server: ``connections`` senders per process, ``window`` messages each at a time.
+
+    ``limiter`` is the process's one ``rate_per_second``: the send loop waits on it before it marks
+    a window sending (so an unsubscribe during the wait still wins), and the senders do not wait again.
+    """
 
     name = "smtp"
 
@@ -593,7 +594,7 @@ class SmtpTransport:
         self.limiter = _limiter(settings.smtp.rate_per_second)
 
     async def connect(self) -> Sender:
-        return _SmtpSender(self.config, self.limiter)
+        return _SmtpSender(self.config)
 
 
 TRANSPORTS: dict[str, type] = {"outbox": OutboxTransport, "smtp": SmtpTransport, "discard": DiscardTransport}
