@@ -7,8 +7,8 @@
 
 A transport never raises for one message: each envelope comes back as a :class:`SendResult`
 whose ``status`` says what the caller must do (the rules are in :func:`_classify`, the one place
-an SMTP answer is read). Only a refused login raises (:class:`ConfigError`): nothing
-can be sent until the settings change.
+an SMTP answer is read). Only settings that cannot work raise, as :class:`ConfigError`, before
+anything is sent: a refused login, or a server that offers no STARTTLS or no AUTH when they are set.
 
 - ``outbox``: each message as an .eml file under ``var/outbox/email/<group>/``; the file
   name derives from the key, so a rerun overwrites instead of duplicating.
