@@ -1,39 +1,49 @@
 """The approval gate: an editor approves or rejects a release's email before it goes to the audience.
 
 With ``[email] approval_required = true`` (or ``email: {approval: true}`` in one release's front
-matter) the publish flow calls :func:`email_gate` (which calls :func:`approve_email`) before the
-email step of each release whose email was never planned. The gate sends a proof to
-``[email] editors``, posts a markdown
-artifact (preview link, audience size, the text of the email) and pauses the run until an editor
-answers the Approve/Reject form in the Prefect UI (or ``resume_flow_run`` through the API).
+matter) :func:`pressroom.dispatch.email_decision` answers "approve" for a release whose email was
+never planned, and only then does the publish flow call :func:`approve_email`. The gate sends each of ``[email] editors``
+a proof ("[PROOF]" subject, a band saying it is not sent yet, no subscriber footer) with two signed
+links of their own, Approve and Reject; posts a markdown artifact (preview link, audience size);
+and pauses the run until an editor answers: through a link (served by the web app from
+:func:`approval_routes`), the Approve/Reject form in the Prefect UI, or ``resume_flow_run`` through the API.
 
 The decision is kept per release version in a Prefect Variable (``pressroom-approval-<slug>``), so
 the runs that follow every five minutes neither ask again nor send a second proof: an approved
 release goes out, a rejected or timed-out one stays unsent, a pending one waits. Editing the
 release (a new digest) asks again. Reject or timeout sends nothing and says so in the artifact.
+The same Variable remembers the links already used: each works once, until the wait ends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout
+from prefect.exceptions import FlowPauseTimeout, NotPausedError
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.variables import Variable
 from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
-from pressroom.ledger import Ledger
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
-__all__ = ["Approval", "approve_email", "email_gate"]
+__all__ = ["Approval", "approval_routes", "approval_url", "approve_email"]
 
 # A wait longer than this, in a run that belongs to a deployment, suspends the run instead of
 # blocking a worker slot; the run starts again from the top when an editor answers.
@@ -55,25 +65,31 @@ class _Decision:
     at: str
     expires: str = ""
     note: str = ""
+    title: str = ""
+    used: tuple[str, ...] = ()  # the links already used (their MACs): each works once
 
 
-def _variable_name(release: Release) -> str:
-    return f"pressroom-approval-{release.slug}"
+def _variable_name(slug: str) -> str:
+    return f"pressroom-approval-{slug}"
 
 
-def _read(release: Release) -> _Decision | None:
-    raw = Variable.get(_variable_name(release), default=None)
+def _parse(raw: str | None) -> _Decision | None:
     if not raw:
         return None
     try:
-        decision = _Decision(**json.loads(raw))
+        data = json.loads(raw)
+        return _Decision(**{**data, "used": tuple(data.get("used", ()))})
     except (TypeError, ValueError):
         return None
-    return decision if decision.digest == release.digest else None
+
+
+def _read(release: Release) -> _Decision | None:
+    decision = _parse(Variable.get(_variable_name(release.slug), default=None))
+    return decision if decision is not None and decision.digest == release.digest else None
 
 
 def _write(release: Release, decision: _Decision) -> None:
-    Variable.set(_variable_name(release), json.dumps(asdict(decision)), tags=["pressroom", "approval"], overwrite=True)
+    Variable.set(_variable_name(release.slug), json.dumps(asdict(decision)), tags=["pressroom", "approval"], overwrite=True)
 
 
 def email_approved(*, release: Release, settings: Settings) -> bool:
@@ -85,28 +101,6 @@ def email_approved(*, release: Release, settings: Settings) -> bool:
         return True
     decision = _read(release)
     return decision is not None and decision.state == "approved"
-
-
-def email_gate(*, release: Release, settings: Settings, ledger: Ledger, settings_file: str | None = None) -> str:
-    """The publish flow's check before a release's email step: ``""`` to go ahead, else why not.
-
-    Only a release whose email was never planned is gated (one planned before went through the
-    gate then, or predates it). An approved release's big send is shared with helper runs on
-    other workers (:func:`flows.scale.share_send`).
-    """
-    if ledger.is_planned(release=release.slug, channel="email") or not settings.email.enabled:
-        return ""
-    from pressroom.audience import Audience
-
-    from flows.scale import share_send
-
-    # Confirmed subscribers: an upper bound (topic filters and cadence may narrow it) that the
-    # editor sees before anything is planned, so a rejected release leaves nothing queued.
-    audience = Audience.from_settings(settings).count(status="confirmed")
-    if not approve_email(release=release, settings=settings, audience_size=audience):
-        return f"not approved by an editor (see the approval-{release.slug} artifact)"
-    share_send(release=release, settings=settings, audience_size=audience, settings_file=settings_file)
-    return ""
 
 
 def approve_email(*, release: Release, settings: Settings, audience_size: int) -> bool:
@@ -138,9 +132,11 @@ def approve_email(*, release: Release, settings: Settings, audience_size: int) -
         _finish(release, settings, decision, state="timed-out", note="nobody answered in time")
         return False
     if decision is None:
-        sent_to = _send_proof(release=release, settings=settings)
+        # Recorded once the proof went out: a send that raises leaves no question, the next run asks.
+        sent_to = _send_proof(release=release, settings=settings, expires=now + timeout)
         decision = _Decision(
-            digest=release.digest, state="pending", flow_run_id=run_id, at=now.isoformat(), expires=(now + timeout).isoformat()
+            digest=release.digest, state="pending", flow_run_id=run_id, at=now.isoformat(),
+            expires=(now + timeout).isoformat(), title=release.title,
         )
         _write(release, decision)
         _request_artifact(release=release, settings=settings, audience_size=audience_size, proof_to=sent_to, timeout=timeout)
@@ -168,7 +164,8 @@ def _poll(seconds: int) -> int:
 
 def _finish(release: Release, settings: Settings, decision: _Decision, *, state: str, note: str) -> None:
     now = datetime.now(UTC)
-    _write(release, _Decision(**{**asdict(decision), "state": state, "at": now.isoformat(), "note": note}))
+    current = _read(release) or decision  # the web app may have recorded a used link meanwhile
+    _write(release, _Decision(**{**asdict(current), "state": state, "at": now.isoformat(), "note": note}))
     outcome = {
         "approved": "approved: the email goes to the audience now",
         "rejected": "rejected: **no email was sent**",
@@ -193,22 +190,156 @@ def _request_artifact(
         f"- audience: up to **{audience_size}** confirmed subscriber(s)",
         f"- preview: [{release.url}]({release.url}) (the release page is already public; the email links to it)",
         f"- proof sent to: {', '.join(proof_to) if proof_to else 'nobody (no editors configured)'}",
-        f"- answer by {until:%Y-%m-%d %H:%M %Z}: open this flow run and choose **Resume**, then approve or reject",
+        f"- answer by {until:%Y-%m-%d %H:%M %Z}: with the Approve or Reject link of the proof email, or open this"
+        " flow run and choose **Resume**, then approve or reject",
         "- no answer by then sends nothing",
     ]
     create_markdown_artifact(key=f"approval-{release.slug}", markdown="\n".join(lines), description="approval requested")
 
 
-def _send_proof(*, release: Release, settings: Settings) -> list[str]:
-    """Send each editor the email exactly as subscribers will get it; returns who accepted it."""
+def _send_proof(*, release: Release, settings: Settings, expires: datetime) -> list[str]:
+    """Send each editor the proof with their own Approve and Reject links; returns who accepted it."""
     from flows.ops import send_to_people
     from pressroom.mail import Recipient, compose_release
 
-    composed = compose_release(release=release, settings=settings)
-    # An editor is not a subscriber: the unsubscribe slot points at the release page instead.
+    def proof(address: str) -> bytes:
+        links = {
+            label: approval_url(settings=settings, release=release, editor=address, approve=approve, expires=expires)
+            for label, approve in (("Approve", True), ("Reject", False))
+        }
+        return compose_release(release=release, settings=settings, proof=links).message(Recipient(address=address))
+
     return send_to_people(
-        settings=settings,
-        addresses=list(settings.email.editors),
-        key=f"proof-{release.slug}",
-        message=lambda address: composed.message(Recipient(address=address, unsubscribe_url=release.url)),
+        # Sent once per key: one proof per version of the release (an edited release asks again).
+        settings=settings, addresses=list(settings.email.editors), key=f"proof-{release.slug}-{release.digest[:8]}",
+        message=proof,
     )
+
+
+# --------------------------------------------------------------------------- the proof's links
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _mac(settings: Settings, payload: bytes) -> bytes:
+    # As pressroom.audience signs subscriber links, under a key of its own: a subscriber's token
+    # can never pass for an editor's decision.
+    key = hashlib.sha256(b"pressroom-approval\x00" + settings.secret_key.get_secret_value().encode()).digest()
+    return hmac.new(key, payload, hashlib.sha256).digest()[:18]
+
+
+def approval_url(*, settings: Settings, release: Release, editor: str, approve: bool, expires: datetime) -> str:
+    """The signed link that lets ``editor`` approve (or reject) this version of ``release`` once, until ``expires``."""
+    payload = json.dumps([release.slug, release.digest[:16], editor, approve, int(expires.timestamp())], separators=(",", ":"))
+    token = f"{_b64(payload.encode())}.{_b64(_mac(settings, payload.encode()))}"
+    return f"{settings.site.base_url}/approval/{token}"
+
+
+@dataclass(frozen=True)
+class _Link:
+    slug: str
+    digest: str  # the first 16 hex digits of the release version's digest
+    editor: str
+    approve: bool
+    mac: str
+
+
+def _open_link(settings: Settings, token: str, now: datetime) -> _Link | str:
+    """The link inside ``token``, or why it cannot be used (forged, damaged, expired, not an editor's)."""
+    try:
+        payload_text, mac_text = token.split(".", 1)
+        payload = base64.urlsafe_b64decode(payload_text + "=" * (-len(payload_text) % 4))
+        mac = base64.urlsafe_b64decode(mac_text + "=" * (-len(mac_text) % 4))
+    except ValueError:
+        return "This link is damaged: open it from the proof email again."
+    if not hmac.compare_digest(mac, _mac(settings, payload)):
+        return "This link was not made by Pressroom for this site."
+    slug, digest, editor, approve, expires = json.loads(payload)
+    if now.timestamp() >= expires:
+        return "This link has expired: the wait for an answer is over, and nothing was sent."
+    if editor.lower() not in {address.lower() for address in settings.email.editors}:
+        return f"{editor} is no longer among the editors of this site ([email] editors)."
+    return _Link(slug=slug, digest=digest, editor=editor, approve=bool(approve), mac=mac_text)
+
+
+async def _question(link: _Link) -> _Decision | str:
+    """The pending decision ``link`` answers, or why there is none to answer."""
+    decision = _parse(await Variable.aget(_variable_name(link.slug), default=None))
+    if decision is None or decision.digest[:16] != link.digest:
+        return "No question is open for this version of the release (edited since the proof?): try again in a minute."
+    if link.mac in decision.used:
+        return "This link was already used."
+    if decision.state != "pending":
+        return f"The email of this release was already {decision.state} ({decision.at[:16].replace('T', ' ')} UTC)."
+    return decision
+
+
+def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
+    document = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font:17px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1f2933}"
+        "button{font:inherit;font-weight:bold;padding:.7rem 1.6rem;border:0;border-radius:4px;background:#0b5d7a;color:#fff;cursor:pointer}"
+        "</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    # The token is in the URL: never cached, never sent on as a referrer, never indexed.
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+    return HTMLResponse(document, status_code=status, headers=headers)
+
+
+def approval_routes(*, settings: Settings) -> list[Route]:
+    """The web app's pages for the proof's links: ``GET /approval/<token>`` shows one button, its ``POST`` decides.
+
+    Only the POST decides, so a mail scanner that opens every link decides nothing. A used,
+    expired, forged or no-longer-an-editor's link gets a 400 page and changes nothing; a run that
+    is not waiting (yet, or any more) gets a 409. The answer resumes the paused run through the
+    Prefect API, exactly as the Prefect UI's Resume form does.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.flow_runs import aresume_flow_run
+
+    decide = asyncio.Lock()  # one answer at a time in this process: a double click is one click
+
+    async def approval(request: Request) -> HTMLResponse:
+        link = _open_link(settings, request.path_params["token"], datetime.now(UTC))
+        if isinstance(link, str):
+            return _page("This link cannot be used", f"<p>{html.escape(link)}</p>", status=400)
+        verb = "approve" if link.approve else "reject"
+        async with decide:
+            decision = await _question(link)
+            if isinstance(decision, str):
+                return _page("This link cannot be used", f"<p>{html.escape(decision)}</p>", status=400)
+            title = html.escape(decision.title or link.slug)
+            if request.method == "GET":
+                what = "goes to the subscribers now" if link.approve else "is not sent to anyone"
+                return _page(
+                    f"{verb.capitalize()} this email?",
+                    f"<p>The email of <strong>{title}</strong> {what} when you press the button.</p>"
+                    f'<form method="post"><button type="submit">{verb.capitalize()} the email</button></form>'
+                    f"<p><small>This link is {html.escape(link.editor)}'s, from the proof email.</small></p>",
+                )
+            run_id = UUID(decision.flow_run_id)
+            try:
+                async with get_client() as client:
+                    run = await client.read_flow_run(run_id)
+            except ObjectNotFound:
+                run = None
+            if run is None or run.state is None or not run.state.is_paused():
+                return _page("Not waiting for an answer", "<p>The run that asked is not waiting for an answer right now; "
+                             "try again in a minute, or answer in the Prefect UI.</p>", status=409)
+            used = _Decision(**{**asdict(decision), "used": (*decision.used, link.mac)})
+            await Variable.aset(_variable_name(link.slug), json.dumps(asdict(used)), tags=["pressroom", "approval"], overwrite=True)
+            note = f"{verb}d by {link.editor} from the proof's link"
+            try:
+                await aresume_flow_run(run_id, run_input={"approve": link.approve, "note": note})
+            except (NotPausedError, FlowPauseTimeout, RuntimeError) as exc:
+                return _page("Not waiting for an answer", f"<p>{html.escape(str(exc))}</p>", status=409)
+        done = "It goes to the subscribers now." if link.approve else "Nothing is sent."
+        return _page(f"Email {verb}d", f"<p>The email of <strong>{title}</strong> is {verb}d. {done}</p>")
+
+    return [Route("/approval/{token}", approval, methods=["GET", "POST"])]

@@ -153,7 +153,7 @@ def send_release(*, release: Release, settings: Settings, ledger: Ledger, now: d
         planned = plan_audience(ledger=ledger, release=release, now=now)
         if planned:
             share_send(release=release, settings=settings, audience_size=planned, settings_file=settings_file)
-    if ledger.outstanding(release=release.slug, channel=CHANNEL)[0] == 0:
+    if ledger.outstanding(release=release.slug, channel=CHANNEL, now=now)[0] == 0:
         report = ledger.report(release=release.slug, channel=CHANNEL)
         report.sent_now = 0
         return report

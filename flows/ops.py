@@ -92,9 +92,12 @@ def _schedule(raw: dict[str, Any]) -> Any:
     raise ConfigError(f"schedule {raw!r}: only cron and interval schedules are served", hint="use cron: or interval:")
 
 
-def _runner_deployments(*, prefect_file: Path) -> list[Any]:
+def _runner_deployments(
+    *, prefect_file: Path, settings_file: Path | None = None, publish_interval: int | None = None
+) -> list[Any]:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.flows import load_flow_from_entrypoint
+    from prefect.schedules import Interval
 
     deployments = []
     for spec in read_deployments(prefect_file=prefect_file):
@@ -103,29 +106,52 @@ def _runner_deployments(*, prefect_file: Path) -> list[Any]:
         limit: Any = spec.concurrency_limit
         if limit is not None and spec.collision_strategy:
             limit = ConcurrencyLimitConfig(limit=limit, collision_strategy=spec.collision_strategy)
+        parameters = dict(spec.parameters)
+        if settings_file is not None and "settings_file" in parameters:
+            parameters["settings_file"] = str(settings_file)
+        schedules = [_schedule(raw) for raw in spec.schedules]
+        if publish_interval is not None and spec.name == "publish":
+            schedules = [Interval(publish_interval)]
         deployments.append(
             flow.to_deployment(
                 name=spec.name,
                 description=spec.description or None,
                 tags=list(spec.tags),
-                parameters=spec.parameters,
-                schedules=[_schedule(raw) for raw in spec.schedules],
+                parameters=parameters,
+                schedules=schedules,
                 concurrency_limit=limit,
             )
         )
     return deployments
 
 
-def serve_flows(*, prefect_file: Path = PREFECT_FILE, limit: int | None = None) -> None:
+def serve_flows(
+    *,
+    settings: Settings,
+    prefect_file: Path = PREFECT_FILE,
+    settings_file: Path | None = None,
+    limit: int | None = None,
+    publish_interval: int | None = None,
+) -> None:
     """Serve every deployment of ``prefect_file`` from this process, with its schedules; blocks until stopped.
 
-    The working directory becomes the project folder so relative ``settings_file`` parameters
-    resolve as they do for a worker that ran prefect.yaml's pull step.
+    Schedules need a scheduler, and Prefect's temporary server has none: the project's local
+    server (:func:`start_local_server`, left running for the next command) is found or started
+    first, unless ``PREFECT_API_URL`` names another. ``settings_file`` (absolute) replaces the
+    deployments' ``settings_file`` parameter; ``publish_interval`` (seconds) replaces the publish
+    schedule, for tests and demonstrations. The working directory becomes the project folder so
+    relative ``settings_file`` parameters resolve as they do for a worker that ran prefect.yaml's
+    pull step.
     """
+    start_local_server(settings)
     from prefect import serve
 
+    # Before loading the flows: Prefect records each entrypoint relative to the working directory.
     os.chdir(prefect_file.parent)
-    serve(*_runner_deployments(prefect_file=prefect_file), limit=limit)
+    serve(
+        *_runner_deployments(prefect_file=prefect_file, settings_file=settings_file, publish_interval=publish_interval),
+        limit=limit,
+    )
 
 
 # --------------------------------------------------------------------------- secrets
@@ -364,7 +390,8 @@ def start_local_server(settings: Settings, *, timeout: float = 90.0) -> str:
     url = f"http://127.0.0.1:{port}/api"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(home)
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    # flows/__init__ decided this for every Prefect process; the server gets the same answer.
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"]
     log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the detached process
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],

@@ -3,13 +3,17 @@
 A subscriber is ``pending`` (asked, not yet confirmed), ``confirmed`` (receives email) or
 ``unsubscribed``. ``topics`` are tag slugs; none means everything. ``cadence`` is
 ``per-release`` (an email for each release) or ``weekly`` (the digest). Every change of
-consent is appended to ``consent_events`` (never updated, never deleted except by
-``remove(erase=True)``, the right to erasure) so the evidence of who agreed to what, when and
-how survives. The suppression list holds addresses that must never be emailed: hard bounces,
-complaints, unsubscribes, manual blocks.
+consent is appended to ``consent_events`` (the database refuses an UPDATE; rows go only by
+:func:`erase`, the right to erasure, or when an unconfirmed request expires) so the evidence of
+who agreed to what, when and how survives. The suppression list holds addresses that must never
+be emailed: hard bounces, complaints, unsubscribes, manual blocks; after erasure a bounce or a
+complaint stays there as a keyed hash only.
 
-Tokens in unsubscribe and preferences links are HMAC-signed with ``settings.secret_key``,
-scoped to one action and one subscriber, and optionally expire.
+Tokens in links are HMAC-signed with ``settings.signing_keys()`` (the current key signs, previous
+keys still verify), scoped to one action and one subscriber (or one subscription request), and
+optionally expire. This module is the one home of the rules for addresses
+(:func:`normalise_address`, :func:`mailbox`), names (:func:`clean_name`), cadences
+(:data:`CADENCES`) and erasure (:func:`erase`); language tags follow ``releases.LANGUAGE_RE``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ import base64
 import csv
 import hashlib
 import hmac
+import json
+import logging
 import re
-from collections.abc import Iterable, Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -29,14 +38,18 @@ from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 
 from pressroom.db import (
     consent_events,
+    deliveries,
+    delivery_conflicts,
     dialect_insert,
     engine_for,
     engine_for_url,
     subscriber_topics,
     subscribers,
+    subscription_requests,
     suppressions,
 )
-from pressroom.errors import PressroomError
+from pressroom.errors import AddressError, TokenError  # re-exported: callers import them from here too
+from pressroom.releases import LANGUAGE_RE
 from pressroom.settings import Settings
 
 __all__ = [
@@ -46,8 +59,18 @@ __all__ = [
     "ImportReport",
     "Subscriber",
     "TokenError",
+    "CADENCES",
+    "Requested",
+    "address_hash",
+    "check_request",
+    "clean_name",
+    "confirm_request",
+    "erase",
+    "expire_pending",
+    "mailbox",
     "normalise_address",
     "preferences_url",
+    "request_subscription",
     "sign_token",
     "unsubscribe_url",
     "verify_token",
@@ -59,18 +82,10 @@ STATUSES: tuple[str, ...] = ("pending", "confirmed", "unsubscribed")
 CADENCES: tuple[str, ...] = ("per-release", "weekly")
 CSV_COLUMNS = ("address", "name", "language", "topics", "cadence", "status", "consent")
 _CHUNK = 5_000
+_MAX_NAME = 100
+_HASH_PREFIX = "h:"
 
-
-class AddressError(PressroomError):
-    """An email address, or a row that carries one, is not acceptable."""
-
-    hint = "write a single address such as jane.doe@example.org"
-
-
-class TokenError(PressroomError):
-    """A link token is forged, damaged, expired, or meant for another action."""
-
-    hint = "the link is not valid any more; ask for a new one from the preferences page"
+log = logging.getLogger("pressroom.audience")
 
 
 # --------------------------------------------------------------------------- addresses
@@ -106,6 +121,51 @@ def normalise_address(address: str) -> str:
     if len(result) > 254:
         raise AddressError(f"{address!r} is longer than 254 characters")
     return result
+
+
+def mailbox(address: str) -> str:
+    """The mailbox an address reaches, for counting: normalised, without a ``+tag``.
+
+    ``Jane+news@Example.org.`` and ``jane@example.org`` are one inbox, so a cap on emails per
+    address counts them once.
+    """
+    local, _, domain = normalise_address(address).rpartition("@")
+    return f"{local.split('+', 1)[0] or local}@{domain}"
+
+
+# Names end up in headers and greetings: drop controls, format characters and line separators.
+_UNSAFE_IN_NAME = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+# Dots a reader takes for a dot, beyond what NFKC already folds (full-width, small, one-dot leader).
+_DOT_LIKE = str.maketrans({"\u3002": ".", "\uff61": ".", "\u00b7": ".", "\u2219": ".", "\u22c5": ".", "\u0701": "."})
+_LINK_IN_NAME = re.compile(
+    r"://|\bwww\b|\bhttps?\b|xn--|@|[^\W_](?:\.|\s*(?:\(dot\)|\[dot\]|\[\.\]|\(\.\))\s*)[^\W\d_]{2}",
+    re.IGNORECASE,
+)
+
+
+def clean_name(value: str, *, links: bool = False) -> str:
+    """A name as it is stored and shown: one line, no control or invisible characters, at most 100 characters.
+
+    RFC 2047 encoded words (``=?utf-8?b?...?=``) are decoded first, so what is checked is what a
+    mail client would show. Unless ``links`` (operator-written text: the site's or sender's name),
+    anything that reads as a web address, an email address or a domain, look-alike dots
+    included, raises :class:`AddressError`: a name travels into emails, so a link in it would be
+    a way to send that link to anyone, from us.
+    """
+    decoded = value
+    if "=?" in value:
+        try:
+            decoded = str(make_header(decode_header(value)))
+        except (HeaderParseError, LookupError, UnicodeError, ValueError):
+            decoded = value
+    kept = "".join(" " if unicodedata.category(ch) in _UNSAFE_IN_NAME else ch for ch in decoded)
+    name = " ".join(kept.split())[:_MAX_NAME].strip()
+    if not links and _LINK_IN_NAME.search(unicodedata.normalize("NFKC", name).translate(_DOT_LIKE)):
+        raise AddressError(
+            f"the name {name!r} reads as a web or email address",
+            hint="a name cannot contain a web address, an email address or a domain; write the name alone",
+        )
+    return name
 
 
 def _topics(values: Iterable[str]) -> tuple[str, ...]:
@@ -160,18 +220,21 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(settings: Settings, payload: bytes) -> bytes:
-    key = hashlib.sha256(b"pressroom-token\x00" + settings.secret_key.get_secret_value().encode()).digest()
-    return hmac.new(key, payload, hashlib.sha256).digest()[:18]
+def _mac(key: bytes, payload: bytes) -> bytes:
+    derived = hashlib.sha256(b"pressroom-token\x00" + key).digest()
+    return hmac.new(derived, payload, hashlib.sha256).digest()[:18]
 
 
 def sign_token(*, settings: Settings, action: str, subscriber_id: int, expires_at: datetime | None = None) -> str:
-    """A URL-safe token that lets its bearer do ``action`` for one subscriber (until ``expires_at``)."""
+    """A URL-safe token that lets its bearer do ``action`` for one subscriber (until ``expires_at``).
+
+    Signed with the current key only; :func:`verify_token` also accepts ``[web] previous_secret_keys``.
+    """
     if ":" in action:
         raise ValueError("action names cannot contain ':'")
     expiry = "" if expires_at is None else str(int(expires_at.timestamp()))
     payload = f"{action}:{subscriber_id}:{expiry}".encode()
-    return f"{_b64(payload)}.{_b64(_mac(settings, payload))}"
+    return f"{_b64(payload)}.{_b64(_mac(settings.signing_keys()[0], payload))}"
 
 
 def verify_token(*, settings: Settings, token: str, action: str, now: datetime | None = None) -> int:
@@ -179,17 +242,25 @@ def verify_token(*, settings: Settings, token: str, action: str, now: datetime |
     try:
         payload_text, mac_text = token.split(".", 1)
         payload, mac = _unb64(payload_text), _unb64(mac_text)
-    except (ValueError, TypeError):
+        token_action, subscriber, expiry = payload.decode("ascii").split(":")
+        number = int(subscriber)
+        deadline = int(expiry) if expiry else None
+    except (ValueError, TypeError, UnicodeError):
         raise TokenError("the link token is damaged") from None
-    if not hmac.compare_digest(mac, _mac(settings, payload)):
+    if not any(hmac.compare_digest(mac, _mac(key, payload)) for key in settings.signing_keys()):
         raise TokenError("the link token is not genuine")
-    token_action, subscriber, expiry = payload.decode().split(":")
     if token_action != action:
         raise TokenError(f"this link is for {token_action!r}, not {action!r}")
     moment = now or datetime.now(UTC)
-    if expiry and moment.timestamp() >= int(expiry):
+    if deadline is not None and moment.timestamp() >= deadline:
         raise TokenError("the link has expired")
-    return int(subscriber)
+    return number
+
+
+def address_hash(*, key: bytes, address: str) -> str:
+    """What is kept of an erased address that must stay suppressed: a keyed hash, useless without the key."""
+    digest = hmac.new(hashlib.sha256(b"pressroom-address\x00" + key).digest(), address.encode(), hashlib.sha256)
+    return _HASH_PREFIX + digest.hexdigest()[:40]
 
 
 def unsubscribe_url(*, settings: Settings, subscriber_id: int) -> str:
@@ -210,15 +281,20 @@ def preferences_url(*, settings: Settings, subscriber_id: int) -> str:
 class Audience:
     """Subscribers and suppressions in the Pressroom database."""
 
-    def __init__(self, *, url: str, default_language: str = "en") -> None:
+    def __init__(self, *, url: str, default_language: str = "en", hash_keys: Sequence[bytes] = ()) -> None:
         self._engine = engine_for_url(url)
         self._language = default_language
+        # Keys of the hashes erased addresses are suppressed under (the current key first).
+        self._hash_keys = tuple(hash_keys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Audience:
         """Connect (and migrate) the database named by ``settings.db_url``."""
         engine_for(settings)
-        return cls(url=settings.db_url, default_language=settings.site.language)
+        return cls(url=settings.db_url, default_language=settings.site.language, hash_keys=settings.signing_keys())
+
+    def _hashes(self, address: str) -> list[str]:
+        return [address_hash(key=key, address=address) for key in self._hash_keys]
 
     # ----------------------------------------------------------------- reading
 
@@ -391,8 +467,13 @@ class Audience:
         cadence: str | None = None,
         language: str | None = None,
         name: str | None = None,
+        evidence: str = "",
     ) -> Subscriber:
-        """Change what a subscriber receives; recorded as a consent event."""
+        """Change what a subscriber receives; recorded as a consent event.
+
+        ``evidence`` (JSON: client hash, form, its version, the text shown) is stored with the
+        changes added under ``"changes"``.
+        """
         values: dict = {"updated_at": now}
         if cadence is not None:
             if cadence not in CADENCES:
@@ -401,7 +482,7 @@ class Audience:
         if language is not None:
             values["language"] = language
         if name is not None:
-            values["name"] = " ".join(name.split())[:200]
+            values["name"] = clean_name(name)
         with self._engine.begin() as conn:
             current = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).mappings().first()
             if current is None:
@@ -415,26 +496,21 @@ class Audience:
                     conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in clean])
                 detail.append("topics=" + (";".join(clean) or "everything"))
             detail += [f"{k}={v}" for k, v in values.items() if k != "updated_at"]
-            self._event(conn, subscriber_id, current["address"], "preferences", now, source, ", ".join(detail))
+            self._event(conn, subscriber_id, current["address"], "preferences", now, source, _with(evidence, changes=", ".join(detail)))
         result = self.get(subscriber_id=subscriber_id)
         assert result is not None
         return result
 
-    def remove(self, *, address: str, now: datetime, source: str, erase: bool = False) -> bool:
-        """Unsubscribe an address and suppress it; with ``erase`` also delete it and its evidence.
+    def remove(self, *, address: str, now: datetime, source: str) -> bool:
+        """Unsubscribe an address and suppress it (to forget it entirely, use :func:`erase`).
 
         Returns ``False`` when the address was not a subscriber.
         """
         clean = normalise_address(address)
-        with self._engine.begin() as conn:
+        with self._engine.connect() as conn:
             row = conn.execute(select(subscribers.c.id).where(subscribers.c.address == clean)).first()
-            if row is None:
-                return False
-            if erase:
-                conn.execute(delete(subscriber_topics).where(subscriber_topics.c.subscriber_id == row.id))
-                conn.execute(delete(subscribers).where(subscribers.c.id == row.id))
-                conn.execute(delete(consent_events).where(consent_events.c.address == clean))
-                return True
+        if row is None:
+            return False
         self._set_status(row.id, "unsubscribed", now=now, source=source, evidence="removed by an operator")
         return True
 
@@ -454,10 +530,11 @@ class Audience:
             return result.first() is not None
 
     def is_suppressed(self, *, address: str) -> bool:
-        """Whether ``address`` is on the suppression list."""
+        """Whether ``address`` is on the suppression list (as itself, or as the hash left by an erasure)."""
+        clean = normalise_address(address)
         with self._engine.connect() as conn:
             return conn.execute(
-                select(suppressions.c.address).where(suppressions.c.address == normalise_address(address))
+                select(suppressions.c.address).where(suppressions.c.address.in_([clean, *self._hashes(clean)]))
             ).first() is not None
 
     def seed_if_empty(self, *, file: Path, now: datetime) -> ImportReport | None:
@@ -475,11 +552,15 @@ class Audience:
         if status not in STATUSES:
             raise AddressError(f"{clean}: status {status!r} is not one of {', '.join(STATUSES)}")
         lang = (language or self._language).strip()
-        if not re.fullmatch(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*", lang):
+        if not LANGUAGE_RE.match(lang):
             raise AddressError(f"{clean}: language {lang!r} is not a language tag such as en or pt-BR")
+        try:
+            clean_name_value = clean_name(name)
+        except AddressError as exc:
+            raise AddressError(f"{clean}: {exc.message}", hint=exc.hint) from None
         return {
             "address": clean,
-            "name": " ".join(name.split())[:200],
+            "name": clean_name_value,
             "language": lang,
             "status": status,
             "cadence": cadence,
@@ -532,6 +613,19 @@ class Audience:
         topic_rows = [{"subscriber_id": sid, "topic": t} for sid, r in zip(ids, rows) for t in r["topics"]]
         if topic_rows:
             conn.execute(insert(subscriber_topics), topic_rows)
+        if self._hash_keys:
+            # An erased address that bounced or complained comes back suppressed: the hash finds it.
+            by_hash = {h: r["address"] for r in rows for h in self._hashes(r["address"])}
+            for start in range(0, len(by_hash), _CHUNK):
+                found = conn.execute(
+                    select(suppressions).where(suppressions.c.address.in_(list(by_hash)[start : start + _CHUNK]))
+                ).mappings().all()
+                for hit in found:
+                    conn.execute(
+                        dialect_insert(conn, suppressions)
+                        .values(address=by_hash[hit["address"]], reason=hit["reason"], detail=hit["detail"], created_at=hit["created_at"])
+                        .on_conflict_do_nothing()
+                    )
         conn.execute(
             insert(consent_events),
             [
@@ -558,6 +652,7 @@ class Audience:
             if row is None:
                 raise AddressError(f"no subscriber with id {subscriber_id}")
             conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
+            _close_requests(conn, subscriber_id, now)
             kind = {"confirmed": "confirmed", "unsubscribed": "unsubscribed", "pending": "requested"}[status]
             self._event(conn, subscriber_id, row.address, kind, now, source, evidence)
             if status == "unsubscribed":
@@ -584,6 +679,27 @@ class Audience:
                 subscriber_id=subscriber_id, address=address, kind=kind, at=now, source=source[:200], detail=detail
             )
         )
+
+
+def _with(evidence: str, **extra: object) -> str:
+    """``evidence`` with ``extra`` added: merged when it is a JSON object, else appended as text."""
+    if evidence.startswith("{"):
+        try:
+            return json.dumps({**json.loads(evidence), **extra}, ensure_ascii=False, sort_keys=True)
+        except ValueError:
+            pass
+    text = ", ".join(str(value) for value in extra.values())
+    return f"{evidence}; {text}" if evidence else text
+
+
+def _close_requests(conn, subscriber_id: int, now: datetime) -> None:
+    # Every status change voids the links of earlier requests: one sent before an unsubscribe
+    # can never subscribe the address again.
+    conn.execute(
+        update(subscription_requests)
+        .where(subscription_requests.c.subscriber_id == subscriber_id, subscription_requests.c.closed_at.is_(None))
+        .values(closed_at=now)
+    )
 
 
 def _subscriber(row, topics: tuple[str, ...]) -> Subscriber:
@@ -621,7 +737,15 @@ def eligible(*, cadence: str, tags: Iterable[str]):
     )
 
 
-# --------------------------------------------------------------------------- for the web app (pressroom/web.py)
+# --------------------------------------------------------------------------- the subscription flow and erasure
+
+
+@dataclass(frozen=True)
+class Requested:
+    """A subscription request that should get a confirmation email now."""
+
+    subscriber_id: int
+    request_id: int
 
 
 def request_subscription(
@@ -637,24 +761,29 @@ def request_subscription(
     cadence: str = "per-release",
     confirmations_since: datetime,
     max_confirmations: int,
+    site_since: datetime | None = None,
+    site_max_confirmations: int | None = None,
     may_confirm: bool = True,
-) -> int | None:
+) -> Requested | None:
     """Record a subscribe-form request (double opt-in) in one transaction.
 
-    A new address becomes ``pending`` with the request as its first consent event. A pending or
-    unsubscribed one keeps the new choices (they matter only once confirmed) and gets a
-    ``requested`` event; a confirmed one is left alone. Returns the id of the subscriber to whom a
-    confirmation email should go now, recorded as a ``confirmation-sent`` event, or ``None``: when
-    confirmed already, suppressed for another reason than its own unsubscribe (a bounce, a
-    complaint), ``may_confirm`` is false, or ``max_confirmations`` went out since ``confirmations_since``.
+    A new address becomes ``pending``. Every request is kept apart with its own choices (name,
+    topics, cadence, language): confirming one link applies that request's choices and nothing
+    of another's; until then the subscriber's own choices are untouched. A confirmed address
+    keeps its choices (the request is recorded, closed, with a ``requested`` event). Returns the request to email a confirmation link for, or ``None``: confirmed
+    already, suppressed for another reason than its own unsubscribe (a bounce, a complaint, also
+    after erasure), ``may_confirm`` false, ``max_confirmations`` sent to this mailbox (case and
+    ``+tag`` aside) since ``confirmations_since``, or ``site_max_confirmations`` sent by the whole
+    site since ``site_since``.
     """
-    from sqlalchemy.exc import IntegrityError  # here, not at the top: this block is appended for easy rebases
+    from sqlalchemy.exc import IntegrityError
 
     for attempt in (1, 2):
         try:
             return _request_subscription(
                 audience, address=address, now=now, source=source, evidence=evidence, name=name, language=language,
-                topics=topics, cadence=cadence, since=confirmations_since, limit=max_confirmations, may_confirm=may_confirm,
+                topics=topics, cadence=cadence, since=confirmations_since, limit=max_confirmations,
+                site_since=site_since, site_limit=site_max_confirmations, may_confirm=may_confirm,
             )
         except IntegrityError:
             if attempt == 2:  # a concurrent request inserted the same address: the retry sees it
@@ -664,67 +793,221 @@ def request_subscription(
 
 def _request_subscription(
     audience: Audience, *, address: str, now: datetime, source: str, evidence: str, name: str, language: str | None,
-    topics: Iterable[str], cadence: str, since: datetime, limit: int, may_confirm: bool,
-) -> int | None:
+    topics: Iterable[str], cadence: str, since: datetime, limit: int, site_since: datetime | None, site_limit: int | None,
+    may_confirm: bool,
+) -> Requested | None:
     values = audience._validated(address=address, name=name, language=language, topics=topics, cadence=cadence, status="pending")
     clean = values["address"]
+    box = mailbox(clean)
     with audience._engine.begin() as conn:
+        # Every kind of address takes the same statements (bar the first insert of a new one), so
+        # the time of the answer does not tell a confirmed address from an unknown one.
         row = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == clean)).first()
         if row is None:
-            audience._insert(conn, [values], now=now, source=source, evidence=[evidence])
-            subscriber_id = conn.execute(select(subscribers.c.id).where(subscribers.c.address == clean)).scalar_one()
-        elif row.status == "confirmed":
-            return None
-        else:
-            subscriber_id = row.id
-            conn.execute(
-                update(subscribers)
-                .where(subscribers.c.id == subscriber_id)
-                .values(name=values["name"], cadence=values["cadence"], updated_at=now)
-            )
-            conn.execute(delete(subscriber_topics).where(subscriber_topics.c.subscriber_id == subscriber_id))
+            # One single-row insert, where a known address gets one update. No re-suppression
+            # look-up: the one below finds a hashed suppression and sends no link, so this
+            # pending row can never be confirmed.
+            subscriber_id = conn.execute(
+                insert(subscribers).returning(subscribers.c.id),
+                {"address": clean, "name": values["name"], "language": values["language"], "status": "pending",
+                 "cadence": values["cadence"], "created_at": now, "updated_at": now},
+            ).scalar_one()
             if values["topics"]:
                 conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in values["topics"]])
-            Audience._event(conn, subscriber_id, clean, "requested", now, source, evidence)
-        reason = conn.execute(select(suppressions.c.reason).where(suppressions.c.address == clean)).scalar()
-        if not may_confirm or reason not in (None, "unsubscribed"):
-            return None
-        sent = conn.execute(
-            select(func.count())
-            .select_from(consent_events)
-            .where(
-                consent_events.c.address == clean,
-                consent_events.c.kind == "confirmation-sent",
-                consent_events.c.at >= since,
+            confirmed = False
+        else:
+            subscriber_id, confirmed = row.id, row.status == "confirmed"
+            conn.execute(
+                update(subscribers).where(subscribers.c.id == subscriber_id, subscribers.c.status != "confirmed").values(updated_at=now)
             )
+        Audience._event(conn, subscriber_id, clean, "requested", now, source, evidence)
+        reason = conn.execute(
+            select(suppressions.c.reason).where(suppressions.c.address.in_([clean, *audience._hashes(clean)]))
+        ).scalars().all()
+        emailed_since = select(func.count()).select_from(subscription_requests).where(subscription_requests.c.emailed.is_(True))
+        to_mailbox = emailed_since.where(subscription_requests.c.mailbox == box, subscription_requests.c.created_at >= since)
+        by_site = emailed_since.where(subscription_requests.c.created_at >= (site_since or now))
+        sent, site_sent = conn.execute(select(to_mailbox.scalar_subquery(), by_site.scalar_subquery())).one()
+        emailed = (
+            not confirmed
+            and may_confirm
+            and all(r == "unsubscribed" for r in reason)
+            and sent < limit
+            and (site_limit is None or site_sent < site_limit)
+        )
+        request_id = conn.execute(
+            insert(subscription_requests).returning(subscription_requests.c.id),
+            {
+                "subscriber_id": subscriber_id, "mailbox": box, "name": values["name"], "language": values["language"],
+                "cadence": values["cadence"], "topics": ";".join(values["topics"]), "evidence": evidence,
+                "emailed": emailed, "created_at": now, "closed_at": now if confirmed else None,
+            },
         ).scalar_one()
-        if sent >= limit:
+        if not emailed:
             return None
-        Audience._event(conn, subscriber_id, clean, "confirmation-sent", now, source, "")
-        return subscriber_id
+        Audience._event(conn, subscriber_id, clean, "confirmation-sent", now, source, json.dumps({"request": request_id}))
+        return Requested(subscriber_id=subscriber_id, request_id=request_id)
 
 
-def erase(*, audience: Audience, subscriber_id: int) -> bool:
-    """The right to erasure: delete the subscriber, their topics, consent events and suppression entries.
+def check_request(*, audience: Audience, request_id: int) -> None:
+    """Raise :class:`TokenError` unless the subscription request can still be confirmed."""
+    with audience._engine.connect() as conn:
+        _open_request(conn, request_id)
 
-    Returns ``False`` when there was no such subscriber. Nothing about the address remains, so
-    it can come back only by subscribing (and confirming) again.
+
+def _open_request(conn, request_id: int):  # noqa: ANN202
+    request = conn.execute(select(subscription_requests).where(subscription_requests.c.id == request_id)).mappings().first()
+    if request is None:
+        raise TokenError("the request it confirms no longer exists (erased, or not confirmed in time)")
+    if request["closed_at"] is not None:
+        raise TokenError("it has been used already, or a newer change of the subscription replaced it")
+    return request
+
+
+def confirm_request(*, audience: Audience, request_id: int, now: datetime, source: str, evidence: str) -> Subscriber:
+    """Confirm the subscription request a link was sent for, with that request's choices.
+
+    The ``confirmed`` consent event records the choices and the request. Raises
+    :class:`TokenError` when the request is unknown, expired away, already used, or voided by a
+    later change of the subscriber's status.
     """
     with audience._engine.begin() as conn:
-        row = conn.execute(select(subscribers.c.address).where(subscribers.c.id == subscriber_id)).first()
-        if row is None:
-            return False
+        request = _open_request(conn, request_id)
+        subscriber_id = request["subscriber_id"]
+        address = conn.execute(select(subscribers.c.address).where(subscribers.c.id == subscriber_id)).scalar_one()
+        topics = tuple(t for t in request["topics"].split(";") if t)
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id)
+            .values(
+                status="confirmed", name=request["name"], cadence=request["cadence"], language=request["language"],
+                updated_at=now, confirmed_at=now,
+            )
+        )
         conn.execute(delete(subscriber_topics).where(subscriber_topics.c.subscriber_id == subscriber_id))
-        conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
-        conn.execute(delete(consent_events).where(consent_events.c.address == row.address))
-        conn.execute(delete(suppressions).where(suppressions.c.address == row.address))
-        return True
+        if topics:
+            conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in topics])
+        _close_requests(conn, subscriber_id, now)
+        choices = {"request": request_id, "topics": list(topics), "cadence": request["cadence"], "language": request["language"], "name": request["name"]}
+        Audience._event(conn, subscriber_id, address, "confirmed", now, source, _with(evidence, choices=choices))
+        # Confirming again lifts only the unsubscribe; bounces and complaints stay suppressed.
+        conn.execute(delete(suppressions).where(and_(suppressions.c.address == address, suppressions.c.reason == "unsubscribed")))
+    result = audience.get(subscriber_id=subscriber_id)
+    assert result is not None
+    return result
+
+
+def erase(*, settings: Settings, address: str | None = None, subscriber_id: int | None = None) -> bool:
+    """The right to erasure, for the CLI, the data page and every other caller.
+
+    The address goes from the subscriber row, its topics, requests and consent events, the
+    ledger (rows stay for the counts, their recipient replaced by a keyed hash, any server answer
+    that quoted it rewritten, rows still waiting to go marked ``suppressed``), and the outbox and
+    preview files under ``var/`` (found by name and by content). A bounce or a complaint stays
+    suppressed as the keyed hash only, so the address is never mailed again; an unsubscribe
+    suppression goes. On SQLite the freed bytes are overwritten (``secure_delete``) and the WAL
+    is checkpointed and truncated; on PostgreSQL the touched tables are vacuumed. Returns
+    ``False`` when nothing was held about the address.
+    """
+    if (address is None) == (subscriber_id is None):
+        raise TypeError("give exactly one of address or subscriber_id")
+    audience = Audience.from_settings(settings)
+    engine = audience._engine
+    with engine.begin() as conn:
+        if subscriber_id is not None:
+            address = conn.execute(select(subscribers.c.address).where(subscribers.c.id == subscriber_id)).scalar()
+            if address is None:
+                return False
+        assert address is not None
+        clean = normalise_address(address)
+        hashed = address_hash(key=settings.signing_keys()[0], address=clean)
+        ids = conn.execute(select(subscribers.c.id).where(subscribers.c.address == clean)).scalars().all()
+        reasons = conn.execute(select(suppressions).where(suppressions.c.address == clean)).mappings().all()
+        touched = bool(ids or reasons)
+        if ids:
+            conn.execute(delete(subscriber_topics).where(subscriber_topics.c.subscriber_id.in_(ids)))
+            conn.execute(delete(subscription_requests).where(subscription_requests.c.subscriber_id.in_(ids)))
+            conn.execute(delete(consent_events).where(consent_events.c.subscriber_id.in_(ids)))
+            conn.execute(delete(subscribers).where(subscribers.c.id.in_(ids)))
+        touched |= conn.execute(delete(consent_events).where(consent_events.c.address == clean)).rowcount > 0
+        conn.execute(delete(suppressions).where(suppressions.c.address == clean))
+        for kept in reasons:
+            if kept["reason"] != "unsubscribed":
+                conn.execute(
+                    dialect_insert(conn, suppressions)
+                    .values(address=hashed, reason=kept["reason"], detail=_scrub(kept["detail"], clean, hashed), created_at=kept["created_at"])
+                    .on_conflict_do_nothing()
+                )
+        rows = conn.execute(select(deliveries.c.id, deliveries.c.state).where(deliveries.c.recipient == clean)).all()
+        touched |= bool(rows)
+        waiting = [r.id for r in rows if r.state in ("planned", "claimed", "deferred", "digest")]
+        if rows:
+            conn.execute(
+                update(deliveries).where(deliveries.c.recipient == clean).values(recipient=hashed, subscriber_id=None, payload=None)
+            )
+        if waiting:
+            conn.execute(update(deliveries).where(deliveries.c.id.in_(waiting)).values(state="suppressed", response="recipient erased"))
+        pattern = f"%{clean}%"
+        for table in (deliveries, delivery_conflicts):
+            for hit in conn.execute(select(table.c.id, table.c.response).where(func.lower(table.c.response).like(pattern))).all():
+                conn.execute(update(table).where(table.c.id == hit.id).values(response=_scrub(hit.response, clean, hashed)))
+    touched |= _erase_files(settings, clean)
+    _forget_freed_bytes(engine)
+    log.info("erased an address (now %s)", hashed)
+    return touched
+
+
+def _scrub(text_value: str, address: str, replacement: str) -> str:
+    return re.sub(re.escape(address), replacement, text_value, flags=re.IGNORECASE)
+
+
+def _erase_files(settings: Settings, address: str) -> bool:
+    """Delete outbox and preview files that name or contain ``address``; True when any went."""
+    needle = address.encode().lower()
+    # The outbox names a file after its recipient with unsafe characters replaced.
+    safe_name = re.sub(r"[^A-Za-z0-9._@+-]", "_", address).lower()
+    removed = False
+    for folder in (settings.path("var") / "outbox", settings.path("var") / "preview"):
+        if not folder.exists():
+            continue
+        for path in folder.rglob("*"):
+            if not path.is_file():
+                continue
+            lowered = path.name.lower()
+            try:
+                hit = address in lowered or safe_name in lowered or needle in path.read_bytes().lower()
+            except OSError:
+                continue
+            if hit:
+                path.unlink(missing_ok=True)
+                removed = True
+    return removed
+
+
+def _forget_freed_bytes(engine) -> None:
+    if engine.dialect.name == "sqlite":
+        # secure_delete zeroed the freed cells in the pages; old page images still sit in the WAL.
+        # Outside any transaction (SQLAlchemy would begin one), on the driver's own connection.
+        raw = engine.raw_connection()
+        try:
+            busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.close()
+        if busy:
+            log.warning("the database WAL could not be truncated after an erasure (a reader held it); it will be on the next checkpoint")
+        return
+    # PostgreSQL keeps dead tuples until VACUUM, which cannot run inside a transaction.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(
+            "VACUUM subscribers, subscriber_topics, subscription_requests, consent_events, suppressions, deliveries, delivery_conflicts"
+        )
 
 
 def expire_pending(*, audience: Audience, before: datetime) -> int:
     """Delete subscriptions still unconfirmed whose last request is older than ``before``; returns how many.
 
-    They never consented, so nothing of them is kept (their events go too).
+    They never consented, so nothing of them is kept (their events and requests go too). Old
+    requests of other subscribers (names typed by anyone, never confirmed) go as well.
     """
     with audience._engine.begin() as conn:
         stale = select(subscribers.c.id, subscribers.c.address).where(
@@ -735,6 +1018,8 @@ def expire_pending(*, audience: Audience, before: datetime) -> int:
             chunk = rows[start : start + _CHUNK]
             ids = [r.id for r in chunk]
             conn.execute(delete(subscriber_topics).where(subscriber_topics.c.subscriber_id.in_(ids)))
+            conn.execute(delete(subscription_requests).where(subscription_requests.c.subscriber_id.in_(ids)))
             conn.execute(delete(subscribers).where(subscribers.c.id.in_(ids)))
             conn.execute(delete(consent_events).where(consent_events.c.address.in_([r.address for r in chunk])))
+        conn.execute(delete(subscription_requests).where(subscription_requests.c.created_at < before))
         return len(rows)

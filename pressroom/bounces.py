@@ -106,12 +106,13 @@ def parse_report(raw: bytes) -> list[Bounce]:
             blocks = [_fields(block) for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if block.strip()]
             for block in blocks:
                 recipient = block.get("final-recipient") or block.get("original-recipient")
-                if not recipient or "action" not in block:
+                # A report with empty fields states nothing: skipped, so it ends as "not a report" (400).
+                if not recipient or not _address(recipient) or not block.get("action", "").split():
                     continue
                 bounces.append(Bounce(
                     recipient=_address(recipient).lower(),
                     action=block["action"].lower().split()[0],
-                    status=block.get("status", "").split()[0] if block.get("status") else "",
+                    status=(block.get("status", "").split() or [""])[0],
                     diagnostic=block.get("diagnostic-code", "").split(";", 1)[-1].strip(),
                     message_id=message_id,
                 ))
@@ -192,16 +193,21 @@ def handle_webhook(
         try:
             data = json.loads(body)
             items = data if isinstance(data, list) else [data]
+            if not items or not all(isinstance(item, dict) and isinstance(item.get("recipient"), str) for item in items):
+                raise ValueError("each item must be an object whose recipient is a string")
             bounces = [
-                Bounce(recipient=str(item["recipient"]).lower(), action=str(item.get("action", "failed")).lower(),
-                       status=str(item.get("status", "")), diagnostic=str(item.get("diagnostic", "")),
-                       message_id=str(item.get("message_id", "")))
+                Bounce(recipient=item["recipient"].lower(), action=str(item.get("action", "failed")).lower(),
+                       status=str(item.get("status", "")), diagnostic=str(item.get("diagnostic", ""))[:2000],
+                       message_id=str(item.get("message_id", ""))[:998])
                 for item in items
             ]
-        except (ValueError, KeyError, TypeError) as exc:
-            return 400, {"error": f"expected JSON objects with recipient, status, action: {exc}"}
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than the parser goes
+            return 400, {"error": f"expected JSON objects with recipient, status, action: {str(exc)[:200]}"}
     else:
-        bounces = parse_report(body)
+        try:
+            bounces = parse_report(body)
+        except (LookupError, ValueError, TypeError, AttributeError) as exc:  # the email package on hostile bytes
+            return 400, {"error": f"unreadable report: {str(exc)[:200]}"}
         if not bounces:
             return 400, {"error": "not a delivery status notification (RFC 3464) or complaint (RFC 5965)"}
     _apply(bounces, audience=audience, ledger=ledger, now=now, report=report)

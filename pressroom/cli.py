@@ -63,7 +63,7 @@ def check(
     settings = _settings(settings_file)
     moment = _now(now)
     result = load_releases(settings, path=path)
-    for problem in result.problems:
+    for problem in sorted([*result.problems, *result.warnings], key=lambda found: (str(found.path), found.line or 1)):
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     zone = settings.site.tz
     for release in sorted(result.releases, key=lambda r: r.date):
@@ -96,6 +96,8 @@ def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
     result = load_releases(settings)
     for problem in result.problems:
         err.print(f"[yellow]skipped:[/yellow] {problem.line_for_humans(Path.cwd())}", soft_wrap=True)
+    for warning in result.warnings:
+        err.print(warning.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     report = build_site(settings=settings, releases=result.releases, now=_now(now))
     console.print(
         f"public/: {report.pages} pages; wrote {len(report.written)}, unchanged {report.unchanged}, "
@@ -130,6 +132,19 @@ def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None
 
 
 @app.command()
+def digest(settings_file: SettingsOption = None, now: NowOption = None) -> None:
+    """Run the digest flow once: send the week before --now (Monday to Monday, site time zone) to its readers."""
+    settings = _settings(settings_file)
+    _use_local_prefect(settings)
+    from flows.digest import digest as digest_flow
+
+    report = digest_flow(settings_file=str(settings_file) if settings_file else None, now=_now(now))
+    console.print(report.as_text(), markup=False, soft_wrap=True)
+    if report.error:  # stopped early; the rest stays due for the next run
+        raise typer.Exit(1)
+
+
+@app.command()
 def doctor(settings_file: SettingsOption = None) -> None:
     """Check settings, credentials (SMTP login, social tokens), DKIM key, templates and the database; exit 1 on problems."""
     from pressroom.doctor import run_doctor
@@ -149,11 +164,29 @@ def doctor(settings_file: SettingsOption = None) -> None:
 def serve_flows(
     prefect_file: Annotated[Path, typer.Option(help="the deployments to serve")] = Path("prefect.yaml"),
     limit: Annotated[Optional[int], typer.Option(help="at most this many runs at once")] = None,
+    interval: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="run publish every this many seconds instead of prefect.yaml's schedule (tests, demos)"),
+    ] = None,
+    settings_file: SettingsOption = None,
 ) -> None:
-    """Serve the publish and digest deployments of prefect.yaml from this process, on their schedules, without a worker."""
-    from flows.ops import serve_flows as serve
+    """Serve the deployments of prefect.yaml from this process, on their schedules, without a worker.
 
-    serve(prefect_file=prefect_file.resolve(), limit=limit)
+    Starts (or finds) the project's local Prefect server first, as `pressroom prefect-server` does: its scheduler makes the schedules fire. The server keeps running after serve-flows stops.
+    """
+    from flows.ops import serve_flows as serve
+    from flows.ops import start_local_server
+
+    settings = _settings(settings_file)
+    url = start_local_server(settings)
+    console.print(f"Prefect API: {url} (UI: {url.removesuffix('/api')}); stop serving with Ctrl-C, the server with `pressroom prefect-server --stop`")
+    serve(
+        settings=settings,
+        prefect_file=prefect_file.resolve(),
+        settings_file=settings_file.resolve() if settings_file else None,
+        limit=limit,
+        publish_interval=interval,
+    )
 
 
 @app.command("prefect-server")
@@ -315,11 +348,21 @@ def subscribers_export(
 @subscribers_app.command("remove")
 def subscribers_remove(
     address: Annotated[str, typer.Argument(help="the email address")],
-    erase: Annotated[bool, typer.Option("--erase", help="also delete the record and its consent evidence (right to erasure)")] = False,
+    erase: Annotated[
+        bool,
+        typer.Option("--erase", help="forget the address everywhere: subscriber, consent, ledger, outbox and preview files"),
+    ] = False,
     settings_file: SettingsOption = None,
 ) -> None:
-    """Unsubscribe an address (it is never emailed again); --erase forgets it entirely."""
-    if not _audience(settings_file).remove(address=address, now=datetime.now(UTC), source="cli", erase=erase):
+    """Unsubscribe an address (it is never emailed again); --erase forgets it entirely (a bounce stays suppressed as a hash)."""
+    from pressroom.audience import erase as erase_address
+
+    settings = _settings(settings_file)
+    if erase:
+        done = erase_address(settings=settings, address=address)
+    else:
+        done = _audience(settings_file).remove(address=address, now=datetime.now(UTC), source="cli")
+    if not done:
         err.print(f"[red]error:[/red] {address} is not a subscriber")
         raise typer.Exit(1)
     console.print(f"{'erased' if erase else 'unsubscribed'} {address}")

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -178,6 +179,27 @@ delivery_conflicts = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+# One row per subscribe-form request: what that request asked for, so that confirming its link
+# applies exactly those choices. A row is closed when its link is used or the subscriber's
+# status changes, so an old link can never confirm (or re-subscribe) again.
+subscription_requests = Table(
+    "subscription_requests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("mailbox", String(320), nullable=False),  # the address without case, +tag or trailing dot
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("language", String(35), nullable=False),
+    Column("cadence", String(16), nullable=False),
+    Column("topics", Text, nullable=False, server_default=""),  # slugs joined by ";"
+    Column("evidence", Text, nullable=False, server_default=""),
+    Column("emailed", Boolean, nullable=False),  # whether a confirmation email went out for it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Index("ix_subscription_requests_mailbox_created", "mailbox", "created_at"),
+    Index("ix_subscription_requests_created", "created_at"),
+    sqlite_autoincrement=True,  # ids are never reused: confirmation links name requests by id
+)
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
@@ -272,6 +294,7 @@ def _sqlite_transactions(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")  # erased data is overwritten in the file, not only unlinked
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -19,7 +19,6 @@ from pressroom.settings import Settings
 __all__ = ["Finding", "run_doctor"]
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-_DEVELOPMENT_SECRET = "pressroom-development-secret-change-me"
 
 
 @dataclass(frozen=True)
@@ -71,11 +70,14 @@ def check_settings(settings: Settings) -> list[Finding]:
             )
         )
     public = not re.match(r"^https?://(localhost|127\.0\.0\.1)(:\d+)?$", settings.site.base_url)
-    if public and settings.secret_key.get_secret_value() == _DEVELOPMENT_SECRET:
+    if public and settings.secret_key is None:
+        # Links are signed with the key generated in var/secret_key: fine for one machine, but a
+        # worker elsewhere would sign links this web app refuses.
         found.append(
             _problem(
                 "settings",
-                "secret_key is the development default on a public site: anyone could forge unsubscribe links",
+                "secret_key is not set on a public site: links are signed with the key generated in var/secret_key,"
+                " which workers on other machines do not have",
                 "set PRESSROOM_SECRET_KEY or the Secret block pressroom-secret-key to a long random value",
             )
         )

@@ -5,6 +5,7 @@ Every error carries a ``hint``: one sentence that tells the person reading it wh
     PressroomError                 base; never raised directly
     ├── ConfigError                pressroom.toml or a PRESSROOM_* variable is wrong
     ├── ReleaseError               one release file is wrong (file, line, field)
+    │   └── ReleaseWarning         worth a second look, yet the release loads; collected, never raised
     ├── TemplateError              a template is missing or fails to render
     ├── AddressError               an email address (or a CSV row carrying one) is not acceptable
     ├── TokenError                 a signed link is forged, damaged, expired or for another action
@@ -34,6 +35,7 @@ __all__ = [
     "PressroomError",
     "RecipientRejected",
     "ReleaseError",
+    "ReleaseWarning",
     "RetryLater",
     "TemplateError",
     "TokenError",
@@ -97,6 +99,18 @@ class ReleaseError(PressroomError):
 
     def __str__(self) -> str:
         return self.line_for_humans()
+
+
+class ReleaseWarning(ReleaseError):
+    """Something in a valid release that may not mean what its author thinks (a date without a time).
+
+    Listed by ``pressroom check`` beside the problems, but the release loads and publishes.
+    """
+
+    def line_for_humans(self, root: Path | None = None) -> str:
+        field = f" {self.field}:" if self.field else ""
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{self.location(root)}:{field} warning: {self.message}{hint}"
 
 
 class TemplateError(PressroomError):

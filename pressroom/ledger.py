@@ -431,30 +431,28 @@ class Ledger:
                 .values(state="planned", claimed_by=None, lease_until=None, updated_at=now)
             ).rowcount)
 
-    def outstanding(self, *, release: str | None, channel: str) -> tuple[int, datetime | None]:
-        """(rows still to send, the earliest time one of them becomes due), ambiguous rows excluded.
+    def outstanding(self, *, release: str | None, channel: str, now: datetime) -> tuple[int, datetime | None]:
+        """(rows this run could still send, when the next of them becomes due; ``None``: some are due now).
 
-        Due times are the retry times of deferred rows and the lease ends of claimed ones;
-        ``None`` when some row is due now (or there is none).
+        Planned rows, deferred ones and claims whose lease ran out. Rows a live worker holds are
+        its own to finish (or, if it dies, a later run's), so nobody waits for them.
         """
         where = [deliveries.c.channel == channel]
         if release is not None:
             where.append(deliveries.c.release == release)
+        due_now = or_(
+            deliveries.c.state == "planned",
+            and_(deliveries.c.state == "claimed", deliveries.c.lease_until <= now),
+            and_(deliveries.c.state == "deferred", deliveries.c.next_attempt_at <= now),
+        )
+        later = and_(deliveries.c.state == "deferred", deliveries.c.next_attempt_at > now)
         with self._engine.connect() as conn:
-            counts = dict(conn.execute(
-                select(deliveries.c.state, func.count())
-                .where(*where, deliveries.c.state.in_(DUE))
-                .group_by(deliveries.c.state)
-            ).tuples().all())
-            due = conn.execute(
-                select(type_coerce(func.min(case((deliveries.c.state == "deferred", deliveries.c.next_attempt_at),
-                                                 else_=deliveries.c.lease_until)), deliveries.c.lease_until.type))
-                .where(*where, deliveries.c.state.in_(("claimed", "deferred")))
-            ).scalar_one()
-        total = sum(int(v) for v in counts.values())
-        if counts.get("planned"):
-            due = None
-        return total, due
+            ready = conn.execute(select(func.count()).where(*where, due_now)).scalar_one()
+            waiting, soonest = conn.execute(
+                select(func.count(), type_coerce(func.min(deliveries.c.next_attempt_at), deliveries.c.next_attempt_at.type))
+                .where(*where, later)
+            ).one()
+        return int(ready) + int(waiting), (None if ready else soonest)
 
     def mark_bounced(self, *, release: str, recipient: str, response: str, now: datetime) -> bool:
         """A hard bounce arrived after the 250: the sent row becomes ``failed`` with the bounce's diagnostic."""

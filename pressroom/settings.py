@@ -10,7 +10,10 @@ Secrets are ``SecretStr``: they print as ``**********`` and are never written to
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import secrets
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -50,6 +53,17 @@ class SiteSettings(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http(s) URL such as https://example.org")
         return value.rstrip("/")
+
+    @field_validator("brand_color")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        # The one home of the colour rule: pages and emails use it as it is, with no fallback of their own.
+        text = value.strip()
+        if re.fullmatch(r"#[0-9a-fA-F]{3}", text):
+            text = "#" + "".join(ch * 2 for ch in text[1:])
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", text):
+            raise ValueError(f"{value!r} is not a colour; write six hex digits such as #0b5d7a")
+        return text.lower()
 
     @field_validator("timezone")
     @classmethod
@@ -176,8 +190,13 @@ class WebSettings(_Section):
     posts_per_ip_per_minute: int = Field(20, ge=1, description="form POSTs per client address per minute")
     confirmations_per_ip_per_hour: int = Field(10, ge=1, description="confirmation emails per client per hour")
     confirmations_per_address_per_day: int = Field(3, ge=1, description="confirmation emails per address per day")
+    confirmations_per_hour: int = Field(500, ge=1, description="confirmation emails per hour from the whole site")
     forwarded_allow_ips: str = Field(
-        "127.0.0.1", description="proxies whose X-Forwarded-For is trusted for the client address"
+        "", description="proxies whose X-Forwarded-For is trusted for the client address (comma-separated); none by default"
+    )
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="the largest request body any endpoint reads")
+    previous_secret_keys: list[SecretStr] = Field(
+        default_factory=list, description="older secret keys: links they signed still verify; they never sign"
     )
     consent_text: str = Field(
         "I want to receive press releases from {site} by email, on the topics and at the pace I chose. "
@@ -199,12 +218,27 @@ class OpsSettings(_Section):
     send_helpers: int = Field(1, ge=0, le=32, description="extra runs (other workers) sharing one big email send")
 
 
+# The secret that shipped in the source of earlier versions: public, so it signs nothing.
+PUBLIC_SECRET = "pressroom-development-secret-change-me"
+_SECRET_HINT = (
+    "set PRESSROOM_SECRET_KEY (or the Prefect Secret block pressroom-secret-key) to a long random value, "
+    "e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or remove it to use a generated one"
+)
+
+
+def _refuse_public(value: SecretStr | None, where: str) -> None:
+    if value is not None and value.get_secret_value().strip() in (PUBLIC_SECRET, ""):
+        raise ConfigError(f"{where} is the public development secret (or empty): anyone could forge links with it", hint=_SECRET_HINT)
+
+
 class Settings(_Section):
     """Everything Pressroom is told. Build it with :func:`load_settings`."""
 
     root: Path = Path(".")
     database_url: str | None = None
-    secret_key: SecretStr = SecretStr("pressroom-development-secret-change-me")
+    secret_key: SecretStr | None = Field(
+        None, description="signs links and keys the address hashes; unset: a random key kept in var/secret_key"
+    )
     site: SiteSettings = SiteSettings()
     paths: PathSettings = PathSettings()
     email: EmailSettings = EmailSettings()
@@ -232,6 +266,24 @@ class Settings(_Section):
         """SQLAlchemy URL; the embedded default is a SQLite file under var/."""
         return self.database_url or f"sqlite:///{self.path('var') / 'pressroom.db'}"
 
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _secret_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """The key that signs (first), then the previous keys that still verify.
+
+        With no ``secret_key`` configured, a random one is created on first use in
+        ``var/secret_key`` (mode 0600) and used from then on. The old public development
+        string is refused wherever it comes from (file, environment, Secret block).
+        """
+        _refuse_public(self.secret_key, "secret_key")
+        for index, old in enumerate(self.web.previous_secret_keys):
+            _refuse_public(old, f"web.previous_secret_keys[{index}]")
+        current = self.secret_key.get_secret_value().encode() if self.secret_key is not None else _generated_secret(self.path("var"))
+        return (current, *(old.get_secret_value().encode() for old in self.web.previous_secret_keys))
+
     @cached_property
     def fingerprint(self) -> str:
         """A digest of every setting that changes what is rendered; secrets excluded."""
@@ -239,6 +291,29 @@ class Settings(_Section):
 
         data = self.model_dump_json(exclude={"secret_key", "smtp", "dkim", "social", "database_url", "ops"})
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)  # read once per process: a fan-out signs two links per recipient
+def _generated_secret(var: Path) -> bytes:
+    """The secret in ``var/secret_key``, created (0600, atomically: concurrent first uses agree) when absent."""
+    path = var / "secret_key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    var.mkdir(parents=True, exist_ok=True)
+    temporary = var / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(temporary, path)  # fails if another process won the race: theirs is used
+        except FileExistsError:
+            pass
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path.read_bytes().strip()
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
@@ -323,7 +398,9 @@ def load_settings(path: Path | str | None = None, *, environ: dict[str, str] | N
     data = _merge(data, _env_overrides(environ))
     data.setdefault("root", str(file.resolve().parent))
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(_describe(error) for error in exc.errors())
         raise ConfigError(f"{file}: {problems}") from None
+    _refuse_public(settings.secret_key, f"{file}: secret_key")
+    return settings

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import stat
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
 from tests.conftest import NOW
 
@@ -13,12 +17,19 @@ from pressroom.audience import (
     AddressError,
     Audience,
     TokenError,
+    clean_name,
+    eligible,
+    erase,
+    mailbox,
     normalise_address,
     preferences_url,
     sign_token,
     unsubscribe_url,
     verify_token,
 )
+from pressroom.db import engine_for_url
+from pressroom.errors import ConfigError
+from pressroom.settings import PUBLIC_SECRET
 
 
 @pytest.fixture
@@ -125,14 +136,94 @@ def test_unsubscribe_suppresses_and_keeps_the_evidence(audience: Audience) -> No
     assert audience.is_suppressed(address="ann@example.org")
 
 
-def test_remove_unsubscribes_and_erase_forgets(audience: Audience) -> None:
+def test_remove_unsubscribes_and_erase_forgets(project, db_url: str) -> None:  # noqa: F811
+    settings = project.settings(PRESSROOM_DATABASE_URL=db_url)
+    audience = Audience.from_settings(settings)
     audience.add(address="a@example.org", now=NOW, source="cli")
     audience.add(address="b@example.org", now=NOW, source="cli")
     assert audience.remove(address="a@example.org", now=NOW, source="cli")
     assert audience.get(address="a@example.org").status == "unsubscribed"
-    assert audience.remove(address="b@example.org", now=NOW, source="cli", erase=True)
+    assert erase(settings=settings, address="B@example.org")
     assert audience.get(address="b@example.org") is None and audience.events(address="b@example.org") == []
     assert not audience.remove(address="nobody@example.org", now=NOW, source="cli")
+    assert not erase(settings=settings, address="nobody@example.org")
+
+
+def test_a_bounced_address_stays_suppressed_after_erasure_as_a_hash_only(project, db_url: str) -> None:  # noqa: F811
+    settings = project.settings(PRESSROOM_DATABASE_URL=db_url)
+    audience = Audience.from_settings(settings)
+    audience.add(address="bounced@example.org", now=NOW, source="cli")
+    audience.suppress(address="bounced@example.org", reason="hard-bounce", now=NOW, detail="550 5.1.1 <bounced@example.org> unknown")
+    assert erase(settings=settings, address="bounced@example.org")
+    engine = engine_for_url(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT address, reason, detail FROM suppressions")).all()
+    assert len(rows) == 1 and rows[0].address.startswith("h:") and rows[0].reason == "hard-bounce"
+    assert "bounced@example.org" not in rows[0].detail
+    assert audience.is_suppressed(address="Bounced@Example.org")
+    # Added again (an import, say), it is suppressed at once and never planned.
+    audience.add(address="bounced@example.org", now=NOW, source="cli")
+    with engine.connect() as conn:
+        assert conn.execute(eligible(cadence="per-release", tags=[])).all() == []
+
+
+def test_consent_events_cannot_be_updated_even_in_sql(audience: Audience, db_url: str) -> None:  # noqa: F811
+    audience.add(address="ev@example.org", now=NOW, source="cli", evidence="signed form")
+    engine = engine_for_url(db_url)
+    with pytest.raises(DBAPIError, match="append-only"):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE consent_events SET detail = 'rewritten'"))
+    assert audience.events(address="ev@example.org")[0].detail == "signed form"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["visit spam.example", "spam\uff0eexample", "spam\u3002example", "=?utf-8?b?c3BhbS5leGFtcGxl?=", "=?utf-8?q?www=2Espam?=",
+     "mail me@spam.example", "https://spam.example", "spam [dot] example", "\uff57\uff57\uff57 spam"],
+)
+def test_names_that_read_as_links_are_refused_everywhere(audience: Audience, name: str) -> None:
+    with pytest.raises(AddressError, match="reads as a web or email address"):
+        clean_name(name)
+    with pytest.raises(AddressError):
+        audience.add(address="n@example.org", name=name, now=NOW, source="cli")
+    report = audience.import_csv(file=io.StringIO(f"address,name\nm@example.org,{name}\n"), now=NOW)
+    assert report.added == 0 and "reads as a web or email address" in report.problems[0][1]
+
+
+def test_ordinary_names_are_cleaned_not_refused() -> None:
+    assert clean_name("J.R.R. Tolkien") == "J.R.R. Tolkien"
+    assert clean_name("=?utf-8?q?Ana_M=C3=BCller?=") == "Ana Müller"
+    assert clean_name("Eve\r\nBcc: x\u202e\x00") == "Eve Bcc: x"
+    assert clean_name("example.org press office", links=True) == "example.org press office"
+
+
+def test_one_mailbox_is_one_mailbox() -> None:
+    assert mailbox("Jane+News@Example.ORG.") == mailbox("jane@example.org") == "jane@example.org"
+    assert mailbox("+x@example.org") == "+x@example.org"
+
+
+def test_the_public_secret_is_refused_and_a_generated_one_is_kept(project) -> None:
+    with pytest.raises(ConfigError, match="public development secret"):
+        project.settings(PRESSROOM_SECRET_KEY=PUBLIC_SECRET)
+    settings = project.settings()
+    key = settings.signing_keys()[0]
+    path = settings.path("var") / "secret_key"
+    assert len(key) >= 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert project.settings().signing_keys()[0] == key  # the same one from then on
+    # From a Secret block (applied without validation) it is refused at first use.
+    forged = settings.model_copy(update={"secret_key": SecretStr(PUBLIC_SECRET)})
+    with pytest.raises(ConfigError, match="public development secret"):
+        sign_token(settings=forged, action="unsubscribe", subscriber_id=1)
+
+
+def test_previous_keys_verify_but_never_sign(project) -> None:
+    old = project.settings(PRESSROOM_SECRET_KEY="the-old-key-rotated-away")
+    link = sign_token(settings=old, action="unsubscribe", subscriber_id=5)
+    rotated = project.settings(PRESSROOM_SECRET_KEY="the-new-key", PRESSROOM_WEB__PREVIOUS_SECRET_KEYS='["the-old-key-rotated-away"]')
+    assert verify_token(settings=rotated, token=link, action="unsubscribe") == 5
+    assert sign_token(settings=rotated, action="unsubscribe", subscriber_id=5) != link
+    with pytest.raises(TokenError):
+        verify_token(settings=project.settings(PRESSROOM_SECRET_KEY="the-new-key"), token=link, action="unsubscribe")
 
 
 def test_preferences_change_topics_and_cadence(audience: Audience) -> None:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
+from pressroom.audience import AddressError
+from pressroom.audience import clean_name as audience_clean_name
 from pressroom.errors import PermanentError
 from pressroom.mail import Composed, Recipient, compose_digest, compose_release, compose_transactional, digest_key
 from pressroom.releases import load_releases
@@ -186,7 +188,10 @@ def test_any_name_and_url_round_trip(release_email: Composed, name: str, token: 
     msg = parse(data)
     assert set(msg.keys()) >= {"To", "From", "Subject", "Message-ID", "List-Unsubscribe"}
     assert msg["To"].addresses[0].addr_spec == "ada@example.net"
-    expected = " ".join(re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", name).split())[:100].strip()
+    try:  # the audience's one name rule; a name that reads as a link is left out
+        expected = audience_clean_name(name)
+    except AddressError:
+        expected = ""
     assert msg["To"].addresses[0].display_name == expected
     assert msg["List-Unsubscribe"].startswith(f"<{url}>")
     text = body(msg, "plain")

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from flows.ops import PREFECT_FILE, read_deployments, resolve_secrets, secret_block_names
 from tests.conftest import Project
+
+BIN = Path(sys.executable).parent
 
 
 def _next_runs(schedule: dict, start: datetime, n: int) -> list[datetime]:
@@ -140,3 +146,116 @@ def test_serve_flows_builds_the_deployments_of_prefect_yaml(tmp_path: Path) -> N
     [weekly] = deployments["digest"].schedules
     assert (weekly.schedule.cron, weekly.schedule.timezone) == ("0 9 * * 1", "Europe/Brussels")
     assert publish.parameters == {"settings_file": "pressroom.toml"}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_digest_command_sends_the_week_before_now_and_prints_the_report(project: Project) -> None:
+    import io
+
+    from typer.testing import CliRunner
+
+    from pressroom.audience import Audience
+    from pressroom.cli import app
+    from pressroom.ledger import Ledger
+    from pressroom.releases import load_releases
+    from tests.conftest import NOW
+
+    project.write_release("tuesday-news", title="Tuesday news", date="2024-07-30 09:00")
+    settings = project.settings()
+    Audience.from_settings(settings).import_csv(
+        file=io.StringIO("address,name,topics,cadence,status\nweekly@example.org,Weekly,,weekly,confirmed\n"), now=NOW
+    )
+    Ledger.from_settings(settings).record_public(releases=load_releases(settings).releases, now=NOW)
+    toml = str(project.root / "pressroom.toml")
+
+    # Monday 5 August, 09:00 Brussels: the week of Monday 29 July.
+    result = CliRunner().invoke(app, ["digest", "--settings", toml, "--now", "2024-08-05T09:00+02:00"])
+    assert result.exit_code == 0, result.output
+    assert "digest-2024-W31" in result.output and "sent 1 (1 this run)" in result.output
+    [eml] = (project.root / "var" / "outbox" / "email").glob("digest-2024-W31/*.eml")
+    assert eml.name == "weekly@example.org.eml" and b"Tuesday news" in eml.read_bytes()
+
+    again = CliRunner().invoke(app, ["digest", "--settings", toml, "--now", "2024-08-05T09:05+02:00"])
+    assert again.exit_code == 0 and "sent 1 (0 this run)" in again.output  # a rerun sends nothing twice
+
+
+def _clean_environ(**extra: str) -> dict[str, str]:
+    """This environment without the test session's Prefect and Pressroom choices, as an operator's shell."""
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PREFECT_", "PRESSROOM_")) and key != "DO_NOT_TRACK"
+    }
+    return environ | extra
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_run_without_the_local_server_does_not_phone_home(project: Project) -> None:
+    # The temporary server Prefect starts for a lone run had its telemetry service report
+    # "Failed to send telemetry" (it tried to reach Prefect's servers). Nothing turned it off here.
+    result = subprocess.run(
+        [str(BIN / "pressroom"), "publish", "--settings", str(project.root / "pressroom.toml")],
+        # A loaded machine may need more than Prefect's 20 s to start the temporary server.
+        env=_clean_environ(PREFECT_HOME=str(project.root / "prefect-home"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120"),
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Stopping temporary server" in result.stdout + result.stderr  # it did run without a server
+    assert "telemetry" not in (result.stdout + result.stderr).lower()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_serve_flows_publishes_a_release_when_it_becomes_due(project: Project) -> None:
+    """`pressroom serve-flows` alone: the local server's scheduler starts publish runs; nobody runs anything."""
+    from flows.ops import stop_local_server
+    from pressroom.audience import Audience
+    from tests.test_ops_server import _kill_tree
+
+    settings = project.settings()
+    Audience.from_settings(settings).add(address="reader@example.org", now=datetime.now(UTC), source="test")
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
+    project.write_release("due-soon", title="Due soon", date=due.isoformat())
+    page = settings.path("public") / "releases" / "due-soon" / "index.html"
+    outbox = settings.path("var") / "outbox" / "email"
+    log = (project.root / "serve-flows.log").open("wb")
+    serving = subprocess.Popen(
+        [str(BIN / "pressroom"), "serve-flows", "--settings", str(project.root / "pressroom.toml"),
+         "--prefect-file", str(PREFECT_FILE), "--interval", "5"],
+        env=_clean_environ(PREFECT_HOME=str(project.root / "prefect-home")),
+        cwd=project.root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not (page.exists() and list(outbox.rglob("reader@example.org.eml"))):
+            assert serving.poll() is None, (project.root / "serve-flows.log").read_text()
+            assert time.monotonic() < deadline, "not published in 3 minutes:\n" + (project.root / "serve-flows.log").read_text()
+            time.sleep(1)
+    finally:
+        _kill_tree(serving)
+        log.close()
+        stop_local_server(settings)
+    [email] = outbox.rglob("reader@example.org.eml")
+    assert b"Due soon" in email.read_bytes()
+    assert "Due soon" in page.read_text(encoding="utf-8")
+    assert (settings.path("var") / "prefect" / "server.log").exists()  # the project's own server, not a temporary one
+
+
+def test_serve_flows_overrides_change_only_what_they_name(tmp_path: Path) -> None:
+    from flows.ops import _runner_deployments
+
+    toml = tmp_path / "pressroom.toml"
+    deployments = {d.name: d for d in _runner_deployments(prefect_file=PREFECT_FILE, settings_file=toml, publish_interval=5)}
+    [quick] = deployments["publish"].schedules
+    assert quick.schedule.interval.total_seconds() == 5
+    [weekly] = deployments["digest"].schedules
+    assert weekly.schedule.cron == "0 9 * * 1"  # prefect.yaml's own schedules stay as written
+    assert {d.parameters["settings_file"] for d in deployments.values()} == {str(toml)}
+    assert read_deployments(prefect_file=PREFECT_FILE)[0].schedules[0]["cron"] == "*/5 * * * *"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -83,7 +84,7 @@ def _artifact(slug: str) -> str:
 
 
 def _proofs(project: Project, slug: str) -> list[Path]:
-    return sorted((project.settings().path("var") / "outbox" / "email").glob(f"proof-{slug}/*.eml"))
+    return sorted((project.settings().path("var") / "outbox" / "email").glob(f"proof-{slug}-*/*.eml"))
 
 
 def test_editor_approves_through_the_api(project: Project) -> None:
@@ -156,7 +157,9 @@ def test_an_edited_release_asks_again(project: Project) -> None:
     [fixed] = [r for r in load_releases(project.settings()).releases if r.slug == "edited"]
     assert fixed.digest != release.digest
     again = Run(project, fixed)
-    resume_flow_run(_paused_run("edited"), run_input={"approve": True})
+    paused = _paused_run("edited")
+    assert len(_proofs(project, "edited")) == 4  # the new version's proof, with links of its own
+    resume_flow_run(paused, run_input={"approve": True})
     assert again.join() is True
 
 
@@ -192,3 +195,142 @@ def test_a_release_waiting_for_approval_stays_out_of_the_weekly_digest(project: 
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "Plain news" in text
     assert "Gated news" not in text  # no editor approved it: it must not reach readers by the digest either
+
+
+# --------------------------------------------------------------------------- the proof and its links
+
+
+def _message(path: Path):
+    import email
+    import email.policy
+
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def _links(proof: Path) -> dict[str, str]:
+    """The proof's decision links by label, as the plain-text part lists them (``Approve: <url>``)."""
+    from urllib.parse import urlsplit
+
+    text = _message(proof).get_body(preferencelist=("plain",)).get_content()
+    found = re.findall(r"^(Approve|Reject): (\S+)", text, flags=re.MULTILINE)
+    return {label: urlsplit(url).path for label, url in found}
+
+
+def _client(project: Project):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from flows.approval import approval_routes
+
+    return TestClient(Starlette(routes=approval_routes(settings=project.settings())))
+
+
+def _state(run_id: UUID) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id).state.name
+
+
+def test_the_proof_says_it_is_a_proof_and_carries_each_editors_links(project: Project) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    _project(project)
+    release = _release(project, "proof-look")
+    run = Run(project, release)
+    paused = _paused_run("proof-look")
+    desk, editor = _proofs(project, "proof-look")
+    message = _message(editor)
+    assert message["Subject"] == "[PROOF] News proof-look"
+    assert message["To"] == "editor@example.org" and message["List-Unsubscribe"] is None
+    html = message.get_body(preferencelist=("html",)).get_content()
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    for part in (html, text):
+        assert "Proof for editors: not sent to subscribers yet" in part
+        assert "you subscribed" not in part and "Unsubscribe" not in part
+    assert html.index("Proof for editors") < html.index("News proof-look</h1>")  # the band comes first
+    assert text.lstrip().startswith("*** Proof for editors")
+    links = _links(editor)
+    assert set(links) == {"Approve", "Reject"} and all(path.startswith("/approval/") for path in links.values())
+    assert f'href="https://press.example.org{links["Approve"]}"' in html
+    assert set(_links(desk).values()).isdisjoint(links.values())  # each editor has links of their own
+    resume_flow_run(paused, run_input={"approve": False})
+    assert run.join() is False
+
+
+def test_approving_from_the_proof_resumes_the_run_and_the_email_goes_out_once(project: Project) -> None:
+    from flows.publish import publish
+    from pressroom.audience import Audience
+    from tests.conftest import NOW
+
+    _project(project)
+    project.write_release("by-link", title="News by link")
+    Audience.from_settings(project.settings()).add(address="reader@example.org", now=NOW, source="test")
+    toml = str(project.root / "pressroom.toml")
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(publish(settings_file=toml, now=NOW)))
+    thread.start()
+    paused = _paused_run("by-link")
+    [desk, editor] = _proofs(project, "by-link")
+    approve, reject = _links(editor)["Approve"], _links(editor)["Reject"]
+    client = _client(project)
+
+    # What a mail scanner does (GET) shows a button and decides nothing.
+    page = client.get(approve)
+    assert page.status_code == 200 and '<form method="post">' in page.text and "News by link" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    time.sleep(1.5)  # longer than the run's one-second poll: had the GET resumed it, it would be running
+    assert _state(paused) == "Paused"
+
+    # Forged and damaged tokens, and a token for another release, change nothing.
+    token = approve.rsplit("/", 1)[1]
+    payload, mac = token.split(".")
+    assert client.post(f"/approval/{payload}.{mac[:-2]}AA").status_code == 400
+    assert client.post("/approval/not-a-token").status_code == 400
+    assert client.post(f"/approval/{_links(desk)['Approve'].rsplit('/', 1)[1].split('.')[0]}.{mac}").status_code == 400
+    assert _state(paused) == "Paused"
+
+    done = client.post(approve)
+    assert done.status_code == 200 and "approved" in done.text
+    thread.join(timeout=90)
+    assert not thread.is_alive()
+    [summary] = outcome
+    assert "by-link" in summary.newly_public
+    assert "approved by editor@example.org" in _artifact("by-link")
+    emails = sorted(p.name for p in (project.root / "var" / "outbox" / "email" / "by-link").glob("*.eml"))
+    assert emails == ["reader@example.org.eml"]
+
+    # A second click, the other decision, the other editor's link: all too late, nothing changes.
+    for late in (approve, reject, _links(desk)["Reject"]):
+        answer = client.post(late)
+        assert answer.status_code == 400, late
+    assert "already used" in client.post(approve).text
+    assert "approved" in client.get(_links(desk)["Approve"]).text  # says what happened instead
+    assert publish(settings_file=toml, now=NOW).newly_public == []
+    assert sorted(p.name for p in (project.root / "var" / "outbox" / "email" / "by-link").glob("*.eml")) == emails
+    assert len(_proofs(project, "by-link")) == 2  # no second proof either
+
+
+def test_a_link_of_someone_no_longer_an_editor_or_after_the_wait_decides_nothing(project: Project) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from flows.approval import approval_url
+
+    _project(project, timeout_minutes=0.5)
+    release = _release(project, "too-late")
+    run = Run(project, release)
+    paused = _paused_run("too-late")
+    settings = project.settings()
+    outsider = approval_url(settings=settings, release=release, editor="intern@example.org", approve=True,
+                            expires=datetime.now(UTC) + timedelta(minutes=5))
+    expired = approval_url(settings=settings, release=release, editor="editor@example.org", approve=True,
+                           expires=datetime.now(UTC) - timedelta(seconds=1))
+    client = _client(project)
+    for url in (outsider, expired):
+        answer = client.post(url.removeprefix("https://press.example.org"))
+        assert answer.status_code == 400
+    assert "intern@example.org is no longer among the editors" in client.get(outsider.removeprefix("https://press.example.org")).text
+    assert _state(paused) == "Paused"
+    assert run.join() is False  # nobody answered: the wait ended, nothing sent
+    expired_now = _links(_proofs(project, "too-late")[1])["Approve"]
+    assert client.post(expired_now).status_code == 400

@@ -82,7 +82,7 @@ def test_settings_mistakes_each_get_a_hint(project: Project) -> None:
     lines = [finding.line() for finding in check_settings(settings)]
     assert any("approval_required is on but email.editors is empty" in line and "hint:" in line for line in lines)
     assert any("ops.notify: 'not-an-address' is not an email address" in line for line in lines)
-    assert any("secret_key is the development default" in line and "pressroom-secret-key" in line for line in lines)
+    assert any("secret_key is not set on a public site" in line and "pressroom-secret-key" in line for line in lines)
 
 
 def test_complete_settings_pass(project: Project) -> None:

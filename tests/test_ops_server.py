@@ -388,3 +388,39 @@ def test_approval_is_resumed_through_the_api_and_then_the_email_goes_out(stack: 
     assert careful == [f"careful{i:05d}@subscribers.example.org" for i in range(3)]
     # The resumed run started again from the top and did not send a second proof.
     assert stack.received.by_recipient()[EDITOR] == 1
+
+
+def test_a_suspended_run_is_approved_from_the_proofs_link(stack: Stack) -> None:
+    """The editor's Approve link, served by the web app's routes, resumes a run that freed its worker."""
+    import email
+    import email.policy
+    import re
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from flows.approval import approval_routes
+    from pressroom.settings import load_settings
+
+    if stack.workers.get("beta") is None or stack.workers["beta"].poll() is not None:
+        stack.start_worker("beta")
+    _subscribe(stack.root / "approval.toml", 2, "linked")
+    _release(stack, "yes-by-link", content="content-approval")
+    run_id = stack.run("publish/publish", settings_file="approval.toml")
+    _wait(lambda: stack.flow_run(run_id).state.is_paused(), timeout=180, what="the run to wait for approval")
+    assert stack.flow_run(run_id).state.name == "Suspended"
+    [proof] = _wait(lambda: [m for m in stack.received.messages if b"Yes By Link" in m], timeout=30, what="the proof")
+    message = email.message_from_bytes(proof, policy=email.policy.default)
+    assert message["Subject"] == "[PROOF] Yes By Link"
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    [approve] = re.findall(r"^Approve: https://press\.example\.org(/approval/\S+)", text, flags=re.MULTILINE)
+
+    client = TestClient(Starlette(routes=approval_routes(settings=load_settings(stack.root / "approval.toml", environ={}))))
+    assert client.get(approve).status_code == 200 and stack.flow_run(run_id).state.name == "Suspended"
+    assert client.post(approve).status_code == 200
+    run = stack.wait_final(run_id, timeout=300)
+    assert run.state.is_completed(), run.state
+    linked = sorted(r for r, _ in stack.received.counts if r.startswith("linked"))
+    assert linked == ["linked00000@subscribers.example.org", "linked00001@subscribers.example.org"]
+    assert client.post(approve).status_code == 400  # once only
+    assert len([m for m in stack.received.messages if b"Yes By Link" in m]) == 1  # the restarted run sent no second proof

@@ -240,7 +240,7 @@ def test_rate_limits_on_the_post_waits_until_ratelimit_reset(project):
         release = make_release()
         report = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW)
         assert report.results[0].state == "deferred" and "rate limit" in report.results[0].detail
-        _, retry_at = ledger.outstanding(release=release.slug, channel="social:bluesky:default")
+        _, retry_at = ledger.outstanding(release=release.slug, channel="social:bluesky:default", now=NOW)
         assert abs((retry_at - reset).total_seconds()) <= 2  # the PDS's own reset time, not a guess
         assert pds.records(did) == []
         assert password not in report.as_text() and password not in str(report.as_rows())

@@ -102,7 +102,7 @@ def test_rate_limited_post_waits_for_the_reset_then_goes_out(settings, ledger):
     early = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=1),
                           transport=httpx.MockTransport(server))
     assert early.results[0].state == "waiting" and len(server.requests) == requests
-    _, retry_at = ledger.outstanding(release=release.slug, channel="social:mastodon:default")
+    _, retry_at = ledger.outstanding(release=release.slug, channel="social:mastodon:default", now=NOW)
     later = post_releases(releases=[release], settings=settings, ledger=ledger, now=retry_at + timedelta(seconds=1),
                           transport=httpx.MockTransport(server))
     assert later.results[0].state == "sent" and len(server.statuses) == 1

@@ -103,11 +103,19 @@ def web(project: Project) -> Iterator[Web]:
     yield from make_web(project)
 
 
+def press_confirm(web: Web, link: str):  # noqa: ANN201
+    """Open a confirmation link and press its button, as a person does; returns the answer to the POST."""
+    page = web.client.get(link)
+    assert page.status_code == 200 and "Confirm my subscription" in page.text
+    action = re.search(r'<form[^>]+action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    return web.client.post(action)
+
+
 def confirmed(web: Web, address: str, **fields: object) -> str:
     """Subscribe and confirm ``address``; returns nothing but leaves the outbox read."""
     assert web.subscribe(address, **fields).status_code == 200
     (message,) = web.new_mail()
-    assert web.client.get(link_in(message, "/confirm")).status_code == 200
+    assert press_confirm(web, link_in(message, "/confirm")).status_code == 200
     web.new_mail()
     return address
 
@@ -145,20 +153,28 @@ def test_subscribing_sends_a_confirmation_and_confirming_subscribes(web: Web) ->
     assert (pending.status, pending.topics, pending.cadence, pending.name) == ("pending", ("recycling",), "weekly", "Ada Reader")
 
     (message,) = web.new_mail()
-    assert message["To"] == "Ada Reader <reader@example.org>"
+    # Nothing the requester typed goes to an address that has not confirmed: no name, anywhere.
+    assert message["To"] == "reader@example.org"
+    assert "Ada" not in message.as_string()
     assert "Confirm your subscription" in message["Subject"]
     confirm = link_in(message, "/confirm")
 
-    page = web.client.get(confirm)
+    page = press_confirm(web, confirm)
     assert page.status_code == 200 and "You are subscribed" in page.text
     now = web.subscriber("reader@example.org")
     assert now.status == "confirmed" and now.confirmed_at == NOW
     (welcome,) = web.new_mail()
-    assert "Welcome" in welcome["Subject"]
+    assert "Welcome" in welcome["Subject"] and welcome["To"] == "Ada Reader <reader@example.org>"
+    # The welcome says what the reader chose (issue 16 item 3).
+    text = " ".join(_text(welcome).split())
+    assert "You chose a weekly digest of our press releases, on Recycling, in English (en)." in text
+    html = " ".join(welcome.get_body(preferencelist=("html",)).get_content().split())
+    assert "You chose a weekly digest of our press releases, on Recycling, in English (en)." in html
 
-    # Opening the link again changes nothing and sends nothing.
+    # The link works once: opening it again changes nothing and sends nothing.
     again = web.client.get(confirm)
-    assert again.status_code == 200 and "already subscribed" in again.text
+    assert again.status_code == 400 and "used already" in again.text
+    assert web.client.post(confirm).status_code == 400
     assert web.new_mail() == []
 
     kinds = [event.kind for event in web.audience.events(address="reader@example.org")]
@@ -175,7 +191,8 @@ def test_consent_evidence_holds_time_ip_hash_form_version_and_text(web: Web) -> 
         assert "testclient" not in json.dumps(record)  # the client address itself is never stored
         assert record["text"].startswith("I want to receive press releases from Test Hub by email")
         assert re.fullmatch(r"c[0-9a-f]{10}", record["form_version"])
-    assert requested["form"] == "subscribe-page" and confirmation["form"] == "confirm-link"
+    assert requested["form"] == "subscribe-page" and confirmation["form"] == "confirm-button"
+    assert confirmation["choices"]["cadence"] == "per-release"
     assert all(event.at == NOW for event in events)
 
 
@@ -268,6 +285,9 @@ def test_names_cannot_inject_headers_or_html(web: Web) -> None:
     (message,) = web.new_mail()
     assert message["Bcc"] is None and message["X-Injected"] is None
     assert message["To"].addresses[0].addr_spec == "eve@example.org" and len(message["To"].addresses) == 1
+    press_confirm(web, link_in(message, "/confirm"))
+    (welcome,) = web.new_mail()  # the name goes into the header only once the address confirmed
+    assert welcome["Bcc"] is None and welcome["X-Injected"] is None and len(welcome["To"].addresses) == 1
     token = sign_token(settings=web.settings, action="preferences", subscriber_id=web.subscriber("eve@example.org").id)
     page = web.client.get("/preferences", params={"token": token})
     assert "<script>" not in page.text and "&lt;script&gt;" in page.text
@@ -322,14 +342,15 @@ def test_forged_altered_expired_or_misused_confirm_tokens_get_400_and_change_not
     token = parse_qs(urlsplit(good).query)["token"][0]
     subscriber_id = web.subscriber("careful@example.org").id
     payload, mac = token.split(".")
-    forged = sign_token(settings=web.settings.model_copy(update={"secret_key": SecretStr("not-the-secret")}), action="confirm", subscriber_id=subscriber_id)
+    forged = sign_token(settings=web.settings.model_copy(update={"secret_key": SecretStr("not-the-secret")}), action="confirm-request", subscriber_id=1)
     unsubscribe_token = sign_token(settings=web.settings, action="unsubscribe", subscriber_id=subscriber_id)
     for bad in [f"{payload}.{mac[:-2]}xx", forged, unsubscribe_token, "", "%%%"]:
-        page = web.client.get("/confirm", params={"token": bad})
-        assert page.status_code == 400, bad
-        assert "This link does not work" in page.text and "Nothing was changed" in page.text
+        for method in (web.client.get, web.client.post):
+            page = method("/confirm", params={"token": bad})
+            assert page.status_code == 400, bad
+            assert "This link does not work" in page.text and "Nothing was changed" in page.text
     web.clock.now = NOW + timedelta(hours=48, seconds=1)
-    expired = web.client.get(good)
+    expired = web.client.post(good)
     assert expired.status_code == 400 and "expired" in expired.text
     assert web.subscriber("careful@example.org").status == "pending"
     assert web.new_mail() == []
@@ -380,7 +401,7 @@ def test_unsubscribed_reader_can_subscribe_again_with_double_opt_in(web: Web) ->
     web.subscribe("back@example.org", cadence="weekly")
     assert web.subscriber("back@example.org").status == "unsubscribed"  # not before confirming
     (message,) = web.new_mail()
-    web.client.get(link_in(message, "/confirm"))
+    press_confirm(web, link_in(message, "/confirm"))
     back = web.subscriber("back@example.org")
     assert back.status == "confirmed" and back.cadence == "weekly"
     assert not web.audience.is_suppressed(address="back@example.org")
@@ -464,6 +485,7 @@ def test_erase_deletes_the_subscriber_and_their_links_stop_working(web: Web) -> 
     assert erased.status_code == 200 and "Your data is erased" in erased.text
     assert web.subscriber("gone@example.org") is None
     assert web.audience.events(address="gone@example.org") == []
+    assert not [p for p in web.outbox() if b"gone@example.org" in p.read_bytes()]
     assert not web.audience.is_suppressed(address="gone@example.org")
     assert web.client.get("/preferences", params={"token": token}).status_code == 400
     old_unsubscribe = _path(unsubscribe_url(settings=web.settings, subscriber_id=sub.id))

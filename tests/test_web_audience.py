@@ -1,4 +1,4 @@
-"""The audience functions the web app added (request_subscription, erase, expire_pending), on SQLite and PostgreSQL."""
+"""The audience functions of the subscription flow (request_subscription, confirm_request, erase, expire_pending), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,15 +9,26 @@ import pytest
 from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
 from tests.conftest import NOW
 
-from pressroom.audience import Audience, erase, expire_pending, request_subscription
+from pressroom.audience import Audience, TokenError, confirm_request, erase, expire_pending, request_subscription
 
 
 @pytest.fixture
-def audience(db_url: str) -> Audience:  # noqa: F811
-    return Audience(url=db_url)
+def settings(project, db_url: str):  # noqa: ANN001, ANN201, F811
+    return project.settings(PRESSROOM_DATABASE_URL=db_url)
+
+
+@pytest.fixture
+def audience(settings) -> Audience:  # noqa: ANN001
+    return Audience.from_settings(settings)
 
 
 def ask(audience: Audience, address: str, *, now=NOW, limit: int = 3, may_confirm: bool = True, **fields) -> int | None:  # noqa: ANN001
+    """The subscriber id a confirmation email should go to, or None."""
+    requested = request(audience, address, now=now, limit=limit, may_confirm=may_confirm, **fields)
+    return requested.subscriber_id if requested else None
+
+
+def request(audience: Audience, address: str, *, now=NOW, limit: int = 3, may_confirm: bool = True, **fields):  # noqa: ANN001, ANN201
     return request_subscription(
         audience=audience, address=address, now=now, source="web:subscribe", evidence='{"form": "test"}',
         confirmations_since=now - timedelta(days=1), max_confirmations=limit, may_confirm=may_confirm, **fields,
@@ -29,10 +40,11 @@ def test_a_request_creates_a_pending_subscriber_and_counts_confirmations(audienc
     sub = audience.get(address="new@example.org")
     assert first == sub.id and (sub.status, sub.name, sub.topics, sub.cadence) == ("pending", "Ann", ("recycling",), "weekly")
     assert [e.kind for e in audience.events(address="new@example.org")] == ["requested", "confirmation-sent"]
-    # A second request updates the choices and may send again, up to the limit per day.
+    # A second request may send again, up to the limit per day, and leaves the choices alone until confirmed.
     assert ask(audience, "new@example.org", topics=["policy"], limit=2) == sub.id
-    assert audience.get(address="new@example.org").topics == ("policy",)
+    assert audience.get(address="new@example.org").topics == ("recycling",)
     assert ask(audience, "new@example.org", limit=2) is None
+    assert ask(audience, "New+tag@Example.org.", limit=2) is None  # one mailbox, counted once
     assert ask(audience, "new@example.org", limit=2, now=NOW + timedelta(days=1, seconds=1)) == sub.id
     assert ask(audience, "other@example.org", may_confirm=False) is None  # recorded, but no email
     assert audience.get(address="other@example.org").status == "pending"
@@ -59,15 +71,51 @@ def test_concurrent_requests_for_one_address_make_one_subscriber(audience: Audie
     assert audience.count() == 1
 
 
-def test_erase_removes_subscriber_events_and_suppression(audience: Audience) -> None:
+def test_what_is_confirmed_is_what_the_clicked_link_asked(audience: Audience) -> None:
+    first = request(audience, "two@example.org", name="Ann", topics=["recycling"], cadence="weekly")
+    second = request(audience, "two@example.org", name="Someone Else", topics=["policy"])
+    pending = audience.get(address="two@example.org")
+    assert (pending.name, pending.topics, pending.cadence) == ("Ann", ("recycling",), "weekly")
+    sub = confirm_request(audience=audience, request_id=first.request_id, now=NOW, source="web:confirm", evidence='{"form": "t"}')
+    assert (sub.status, sub.name, sub.topics, sub.cadence) == ("confirmed", "Ann", ("recycling",), "weekly")
+    confirmed = audience.events(address="two@example.org")[-1]
+    assert confirmed.kind == "confirmed" and '"topics": ["recycling"]' in confirmed.detail
+    # The link is used up, and the other request's link died with the status change.
+    for used in (first, second):
+        with pytest.raises(TokenError):
+            confirm_request(audience=audience, request_id=used.request_id, now=NOW, source="web:confirm", evidence="")
+
+
+def test_a_link_sent_before_an_unsubscribe_never_resubscribes(audience: Audience) -> None:
+    sub = audience.add(address="gone@example.org", now=NOW, source="cli")
+    audience.unsubscribe(subscriber_id=sub.id, now=NOW, source="web")
+    old = request(audience, "gone@example.org")
+    sub = confirm_request(audience=audience, request_id=old.request_id, now=NOW, source="web:confirm", evidence="")
+    audience.unsubscribe(subscriber_id=sub.id, now=NOW + timedelta(hours=1), source="web")
+    with pytest.raises(TokenError):
+        confirm_request(audience=audience, request_id=old.request_id, now=NOW, source="web:confirm", evidence="")
+    assert audience.get(address="gone@example.org").status == "unsubscribed"
+
+
+def test_the_site_wide_cap_on_confirmation_emails(audience: Audience) -> None:
+    def capped(address: str):  # noqa: ANN202
+        return request_subscription(
+            audience=audience, address=address, now=NOW, source="web", evidence="", confirmations_since=NOW - timedelta(days=1),
+            max_confirmations=3, site_since=NOW - timedelta(hours=1), site_max_confirmations=2,
+        )
+
+    assert [capped(f"s{n}@example.org") is not None for n in range(4)] == [True, True, False, False]
+
+
+def test_erase_removes_subscriber_events_and_suppression(settings, audience: Audience) -> None:  # noqa: ANN001
     sub = audience.add(address="bye@example.org", now=NOW, source="cli")
     audience.unsubscribe(subscriber_id=sub.id, now=NOW, source="web")
     assert audience.is_suppressed(address="bye@example.org")
-    assert erase(audience=audience, subscriber_id=sub.id) is True
+    assert erase(settings=settings, subscriber_id=sub.id) is True
     assert audience.get(address="bye@example.org") is None
     assert audience.events(address="bye@example.org") == []
     assert not audience.is_suppressed(address="bye@example.org")
-    assert erase(audience=audience, subscriber_id=sub.id) is False
+    assert erase(settings=settings, subscriber_id=sub.id) is False
 
 
 def test_expire_pending_removes_only_old_unconfirmed_requests(audience: Audience) -> None:
@@ -80,10 +128,10 @@ def test_expire_pending_removes_only_old_unconfirmed_requests(audience: Audience
     assert audience.get(address="kept@example.org").status == "confirmed"
 
 
-def test_an_erased_subscribers_id_is_never_given_to_someone_else(audience: Audience) -> None:
+def test_an_erased_subscribers_id_is_never_given_to_someone_else(settings, audience: Audience) -> None:  # noqa: ANN001
     # Old emails hold links signed for the erased id: they must not open a newcomer's data.
     first = audience.add(address="first@example.org", now=NOW, source="cli")
-    erase(audience=audience, subscriber_id=first.id)
+    erase(settings=settings, subscriber_id=first.id)
     second = audience.add(address="second@example.org", now=NOW, source="cli")
     assert second.id != first.id
     ask(audience, "pending@example.org", now=NOW - timedelta(days=9))

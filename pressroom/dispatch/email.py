@@ -99,12 +99,11 @@ class EmailChannel:
 
 
 def send_email(*, channel: EmailChannel, ledger: Ledger, release: str | None, run_id: str | None = None,
-               wait: bool = True, now: datetime | None = None,
-               on_progress: Callable[[DispatchResult], None] | None = None) -> DispatchResult:
+               wait: bool = True, now: datetime | None = None) -> DispatchResult:
     """:func:`~pressroom.dispatch.engine.dispatch` with the email settings (batch size, lease, retry window)."""
     settings = channel.settings
     return dispatch(
-        channel=channel, ledger=ledger, release=release, run_id=run_id, on_progress=on_progress, now=now,
+        channel=channel, ledger=ledger, release=release, run_id=run_id, now=now,
         batch_size=settings.email.batch_size, lease=timedelta(seconds=settings.email.claim_lease_seconds),
         retry_window=settings.email.retry_window_seconds if wait else 0.0,
     )

@@ -133,7 +133,6 @@ def dispatch(
     lease: timedelta,
     retry_window: float = 0.0,
     run_id: str | None = None,
-    on_progress: Callable[[DispatchResult], None] | None = None,
     now: datetime | None = None,
 ) -> DispatchResult:
     """Send every due delivery of (``release``, ``channel``) as one worker; returns what this worker did.
@@ -158,13 +157,11 @@ def dispatch(
                                    worker=worker, run_id=run_id, lease=lease)
             if rows:
                 total = total + _run(_send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease, clock=_now))
-                if on_progress is not None:
-                    on_progress(total)
                 continue
-            remaining, due = ledger.outstanding(release=release, channel=channel.name)
+            remaining, due = ledger.outstanding(release=release, channel=channel.name, now=_now())
             if not remaining:
                 return total
-            wait = 0.05 if due is None else (due - _now()).total_seconds()  # None: another worker's claim is in progress
+            wait = 0.05 if due is None else (due - _now()).total_seconds()  # None: due, but another worker's claim was in progress
             if time.monotonic() + wait > deadline:
                 return total  # what is left is retried after this run's patience (or held by a live worker)
             time.sleep(min(max(wait, 0.01), 5.0))

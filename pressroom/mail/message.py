@@ -40,11 +40,8 @@ _DKIM_HEADERS = (
     "list-id", "list-unsubscribe", "list-unsubscribe-post",
 )
 _MAX_URL = 900  # an SMTP line may hold 998 octets; the List-Unsubscribe line must fit
-_MAX_NAME = 100
 # Controls (C0, DEL, C1) and the Unicode line/paragraph separators: none belongs in a header or a greeting.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _URL = re.compile(r"^https?://[^\s<>\"'\\\x00-\x1f\x7f]+$")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*$")
 
@@ -59,32 +56,31 @@ class Recipient:
     preferences_url: str = ""
 
 
-def clean_name(name: str) -> str:
-    """A display name safe for a header and a greeting: one line, no controls, at most 100 characters."""
-    return " ".join(_CONTROL.sub(" ", name).split())[:_MAX_NAME].strip()
+def clean_name(name: str, *, links: bool = False) -> str:
+    """A display name safe for a header and a greeting (the audience's one name rule).
+
+    A recipient's name that reads as a link is left out rather than refused: the email still
+    goes, greeting no one by name. ``links`` is for operator-written names (site, sender).
+    """
+    from pressroom.audience import AddressError, clean_name as audience_clean_name
+
+    try:
+        return audience_clean_name(name, links=links)
+    except AddressError:
+        return ""
 
 
 def clean_address(address: str) -> str:
-    """``local@domain`` checked and normalised (IDN domain to ASCII); raises PermanentError when unusable."""
-    local, at, domain = address.strip().rpartition("@")
-    problem = ""
-    if not at or not _LOCAL_PART.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
-        problem = "the part before @ is empty or holds characters an address cannot have"
-    else:
-        try:
-            domain = domain.rstrip(".")
-            domain = (domain if domain.isascii() else domain.encode("idna").decode("ascii")).lower()
-        except UnicodeError:
-            domain = ""
-        labels = domain.split(".")
-        if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
-            problem = "the domain after @ is not a valid host name"
-    if problem:
+    """``local@domain`` normalised by the audience's one address rule; PermanentError when unusable."""
+    from pressroom.audience import AddressError, normalise_address
+
+    try:
+        return normalise_address(address)
+    except AddressError as exc:
         raise PermanentError(
-            f"recipient address {address!r} is not valid: {problem}",
+            f"recipient address {address!r} is not valid: {exc.message}",
             hint="correct or remove the subscriber; nothing was sent to this address",
-        )
-    return f"{local}@{domain}"
+        ) from None
 
 
 def _checked_url(value: str, what: str) -> str:
@@ -292,14 +288,14 @@ def build_composed(
     email = settings.email
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = subject
-    msg["From"] = Address(display_name=clean_name(email.sender_name), addr_spec=email.sender)
+    msg["From"] = Address(display_name=clean_name(email.sender_name, links=True), addr_spec=email.sender)
     if email.reply_to:
         msg["Reply-To"] = email.reply_to
     msg["Date"] = format_datetime(now or datetime.now(UTC))
     mailto = ""
     if bulk:
         list_id = email.list_id or f"releases.{_domain(email.sender)}"
-        msg["List-Id"] = f"{clean_name(settings.site.name)} <{list_id}>"
+        msg["List-Id"] = f"{clean_name(settings.site.name, links=True)} <{list_id}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mailto = email.unsubscribe_mailto or f"{email.reply_to or email.sender}"
         mailto = mailto if mailto.startswith("mailto:") else f"mailto:{mailto}?subject=unsubscribe"

@@ -1,0 +1,425 @@
+"""What every page flow shares: settings, templates and the page frame, the subscription-email seam, form reading."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from markupsafe import Markup
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pressroom.audience import (
+    CADENCES,
+    AddressError,
+    Audience,
+    Subscriber,
+    TokenError,
+    clean_name,
+    normalise_address,
+    preferences_url,
+    unsubscribe_url,
+    verify_token,
+)
+from pressroom.errors import PressroomError, TemplateError
+from pressroom.releases import LANGUAGE_RE
+from pressroom.settings import Settings
+from pressroom.web.security import CSRF_COOKIE, CSRF_MAX_AGE, Csrf, Limiter, client, csrf_verdict, origin_of
+
+log = logging.getLogger("pressroom.web")
+
+_SEND_RETRIES = (0.0, 2.0, 10.0)  # pauses before each attempt at a subscription email
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_LANGUAGE_NAMES = {
+    "bg": "Български", "cs": "Čeština", "da": "Dansk", "de": "Deutsch", "el": "Ελληνικά", "en": "English",
+    "es": "Español", "et": "Eesti", "fi": "Suomi", "fr": "Français", "ga": "Gaeilge", "hr": "Hrvatski",
+    "hu": "Magyar", "it": "Italiano", "lt": "Lietuvių", "lv": "Latviešu", "mt": "Malti", "nl": "Nederlands",
+    "pl": "Polski", "pt": "Português", "ro": "Română", "sk": "Slovenčina", "sl": "Slovenščina", "sv": "Svenska",
+}
+# A strict policy is possible because no page has script; inline style only for the brand colour.
+_CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: The action of the token in a confirmation link; its number is a subscription request's id.
+CONFIRM_ACTION = "confirm-request"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What a person may choose: topics (slug, name) and languages (code, label)."""
+
+    topics: tuple[tuple[str, str], ...]
+    languages: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Form:
+    """A submitted subscribe or preferences form, cleaned, with one message per wrong field."""
+
+    email: str
+    name: str
+    topics: tuple[str, ...]
+    cadence: str
+    language: str
+    errors: dict[str, str]
+
+    def values(self) -> dict[str, Any]:
+        return {"email": self.email, "name": self.name, "topics": self.topics, "cadence": self.cadence, "language": self.language}
+
+
+def language_label(code: str) -> str:
+    name = _LANGUAGE_NAMES.get(code.split("-")[0].lower())
+    return f"{name} ({code})" if name else code
+
+
+def duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} minutes"
+    return f"{round(seconds / 3600)} hours"
+
+
+def _load_choices(settings: Settings, *, now: datetime) -> Choices:
+    """Topics (tag slug and name) and languages of the releases that are public now."""
+    from pressroom.releases import load_releases
+
+    topics: dict[str, str] = {}
+    languages = {settings.site.language}
+    for release in load_releases(settings).releases:
+        if not release.is_public(now):
+            continue
+        languages.add(release.language)
+        for name, slug in zip(release.tags, release.tag_slugs, strict=True):
+            if slug:
+                topics.setdefault(slug, name)
+    return Choices(
+        topics=tuple(sorted(topics.items(), key=lambda item: item[1].casefold())),
+        languages=tuple((code, language_label(code)) for code in sorted(languages) if LANGUAGE_RE.match(code)),
+    )
+
+
+class Web:
+    """The state every page flow shares; one instance per app."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
+        from pressroom.feeds import FEED_FILES
+
+        self.settings = settings
+        self.clock = clock
+        self.web = settings.web
+        key = settings.signing_keys()[0]
+        self.csrf = Csrf(key)
+        self._ip_key = hashlib.sha256(b"pressroom-ip\x00" + key).digest()
+        self.posts = Limiter(limit=self.web.posts_per_ip_per_minute, period=60.0)
+        self.confirmations = Limiter(limit=self.web.confirmations_per_ip_per_hour, period=3600.0)
+        self._audience: Audience | None = None
+        # One subscription write at a time from this process: SQLite takes one writer anyway, and
+        # threads queued here wait their turn instead of in SQLite's busy loop, whose growing
+        # sleeps starve an unlucky request for seconds under load.
+        self.writes = threading.Lock()
+        self._choices: Choices | None = None
+        folder = settings.path("templates")
+        self.env = jinja2.Environment(
+            # templates/ first ("web/x", "site/base.html.j2"), then templates/site/ for the names the site's
+            # own templates use among themselves ("base.html.j2", "_card.html.j2").
+            loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(folder / "site")]),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.stylesheet = folder / "web" / "web.css"
+        site = settings.site
+        self.common = {
+            "site": site,
+            "lang": site.language,
+            "root": "/",
+            "brand": site.brand_color,
+            "feeds": FEED_FILES,
+            "subscribe": Markup(""),
+            "description": site.description or f"Press releases of {site.name}",
+        }
+        self.consent_text = self.web.consent(site.name)
+        self.form_version = "c" + hashlib.blake2b(self.consent_text.encode(), digest_size=5).hexdigest()
+        self.site_origin = origin_of(site.base_url)
+
+    # ----------------------------------------------------------------- plumbing
+
+    @property
+    def audience(self) -> Audience:
+        if self._audience is None:
+            self._audience = Audience.from_settings(self.settings)
+        return self._audience
+
+    def choices(self) -> Choices:
+        """Topics and languages from the public releases (reloaded every few minutes by the app's lifespan)."""
+        return self._choices or self.reload_choices()
+
+    def reload_choices(self) -> Choices:
+        self._choices = _load_choices(self.settings, now=self.clock())
+        return self._choices
+
+    def ip_hash(self, request: Request) -> str:
+        return hmac.new(self._ip_key, client(request).encode(), hashlib.sha256).hexdigest()[:24]
+
+    def evidence(self, request: Request, *, form: str, text: str | None = None, **extra: Any) -> str:
+        """The consent record: JSON with the client hash, the form, its version and the exact text shown."""
+        record = {
+            "ip_hash": self.ip_hash(request),
+            "form": form,
+            "form_version": self.form_version,
+            "text": self.consent_text if text is None else text,
+            **extra,
+        }
+        return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+    def csrf_verdict(self, request: Request, form: FormData) -> str:
+        return csrf_verdict(request, form, csrf=self.csrf, site_origin=self.site_origin)
+
+    def link(self, path: str, token: str) -> str:
+        return f"{self.settings.site.base_url}/{path}?token={quote(token)}"
+
+    # ----------------------------------------------------------------- pages
+
+    def page(
+        self,
+        request: Request,
+        template: str,
+        *,
+        status: int = 200,
+        background: BackgroundTask | None = None,
+        **context: Any,
+    ) -> Response:
+        """Render a page with the site layout; issues the CSRF cookie when the page has a form."""
+        nonce = request.cookies.get(CSRF_COOKIE) or ""
+        fresh = not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", nonce)
+        if fresh:
+            nonce = secrets.token_urlsafe(18)
+        try:
+            html = self.env.get_template(template).render(
+                **self.common,
+                canonical=f"{self.settings.site.base_url}{request.url.path}",
+                csrf_token=self.csrf.token(nonce),
+                **context,
+            )
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"templates/{template}: {exc}") from exc
+        response = Response(html, status_code=status, media_type="text/html; charset=utf-8", background=background)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = _CSP
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if fresh and "csrf_token" in html:
+            response.set_cookie(
+                CSRF_COOKIE,
+                nonce,
+                max_age=CSRF_MAX_AGE,
+                path="/",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+    def message(
+        self,
+        request: Request,
+        *,
+        heading: str,
+        paragraphs: list[str],
+        status: int = 200,
+        tone: str = "ok",
+        eyebrow: str = "Your subscription",
+        links: list[tuple[str, str]] | None = None,
+        background: BackgroundTask | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        response = self.page(
+            request,
+            "web/message.html.j2",
+            status=status,
+            background=background,
+            heading=heading,
+            paragraphs=paragraphs,
+            tone=tone,
+            eyebrow=eyebrow,
+            links=links or [],
+        )
+        response.headers.update(headers or {})
+        return response
+
+    def bad_link(self, request: Request, reason: str) -> Response:
+        return self.message(
+            request,
+            status=400,
+            tone="error",
+            heading="This link does not work",
+            paragraphs=[
+                f"We could not use this link: {reason}. Nothing was changed.",
+                "Links in our emails must be opened exactly as they arrived. If the link has expired, subscribe "
+                "again and we will send a new one; every email we send also has working links at its end.",
+            ],
+            links=[("Subscribe again", "/subscribe"), ("Press releases", "/")],
+        )
+
+    def bad_form(self, request: Request, reason: str) -> Response:
+        return self.message(
+            request,
+            status=400,
+            tone="error",
+            eyebrow="Sorry",
+            heading="This form could not be read",
+            paragraphs=[f"Nothing was changed: {reason}. Please go back and send the form again."],
+            links=[("Subscribe", "/subscribe"), ("Press releases", "/")],
+        )
+
+    def too_many(self, request: Request, limiter: Limiter) -> Response:
+        wait = limiter.retry_after()
+        return self.message(
+            request,
+            status=429,
+            tone="error",
+            eyebrow="Please wait",
+            heading="Too many attempts",
+            paragraphs=[f"We received many requests from your network. Please try again in {duration(wait)}."],
+            headers={"Retry-After": str(wait)},
+        )
+
+    def unavailable(self, request: Request) -> Response:
+        return self.message(
+            request,
+            status=503,
+            tone="error",
+            eyebrow="Sorry",
+            heading="Please try again later",
+            paragraphs=["We could not do this just now. Nothing was saved; please try again in a few minutes."],
+            headers={"Retry-After": "120"},
+        )
+
+    # ----------------------------------------------------------------- forms and links
+
+    def read_form(self, form: FormData, *, current_language: str = "", with_email: bool = False) -> Form:
+        """Clean and check the fields shared by the subscribe (``with_email``) and preferences forms."""
+        errors: dict[str, str] = {}
+        raw_email = str(form.get("email") or "").strip()[:320]
+        email = raw_email
+        if with_email:
+            if not raw_email:
+                errors["email"] = "Enter your email address."
+            else:
+                try:
+                    email = normalise_address(raw_email)
+                except AddressError:
+                    errors["email"] = "Enter an email address in the form name@example.org."
+        raw_name = str(form.get("name") or "")
+        try:
+            name = clean_name(raw_name)
+        except AddressError:
+            name = clean_name(raw_name, links=True)
+            errors["name"] = "A name cannot contain a web or email address."
+        topics = tuple(dict.fromkeys(str(value) for value in form.getlist("topics")))
+        if len(topics) > 100 or not all(_SLUG.match(slug) for slug in topics):
+            errors["topics"] = "Choose topics from the list."
+            topics = tuple(slug for slug in topics if _SLUG.match(slug))[:100]
+        cadence = str(form.get("cadence") or "per-release")
+        if cadence not in CADENCES:
+            errors["cadence"] = "Choose how often: every release or a weekly digest."
+            cadence = "per-release"
+        language = str(form.get("language") or current_language or self.settings.site.language)
+        if "language" in form and language not in {code for code, _ in self.choices().languages}:
+            errors["language"] = "Choose a language from the list."
+            language = current_language or self.settings.site.language
+        return Form(email=email, name=name, topics=topics, cadence=cadence, language=language, errors=errors)
+
+    def topic_choices(self, chosen: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """The known topics, plus any the person chose that no public release carries any more."""
+        known = list(self.choices().topics)
+        slugs = {slug for slug, _ in known}
+        return known + [(slug, slug) for slug in chosen if slug not in slugs]
+
+    def subscriber_for(self, token: str, action: str) -> Subscriber | str:
+        """The subscriber a link token is for, or the reason it cannot be used."""
+        try:
+            subscriber_id = verify_token(settings=self.settings, token=token, action=action, now=self.clock())
+        except TokenError as exc:
+            return exc.message
+        subscriber = self.audience.get(subscriber_id=subscriber_id)
+        if subscriber is None:
+            return "the subscription it belongs to no longer exists (erased, or never confirmed in time)"
+        return subscriber
+
+    # ----------------------------------------------------------------- the subscription-email seam
+
+    async def send_subscription_email(self, *, kind: str, subscriber_id: int, action_url: str, key: str) -> None:
+        """Send one subscription email (``confirm``, ``welcome``, ``unsubscribed``): the one place the app sends.
+
+        Runs after the answer has gone (a background task), so the request never waits for mail.
+        An answer to retry (server busy, connection dropped) is retried twice; what remains is logged. A
+        confirmation carries nothing the requester typed: no name, in the greeting or the header.
+        """
+        from pressroom.mail.transports import Envelope, transport_for
+
+        try:
+            composed = await run_in_threadpool(self._compose, kind, subscriber_id, action_url, key)
+            if composed is None:
+                return
+            address, data = composed
+            envelope = Envelope(id=0, sender=self.settings.email.sender, recipient=address, message=data, key=f"subscriptions/{key}")
+            transport = transport_for(settings=self.settings)
+            for attempt, pause in enumerate(_SEND_RETRIES):
+                await asyncio.sleep(pause)
+                sender = await transport.connect()
+                try:
+                    (result,) = await sender.send([envelope])
+                finally:
+                    await sender.close()
+                if result.status != "retry" or attempt == len(_SEND_RETRIES) - 1:
+                    break
+            if result.status != "sent":
+                log.error("could not send the %s email to subscriber %s: %s %s", kind, subscriber_id, result.status, result.response)
+                return
+        except PressroomError as exc:
+            log.error("could not send the %s email to subscriber %s: %s", kind, subscriber_id, exc)
+            return
+        log.info("sent the %s email to subscriber %s", kind, subscriber_id)
+
+    def _compose(self, kind: str, subscriber_id: int, action_url: str, key: str) -> tuple[str, bytes] | None:
+        from pressroom.mail import Recipient, compose_transactional
+
+        subscriber = self.audience.get(subscriber_id=subscriber_id)
+        if subscriber is None:
+            return None
+        names = dict(self.choices().topics)
+        composed = compose_transactional(
+            kind=kind,  # type: ignore[arg-type]
+            settings=self.settings,
+            action_url=action_url,
+            cadence=subscriber.cadence,
+            topics=[names.get(slug, slug) for slug in subscriber.topics],
+            language=language_label(subscriber.language),
+        )
+        data = composed.message(
+            Recipient(
+                address=subscriber.address,
+                name="" if kind == "confirm" else subscriber.name,
+                unsubscribe_url=unsubscribe_url(settings=self.settings, subscriber_id=subscriber_id),
+                preferences_url=preferences_url(settings=self.settings, subscriber_id=subscriber_id),
+            )
+        )
+        return subscriber.address, data

@@ -1,0 +1,117 @@
+"""Preferences: topics, cadence, language and name, behind the signed link in every email.
+
+Each save is a consent event with the client hash, the form, its version and the exact text
+shown, plus what changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from pressroom.audience import Subscriber, sign_token
+from pressroom.web.core import Web, language_label
+from pressroom.web.security import client, read_form
+
+# The words on the button: stored with each change as the text the subscriber acted on.
+_PREFERENCES_TEXT = "Save preferences"
+
+
+async def token_post(web: Web, request: Request) -> tuple[Subscriber, str, FormData] | Response:
+    """The checks every POST behind a preferences link starts with: rate, token, then the body.
+
+    Returns (subscriber, token, form), or the response that ends the request.
+    """
+    if not web.posts.allow(client(request)):
+        return web.too_many(request, web.posts)
+    token = request.query_params.get("token", "")
+    subscriber = await run_in_threadpool(web.subscriber_for, token, "preferences")
+    if isinstance(subscriber, str):
+        return web.bad_link(request, subscriber)
+    form = await read_form(request)
+    if isinstance(form, str):
+        return web.bad_form(request, form)
+    return subscriber, token, form
+
+
+def routes(web: Web) -> list[Route]:
+    def preferences_form(
+        request: Request,
+        subscriber: Subscriber,
+        token: str,
+        *,
+        values: dict[str, Any],
+        errors: dict[str, str],
+        notice: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        languages = list(web.choices().languages)
+        if subscriber.language not in {code for code, _ in languages}:
+            languages.append((subscriber.language, language_label(subscriber.language)))
+        unsubscribe = sign_token(settings=web.settings, action="unsubscribe", subscriber_id=subscriber.id)
+        return web.page(
+            request,
+            "web/preferences.html.j2",
+            status=status,
+            subscriber=subscriber,
+            token=token,
+            values=values,
+            errors=errors,
+            notice=notice,
+            topics=web.topic_choices(tuple(values["topics"])),
+            languages=languages,
+            autofocus=next(iter(errors), ""),
+            unsubscribe_href=f"/unsubscribe?token={quote(unsubscribe)}",
+            save_label=_PREFERENCES_TEXT,
+        )
+
+    async def preferences_page(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        subscriber = await run_in_threadpool(web.subscriber_for, token, "preferences")
+        if isinstance(subscriber, str):
+            return web.bad_link(request, subscriber)
+        notice = {"tone": "ok", "text": "Your preferences are saved."} if request.query_params.get("saved") else None
+        values = {"name": subscriber.name, "topics": subscriber.topics, "cadence": subscriber.cadence, "language": subscriber.language}
+        return preferences_form(request, subscriber, token, values=values, errors={}, notice=notice)
+
+    async def preferences(request: Request) -> Response:
+        checks = await token_post(web, request)
+        if isinstance(checks, Response):
+            return checks
+        subscriber, token, form = checks
+        checked = web.read_form(form, current_language=subscriber.language)
+        values = checked.values()
+        if web.csrf_verdict(request, form) != "ok":
+            notice = {"tone": "error", "text": "This form had expired. Nothing was saved: please check it and save again."}
+            return preferences_form(request, subscriber, token, values=values, errors={}, notice=notice, status=403)
+        if checked.errors:
+            return preferences_form(request, subscriber, token, values=values, errors=checked.errors, status=400)
+        evidence = web.evidence(request, form="preferences", text=_PREFERENCES_TEXT)
+
+        def save() -> None:
+            with web.writes:
+                web.audience.set_preferences(
+                    subscriber_id=subscriber.id,
+                    now=web.clock(),
+                    source="web:preferences",
+                    topics=checked.topics,
+                    cadence=checked.cadence,
+                    language=checked.language,
+                    name=checked.name,
+                    evidence=evidence,
+                )
+
+        await run_in_threadpool(save)
+        # Post/redirect/get: reloading the page after saving does not post again.
+        return RedirectResponse(f"/preferences?token={quote(token)}&saved=1", status_code=303)
+
+    return [
+        Route("/preferences", preferences_page, methods=["GET"]),
+        Route("/preferences", preferences, methods=["POST"]),
+    ]

@@ -1,0 +1,200 @@
+"""Subscribe (double opt-in) and confirm.
+
+* ``POST /subscribe`` gives the same page, status and headers for every well-formed address
+  (new, pending, confirmed, unsubscribed, rate-limited, bounced or erased), does the same
+  database work for each (one short transaction), and sends mail only after the answer has gone,
+  so neither body nor timing tells whether an address is known.
+* Every request is kept with its own choices; its confirmation link names that request, so a
+  second request cannot change what the first link confirms.
+* ``GET``/``HEAD /confirm`` only show a button: mail scanners that open or prefetch links
+  confirm nothing. Its ``POST`` confirms, once: the link then stops working, as do links of
+  earlier requests, and any link issued before a later unsubscribe.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pressroom.audience import Requested, TokenError, check_request, confirm_request, request_subscription, sign_token, verify_token
+from pressroom.web.core import CONFIRM_ACTION, Form, Web, duration
+from pressroom.web.security import client, read_form
+
+log = logging.getLogger("pressroom.web")
+
+
+def routes(web: Web) -> list[Route]:
+    def subscribe_form(
+        request: Request,
+        *,
+        values: dict[str, Any] | None,
+        errors: dict[str, str],
+        topics: tuple[tuple[str, str], ...] | list[tuple[str, str]],
+        status: int = 200,
+        notice: dict[str, str] | None = None,
+    ) -> Response:
+        values = values or {"email": "", "name": "", "topics": (), "cadence": "per-release"}
+        first_error = next(iter(errors), "email" if not values.get("email") else "")
+        return web.page(
+            request,
+            "web/subscribe.html.j2",
+            status=status,
+            values=values,
+            errors=errors,
+            topics=topics,
+            autofocus=first_error,
+            notice=notice,
+            consent_text=web.consent_text,
+        )
+
+    async def subscribe_page(request: Request) -> Response:
+        choices = await run_in_threadpool(web.choices)
+        return subscribe_form(request, values=None, errors={}, topics=choices.topics)
+
+    async def subscribe(request: Request) -> Response:
+        if not web.posts.allow(client(request)):
+            return web.too_many(request, web.posts)
+        form = await read_form(request)
+        if isinstance(form, str):
+            return web.bad_form(request, form)
+        checked = web.read_form(form, with_email=True)
+        sent = web.message(
+            request,
+            eyebrow="Almost done",
+            heading="Check your inbox",
+            paragraphs=[
+                f"If {checked.email} can receive our emails, a message with a confirmation link is on its way to it.",
+                f"Open it and click the link within {duration(int(web.web.confirm_token_hours * 3600))}. "
+                "Until you do, we send you nothing else.",
+            ],
+            links=[("Back to the press releases", "/")],
+        )
+        # A bot that fills the hidden field gets the page a person gets, and nothing happens.
+        if str(form.get("website") or "").strip():
+            log.info("honeypot field filled from %s: ignored", web.ip_hash(request))
+            return sent
+        verdict = web.csrf_verdict(request, form)
+        if verdict != "ok" or checked.errors:
+            topics = web.topic_choices(checked.topics)
+            if verdict == "ok":
+                return subscribe_form(request, values=checked.values(), errors=checked.errors, topics=topics, status=400)
+            notice = (
+                {"tone": "error", "text": "This form had expired or came from another site. Please check it and press Subscribe again."}
+                if verdict == "bad"
+                else {"tone": "info", "text": "Please check your details and press Subscribe to continue."}
+            )
+            return subscribe_form(
+                request, values=checked.values(), errors={}, topics=topics, notice=notice, status=403 if verdict == "bad" else 200
+            )
+        form_kind = "subscribe-page" if form.get("form") == "subscribe-page" else "archive-page"
+        evidence = web.evidence(
+            request, form=form_kind, topics=list(checked.topics), cadence=checked.cadence, language=checked.language
+        )
+        client_ok = web.confirmations.allow(client(request))
+        requested = await run_in_threadpool(register, checked, evidence, client_ok)
+        if requested is not None:
+            sent.background = BackgroundTask(send_confirmation, requested)
+        return sent
+
+    def register(checked: Form, evidence: str, client_ok: bool) -> Requested | None:
+        with web.writes:
+            now = web.clock()
+            return request_subscription(
+                audience=web.audience,
+                address=checked.email,
+                now=now,
+                source="web:subscribe",
+                evidence=evidence,
+                name=checked.name,
+                language=web.settings.site.language,
+                topics=checked.topics,
+                cadence=checked.cadence,
+                confirmations_since=now - timedelta(days=1),
+                max_confirmations=web.web.confirmations_per_address_per_day,
+                site_since=now - timedelta(hours=1),
+                site_max_confirmations=web.web.confirmations_per_hour,
+                may_confirm=client_ok,
+            )
+
+    async def send_confirmation(requested: Requested) -> None:
+        expires = web.clock() + timedelta(hours=web.web.confirm_token_hours)
+        token = sign_token(settings=web.settings, action=CONFIRM_ACTION, subscriber_id=requested.request_id, expires_at=expires)
+        await web.send_subscription_email(
+            kind="confirm",
+            subscriber_id=requested.subscriber_id,
+            action_url=web.link("confirm", token),
+            key=f"confirm-{requested.request_id}",
+        )
+
+    def request_id(token: str) -> int | str:
+        try:
+            return verify_token(settings=web.settings, token=token, action=CONFIRM_ACTION, now=web.clock())
+        except TokenError as exc:
+            return exc.message
+
+    def usable(token: str) -> int | str:
+        checked = request_id(token)
+        if isinstance(checked, int):
+            try:
+                check_request(audience=web.audience, request_id=checked)
+            except TokenError as exc:
+                return exc.message
+        return checked
+
+    async def confirm_page(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        checked = await run_in_threadpool(usable, token)
+        if isinstance(checked, str):
+            return web.bad_link(request, checked)
+        return web.page(request, "web/confirm.html.j2", token=token)
+
+    async def confirm(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        checked = request_id(token)
+        if isinstance(checked, str):
+            return web.bad_link(request, checked)
+        evidence = web.evidence(request, form="confirm-button")
+
+        def apply():  # noqa: ANN202
+            with web.writes:
+                return confirm_request(audience=web.audience, request_id=checked, now=web.clock(), source="web:confirm", evidence=evidence)
+
+        try:
+            subscriber = await run_in_threadpool(apply)
+        except TokenError as exc:
+            return web.bad_link(request, exc.message)
+        preferences = "/preferences?token=" + sign_token(settings=web.settings, action="preferences", subscriber_id=subscriber.id)
+        return web.message(
+            request,
+            eyebrow="Subscribed",
+            heading="You are subscribed",
+            paragraphs=[
+                f"{subscriber.address} will receive "
+                + ("a weekly digest of our press releases" if subscriber.cadence == "weekly" else "our press releases as they are published")
+                + ("" if not subscriber.topics else " on the topics you chose")
+                + ".",
+                "Every email has a link to change your preferences or unsubscribe.",
+            ],
+            links=[("Change your preferences", preferences), ("Read the press releases", "/")],
+            background=BackgroundTask(
+                web.send_subscription_email,
+                kind="welcome",
+                subscriber_id=subscriber.id,
+                action_url="",
+                key=f"welcome-{checked}",
+            ),
+        )
+
+    return [
+        Route("/subscribe", subscribe_page, methods=["GET"]),
+        Route("/subscribe", subscribe, methods=["POST"]),
+        Route("/confirm", confirm_page, methods=["GET"]),  # HEAD too: Starlette answers HEAD for GET routes
+        Route("/confirm", confirm, methods=["POST"]),
+    ]

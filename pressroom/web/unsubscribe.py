@@ -1,0 +1,75 @@
+"""Unsubscribe: a page with one button, and the RFC 8058 one-click POST.
+
+The signed token in the URL is the only credential (no login, no CSRF token, no further page):
+mail clients POST ``List-Unsubscribe=One-Click`` to the URL from the header. Unsubscribe links
+work for ever, as RFC 8058 expects. Not rate-limited per client: mailbox providers send these
+from a few shared addresses.
+"""
+
+from __future__ import annotations
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pressroom.audience import Subscriber, preferences_url
+from pressroom.web.core import Web
+
+
+def routes(web: Web) -> list[Route]:
+    async def unsubscribe_page(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        subscriber = await run_in_threadpool(web.subscriber_for, token, "unsubscribe")
+        if isinstance(subscriber, str):
+            return web.bad_link(request, subscriber)
+        preferences = preferences_url(settings=web.settings, subscriber_id=subscriber.id)
+        if subscriber.status == "unsubscribed":
+            return web.message(
+                request,
+                heading="You are unsubscribed",
+                paragraphs=[f"{subscriber.address} receives no press releases from us."],
+                links=[("Subscribe again", "/subscribe"), ("Read the press releases", "/")],
+            )
+        return web.page(request, "web/unsubscribe.html.j2", subscriber=subscriber, token=token, preferences_href=preferences)
+
+    async def unsubscribe(request: Request) -> Response:
+        # The body is not needed to act (and is never read): the token is in the URL.
+        token = request.query_params.get("token", "")
+        evidence = web.evidence(request, form="unsubscribe", text="Unsubscribe")
+
+        def apply() -> tuple[Subscriber, bool] | str:
+            subscriber = web.subscriber_for(token, "unsubscribe")
+            if isinstance(subscriber, str):
+                return subscriber
+            if subscriber.status == "unsubscribed":
+                return subscriber, False
+            with web.writes:
+                changed = web.audience.unsubscribe(subscriber_id=subscriber.id, now=web.clock(), source="web:unsubscribe", evidence=evidence)
+            return changed, True
+
+        outcome = await run_in_threadpool(apply)
+        if isinstance(outcome, str):
+            return web.bad_link(request, outcome)
+        subscriber, changed = outcome
+        return web.message(
+            request,
+            heading="You are unsubscribed",
+            paragraphs=[f"We will send no more press releases to {subscriber.address}."],
+            links=[("Subscribe again", "/subscribe"), ("Read the press releases", "/")],
+            background=BackgroundTask(
+                web.send_subscription_email,
+                kind="unsubscribed",
+                subscriber_id=subscriber.id,
+                action_url=f"{web.settings.site.base_url}/subscribe",
+                key=f"unsubscribed-{subscriber.id}-{int(web.clock().timestamp())}",
+            )
+            if changed
+            else None,
+        )
+
+    return [
+        Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe", unsubscribe, methods=["POST"]),
+    ]
