@@ -357,7 +357,10 @@ class Ledger:
                     deliveries.c.subscriber_id.is_(None),
                     exists().where(subscribers.c.id == deliveries.c.subscriber_id, subscribers.c.status == "confirmed"),
                 ),
-                ~exists().where(suppressions.c.address == deliveries.c.recipient),
+                # An unsubscribe holds back newsletters only: the goodbye email, or a confirmation the
+                # reader asked for to come back, still goes. A bounce or a complaint holds back everything.
+                ~exists().where(suppressions.c.address == deliveries.c.recipient,
+                                or_(deliveries.c.subscriber_id.is_not(None), suppressions.c.reason != "unsubscribed")),
             )
             ok = conn.execute(
                 update(deliveries)

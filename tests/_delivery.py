@@ -180,3 +180,21 @@ def drain(*, settings, ledger, audience=None, release: str, render=simple_render
 
     del audience  # the engine reads the audience through the ledger
     return send_email(channel=EmailChannel(name=channel, settings=settings, render=render), ledger=ledger, release=release)
+
+
+def settle_subscription_emails(settings, timeout: float = 15.0) -> None:  # noqa: ANN001
+    """Wait until the web app's sender has delivered every subscription email that is due (it runs off the request path)."""
+    import time
+    from datetime import UTC, datetime
+
+    from pressroom.ledger import Ledger
+
+    ledger = Ledger.from_settings(settings)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = ledger.report(channel="transactional", problems=0)
+        if not ledger.outstanding(release=None, channel="transactional", now=datetime.now(UTC))[0] \
+                and not report.pending and not report.in_flight:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"subscription emails still undelivered after {timeout} s: {report.as_text()}")

@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 from pressroom.audience import Audience, sign_token, unsubscribe_url, preferences_url
 from pressroom.settings import Settings
 from pressroom.web import create_app
+from tests._delivery import settle_subscription_emails
 from tests.conftest import NOW, Project
 
 BASE = "https://press.example.org"
@@ -50,6 +51,7 @@ class Web:
     _seen: set[Path] = field(default_factory=set)
 
     def outbox(self) -> list[Path]:
+        settle_subscription_emails(self.settings)
         folder = self.settings.path("var") / "outbox" / "email"
         return sorted(folder.rglob("*.eml"), key=lambda p: p.stat().st_mtime_ns) if folder.exists() else []
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import select
 from starlette.testclient import TestClient
-from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
+from tests._delivery import db_url, pg_server_url, settle_subscription_emails  # noqa: F401  (fixtures)
 from tests.conftest import NOW, Project
 from tests.test_web import BASE, Clock, Web, link_in, press_confirm
 
@@ -55,6 +55,7 @@ def web(project: Project, db_url: str) -> Iterator[Web]:  # noqa: F811
 
 def state(web: Web) -> dict[str, object]:
     """Everything an attack could change: every table's rows, and every file under var/outbox/."""
+    settle_subscription_emails(web.settings)
     engine = engine_for_url(web.settings.db_url)
     with engine.connect() as conn:
         tables = {table.name: sorted(map(repr, conn.execute(select(table)).all())) for table in metadata.sorted_tables}

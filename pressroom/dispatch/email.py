@@ -168,13 +168,16 @@ TRANSACTIONAL = "transactional"
 
 
 def enqueue_transactional(*, settings: Settings, kind: str, subscriber_id: int, address: str, action_url: str,
-                          key: str, now: datetime, ledger: Ledger | None = None) -> bool:
+                          key: str, now: datetime, topics: Sequence[str] = (), language: str = "",
+                          ledger: Ledger | None = None) -> bool:
     """Record one subscription email (``confirm``, ``welcome``, ``unsubscribed``) for delivery; False if ``key`` exists.
 
-    The row carries no subscriber id of its own (a confirmation goes to a reader who is not
-    confirmed yet); suppression still holds it back.
+    ``topics`` (names) and ``language`` (its label) are the reader's choices in words, for the
+    welcome email. The row carries no subscriber id of its own (a confirmation goes to a reader
+    who is not confirmed yet); suppression still holds it back.
     """
-    payload = json.dumps({"kind": kind, "action_url": action_url, "subscriber_id": subscriber_id})
+    payload = json.dumps({"kind": kind, "action_url": action_url, "subscriber_id": subscriber_id,
+                          "topics": list(topics), "language": language})
     return (ledger or Ledger.from_settings(settings)).enqueue(
         release=key, channel=TRANSACTIONAL, recipient=address, subscriber_id=None, payload=payload, now=now
     )
@@ -192,11 +195,14 @@ def transactional_email(*, settings: Settings, transport: Transport | None = Non
         subscriber = audience.get(subscriber_id=sid) if sid is not None else None
         if subscriber is None:
             raise PermanentError(f"{delivery.release}: the subscriber is gone (erased or expired)")
-        composed = compose_transactional(kind=payload["kind"], settings=settings, action_url=payload.get("action_url", ""))
+        kind = payload["kind"]
+        composed = compose_transactional(kind=kind, settings=settings, action_url=payload.get("action_url", ""),
+                                         cadence=subscriber.cadence, topics=payload.get("topics", ()),
+                                         language=payload.get("language", ""))
         return composed.message(Recipient(
             address=delivery.recipient,
             # Text typed by the requester never reaches an address that has not confirmed it.
-            name=subscriber.name if subscriber.status == "confirmed" else "",
+            name="" if kind == "confirm" else subscriber.name,
             unsubscribe_url=unsubscribe_url(settings=settings, subscriber_id=sid),
             preferences_url=preferences_url(settings=settings, subscriber_id=sid),
         ))

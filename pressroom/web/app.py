@@ -66,6 +66,7 @@ def _lifespan(web: Web) -> Callable[[Starlette], contextlib.AbstractAsyncContext
         # off the event loop, so no request ever waits for the releases to be read.
         await run_in_threadpool(_expire, web)
         await run_in_threadpool(web.reload_choices)
+        web.mail.start()  # subscription emails, off the request path; also those queued before a restart
 
         async def every(seconds: float, work: Callable[[], object], what: str) -> None:
             while True:
@@ -87,6 +88,7 @@ def _lifespan(web: Web) -> Callable[[Starlette], contextlib.AbstractAsyncContext
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await run_in_threadpool(web.mail.stop)
 
     return lifespan
 

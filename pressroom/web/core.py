@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -32,8 +31,6 @@ from pressroom.audience import (
     TokenError,
     clean_name,
     normalise_address,
-    preferences_url,
-    unsubscribe_url,
     verify_token,
 )
 from pressroom.errors import PressroomError, TemplateError
@@ -43,7 +40,6 @@ from pressroom.web.security import CSRF_COOKIE, CSRF_MAX_AGE, Csrf, Limiter, cli
 
 log = logging.getLogger("pressroom.web")
 
-_SEND_RETRIES = (0.0, 2.0, 10.0)  # pauses before each attempt at a subscription email
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _LANGUAGE_NAMES = {
     "bg": "Български", "cs": "Čeština", "da": "Dansk", "de": "Deutsch", "el": "Ελληνικά", "en": "English",
@@ -121,9 +117,12 @@ class Web:
     def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
         from pressroom.feeds import FEED_FILES
 
+        from pressroom.dispatch import TransactionalSender
+
         self.settings = settings
         self.clock = clock
         self.web = settings.web
+        self.mail = TransactionalSender(settings=settings)  # started and stopped by the app's lifespan
         key = settings.signing_keys()[0]
         self.csrf = Csrf(key)
         self._ip_key = hashlib.sha256(b"pressroom-ip\x00" + key).digest()
@@ -367,59 +366,28 @@ class Web:
     # ----------------------------------------------------------------- the subscription-email seam
 
     async def send_subscription_email(self, *, kind: str, subscriber_id: int, action_url: str, key: str) -> None:
-        """Send one subscription email (``confirm``, ``welcome``, ``unsubscribed``): the one place the app sends.
+        """Record one subscription email (``confirm``, ``welcome``, ``unsubscribed``) in the ledger: the one place the app sends.
 
-        Runs after the answer has gone (a background task), so the request never waits for mail.
-        An answer to retry (server busy, connection dropped) is retried twice; what remains is logged. A
-        confirmation carries nothing the requester typed: no name, in the greeting or the header.
+        Runs after the answer has gone (a background task); the app's sender (:attr:`mail`) delivers
+        it within a second, retries it with backoff while the mail server is away, and any worker
+        can deliver it too. ``key`` names the email once: the same key is never sent twice.
         """
-        from pressroom.mail.transports import Envelope, transport_for
+        from pressroom.dispatch import enqueue_transactional
+
+        def enqueue() -> bool:
+            subscriber = self.audience.get(subscriber_id=subscriber_id)
+            if subscriber is None:
+                return False
+            names = dict(self.choices().topics)
+            # The reader's choices in words, as the welcome email states them.
+            return enqueue_transactional(
+                settings=self.settings, kind=kind, subscriber_id=subscriber_id, address=subscriber.address,
+                action_url=action_url, key=key, now=self.clock(),
+                topics=[names.get(slug, slug) for slug in subscriber.topics], language=language_label(subscriber.language),
+            )
 
         try:
-            composed = await run_in_threadpool(self._compose, kind, subscriber_id, action_url, key)
-            if composed is None:
-                return
-            address, data = composed
-            envelope = Envelope(id=0, sender=self.settings.email.sender, recipient=address, message=data, key=f"subscriptions/{key}")
-            transport = transport_for(settings=self.settings)
-            for attempt, pause in enumerate(_SEND_RETRIES):
-                await asyncio.sleep(pause)
-                sender = await transport.connect()
-                try:
-                    (result,) = await sender.send([envelope])
-                finally:
-                    await sender.close()
-                if result.status != "retry" or attempt == len(_SEND_RETRIES) - 1:
-                    break
-            if result.status != "sent":
-                log.error("could not send the %s email to subscriber %s: %s %s", kind, subscriber_id, result.status, result.response)
-                return
+            if await run_in_threadpool(enqueue):
+                self.mail.wake()
         except PressroomError as exc:
-            log.error("could not send the %s email to subscriber %s: %s", kind, subscriber_id, exc)
-            return
-        log.info("sent the %s email to subscriber %s", kind, subscriber_id)
-
-    def _compose(self, kind: str, subscriber_id: int, action_url: str, key: str) -> tuple[str, bytes] | None:
-        from pressroom.mail import Recipient, compose_transactional
-
-        subscriber = self.audience.get(subscriber_id=subscriber_id)
-        if subscriber is None:
-            return None
-        names = dict(self.choices().topics)
-        composed = compose_transactional(
-            kind=kind,  # type: ignore[arg-type]
-            settings=self.settings,
-            action_url=action_url,
-            cadence=subscriber.cadence,
-            topics=[names.get(slug, slug) for slug in subscriber.topics],
-            language=language_label(subscriber.language),
-        )
-        data = composed.message(
-            Recipient(
-                address=subscriber.address,
-                name="" if kind == "confirm" else subscriber.name,
-                unsubscribe_url=unsubscribe_url(settings=self.settings, subscriber_id=subscriber_id),
-                preferences_url=preferences_url(settings=self.settings, subscriber_id=subscriber_id),
-            )
-        )
-        return subscriber.address, data
+            log.error("could not queue the %s email to subscriber %s: %s", kind, subscriber_id, exc)
