@@ -221,41 +221,43 @@ def main() -> None:
         return
 
     work = Path(tempfile.mkdtemp(prefix="fanout-"))
-    port = free_port()
-    sink = start_sink(port)
     try:
-        os.environ["PRESSROOM_AUDIENCE__SEED_CSV"] = ""
-        settings_file = make_project(work / "project")
-        message = sample_message(settings_file)
-        size = len(message)
-        print(f"message size: {size} bytes (the sample release, personalised)", file=sys.stderr)
-        tops, rates, alone = [], [], []
-        for round_ in range(1, args.rounds + 1):
-            tops.append(ceiling(port, count=args.subscribers, size=size, sessions=args.connections))
-            alone.append(pressroom_rate(settings_file, port, count=args.subscribers, message=message,
-                                        connections=args.connections, window=args.window))
-            rates.append(engine_rate(work / f"engine{round_}", port, count=args.subscribers,
-                                     connections=args.connections, window=args.window))
-            print(f"round {round_}: (a) smtp-source {tops[-1]:.0f} msgs/s ({args.connections} sessions); "
-                  f"(b) pressroom {rates[-1]:.0f} msgs/s, transport alone {alone[-1]:.0f} msgs/s "
-                  f"({args.connections} connections x window {args.window})", file=sys.stderr)
-        top, rate = max(tops), max(rates)
-        print(f"transport: {max(alone):.0f} msgs/s, {max(alone) / top:.2f} of the ceiling", file=sys.stderr)
-        slow = naive(port, count=args.subscribers, message=message)
-        print(f"(c) naive smtplib loop: {slow:.0f} msgs/s", file=sys.stderr)
+        port = free_port()
+        sink = start_sink(port)
+        try:
+            os.environ["PRESSROOM_AUDIENCE__SEED_CSV"] = ""
+            settings_file = make_project(work / "project")
+            message = sample_message(settings_file)
+            size = len(message)
+            print(f"message size: {size} bytes (the sample release, personalised)", file=sys.stderr)
+            tops, rates, alone = [], [], []
+            for round_ in range(1, args.rounds + 1):
+                tops.append(ceiling(port, count=args.subscribers, size=size, sessions=args.connections))
+                alone.append(pressroom_rate(settings_file, port, count=args.subscribers, message=message,
+                                            connections=args.connections, window=args.window))
+                rates.append(engine_rate(work / f"engine{round_}", port, count=args.subscribers,
+                                         connections=args.connections, window=args.window))
+                print(f"round {round_}: (a) smtp-source {tops[-1]:.0f} msgs/s ({args.connections} sessions); "
+                      f"(b) pressroom {rates[-1]:.0f} msgs/s, transport alone {alone[-1]:.0f} msgs/s "
+                      f"({args.connections} connections x window {args.window})", file=sys.stderr)
+            top, rate = max(tops), max(rates)
+            print(f"transport: {max(alone):.0f} msgs/s, {max(alone) / top:.2f} of the ceiling", file=sys.stderr)
+            slow = naive(port, count=args.subscribers, message=message)
+            print(f"(c) naive smtplib loop: {slow:.0f} msgs/s", file=sys.stderr)
+        finally:
+            sink.terminate()
+            sink.wait()
+        peak = "skipped"
+        if args.rss_subscribers:
+            for phase in ("import", "send"):
+                child = subprocess.run(
+                    [sys.executable, __file__, "--rss-child", str(work / "rss"), "--rss-subscribers", str(args.rss_subscribers),
+                     "--phase", phase],
+                    check=True, stdout=subprocess.PIPE, text=True,
+                )
+            peak = child.stdout.split()[-1]
     finally:
-        sink.terminate()
-        sink.wait()
-    peak = "skipped"
-    if args.rss_subscribers:
-        for phase in ("import", "send"):
-            child = subprocess.run(
-                [sys.executable, __file__, "--rss-child", str(work / "rss"), "--rss-subscribers", str(args.rss_subscribers),
-                 "--phase", phase],
-                check=True, stdout=subprocess.PIPE, text=True,
-            )
-        peak = child.stdout.split()[-1]
-    shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     print(f"fanout: pressroom={rate:.0f} ceiling={top:.0f} naive={slow:.0f} ratio={rate / top:.2f} peak_rss_mb_1m={peak}")
 
 
