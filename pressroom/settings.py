@@ -95,7 +95,12 @@ class SmtpSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     timeout: float = 30.0
-    connections: int = Field(4, ge=1, le=64)
+    connections: int = Field(4, ge=1, le=64, description="SMTP connections each sender process opens")
+    window: int = Field(
+        2, ge=1, le=100,
+        description="messages handed to one connection at a time (pipeline depth); a crash leaves at most "
+        "connections x window of them ambiguous",
+    )
     rate_per_second: float = Field(0.0, ge=0.0, description="0 means no limit")
     validate_certs: bool = True
     cert_bundle: Path | None = Field(None, description="CA bundle (PEM) for a server with a private certificate")

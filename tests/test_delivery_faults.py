@@ -119,31 +119,3 @@ def test_refused_login_stops_before_sending_and_leaves_nothing_ambiguous(project
                                 PRESSROOM_SMTP__USERNAME="press", PRESSROOM_SMTP__PASSWORD="s3cret")
         drain(settings=good, ledger=ledger, audience=audience, release="news", render=simple_render)
     assert len(received.by_recipient()) == 30 and set(received.counts.values()) == {1}
-
-
-def test_unknown_transport_fails_before_anything_is_sent(project) -> None:
-    from pressroom.mail.transports import transport_for
-
-    with pytest.raises(ConfigError, match="'carrier-pigeon' is not a transport"):
-        transport_for(settings=project.settings(PRESSROOM_EMAIL__TRANSPORT="carrier-pigeon"))
-
-
-def test_outbox_writes_one_file_per_recipient_and_a_rerun_overwrites(project) -> None:
-    import asyncio
-
-    from pressroom.mail.transports import transport_for
-
-    settings = project.settings()
-
-    async def send_twice() -> None:
-        sender = await transport_for(settings=settings).connect()
-        for body in (b"first", b"second"):
-            answer = await sender.send(envelope_from="press@example.org", recipient="Ann@example.org",
-                                       message=body, key="news/ann@example.org")
-            assert answer.startswith("250")
-        await sender.close()
-
-    asyncio.run(send_twice())
-    files = list((settings.path("var") / "outbox" / "email").rglob("*.eml"))
-    assert [f.relative_to(settings.path("var")).as_posix() for f in files] == ["outbox/email/news/ann@example.org.eml"]
-    assert files[0].read_bytes() == b"second"

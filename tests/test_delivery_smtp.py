@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import ipaddress
 import ssl
 
 import pytest
 
-from pressroom.audience import Audience
-
-from pressroom.ledger import Ledger
-from tests._delivery import FaultyHandler, Received, SmtpServer, drain, simple_render
-from tests.conftest import NOW
+from pressroom.errors import ConfigError
+from tests._delivery import FaultyHandler, Received, SmtpServer
+from tests.test_smtp_client import envelopes, send, statuses
 
 
 @pytest.fixture(scope="module")
@@ -60,27 +57,29 @@ def test_tls_and_login(project, certificate, security: str) -> None:
                else {"ssl_context": context, "auth_require_tls": False})
     with SmtpServer(FaultyHandler(received), authenticator=_authenticator, **options) as server:
         settings = project.settings(**server.env(), PRESSROOM_SMTP__SECURITY=security, PRESSROOM_SMTP__CERT_BUNDLE=cert_file,
-                                    PRESSROOM_EMAIL__RETRY_WINDOW_SECONDS="5",
                                     PRESSROOM_SMTP__USERNAME="press", PRESSROOM_SMTP__PASSWORD="s3cret")
-        audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
-        audience.import_csv(file=io.StringIO("address\na@example.org\nb@example.org\n"), now=NOW)
-        ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=NOW)
-        drain(settings=settings, ledger=ledger, audience=audience, release="news", render=simple_render)
-    assert sorted(received.by_recipient()) == ["a@example.org", "b@example.org"], ledger.report(release="news").problems
-    assert ledger.report(release="news").sent == 2
+        [results] = send(settings, envelopes("a@example.org", "b@example.org"))
+    assert statuses(results) == ["sent", "sent"], results
+    assert sorted(received.by_recipient()) == ["a@example.org", "b@example.org"]
 
 
 def test_login_without_auth_offered_is_a_config_error(project) -> None:
-    from pressroom.errors import ConfigError
-
-    with SmtpServer(FaultyHandler(Received())) as server:
+    received = Received()
+    with SmtpServer(FaultyHandler(received)) as server:
         settings = project.settings(**server.env(), PRESSROOM_SMTP__USERNAME="press", PRESSROOM_SMTP__PASSWORD="x")
-        audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
-        audience.import_csv(file=io.StringIO("address\na@example.org\n"), now=NOW)
-        ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=NOW)
-        with pytest.raises(ConfigError, match="smtp.security"):
-            drain(settings=settings, ledger=ledger, audience=audience, release="news", render=simple_render)
-    assert ledger.report(release="news").ambiguous == 0
+        with pytest.raises(ConfigError, match="offers no AUTH") as error:
+            send(settings, envelopes("a@example.org"))
+    assert "smtp.security" in error.value.hint
+    assert received.by_recipient() == {}
+
+
+def test_starttls_not_offered_is_a_config_error_and_nothing_goes_out_in_clear(project) -> None:
+    received = Received()
+    with SmtpServer(FaultyHandler(received)) as server:
+        settings = project.settings(**server.env(), PRESSROOM_SMTP__SECURITY="starttls")
+        with pytest.raises(ConfigError, match="does not offer STARTTLS"):
+            send(settings, envelopes("a@example.org"))
+    assert received.by_recipient() == {}
 
 
 def test_an_untrusted_certificate_is_not_sent_to(project, certificate) -> None:
@@ -89,12 +88,10 @@ def test_an_untrusted_certificate_is_not_sent_to(project, certificate) -> None:
     context.load_cert_chain(cert_file, key_file)
     received = Received()
     with SmtpServer(FaultyHandler(received), tls_context=context, require_starttls=True) as server:
-        settings = project.settings(**server.env(), PRESSROOM_SMTP__SECURITY="starttls",
-                                    PRESSROOM_EMAIL__RETRY_WINDOW_SECONDS="0")
-        audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
-        audience.import_csv(file=io.StringIO("address\na@example.org\n"), now=NOW)
-        ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=NOW)
-        drain(settings=settings, ledger=ledger, audience=audience, release="news", render=simple_render)
-    report = ledger.report(release="news")
-    assert received.by_recipient() == {} and report.deferred == 1
-    assert "certificate" in report.problems[0][3].lower()
+        settings = project.settings(**server.env(), PRESSROOM_SMTP__SECURITY="starttls")
+        [results] = send(settings, envelopes("a@example.org"))
+        trusting = project.settings(**server.env(), PRESSROOM_SMTP__SECURITY="starttls", PRESSROOM_SMTP__VALIDATE_CERTS="false")
+        [unchecked] = send(trusting, envelopes("b@example.org"))
+    assert statuses(results) == ["retry"] and "certificate" in results[0].response.lower()
+    assert statuses(unchecked) == ["sent"], "validate_certs = false accepts the private certificate"
+    assert list(received.by_recipient()) == ["b@example.org"]
