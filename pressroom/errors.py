@@ -14,7 +14,6 @@ Every error carries a ``hint``: one sentence that tells the person reading it wh
         │   ├── DatabaseUnavailable   the database is down, unreachable, or locked past its timeout
         │   └── RetryLater            a social network said when to come back (its rate-limit reset)
         └── PermanentError         retrying cannot help: SMTP 5xx, HTTP 4xx validation errors
-            └── RecipientRejected  the server refused the address itself: suppress it
 
 Library exceptions (the SMTP client, httpx, SQLAlchemy, yaml) are mapped into this tree at
 the room that owns the library (``db.py`` maps SQLAlchemy's), so callers and Prefect's
@@ -33,7 +32,6 @@ __all__ = [
     "DeliveryError",
     "PermanentError",
     "PressroomError",
-    "RecipientRejected",
     "ReleaseError",
     "ReleaseWarning",
     "RetryLater",
@@ -147,12 +145,6 @@ class RetryLater(TransientError):
     def retry_after(self, now: datetime | None = None) -> float:
         """Seconds to wait from ``now``; never negative."""
         return max(0.0, (self.retry_at - (now or datetime.now(UTC))).total_seconds())
-
-
-class RecipientRejected(PermanentError):
-    """The server refused the address itself (5.1.x to RCPT TO): suppress it."""
-
-    hint = "the address is on the suppression list now; remove it there only if the owner confirms it works"
 
 
 class AddressError(PressroomError):
