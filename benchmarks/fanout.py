@@ -15,10 +15,15 @@ Starts postfix's ``smtp-sink`` on 127.0.0.1 and measures, in one run:
 (d) the peak RSS of a 1,000,000-subscriber send in a fresh process (after importing them in
     another): plan, then send through the engine (:func:`engine_send`) with the ``discard``
     transport (every message rendered and accepted, nothing written), because a million
-    messages through smtp-sink would only measure the sink again. ``--rss-subscribers 0`` skips it.
+    messages through smtp-sink would only measure the sink again. ``--rss-subscribers 0`` skips it;
+(e) the exactly-once bound: a send to ``--subscribers`` readers through the engine in a child
+    process, killed with SIGKILL at ``--kills`` random points and restarted; after each kill, the
+    rows the kill left ambiguous (their fate unknown). The largest is ``ambiguous_max``, beside
+    the bound it must not exceed: ``connections x window`` (the messages one worker has in flight).
 
 Usage: ``python benchmarks/fanout.py [--subscribers 20000] [--connections 8] [--window 2] [--rss-subscribers 1000000]``.
-The last line is ``fanout: pressroom=<msgs/s> ceiling=<msgs/s> naive=<msgs/s> ratio=<x> peak_rss_mb_1m=<n>``.
+The last line is ``fanout: pressroom=<msgs/s> ceiling=<msgs/s> naive=<msgs/s> ratio=<x> peak_rss_mb_1m=<n>
+ambiguous_max=<n> ambiguous_bound=<n>``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import random
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -107,9 +114,7 @@ def pressroom_rate(settings_file: Path, port: int, *, count: int, message: bytes
     from pressroom.mail.transports import Envelope, transport_for
     from pressroom.settings import load_settings
 
-    settings = load_settings(settings_file, environ={
-        "PRESSROOM_EMAIL__TRANSPORT": "smtp", "PRESSROOM_SMTP__HOST": "127.0.0.1", "PRESSROOM_SMTP__PORT": str(port),
-        "PRESSROOM_SMTP__CONNECTIONS": str(connections), "PRESSROOM_SMTP__WINDOW": str(window)})
+    settings = load_settings(settings_file, environ=_smtp_env(port, connections=connections, window=window))
     batch = [Envelope(id=i, sender="press@example.org", recipient=f"reader{i}@example.org", message=message,
                       key=f"news/reader{i}@example.org") for i in range(count)]
 
@@ -144,10 +149,7 @@ def engine_rate(root: Path, port: int, *, count: int, connections: int, window: 
     from pressroom.releases import load_releases
     from pressroom.settings import load_settings
 
-    settings = load_settings(make_project(root), environ={
-        "PRESSROOM_EMAIL__TRANSPORT": "smtp", "PRESSROOM_SMTP__HOST": "127.0.0.1", "PRESSROOM_SMTP__PORT": str(port),
-        "PRESSROOM_SMTP__CONNECTIONS": str(connections), "PRESSROOM_SMTP__WINDOW": str(window),
-        "PRESSROOM_AUDIENCE__SEED_CSV": ""})
+    settings = load_settings(make_project(root), environ=_smtp_env(port, connections=connections, window=window))
     readers = "".join(f"reader{i}@example.org,Reader {i}\n" for i in range(count))
     Audience.from_settings(settings).import_csv(file=io.StringIO("address,name\n" + readers), now=datetime.now(UTC))
     release = load_releases(settings).releases[0]
@@ -206,6 +208,63 @@ def rss_child(root: Path, count: int, phase: str) -> None:
     print(f"{peak:.0f}")
 
 
+def _smtp_env(port: int, *, connections: int, window: int) -> dict[str, str]:
+    return {"PRESSROOM_EMAIL__TRANSPORT": "smtp", "PRESSROOM_SMTP__HOST": "127.0.0.1", "PRESSROOM_SMTP__PORT": str(port),
+            "PRESSROOM_SMTP__CONNECTIONS": str(connections), "PRESSROOM_SMTP__WINDOW": str(window),
+            "PRESSROOM_AUDIENCE__SEED_CSV": ""}
+
+
+def send_child(settings_file: Path) -> None:
+    """(e)'s sender: the engine's send of the sample release, settings from the environment."""
+    from pressroom.dispatch import release_email, send_email
+    from pressroom.ledger import Ledger
+    from pressroom.releases import load_releases
+    from pressroom.settings import load_settings
+
+    settings = load_settings(settings_file)
+    release = load_releases(settings).releases[0]
+    send_email(channel=release_email(release=release, settings=settings), ledger=Ledger.from_settings(settings),
+               release=release.slug)
+
+
+def ambiguous_max(root: Path, port: int, *, count: int, connections: int, window: int, kills: int) -> int:
+    """(e): the largest number of rows one SIGKILL left ambiguous, over ``kills`` kills of one send."""
+    from pressroom.audience import Audience
+    from pressroom.ledger import Ledger
+    from pressroom.releases import load_releases
+    from pressroom.settings import load_settings
+
+    settings_file = make_project(root)
+    # A short lease, so a dead sender's unused claims come back within the pause after each kill.
+    env = _smtp_env(port, connections=connections, window=window) | {"PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": "0.5"}
+    settings = load_settings(settings_file, environ=env)
+    readers = "".join(f"reader{i}@example.org\n" for i in range(count))
+    Audience.from_settings(settings).import_csv(file=io.StringIO("address\n" + readers), now=datetime.now(UTC))
+    release = load_releases(settings).releases[0]
+    ledger = Ledger.from_settings(settings)
+    ledger.plan_audience(release=release.slug, channel="email", tags=release.tag_slugs, cadence="per-release",
+                         now=datetime.now(UTC))
+    rng, largest, before, done = random.Random(), 0, 0, 0
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PRESSROOM_")} | env
+    command = [sys.executable, __file__, "--send-child", str(settings_file)]
+    for _ in range(kills):
+        target = done + rng.randrange(count // (3 * kills), count // kills)
+        child = subprocess.Popen(command, env=child_env, cwd=REPO)
+        while child.poll() is None and ledger.report(release=release.slug, problems=0).sent < target:
+            time.sleep(0.01)
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        time.sleep(0.7)  # the dead sender's leases run out
+        report = ledger.report(release=release.slug, problems=0)
+        largest, before, done = max(largest, report.ambiguous - before), report.ambiguous, report.sent
+    subprocess.run(command, env=child_env, cwd=REPO, check=True)
+    report = ledger.report(release=release.slug, problems=0)
+    print(f"(e) {kills} kills: {report.ambiguous} ambiguous in all, at most {largest} per kill; "
+          f"{report.sent} sent, {report.pending} pending", file=sys.stderr)
+    return largest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=20_000)
@@ -213,11 +272,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--window", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--send-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["import", "send"], default="send", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child, args.rss_subscribers, args.phase)
+        return
+    if args.send_child:
+        send_child(args.send_child)
         return
 
     work = Path(tempfile.mkdtemp(prefix="fanout-"))
@@ -244,6 +308,8 @@ def main() -> None:
             print(f"transport: {max(alone):.0f} msgs/s, {max(alone) / top:.2f} of the ceiling", file=sys.stderr)
             slow = naive(port, count=args.subscribers, message=message)
             print(f"(c) naive smtplib loop: {slow:.0f} msgs/s", file=sys.stderr)
+            worst = ambiguous_max(work / "kills", port, count=args.subscribers, connections=args.connections,
+                                  window=args.window, kills=args.kills)
         finally:
             sink.terminate()
             sink.wait()
@@ -258,7 +324,8 @@ def main() -> None:
             peak = child.stdout.split()[-1]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"fanout: pressroom={rate:.0f} ceiling={top:.0f} naive={slow:.0f} ratio={rate / top:.2f} peak_rss_mb_1m={peak}")
+    print(f"fanout: pressroom={rate:.0f} ceiling={top:.0f} naive={slow:.0f} ratio={rate / top:.2f} peak_rss_mb_1m={peak} "
+          f"ambiguous_max={worst} ambiguous_bound={args.connections * args.window}")
 
 
 if __name__ == "__main__":
