@@ -278,6 +278,11 @@ class Settings(_Section):
         ``var/secret_key`` (mode 0600) and used from then on. The old public development
         string is refused wherever it comes from (file, environment, Secret block).
         """
+        return self._signing_keys
+
+    @cached_property
+    def _signing_keys(self) -> tuple[bytes, ...]:
+        # Once per Settings object: a fan-out signs two links per recipient.
         _refuse_public(self.secret_key, "secret_key")
         for index, old in enumerate(self.web.previous_secret_keys):
             _refuse_public(old, f"web.previous_secret_keys[{index}]")
