@@ -19,7 +19,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -131,14 +130,17 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
         copies.update(_assets(release))
 
     def listings(items: list[Release], base: str, tag: _Tag | None) -> None:
-        for number, chunk, total in _paginate(items, settings.site.page_size):
-            path = base if number == 1 else f"{base}page/{number}/"
-            identities = map(_identity, chunk)
+        for page in _paginate(items, settings.site.page_size, base):
+            identities = map(_identity, page.releases)
             jobs.append(
                 _Job(
-                    paths=(f"{path}index.html",),
-                    key=_key(*common, "listing", path, str(number), str(total), str(len(items)), *identities),
-                    render=partial(renderer.listing, path, chunk, number=number, total=total, base=base, tag=tag),
+                    paths=(f"{page.path}index.html",),
+                    # A numbered page's key holds only what it shows, so it is never rendered again.
+                    key=_key(
+                        *common, "listing", page.path, page.newer or "-", page.older or "-",
+                        str(page.total), str(page.count), *identities,
+                    ),
+                    render=partial(renderer.listing, page, tag=tag, feed_folder=base),
                 )
             )
 
@@ -271,10 +273,62 @@ def _collect_tags(releases: list[Release]) -> list[_Tag]:
     )
 
 
-def _paginate(items: list[Release], size: int) -> Iterable[tuple[int, list[Release], int]]:
-    total = max(1, math.ceil(len(items) / size))
-    for number in range(1, total + 1):
-        yield number, items[(number - 1) * size : number * size], total
+@dataclass(frozen=True)
+class _Listing:
+    """One page of a list of releases. ``number`` is None for the front page, whose URL is the list's own."""
+
+    path: str
+    releases: list[Release]
+    number: int | None
+    newer: str | None  # site-relative path of the page of newer releases
+    older: str | None
+    # What only the front page says about the whole list: it changes with every release, so a
+    # numbered page must not show it.
+    total: int | None = None  # pages
+    count: int | None = None  # releases
+
+
+def _paginate(items: list[Release], size: int, base: str) -> list[_Listing]:
+    """Pages numbered from the oldest release, so a full page's URL and contents never change.
+
+    ``items`` is newest first. ``{base}page/1/`` holds the ``size`` oldest releases, ``page/2/``
+    the next ``size``, and so on; the front page (``base``) holds the rest: the newest full
+    page's worth plus the releases that do not fill a page yet (``size`` to ``2 * size - 1`` of
+    them, or all when there are fewer), so a reader's first page is never nearly empty. A new
+    release changes the front page only; every ``size`` releases a numbered page appears, and
+    the page before it (then the newest numbered one) has its "newer" link turned from the
+    front page to it.
+    """
+    count = len(items)
+    numbered = max(0, count // size - 1)
+    front_size = count - numbered * size
+
+    def path(number: int) -> str:
+        return f"{base}page/{number}/"
+
+    pages = [
+        _Listing(
+            path=base,
+            releases=items[:front_size],
+            number=None,
+            newer=None,
+            older=path(numbered) if numbered else None,
+            total=numbered + 1,
+            count=count,
+        )
+    ]
+    for number in range(numbered, 0, -1):
+        end = count - (number - 1) * size
+        pages.append(
+            _Listing(
+                path=path(number),
+                releases=items[end - size : end],
+                number=number,
+                newer=path(number + 1) if number < numbered else base,
+                older=path(number - 1) if number > 1 else None,
+            )
+        )
+    return pages
 
 
 def _assets(release: Release) -> dict[str, Path]:
@@ -456,24 +510,26 @@ class _Renderer:
             older=older,
         )
 
-    def listing(
-        self, path: str, releases: list[Release], *, number: int, total: int, base: str, tag: _Tag | None
-    ) -> bytes:
-        def page_path(n: int) -> str:
-            return base if n == 1 else f"{base}page/{n}/"
-
+    def listing(self, page: _Listing, *, tag: _Tag | None, feed_folder: str) -> bytes:
+        root = "../" * page.path.count("/")
+        releases = page.releases
         return self._page(
             "index.html.j2",
-            path,
+            page.path,
             lang=self.site.language,
-            canonical=f"{self.site.base_url}/{path}",
-            cards=[self._card_html(release, "../" * path.count("/")) for release in releases],
-            number=number,
-            total=total,
-            previous=page_path(number - 1) if number > 1 else None,
-            next=page_path(number + 1) if number < total else None,
+            canonical=f"{self.site.base_url}/{page.path}",
+            cards=[self._card_html(release, root) for release in releases],
+            number=page.number,
+            total=page.total,
+            count=page.count,
+            # A numbered page says which weeks it covers, which never changes, rather than where it stands.
+            span=None if page.number is None else tuple(
+                _date_text(release.date.astimezone(self.site.tz)) for release in (releases[-1], releases[0])
+            ),
+            previous=page.newer,
+            next=page.older,
             tag=tag,
-            feed_folder=base,
+            feed_folder=feed_folder,
         )
 
     def tag_index(self) -> bytes:
