@@ -593,7 +593,9 @@ class _ReleaseCache:
         code = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
         self.salt = f"{settings.fingerprint}:{code}"
         try:
-            self.old: dict[str, tuple] = pickle.loads(self.file.read_bytes())
+            # Streamed both ways: the pickle of 10,000 releases is tens of MB that need not sit in memory beside them.
+            with open(self.file, "rb") as stream:
+                self.old: dict[str, tuple] = pickle.load(stream)
         except Exception:  # missing, damaged or from another version: parse everything
             self.old = {}
         self.new: dict[str, tuple] = {}
@@ -625,7 +627,8 @@ class _ReleaseCache:
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}")
-            temporary.write_bytes(pickle.dumps(self.new, protocol=pickle.HIGHEST_PROTOCOL))
+            with open(temporary, "wb") as stream:
+                pickle.dump(self.new, stream, protocol=pickle.HIGHEST_PROTOCOL)
             temporary.replace(self.file)
         except OSError:
             pass  # the cache only saves time
