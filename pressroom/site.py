@@ -337,6 +337,8 @@ def _assets(release: Release) -> dict[str, Path]:
     Every image keeps its path relative to the release file: that is what its URL was made from
     (releases.py refuses images outside the release's folder).
     """
+    if not release.assets:
+        return {}  # most releases: spares a resolve(), a few system calls each
     folder = release.source.parent.resolve()
     return {f"{release.path}{asset.resolve().relative_to(folder).as_posix()}": asset for asset in release.assets}
 

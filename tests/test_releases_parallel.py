@@ -1,0 +1,42 @@
+"""Many releases are parsed by worker processes; what a user sees must not depend on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from pressroom import releases
+from pressroom.releases import load_releases
+
+
+def _write_mixed(project) -> None:  # noqa: ANN001 - the conftest Project
+    for number in range(6):
+        project.write_release(f"good-{number}", title=f"Good {number}", date=f"2024-07-0{number + 1} 09:00")
+    project.write_release("bad-date", date="the day after tomorrow")
+    project.write_release("twin", extra="slug: good-1\n")
+    (project.releases / "not-utf8.md").write_bytes(b"\xff\xfe not UTF-8 \x81")
+    (project.releases / "unreadable" / "index.md").mkdir(parents=True)  # an OSError, as the worker met it
+
+
+def _seen(result) -> tuple:  # noqa: ANN001
+    return (
+        [(release.slug, release.digest, release.body_html) for release in result.releases],
+        sorted((str(problem), problem.path, problem.line, problem.field) for problem in result.problems),
+    )
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["forked", "spawned"])
+def test_workers_give_the_same_releases_and_problems_as_one_process(project, monkeypatch, threads):
+    _write_mixed(project)
+    settings = project.settings()
+    monkeypatch.setattr(releases, "_PARALLEL_FROM", 10**9)
+    alone = _seen(load_releases(settings))
+    (project.root / "var" / "cache" / "releases.pickle").unlink()
+    monkeypatch.setattr(releases, "_PARALLEL_FROM", 2)
+    monkeypatch.setattr(releases, "_WORKERS", 2)
+    # Another thread in the process makes the pool spawn its workers instead of forking them.
+    monkeypatch.setattr(releases.threading, "active_count", lambda: threads)
+    shared = _seen(load_releases(settings))
+    assert shared == alone
+    slugs, problems = shared
+    assert [slug for slug, _, _ in slugs] == [f"good-{number}" for number in range(5, -1, -1)]
+    assert {field for _, _, _, field in problems} == {"date", "slug", "encoding", "file"}
