@@ -378,10 +378,12 @@ def _date_text(moment: datetime) -> str:
 
 @lru_cache(maxsize=4)
 def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
-    # fingerprint is part of the cache key so an edited template is picked up by a long-lived process.
+    # fingerprint is part of the cache key so an edited template is picked up by a long-lived process;
+    # that is also why Jinja need not stat every template file again on each page (auto_reload).
     del fingerprint
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
+        auto_reload=False,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
