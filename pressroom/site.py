@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -584,7 +585,11 @@ def _sync(
     # Plain strings here: this walk sees every file of the site on every build. Done first, it also
     # spares a new file the read that would compare it with nothing.
     root = str(public)
-    existing = {os.path.join(folder, name) for folder, _subfolders, names in os.walk(root) for name in names}
+    existing: set[str] = set()
+    files_in: dict[str, int] = {}  # folder -> how many files it held
+    for folder, _subfolders, names in os.walk(root):
+        existing.update(os.path.join(folder, name) for name in names)
+        files_in[folder] = len(names)
     before = cache.files
     after: dict[str, list] = {}
     pages = {path for stage in stages for job in stage for path in job.paths}
@@ -629,15 +634,16 @@ def _sync(
                 stat = written.result()
                 after[relative] = [key, stat.st_size, stat.st_mtime_ns]
     wanted = {os.path.join(root, relative) for relative in produced}
-    emptied: set[str] = set()
     for path in sorted(existing - wanted):
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue  # this build turned it into a folder, or the folder it was in into a file
         result.removed.append(Path(path))
-        emptied.add(os.path.dirname(path))
-    for folder in sorted(emptied, key=len, reverse=True):  # deepest first, then up while empty
-        while folder != root and folder.startswith(root) and not os.listdir(folder):
+        files_in[os.path.dirname(path)] -= 1
+    for folder in sorted(files_in, key=len, reverse=True):  # deepest first, so a parent can empty too
+        if folder != root and not files_in[folder] and os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
-            folder = os.path.dirname(folder)
     cache.files = after
     return result
 
@@ -701,12 +707,17 @@ def _same_file(target: Path, source: Path) -> bool:
     return ours.st_mtime_ns == theirs.st_mtime_ns or target.read_bytes() == source.read_bytes()
 
 
+_IN_FLIGHT = 64
+
+
 class _Writer:
     """Atomic file replacement on a few threads, creating each folder once per build.
 
     Creating a file or a folder is mostly kernel time (about half a millisecond each on a busy
     disk), which a thread spends without the GIL while the build renders the next page. ``wait``
-    returns once everything handed over is written, raising the first failure.
+    returns once everything handed over is written, raising the first failure. At most
+    ``_IN_FLIGHT`` files wait to be written: rendering outruns a slow disk, and 10,000 pages held
+    in a queue are 80 MB.
     """
 
     def __init__(self, public: Path, *, threads: int = min(4, os.cpu_count() or 1)) -> None:
@@ -714,7 +725,7 @@ class _Writer:
         self.folders: set[Path] = {public}
         self.names = itertools.count()
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pressroom-write")
-        self.pending: list[Future[os.stat_result]] = []
+        self.pending: deque[Future[os.stat_result]] = deque()
 
     def __enter__(self) -> _Writer:
         return self
@@ -724,14 +735,15 @@ class _Writer:
 
     def write(self, target: Path, data: bytes, *, like: Path | None = None) -> Future[os.stat_result]:
         """Replace ``target`` with ``data`` soon; the future gives the new file's stat."""
+        while len(self.pending) >= _IN_FLIGHT:
+            self.pending.popleft().result()
         future = self.pool.submit(_replace, self, target, data, like)
         self.pending.append(future)
         return future
 
     def wait(self) -> None:
-        pending, self.pending = self.pending, []
-        for future in pending:
-            future.result()
+        while self.pending:
+            self.pending.popleft().result()
 
     def folder(self, folder: Path) -> None:
         if folder in self.folders:

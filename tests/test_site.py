@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from xml.etree import ElementTree
@@ -296,6 +297,23 @@ def test_files_the_build_no_longer_makes_are_removed(project):
     } <= removed
     assert not (public / "releases" / "battery-passport-pilot").exists()  # empty folders go too
     assert not (public / "tags" / "battery-passport").exists()
+
+
+def test_files_and_folders_that_swapped_places_are_put_right(project):
+    project.write_release("one")
+    build(project, NOW)
+    public = project.root / "public"
+    shutil.rmtree(public / "releases" / "one")
+    (public / "releases" / "one").write_text("a file where the page's folder belongs")
+    (public / "feed.xml").unlink()
+    (public / "feed.xml" / "inner").mkdir(parents=True)
+    (public / "feed.xml" / "inner" / "stray.txt").write_text("a folder where the feed belongs")
+    (public / "stray" / "empty").mkdir(parents=True)
+    build(project, NOW)
+    assert (public / "releases" / "one" / "index.html").is_file()
+    assert (public / "feed.xml").read_bytes().startswith(b"<?xml")
+    assert not (public / "stray").exists()  # empty folders go, however deep
+    assert not list(public.rglob(".tmp-*"))
 
 
 def test_script_injection_is_neutralised_in_every_output(project):
