@@ -667,10 +667,12 @@ class _ReleaseCache:
         self.file = settings.path("var") / "cache" / "releases.pickle"
         code = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
         self.salt = f"{settings.fingerprint}:{code}"
+        self.old: dict[str, tuple] = {}
         try:
-            # Streamed both ways: the pickle of 10,000 releases is tens of MB that need not sit in memory beside them.
             with open(self.file, "rb") as stream, _collector_paused():
-                self.old: dict[str, tuple] = pickle.load(stream)
+                while stream.peek(1):
+                    key, entry = pickle.load(stream)  # a fresh memo for each, as they were written
+                    self.old[key] = entry
         except Exception:  # missing, damaged or from another version: parse everything
             self.old = {}
         self.new: dict[str, tuple] = {}
@@ -702,8 +704,13 @@ class _ReleaseCache:
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}")
+            # Streamed, one entry at a time with the memo cleared between them: one pickle of
+            # 10,000 releases would hold tens of MB of bytes, or of memo, beside the releases.
             with open(temporary, "wb") as stream:
-                pickle.dump(self.new, stream, protocol=pickle.HIGHEST_PROTOCOL)
+                pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
+                for item in self.new.items():
+                    pickler.dump(item)
+                    pickler.clear_memo()
             temporary.replace(self.file)
         except OSError:
             pass  # the cache only saves time

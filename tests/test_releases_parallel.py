@@ -1,4 +1,4 @@
-"""Many releases are parsed by worker processes; what a user sees must not depend on it."""
+"""Parsing many releases: worker processes, and the cache that spares a rebuild parsing again."""
 
 from __future__ import annotations
 
@@ -40,3 +40,22 @@ def test_workers_give_the_same_releases_and_problems_as_one_process(project, mon
     slugs, problems = shared
     assert [slug for slug, _, _ in slugs] == [f"good-{number}" for number in range(5, -1, -1)]
     assert {field for _, _, _, field in problems} == {"date", "slug", "encoding", "file"}
+
+
+def test_a_second_load_parses_only_the_new_file(project, monkeypatch):
+    for number in range(3):
+        project.write_release(f"kept-{number}", date=f"2024-07-0{number + 1} 09:00")
+    settings = project.settings()
+    first = load_releases(settings)
+    project.write_release("new-one", date="2024-07-09 09:00")
+    parsed: list[str] = []
+    original = releases.load_release
+
+    def counting(path, settings):  # noqa: ANN001, ANN202
+        parsed.append(path.name)
+        return original(path, settings)
+
+    monkeypatch.setattr(releases, "load_release", counting)
+    second = load_releases(settings)
+    assert parsed == ["new-one.md"]
+    assert [release.slug for release in second.releases][1:] == [release.slug for release in first.releases]
