@@ -1,41 +1,32 @@
 """The weekly digest flow (entrypoint ``flows/digest.py:digest``): last week's releases, once, to weekly readers.
 
-The period is the previous week in the site time zone, Monday 00:00 to Monday 00:00; a
+The period and the selection are the core's (:func:`pressroom.dispatch.digest_period`,
+:func:`pressroom.dispatch.digest_releases`), so ``pressroom preview --digest`` shows exactly
+what this sends: the previous week in the site time zone, Monday 00:00 to Monday 00:00; a
 release belongs to the week in which Pressroom first saw it public. Each weekly subscriber
 gets one email with the releases of that week that match their topics and that they have
-not had yet in any cadence; the ledger keeps it once per (release, subscriber), so reruns
-and a per-release send of the same release never repeat it.
+not had yet in any cadence; the ledger keeps it once per (release, subscriber).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from pressroom.dispatch import digest_period, digest_releases
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.mail.transports import transport_for
 from pressroom.releases import Release, load_releases
-from pressroom.settings import Settings, load_settings
+from pressroom.settings import load_settings
 
 from flows.approval import email_approved
-from flows.email import CHANNEL, SendJob, fan_out, only_transient
+from flows.email import CHANNEL, SendJob, fan_out, only_transient, run_id
 from flows.ops import notify_failure, resolve_secrets
 
-__all__ = ["digest", "digest_period"]
-
-
-def digest_period(*, now: datetime, settings: Settings) -> tuple[datetime, datetime]:
-    """[start, end) of the last full week (Monday to Monday) before ``now``, in the site time zone."""
-    local = now.astimezone(settings.site.tz)
-    monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    end = monday.replace(tzinfo=None)
-    start = end - timedelta(days=7)
-    from pressroom.releases import resolve_local_time
-
-    return resolve_local_time(start, settings.site.tz), resolve_local_time(end, settings.site.tz)
+__all__ = ["digest"]
 
 
 @task(name="plan digest audience", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 20],
@@ -55,22 +46,17 @@ def digest(settings_file: str | None = None, now: datetime | None = None) -> Del
         return DeliveryReport(release=None, channel=CHANNEL, skipped="email or digest is turned off in settings")
     transport_for(settings=settings)  # an unknown transport fails before anything is planned
     ledger = Ledger.from_settings(settings)
-    first_seen = ledger.first_published()
-    releases = [
-        release for release in load_releases(settings).releases
-        if release.is_public(now) and release.channel("email").enabled
-        and email_approved(release=release, settings=settings)
-        and start <= first_seen.get(release.slug, release.date) < end
-        and (settings.email.max_age_days is None
-             or first_seen.get(release.slug, release.date) - release.date <= timedelta(days=settings.email.max_age_days))
-    ]
+    releases = digest_releases(
+        releases=load_releases(settings).releases, settings=settings, now=now, first_seen=ledger.first_published(),
+        approved=lambda release: email_approved(release=release, settings=settings),
+    )
     if not releases:
         return DeliveryReport(release=None, channel=CHANNEL, skipped=f"no release first published {start:%Y-%m-%d} to {end:%Y-%m-%d}")
     from pressroom.mail import digest_key
 
     key = digest_key(period_start=start, settings=settings)
     plan_digest(ledger=ledger, key=key, releases=releases, now=now)
-    job = SendJob(settings=settings, key=key, releases=tuple(releases), period=(start, end))
+    job = SendJob(settings=settings, key=key, releases=tuple(releases), period=(start, end), run=run_id(), now=now)
     report = fan_out(job=job, ledger=ledger)
     report.release = key
     return report

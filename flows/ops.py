@@ -225,49 +225,14 @@ def _reveal(value: Any) -> Any:
 
 
 def send_to_people(*, settings: Settings, addresses: list[str], key: str, message: Any) -> list[str]:
-    """Send one email per address through the configured transport; returns who accepted it.
+    """Send one email per address, once per ``key``, through the staff channel of the ledger; returns who has it.
 
-    ``message(address) -> bytes`` builds each message. These are a handful of emails to staff
-    (proofs, failure alerts), not a campaign: they bypass the ledger, one failing address
-    never stops the others, and each failure is logged with its hint.
+    ``message(address) -> bytes`` builds each message. A handful of emails to staff (proofs,
+    failure alerts): one failing address never stops the others, each failure is logged.
     """
-    import asyncio
+    from pressroom.dispatch import send_staff
 
-    from prefect.logging import get_logger
-
-    from pressroom.errors import DeliveryError
-    from pressroom.mail.transports import transport_for
-
-    logger = get_logger("pressroom.ops")
-
-    async def send_all() -> list[str]:
-        sender = await transport_for(settings=settings).connect()
-        accepted = []
-        try:
-            for address in addresses:
-                try:
-                    await sender.send(
-                        envelope_from=settings.email.sender, recipient=address, message=message(address), key=f"{key}/{address}"
-                    )
-                except DeliveryError as exc:
-                    logger.warning("could not email %s: %s", address, exc)
-                else:
-                    accepted.append(address)
-        finally:
-            await sender.close()
-        return accepted
-
-    if not addresses:
-        return []
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(send_all())
-    # Called from async code (a hook in Prefect's loop): run on a thread with its own loop.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, send_all()).result()
+    return send_staff(settings=settings, key=key, messages={address: message(address) for address in addresses})
 
 
 def _plain_email(*, settings: Settings, to: str, subject: str, text: str) -> bytes:

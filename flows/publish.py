@@ -14,14 +14,15 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from pressroom.dispatch import email_decision
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.releases import LoadResult, Release, load_releases, public_releases
 from pressroom.settings import Settings, load_settings
 from pressroom.social import SocialReport
 from pressroom.site import BuildReport, build_site
 
-from flows.approval import email_gate
-from flows.email import send_release_email
+from flows.approval import approve_email
+from flows.email import send_release
 from flows.ops import notify_failure, resolve_secrets
 from flows.social import post_social
 
@@ -121,6 +122,25 @@ def _next_release(releases: list[Release], now: datetime) -> tuple[str, datetime
     return soonest.slug, soonest.date
 
 
+def email_step(*, release: Release, settings: Settings, ledger: Ledger, now: datetime, first_seen: datetime,
+               settings_file: str | None) -> DeliveryReport:
+    """The core decides (send, skip and why, or ask an editor) before anything is gated, planned or sent."""
+    decision = email_decision(release=release, settings=settings, first_seen=first_seen,
+                              planned=ledger.is_planned(release=release.slug, channel="email"))
+    if decision.action == "approve":
+        from pressroom.audience import Audience
+
+        # Confirmed subscribers: an upper bound (topics and cadence narrow it) the editor sees
+        # before anything is planned, so a rejected release leaves nothing queued.
+        audience = Audience.from_settings(settings).count(status="confirmed")
+        if not approve_email(release=release, settings=settings, audience_size=audience):
+            return DeliveryReport(release=release.slug, channel="email",
+                                  skipped=f"not approved by an editor (see the approval-{release.slug} artifact)")
+    elif decision.skipped:
+        return DeliveryReport(release=release.slug, channel="email", skipped=decision.reason)
+    return send_release(release=release, settings=settings, ledger=ledger, now=now, settings_file=settings_file)
+
+
 @flow(name="publish", log_prints=False, on_failure=[notify_failure], on_crashed=[notify_failure])
 def publish(settings_file: str | None = None, now: datetime | None = None) -> PublishSummary:
     """Publish every approved, due release: site and feeds first, then each channel once."""
@@ -143,12 +163,9 @@ def publish(settings_file: str | None = None, now: datetime | None = None) -> Pu
     # channel undone. The ledger makes each send happen once, however often this runs.
     # Social before email: an editor's approval (flows/approval.py) holds back only the email.
     summary.social = post_social(releases=public, settings=settings, ledger=ledger, now=now)
+    first_seen = ledger.first_published()
     for release in public:
-        skipped = email_gate(release=release, settings=settings, ledger=ledger, settings_file=settings_file)
-        summary.email.append(
-            DeliveryReport(release=release.slug, channel="email", skipped=skipped)
-            if skipped
-            else send_release_email(release=release, settings=settings, ledger=ledger, now=now)
-        )
+        summary.email.append(email_step(release=release, settings=settings, ledger=ledger, now=now,
+                                        first_seen=first_seen.get(release.slug, now), settings_file=settings_file))
     create_markdown_artifact(key="publish-summary", markdown=summary.as_markdown(settings), description="publish run")
     return summary

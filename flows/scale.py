@@ -65,7 +65,7 @@ def send_share(release: str, settings_file: str | None = None, wait_seconds: flo
     Waits up to ``wait_seconds`` for the publish run to plan the deliveries, then runs the
     same fan-out as the publish run's email step (batch tasks, progress and table artifacts).
     """
-    from flows.email import SendJob, fan_out
+    from flows.email import SendJob, fan_out, run_id
     from flows.ops import resolve_secrets
     from pressroom.ledger import Ledger
     from pressroom.releases import load_releases
@@ -83,7 +83,8 @@ def send_share(release: str, settings_file: str | None = None, wait_seconds: flo
             logger.warning("the email of %s was never planned: nothing to share", release)
             return {"sent": 0}
         time.sleep(1.0)
-    report = fan_out(job=SendJob(settings=settings, key=release, releases=(subject,)), ledger=ledger)
+    job = SendJob(settings=settings, key=release, releases=(subject,), run=run_id(), now=datetime.now(UTC))
+    report = fan_out(job=job, ledger=ledger)
     logger.info("this helper sent %d of %s's emails; %s", report.sent_now, release, report.as_text())
     # What this run added, for the UI next to the publish run's own table.
     create_table_artifact(

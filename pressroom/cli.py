@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from pressroom.errors import PressroomError
+from pressroom.errors import PressroomError, TransientError
 from pressroom.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
@@ -63,7 +63,7 @@ def check(
     settings = _settings(settings_file)
     moment = _now(now)
     result = load_releases(settings, path=path)
-    for problem in result.problems:
+    for problem in sorted([*result.problems, *result.warnings], key=lambda found: (str(found.path), found.line or 1)):
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     zone = settings.site.tz
     for release in sorted(result.releases, key=lambda r: r.date):
@@ -96,6 +96,8 @@ def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
     result = load_releases(settings)
     for problem in result.problems:
         err.print(f"[yellow]skipped:[/yellow] {problem.line_for_humans(Path.cwd())}", soft_wrap=True)
+    for warning in result.warnings:
+        err.print(warning.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     report = build_site(settings=settings, releases=result.releases, now=_now(now))
     console.print(
         f"public/: {report.pages} pages; wrote {len(report.written)}, unchanged {report.unchanged}, "
@@ -103,10 +105,23 @@ def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
     )
 
 
+def _seed_sample_audience(settings: Settings) -> None:
+    """The sample list of a fresh clone (``[audience] seed_csv``) goes in only while there is no subscriber
+    at all. Here, on ``make run``'s path, never in the flows a deployment runs. Connecting also checks
+    the database before Prefect starts, so a database that is down is one line, not a flow traceback."""
+    from pressroom.audience import Audience
+
+    audience = Audience.from_settings(settings)
+    path = settings.audience.seed_csv
+    if path is not None:
+        audience.seed_if_empty(file=path if path.is_absolute() else settings.root / path, now=datetime.now(UTC))
+
+
 @app.command()
 def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None:
     """Run the publish flow once: build the site, then email and post every newly public release."""
     settings = _settings(settings_file)
+    _seed_sample_audience(settings)
     _use_local_prefect(settings)
     from flows.publish import publish as publish_flow
 
@@ -193,10 +208,21 @@ def _preview_social(settings: Settings, slug: str) -> None:
     console.print(preview_social(release=release, settings=settings), markup=False, soft_wrap=True)
 
 
+def _approval_reader(settings: Settings):
+    """The editors' decisions, read from Prefect only when some release needs one (it costs a server)."""
+    def approved(release) -> bool:
+        _use_local_prefect(settings)
+        from flows.approval import email_approved
+
+        return email_approved(release=release, settings=settings)
+
+    return approved
+
+
 @app.command()
 def preview(
     slug: Annotated[Optional[str], typer.Argument(help="the release to preview (any status)")] = None,
-    digest: Annotated[bool, typer.Option("--digest", help="preview the weekly digest of the 7 days before --now")] = False,
+    digest: Annotated[bool, typer.Option("--digest", help="preview the weekly digest the digest flow would send at --now")] = False,
     no_screenshots: Annotated[bool, typer.Option("--no-screenshots", help="skip the Chromium PNGs")] = False,
     social: Annotated[bool, typer.Option("--social", help="show the release's social posts with their counts instead")] = False,
     settings_file: SettingsOption = None,
@@ -215,7 +241,8 @@ def preview(
         _preview_social(settings, slug or "")
         return
     try:
-        files = write_preview(settings=settings, slug=slug, digest=digest, now=_now(now), shots=not no_screenshots)
+        files = write_preview(settings=settings, slug=slug, digest=digest, now=_now(now), shots=not no_screenshots,
+                              approved=_approval_reader(settings) if digest else None)
     except PressroomError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
@@ -325,13 +352,15 @@ def deliveries_report(
     report = Ledger.from_settings(_settings(settings_file)).report(release=release, channel=channel, problems=1000)
     console.print(report.as_text(), markup=False, soft_wrap=True)
     for slug, recipient, state, answer in report.problems:
-        label = "ambiguous" if state == "sending" else state
-        console.print(f"  {label:<10} {slug}  {recipient}  {answer}", markup=False, soft_wrap=True)
+        console.print(f"  {state:<10} {slug}  {recipient}  {answer}", markup=False, soft_wrap=True)
+    for slug, recipient, state, answer in Ledger.from_settings(_settings(settings_file)).conflicts(release=release, channel=channel):
+        console.print(f"  conflict   {slug}  {recipient}  a sender that no longer held the row reported {state}: {answer}",
+                      markup=False, soft_wrap=True)
 
 
 @deliveries_app.command("retry")
 def deliveries_retry(
-    ambiguous: Annotated[bool, typer.Option("--ambiguous", help="resend rows a crash left 'sending' (some may have arrived)")] = False,
+    ambiguous: Annotated[bool, typer.Option("--ambiguous", help="resend rows whose fate is unknown (some may have arrived)")] = False,
     release: Annotated[Optional[str], typer.Option(help="only this release slug (or digest key)")] = None,
     channel: Annotated[Optional[str], typer.Option(help="only this channel")] = None,
     settings_file: SettingsOption = None,
@@ -346,8 +375,10 @@ def deliveries_retry(
     rows = ledger.ambiguous(release=release, channel=channel)
     for slug, chan, recipient in rows:
         console.print(f"  {slug}  {chan}  {recipient}", markup=False)
-    count = ledger.retry_ambiguous(release=release, channel=channel, now=datetime.now(UTC))
+    count, live = ledger.retry_ambiguous(release=release, channel=channel, now=datetime.now(UTC))
     console.print(f"{count} ambiguous deliveries will be sent again on the next run")
+    if live:
+        console.print(f"{live} deliveries are in flight in a sender that is still running: left alone (not ambiguous)")
 
 
 @deliveries_app.command("bounces")
@@ -376,7 +407,8 @@ def main() -> None:
         app()
     except PressroomError as exc:
         err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        sys.exit(2)
+        # A server away (the database, SMTP) is a failed run, 1; wrong settings or usage, 2.
+        sys.exit(1 if isinstance(exc, TransientError) else 2)
 
 
 @app.command()

@@ -36,10 +36,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
-from pressroom.errors import ConfigError
+from pressroom.errors import ConfigError, DatabaseUnavailable
 from pressroom.settings import Settings
 
 __all__ = ["engine_for", "engine_for_url"]
@@ -213,6 +213,24 @@ def dispose_all() -> None:
         _engines.clear()
 
 
+def _unavailable(engine: Engine, exc: BaseException) -> DatabaseUnavailable:
+    where = engine.url.render_as_string(hide_password=True)
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseUnavailable(f"database {where}: {detail}")
+
+
+def _map_errors(engine: Engine) -> None:
+    # The database's edge (as httpx maps httpcore's errors): a lost connection, a server that is
+    # down or a lock held past the timeout becomes a TransientError that Prefect retries and the
+    # web app answers with 503. Everything else (a constraint, a bug) stays what it is.
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> Any:
+        original = context.sqlalchemy_exception or context.original_exception
+        if context.is_disconnect or isinstance(original, (OperationalError, InterfaceError)):
+            return _unavailable(engine, original)
+        return None
+
+
 def _create(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -227,11 +245,15 @@ def _create(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
         _sqlite_transactions(engine)
+        _map_errors(engine)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                               connect_args={"connect_timeout": 10})
+        _map_errors(engine)
+        return engine
     raise ConfigError(
         f"database_url {url!r}: {backend} is not supported",
         hint="use sqlite:///... (default) or postgresql+psycopg://...",
@@ -271,11 +293,10 @@ def migrate(engine: Engine) -> None:
         with engine.connect() as conn:
             if MigrationContext.configure(conn).get_current_revision() == head:
                 return
-    except OperationalError as exc:
-        raise ConfigError(
-            f"cannot open the database {engine.url.render_as_string(hide_password=True)}: {exc.orig}",
-            hint="check database_url (PRESSROOM_DATABASE_URL) and that the server is running",
-        ) from None
+    except DatabaseUnavailable:
+        raise
+    except DBAPIError as exc:
+        raise _unavailable(engine, exc) from None
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})

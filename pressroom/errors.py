@@ -5,27 +5,40 @@ Every error carries a ``hint``: one sentence that tells the person reading it wh
     PressroomError                 base; never raised directly
     ├── ConfigError                pressroom.toml or a PRESSROOM_* variable is wrong
     ├── ReleaseError               one release file is wrong (file, line, field)
+    │   └── ReleaseWarning         worth a second look, yet the release loads; collected, never raised
     ├── TemplateError              a template is missing or fails to render
-    └── DeliveryError              sending an email or a post failed
+    ├── AddressError               an email address (or a CSV row carrying one) is not acceptable
+    ├── TokenError                 a signed link is forged, damaged, expired or for another action
+    └── DeliveryError              sending an email or a post, or recording it, failed
         ├── TransientError         worth retrying: timeouts, dropped connections, SMTP 4xx, HTTP 429/5xx
+        │   ├── DatabaseUnavailable   the database is down, unreachable, or locked past its timeout
+        │   └── RetryLater            a social network said when to come back (its rate-limit reset)
         └── PermanentError         retrying cannot help: SMTP 5xx, HTTP 4xx validation errors
+            └── RecipientRejected  the server refused the address itself: suppress it
 
-Library exceptions (smtplib, httpx, SQLAlchemy, yaml) are mapped into this tree at the
-room that owns the library, so callers and Prefect's ``retry_condition_fn`` only ever
-need ``isinstance(exc, TransientError)``.
+Library exceptions (the SMTP client, httpx, SQLAlchemy, yaml) are mapped into this tree at
+the room that owns the library (``db.py`` maps SQLAlchemy's), so callers and Prefect's
+``retry_condition_fn`` only ever need ``isinstance(exc, TransientError)``.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = [
+    "AddressError",
     "ConfigError",
+    "DatabaseUnavailable",
     "DeliveryError",
     "PermanentError",
     "PressroomError",
+    "RecipientRejected",
     "ReleaseError",
+    "ReleaseWarning",
+    "RetryLater",
     "TemplateError",
+    "TokenError",
     "TransientError",
 ]
 
@@ -88,6 +101,18 @@ class ReleaseError(PressroomError):
         return self.line_for_humans()
 
 
+class ReleaseWarning(ReleaseError):
+    """Something in a valid release that may not mean what its author thinks (a date without a time).
+
+    Listed by ``pressroom check`` beside the problems, but the release loads and publishes.
+    """
+
+    def line_for_humans(self, root: Path | None = None) -> str:
+        field = f" {self.field}:" if self.field else ""
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{self.location(root)}:{field} warning: {self.message}{hint}"
+
+
 class TemplateError(PressroomError):
     """A template is missing or raised while rendering."""
 
@@ -104,3 +129,39 @@ class TransientError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """A failure that will not pass by retrying: record it, suppress if it is about the address."""
+
+
+class DatabaseUnavailable(TransientError):
+    """The database could not be reached or stayed locked; nothing was changed by the failed statement."""
+
+    hint = "check that the database named above is running and reachable (database_url / PRESSROOM_DATABASE_URL)"
+
+
+class RetryLater(TransientError):
+    """A rate limit, a 5xx or a timeout: try again at ``retry_at`` (never sooner)."""
+
+    def __init__(self, message: str, *, retry_at: datetime, hint: str = "") -> None:
+        super().__init__(message, hint=hint or "nothing to do: the post is retried on a later run")
+        self.retry_at = retry_at
+
+    def retry_after(self, now: datetime | None = None) -> float:
+        """Seconds to wait from ``now``; never negative."""
+        return max(0.0, (self.retry_at - (now or datetime.now(UTC))).total_seconds())
+
+
+class RecipientRejected(PermanentError):
+    """The server refused the address itself (5.1.x to RCPT TO): suppress it."""
+
+    hint = "the address is on the suppression list now; remove it there only if the owner confirms it works"
+
+
+class AddressError(PressroomError):
+    """An email address, or a row that carries one, is not acceptable."""
+
+    hint = "write a single address such as jane.doe@example.org"
+
+
+class TokenError(PressroomError):
+    """A link token is forged, damaged, expired, or meant for another action."""
+
+    hint = "the link is not valid any more; ask for a new one from the preferences page"

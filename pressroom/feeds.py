@@ -27,6 +27,7 @@ __all__ = ["FEED_FILES", "render_feeds"]
 FEED_FILES = {"rss": "feed.xml", "atom": "atom.xml", "json": "feed.json"}
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 # The updated time of a feed without items: fixed, so an empty site's feeds are stable too.
 _EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
@@ -93,6 +94,10 @@ def _feedgen(
     text = _as_html if kind == "rss" else _as_text
     fg = FeedGenerator()
     fg.load_extension("media")
+    if kind == "rss":
+        # RSS's own <author> must be an email address; dc:creator takes a name, and is what readers
+        # such as newsboat and feedparser show as an item's author. Atom has <author> for names.
+        fg.load_extension("dc")
     fg.id(home)
     fg.title(text(title))
     fg.description(text(description))
@@ -121,7 +126,11 @@ def _feedgen(
             entry.content(content, type=None if "]]>" in content else "CDATA")
         entry.published(release.date)
         entry.updated(release.date)
-        if release.author:
+        if kind == "rss":
+            # A release without an author is the organisation's word: a reader then shows the site's
+            # name rather than nothing (Atom entries inherit the feed's author for the same effect).
+            entry.dc.dc_creator(text(release.author or site.name))
+        elif release.author:
             entry.author(name=text(release.author))
         # One call for all of them: feedgen checks its arguments on every call, a fifth of a feed's time.
         categories = [
@@ -135,7 +144,9 @@ def _feedgen(
             mime, length = _hero_file(release)
             if kind == "rss":  # Atom gets its enclosure link in _atom_links
                 entry.enclosure(url=release.hero.src, length=str(length), type=mime)
-            entry.media.content(url=release.hero.src, type=mime, medium="image")
+            # Outside any <media:group>: a group is for several versions of one object, and validators
+            # flag a group of one.
+            entry.media.content(url=release.hero.src, type=mime, medium="image", group=None)
     return fg
 
 
@@ -154,13 +165,14 @@ def _as_html(value: str) -> str:
 
 
 def _atom_links(document: bytes, items: list[Release]) -> bytes:
-    """Give each Atom entry a typed alternate link and its hero as ``rel="enclosure"``.
+    """Give each Atom entry its ``xml:lang``, a typed alternate link and its hero as ``rel="enclosure"``.
 
     feedgen 1.0 drops every attribute but href from entry links, which would turn an enclosure
     into a second "alternate" page; so the links are set here on the finished document.
     """
     root = etree.fromstring(document)
     for element, release in zip(root.iterfind(f"{_ATOM}entry"), items, strict=True):
+        element.set(_XML_LANG, release.language)  # a release may be in another language than the site
         for link in element.iterfind(f"{_ATOM}link"):
             link.set("rel", "alternate")
             link.set("type", "text/html")

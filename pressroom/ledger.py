@@ -4,9 +4,12 @@ One row per (release, channel, recipient). ``channel`` and ``recipient`` are pla
 (``email`` + an address; ``social:mastodon:default`` + an account), so every channel shares
 these rules:
 
-    planned ──claim──▶ claimed ──begin_sending──▶ sending ──▶ sent | deferred | failed | suppressed
-       ▲                  │ (lease expired: claimable again)          │
-       └──────────────────┴──────────── deferred, when due ◀──────────┘
+    planned ──claim──▶ claimed ──advance (begin)──▶ sending ──advance (outcome)──▶ sent | deferred | failed | ambiguous
+       ▲                  │ (lease expired: claimable again)  │                     │
+       │                  └──▶ suppressed (unsubscribed or    │ (sender died: its    │
+       │                       suppressed before it went out) │  lease ran out)      │
+       └──────── deferred, when due ◀─────────────────────────┴── ambiguous ◀────────┘
+                 retry_ambiguous (the operator's word; only rows whose sender is gone)
 
 - **Plan once.** The audience of a (release, channel) is written in the same transaction as
   its ``plans`` row, whose primary key makes a second plan (a rerun, a concurrent worker) a
@@ -15,11 +18,19 @@ these rules:
   LOCKED``; SQLite: a ``BEGIN IMMEDIATE`` transaction). A claim that is never used (a crash
   before sending) expires and the rows are claimed again; that is safe because nothing was
   sent yet.
-- **Sending before DATA.** ``begin_sending`` moves claimed rows to ``sending`` only if this
-  worker still holds them and the subscriber is still confirmed and not suppressed (an
-  unsubscribe mid-send wins). A row left ``sending`` by a crash is *ambiguous*: the message may
-  or may not have gone out, so it is never resent automatically, only by
-  :meth:`Ledger.retry_ambiguous` (``pressroom deliveries retry --ambiguous``).
+- **Sending only while in flight.** :meth:`Ledger.advance` is one transaction that records the
+  outcomes of the worker's last window and moves its next small window to ``sending``, only
+  rows this worker still holds whose subscriber is still confirmed and not suppressed (an
+  unsubscribe wins up to that commit). So at any instant a worker has at most its in-flight
+  window in ``sending``, and a crash leaves no more than that ambiguous.
+- **Ambiguous.** A row whose message went out without a readable answer (a timeout after the
+  final dot) is ``ambiguous``; so is a ``sending`` row whose sender's lease ran out (it died).
+  Neither is ever resent automatically: only :meth:`Ledger.retry_ambiguous` on the operator's
+  word (``pressroom deliveries retry --ambiguous``), and it never touches a live sender's rows.
+  A channel that can ask the far end (a social network) resolves its own with
+  :meth:`Ledger.requeue_dead`.
+- **Conflicts.** An outcome for a row the worker no longer holds is never applied and never
+  dropped: it is kept in ``delivery_conflicts`` and reported.
 - **Digest.** A weekly digest is a row whose ``release`` is the digest id; each release it
   carries gets a row in state ``digest`` for the same recipient, so per-release and digest
   sends share the uniqueness rule: a subscriber gets each release once, whichever cadence.
@@ -30,13 +41,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, type_coerce, update
 
 from pressroom.audience import eligible
-from pressroom.db import deliveries, dialect_insert, engine_for, engine_for_url, plans, publications, subscribers, suppressions
+from pressroom.db import (
+    deliveries, delivery_conflicts, dialect_insert, engine_for, engine_for_url, plans, publications, subscribers, suppressions,
+)
 from pressroom.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,8 +57,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Delivery", "DeliveryReport", "Ledger", "Outcome", "STATES"]
 
-STATES = ("planned", "claimed", "sending", "sent", "deferred", "failed", "suppressed", "digest")
-FINAL = ("sent", "failed", "suppressed")
+STATES = ("planned", "claimed", "sending", "sent", "deferred", "failed", "suppressed", "ambiguous", "digest")
+FINAL = ("sent", "failed", "suppressed", "ambiguous")
+DUE = ("planned", "claimed", "deferred")
 
 
 @dataclass(frozen=True)
@@ -60,11 +74,12 @@ class Delivery:
     name: str
     language: str | None
     attempts: int
+    payload: str | None = None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one row in ``sending``. ``state``: sent, deferred, failed or suppressed."""
+    """What happened to one row this worker holds. ``state``: sent, deferred, failed or ambiguous."""
 
     id: int
     state: str
@@ -74,7 +89,11 @@ class Outcome:
 
 @dataclass
 class DeliveryReport:
-    """Counts per state for a release/channel (or everything), and the rows that need a look."""
+    """Counts per state for a release/channel (or everything), and the rows that need a look.
+
+    ``counts`` holds the ledger states, except that ``sending`` rows are split by their
+    sender: ``in flight`` while it is alive, counted as ``ambiguous`` once its lease ran out.
+    """
 
     release: str | None
     channel: str | None
@@ -82,6 +101,7 @@ class DeliveryReport:
     problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # release, recipient, state, response
     skipped: str = ""
     sent_now: int | None = None  # sent by the run that made this report (the counts are all-time)
+    conflicts: int = 0  # outcomes a sender reported for rows it no longer held
     error: str = ""  # why the run stopped early (the rows stay due for the next run)
 
     def _n(self, state: str) -> int:
@@ -105,7 +125,11 @@ class DeliveryReport:
 
     @property
     def ambiguous(self) -> int:
-        return self._n("sending")
+        return self._n("ambiguous")
+
+    @property
+    def in_flight(self) -> int:
+        return self._n("in flight")
 
     @property
     def pending(self) -> int:
@@ -128,15 +152,21 @@ class DeliveryReport:
             f"{what}: sent {self.sent}" + ("" if self.sent_now is None else f" ({self.sent_now} this run)")
             + f", deferred {self.deferred}, failed {self.failed}, "
             f"suppressed {self.suppressed}, ambiguous {self.ambiguous}, pending {self.pending}"
+            + (f", in flight {self.in_flight}" if self.in_flight else "")
             + (f", in digest {self.in_digest}" if self.in_digest else "")
+            + (f", conflicts {self.conflicts}" if self.conflicts else "")
             + (f"; stopped: {self.error}" if self.error else "")
         )
 
     def as_rows(self) -> list[dict[str, str | int]]:
         """Rows for a table (Prefect table artifact, CLI)."""
         labels = [("sent", "sent"), ("deferred", "deferred"), ("failed", "failed (bounced)"),
-                  ("suppressed", "suppressed"), ("sending", "ambiguous"), ("planned", "pending"), ("digest", "in digest")]
-        return [{"state": label, "count": self._n(state)} for state, label in labels]
+                  ("suppressed", "suppressed"), ("ambiguous", "ambiguous"), ("in flight", "in flight"),
+                  ("planned", "pending"), ("digest", "in digest")]
+        rows: list[dict[str, str | int]] = [{"state": label, "count": self._n(state)} for state, label in labels]
+        if self.conflicts:
+            rows.append({"state": "conflicts", "count": self.conflicts})
+        return rows
 
 
 class Ledger:
@@ -248,12 +278,26 @@ class Ledger:
 
     # ----------------------------------------------------------------- sending
 
+    def enqueue(self, *, release: str, channel: str, recipient: str, subscriber_id: int | None, payload: str,
+                now: datetime) -> bool:
+        """One delivery that carries what it renders from (a subscription email); False if it exists."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                dialect_insert(conn, deliveries).values(
+                    release=release, channel=channel, recipient=recipient, subscriber_id=subscriber_id, payload=payload,
+                    state="planned", planned_at=now, updated_at=now,
+                ).on_conflict_do_nothing().returning(deliveries.c.id)
+            )
+            return result.first() is not None
+
     def claim(
-        self, *, release: str, channel: str, limit: int, now: datetime, worker: str | None = None, lease: timedelta = timedelta(seconds=60)
+        self, *, release: str | None, channel: str, limit: int, now: datetime, worker: str | None = None,
+        run_id: str | None = None, lease: timedelta = timedelta(seconds=60),
     ) -> tuple[str, list[Delivery]]:
         """Take up to ``limit`` due rows for this worker; returns (worker token, claimed rows).
 
         Due: planned; deferred whose retry time has come; claimed by a worker whose lease ran out.
+        ``release=None`` takes due rows of every release of ``channel`` (subscription emails).
         """
         token = worker or uuid.uuid4().hex
         due = or_(
@@ -261,124 +305,154 @@ class Ledger:
             and_(deliveries.c.state == "deferred", deliveries.c.next_attempt_at <= now),
             and_(deliveries.c.state == "claimed", deliveries.c.lease_until <= now),
         )
-        pick = (
-            select(deliveries.c.id)
-            .where(deliveries.c.release == release, deliveries.c.channel == channel, due)
-            .order_by(deliveries.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        where = [deliveries.c.channel == channel, due]
+        if release is not None:
+            where.append(deliveries.c.release == release)
+        pick = select(deliveries.c.id).where(*where).order_by(deliveries.c.id).limit(limit).with_for_update(skip_locked=True)
         with self._engine.begin() as conn:
             ids = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_(pick.scalar_subquery()))
-                .values(state="claimed", claimed_by=token, lease_until=now + lease, updated_at=now)
+                .values(state="claimed", claimed_by=token, run_id=run_id or token, lease_until=now + lease, updated_at=now)
                 .returning(deliveries.c.id)
             ).scalars().all()
             if not ids:
                 return token, []
             rows = conn.execute(
                 select(deliveries.c.id, deliveries.c.release, deliveries.c.channel, deliveries.c.recipient,
-                       deliveries.c.subscriber_id, deliveries.c.attempts, subscribers.c.name, subscribers.c.language)
+                       deliveries.c.subscriber_id, deliveries.c.attempts, deliveries.c.payload,
+                       subscribers.c.name, subscribers.c.language)
                 .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
                 .where(deliveries.c.id.in_(ids))
                 .order_by(deliveries.c.id)
             ).all()
         return token, [
             Delivery(id=r.id, release=r.release, channel=r.channel, recipient=r.recipient, subscriber_id=r.subscriber_id,
-                     name=r.name or "", language=r.language, attempts=r.attempts)
+                     name=r.name or "", language=r.language, attempts=r.attempts, payload=r.payload)
             for r in rows
         ]
 
-    def begin_sending(self, *, ids: Sequence[int], worker: str, now: datetime) -> list[int]:
-        """Mark claimed rows ``sending`` (call before SMTP DATA); return the ids that may be sent.
+    def advance(
+        self, *, worker: str, outcomes: Sequence[Outcome], begin: Sequence[int], now: datetime,
+        lease: timedelta = timedelta(seconds=60), max_attempts: int = 5,
+    ) -> list[int]:
+        """One transaction: record ``outcomes`` of rows this worker holds, then mark ``begin`` ``sending``.
 
-        A row is held back, and marked ``suppressed``, when its subscriber is no longer
-        confirmed or its address was suppressed since planning. Rows another worker took over
-        are left alone.
+        Returns the ids of ``begin`` that may go out now. A row of ``begin`` whose subscriber is
+        no longer confirmed, or whose address was suppressed since planning, becomes
+        ``suppressed`` instead. An outcome for a row the worker no longer holds (an operator
+        requeued it, another worker took it over) is kept as a conflict, never applied.
+        A deferral past ``max_attempts`` becomes ``failed``.
         """
-        if not ids:
+        if not outcomes and not begin:
             return []
-        mine = and_(deliveries.c.id.in_(list(ids)), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
-        still_wanted = and_(
-            or_(
-                deliveries.c.subscriber_id.is_(None),
-                exists().where(subscribers.c.id == deliveries.c.subscriber_id, subscribers.c.status == "confirmed"),
-            ),
-            ~exists().where(suppressions.c.address == deliveries.c.recipient),
-        )
         with self._engine.begin() as conn:
+            if outcomes:
+                self._record(conn, worker=worker, outcomes=outcomes, now=now, max_attempts=max_attempts)
+            if not begin:
+                return []
+            mine = and_(deliveries.c.id.in_(list(begin)), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
+            still_wanted = and_(
+                or_(
+                    deliveries.c.subscriber_id.is_(None),
+                    exists().where(subscribers.c.id == deliveries.c.subscriber_id, subscribers.c.status == "confirmed"),
+                ),
+                ~exists().where(suppressions.c.address == deliveries.c.recipient),
+            )
             ok = conn.execute(
                 update(deliveries)
                 .where(mine, still_wanted)
-                .values(state="sending", sending_at=now, attempts=deliveries.c.attempts + 1, updated_at=now)
+                .values(state="sending", sending_at=now, attempts=deliveries.c.attempts + 1, lease_until=now + lease,
+                        updated_at=now)
                 .returning(deliveries.c.id)
             ).scalars().all()
-            if len(ok) < len(ids):
+            if len(ok) < len(begin):
                 conn.execute(
                     update(deliveries)
                     .where(mine)
                     .values(state="suppressed", response="not sent: unsubscribed or suppressed before sending",
-                            finished_at=now, updated_at=now)
+                            finished_at=now, updated_at=now, claimed_by=None, lease_until=None)
                 )
         return sorted(ok)
 
-    def finish(self, *, outcomes: Iterable[Outcome], now: datetime, max_attempts: int = 5) -> None:
-        """Record outcomes of rows in ``sending``; a deferral past ``max_attempts`` becomes ``failed``."""
-        final = [o for o in outcomes]
-        if not final:
-            return
+    def _record(self, conn, *, worker: str, outcomes: Sequence[Outcome], now: datetime, max_attempts: int) -> None:
+        ids = [o.id for o in outcomes]
+        held = set(conn.execute(
+            select(deliveries.c.id)
+            .where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == worker, deliveries.c.state.in_(("claimed", "sending")))
+            .with_for_update()
+        ).scalars())
+        lost = [o for o in outcomes if o.id not in held]
+        if lost:
+            conn.execute(delivery_conflicts.insert(), [
+                {"delivery_id": o.id, "worker": worker, "state": o.state, "response": o.response[:1000], "at": now} for o in lost
+            ])
+        done = [{"b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]}
+                for o in outcomes if o.id in held and o.state in FINAL]
+        if done:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"))
+                .values(state=bindparam("b_state"), response=bindparam("b_response"), finished_at=now,
+                        updated_at=now, claimed_by=None, lease_until=None),
+                done,
+            )
+        later = [{"b_id": o.id, "b_response": o.response[:1000], "b_retry": o.retry_at or now}
+                 for o in outcomes if o.id in held and o.state == "deferred"]
+        if later:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"))
+                .values(
+                    state=case((deliveries.c.attempts >= max_attempts, "failed"), else_="deferred"),
+                    response=bindparam("b_response"),
+                    next_attempt_at=bindparam("b_retry", type_=deliveries.c.next_attempt_at.type),
+                    finished_at=case((deliveries.c.attempts >= max_attempts, now), else_=None),
+                    updated_at=now, claimed_by=None, lease_until=None,
+                ),
+                later,
+            )
+
+    def renew(self, *, worker: str, now: datetime, lease: timedelta) -> int:
+        """Extend the lease of every row this worker holds: it is alive, its rows are not ambiguous."""
         with self._engine.begin() as conn:
-            done = [{"b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]} for o in final if o.state in FINAL]
-            if done:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.state == "sending")
-                    .values(state=bindparam("b_state"), response=bindparam("b_response"), finished_at=now,
-                            updated_at=now, claimed_by=None, lease_until=None),
-                    done,
-                )
-            later = [
-                {"b_id": o.id, "b_response": o.response[:1000], "b_retry": o.retry_at or now}
-                for o in final
-                if o.state == "deferred"
-            ]
-            if later:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.state == "sending")
-                    .values(
-                        state=case((deliveries.c.attempts >= max_attempts, "failed"), else_="deferred"),
-                        response=bindparam("b_response"),
-                        next_attempt_at=bindparam("b_retry", type_=deliveries.c.next_attempt_at.type),
-                        finished_at=case((deliveries.c.attempts >= max_attempts, now), else_=None),
-                        updated_at=now, claimed_by=None, lease_until=None,
-                    ),
-                    later,
-                )
+            return int(conn.execute(
+                update(deliveries)
+                .where(deliveries.c.claimed_by == worker, deliveries.c.state.in_(("claimed", "sending")))
+                .values(lease_until=now + lease)
+            ).rowcount)
 
-    def outstanding(self, *, release: str, channel: str) -> tuple[int, datetime | None]:
-        """(rows still to send, the earliest time one of them becomes due), ambiguous rows excluded.
+    def release_claims(self, *, worker: str, now: datetime) -> int:
+        """Give back rows this worker claimed but never began (it stops early): due again at once."""
+        with self._engine.begin() as conn:
+            return int(conn.execute(
+                update(deliveries)
+                .where(deliveries.c.claimed_by == worker, deliveries.c.state == "claimed")
+                .values(state="planned", claimed_by=None, lease_until=None, updated_at=now)
+            ).rowcount)
 
-        Due times are the retry times of deferred rows and the lease ends of claimed ones;
-        ``None`` when some row is due now (or there is none).
+    def outstanding(self, *, release: str | None, channel: str, now: datetime) -> tuple[int, datetime | None]:
+        """(rows this run could still send, when the next of them becomes due; ``None``: some are due now).
+
+        Planned rows, deferred ones and claims whose lease ran out. Rows a live worker holds are
+        its own to finish (or, if it dies, a later run's), so nobody waits for them.
         """
-        where = (deliveries.c.release == release, deliveries.c.channel == channel)
+        where = [deliveries.c.channel == channel]
+        if release is not None:
+            where.append(deliveries.c.release == release)
+        due_now = or_(
+            deliveries.c.state == "planned",
+            and_(deliveries.c.state == "claimed", deliveries.c.lease_until <= now),
+            and_(deliveries.c.state == "deferred", deliveries.c.next_attempt_at <= now),
+        )
+        later = and_(deliveries.c.state == "deferred", deliveries.c.next_attempt_at > now)
         with self._engine.connect() as conn:
-            counts = dict(conn.execute(
-                select(deliveries.c.state, func.count())
-                .where(*where, deliveries.c.state.in_(("planned", "claimed", "deferred")))
-                .group_by(deliveries.c.state)
-            ).tuples().all())
-            due = conn.execute(
-                select(type_coerce(func.min(case((deliveries.c.state == "deferred", deliveries.c.next_attempt_at),
-                                                 else_=deliveries.c.lease_until)), deliveries.c.lease_until.type))
-                .where(*where, deliveries.c.state.in_(("claimed", "deferred")))
-            ).scalar_one()
-        total = sum(int(v) for v in counts.values())
-        if counts.get("planned"):
-            due = None
-        return total, due
+            ready = conn.execute(select(func.count()).where(*where, due_now)).scalar_one()
+            waiting, soonest = conn.execute(
+                select(func.count(), type_coerce(func.min(deliveries.c.next_attempt_at), deliveries.c.next_attempt_at.type))
+                .where(*where, later)
+            ).one()
+        return int(ready) + int(waiting), (None if ready else soonest)
 
     def mark_bounced(self, *, release: str, recipient: str, response: str, now: datetime) -> bool:
         """A hard bounce arrived after the 250: the sent row becomes ``failed`` with the bounce's diagnostic."""
@@ -392,41 +466,98 @@ class Ledger:
 
     # ----------------------------------------------------------------- reporting and repair
 
-    def report(self, *, release: str | None = None, channel: str | None = None, problems: int = 100) -> DeliveryReport:
-        """Counts per state and up to ``problems`` rows that were not sent (with the server's answer)."""
-        where = []
-        if release is not None:
-            where.append(deliveries.c.release == release)
-        if channel is not None:
-            where.append(deliveries.c.channel.startswith(channel) if channel.endswith(":") else deliveries.c.channel == channel)
+    def report(self, *, release: str | None = None, channel: str | None = None, run_id: str | None = None,
+               now: datetime | None = None, problems: int = 100) -> DeliveryReport:
+        """Counts per state and up to ``problems`` rows that were not sent (with the server's answer).
+
+        With ``run_id``, ``sent_now`` is what that run (or worker) sent itself.
+        """
+        now = now or datetime.now(UTC)
+        where = _scope(release, channel)
+        dead = and_(deliveries.c.state == "sending", or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
+        label = case((dead, literal("ambiguous")), (deliveries.c.state == "sending", literal("in flight")),
+                     else_=deliveries.c.state)
         with self._engine.connect() as conn:
-            counts = dict(conn.execute(select(deliveries.c.state, func.count()).where(*where).group_by(deliveries.c.state)).tuples().all())
+            counts = dict(conn.execute(select(label, func.count()).where(*where).group_by(label)).tuples().all())
             rows = conn.execute(
-                select(deliveries.c.release, deliveries.c.recipient, deliveries.c.state, deliveries.c.response)
-                .where(*where, deliveries.c.state.in_(("failed", "suppressed", "deferred", "sending")))
+                select(deliveries.c.release, deliveries.c.recipient, label, deliveries.c.response)
+                .where(*where, deliveries.c.state.in_(("failed", "suppressed", "deferred", "ambiguous", "sending")))
                 .order_by(deliveries.c.id)
                 .limit(problems)
             ).tuples().all()
-        return DeliveryReport(release=release, channel=channel, counts={k: int(v) for k, v in counts.items()}, problems=list(rows))
+            conflicts = conn.execute(
+                select(func.count()).select_from(delivery_conflicts.join(deliveries, deliveries.c.id == delivery_conflicts.c.delivery_id))
+                .where(*where)
+            ).scalar_one()
+            sent_now = None
+            if run_id is not None:
+                sent_now = int(conn.execute(
+                    select(func.count()).where(*where, deliveries.c.run_id == run_id, deliveries.c.state == "sent")
+                ).scalar_one())
+        return DeliveryReport(release=release, channel=channel, counts={k: int(v) for k, v in counts.items()},
+                              problems=list(rows), conflicts=int(conflicts), sent_now=sent_now)
 
-    def ambiguous(self, *, release: str | None = None, channel: str | None = None) -> list[tuple[str, str, str]]:
-        """(release, channel, recipient) of every row left ``sending``: maybe sent, maybe not."""
+    def ambiguous(self, *, release: str | None = None, channel: str | None = None,
+                  now: datetime | None = None) -> list[tuple[str, str, str]]:
+        """(release, channel, recipient) of every ambiguous row: maybe sent, maybe not, and no sender alive."""
         with self._engine.connect() as conn:
             return list(conn.execute(
                 select(deliveries.c.release, deliveries.c.channel, deliveries.c.recipient)
-                .where(*_sending(release, channel)).order_by(deliveries.c.id)
+                .where(*_scope(release, channel), _unresolved(now or datetime.now(UTC))).order_by(deliveries.c.id)
             ).tuples())
 
-    def retry_ambiguous(self, *, now: datetime, release: str | None = None, channel: str | None = None) -> int:
-        """The operator's word: put ambiguous rows back to ``planned`` so the next send resends them."""
+    def retry_ambiguous(self, *, now: datetime, release: str | None = None, channel: str | None = None) -> tuple[int, int]:
+        """The operator's word: ambiguous rows go back to ``planned``; returns (requeued, skipped as in flight).
+
+        A ``sending`` row whose sender still holds its lease is in flight, not ambiguous, and is
+        left alone: requeuing it would send it twice.
+        """
+        where = _scope(release, channel)
         with self._engine.begin() as conn:
-            result = conn.execute(
-                update(deliveries).where(*_sending(release, channel)).values(
+            requeued = conn.execute(
+                update(deliveries).where(*where, _unresolved(now)).values(
                     state="planned", response="resent on the operator's word after an ambiguous send",
                     claimed_by=None, lease_until=None, updated_at=now,
                 )
-            )
-            return int(result.rowcount)
+            ).rowcount
+            live = conn.execute(
+                select(func.count()).where(*where, deliveries.c.state == "sending", deliveries.c.lease_until > now)
+            ).scalar_one()
+        return int(requeued), int(live)
+
+    def requeue_dead(self, *, channel: str, now: datetime, release: str | None = None) -> int:
+        """For a channel that can ask the far end whether a delivery arrived (a social network):
+        its ambiguous rows become due again, with their attempts kept, so the sender looks before it sends."""
+        with self._engine.begin() as conn:
+            return int(conn.execute(
+                update(deliveries).where(*_scope(release, channel), _unresolved(now)).values(
+                    state="deferred", next_attempt_at=now, claimed_by=None, lease_until=None, updated_at=now,
+                    response="unknown after a crash or a lost answer: asking the network before posting again",
+                )
+            ).rowcount)
+
+    def conflicts(self, *, release: str | None = None, channel: str | None = None) -> list[tuple[str, str, str, str]]:
+        """(release, recipient, state the sender reported, its response) of every recorded conflict."""
+        with self._engine.connect() as conn:
+            return list(conn.execute(
+                select(deliveries.c.release, deliveries.c.recipient, delivery_conflicts.c.state, delivery_conflicts.c.response)
+                .select_from(delivery_conflicts.join(deliveries, deliveries.c.id == delivery_conflicts.c.delivery_id))
+                .where(*_scope(release, channel)).order_by(delivery_conflicts.c.id)
+            ).tuples())
+
+    def responses(self, *, release: str, channel: str) -> dict[str, str]:
+        """Recipient -> the last answer recorded for each row of (release, channel) (a post's URL)."""
+        with self._engine.connect() as conn:
+            return dict(conn.execute(
+                select(deliveries.c.recipient, deliveries.c.response).where(*_scope(release, channel))
+            ).tuples().all())
+
+    def states(self, *, release: str, channel: str) -> dict[str, str]:
+        """Recipient -> state of every row of (release, channel)."""
+        with self._engine.connect() as conn:
+            return dict(conn.execute(
+                select(deliveries.c.recipient, deliveries.c.state).where(*_scope(release, channel))
+            ).tuples().all())
 
     def channels(self, *, release: str) -> list[str]:
         """Channels with a plan for ``release``."""
@@ -469,10 +600,18 @@ class Ledger:
         )
 
 
-def _sending(release: str | None, channel: str | None) -> list:
-    where = [deliveries.c.state == "sending"]
+def _scope(release: str | None, channel: str | None) -> list:
+    where = []
     if release is not None:
         where.append(deliveries.c.release == release)
     if channel is not None:
-        where.append(deliveries.c.channel == channel)
+        where.append(deliveries.c.channel.startswith(channel) if channel.endswith(":") else deliveries.c.channel == channel)
     return where
+
+
+def _unresolved(now: datetime):
+    """Ambiguous rows: marked so after a lost answer, or left ``sending`` by a sender whose lease ran out."""
+    return or_(
+        deliveries.c.state == "ambiguous",
+        and_(deliveries.c.state == "sending", or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now)),
+    )

@@ -5,7 +5,8 @@ with its images beside it. The file starts with YAML front matter between ``---`
 :class:`FrontMatter` is the one table of what each field means and accepts.
 
 Every problem becomes a :class:`~pressroom.errors.ReleaseError` naming the file, the line
-and the field, and the release is skipped; the other releases still load.
+and the field, and the release is skipped; the other releases still load. What is only worth a
+second look (a date without a time) is a :class:`~pressroom.errors.ReleaseWarning`: the release loads.
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import nh3
 import yaml
 from markdown_it import MarkdownIt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
-from pressroom.errors import ReleaseError
+from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.settings import Settings
 
 __all__ = [
     "Contact",
+    "FrontMatter",
     "HeroImage",
     "Release",
     "LoadResult",
@@ -56,6 +59,7 @@ MAX_FILE_BYTES = 1_000_000
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 # Characters XML 1.0 forbids (they make readers reject a feed) and C1 controls, which no one types.
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 _ILLEGAL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
@@ -78,6 +82,14 @@ class Contact(_Frozen):
     organisation: str = ""
     email: str = ""
     phone: str = ""
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _ADDRESS.fullmatch(value):
+            raise _problem(f"{value!r} is not an email address", "write the whole address, e.g. press@example.org")
+        return value
 
 
 class ChannelOptions(_Frozen):
@@ -141,48 +153,13 @@ class Release(_Frozen):
         return self.social.get(name, ChannelOptions())
 
 
-class FrontMatter(BaseModel):
-    """What a comms officer may write between the ``---`` lines. Unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: str = Field(min_length=1, max_length=300)
-    slug: str | None = None
-    summary: str = Field("", max_length=2000)
-    date: str
-    timezone: str | None = None
-    status: Literal["draft", "approved"]
-    expires: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    language: str | None = None
-    author: str = ""
-    hero: dict[str, str] | None = None
-    contacts: list[Contact] = Field(default_factory=list)
-    about: str | None = None
-    canonical_url: str | None = None
-    email: ChannelOptions = ChannelOptions()
-    social: dict[Literal["mastodon", "bluesky", "linkedin", "outbox"], ChannelOptions] = Field(default_factory=dict)
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("title", "summary", "author")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        # A line break in a title would otherwise reach email headers and feed titles.
-        return " ".join(value.split())
-
-
 @dataclass
 class LoadResult:
-    """Every valid release (sorted newest first) and every problem found."""
+    """Every valid release (sorted newest first), every problem found, and the warnings of valid releases."""
 
     releases: list[Release] = field(default_factory=list)
     problems: list[ReleaseError] = field(default_factory=list)
+    warnings: list[ReleaseWarning] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -270,7 +247,19 @@ def _line_map(node: yaml.Node, prefix: tuple = (), lines: dict | None = None) ->
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"typographer": False}).enable(["table", "strikethrough"])
+    parser = MarkdownIt("commonmark", {"typographer": False}).enable(["table", "strikethrough"])
+    parser.core.ruler.push("cell_alignment", _cell_alignment)
+    return parser
+
+
+def _cell_alignment(state: Any) -> None:
+    """``---:`` columns as ``align="right"``: the sanitiser drops every style attribute (it would
+    let a release restyle the page), but keeps ``align``, which the site and email clients both honour."""
+    if "|" not in state.src:
+        return  # no table: most releases
+    for token in state.tokens:
+        if token.type in ("th_open", "td_open") and "style" in token.attrs:
+            token.attrs = {"align": str(token.attrs.pop("style")).removeprefix("text-align:")}
 
 
 _URL_ATTRIBUTES = {("a", "href"), ("img", "src")}
@@ -301,11 +290,230 @@ def render_markdown(text: str, *, base_url: str) -> tuple[str, list[str]]:
     return html, relative
 
 
+def _about_html(text: str, *, base_url: str) -> str:
+    """The About boilerplate as HTML. It is the same text in nearly every release: rendered once,
+    unless it has relative links, which differ with each release's URL."""
+    html, relative = _render_once(text)
+    return render_markdown(text, base_url=base_url)[0] if relative else html
+
+
+@lru_cache(maxsize=16)
+def _render_once(text: str) -> tuple[str, tuple[str, ...]]:
+    html, relative = render_markdown(text, base_url="")  # the base only ever joins relative links
+    return html, tuple(relative)
+
+
+# --------------------------------------------------------------------------- the front matter
+
+
+class _Context:
+    """What the validators need beyond the front matter: the file, the settings, and where warnings go."""
+
+    __slots__ = ("path", "settings", "warnings")
+
+    def __init__(self, path: Path, settings: Settings) -> None:
+        self.path = path
+        self.settings = settings
+        self.warnings: list[tuple[str, str, str]] = []  # (message, field, hint)
+
+
+def _problem(message: str, hint: str, *, field: str = "", at: str = "") -> PydanticCustomError:
+    """A validation error that carries its own hint; ``field`` and ``at`` (the line to point at,
+    dotted) override the location pydantic would give."""
+    return PydanticCustomError("release", "{message}", {"message": message, "hint": hint, "field": field, "at": at})
+
+
+def _context(info: ValidationInfo) -> _Context:
+    return info.context  # type: ignore[no-any-return]
+
+
+class FrontMatter(BaseModel):
+    """What a comms officer may write between the ``---`` lines: one field, one rule, one hint.
+
+    Validated with a :class:`_Context`; fields are checked in this order and a validator may use
+    the fields above it (``date`` reads ``timezone``, ``hero`` reads ``slug``). Unknown keys are errors.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=300)
+    slug: str = Field("", validate_default=True, description="default: the file (or bundle folder) name")
+    summary: str = Field("", max_length=2000)
+    timezone: str = Field("", validate_default=True, description="default: [site] timezone")
+    date: datetime
+    status: Literal["draft", "approved"]
+    expires: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+    language: str = Field("", validate_default=True, description="default: [site] language")
+    author: str = ""
+    hero: HeroImage | None = None
+    contacts: list[Contact] = Field(default_factory=list)
+    about: str | None = None
+    canonical_url: str | None = None
+    email: ChannelOptions = ChannelOptions()
+    social: dict[Literal["mastodon", "bluesky", "linkedin", "outbox"], ChannelOptions] = Field(default_factory=dict)
+
+    @field_validator("title", "summary", "author")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # A line break in a title would otherwise reach email headers and feed titles.
+        return " ".join(value.split())
+
+    @field_validator("slug", mode="before")
+    @classmethod
+    def _slug(cls, value: Any, info: ValidationInfo) -> Any:
+        if value in ("", None):
+            path = _context(info).path
+            value = slugify(path.parent.name if path.name == "index.md" else path.stem)
+        if not isinstance(value, str) or not SLUG_RE.fullmatch(value) or len(value) > 100:
+            raise _problem(
+                f"{value!r} is not a valid slug",
+                "use lowercase letters, digits and single hyphens, e.g. cluster-hub-launch",
+                field="slug",
+            )
+        return value
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _zone(cls, value: Any, info: ValidationInfo) -> Any:
+        name = value or _context(info).settings.site.timezone
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise _problem(f"unknown time zone {name!r}", "use an IANA name such as Europe/Brussels or UTC") from None
+        return name
+
+    @field_validator("date", mode="plain")
+    @classmethod
+    def _date(cls, value: Any, info: ValidationInfo) -> datetime | None:
+        zone = info.data.get("timezone")
+        if zone is None:
+            return None  # the time zone is wrong and already reported
+        instant = _instant(value, ZoneInfo(zone), "an explicit offset is never ambiguous: 2024-07-30T09:00:00+02:00")
+        if _DATE_ONLY.fullmatch(value.strip()):
+            _context(info).warnings.append((
+                f"{value.strip()} has no time: it means 00:00 in {zone}",
+                "date",
+                f"write the time too, e.g. 'date: {value.strip()} 09:00'",
+            ))
+        return instant
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _lowercase_status(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != value.lower() and value.lower() in ("draft", "approved"):
+            raise _problem(f"{value!r} is not one of: 'draft', 'approved'", f"write it in lowercase: 'status: {value.lower()}'")
+        return value
+
+    @field_validator("expires", mode="plain")
+    @classmethod
+    def _expires(cls, value: Any, info: ValidationInfo) -> datetime | None:
+        date = info.data.get("date")
+        if value is None or date is None:
+            return None
+        hint = "set it later than 'date' or remove it"
+        expires = _instant(value, ZoneInfo(info.data["timezone"]), hint)
+        if expires <= date:
+            raise _problem("is not after the publication date", hint)
+        return expires
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _distinct_tags(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(" ".join(tag.split()) for tag in value if tag.strip()))
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any, info: ValidationInfo) -> Any:
+        language = value or _context(info).settings.site.language
+        if not isinstance(language, str) or not LANGUAGE_RE.fullmatch(language):
+            raise _problem(f"{language!r} is not a language tag", "use a tag such as en, de or pt-BR")
+        return language
+
+    @field_validator("hero", mode="plain")
+    @classmethod
+    def _hero(cls, value: Any, info: ValidationInfo) -> HeroImage | None:
+        if value is None:
+            return None
+        shape = 'write hero: {src: photo.jpg, alt: "what the photo shows"}'
+        if isinstance(value, str):
+            raise _problem(
+                "a hero is an image and its alt text, not only a file name",
+                f'write hero: {{src: {value.strip()}, alt: "…"}} with alt saying what the picture shows',
+            )
+        if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+            raise _problem("is not a {src, alt} pair", shape)
+        unknown = [key for key in value if key not in ("src", "alt")]
+        if unknown:
+            raise _problem("unknown field", "the fields of hero are: src, alt", field=f"hero.{unknown[0]}", at=f"hero.{unknown[0]}")
+        src, alt = value.get("src", "").strip(), " ".join(value.get("alt", "").split())
+        if not src:
+            raise _problem("hero needs src", shape, field="hero.src")
+        if not alt:
+            raise _problem(
+                "hero image needs alt text",
+                "describe the picture for people who cannot see it, e.g. alt: Researchers at the pilot plant",
+                field="hero.alt",
+            )
+        if urlsplit(src).scheme:
+            return HeroImage(src=src, alt=alt)
+        slug = info.data.get("slug")
+        if slug is None:
+            return None  # the slug is wrong and already reported
+        context = _context(info)
+        file, message, hint = _local_image(src, context.path)
+        if message:
+            raise _problem(message, hint, field="hero.src", at="hero.src")
+        url = f"{context.settings.site.base_url}/releases/{slug}/"
+        return HeroImage(src=urljoin(url, file.relative_to(context.path.parent.resolve()).as_posix()), alt=alt, file=file)
+
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _instant(value: Any, zone: ZoneInfo, hint: str) -> datetime:
+    """A front-matter time as an aware datetime: an offset if written, else ``zone``'s wall clock."""
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise _problem(
+            f"{value!r} is not a date and time; write it as 2024-07-30 09:00 or 2024-07-30T09:00:00+02:00", hint
+        ) from None
+    if parsed.tzinfo is not None:
+        return parsed
+    try:
+        return resolve_local_time(parsed, zone)
+    except ValueError as exc:
+        raise _problem(str(exc), hint) from None
+
+
+def _local_image(reference: str, path: Path) -> tuple[Path, str, str]:
+    """The file an image reference of release ``path`` names, and ``(message, hint)`` of what is
+    wrong with it (empty if nothing)."""
+    folder = path.parent.resolve()  # only for releases with local images: resolve() costs system calls
+    target = (folder / PurePosixPath(reference)).resolve()
+    # Images are published beside the page under the same relative path, so they must live
+    # below the release's folder: that keeps every image URL and its copy in step.
+    if not target.is_relative_to(folder):
+        return target, f"{reference!r} points outside the release's folder", "keep images next to the release file or in a folder below it"
+    if not target.is_file():
+        return target, f"image file {reference!r} not found next to {path.name}", f"add the file to {path.parent} or fix the name"
+    return target, "", ""
+
+
 # --------------------------------------------------------------------------- loading
 
 
-def _split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
-    """Return (yaml, markdown body, line number where the body starts)."""
+def _split_front_matter(text: str, path: Path) -> tuple[str, str]:
+    """Return (yaml, markdown body)."""
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise ReleaseError(
@@ -317,7 +525,7 @@ def _split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
         )
     for index in range(1, len(lines)):
         if lines[index].strip() in ("---", "..."):
-            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
+            return "".join(lines[1:index]), "".join(lines[index + 1 :])
     raise ReleaseError(
         "the front matter is never closed",
         path=path,
@@ -341,21 +549,12 @@ def _decode(raw: bytes, path: Path) -> str:
         ) from None
 
 
-def _parse_instant(value: str, zone: ZoneInfo) -> datetime:
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a date and time; write it as 2024-07-30 09:00 or 2024-07-30T09:00:00+02:00"
-        ) from None
-    if parsed.tzinfo is None:
-        return resolve_local_time(parsed, zone)
-    return parsed
+def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarning] | None = None) -> Release:
+    """Read and validate one release file; raise :class:`ReleaseError` on the first problem.
 
-
-def load_release(path: Path, settings: Settings) -> Release:
-    """Read and validate one release file; raise :class:`ReleaseError` on the first problem."""
+    What is worth a second look but still publishes (a date without a time) is appended to
+    ``warnings`` when a list is given.
+    """
     path = Path(path)
     raw = path.read_bytes()
     if len(raw) > MAX_FILE_BYTES:
@@ -367,13 +566,60 @@ def load_release(path: Path, settings: Settings) -> Release:
             hint="put images and attachments beside index.md in a bundle folder and link them instead",
         )
     text = clean_text(_decode(raw, path))
-    front, body, body_line = _split_front_matter(text, path)
+    front, body = _split_front_matter(text, path)
+    node, data = _parse_yaml(front, path)
+    lines = _line_map(node)
+    context = _Context(path, settings)
+    try:
+        meta = FrontMatter.model_validate(_clean_strings(data), context=context)
+    except ValidationError as exc:
+        raise _release_error(exc.errors(include_url=False)[0], path, lines) from None
 
-    def error(message: str, field: str, loc: tuple = (), hint: str = "") -> ReleaseError:
-        line = lines.get(loc or (field,), None)
-        return ReleaseError(message, path=path, line=2 + line if line is not None else 1, field=field, hint=hint)
+    url = f"{settings.site.base_url}/releases/{meta.slug}/"
+    assets = [meta.hero.file] if meta.hero is not None and meta.hero.file is not None else []
+    body_html, relative = render_markdown(body, base_url=url)
+    for reference in relative:
+        reference_path = urlsplit(reference).path
+        if PurePosixPath(reference_path).suffix.lower() in _IMAGE_SUFFIXES:
+            file, message, hint = _local_image(reference_path, path)
+            if message:
+                raise ReleaseError(message, path=path, line=1, field="body", hint=hint)
+            assets.append(file)
+    about_source = settings.site.about if meta.about is None else meta.about
+    about_html = _about_html(about_source, base_url=url) if about_source.strip() else ""
+    if warnings is not None:
+        for message, name, hint in context.warnings:
+            warnings.append(ReleaseWarning(message, path=path, line=_line(lines, (name,)), field=name, hint=hint))
 
-    lines: dict[tuple, int] = {}
+    # Not the body's whole text: a table or list after a sentence without a full stop would join it.
+    first = _FIRST_PARAGRAPH.search(body_html)
+    return Release(
+        slug=meta.slug,
+        title=meta.title,
+        summary=meta.summary or _first_sentence(plain_text(first.group(1) if first else body_html)),
+        date=meta.date,
+        status=meta.status,
+        expires=meta.expires,
+        tags=tuple(meta.tags),
+        language=meta.language,
+        author=meta.author,
+        hero=meta.hero,
+        contacts=tuple(meta.contacts),
+        about_html=about_html,
+        canonical_url=meta.canonical_url,
+        email=meta.email,
+        social=dict(meta.social),
+        body_markdown=body,
+        body_html=body_html,
+        url=url,
+        source=path,
+        assets=tuple(dict.fromkeys(assets)),
+        digest=hashlib.blake2b(raw + settings.fingerprint.encode(), digest_size=16).hexdigest(),
+    )
+
+
+def _parse_yaml(front: str, path: Path) -> tuple[yaml.Node, dict]:
+    """The front matter's YAML node (for line numbers) and its data, which must be a mapping."""
     loader = _StringLoader(front)
     try:
         node = loader.get_single_node()
@@ -381,6 +627,15 @@ def load_release(path: Path, settings: Settings) -> Release:
     except yaml.YAMLError as exc:
         # The context mark points at where an unclosed quote or bracket began, which is what needs fixing.
         mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        tab = _tab_indented_line(front, before=mark.line if mark else len(front))
+        if tab is not None:
+            raise ReleaseError(
+                "a tab in the indentation",
+                path=path,
+                line=2 + tab,
+                field="front-matter",
+                hint="YAML indents with spaces only: replace the tab at the start of the line with spaces",
+            ) from None
         problem = " ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)])) or str(exc)
         raise ReleaseError(
             f"invalid YAML: {problem}",
@@ -399,137 +654,55 @@ def load_release(path: Path, settings: Settings) -> Release:
             field="front-matter",
             hint="write one 'field: value' per line, e.g. 'title: Our news'",
         )
-    lines = _line_map(node)
-    data = _clean_strings(data)
+    return node, data
 
-    try:
-        meta = FrontMatter.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        name = ".".join(str(part) for part in loc)
-        message = first["msg"].removeprefix("Value error, ")
-        hint = _FIELD_HINTS.get(str(loc[0]), "see the front-matter fields in the README")
-        if first["type"] == "missing":
-            message, hint = "is required", _FIELD_HINTS.get(str(loc[0]), hint)
-            return_line = 1
-            raise ReleaseError(message, path=path, line=return_line, field=name, hint=hint) from None
-        if first["type"] == "literal_error":
-            message = f"{first['input']!r} is not one of: {first['ctx']['expected'].replace(' or ', ', ')}"
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
+
+def _tab_indented_line(front: str, *, before: int) -> int | None:
+    """0-based number of the first line up to ``before`` whose indentation holds a tab."""
+    if "\t" not in front:
+        return None
+    for number, line in enumerate(front.splitlines()[: before + 1]):
+        if "\t" in line[: len(line) - len(line.lstrip(" \t"))]:
+            return number
+    return None
+
+
+def _line(lines: dict[tuple, int], loc: tuple) -> int:
+    """1-based file line of a front-matter field (the front matter starts on line 2); 1 if not written."""
+    line = lines.get(loc)
+    return 2 + line if line is not None else 1
+
+
+#: The fields of each nested section, for "unknown field" hints.
+_SECTIONS: dict[str, type[BaseModel]] = {"email": ChannelOptions, "social": ChannelOptions, "contacts": Contact}
+
+
+def _release_error(error: Any, path: Path, lines: dict[tuple, int]) -> ReleaseError:
+    """The first pydantic error as a ReleaseError: the field, its line, a message and what to do."""
+    loc = tuple(error["loc"])
+    kind, ctx = error["type"], error.get("ctx") or {}
+    name = ctx.get("field") or ".".join(str(part) for part in loc)
+    at = tuple(int(part) if part.isdigit() else part for part in ctx["at"].split(".")) if ctx.get("at") else loc
+    hint = _FIELD_HINTS.get(str(loc[0]), "see the front-matter fields in the README")
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "release":
+        hint = ctx["hint"]
+    elif kind == "missing":  # at the section it is missing from (line 1 for a top-level field)
+        return ReleaseError("is required", path=path, line=_line(lines, loc[:-1]), field=name, hint=hint)
+    elif kind == "literal_error":
+        message = f"{error['input']!r} is not one of: {ctx['expected'].replace(' or ', ', ')}"
+    elif kind == "extra_forbidden":
+        message = "unknown field"
+        if len(loc) == 1:
             hint = "remove it or check its spelling; known fields: " + ", ".join(FrontMatter.model_fields)
-        raise error(message, name, loc, hint) from None
-
-    zone_name = meta.timezone or settings.site.timezone
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise error(
-            f"unknown time zone {zone_name!r}", "timezone", hint="use an IANA name such as Europe/Brussels or UTC"
-        ) from None
-    try:
-        date = _parse_instant(meta.date, zone)
-    except ValueError as exc:
-        raise error(str(exc), "date", hint="an explicit offset is never ambiguous: 2024-07-30T09:00:00+02:00") from None
-    expires = None
-    if meta.expires:
-        try:
-            expires = _parse_instant(meta.expires, zone)
-        except ValueError as exc:
-            raise error(str(exc), "expires") from None
-        if expires <= date:
-            raise error("is not after the publication date", "expires", hint="set it later than 'date' or remove it")
-
-    is_bundle = path.name == "index.md"
-    slug = meta.slug if meta.slug is not None else slugify(path.parent.name if is_bundle else path.stem)
-    if not SLUG_RE.fullmatch(slug or "") or len(slug) > 100:
-        raise error(
-            f"{slug!r} is not a valid slug",
-            "slug",
-            hint="use lowercase letters, digits and single hyphens, e.g. cluster-hub-launch",
-        )
-    language = meta.language or settings.site.language
-    if not LANGUAGE_RE.fullmatch(language):
-        raise error(f"{language!r} is not a language tag", "language", hint="use a tag such as en, de or pt-BR")
-
-    url = f"{settings.site.base_url}/releases/{slug}/"
-    folder = path.parent
-    assets: list[Path] = []
-
-    def local_file(reference: str, field_name: str, loc: tuple) -> Path:
-        target = (folder / PurePosixPath(reference)).resolve()
-        # Images are published beside the page under the same relative path, so they must live
-        # below the release's folder: that keeps every image URL and its copy in step.
-        if not target.is_relative_to(folder.resolve()):
-            raise error(
-                f"{reference!r} points outside the release's folder",
-                field_name,
-                loc,
-                hint="keep images next to the release file or in a folder below it",
-            )
-        if not target.is_file():
-            raise error(
-                f"image file {reference!r} not found next to {path.name}",
-                field_name,
-                loc,
-                hint=f"add the file to {folder} or fix the name",
-            )
-        return target
-
-    hero = None
-    if meta.hero is not None:
-        src, alt = meta.hero.get("src", "").strip(), " ".join(meta.hero.get("alt", "").split())
-        if not src:
-            raise error("hero needs src", "hero.src", ("hero",), hint="write hero: {src: photo.jpg, alt: ...}")
-        if not alt:
-            raise error(
-                "hero image needs alt text",
-                "hero.alt",
-                ("hero",),
-                hint="describe the picture for people who cannot see it, e.g. alt: Researchers at the pilot plant",
-            )
-        file = None
-        if not urlsplit(src).scheme:
-            file = local_file(src, "hero.src", ("hero", "src"))
-            assets.append(file)
-            src = urljoin(url, file.relative_to(folder.resolve()).as_posix())
-        hero = HeroImage(src=src, alt=alt, file=file)
-
-    body_html, relative = render_markdown(body, base_url=url)
-    for reference in relative:
-        reference_path = urlsplit(reference).path
-        if PurePosixPath(reference_path).suffix.lower() in _IMAGE_SUFFIXES:
-            assets.append(local_file(reference_path, "body", ()))
-    about_source = settings.site.about if meta.about is None else meta.about
-    about_html = render_markdown(about_source, base_url=url)[0] if about_source.strip() else ""
-
-    digest = hashlib.blake2b(raw + settings.fingerprint.encode(), digest_size=16).hexdigest()
-    return Release(
-        slug=slug,
-        title=meta.title,
-        summary=meta.summary or _first_sentence(plain_text(body_html)),
-        date=date,
-        status=meta.status,
-        expires=expires,
-        tags=tuple(dict.fromkeys(" ".join(tag.split()) for tag in meta.tags if tag.strip())),
-        language=language,
-        author=meta.author,
-        hero=hero,
-        contacts=tuple(meta.contacts),
-        about_html=about_html,
-        canonical_url=meta.canonical_url,
-        email=meta.email,
-        social=dict(meta.social),
-        body_markdown=body,
-        body_html=body_html,
-        url=url,
-        source=path,
-        assets=tuple(dict.fromkeys(assets)),
-        digest=digest,
-    )
+        else:
+            section = ".".join(str(part) for part in loc[:-1])
+            fields = ", ".join(_SECTIONS[str(loc[0])].model_fields)
+            hint = f"remove it or check its spelling; the fields of {section} are: {fields}"
+    return ReleaseError(message, path=path, line=_line(lines, at), field=name, hint=hint)
 
 
+_FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".avif"}
 
 _FIELD_HINTS = {
@@ -566,12 +739,13 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
     parsed = _parse_files([file for file, release in cached.items() if release is None], settings)
     for file in files:
         try:
-            release = cached[file]
-            if release is None:
+            loaded = cached[file]
+            if loaded is None:
                 outcome = parsed[file]
                 if isinstance(outcome, Exception):
                     raise outcome
-                release = cache.put(file, outcome)
+                loaded = cache.put(file, *outcome)
+            release, warnings = loaded
         except ReleaseError as exc:
             result.problems.append(exc)
             continue
@@ -591,6 +765,7 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
             continue
         seen[release.slug] = file
         result.releases.append(release)
+        result.warnings += warnings
     result.releases.sort(key=lambda release: (release.date, release.slug), reverse=True)
     if path is None:  # a check of one file must not shrink the cache to that file
         cache.save()
@@ -605,8 +780,8 @@ _PARALLEL_FROM = 500
 _WORKERS = min(4, os.cpu_count() or 1)
 
 
-def _parse_files(files: list[Path], settings: Settings) -> dict[Path, Release | Exception]:
-    """Each file's Release, or the ReleaseError or OSError that reading it raised."""
+def _parse_files(files: list[Path], settings: Settings) -> dict[Path, _Parsed | Exception]:
+    """Each file's Release and warnings, or the ReleaseError or OSError that reading it raised."""
     if len(files) >= _PARALLEL_FROM and _WORKERS > 1:
         context = multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
         try:
@@ -633,27 +808,45 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _parse_one(file: Path, settings: Settings) -> Release | Exception:
+_Parsed = tuple[Release, list[ReleaseWarning]]
+
+
+def _parse_one(file: Path, settings: Settings) -> _Parsed | Exception:
+    warnings: list[ReleaseWarning] = []
     try:
-        return load_release(file, settings)
+        return load_release(file, settings, warnings=warnings), warnings
     except (ReleaseError, OSError) as exc:
         return exc
 
 
-def _parse_portable(file: Path, settings: Settings) -> Release | OSError | tuple:
-    """``_parse_one`` in a worker: a ReleaseError travels as its fields (its keyword-only
-    constructor does not unpickle)."""
+def _fields(problem: ReleaseError) -> tuple:
+    """A problem or warning as plain fields, to pickle: its keyword-only constructor does not unpickle."""
+    return (isinstance(problem, ReleaseWarning), problem.message, problem.path, problem.line, problem.field, problem.hint)
+
+
+def _from_fields(fields: tuple) -> ReleaseError:
+    warning, message, path, line, field_name, hint = fields
+    return (ReleaseWarning if warning else ReleaseError)(message, path=path, line=line, field=field_name, hint=hint)
+
+
+def _parse_portable(file: Path, settings: Settings) -> tuple | OSError:
+    """``_parse_one`` in a worker, with problems and warnings as their fields."""
     outcome = _parse_one(file, settings)
     if isinstance(outcome, ReleaseError):
-        return (outcome.message, outcome.path, outcome.line, outcome.field, outcome.hint)
-    return outcome
+        return _fields(outcome)
+    if isinstance(outcome, OSError):
+        return outcome
+    release, warnings = outcome
+    return release, [_fields(warning) for warning in warnings]
 
 
-def _restore(outcome: Release | OSError | tuple) -> Release | Exception:
-    if isinstance(outcome, tuple):
-        message, path, line, field_name, hint = outcome
-        return ReleaseError(message, path=path, line=line, field=field_name, hint=hint)
-    return outcome
+def _restore(outcome: tuple | OSError) -> _Parsed | Exception:
+    if isinstance(outcome, OSError):
+        return outcome
+    if not isinstance(outcome[0], Release):
+        return _from_fields(outcome)
+    release, warnings = outcome
+    return release, [_from_fields(warning) for warning in warnings]  # type: ignore[misc]
 
 
 class _ReleaseCache:
@@ -682,7 +875,7 @@ class _ReleaseCache:
         stat = path.stat()
         return stat.st_size, stat.st_mtime_ns
 
-    def get(self, file: Path) -> Release | None:
+    def get(self, file: Path) -> tuple[Release, list[ReleaseWarning]] | None:
         entry = self.old.get(str(file))
         try:
             if not entry or entry[:2] != (self.salt, self._stamp(file)):
@@ -692,11 +885,13 @@ class _ReleaseCache:
         except OSError:
             return None  # the file or an image went away: parse again, which reports it
         self.new[str(file)] = entry
-        return entry[3]
+        return entry[3], [_from_fields(warning) for warning in entry[4]]  # type: ignore[misc]
 
-    def put(self, file: Path, release: Release) -> Release:
-        self.new[str(file)] = (self.salt, self._stamp(file), [self._stamp(a) for a in release.assets], release)
-        return release
+    def put(self, file: Path, release: Release, warnings: list[ReleaseWarning]) -> tuple[Release, list[ReleaseWarning]]:
+        stamps = [self._stamp(asset) for asset in release.assets]
+        # Warnings as fields: a pickled ReleaseWarning would not load, and the whole cache with it.
+        self.new[str(file)] = (self.salt, self._stamp(file), stamps, release, [_fields(w) for w in warnings])
+        return release, warnings
 
     def save(self) -> None:
         if self.new.keys() == self.old.keys() and all(self.new[k] is self.old[k] for k in self.new):

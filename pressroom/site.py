@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache, partial
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from pressroom import feeds as feeds_module
 from pressroom import releases as releases_module
@@ -370,6 +370,21 @@ def _image_size(path: Path | None) -> tuple[int, int] | None:
     return None
 
 
+_DEFAULT_CARD = "card.png"  # shipped in templates/site/static/, 1200x630: what a link preview shows
+
+
+def _default_image(settings: Settings) -> dict[str, object] | None:
+    """The og:image of a page without a hero: the site's logo, else the default card (None if a
+    site's own templates/site/static/ has none)."""
+    site = settings.site
+    if site.logo:
+        return {"src": urljoin(f"{site.base_url}/", site.logo), "size": None}
+    card = settings.path("templates") / "site" / _STATIC / _DEFAULT_CARD
+    if not card.is_file():
+        return None
+    return {"src": f"{site.base_url}/{_STATIC}/{_DEFAULT_CARD}", "size": _image_size(card)}
+
+
 def _date_text(moment: datetime) -> str:
     return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
 
@@ -382,7 +397,7 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
     # fingerprint is part of the cache key so an edited template is picked up by a long-lived process;
     # that is also why Jinja need not stat every template file again on each page (auto_reload).
     del fingerprint
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         auto_reload=False,
         autoescape=True,
@@ -391,6 +406,29 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.filters["breakable"] = _breakable
+    return environment
+
+
+def _breakable(text: str) -> Markup:
+    """An address or URL that may wrap after ``@`` and ``/`` (a ``<wbr>`` there, not in ``//``), never inside a word."""
+    return Markup(re.sub(r"(@|(?<!/)/(?![/]|$))", r"\1<wbr>", str(escape(text))))  # noqa: S704
+
+
+_TABLE = re.compile(r"<table>(.*?)</table>", re.S)
+
+
+def _scrolling_tables(fragment: str) -> str:
+    """Each table in a box that scrolls sideways on a narrow screen, reachable and named for the keyboard."""
+
+    def wrap(match: re.Match[str]) -> str:
+        head = re.search(r"<tr>(.*?)</tr>", match.group(1), re.S)
+        headers = re.findall(r"<th[^>]*>(.*?)</th>", head.group(1) if head else "", re.S)
+        cells = [" ".join(re.sub(r"<[^>]+>", " ", cell).split()).replace('"', "&quot;") for cell in headers]
+        label = "Table: " + ", ".join(filter(None, cells)) if any(cells) else "Table"
+        return f'<div class="table-scroll" tabindex="0" role="region" aria-label="{label}">{match.group(0)}</div>'
+
+    return _TABLE.sub(wrap, fragment)
 
 
 def _template_location(exc: jinja2.TemplateError, name: str) -> str:
@@ -448,6 +486,7 @@ class _Renderer:
             "feeds": FEED_FILES,
             "subscribe": Markup(subscribe),
             "description": self.site.description or f"Press releases of {self.site.name}",
+            "default_image": _default_image(settings),
         }
 
     def _render(self, name: str, **context: object) -> str:
@@ -467,7 +506,7 @@ class _Renderer:
         """Sanitised release HTML with the site's own absolute URLs made relative (works on any host)."""
         base = self.site.base_url
         fragment = fragment.replace(f'href="{base}/', f'href="{root}').replace(f'src="{base}/', f'src="{root}')
-        return Markup(fragment)  # noqa: S704 - body_html was sanitised by nh3 in releases.py
+        return Markup(_scrolling_tables(fragment))  # noqa: S704 - body_html was sanitised by nh3 in releases.py
 
     def _card(self, release: Release) -> dict[str, object]:
         return {
@@ -542,7 +581,8 @@ class _Renderer:
     def not_found(self) -> bytes:
         # Served for any missing path, so its links are absolute from the site root.
         root = urlsplit(self.site.base_url).path.rstrip("/") + "/"
-        return self._page("404.html.j2", "", root=root, lang=self.site.language, canonical=f"{self.site.base_url}/")
+        # No canonical: it would tell search engines that every missing address is the home page.
+        return self._page("404.html.j2", "", root=root, lang=self.site.language, canonical=None)
 
 
 def _sitemap(settings: Settings, releases: list[Release], tags: list[_Tag]) -> bytes:

@@ -172,3 +172,11 @@ def simple_render(delivery) -> bytes:  # noqa: ANN001
         f"From: press@example.org\r\nTo: {delivery.recipient}\r\nSubject: {delivery.release}\r\n"
         f"Message-ID: <{delivery.release}.{delivery.id}@example.org>\r\n\r\nHello {delivery.name or 'reader'}.\r\n"
     ).encode()
+
+
+def drain(*, settings, ledger, audience=None, release: str, render=simple_render, channel: str = "email"):  # noqa: ANN001
+    """Send every due row of (release, channel) the way production's send task does: one dispatch worker."""
+    from pressroom.dispatch import EmailChannel, send_email
+
+    del audience  # the engine reads the audience through the ledger
+    return send_email(channel=EmailChannel(name=channel, settings=settings, render=render), ledger=ledger, release=release)

@@ -56,3 +56,23 @@ def test_scheduled_release_shows_as_scheduled(project):
     result = runner.invoke(app, ["check", "--settings", str(project.root / "pressroom.toml")])
     assert result.exit_code == 0
     assert "later  scheduled  2030-01-01 08:00 UTC = 2030-01-01 09:00 CET (Europe/Brussels)" in result.output
+
+
+def test_a_warning_is_listed_but_the_release_still_loads_and_check_passes(project):
+    project.write_release("midnight", date="2024-07-29")
+    runner = CliRunner()
+    result = runner.invoke(app, ["check", "--settings", str(project.root / "pressroom.toml"), "--now", "2024-08-01T00:00:00+00:00"])
+    assert result.exit_code == 0, result.output
+    assert "midnight.md:3: date: warning: 2024-07-29 has no time: it means 00:00 in Europe/Brussels" in result.output
+    assert "ok  midnight  public     2024-07-28 22:00 UTC = 2024-07-29 00:00 CEST (Europe/Brussels)" in result.output
+    assert "1 of 1 releases valid" in result.output
+
+
+def test_a_cached_release_keeps_its_warning(project):
+    project.write_release("midnight", date="2024-07-29")
+    settings = project.settings()
+    from pressroom.releases import load_releases
+
+    first, second = load_releases(settings), load_releases(settings)  # the second comes from var/cache/
+    assert [w.message for w in first.warnings] == [w.message for w in second.warnings] != []
+    assert [r.slug for r in second.releases] == ["midnight"]

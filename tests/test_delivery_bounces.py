@@ -23,8 +23,8 @@ def sent(db_url):  # noqa: F811
         audience.add(address=address, now=NOW, source="test")
     ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=NOW)
     token, rows = ledger.claim(release="news", channel="email", limit=10, now=NOW)
-    ledger.begin_sending(ids=[r.id for r in rows], worker=token, now=NOW)
-    ledger.finish(outcomes=[Outcome(id=r.id, state="sent", response="250 ok") for r in rows], now=NOW)
+    ledger.advance(worker=token, outcomes=[], begin=[r.id for r in rows], now=NOW)
+    ledger.advance(worker=token, outcomes=[Outcome(id=r.id, state="sent", response="250 ok") for r in rows], begin=[], now=NOW)
     return audience, ledger
 
 

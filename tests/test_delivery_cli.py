@@ -48,8 +48,8 @@ def test_deliveries_report_and_retry_ambiguous(project) -> None:
     ledger = Ledger.from_settings(project.settings())
     ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=NOW)
     token, rows = ledger.claim(release="news", channel="email", limit=10, now=NOW)
-    ledger.begin_sending(ids=[r.id for r in rows], worker=token, now=NOW)
-    ledger.finish(outcomes=[Outcome(id=rows[0].id, state="sent", response="250 ok")], now=NOW)
+    ledger.advance(worker=token, outcomes=[], begin=[r.id for r in rows], now=NOW)
+    ledger.advance(worker=token, outcomes=[Outcome(id=rows[0].id, state="sent", response="250 ok")], begin=[], now=NOW)
 
     report = run(project, "deliveries", "report", "--release", "news")
     assert "news: sent 1, deferred 0, failed 0, suppressed 0, ambiguous 1" in report.output

@@ -29,7 +29,7 @@ bounced@example.org,Bounced Reader,,per-release,confirmed
 def email_step(prefect_harness):
     from prefect import flow
 
-    from flows.email import send_release_email
+    from flows.publish import email_step
     from pressroom.settings import load_settings
 
     @flow(name="test-email-step")
@@ -38,7 +38,8 @@ def email_step(prefect_harness):
         release = next(r for r in load_releases(settings).releases if r.slug == slug)
         ledger = Ledger.from_settings(settings)
         ledger.record_public(releases=[release], now=now)
-        return send_release_email(release=release, settings=settings, ledger=ledger, now=now)
+        return email_step(release=release, settings=settings, ledger=ledger, now=now,
+                          first_seen=ledger.first_published()[slug], settings_file=settings_file)
 
     return step
 

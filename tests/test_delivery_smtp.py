@@ -10,9 +10,9 @@ import ssl
 import pytest
 
 from pressroom.audience import Audience
-from pressroom.delivery import drain
+
 from pressroom.ledger import Ledger
-from tests._delivery import FaultyHandler, Received, SmtpServer, simple_render
+from tests._delivery import FaultyHandler, Received, SmtpServer, drain, simple_render
 from tests.conftest import NOW
 
 

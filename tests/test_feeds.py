@@ -195,3 +195,43 @@ def test_ampersands_and_quotes_in_titles_read_back_exactly(project):
     for name in ("feed.xml", "atom.xml"):
         entry = feedparser.parse((project.root / "public" / name).read_bytes()).entries[0]
         assert (entry.title, entry.summary) == (title, "Costs & benefits, explained"), name
+
+
+_MEDIA = "{http://search.yahoo.com/mrss/}"
+_DC = "{http://purl.org/dc/elements/1.1/}"
+
+
+def test_feeds_carry_what_validators_and_readers_look_for(project):
+    write_sample(project)
+    project.write_release("auf-deutsch", title="Eine Meldung", date="2024-07-25 09:00", extra="language: de\n")
+    _, releases = build(project, NOW)
+    public = project.root / "public"
+    by_url = {release.url: release for release in releases}
+
+    rss = etree.fromstring((public / "feed.xml").read_bytes())
+    items = rss.findall("channel/item")
+    # A hero is one <media:content> directly in the item: a <media:group> of one is flagged.
+    assert rss.findall(f".//{_MEDIA}group") == []
+    passport = next(item for item in items if item.findtext("link").endswith("/battery-passport-pilot/"))
+    (media,) = passport.findall(f"{_MEDIA}content")
+    assert media.get("url") == f"{BASE}/releases/battery-passport-pilot/hero.png" and media.get("medium") == "image"
+    # RSS <author> must be an email address: names go in dc:creator, on every item.
+    assert rss.findall(".//item/author") == []
+    creators = {item.findtext("link"): item.findtext(f"{_DC}creator") for item in items}
+    assert creators[f"{BASE}/releases/battery-passport-pilot/"] == "Test Hub Press Office"
+    assert creators[f"{BASE}/releases/recycling-record/"] == "Test Hub"  # no author: the organisation
+    parsed = feedparser.parse((public / "feed.xml").read_bytes())
+    assert not parsed.bozo
+    assert [entry.author for entry in parsed.entries] == [creators[entry.link] for entry in parsed.entries]
+
+    atom = etree.fromstring((public / "atom.xml").read_bytes())
+    assert atom.find(f"{{http://www.w3.org/2005/Atom}}author/{{http://www.w3.org/2005/Atom}}name").text == "Test Hub"
+    assert atom.findall(f".//{_MEDIA}group") == []
+    lang = "{http://www.w3.org/XML/1998/namespace}lang"
+    for entry in atom.iterfind("{http://www.w3.org/2005/Atom}entry"):
+        url = entry.findtext("{http://www.w3.org/2005/Atom}id")
+        assert entry.get(lang) == by_url[url].language
+        for required in ("title", "updated", "link"):
+            assert entry.find(f"{{http://www.w3.org/2005/Atom}}{required}") is not None, (url, required)
+    german = feedparser.parse((public / "atom.xml").read_bytes()).entries
+    assert [entry.title_detail.language for entry in german if entry.link.endswith("/auf-deutsch/")] == ["de"]

@@ -92,9 +92,9 @@ def test_concurrent_claims_never_overlap(audience: Audience, ledger: Ledger) -> 
             token, rows = ledger.claim(release="r", channel="email", limit=37, now=NOW)
             if not rows:
                 return
-            ok = ledger.begin_sending(ids=[r.id for r in rows], worker=token, now=NOW)
+            ok = ledger.advance(worker=token, outcomes=[], begin=[r.id for r in rows], now=NOW)
             taken[index].extend(r.recipient for r in rows if r.id in ok)
-            ledger.finish(outcomes=[Outcome(id=i, state="sent", response="250 ok") for i in ok], now=NOW)
+            ledger.advance(worker=token, outcomes=[Outcome(id=i, state="sent", response="250 ok") for i in ok], begin=[], now=NOW)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     for t in threads:
@@ -112,7 +112,7 @@ def test_unsubscribe_after_planning_is_not_sent(audience: Audience, ledger: Ledg
     ledger.plan_audience(release="r", channel="email", tags=[], cadence="per-release", now=NOW)
     token, rows = ledger.claim(release="r", channel="email", limit=10, now=NOW)
     audience.unsubscribe(subscriber_id=leave, now=NOW, source="web")
-    ok = ledger.begin_sending(ids=[r.id for r in rows], worker=token, now=NOW)
+    ok = ledger.advance(worker=token, outcomes=[], begin=[r.id for r in rows], now=NOW)
     assert [r.subscriber_id for r in rows if r.id in ok] == [keep]
     report = ledger.report(release="r", channel="email")
     assert (report.suppressed, report.ambiguous) == (1, 1)
@@ -126,8 +126,9 @@ def test_deferred_rows_come_back_when_due_and_fail_after_max_attempts(audience: 
     for attempt in range(1, 4):
         token, rows = ledger.claim(release="r", channel="email", limit=10, now=moment)
         assert len(rows) == 1 and rows[0].attempts == attempt - 1
-        ledger.begin_sending(ids=[rows[0].id], worker=token, now=moment)
-        ledger.finish(
+        ledger.advance(worker=token, outcomes=[], begin=[rows[0].id], now=moment)
+        ledger.advance(
+            worker=token, begin=[],
             outcomes=[Outcome(id=rows[0].id, state="deferred", response="451 try later", retry_at=moment + timedelta(minutes=1))],
             now=moment, max_attempts=3,
         )
@@ -144,8 +145,8 @@ def test_an_expired_claim_is_taken_over_and_the_old_worker_sends_nothing(audienc
     assert ledger.claim(release="r", channel="email", limit=10, now=NOW + timedelta(seconds=10))[1] == []
     new, again = ledger.claim(release="r", channel="email", limit=10, now=NOW + timedelta(seconds=31))
     assert [r.id for r in again] == [r.id for r in rows]
-    assert ledger.begin_sending(ids=[r.id for r in rows], worker=old, now=NOW) == []
-    assert ledger.begin_sending(ids=[r.id for r in rows], worker=new, now=NOW) == [rows[0].id]
+    assert ledger.advance(worker=old, outcomes=[], begin=[r.id for r in rows], now=NOW) == []
+    assert ledger.advance(worker=new, outcomes=[], begin=[r.id for r in rows], now=NOW) == [rows[0].id]
 
 
 def test_rows_left_sending_are_ambiguous_until_the_operator_retries(audience: Audience, ledger: Ledger) -> None:
@@ -153,13 +154,13 @@ def test_rows_left_sending_are_ambiguous_until_the_operator_retries(audience: Au
         _subscribe(audience, address)
     ledger.plan_audience(release="r", channel="email", tags=[], cadence="per-release", now=NOW)
     token, rows = ledger.claim(release="r", channel="email", limit=10, now=NOW)
-    ledger.begin_sending(ids=[r.id for r in rows], worker=token, now=NOW)
-    ledger.finish(outcomes=[Outcome(id=rows[0].id, state="sent", response="250 ok")], now=NOW)
+    ledger.advance(worker=token, outcomes=[], begin=[r.id for r in rows], now=NOW)
+    ledger.advance(worker=token, outcomes=[Outcome(id=rows[0].id, state="sent", response="250 ok")], begin=[], now=NOW)
     # The process dies here. A later run must not resend b, however long it waits.
     assert ledger.claim(release="r", channel="email", limit=10, now=NOW + timedelta(days=1))[1] == []
     assert ledger.ambiguous() == [("r", "email", "b@example.org")]
     assert ledger.report(release="r").ambiguous == 1
-    assert ledger.retry_ambiguous(now=NOW, release="r") == 1
+    assert ledger.retry_ambiguous(now=NOW + timedelta(days=1), release="r") == (1, 0)
     _, again = ledger.claim(release="r", channel="email", limit=10, now=NOW)
     assert [r.recipient for r in again] == ["b@example.org"]
 
@@ -193,7 +194,47 @@ def test_social_channels_use_the_same_rules(ledger: Ledger) -> None:
     assert ledger.plan(release="r", channel="social:mastodon:default", recipients=["@press@social.example"], now=NOW) == 1
     assert ledger.plan(release="r", channel="social:mastodon:default", recipients=["@press@social.example"], now=NOW) is None
     token, rows = ledger.claim(release="r", channel="social:mastodon:default", limit=5, now=NOW)
-    assert ledger.begin_sending(ids=[rows[0].id], worker=token, now=NOW) == [rows[0].id]
-    ledger.finish(outcomes=[Outcome(id=rows[0].id, state="sent", response="https://social.example/@press/1")], now=NOW)
+    assert ledger.advance(worker=token, outcomes=[], begin=[rows[0].id], now=NOW) == [rows[0].id]
+    ledger.advance(worker=token, outcomes=[Outcome(id=rows[0].id, state="sent", response="https://social.example/@press/1")],
+                   begin=[], now=NOW)
     assert ledger.report(channel="social:").sent == 1
     assert ledger.channels(release="r") == ["social:mastodon:default"]
+
+
+def test_retry_ambiguous_leaves_a_live_senders_rows_alone_and_a_late_outcome_is_a_conflict(audience: Audience, ledger: Ledger) -> None:
+    for address in ("live@example.org", "lost@example.org", "dead@example.org"):
+        _subscribe(audience, address)
+    ledger.plan_audience(release="r", channel="email", tags=[], cadence="per-release", now=NOW)
+    lease = timedelta(seconds=60)
+    token, rows = ledger.claim(release="r", channel="email", limit=10, now=NOW, lease=lease)
+    live, lost, dead = rows
+    # "lost" went out and its answer never came; "dead" belongs to a sender whose lease ran out.
+    ledger.advance(worker=token, outcomes=[], begin=[live.id, lost.id, dead.id], now=NOW, lease=lease)
+    ledger.advance(worker=token, outcomes=[Outcome(id=lost.id, state="ambiguous", response="timeout after end of data")],
+                   begin=[], now=NOW)
+    ledger.renew(worker=token, now=NOW + timedelta(seconds=50), lease=lease)  # the heartbeat of a live sender...
+    later = NOW + timedelta(seconds=70)  # ...whose lease on "live" and "dead" now ends at +110 s
+    report = ledger.report(release="r", now=later)
+    assert (report.ambiguous, report.in_flight) == (1, 2)
+    assert ledger.retry_ambiguous(now=later, release="r") == (1, 2)  # only "lost"; the live sender's two stay
+    # Past the lease, nobody renews: the sender is gone and its rows are ambiguous too.
+    gone = NOW + timedelta(seconds=200)
+    assert {r for _, _, r in ledger.ambiguous(release="r", now=gone)} == {"live@example.org", "dead@example.org"}
+    assert ledger.retry_ambiguous(now=gone, release="r") == (2, 0)
+    # The old sender wakes up and reports: never applied, kept as a conflict.
+    ledger.advance(worker=token, outcomes=[Outcome(id=live.id, state="sent", response="250 late")], begin=[], now=gone)
+    report = ledger.report(release="r", now=gone)
+    assert report.sent == 0 and report.pending == 3 and report.conflicts == 1
+    assert ledger.conflicts(release="r") == [("r", "live@example.org", "sent", "250 late")]
+
+
+def test_reports_count_each_runs_own_sends(audience: Audience, ledger: Ledger) -> None:
+    audience.import_csv(file=_csv(10), now=NOW)
+    ledger.plan_audience(release="r", channel="email", tags=[], cadence="per-release", now=NOW)
+    for run, limit in (("run-a", 3), ("run-b", 7)):
+        token, rows = ledger.claim(release="r", channel="email", limit=limit, now=NOW, run_id=run)
+        ok = ledger.advance(worker=token, outcomes=[], begin=[r.id for r in rows], now=NOW)
+        ledger.advance(worker=token, outcomes=[Outcome(id=i, state="sent", response="250") for i in ok], begin=[], now=NOW)
+    assert ledger.report(release="r", run_id="run-a").sent_now == 3
+    assert ledger.report(release="r", run_id="run-b").sent_now == 7
+    assert ledger.report(release="r").sent == 10

@@ -67,12 +67,13 @@ def test_preview_of_the_digest_and_clear_errors(project, monkeypatch) -> None:
     for name in [n for n in os.environ if n.startswith("PRESSROOM_")]:
         monkeypatch.delenv(name)
     runner = CliRunner()
-    result = runner.invoke(app, ["preview", "--digest", "--no-screenshots", "--now", "2024-08-02T12:00+00:00"])
+    # Monday 5 August: the digest of Monday 29 July to Monday 5 August, Brussels time.
+    result = runner.invoke(app, ["preview", "--digest", "--no-screenshots", "--now", "2024-08-05T09:00+02:00"])
     assert result.exit_code == 0, result.output
     assert [Path(line).name for line in result.output.split()] == [
-        "digest-2024-W30.html", "digest-2024-W30.txt", "digest-2024-W30.eml"
+        "digest-2024-W31.html", "digest-2024-W31.txt", "digest-2024-W31.eml"
     ]
-    text = (project.root / "var" / "preview" / "digest-2024-W30.txt").read_text()
+    text = (project.root / "var" / "preview" / "digest-2024-W31.txt").read_text()
     assert text.index("Pilot plant recovers") < text.index("International Day of Friendship")
 
     result = runner.invoke(app, ["preview", "no-such-release", "--no-screenshots"])
@@ -91,3 +92,19 @@ def test_write_files_takes_an_email_composed_elsewhere(project) -> None:
     files = write_files(composed=compose_release(release=sample, settings=settings), settings=settings, releases=[sample], shots=False)
     assert files.html == project.root / "var" / "preview" / f"{SAMPLE_SLUG}.html"
     assert files.png == () and [p.exists() for p in files.all()] == [True, True, True]
+
+
+def test_digest_preview_covers_the_flows_week_not_the_seven_days_before(project, monkeypatch) -> None:
+    """Wednesday's preview shows last week's digest (Monday to Monday), as the digest flow sends it:
+    not this Monday's release, which belongs to next week's digest."""
+    project.write_release("last-thursday", title="Last Thursday's news", date="2024-07-25 10:00")
+    project.write_release("this-monday", title="This Monday's news", date="2024-07-29 10:00")
+    project.write_release("old-news", title="Old news", date="2024-07-18 10:00")
+    monkeypatch.chdir(project.root)
+    for name in [n for n in os.environ if n.startswith("PRESSROOM_")]:
+        monkeypatch.delenv(name)
+    result = CliRunner().invoke(app, ["preview", "--digest", "--no-screenshots", "--now", "2024-07-31T12:00+02:00"])
+    assert result.exit_code == 0, result.output
+    text = (project.root / "var" / "preview" / "digest-2024-W30.txt").read_text()
+    assert "Last Thursday's news" in text
+    assert "This Monday's news" not in text and "Old news" not in text

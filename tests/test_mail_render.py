@@ -180,3 +180,77 @@ def test_long_words_wide_tables_and_big_images_never_widen_the_phone_view(browse
     scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
     page.close()
     assert scroll_width <= 375
+
+
+# Every word of every table cell, and how many line boxes it takes (2 or more: the word was split).
+CELL_WORDS = """
+() => [...new Set([...document.querySelectorAll('th')].map(th => th.closest('table')))]
+  .flatMap(table => [...table.querySelectorAll(':scope > thead > tr > th, :scope > tbody > tr > td')]).flatMap(cell => {
+  const style = getComputedStyle(cell);
+  const words = [];
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    for (const match of node.textContent.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      const lines = new Set([...range.getClientRects()].map(rect => Math.round(rect.top)));
+      words.push({word: match[0], lines: lines.size, align: style.textAlign, rule: style.borderBottomWidth});
+    }
+  }
+  return words;
+})
+"""
+
+TABLE_RELEASE = """The results by quarter:
+
+| Quarter | Revenue (EUR) | Recovered lithium | Change | Partners |
+|:--------|--------------:|------------------:|:------:|----------|
+| Q1 2023 | 1,200,000 | 12.5 tonnes | +4 % | Ghent, Lyon |
+| Q2 2023 | 980,000 | 9.75 tonnes | −18 % | Ghent |
+| Q3 2023 | 2,450,000 | 21.0 tonnes | +150 % | Ghent, Lyon, Porto |
+
+![A chart of the quarterly figures](chart.png)
+"""
+
+
+@pytest.mark.parametrize("width", [375, 600])
+def test_a_table_reads_whole_words_with_rules_and_alignment(browser, project, width) -> None:
+    from pressroom.mail import compose_release
+    from pressroom.releases import load_releases
+
+    project.write_release("figures", body=TABLE_RELEASE, bundle=True)
+    (project.releases / "figures" / "chart.png").write_bytes(
+        (Path(__file__).resolve().parent.parent / "content" / "releases" / SAMPLE_SLUG / "hero.png").read_bytes()
+    )
+    settings = project.settings()
+    (release,) = load_releases(settings).releases
+    page = open_email(browser, compose_release(release=release, settings=settings).html, width=width)
+    words = page.evaluate(CELL_WORDS)
+    scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
+    page.close()
+    assert len(words) >= 30
+    assert [w["word"] for w in words if w["lines"] > 1] == []  # no word split across lines
+    assert scroll_width <= width  # the table scrolls in its own box, the email does not
+    by_word = {w["word"]: w for w in words}
+    assert by_word["2,450,000"]["align"] == "right" and by_word["Quarter"]["align"] == "left"
+    assert by_word["+150"]["align"] == "center"
+    assert all(float(w["rule"].removesuffix("px")) >= 1 for w in words)  # a rule under every row
+
+
+def test_every_image_has_a_width_and_no_height_auto(emails, project) -> None:
+    import re
+
+    from pressroom.mail import compose_release
+    from pressroom.releases import load_releases
+
+    project.write_release("chart", body="![A chart](https://press.example.org/chart.png)\n")
+    settings = project.settings()
+    chart = next(r for r in load_releases(settings).releases if r.slug == "chart")
+    for html in (emails["release"].html, emails["digest"].html, compose_release(release=chart, settings=settings).html):
+        images = re.findall(r"<img\b[^>]*>", html)
+        assert images
+        for image in images:
+            assert re.search(r'\swidth="\d+"', image), image
+            assert 'height="auto"' not in image, image

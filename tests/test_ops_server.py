@@ -339,12 +339,12 @@ def test_two_workers_share_one_send_and_survive_a_killed_worker(stack: Stack) ->
     assert report.sent + report.ambiguous == SUBSCRIBERS, report.as_text()
     assert (report.pending, report.deferred, report.failed) == (0, 0, 0), report.as_text()
     assert everyone - ambiguous <= delivered and delivered <= everyone
-    from pressroom.delivery import CHUNK
+    from pressroom.mail.transports import transport_for
     from pressroom.settings import load_settings
 
     settings = load_settings(stack.root / "pressroom.toml", environ={})
-    # At most one chunk per SMTP connection of each batch task the dead worker was running.
-    assert report.ambiguous <= settings.email.workers * settings.smtp.connections * CHUNK
+    # At most the messages in flight: one window per SMTP connection of each send task of the dead worker.
+    assert report.ambiguous <= settings.email.workers * settings.smtp.connections * transport_for(settings=settings).window
 
 
 def _runs_of(stack: Stack, flow_name: str) -> list[Any]:

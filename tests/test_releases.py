@@ -152,3 +152,25 @@ def test_approval_is_asked_per_release_or_by_the_site_rule(project, site_rule, f
     settings = project.settings(PRESSROOM_EMAIL__APPROVAL_REQUIRED=site_rule)
     release = load_release(project.releases / "gated.md", settings)
     assert release.needs_approval(settings) is expected
+
+
+def test_a_missing_field_inside_a_section_points_at_that_section(project):
+    project.write_release("nameless", extra="contacts:\n  - email: press@example.org\n")
+    with pytest.raises(ReleaseError) as caught:
+        load_release(project.releases / "nameless.md", project.settings())
+    assert (caught.value.field, caught.value.line, caught.value.message) == ("contacts.0.name", 6, "is required")
+
+
+def test_an_empty_slug_falls_back_to_the_file_name(project):
+    project.write_release("from-the-file", extra="slug:\n")
+    assert load_release(project.releases / "from-the-file.md", project.settings()).slug == "from-the-file"
+
+
+def test_the_about_boilerplate_is_the_same_everywhere_and_relative_links_follow_each_release(project):
+    settings = project.settings(PRESSROOM_SITE__ABOUT="**About us.** Our [fact sheet](facts.pdf) and [site](https://example.org/).")
+    for slug in ("first", "second"):
+        project.write_release(slug)
+    first, second = (load_release(project.releases / f"{slug}.md", settings) for slug in ("first", "second"))
+    assert 'href="https://press.example.org/releases/first/facts.pdf"' in first.about_html
+    assert 'href="https://press.example.org/releases/second/facts.pdf"' in second.about_html
+    assert first.about_html.replace("first", "second") == second.about_html

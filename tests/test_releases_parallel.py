@@ -12,6 +12,7 @@ def _write_mixed(project) -> None:  # noqa: ANN001 - the conftest Project
     for number in range(6):
         project.write_release(f"good-{number}", title=f"Good {number}", date=f"2024-07-0{number + 1} 09:00")
     project.write_release("bad-date", date="the day after tomorrow")
+    project.write_release("no-time", title="No time", date="2024-07-08")  # loads, with a warning
     project.write_release("twin", extra="slug: good-1\n")
     (project.releases / "not-utf8.md").write_bytes(b"\xff\xfe not UTF-8 \x81")
     (project.releases / "unreadable" / "index.md").mkdir(parents=True)  # an OSError, as the worker met it
@@ -21,6 +22,7 @@ def _seen(result) -> tuple:  # noqa: ANN001
     return (
         [(release.slug, release.digest, release.body_html) for release in result.releases],
         sorted((str(problem), problem.path, problem.line, problem.field) for problem in result.problems),
+        [(type(warning).__name__, str(warning), warning.line, warning.field) for warning in result.warnings],
     )
 
 
@@ -37,25 +39,29 @@ def test_workers_give_the_same_releases_and_problems_as_one_process(project, mon
     monkeypatch.setattr(releases.threading, "active_count", lambda: threads)
     shared = _seen(load_releases(settings))
     assert shared == alone
-    slugs, problems = shared
-    assert [slug for slug, _, _ in slugs] == [f"good-{number}" for number in range(5, -1, -1)]
+    slugs, problems, warnings = shared
+    assert [slug for slug, _, _ in slugs] == ["no-time", *(f"good-{number}" for number in range(5, -1, -1))]
     assert {field for _, _, _, field in problems} == {"date", "slug", "encoding", "file"}
+    assert [(kind, field) for kind, _, _, field in warnings] == [("ReleaseWarning", "date")]
 
 
 def test_a_second_load_parses_only_the_new_file(project, monkeypatch):
     for number in range(3):
         project.write_release(f"kept-{number}", date=f"2024-07-0{number + 1} 09:00")
+    project.write_release("no-time", date="2024-07-05")
     settings = project.settings()
     first = load_releases(settings)
     project.write_release("new-one", date="2024-07-09 09:00")
     parsed: list[str] = []
     original = releases.load_release
 
-    def counting(path, settings):  # noqa: ANN001, ANN202
+    def counting(path, settings, **options):  # noqa: ANN001, ANN003, ANN202
         parsed.append(path.name)
-        return original(path, settings)
+        return original(path, settings, **options)
 
     monkeypatch.setattr(releases, "load_release", counting)
     second = load_releases(settings)
     assert parsed == ["new-one.md"]
     assert [release.slug for release in second.releases][1:] == [release.slug for release in first.releases]
+    # The warning of a release that came from the cache is still there.
+    assert [(str(w), w.line) for w in second.warnings] == [(str(w), w.line) for w in first.warnings] != []

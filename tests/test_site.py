@@ -504,3 +504,122 @@ def test_og_image_size_comes_from_the_image_header(project, name, data, size):
     build(project, NOW)
     meta = _meta(_page(project, "releases/photo-release/index.html"))
     assert (meta.get("og:image:width"), meta.get("og:image:height")) == (size or (None, None))
+
+
+def test_every_page_without_a_hero_has_a_default_og_image(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    card = f"{BASE}/static/card.png"
+    pages = [path for path in public.rglob("*.html")]
+    assert len(pages) >= 8
+    for path in pages:
+        meta = _meta(lxml.html.fromstring(path.read_bytes()))
+        assert meta.get("og:image"), path
+        if "battery-passport-pilot" not in str(path):
+            assert (meta["og:image"], meta["og:image:width"], meta["og:image:height"]) == (card, "1200", "630"), path
+    assert (public / "static" / "card.png").read_bytes().startswith(b"\x89PNG")
+    # With a logo, the logo is the card.
+    build(project, NOW, PRESSROOM_SITE__LOGO="/static/logo.svg")
+    assert _meta(_page(project, "releases/hub-launch/index.html"))["og:image"] == f"{BASE}/static/logo.svg"
+
+
+def test_the_404_page_is_noindex_and_claims_no_canonical_url(project):
+    write_sample(project)
+    build(project, NOW)
+    page = _page(project, "404.html")
+    assert _meta(page)["robots"] == "noindex"
+    assert page.xpath("//link[@rel='canonical']") == []
+    assert "og:url" not in _meta(page)
+    assert _page(project, "index.html").xpath("//link[@rel='canonical']/@href") == [f"{BASE}/"]
+
+
+TABLE_BODY = """Figures:
+
+| Quarter | Revenue (EUR) | Change |
+|:--------|--------------:|:------:|
+| Q1 2023 | 1,200,000 | +4 % |
+| Q2 2023 | 980,000 | −18 % |
+"""
+
+
+def test_a_table_keeps_its_alignment_and_scrolls_by_keyboard(project):
+    project.write_release("figures", body=TABLE_BODY)
+    build(project, NOW)
+    page = _page(project, "releases/figures/index.html")
+    (box,) = page.xpath("//div[@class='table-scroll']")
+    assert (box.get("tabindex"), box.get("role")) == ("0", "region")
+    assert box.get("aria-label") == "Table: Quarter, Revenue (EUR), Change"
+    assert [cell.get("align") for cell in box.xpath(".//tr[2]/td")] == ["left", "right", "center"]
+    assert [cell.get("align") for cell in box.xpath(".//th")] == ["left", "right", "center"]
+
+
+def test_contacts_are_linked_under_the_title_and_addresses_wrap_at_at_and_slash(project):
+    write_sample(project)
+    build(project, NOW)
+    page = _page(project, "releases/battery-passport-pilot/index.html")
+    (link,) = page.xpath("//header[@class='release-header']//p[@class='contacts-link']/a")
+    assert link.get("href") == "#contacts-title" and page.xpath("//*[@id='contacts-title']")
+    html = (project.root / "public" / "releases" / "battery-passport-pilot" / "index.html").read_text()
+    assert ">ana@<wbr>example.org</a>" in html
+    assert ">https://press.example.org/<wbr>releases/<wbr>battery-passport-pilot/</a>" in html
+    # A release without contacts has no link to them.
+    assert not _page(project, "releases/hub-launch/index.html").xpath("//p[@class='contacts-link']")
+
+
+# Where each line of an element's text starts: the characters after which the browser wrapped it.
+WRAP_POINTS = """
+(selector) => [...document.querySelectorAll(selector)].map(element => {
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  const chars = [];
+  while (walker.nextNode()) {
+    const text = walker.currentNode;
+    for (let i = 0; i < text.length; i++) {
+      const range = document.createRange();
+      range.setStart(text, i); range.setEnd(text, i + 1);
+      const rect = range.getClientRects()[0];
+      if (rect) chars.push([text.data[i], Math.round(rect.top)]);
+    }
+  }
+  const breaks = [];
+  for (let i = 1; i < chars.length; i++) if (chars[i][1] > chars[i - 1][1]) breaks.push(chars[i - 1][0]);
+  return {text: element.textContent, breaks};
+})
+"""
+
+
+@pytest.mark.browser
+def test_on_a_phone_contacts_are_one_tap_away_and_addresses_wrap_at_at_and_slash(project):
+    from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
+    from tests.site_support import serve
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: run scripts/system-deps (make test does)")
+    long_address = "communications.department@materialsforbatterieshub.eu"
+    project.write_release(
+        "contacts-and-table",
+        body="Intro.\n\n" + TABLE_BODY + "\n\n" + "A long paragraph of body text. " * 80,
+        extra=f"contacts:\n  - name: Press Office\n    email: {long_address}\n",
+    )
+    build(project, NOW)
+    with serve(project.root / "public") as base, playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = chromium.new_page(viewport={"width": 320, "height": 640})
+        page.goto(base + "releases/contacts-and-table/")
+        link = page.locator(".contacts-link a")
+        assert link.is_visible()
+        assert link.bounding_box()["y"] < 640  # on the first screen, not after the body
+        link.click()
+        assert page.locator("#contacts-title").bounding_box()["y"] < 100  # the tap lands on the contacts
+        wraps = page.evaluate(WRAP_POINTS, ".contact a, .permalink a")
+        assert any(wrap["breaks"] for wrap in wraps), wraps  # the test really makes them wrap
+        for wrap in wraps:
+            assert set(wrap["breaks"]) <= {"@", "/"}, wrap
+        box = page.locator(".table-scroll")
+        box.focus()
+        assert page.evaluate("document.activeElement.getAttribute('role')") == "region"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        page.set_viewport_size({"width": 1200, "height": 800})
+        assert not page.locator(".contacts-link a").is_visible()  # beside the body there is no need
+        chromium.close()

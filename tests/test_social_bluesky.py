@@ -16,7 +16,7 @@ from pressroom.settings import Settings, SocialAccount
 from pressroom.social import post_releases
 from pressroom.social.bluesky import Bluesky, release_tid
 from pressroom.social.compose import BLUESKY, Part, compose_post
-from pressroom.social.network import RetryLater
+from pressroom.errors import RetryLater
 from tests.conftest import NOW
 from tests.pds import Pds, running_pds
 from tests.social_helpers import SAMPLE_HERO, TEMPLATES, make_release
@@ -240,7 +240,7 @@ def test_rate_limits_on_the_post_waits_until_ratelimit_reset(project):
         release = make_release()
         report = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW)
         assert report.results[0].state == "deferred" and "rate limit" in report.results[0].detail
-        _, retry_at = ledger.outstanding(release=release.slug, channel="social:bluesky:default")
+        _, retry_at = ledger.outstanding(release=release.slug, channel="social:bluesky:default", now=NOW)
         assert abs((retry_at - reset).total_seconds()) <= 2  # the PDS's own reset time, not a guess
         assert pds.records(did) == []
         assert password not in report.as_text() and password not in str(report.as_rows())

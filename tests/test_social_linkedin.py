@@ -13,7 +13,7 @@ from pressroom.errors import PermanentError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import LINKEDIN, compose_post
 from pressroom.social.linkedin import LinkedIn, little_text
-from pressroom.social.network import RetryLater
+from pressroom.errors import RetryLater
 from tests.social_helpers import TEMPLATES, make_release
 
 TOKEN = "linkedin-oauth-secret-456"

@@ -15,7 +15,8 @@ from pressroom.releases import ChannelOptions
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import compose_post
 from pressroom.social.mastodon import Mastodon
-from pressroom.social.network import RetryLater, open_networks
+from pressroom.errors import RetryLater
+from pressroom.social.network import open_networks
 from tests.social_helpers import TEMPLATES, make_release
 
 TOKEN = "mastodon-secret-token-123"

@@ -102,7 +102,7 @@ def test_rate_limited_post_waits_for_the_reset_then_goes_out(settings, ledger):
     early = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=1),
                           transport=httpx.MockTransport(server))
     assert early.results[0].state == "waiting" and len(server.requests) == requests
-    _, retry_at = ledger.outstanding(release=release.slug, channel="social:mastodon:default")
+    _, retry_at = ledger.outstanding(release=release.slug, channel="social:mastodon:default", now=NOW)
     later = post_releases(releases=[release], settings=settings, ledger=ledger, now=retry_at + timedelta(seconds=1),
                           transport=httpx.MockTransport(server))
     assert later.results[0].state == "sent" and len(server.statuses) == 1
@@ -156,13 +156,13 @@ def test_flow_step_posts_and_leaves_a_table_artifact_of_post_urls(prefect_harnes
     from prefect import flow
     from prefect.artifacts import Artifact
 
-    from flows.social import post_release
+    from flows.social import post_social
 
     release = make_release(slug="flow-release")
 
     @flow
     def run() -> str:
-        return post_release(release=release, settings=settings, ledger=ledger, now=NOW).as_text()
+        return post_social(releases=[release], settings=settings, ledger=ledger, now=NOW).as_text()
 
     assert run() == "social: sent 1"
     artifact = Artifact.get("social-posts")
@@ -202,7 +202,7 @@ def test_a_broken_template_is_reported_and_retried_after_the_fix_not_lost(settin
     (empty / "social").mkdir(parents=True)
     broken = settings.model_copy(update={"paths": settings.paths.model_copy(update={"templates": empty})})
     report = post_releases(releases=[release], settings=broken, ledger=ledger, now=NOW)
-    assert report.results[0].state == "failed" and "templates/social/mastodon.txt.j2 is missing" in report.results[0].detail
+    assert report.results[0].state == "deferred" and "templates/social/mastodon.txt.j2 is missing" in report.results[0].detail
     assert ledger.report(release=release.slug).sent == 0 and ledger.report(release=release.slug).ambiguous == 0
     fixed = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=5))
     assert fixed.results[0].state == "sent"

@@ -133,22 +133,38 @@ _BODY_STYLES = {
     "ol": "margin:0 0 16px 0;padding-left:24px;",
     "li": "margin:0 0 6px 0;",
     "blockquote": "margin:0 0 16px 0;padding:4px 0 4px 16px;border-left:4px solid {accent};",
-    "img": "max-width:100%;height:auto;",
-    "table": "border-collapse:collapse;max-width:100%;",
+    # CSS width:auto beats the width attribute where CSS works; Outlook desktop reads only the attribute.
+    "img": "max-width:100%;width:auto;height:auto;",
+    # MJML gives every text block word-break:break-word, which would split "Quarter" into
+    # "Qu/art/er" to squeeze a table: words stay whole and the box around the table scrolls instead.
+    "table": "border-collapse:collapse;word-break:normal;overflow-wrap:normal;margin:0;",
+    "th": "padding:6px 10px;border-bottom:2px solid {rule};text-align:{align};vertical-align:bottom;font-weight:bold;",
+    "td": "padding:6px 10px;border-bottom:1px solid {rule};text-align:{align};vertical-align:top;",
     "a": "color:{accent};text-decoration:underline;word-break:break-word;",
 }
-_OPEN_TAG = re.compile(r"<(p|h1|h2|h3|ul|ol|li|blockquote|img|table|a)(\s[^>]*)?>")
+_OPEN_TAG = re.compile(r"<(p|h1|h2|h3|ul|ol|li|blockquote|img|table|th|td|a)(\s[^>]*)?>")
+_ALIGN = re.compile(r'\salign="(left|right|center)"')
+#: The width of the release body in the 600px layout (32px padding each side), for img width="".
+_BODY_WIDTH = 536
 
 
 def _style_body(fragment: str, palette: dict[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
         tag, attributes = match.group(1), match.group(2) or ""
-        style = _BODY_STYLES[tag].format(**palette)
+        align = _ALIGN.search(attributes)
+        style = _BODY_STYLES[tag].format(**palette, align=align.group(1) if align else "left")
         closing = "/" if attributes.rstrip().endswith("/") else ""
         attributes = attributes.rstrip().removesuffix("/")
-        return f'<{tag}{attributes} style="{style}"{closing}>'
+        if tag == "img" and " width=" not in attributes:
+            attributes += f' width="{_BODY_WIDTH}"'
+        opening = f'<{tag}{attributes} style="{style}"{closing}>'
+        if tag == "table":
+            # width:0 keeps the table from widening MJML's layout tables (which size to their content);
+            # min-width:100% then gives the box the text's width, and a wider table scrolls inside it.
+            return f'<div style="overflow-x:auto;width:0;min-width:100%;margin:0 0 16px 0;">{opening}'
+        return opening
 
-    return _OPEN_TAG.sub(replace, fragment)
+    return _OPEN_TAG.sub(replace, fragment).replace("</table>", "</table></div>")
 
 
 # --------------------------------------------------------------------------- HTML -> text
@@ -165,6 +181,9 @@ class _TextWriter(HTMLParser):
         self.quote = 0
         self.links: list[str] = []
         self.heading = False
+        self.rows: list[list[tuple[str, str, bool]]] | None = None  # inside a table: (text, align, header)
+        self.outside: list[str] = []  # the line around the table cell being read
+        self.cell_align = "left"
 
     def _flush(self, prefix: str = "") -> None:
         text = " ".join("".join(self.line).split())
@@ -183,6 +202,8 @@ class _TextWriter(HTMLParser):
         self.blocks.append((wrapped, bool(prefix)))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"td", "th"}:
+            self.cell_align = dict(attrs).get("align") or "left"
         if tag in {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "table", "tr"}:
             self._flush()
         if tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
@@ -203,11 +224,22 @@ class _TextWriter(HTMLParser):
             alt = dict(attrs).get("alt") or ""
             if alt:
                 self.line.append(f"[{alt}]")
+        elif tag == "table":
+            self.rows = []
+        elif tag == "tr" and self.rows is not None:
+            self.rows.append([])
         elif tag in {"td", "th"}:
-            self.line.append(" ")
+            self.outside, self.line = self.line, []
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "li":
+        if tag in {"td", "th"} and self.rows:
+            text = " ".join("".join(self.line).split())
+            self.rows[-1].append((text, self.cell_align, tag == "th"))
+            self.line = self.outside
+        elif tag == "table" and self.rows is not None:
+            self.blocks.append((_table_text([row for row in self.rows if row]), False))
+            self.rows = None
+        elif tag == "li":
             ordered, counter = self.lists[-1] if self.lists else (False, 0)
             self._flush(f"{counter}. " if ordered else "- ")
         elif tag in {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "tr"}:
@@ -239,6 +271,39 @@ class _TextWriter(HTMLParser):
                 out.append("\n" if item and self.blocks[index - 1][1] else "\n\n")
             out.append(block)
         return "".join(out)
+
+
+_TEXT_WIDTH = 72
+
+
+def _table_text(rows: list[list[tuple[str, str, bool]]]) -> str:
+    """A table as aligned columns under a dashed header rule; as "header: value" lines per row
+    when the columns would not fit in 72 characters."""
+    columns = max((len(row) for row in rows), default=0)
+    rows = [row + [("", "left", False)] * (columns - len(row)) for row in rows]
+    header = rows[0] if rows and all(is_header for _, _, is_header in rows[0]) else None
+    body = rows[1:] if header else rows
+    widths = [max(len(row[index][0]) for row in rows) for index in range(columns)]
+    if sum(widths) + 2 * (columns - 1) > _TEXT_WIDTH and header:
+        names = [text for text, _, _ in header]
+
+        def record(row: list[tuple[str, str, bool]]) -> str:
+            fields = (f"{name}: {text}" if name else text for name, (text, _, _) in zip(names, row) if text)
+            return "\n".join(
+                textwrap.fill(field, width=_TEXT_WIDTH, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+                for field in fields
+            )
+
+        return "\n\n".join(record(row) for row in body)
+
+    def line(row: list[tuple[str, str, bool]]) -> str:
+        pad = {"right": str.rjust, "center": str.center}
+        return "  ".join(pad.get(align, str.ljust)(text, width) for (text, align, _), width in zip(row, widths)).rstrip()
+
+    lines = [line(row) for row in rows]
+    if header:
+        lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
 
 
 def html_to_text(fragment: str) -> str:
@@ -284,9 +349,14 @@ def _render(settings: Settings, name: str, context: dict[str, Any]) -> str:
 def _mjml(settings: Settings, name: str, context: dict[str, Any]) -> str:
     source = _render(settings, name, context)
     try:
-        return mjml2html(source, disable_comments=True)
+        html = mjml2html(source, disable_comments=True)
     except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
         raise TemplateError(f"templates/email/{name}: MJML could not be rendered: {exc}") from None
+    # mj-image writes height="auto", which is not a valid value of the attribute; its style says the same.
+    return _HEIGHT_AUTO.sub(r"\1", html)
+
+
+_HEIGHT_AUTO = re.compile(r'(<img\b[^>]*?)\sheight="auto"')
 
 
 def _human_date(moment: datetime, settings: Settings) -> str:

@@ -7,17 +7,17 @@ so a preview of an unpublished release still shows its hero image and never need
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pressroom.errors import ConfigError, ReleaseError
 from pressroom.mail.compose import compose_digest, compose_release
 from pressroom.mail.message import Composed, Recipient
-from pressroom.releases import Release, load_releases, public_releases
+from pressroom.releases import Release, load_releases
 from pressroom.settings import Settings
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PreviewFiles", "local_assets", "screenshots", "write_files", "write_preview"]
@@ -166,25 +166,35 @@ def write_preview(
     now: datetime | None = None,
     directory: Path | None = None,
     shots: bool = True,
+    approved: Callable[[Release], bool] | None = None,
 ) -> PreviewFiles:
-    """Write the preview of release ``slug`` (any status) or of the digest of the 7 days before ``now``.
+    """Write the preview of release ``slug`` (any status) or of the digest the digest flow would send at ``now``.
 
+    The digest is the same period and selection as the flow's (:func:`pressroom.dispatch.digest_releases`);
+    ``approved`` says whether a release that needs an editor was approved (default: none was).
     Files go to ``var/preview/`` unless ``directory`` is given. Raises ReleaseError when the
-    release does not exist or is invalid, or when the digest period has no public release.
+    release does not exist or is invalid, or when the digest period has no release to send.
     """
     now = now or datetime.now(UTC)
     loaded = load_releases(settings)
     if digest:
-        start = now - timedelta(days=7)
-        chosen = [r for r in public_releases(loaded.releases, now) if start <= r.date <= now]
+        from pressroom.dispatch import digest_period, digest_releases
+        from pressroom.ledger import Ledger
+
+        start, end = digest_period(now=now, settings=settings)
+        chosen = digest_releases(releases=loaded.releases, settings=settings, now=now,
+                                 first_seen=Ledger.from_settings(settings).first_published(),
+                                 approved=approved or (lambda release: False))
         if not chosen:
+            zone = settings.site.tz
             raise ReleaseError(
-                f"no public release between {start:%Y-%m-%d %H:%M} and {now:%Y-%m-%d %H:%M} UTC",
+                f"no release for the digest of {start.astimezone(zone):%Y-%m-%d} to {end.astimezone(zone):%Y-%m-%d} "
+                f"(Monday to Monday, {zone.key})",
                 path=settings.releases_dir,
                 field="date",
                 hint="pass --now to preview the digest of another week",
             )
-        composed = compose_digest(releases=chosen, settings=settings, period_start=start, period_end=now)
+        composed = compose_digest(releases=chosen, settings=settings, period_start=start, period_end=end)
         return write_files(composed=composed, settings=settings, releases=chosen, directory=directory, shots=shots)
     found = [r for r in loaded.releases if r.slug == slug]
     if not found:

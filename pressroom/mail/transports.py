@@ -36,10 +36,49 @@ from pressroom.settings import Settings, SmtpSettings
 __all__ = ["RecipientRejected", "Sender", "Transport", "transport_for", "TRANSPORTS"]
 
 
-class RecipientRejected(PermanentError):
-    """The server refused the address itself (5xx to RCPT TO): suppress it."""
+from dataclasses import dataclass
+from typing import Literal, Sequence
+from pressroom.errors import RecipientRejected
 
-    hint = "the address is on the suppression list now; remove it there only if the owner confirms it works"
+
+@dataclass(frozen=True)
+class Envelope:
+    id: int
+    sender: str
+    recipient: str
+    message: bytes
+    key: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    id: int
+    status: Literal["sent", "retry", "mailbox", "failed", "rejected", "ambiguous"]
+    response: str
+
+
+class _Windowed:
+    """Adapter: one message at a time through an old-style sender."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def send(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
+        out = []
+        for e in envelopes:
+            try:
+                r = await self.inner.send(envelope_from=e.sender, recipient=e.recipient, message=e.message, key=e.key)
+                out.append(SendResult(e.id, "sent", r))
+            except RecipientRejected as exc:
+                out.append(SendResult(e.id, "rejected", exc.message))
+            except PermanentError as exc:
+                out.append(SendResult(e.id, "failed", exc.message))
+            except TransientError as exc:
+                out.append(SendResult(e.id, "retry", exc.message))
+        return out
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 class Sender(Protocol):
@@ -118,12 +157,13 @@ class OutboxTransport:
 
     name = "outbox"
     connections = 1
+    window = 2
 
     def __init__(self, *, settings: Settings) -> None:
         self.folder = settings.path("var") / "outbox" / "email"
 
     async def connect(self) -> Sender:
-        return _OutboxSender(self.folder)
+        return _Windowed(_OutboxSender(self.folder))
 
 
 class _DiscardSender:
@@ -139,12 +179,13 @@ class DiscardTransport:
 
     name = "discard"
     connections = 1
+    window = 2
 
     def __init__(self, *, settings: Settings) -> None:
         del settings
 
     async def connect(self) -> Sender:
-        return _DiscardSender()
+        return _Windowed(_DiscardSender())
 
 
 # --------------------------------------------------------------------------- smtp
@@ -208,7 +249,6 @@ class _SmtpSender:
         return smtp
 
     async def send(self, *, envelope_from: str, recipient: str, message: bytes, key: str) -> str:
-        await self.limiter.wait()
         smtp = await self._connection()
         try:
             await smtp.mail(envelope_from)
@@ -272,6 +312,7 @@ class SmtpTransport:
     """The [smtp] server; open ``connections`` senders to use the pool."""
 
     name = "smtp"
+    window = 2
 
     def __init__(self, *, settings: Settings) -> None:
         self.config = settings.smtp
@@ -279,7 +320,7 @@ class SmtpTransport:
         self.limiter = _limiter(settings.smtp.rate_per_second)
 
     async def connect(self) -> Sender:
-        return _SmtpSender(self.config, self.limiter)
+        return _Windowed(_SmtpSender(self.config, self.limiter))
 
 
 TRANSPORTS: dict[str, type] = {"outbox": OutboxTransport, "smtp": SmtpTransport, "discard": DiscardTransport}

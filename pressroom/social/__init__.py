@@ -7,7 +7,7 @@ the ledger. httpx is used here and nowhere else in Pressroom.
 """
 
 from pressroom.social.compose import Card, Facet, Limits, Part, Post, compose_post
-from pressroom.social.network import Published, RetryLater, SocialNetwork, open_networks
+from pressroom.social.network import Published, SocialNetwork, open_networks
 from pressroom.social.publish import SocialReport, SocialResult, post_releases, preview_posts, preview_social
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "Part",
     "Post",
     "Published",
-    "RetryLater",
     "SocialNetwork",
     "SocialReport",
     "SocialResult",

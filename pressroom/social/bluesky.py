@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from pressroom.errors import PermanentError
+from pressroom.errors import PermanentError, RetryLater
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import BLUESKY, Limits, Part, Post
-from pressroom.social.network import Published, RetryLater, http_client, require, retry_soon, send
+from pressroom.social.network import Published, http_client, require, retry_soon, send
 
 __all__ = ["Bluesky", "MAX_THUMB_BYTES", "bluesky_reset", "release_tid"]
 

@@ -16,13 +16,12 @@ from typing import Any, Callable, Protocol
 
 import httpx
 
-from pressroom.errors import ConfigError, PermanentError, TransientError
+from pressroom.errors import ConfigError, PermanentError, RetryLater
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import Limits, Post
 
 __all__ = [
     "Published",
-    "RetryLater",
     "SocialNetwork",
     "channel_name",
     "error_for",
@@ -36,18 +35,6 @@ __all__ = [
 ]
 
 DEFAULT_RETRY = timedelta(seconds=60)
-
-
-class RetryLater(TransientError):
-    """A rate limit, a 5xx or a timeout: try again at ``retry_at`` (never sooner)."""
-
-    def __init__(self, message: str, *, retry_at: datetime, hint: str = "") -> None:
-        super().__init__(message, hint=hint or "nothing to do: the post is retried on a later run")
-        self.retry_at = retry_at
-
-    def retry_after(self, now: datetime | None = None) -> float:
-        """Seconds to wait from ``now``; never negative."""
-        return max(0.0, (self.retry_at - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass(frozen=True)

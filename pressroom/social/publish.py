@@ -1,35 +1,37 @@
-"""Post releases on every configured account, exactly once, through the ledger.
+"""Post releases on every configured account, exactly once, through the dispatch engine.
 
 Each (release, account) is one ledger row: channel ``social:<network>:<account>``, recipient
-the account's handle. A row is planned once, claimed, marked ``sending`` before the network is
-called and finished ``sent`` (response: the post's URL), ``deferred`` (with the network's reset
-time) or ``failed`` (with the network's message). A row left ``sending`` by a crash is
-ambiguous for email; a social network can answer the question, so the row is put back and,
-because it was tried before, the network is asked (:meth:`SocialNetwork.find`) before
-anything is posted again.
+the account's handle, sent by :func:`pressroom.dispatch.dispatch` through a
+:class:`SocialChannel` (window 1: a post is ``sending`` only while its request is out).
+Unlike SMTP, a network can be asked whether a post exists: a row whose answer was lost (a
+timeout after the request went out, a crash) is deferred, and because it was tried before,
+the network is asked (:meth:`SocialNetwork.find`) before anything is posted again.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import httpx
 
-from pressroom.errors import PressroomError, TransientError
+from pressroom.dispatch import DispatchResult, Pushed, backoff, dispatch, social_decision
+from pressroom.errors import PressroomError, RetryLater, TransientError
+from pressroom.ledger import Delivery
 from pressroom.releases import Release
 from pressroom.settings import Settings
 from pressroom.social.compose import NETWORK_LIMITS, Post, compose_post
-from pressroom.social.network import Published, RetryLater, SocialNetwork, channel_name, idempotency_key, open_networks
+from pressroom.social.network import Published, SocialNetwork, channel_name, idempotency_key, open_networks
 
 if TYPE_CHECKING:
     from pressroom.ledger import Ledger
 
-__all__ = ["SocialReport", "SocialResult", "post_releases", "preview_posts", "preview_social"]
+__all__ = ["SocialChannel", "SocialReport", "SocialResult", "post_releases", "preview_posts", "preview_social"]
 
 MAX_ATTEMPTS = 8
-UNKNOWN_RETRY = timedelta(minutes=1)
+UNKNOWN_RETRY = 60.0  # seconds before asking again after an answer that could not be read
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,6 @@ def _recipient(network: SocialNetwork) -> str:
     return network.account.handle or network.account.author_urn or network.account.account
 
 
-def _compose(release: Release, network: SocialNetwork, settings: Settings) -> list[Post]:
-    """One post per form of the network, leaving out networks disabled in the release's front matter."""
-    return [
-        compose_post(release=release, network=form, limits=network.limits(form), templates=settings.path("templates"))
-        for form in network.forms
-        if release.channel(form).enabled
-    ]
-
-
 def _post_one(network: SocialNetwork, posts: list[Post], *, key: str, tried_before: bool) -> Published:
     urls: list[str] = []
     for post in posts:
@@ -95,91 +88,112 @@ def _post_one(network: SocialNetwork, posts: list[Post], *, key: str, tried_befo
     return Published(url=" ".join(urls))
 
 
+class SocialChannel:
+    """One release on one account: renders the network's forms of the post, pushes them with read-back."""
+
+    connections = 1
+    window = 1
+    max_attempts = MAX_ATTEMPTS
+    resolves_ambiguous = True
+
+    def __init__(self, *, release: Release, network: SocialNetwork, settings: Settings) -> None:
+        self.release, self.network, self.settings = release, network, settings
+        self.name = channel_name(network.account)
+
+    def render(self, delivery: Delivery) -> list[Post]:
+        # Composed before the row is marked sending: a broken template or an unreachable instance
+        # (Mastodon's limits) defers the row and nothing is posted.
+        return [
+            compose_post(release=self.release, network=form, limits=self.network.limits(form),
+                         templates=self.settings.path("templates"))
+            for form in self.network.forms
+            if self.release.channel(form).enabled
+        ]
+
+    async def connect(self) -> SocialChannel:
+        return self
+
+    async def push(self, items: Sequence[tuple[Delivery, Any]]) -> list[Pushed]:
+        return [await asyncio.to_thread(self._push_one, delivery, posts) for delivery, posts in items]
+
+    def _push_one(self, delivery: Delivery, posts: list[Post]) -> Pushed:
+        key = idempotency_key(slug=self.release.slug, channel=self.name, recipient=delivery.recipient)
+        try:
+            published = _post_one(self.network, posts, key=key, tried_before=delivery.attempts > 0)
+        except RetryLater as exc:
+            return Pushed(id=delivery.id, status="retry", response=str(exc), retry_at=exc.retry_at)
+        except PressroomError as exc:
+            status = "retry" if isinstance(exc, TransientError) else "failed"
+            return Pushed(id=delivery.id, status=status, response=str(exc))
+        except Exception as exc:  # noqa: BLE001 - an unreadable answer: the post may exist, so look next time
+            return Pushed(id=delivery.id, status="retry",
+                          response=f"{self.network.name}: unexpected {type(exc).__name__}; the network is asked before a retry")
+        return Pushed(id=delivery.id, status="sent", response=published.url)
+
+    async def close(self) -> None:
+        return None
+
+    async def pace(self, count: int) -> None:
+        return None
+
+    def rejected(self, *, address: str, response: str) -> None:
+        return None
+
+    def backoff(self, attempts: int) -> timedelta:
+        return backoff(base_seconds=UNKNOWN_RETRY, attempts=attempts)
+
+
 def post_releases(
     *,
     releases: Sequence[Release],
     settings: Settings,
     ledger: Ledger,
     now: datetime,
+    run_id: str | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> SocialReport:
     """Post each release on each enabled account unless the ledger says it was posted.
 
     One HTTP client per network for the whole run. An unknown network in settings raises
     :class:`~pressroom.errors.ConfigError` before anything is sent; any other failure is
-    recorded for its (release, account) and the others go on.
+    recorded for its (release, account) and the others go on. A deferred post waits for
+    the network's reset time: a later run takes it up.
     """
-    from pressroom.ledger import Outcome
-
     report = SocialReport()
     networks = open_networks(settings=settings, transport=transport)
     try:
         for release in releases:
             for network in networks:
-                channel = channel_name(network.account)
-                recipient = _recipient(network)
-                if not any(release.channel(form).enabled for form in network.forms):
-                    report.results.append(SocialResult(release.slug, channel, "skipped", "disabled in front matter"))
+                channel = SocialChannel(release=release, network=network, settings=settings)
+                decision = social_decision(
+                    release=release, account=network.account, forms=network.forms, now=now,
+                    planned=ledger.is_planned(release=release.slug, channel=channel.name),
+                )
+                if decision.skipped:
+                    report.results.append(SocialResult(release.slug, channel.name, "skipped", decision.reason))
                     continue
-                max_age = network.account.max_age_days
-                if (
-                    max_age is not None
-                    and release.date < now - timedelta(days=max_age)
-                    and not ledger.is_planned(release=release.slug, channel=channel)
-                ):
-                    # A new account does not post the whole archive: only releases younger than max_age_days.
-                    report.results.append(SocialResult(release.slug, channel, "skipped", f"older than {max_age:g} days"))
-                    continue
-                if ledger.ambiguous(release=release.slug, channel=channel):
-                    # Left "sending" by a crash: the network is asked before anything is posted again.
-                    ledger.retry_ambiguous(now=now, release=release.slug, channel=channel)
-                ledger.plan(release=release.slug, channel=channel, recipients=[recipient], now=now)
-                worker, rows = ledger.claim(release=release.slug, channel=channel, limit=1, now=now)
-                if not rows:
-                    report.results.append(_earlier(ledger, release.slug, channel))
-                    continue
-                row = rows[0]
-                try:
-                    # Composed before the row is marked sending: a broken template or an unreachable
-                    # instance leaves the claim to expire, and the next run tries again.
-                    posts = _compose(release, network, settings)
-                except PressroomError as exc:
-                    state = "deferred" if isinstance(exc, TransientError) else "failed"
-                    report.results.append(SocialResult(release.slug, channel, state, f"not composed: {exc}"))
-                    continue
-                if not ledger.begin_sending(ids=[row.id], worker=worker, now=now):
-                    continue
-                key = idempotency_key(slug=release.slug, channel=channel, recipient=recipient)
-                try:
-                    published = _post_one(network, posts, key=key, tried_before=row.attempts > 0)
-                except RetryLater as exc:
-                    outcome = Outcome(id=row.id, state="deferred", response=str(exc), retry_at=exc.retry_at)
-                except TransientError as exc:
-                    outcome = Outcome(id=row.id, state="deferred", response=str(exc), retry_at=now + UNKNOWN_RETRY)
-                except PressroomError as exc:
-                    outcome = Outcome(id=row.id, state="failed", response=str(exc))
-                except Exception as exc:  # noqa: BLE001 - an unreadable answer: the post may exist, so look next time
-                    outcome = Outcome(
-                        id=row.id, state="deferred", retry_at=now + UNKNOWN_RETRY,
-                        response=f"{network.name}: unexpected {type(exc).__name__}; the network is asked before a retry",
-                    )
-                else:
-                    outcome = Outcome(id=row.id, state="sent", response=published.url)
-                ledger.finish(outcomes=[outcome], now=now, max_attempts=MAX_ATTEMPTS)
-                report.results.append(SocialResult(release.slug, channel, outcome.state, outcome.response))
+                ledger.plan(release=release.slug, channel=channel.name, recipients=[_recipient(network)], now=now)
+                # The lease outlives a request and its read-back, so a live post never looks dead.
+                done = dispatch(channel=channel, ledger=ledger, release=release.slug, batch_size=1, run_id=run_id,
+                                lease=timedelta(seconds=network.account.timeout * 3), now=now)
+                report.results.append(_result(ledger, release.slug, channel.name, done))
     finally:
         for network in networks:
             network.close()
     return report
 
 
-def _earlier(ledger: Ledger, release: str, channel: str) -> SocialResult:
-    """Nothing to do for this row in this run: say why (posted before, waiting for a retry, failed before)."""
+def _result(ledger: Ledger, release: str, channel: str, done: DispatchResult) -> SocialResult:
+    """What this run did to (release, account), or, when it did nothing, what the ledger says of it."""
     found = ledger.report(release=release, channel=channel)
+    detail = "; ".join(response or state for _, _, state, response in found.problems)
+    if done.sent:
+        return SocialResult(release, channel, "sent", next(iter(ledger.responses(release=release, channel=channel).values())))
+    if done.deferred or done.failed:
+        return SocialResult(release, channel, "deferred" if done.deferred else "failed", detail)
     if found.sent:
         return SocialResult(release, channel, "already sent", "posted on an earlier run")
-    detail = "; ".join(response or state for _, _, state, response in found.problems)
-    state = "waiting" if found.deferred or found.pending else "failed earlier"
+    state = "waiting" if found.deferred or found.pending or found.in_flight else "failed earlier"
     return SocialResult(release, channel, state, detail)
 
 

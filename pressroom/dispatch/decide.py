@@ -1,0 +1,100 @@
+"""Whether a release goes out on a channel: pure functions, asked before any gate, plan or send.
+
+Each answers :class:`Decision`: ``send``; ``skip`` with the reason shown in the run report and
+artifact; or ``approve``: an editor must say yes first (the flows pause for that). Nothing here
+reads the clock, the database or Prefect; the callers pass what they know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pressroom.releases import Release, resolve_local_time
+from pressroom.settings import Settings, SocialAccount
+
+__all__ = ["Decision", "digest_period", "digest_releases", "email_decision", "social_decision"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["send", "skip", "approve"]
+    reason: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        return self.action == "skip"
+
+
+SEND = Decision("send")
+
+
+def _too_old(release: Release, first_seen: datetime, max_age_days: float | None) -> str:
+    if max_age_days is None:
+        return ""
+    age = first_seen - release.date
+    if age > timedelta(days=max_age_days):
+        return f"it was already {age.days} days old when first seen public (max_age_days = {max_age_days:g})"
+    return ""
+
+
+def email_decision(*, release: Release, settings: Settings, first_seen: datetime, planned: bool) -> Decision:
+    """The per-release email of ``release``, first seen public at ``first_seen``.
+
+    A release planned before went through any gate then; it only finishes sending.
+    """
+    if not settings.email.enabled:
+        return Decision("skip", "email is turned off in settings (email.enabled = false)")
+    if not release.channel("email").enabled:
+        return Decision("skip", "the release says email: {enabled: false}")
+    if planned:
+        return SEND
+    too_old = _too_old(release, first_seen, settings.email.max_age_days)
+    if too_old:
+        return Decision("skip", too_old.replace("max_age_days", "email.max_age_days"))
+    if release.needs_approval(settings):
+        return Decision("approve", "an editor approves the email first")
+    return SEND
+
+
+def social_decision(*, release: Release, account: SocialAccount, forms: Iterable[str], planned: bool,
+                    now: datetime) -> Decision:
+    """The post of ``release`` on ``account``, whose posts take the ``forms`` of these networks."""
+    if not any(release.channel(form).enabled for form in forms):
+        return Decision("skip", "disabled in front matter")
+    if planned:
+        return SEND
+    if account.max_age_days is not None and release.date < now - timedelta(days=account.max_age_days):
+        # A new account does not post the whole archive.
+        return Decision("skip", f"older than {account.max_age_days:g} days")
+    return SEND
+
+
+def digest_period(*, now: datetime, settings: Settings) -> tuple[datetime, datetime]:
+    """[start, end) of the last full week (Monday to Monday) before ``now``, in the site time zone."""
+    local = now.astimezone(settings.site.tz)
+    monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    start = monday - timedelta(days=7)
+    return resolve_local_time(start, settings.site.tz), resolve_local_time(monday, settings.site.tz)
+
+
+def digest_releases(
+    *, releases: Iterable[Release], settings: Settings, now: datetime, first_seen: dict[str, datetime],
+    approved: Callable[[Release], bool],
+) -> list[Release]:
+    """The releases of the weekly digest due at ``now``: first seen public in :func:`digest_period`,
+    emailable, not too old, and approved by an editor where that is needed (``approved``)."""
+    start, end = digest_period(now=now, settings=settings)
+    chosen = []
+    for release in releases:
+        seen = first_seen.get(release.slug, release.date)
+        if not (release.is_public(now) and start <= seen < end):
+            continue
+        if not release.channel("email").enabled or _too_old(release, seen, settings.email.max_age_days):
+            continue
+        if release.needs_approval(settings) and not approved(release):
+            continue  # a rejected or unanswered release must not reach weekly readers by the back door
+        chosen.append(release)
+    return chosen

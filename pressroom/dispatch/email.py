@@ -1,0 +1,282 @@
+"""Email channels: a release, a weekly digest, subscription emails and staff emails, one transport each.
+
+They differ only in whom they reach (planned in the ledger) and how one delivery renders;
+pushing, pacing and the retry policy are the same :class:`EmailChannel`.
+
+- ``email``: a release (compiled once, personalised per reader) or a digest (composed once per
+  distinct selection of releases).
+- ``transactional``: confirm, welcome and unsubscribed emails of the web app. Each is one row
+  carrying what it renders from (its kind and link), enqueued by the request and delivered off
+  the request path by :class:`TransactionalSender` or any worker.
+- ``staff``: proofs to editors and failure alerts: the message bytes are in the row.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pressroom.audience import Audience, preferences_url, unsubscribe_url
+from pressroom.dispatch.engine import DispatchResult, Pushed, backoff, dispatch
+from pressroom.errors import PermanentError, PressroomError
+from pressroom.ledger import Delivery, Ledger
+from pressroom.mail.transports import Envelope, Transport, transport_for
+from pressroom.settings import Settings
+
+__all__ = [
+    "EmailChannel",
+    "TransactionalSender",
+    "digest_email",
+    "enqueue_transactional",
+    "release_email",
+    "send_email",
+    "send_staff",
+    "staff_email",
+    "transactional_email",
+]
+
+log = logging.getLogger("pressroom.dispatch")
+
+Render = Callable[[Delivery], bytes]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _MailPusher:
+    def __init__(self, sender: Any, channel: EmailChannel) -> None:
+        self.sender, self.channel = sender, channel
+
+    async def push(self, items: Sequence[tuple[Delivery, bytes]]) -> list[Pushed]:
+        envelopes = [
+            Envelope(id=d.id, sender=self.channel.envelope_from, recipient=d.recipient, message=m, key=self.channel.key(d))
+            for d, m in items
+        ]
+        return [Pushed(id=r.id, status=r.status, response=r.response) for r in await self.sender.send(envelopes)]
+
+    async def close(self) -> None:
+        await self.sender.close()
+
+
+class EmailChannel:
+    """One kind of email through the configured transport (outbox, SMTP, discard)."""
+
+    resolves_ambiguous = False  # nobody can ask an SMTP server whether it delivered
+
+    def __init__(self, *, name: str, settings: Settings, render: Render, key: Callable[[Delivery], str] | None = None,
+                 transport: Transport | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        self.render = render
+        self.key = key or (lambda d: f"{d.release}/{d.recipient}")
+        self.transport = transport or transport_for(settings=settings)
+        self.connections = self.transport.connections
+        self.window = self.transport.window
+        self.max_attempts = settings.email.max_attempts
+        self.envelope_from = settings.email.return_path or settings.email.sender
+        self._limiter = getattr(self.transport, "limiter", None)
+
+    async def connect(self) -> _MailPusher:
+        return _MailPusher(await self.transport.connect(), self)
+
+    async def pace(self, count: int) -> None:
+        # Waited for before the window is marked sending, so an unsubscribe during the wait still wins.
+        if self._limiter is not None:
+            for _ in range(count):
+                await self._limiter.wait()
+
+    def rejected(self, *, address: str, response: str) -> None:
+        Audience.from_settings(self.settings).suppress(address=address, reason="hard-bounce", detail=response, now=_now())
+
+    def backoff(self, attempts: int) -> timedelta:
+        return backoff(base_seconds=self.settings.email.retry_backoff_seconds, attempts=attempts)
+
+
+def send_email(*, channel: EmailChannel, ledger: Ledger, release: str | None, run_id: str | None = None,
+               wait: bool = True, now: datetime | None = None) -> DispatchResult:
+    """:func:`~pressroom.dispatch.engine.dispatch` with the email settings (batch size, lease, retry window)."""
+    settings = channel.settings
+    return dispatch(
+        channel=channel, ledger=ledger, release=release, run_id=run_id, now=now,
+        batch_size=settings.email.batch_size, lease=timedelta(seconds=settings.email.claim_lease_seconds),
+        retry_window=settings.email.retry_window_seconds if wait else 0.0,
+    )
+
+
+# --------------------------------------------------------------------------- releases and digests
+
+
+def _personaliser(*, composed: Any, settings: Settings) -> Render:
+    from pressroom.mail import Recipient
+
+    def render(delivery: Delivery) -> bytes:
+        sid = delivery.subscriber_id
+        return composed.message(
+            Recipient(
+                address=delivery.recipient,
+                name=delivery.name,
+                unsubscribe_url=unsubscribe_url(settings=settings, subscriber_id=sid) if sid is not None else "",
+                preferences_url=preferences_url(settings=settings, subscriber_id=sid) if sid is not None else "",
+            )
+        )
+
+    return render
+
+
+def release_email(*, release: Any, settings: Settings, transport: Transport | None = None) -> EmailChannel:
+    """The email of one release: MJML rendered here, once; each reader costs a few byte joins."""
+    from pressroom.mail import compose_release
+
+    composed = compose_release(release=release, settings=settings)
+    return EmailChannel(name="email", settings=settings, render=_personaliser(composed=composed, settings=settings),
+                        transport=transport)
+
+
+def digest_email(*, releases: Sequence[Any], settings: Settings, ledger: Ledger, key: str,
+                 period: tuple[datetime, datetime], transport: Transport | None = None) -> EmailChannel:
+    """The digest ``key``: each reader's own selection, composed once per distinct selection."""
+    from pressroom.mail import compose_digest
+
+    by_slug = {release.slug: release for release in releases}
+    composed: dict[tuple[str, ...], Render] = {}
+    lock = threading.Lock()
+
+    def render(delivery: Delivery) -> bytes:
+        slugs = ledger.digest_contents(digest=key, recipients=[delivery.recipient]).get(delivery.recipient, ())
+        with lock:
+            if slugs not in composed:
+                chosen = [by_slug[slug] for slug in slugs]
+                composed[slugs] = _personaliser(
+                    composed=compose_digest(releases=chosen, settings=settings, period_start=period[0], period_end=period[1]),
+                    settings=settings,
+                )
+            personal = composed[slugs]
+        return personal(delivery)
+
+    return EmailChannel(name="email", settings=settings, render=render, transport=transport)
+
+
+# --------------------------------------------------------------------------- subscription emails
+
+TRANSACTIONAL = "transactional"
+
+
+def enqueue_transactional(*, settings: Settings, kind: str, subscriber_id: int, address: str, action_url: str,
+                          key: str, now: datetime, ledger: Ledger | None = None) -> bool:
+    """Record one subscription email (``confirm``, ``welcome``, ``unsubscribed``) for delivery; False if ``key`` exists.
+
+    The row carries no subscriber id of its own (a confirmation goes to a reader who is not
+    confirmed yet); suppression still holds it back.
+    """
+    payload = json.dumps({"kind": kind, "action_url": action_url, "subscriber_id": subscriber_id})
+    return (ledger or Ledger.from_settings(settings)).enqueue(
+        release=key, channel=TRANSACTIONAL, recipient=address, subscriber_id=None, payload=payload, now=now
+    )
+
+
+def transactional_email(*, settings: Settings, transport: Transport | None = None) -> EmailChannel:
+    """Renders each subscription email from its row when it goes out, with the reader's current data."""
+    from pressroom.mail import Recipient, compose_transactional
+
+    audience = Audience.from_settings(settings)
+
+    def render(delivery: Delivery) -> bytes:
+        payload = json.loads(delivery.payload or "{}")
+        sid = payload.get("subscriber_id")
+        subscriber = audience.get(subscriber_id=sid) if sid is not None else None
+        if subscriber is None:
+            raise PermanentError(f"{delivery.release}: the subscriber is gone (erased or expired)")
+        composed = compose_transactional(kind=payload["kind"], settings=settings, action_url=payload.get("action_url", ""))
+        return composed.message(Recipient(
+            address=delivery.recipient,
+            # Text typed by the requester never reaches an address that has not confirmed it.
+            name=subscriber.name if subscriber.status == "confirmed" else "",
+            unsubscribe_url=unsubscribe_url(settings=settings, subscriber_id=sid),
+            preferences_url=preferences_url(settings=settings, subscriber_id=sid),
+        ))
+
+    return EmailChannel(name=TRANSACTIONAL, settings=settings, render=render, key=lambda d: f"subscriptions/{d.release}",
+                        transport=transport)
+
+
+class TransactionalSender:
+    """Delivers subscription emails in the background of one process (the web app's), within a second.
+
+    :meth:`wake` after enqueuing starts a round at once; otherwise a round runs every
+    ``interval`` seconds, which also picks up deferred ones when their retry comes due.
+    """
+
+    def __init__(self, *, settings: Settings, interval: float = 1.0) -> None:
+        self.settings, self.interval = settings, interval
+        self._event = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="pressroom-transactional", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        channel: EmailChannel | None = None
+        while not self._stopping.is_set():
+            self._event.wait(self.interval)
+            self._event.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                channel = channel or transactional_email(settings=self.settings)
+                send_email(channel=channel, ledger=Ledger.from_settings(self.settings), release=None, wait=False)
+            except PressroomError as exc:
+                log.warning("subscription emails: %s", exc)
+            except Exception:  # noqa: BLE001 - the web app keeps serving; the rows stay due
+                log.exception("subscription emails: unexpected failure; they stay queued")
+
+
+# --------------------------------------------------------------------------- staff emails
+
+STAFF = "staff"
+
+
+def staff_email(*, settings: Settings, transport: Transport | None = None) -> EmailChannel:
+    """Proofs and alerts: a handful of ready messages, one per person, kept in their rows."""
+    return EmailChannel(name=STAFF, settings=settings, transport=transport,
+                        render=lambda d: base64.b64decode(d.payload or ""))
+
+
+def send_staff(*, settings: Settings, key: str, messages: Mapping[str, bytes], now: datetime | None = None) -> list[str]:
+    """Send each of ``messages`` (address -> bytes) once for ``key``; returns who has it.
+
+    A second call with the same ``key`` sends nothing new (a proof is sent once per release
+    version, an alert once per failed run). One failing address never stops the others.
+    """
+    if not messages:
+        return []
+    now = now or _now()
+    ledger = Ledger.from_settings(settings)
+    for address, data in messages.items():
+        ledger.enqueue(release=key, channel=STAFF, recipient=address, subscriber_id=None,
+                       payload=base64.b64encode(data).decode(), now=now)
+    try:
+        send_email(channel=staff_email(settings=settings), ledger=ledger, release=key, wait=False)
+    except PressroomError as exc:  # a refused login, a server away: the rows stay queued, the caller goes on
+        log.warning("staff email %s: %s", key, exc)
+    states = ledger.states(release=key, channel=STAFF)
+    for address in messages:
+        if states.get(address) != "sent":
+            log.warning("could not email %s (%s): %s", address, key, states.get(address, "not planned"))
+    return [address for address in messages if states.get(address) == "sent"]

@@ -1,0 +1,353 @@
+"""The one send loop. Every email and post Pressroom sends goes through :func:`dispatch`.
+
+    claim a batch ─▶ render a window ─▶ advance (outcomes of the last window + this window `sending`, one commit)
+          ▲                                   │
+          └────── record ◀── push the window ◀┘
+
+A :class:`Channel` says how one delivery renders and how a window of them is pushed; the loop
+and the ledger decide everything else. Each of ``channel.connections`` pushers holds at most
+``channel.window`` rows in ``sending``, and the commit that begins a window also records the
+outcomes of the one before, so a crash leaves at most ``connections × window`` rows per worker
+whose fate is unknown. Commits of concurrent pushers are grouped (one transaction for all that
+are waiting), so small windows do not cost one transaction each. A heartbeat renews the
+worker's leases, so an operator's retry can tell a live send from a dead one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from pressroom.errors import ConfigError, PermanentError, PressroomError, TransientError
+from pressroom.ledger import Delivery, Ledger, Outcome
+
+__all__ = ["Channel", "DispatchResult", "Pushed", "Pusher", "backoff", "dispatch"]
+
+log = logging.getLogger("pressroom.dispatch")
+
+Status = Literal["sent", "retry", "mailbox", "failed", "rejected", "ambiguous"]
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What the far end said about one delivery of a window.
+
+    ``retry`` and ``mailbox`` are tried again later (``retry_at``, or the channel's backoff);
+    ``rejected`` means the address itself was refused (failed, and the address suppressed);
+    ``ambiguous`` means it went out and no answer came back: never retried automatically.
+    """
+
+    id: int
+    status: Status
+    response: str
+    retry_at: datetime | None = None
+
+
+class Pusher(Protocol):
+    """One connection to the far end (an SMTP session, a network's HTTP client)."""
+
+    async def push(self, items: Sequence[tuple[Delivery, Any]]) -> list[Pushed]:
+        """Push rendered deliveries; one :class:`Pushed` per item. May raise ConfigError (nothing sent)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Channel(Protocol):
+    """Whom a channel reaches is planned in the ledger; this says how one delivery renders and goes out."""
+
+    name: str  # the ledger channel: "email", "transactional", "staff", "social:mastodon:default"
+    connections: int  # pushers working at once
+    window: int  # deliveries one pusher has in flight
+    max_attempts: int
+    resolves_ambiguous: bool  # the far end can be asked whether a delivery arrived (social networks)
+
+    def render(self, delivery: Delivery) -> Any:
+        """The bytes or post of one delivery; PermanentError fails it, TransientError defers it."""
+        ...
+
+    async def connect(self) -> Pusher: ...
+
+    async def pace(self, count: int) -> None:
+        """Wait until ``count`` more deliveries may go out (a rate limit), before they are marked."""
+        ...
+
+    def rejected(self, *, address: str, response: str) -> None:
+        """The far end refused the address itself."""
+        ...
+
+    def backoff(self, attempts: int) -> timedelta: ...
+
+
+@dataclass
+class DispatchResult:
+    """What one :func:`dispatch` call (one worker) did itself."""
+
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    bounced: int = 0
+    suppressed: int = 0
+    ambiguous: int = 0
+
+    def __add__(self, other: DispatchResult) -> DispatchResult:
+        return DispatchResult(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def count(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            setattr(self, outcome.state, getattr(self, outcome.state) + 1)
+
+
+def backoff(*, base_seconds: float, attempts: int) -> timedelta:
+    """The one retry policy: ``base_seconds`` doubling per attempt, at most an hour, with ±20% jitter."""
+    seconds = base_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, 3600.0) * random.uniform(0.8, 1.2))
+
+
+Clock = Callable[[], datetime]
+
+
+def _clock(start: datetime | None) -> Clock:
+    if start is None:
+        return lambda: datetime.now(UTC)
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
+def dispatch(
+    *,
+    channel: Channel,
+    ledger: Ledger,
+    release: str | None,
+    batch_size: int,
+    lease: timedelta,
+    retry_window: float = 0.0,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> DispatchResult:
+    """Send every due delivery of (``release``, ``channel``) as one worker; returns what this worker did.
+
+    ``release=None`` serves every release of the channel (subscription emails). Deferred rows
+    that come due within ``retry_window`` seconds are waited for; later ones stay for the next
+    run. Rows other workers hold are left to them. Raises ConfigError (a refused SMTP login)
+    after recording every row it touched; its unused claims are given back.
+
+    ``now`` is the run's clock reading (``pressroom publish --now``); the loop's clock starts
+    there and runs at real speed, so leases and retry times keep their meaning.
+    """
+    _now = _clock(now)
+    worker = uuid.uuid4().hex
+    total = DispatchResult()
+    deadline = time.monotonic() + retry_window
+    if channel.resolves_ambiguous:
+        ledger.requeue_dead(channel=channel.name, release=release, now=_now())
+    try:
+        while True:
+            _, rows = ledger.claim(release=release, channel=channel.name, limit=batch_size, now=_now(),
+                                   worker=worker, run_id=run_id, lease=lease)
+            if rows:
+                total = total + _run(_send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease, clock=_now))
+                continue
+            remaining, due = ledger.outstanding(release=release, channel=channel.name, now=_now())
+            if not remaining:
+                return total
+            wait = 0.05 if due is None else (due - _now()).total_seconds()  # None: due, but another worker's claim was in progress
+            if time.monotonic() + wait > deadline:
+                return total  # what is left is retried after this run's patience (or held by a live worker)
+            time.sleep(min(max(wait, 0.01), 5.0))
+    finally:
+        ledger.release_claims(worker=worker, now=_now())
+
+
+def _run(coroutine: Any) -> Any:
+    """Run a coroutine from sync code, also when the calling thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class _Marks:
+    """Group commit: every pusher waiting to advance is served by one ledger transaction.
+
+    The worker's transactions (advances and lease renewals) run one at a time: two of them
+    updating the same rows in different orders would deadlock on PostgreSQL.
+    """
+
+    def __init__(self, ledger: Ledger, *, worker: str, lease: timedelta, max_attempts: int, clock: Clock) -> None:
+        self.ledger, self.worker, self.lease, self.max_attempts, self.clock = ledger, worker, lease, max_attempts, clock
+        self.waiting: list[tuple[Sequence[Outcome], Sequence[int], asyncio.Future]] = []
+        self.flushing = False
+        self.one_at_a_time = asyncio.Lock()
+
+    async def renew(self) -> None:
+        async with self.one_at_a_time:
+            await asyncio.to_thread(self.ledger.renew, worker=self.worker, now=self.clock(), lease=self.lease)
+
+    async def advance(self, outcomes: Sequence[Outcome], begin: Sequence[int]) -> set[int]:
+        if not outcomes and not begin:
+            return set()
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.waiting.append((outcomes, begin, future))
+        if not self.flushing:
+            self.flushing = True
+            try:
+                while self.waiting:
+                    batch, self.waiting = self.waiting, []
+                    try:
+                        async with self.one_at_a_time:
+                            ok = set(await asyncio.to_thread(
+                                self.ledger.advance, worker=self.worker, now=self.clock(), lease=self.lease,
+                                max_attempts=self.max_attempts,
+                                outcomes=[o for outs, _, _ in batch for o in outs],
+                                begin=[i for _, ids, _ in batch for i in ids],
+                            ))
+                    except BaseException as exc:  # noqa: BLE001 - handed to every waiting pusher
+                        for _, _, waiter in batch:
+                            waiter.set_exception(exc)
+                        continue
+                    for _, ids, waiter in batch:
+                        waiter.set_result(ok.intersection(ids))
+            finally:
+                self.flushing = False
+        return await future
+
+
+def _outcome(pushed: Pushed, delivery: Delivery, channel: Channel, now: datetime) -> Outcome:
+    if pushed.status == "sent":
+        return Outcome(id=pushed.id, state="sent", response=pushed.response)
+    if pushed.status in ("retry", "mailbox"):
+        retry_at = pushed.retry_at or now + channel.backoff(delivery.attempts + 1)
+        return Outcome(id=pushed.id, state="deferred", response=pushed.response, retry_at=retry_at)
+    if pushed.status == "ambiguous":
+        return Outcome(id=pushed.id, state="ambiguous", response=pushed.response)
+    return Outcome(id=pushed.id, state="failed", response=pushed.response)
+
+
+def _render(channel: Channel, delivery: Delivery, now: datetime) -> tuple[Any, Outcome | None]:
+    try:
+        return channel.render(delivery), None
+    except TransientError as exc:
+        retry_at = getattr(exc, "retry_at", None) or now + channel.backoff(delivery.attempts + 1)
+        return None, Outcome(id=delivery.id, state="deferred", response=f"not rendered: {exc}", retry_at=retry_at)
+    except PermanentError as exc:
+        return None, Outcome(id=delivery.id, state="failed", response=f"not sent: {exc}")
+    except PressroomError as exc:
+        # A broken template or setting: the operator fixes it, and the delivery goes out after that.
+        return None, Outcome(id=delivery.id, state="deferred", response=f"not rendered: {exc}",
+                             retry_at=now + channel.backoff(delivery.attempts + 1))
+    except Exception as exc:  # noqa: BLE001 - one recipient's bad data never stops the others
+        log.exception("rendering %s for %s failed", delivery.release, delivery.recipient)
+        return None, Outcome(id=delivery.id, state="failed", response=f"not sent: {type(exc).__name__}: {exc}")
+
+
+async def _heartbeat(marks: _Marks) -> None:
+    while True:
+        await asyncio.sleep(max(marks.lease.total_seconds() / 3, 0.05))
+        try:
+            await marks.renew()
+        except TransientError as exc:
+            log.warning("could not renew the leases of worker %s: %s", marks.worker, exc)
+
+
+async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Delivery], lease: timedelta,
+                clock: Clock) -> DispatchResult:
+    queue = deque(rows)
+    marks = _Marks(ledger, worker=worker, lease=lease, max_attempts=channel.max_attempts, clock=clock)
+    result = DispatchResult(claimed=len(rows))
+    errors: list[BaseException] = []
+
+    async def unreachable(exc: TransientError) -> None:
+        # Nothing can go out through this pusher: its share is deferred with backoff, never marked sending.
+        while queue and not errors:
+            chunk = [queue.popleft() for _ in range(min(100, len(queue)))]
+            outcomes = [Outcome(id=d.id, state="deferred", response=f"not sent: {exc}",
+                                retry_at=clock() + channel.backoff(d.attempts + 1)) for d in chunk]
+            await marks.advance(outcomes, [])
+            result.count(outcomes)
+
+    async def pusher() -> None:
+        try:
+            connection = await channel.connect()
+        except TransientError as exc:
+            await unreachable(exc)
+            return
+        pending: list[Outcome] = []
+        try:
+            while queue and not errors:
+                window = [queue.popleft() for _ in range(min(channel.window, len(queue)))]
+                rendered: list[tuple[Delivery, Any]] = []
+                for delivery in window:
+                    item, failure = _render(channel, delivery, clock())
+                    if failure is None:
+                        rendered.append((delivery, item))
+                    else:
+                        pending.append(failure)
+                await channel.pace(len(rendered))
+                ok = await marks.advance(pending, [delivery.id for delivery, _ in rendered])
+                result.count(pending)
+                pending = []
+                result.suppressed += len(rendered) - len(ok)
+                items = [(delivery, item) for delivery, item in rendered if delivery.id in ok]
+                if not items:
+                    continue
+                try:
+                    pushed = await connection.push(items)
+                except ConfigError as exc:
+                    errors.append(exc)
+                    pending = [Outcome(id=d.id, state="deferred", response=f"not sent: {exc.message}", retry_at=clock())
+                               for d, _ in items]
+                    break
+                by_id = {delivery.id: delivery for delivery, _ in items}
+                answered = clock()
+                pending = [_outcome(p, by_id[p.id], channel, answered) for p in pushed]
+                result.bounced += sum(p.status == "rejected" for p in pushed)
+                for p in pushed:
+                    if p.status == "rejected":
+                        await asyncio.to_thread(channel.rejected, address=by_id[p.id].recipient, response=p.response)
+        finally:
+            try:
+                if pending:
+                    await marks.advance(pending, [])
+                    result.count(pending)
+            finally:
+                await connection.close()
+
+    async def guarded() -> None:
+        try:
+            await pusher()
+        except BaseException as exc:  # noqa: BLE001 - the first error stops every pusher, then is raised
+            errors.append(exc)
+
+    beat = asyncio.create_task(_heartbeat(marks))
+    try:
+        await asyncio.gather(*(guarded() for _ in range(max(1, min(channel.connections, len(rows))))))
+    finally:
+        beat.cancel()
+    if errors:
+        raise errors[0]
+    return result
