@@ -20,7 +20,7 @@ import pickle
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -861,13 +861,15 @@ class _ReleaseCache:
         code = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
         self.salt = f"{settings.fingerprint}:{code}"
         self.old: dict[str, tuple] = {}
+        self.whole = False  # the file was read to its end: appending to it is safe
         try:
             with open(self.file, "rb") as stream, _collector_paused():
                 while stream.peek(1):
                     key, entry = pickle.load(stream)  # a fresh memo for each, as they were written
-                    self.old[key] = entry
-        except Exception:  # missing, damaged or from another version: parse everything
-            self.old = {}
+                    self.old[key] = entry  # a later entry (appended) wins
+            self.whole = True
+        except Exception:  # noqa: S110 - missing, torn or from another version: what was read is kept, the rest parsed
+            pass
         self.new: dict[str, tuple] = {}
 
     @staticmethod
@@ -894,21 +896,34 @@ class _ReleaseCache:
         return release, warnings
 
     def save(self) -> None:
-        if self.new.keys() == self.old.keys() and all(self.new[k] is self.old[k] for k in self.new):
+        kept = self.whole and self.old.keys() <= self.new.keys() and all(self.new[k] is self.old[k] for k in self.old)
+        added = [(key, entry) for key, entry in self.new.items() if key not in self.old]
+        if kept and not added:
             return
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
+            if kept:
+                # Only new releases: appended, not 50 MB rewritten at 10,000. A torn append loses
+                # only what follows the tear (the reader keeps the entries before it), and the
+                # next save rewrites the file whole.
+                with open(self.file, "ab") as stream:
+                    self._dump(stream, added)
+                return
             temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}")
-            # Streamed, one entry at a time with the memo cleared between them: one pickle of
-            # 10,000 releases would hold tens of MB of bytes, or of memo, beside the releases.
             with open(temporary, "wb") as stream:
-                pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
-                for item in self.new.items():
-                    pickler.dump(item)
-                    pickler.clear_memo()
+                self._dump(stream, self.new.items())
             temporary.replace(self.file)
         except OSError:
             pass  # the cache only saves time
+
+    @staticmethod
+    def _dump(stream: BinaryIO, items: Iterable[tuple[str, tuple]]) -> None:
+        # One entry at a time with the memo cleared between them: one pickle of 10,000 releases
+        # would hold tens of MB of bytes, or of memo, beside the releases.
+        pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
+        for item in items:
+            pickler.dump(item)
+            pickler.clear_memo()
 
 
 def public_releases(releases: list[Release], now: datetime) -> list[Release]:

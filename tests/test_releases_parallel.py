@@ -65,3 +65,28 @@ def test_a_second_load_parses_only_the_new_file(project, monkeypatch):
     assert [release.slug for release in second.releases][1:] == [release.slug for release in first.releases]
     # The warning of a release that came from the cache is still there.
     assert [(str(w), w.line) for w in second.warnings] == [(str(w), w.line) for w in first.warnings] != []
+    load_releases(settings)  # the new release was appended to the cache: read back, not parsed
+    assert parsed == ["new-one.md"]
+
+
+def test_a_torn_cache_keeps_what_was_whole_and_is_written_whole_again(project, monkeypatch):
+    for number in range(3):
+        project.write_release(f"kept-{number}", date=f"2024-07-0{number + 1} 09:00")
+    settings = project.settings()
+    load_releases(settings)
+    cache = project.root / "var" / "cache" / "releases.pickle"
+    with open(cache, "ab") as stream:
+        stream.write(b"\x80\x05 torn by a crash")  # the start of an append that never finished
+    project.write_release("new-one", date="2024-07-09 09:00")
+    parsed: list[str] = []
+    original = releases.load_release
+
+    def counting(path, settings, **options):  # noqa: ANN001, ANN003, ANN202
+        parsed.append(path.name)
+        return original(path, settings, **options)
+
+    monkeypatch.setattr(releases, "load_release", counting)
+    assert len(load_releases(settings).releases) == 4
+    assert parsed == ["new-one.md"]
+    assert len(load_releases(settings).releases) == 4
+    assert parsed == ["new-one.md"]  # the file was rewritten whole: nothing parsed again
