@@ -784,12 +784,16 @@ def _parse_files(files: list[Path], settings: Settings) -> dict[Path, _Parsed | 
     """Each file's Release and warnings, or the ReleaseError or OSError that reading it raised."""
     if len(files) >= _PARALLEL_FROM and _WORKERS > 1:
         context = multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
+        size = max(16, len(files) // (_WORKERS * 8))
+        chunks = [files[start : start + size] for start in range(0, len(files), size)]
         try:
             with ProcessPoolExecutor(max_workers=_WORKERS, mp_context=context) as pool:
-                chunk = max(16, len(files) // (_WORKERS * 8))
-                outcomes = pool.map(_parse_portable, files, itertools.repeat(settings), chunksize=chunk)
-                with _collector_paused():  # the releases arrive pickled
-                    return {file: _restore(outcome) for file, outcome in zip(files, outcomes, strict=True)}
+                parsed: dict[Path, _Parsed | Exception] = {}
+                for chunk, data in zip(chunks, pool.map(_parse_chunk, chunks, itertools.repeat(settings)), strict=True):
+                    with _collector_paused():  # unpickling makes only live objects
+                        outcomes = pickle.loads(data)
+                    parsed.update(zip(chunk, map(_restore, outcomes), strict=True))
+                return parsed
         except (OSError, BrokenProcessPool):
             pass  # no processes here (a sandbox, a full process table): parse in this one
     return {file: _parse_one(file, settings) for file in files}
@@ -838,6 +842,13 @@ def _parse_portable(file: Path, settings: Settings) -> tuple | OSError:
         return outcome
     release, warnings = outcome
     return release, [_fields(warning) for warning in warnings]
+
+
+def _parse_chunk(files: list[Path], settings: Settings) -> bytes:
+    """Parse ``files`` in a worker. The outcomes go back as one pickle, unpickled by the caller's
+    own thread: unpickled by the pool's result thread, the releases would sit in that thread's
+    malloc arena, which the rest of the build cannot reuse (70 MB more peak RSS at 10,000)."""
+    return pickle.dumps([_parse_portable(file, settings) for file in files], protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _restore(outcome: tuple | OSError) -> _Parsed | Exception:
