@@ -1,21 +1,33 @@
-"""Build-time benchmark: what `pressroom build` costs for 1,000 and 10,000 releases.
+"""Build-time benchmark: what `pressroom build` costs for 1,000 and 10,000 releases, against Hugo.
 
 Generates synthetic releases in a temporary project (one in ten a bundle with a hero image), then
 times load_releases + build_site together, as the command does:
 
-- full: an empty public/;
-- incremental: the same project after adding one release (every other file is already there).
+- full: an empty public/ and an empty var/cache/ (nothing parsed before);
+- incremental: the same project after adding one release (every other file is already there);
+- hugo: Hugo (Debian package ``hugo``) building the same Markdown files in the same run, with a
+  minimal layout of its own: a page per release, paginated home, section and topic lists, RSS for
+  each (Hugo's built-in template) and a sitemap. It is a reference, not a twin: Hugo writes one
+  feed format where Pressroom writes three, and it uses every core. Skipped, with a note, when
+  ``hugo`` is not on PATH.
 
 Prints figures, asserts nothing. Wall-clock seconds are what the issue asks for; the CPU seconds
-beside them tell a slow build apart from a busy machine (the 2 cores are shared). The last line is the one the issue asks for:
-``build: full_1000=<s> incremental_1000=<s> full_10000=<s> peak_rss_mb=<n>``
+beside them tell a slow build apart from a busy machine (the 2 cores are shared). Pressroom's
+builds of each size run in a process of their own, as ``pressroom build`` would; peak_rss_mb is
+that process's at 10,000 releases (the parsing workers' peak is printed beside it). The last line
+is the one the issue asks for:
+``build: full_1000=<s> hugo_1000=<s> ratio_1000=<x> incremental_1000=<s> incremental_ratio=<x>
+files_touched=<n> full_10000=<s> hugo_10000=<s> ratio_10000=<x> peak_rss_mb=<n>``
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +41,8 @@ from pressroom.settings import load_settings  # noqa: E402
 from pressroom.site import build_site  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+HUGO_TIMEOUT = 600
+BUILD_TIMEOUT = 1200
 TAGS = [
     "Recycling", "Lithium", "Cobalt", "Nickel", "Graphite", "Policy", "Funding", "Events", "Research",
     "Industry", "Circular economy", "Mining", "Refining", "Battery passport", "Standards", "Training",
@@ -49,6 +63,46 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc000000301"
     "0100c9fe92ef0000000049454e44ae426082"
 )
+# Hugo's side: the same page size and feed length as Pressroom's defaults, one template per kind of page.
+HUGO_CONFIG = """
+baseURL = "https://press.example.org/"
+title = "Benchmark Hub"
+timeZone = "Europe/Brussels"
+paginate = 20
+disableKinds = []
+[services.rss]
+limit = 50
+[taxonomies]
+tag = "tags"
+"""
+HUGO_LAYOUTS = {
+    "_default/baseof.html": (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ .Title }} · {{ site.Title }}</title>'
+        '<link rel="canonical" href="{{ .Permalink }}">'
+        '{{ with .OutputFormats.Get "rss" }}<link rel="alternate" type="application/rss+xml" href="{{ .RelPermalink }}">{{ end }}'
+        "</head><body>{{ block \"main\" . }}{{ end }}</body></html>\n"
+    ),
+    "_default/single.html": (
+        '{{ define "main" }}<article><h1>{{ .Title }}</h1><time>{{ .Date.Format "2 January 2006" }}</time>'
+        "<p>{{ .Params.summary }}</p><ul>{{ range .GetTerms \"tags\" }}<li><a href=\"{{ .RelPermalink }}\">{{ .LinkTitle }}</a></li>{{ end }}</ul>"
+        "{{ .Content }}</article>"
+        "{{ with .PrevInSection }}<a href=\"{{ .RelPermalink }}\">{{ .Title }}</a>{{ end }}"
+        "{{ with .NextInSection }}<a href=\"{{ .RelPermalink }}\">{{ .Title }}</a>{{ end }}{{ end }}\n"
+    ),
+    "_default/list.html": (
+        '{{ define "main" }}<h1>{{ .Title }}</h1>{{ $list := .RegularPagesRecursive }}'
+        '{{ if .IsHome }}{{ $list = site.RegularPages }}{{ else if eq .Kind "term" }}{{ $list = .Pages }}{{ end }}'
+        "{{ $pages := .Paginate $list }}"
+        "{{ range $pages.Pages }}<article><h2><a href=\"{{ .RelPermalink }}\">{{ .Title }}</a></h2>"
+        "<time>{{ .Date.Format \"2 January 2006\" }}</time><p>{{ .Params.summary }}</p></article>{{ end }}"
+        "{{ with $pages.Prev }}<a href=\"{{ .URL }}\">Newer</a>{{ end }}{{ with $pages.Next }}<a href=\"{{ .URL }}\">Older</a>{{ end }}"
+        "{{ end }}\n"
+    ),
+    "_default/terms.html": (
+        '{{ define "main" }}<ul>{{ range .Data.Terms.Alphabetical }}<li><a href="{{ .Page.RelPermalink }}">'
+        "{{ .Page.Title }}</a> {{ .Count }}</li>{{ end }}</ul>{{ end }}\n"
+    ),
+}
 
 
 def paragraph(rng: random.Random, words: int) -> str:
@@ -68,7 +122,7 @@ def write_release(folder: Path, number: int, rng: random.Random) -> None:
     )
     text = (
         f"---\ntitle: \"Release {number}: {paragraph(rng, 8)}\"\nsummary: \"{paragraph(rng, 25)}\"\n"
-        f"date: {date:%Y-%m-%d %H:%M}\nstatus: approved\ntags: [{tags}]\n{hero}"
+        f"date: {date:%Y-%m-%d %H:%M:%S}\nstatus: approved\ntags: [{tags}]\n{hero}"
         "contacts:\n  - name: Press Office\n    email: press@example.org\n---\n\n" + body + "\n"
     )
     if bundle:
@@ -79,8 +133,14 @@ def write_release(folder: Path, number: int, rng: random.Random) -> None:
         (folder / f"{slug}.md").write_text(text, encoding="utf-8")
 
 
-def timed_build(root: Path) -> tuple[float, str]:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_build(root: Path) -> tuple[float, int, str]:
     cpu = time.process_time()
+    workers = children_cpu()
     started = time.perf_counter()
     settings = load_settings(root / "pressroom.toml", environ={})
     loaded = time.perf_counter()
@@ -89,13 +149,47 @@ def timed_build(root: Path) -> tuple[float, str]:
     report = build_site(settings=settings, releases=result.releases, now=NOW)
     finished = time.perf_counter()
     detail = (
-        f"cpu {time.process_time() - cpu:.3f}s; load_releases {parsed - loaded:.3f}s, build_site {finished - parsed:.3f}s; "
+        f"cpu {time.process_time() - cpu:.3f}s + {children_cpu() - workers:.3f}s in parsing workers; load_releases {parsed - loaded:.3f}s, build_site {finished - parsed:.3f}s; "
         f"{report.pages} pages, wrote {len(report.written)}, unchanged {report.unchanged}, removed {len(report.removed)}"
     )
-    return finished - started, detail
+    return finished - started, len(report.written) + len(report.removed), detail
 
 
-def run(count: int, workdir: Path, *, incremental: bool) -> tuple[float, float | None]:
+def hugo_build(workdir: Path, content: Path, count: int) -> float | None:
+    """Seconds Hugo takes to build the same Markdown, or None (with a note) when it is not installed."""
+    hugo = shutil.which("hugo")
+    if hugo is None:
+        print("hugo is not installed (Debian: apt-get install hugo): no reference figures", flush=True)
+        return None
+    site = workdir / f"hugo-{count}"
+    (site / "content").mkdir(parents=True)
+    shutil.copytree(content, site / "content" / "releases")
+    (site / "config.toml").write_text(HUGO_CONFIG, encoding="utf-8")
+    for name, text in HUGO_LAYOUTS.items():
+        (site / "layouts" / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / "layouts" / name).write_text(text, encoding="utf-8")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [hugo, "--quiet", "--source", str(site), "--destination", str(site / "public")],
+        capture_output=True, text=True, timeout=HUGO_TIMEOUT, check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"hugo failed ({done.returncode}): {done.stderr.strip()[:500]}", flush=True)
+        return None
+    pages = sum(1 for _ in (site / "public").rglob("*.html"))
+    print(f"{count} releases, hugo {hugo_version(hugo)}: {elapsed:.3f}s ({pages} HTML files)", flush=True)
+    return elapsed
+
+
+def hugo_version(hugo: str) -> str:
+    done = subprocess.run([hugo, "version"], capture_output=True, text=True, timeout=30, check=False)
+    words = done.stdout.split()
+    return words[1] if len(words) > 1 else "?"
+
+
+def run(count: int, workdir: Path) -> dict[str, float | None]:
+    """Generate ``count`` releases, let Hugo build them, then time Pressroom's builds in a fresh process."""
     root = workdir / f"project-{count}"
     releases = root / "content" / "releases"
     releases.mkdir(parents=True)
@@ -104,25 +198,53 @@ def run(count: int, workdir: Path, *, incremental: bool) -> tuple[float, float |
     rng = random.Random(count)
     for number in range(count):
         write_release(releases, number, rng)
-    full, detail = timed_build(root)
+    hugo = hugo_build(workdir, releases, count)
+    # A process of its own, as `pressroom build` is: its peak RSS is that of one size alone.
+    result = workdir / f"result-{count}.json"
+    subprocess.run(
+        [sys.executable, __file__, "--pressroom", str(root), str(count), str(result)],
+        check=True, timeout=BUILD_TIMEOUT,
+    )
+    return {**json.loads(result.read_text(encoding="utf-8")), "hugo": hugo}
+
+
+def pressroom_builds(root: Path, count: int, result: Path) -> None:
+    """In the child: a full build, then one more release and an incremental build; figures to ``result``."""
+    full, _, detail = timed_build(root)
     print(f"{count} releases, full build: {full:.3f}s ({detail})", flush=True)
-    if not incremental:
-        return full, None
-    write_release(releases, count, rng)
-    again, detail = timed_build(root)
+    write_release(root / "content" / "releases", count, random.Random(-count))
+    again, touched, detail = timed_build(root)
     print(f"{count} releases, incremental build after adding one: {again:.3f}s ({detail})", flush=True)
-    return full, again
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"{count} releases: peak RSS {peak:.0f} MB in the build, {workers:.0f} MB in the largest parsing worker",
+          flush=True)
+    figures = {"full": full, "incremental": again, "touched": touched, "peak_mb": peak}
+    result.write_text(json.dumps(figures), encoding="utf-8")
+
+
+def ratio(ours: float, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if theirs else "n/a"
+
+
+def seconds(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "n/a"
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--pressroom"]:
+        pressroom_builds(Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+        return
     with tempfile.TemporaryDirectory(prefix="pressroom-bench-") as folder:
         workdir = Path(folder)
-        full_1000, incremental_1000 = run(1000, workdir, incremental=True)
-        full_10000, _ = run(10_000, workdir, incremental=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        small = run(1000, workdir)
+        large = run(10_000, workdir)
     print(
-        f"build: full_1000={full_1000:.3f} incremental_1000={incremental_1000:.3f} "
-        f"full_10000={full_10000:.3f} peak_rss_mb={peak_mb:.0f}"
+        f"build: full_1000={small['full']:.3f} hugo_1000={seconds(small['hugo'])} "
+        f"ratio_1000={ratio(small['full'], small['hugo'])} incremental_1000={small['incremental']:.3f} "
+        f"incremental_ratio={small['incremental'] / small['full']:.3f} files_touched={small['touched']:.0f} "
+        f"full_10000={large['full']:.3f} hugo_10000={seconds(large['hugo'])} "
+        f"ratio_10000={ratio(large['full'], large['hugo'])} peak_rss_mb={large['peak_mb']:.0f}"
     )
 
 

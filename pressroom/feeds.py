@@ -13,11 +13,12 @@ import json
 import mimetypes
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from pressroom.releases import Release, clean_text
+from pressroom.releases import Release, clean_text, slugify
 from pressroom.settings import Settings
 
 __all__ = ["FEED_FILES", "render_feeds"]
@@ -131,9 +132,14 @@ def _feedgen(
             entry.dc.dc_creator(text(release.author or site.name))
         elif release.author:
             entry.author(name=text(release.author))
-        for tag, tag_slug in zip(release.tags, release.tag_slugs, strict=True):
-            if tag_slug:
-                entry.category(term=tag_slug, label=text(tag), scheme=f"{site.base_url}/tags/")
+        # One call for all of them: feedgen checks its arguments on every call, a fifth of a feed's time.
+        categories = [
+            {"term": tag_slug, "label": text(tag), "scheme": f"{site.base_url}/tags/"}
+            for tag, tag_slug in zip(release.tags, map(_slug, release.tags), strict=True)
+            if tag_slug
+        ]
+        if categories:
+            entry.category(categories)
         if release.hero is not None:
             mime, length = _hero_file(release)
             if kind == "rss":  # Atom gets its enclosure link in _atom_links
@@ -142,6 +148,10 @@ def _feedgen(
             # flag a group of one.
             entry.media.content(url=release.hero.src, type=mime, medium="image", group=None)
     return fg
+
+
+# A site has a few dozen distinct tags and each is in many feeds: slugify each once per process.
+_slug = lru_cache(maxsize=4096)(slugify)
 
 
 def _as_text(value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from xml.etree import ElementTree
@@ -92,24 +93,31 @@ def test_release_language_sets_the_page_lang(project):
     assert _page(project, "index.html").get("lang") == "en"
 
 
-def test_index_is_newest_first_and_paginated(project):
-    for day in range(1, 6):
+def test_index_is_newest_first_and_numbered_from_the_oldest_page(project):
+    for day in range(1, 8):
         project.write_release(f"day-{day}", title=f"Day {day}", date=f"2024-07-0{day} 09:00")
     report, _ = build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="2")
     titles = {
         path: [a.text for a in _page(project, path).xpath("//h2[@class='card-title']/a")]
-        for path in ("index.html", "page/2/index.html", "page/3/index.html")
+        for path in ("index.html", "page/2/index.html", "page/1/index.html")
     }
+    # Full pages count from the oldest; the front page holds the rest, never less than a page's worth.
     assert titles == {
-        "index.html": ["Day 5", "Day 4"],
-        "page/2/index.html": ["Day 3", "Day 2"],
-        "page/3/index.html": ["Day 1"],
+        "index.html": ["Day 7", "Day 6", "Day 5"],
+        "page/2/index.html": ["Day 4", "Day 3"],
+        "page/1/index.html": ["Day 2", "Day 1"],
     }
-    assert not (project.root / "public" / "page" / "4").exists()
-    second = _page(project, "page/2/index.html")
-    assert second.xpath("//nav[@class='pagination']/a/@href") == ["../../", "../../page/3/"]
+    assert not (project.root / "public" / "page" / "3").exists()
+    front, second, first = (_page(project, path) for path in ("index.html", "page/2/index.html", "page/1/index.html"))
+    assert front.xpath("//nav[@class='pagination']/a/@href") == ["page/2/"]
+    assert second.xpath("//nav[@class='pagination']/a/@href") == ["../../", "../../page/1/"]
+    assert first.xpath("//nav[@class='pagination']/a/@href") == ["../../page/2/"]
     assert second.xpath("//link[@rel='canonical']/@href") == [f"{BASE}/page/2/"]
-    assert report.pages == 5 + 3 + 2  # releases, index pages, tags index and 404
+    assert second.findtext(".//title") == "Page 2 · Test Hub press releases"
+    # Only the front page counts pages; a numbered one names the dates it covers, which never change.
+    assert front.xpath("string(//span[@class='page-count'])") == "Newest of 3 pages"
+    assert second.xpath("string(//span[@class='page-count'])") == "3 July 2024 – 4 July 2024"
+    assert report.pages == 7 + 3 + 2  # releases, index pages, tags index and 404
 
 
 def test_tag_pages_list_their_releases_and_link_their_feeds(project):
@@ -195,6 +203,83 @@ def test_adding_a_release_rewrites_only_the_pages_it_changes(project):
         assert (public / relative).stat().st_mtime_ns == before[public / relative]
 
 
+def _archive(project, count: int) -> None:  # noqa: ANN001
+    """``count`` releases three hours apart, all about Policy and every other one about Recycling."""
+    for number in range(count):
+        hour = 3 * number
+        tags = "[Policy, Recycling]" if number % 2 == 0 else "[Policy]"
+        project.write_release(
+            f"item-{number:03d}",
+            title=f"Item {number}",
+            date=f"2024-03-{1 + hour // 24:02d} {hour % 24:02d}:00",
+            extra=f"tags: {tags}\n",
+        )
+
+
+def _contents(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        path.relative_to(folder).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+FEEDS = ("feed.xml", "atom.xml", "feed.json")
+
+
+def test_a_new_release_rewrites_its_page_the_front_pages_feeds_and_sitemap_only(project):
+    _archive(project, 60)
+    build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="10")
+    public = project.root / "public"
+    before = _contents(public)
+    project.write_release("item-new", title="Newest item", date="2024-04-01 09:00", extra="tags: [Recycling]\n")
+    report, _ = build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="10")
+    written = {path.relative_to(public).as_posix() for path in report.written}
+    assert written == {
+        "releases/item-new/index.html",
+        "releases/item-059/index.html",  # the previous newest gains its "next release" link
+        "index.html",
+        "tags/recycling/index.html",
+        "tags/index.html",  # counts per topic
+        "sitemap.xml",
+        *FEEDS,
+        *(f"tags/recycling/{name}" for name in FEEDS),
+    }
+    assert report.removed == []
+    after = _contents(public)
+    numbered = [path for path in before if "/page/" in f"/{path}"]
+    assert len(numbered) == 5 + 5 + 2  # index 60 -> 5 numbered pages, Policy 60 -> 5, Recycling 30 -> 2
+    for path in numbered:
+        assert after[path] == before[path], path  # same bytes, same mtime
+    front = _page(project, "index.html")
+    assert [a.text for a in front.xpath("//h2[@class='card-title']/a")][:2] == ["Newest item", "Item 59"]
+    assert len(front.xpath("//article")) == 11
+
+
+def test_a_numbered_page_appears_every_page_size_releases_and_only_its_neighbour_changes(project):
+    _archive(project, 69)
+    build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="10")
+    public = project.root / "public"
+    before = _contents(public)
+    project.write_release("item-new", title="Newest item", date="2024-04-01 09:00")
+    report, _ = build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="10")
+    written = {path.relative_to(public).as_posix() for path in report.written}
+    # 70 releases: the front page keeps the newest 10, items 50-59 become page 6 and page 5's
+    # "newer" link now leads there instead of to the front page.
+    assert {"page/6/index.html", "page/5/index.html", "index.html"} <= written
+    assert not any(path.startswith(("page/1/", "page/2/", "page/3/", "page/4/")) for path in written)
+    assert [a.text for a in _page(project, "page/6/index.html").xpath("//h2[@class='card-title']/a")] == [
+        f"Item {number}" for number in range(59, 49, -1)
+    ]
+    assert _page(project, "page/5/index.html").xpath("//nav[@class='pagination']/a/@href") == [
+        "../../page/6/",
+        "../../page/4/",
+    ]
+    assert _page(project, "page/6/index.html").xpath("//nav[@class='pagination']/a/@href") == ["../../", "../../page/5/"]
+    for path in ("page/1/index.html", "page/4/index.html"):
+        assert _contents(public)[path] == before[path]
+
+
 def test_files_the_build_no_longer_makes_are_removed(project):
     write_sample(project)
     build(project, NOW)
@@ -212,6 +297,23 @@ def test_files_the_build_no_longer_makes_are_removed(project):
     } <= removed
     assert not (public / "releases" / "battery-passport-pilot").exists()  # empty folders go too
     assert not (public / "tags" / "battery-passport").exists()
+
+
+def test_files_and_folders_that_swapped_places_are_put_right(project):
+    project.write_release("one")
+    build(project, NOW)
+    public = project.root / "public"
+    shutil.rmtree(public / "releases" / "one")
+    (public / "releases" / "one").write_text("a file where the page's folder belongs")
+    (public / "feed.xml").unlink()
+    (public / "feed.xml" / "inner").mkdir(parents=True)
+    (public / "feed.xml" / "inner" / "stray.txt").write_text("a folder where the feed belongs")
+    (public / "stray" / "empty").mkdir(parents=True)
+    build(project, NOW)
+    assert (public / "releases" / "one" / "index.html").is_file()
+    assert (public / "feed.xml").read_bytes().startswith(b"<?xml")
+    assert not (public / "stray").exists()  # empty folders go, however deep
+    assert not list(public.rglob(".tmp-*"))
 
 
 def test_script_injection_is_neutralised_in_every_output(project):
