@@ -169,6 +169,60 @@ class DeliveryReport:
         return rows
 
 
+# The statements of one window's commit, built once: constructing them per call cost more than
+# running them.
+_NOW = bindparam("b_now", type_=deliveries.c.updated_at.type)
+_HELD = (
+    select(deliveries.c.id)
+    .where(deliveries.c.id.in_(bindparam("b_ids", expanding=True)), deliveries.c.claimed_by == bindparam("b_worker"),
+           deliveries.c.state.in_(("claimed", "sending")))
+    .with_for_update()
+)
+_FINISH = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(state=bindparam("b_state"), response=bindparam("b_response"), finished_at=_NOW, updated_at=_NOW,
+            claimed_by=None, lease_until=None)
+)
+_OUT_OF_ATTEMPTS = deliveries.c.attempts >= bindparam("b_max")
+_DEFER = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        state=case((_OUT_OF_ATTEMPTS, "failed"), else_="deferred"),
+        response=bindparam("b_response"),
+        next_attempt_at=bindparam("b_retry", type_=deliveries.c.next_attempt_at.type),
+        finished_at=case((_OUT_OF_ATTEMPTS, _NOW), else_=None),
+        updated_at=_NOW, claimed_by=None, lease_until=None,
+    )
+)
+_MINE = and_(deliveries.c.id.in_(bindparam("b_ids", expanding=True)), deliveries.c.state == "claimed",
+             deliveries.c.claimed_by == bindparam("b_worker"))
+_STILL_WANTED = and_(
+    or_(
+        deliveries.c.subscriber_id.is_(None),
+        exists().where(subscribers.c.id == deliveries.c.subscriber_id, subscribers.c.status == "confirmed"),
+    ),
+    # An unsubscribe holds back newsletters only: the goodbye email, or a confirmation the reader
+    # asked for to come back, still goes. A bounce or a complaint holds back everything.
+    ~exists().where(suppressions.c.address == deliveries.c.recipient,
+                    or_(deliveries.c.subscriber_id.is_not(None), suppressions.c.reason != "unsubscribed")),
+)
+_BEGIN = (
+    update(deliveries)
+    .where(_MINE, _STILL_WANTED)
+    .values(state="sending", sending_at=_NOW, attempts=deliveries.c.attempts + 1,
+            lease_until=bindparam("b_lease", type_=deliveries.c.lease_until.type), updated_at=_NOW)
+    .returning(deliveries.c.id)
+)
+_HOLD_BACK = (
+    update(deliveries)
+    .where(_MINE)
+    .values(state="suppressed", response="not sent: unsubscribed or suppressed before sending",
+            finished_at=_NOW, updated_at=_NOW, claimed_by=None, lease_until=None)
+)
+
+
 class Ledger:
     """Deliveries in the Pressroom database. Safe to share between threads."""
 
@@ -346,75 +400,31 @@ class Ledger:
         """
         if not outcomes and not begin:
             return []
+        params = {"b_worker": worker, "b_now": now}
         with self._engine.begin() as conn:
             if outcomes:
-                self._record(conn, worker=worker, outcomes=outcomes, now=now, max_attempts=max_attempts)
+                held = set(conn.execute(_HELD, {**params, "b_ids": [o.id for o in outcomes]}).scalars())
+                lost = [o for o in outcomes if o.id not in held]
+                if lost:
+                    conn.execute(delivery_conflicts.insert(), [
+                        {"delivery_id": o.id, "worker": worker, "state": o.state, "response": o.response[:1000], "at": now}
+                        for o in lost
+                    ])
+                done = [{**params, "b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]}
+                        for o in outcomes if o.id in held and o.state in FINAL]
+                if done:
+                    conn.execute(_FINISH, done)
+                later = [{**params, "b_id": o.id, "b_response": o.response[:1000], "b_retry": o.retry_at or now,
+                          "b_max": max_attempts} for o in outcomes if o.id in held and o.state == "deferred"]
+                if later:
+                    conn.execute(_DEFER, later)
             if not begin:
                 return []
-            mine = and_(deliveries.c.id.in_(list(begin)), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
-            still_wanted = and_(
-                or_(
-                    deliveries.c.subscriber_id.is_(None),
-                    exists().where(subscribers.c.id == deliveries.c.subscriber_id, subscribers.c.status == "confirmed"),
-                ),
-                # An unsubscribe holds back newsletters only: the goodbye email, or a confirmation the
-                # reader asked for to come back, still goes. A bounce or a complaint holds back everything.
-                ~exists().where(suppressions.c.address == deliveries.c.recipient,
-                                or_(deliveries.c.subscriber_id.is_not(None), suppressions.c.reason != "unsubscribed")),
-            )
-            ok = conn.execute(
-                update(deliveries)
-                .where(mine, still_wanted)
-                .values(state="sending", sending_at=now, attempts=deliveries.c.attempts + 1, lease_until=now + lease,
-                        updated_at=now)
-                .returning(deliveries.c.id)
-            ).scalars().all()
+            mine = {**params, "b_ids": list(begin)}
+            ok = conn.execute(_BEGIN, {**mine, "b_lease": now + lease}).scalars().all()
             if len(ok) < len(begin):
-                conn.execute(
-                    update(deliveries)
-                    .where(mine)
-                    .values(state="suppressed", response="not sent: unsubscribed or suppressed before sending",
-                            finished_at=now, updated_at=now, claimed_by=None, lease_until=None)
-                )
+                conn.execute(_HOLD_BACK, mine)
         return sorted(ok)
-
-    def _record(self, conn, *, worker: str, outcomes: Sequence[Outcome], now: datetime, max_attempts: int) -> None:
-        ids = [o.id for o in outcomes]
-        held = set(conn.execute(
-            select(deliveries.c.id)
-            .where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == worker, deliveries.c.state.in_(("claimed", "sending")))
-            .with_for_update()
-        ).scalars())
-        lost = [o for o in outcomes if o.id not in held]
-        if lost:
-            conn.execute(delivery_conflicts.insert(), [
-                {"delivery_id": o.id, "worker": worker, "state": o.state, "response": o.response[:1000], "at": now} for o in lost
-            ])
-        done = [{"b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]}
-                for o in outcomes if o.id in held and o.state in FINAL]
-        if done:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("b_id"))
-                .values(state=bindparam("b_state"), response=bindparam("b_response"), finished_at=now,
-                        updated_at=now, claimed_by=None, lease_until=None),
-                done,
-            )
-        later = [{"b_id": o.id, "b_response": o.response[:1000], "b_retry": o.retry_at or now}
-                 for o in outcomes if o.id in held and o.state == "deferred"]
-        if later:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("b_id"))
-                .values(
-                    state=case((deliveries.c.attempts >= max_attempts, "failed"), else_="deferred"),
-                    response=bindparam("b_response"),
-                    next_attempt_at=bindparam("b_retry", type_=deliveries.c.next_attempt_at.type),
-                    finished_at=case((deliveries.c.attempts >= max_attempts, now), else_=None),
-                    updated_at=now, claimed_by=None, lease_until=None,
-                ),
-                later,
-            )
 
     def renew(self, *, worker: str, now: datetime, lease: timedelta) -> int:
         """Extend the lease of every row this worker holds: it is alive, its rows are not ambiguous."""
