@@ -5,8 +5,8 @@ with the ``email`` package. The few personal values sit in the encoded bodies as
 tokens, each alone on a quoted-printable line between two soft line breaks (``=\\r\\n``),
 so a recipient's value can be QP-encoded on its own and joined in without re-encoding
 (or re-wrapping) the 40 kB around it. Per recipient the work is: check the inputs, build
-three header lines, encode a few short strings, join byte strings, and (when configured)
-DKIM-sign, which is the one inherently per-message cost.
+its own header lines (To, Message-ID, Date, List-Unsubscribe), encode a few short strings,
+join byte strings, and (when configured) DKIM-sign, which is the one inherently per-message cost.
 """
 
 from __future__ import annotations
@@ -226,12 +226,12 @@ class Composed:
         The key is ``message_key`` (one email's ledger key) when given, else the composition's;
         bounces.py reads it back to find the ledger row.
         """
-        key = message_key or self.key
-        if len(key) > _MAX_MESSAGE_KEY or not _MESSAGE_KEY.fullmatch(key):
+        if message_key and (len(message_key) > _MAX_MESSAGE_KEY or not _MESSAGE_KEY.fullmatch(message_key)):
             raise PermanentError(
-                f"message key {key[:80]!r} cannot root a Message-ID",
+                f"message key {message_key[:80]!r} cannot root a Message-ID",
                 hint=f"use letters, digits, '-', '_' and inner dots only, at most {_MAX_MESSAGE_KEY} characters",
             )
+        key = message_key or self.key
         digest = hashlib.blake2b(f"{key}\n{address.lower()}".encode(), digest_size=10).hexdigest()
         return f"<{key}.{digest}@{self._message_id_domain}>"
 
