@@ -212,8 +212,15 @@ def test_transactional_emails(project) -> None:
     assert "https://press.example.org/confirm/tok123" in body(msg, "plain")
     assert 'href="https://press.example.org/confirm/tok123"' in body(msg, "html")
     assert msg["Subject"] == "Confirm your subscription to Test Hub press releases"
-    with pytest.raises(ValueError, match="action_url"):
-        compose_transactional(kind="confirm", settings=settings)
+    # Composed without a link, a confirm email takes each recipient's own and goes to no one without one.
+    shared = compose_transactional(kind="confirm", settings=settings)
+    with pytest.raises(PermanentError, match="no action link"):
+        shared.message(Recipient(address="new@example.org"))
+    with pytest.raises(PermanentError, match="action link"):
+        shared.message(Recipient(address="new@example.org", action_url="javascript:alert(1)"))
+    own = parse(shared.message(Recipient(address="new@example.org", action_url="https://press.example.org/confirm/t?a=1&b=2")))
+    assert "https://press.example.org/confirm/t?a=1&b=2" in body(own, "plain")
+    assert 'href="https://press.example.org/confirm/t?a=1&amp;b=2"' in body(own, "html")
     welcome = compose_transactional(kind="welcome", settings=settings)
     msg = parse(welcome.message(recipient()))
     assert msg["List-Unsubscribe"] == f"<{UNSUB}>, <mailto:press@example.org?subject=unsubscribe>"
@@ -238,3 +245,69 @@ def test_digest_lists_releases_newest_first(project) -> None:
     assert "https://press.example.org/releases/newer/" in text
     with pytest.raises(ValueError, match="at least one release"):
         compose_digest(releases=[], settings=settings, period_start=start, period_end=start + timedelta(days=7))
+
+
+def test_two_confirmations_share_one_composition_with_their_own_links_and_message_ids(project, monkeypatch) -> None:
+    """Through the ledger and the outbox, as the web app's sender sends them."""
+    import pressroom.mail.compose as compose
+    from pressroom.audience import Audience
+    from pressroom.dispatch import enqueue_transactional, send_email, transactional_email
+    from pressroom.ledger import Ledger
+
+    mjml_runs: list[str] = []
+    real_mjml = compose.mjml2html
+    monkeypatch.setattr(compose, "mjml2html", lambda source, **kw: mjml_runs.append(source) or real_mjml(source, **kw))
+    settings = project.settings()
+    audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
+    now = datetime(2024, 8, 1, 12, 0, tzinfo=UTC)
+    typed = "Ada <b>Typed</b> Name"
+    ada = audience.add(address="ada@example.net", name=typed, status="pending", now=now, source="test")
+    bob = audience.add(address="bob@example.net", status="pending", now=now, source="test")
+    rows = {  # key -> (subscriber, link); Ada asked twice
+        "confirm-1": (ada, "https://press.example.org/confirm/first?t=1"),
+        "confirm-2": (bob, "https://press.example.org/confirm/second?t=2"),
+        "confirm-3": (ada, "https://press.example.org/confirm/third?t=3"),
+    }
+    for key, (subscriber, link) in rows.items():
+        assert enqueue_transactional(settings=settings, kind="confirm", subscriber_id=subscriber.id,
+                                     address=subscriber.address, action_url=link, key=key, now=now, ledger=ledger)
+    channel = transactional_email(settings=settings)
+    send_email(channel=channel, ledger=ledger, release=None, wait=False)
+
+    outbox = settings.path("var") / "outbox" / "email"
+    sent = {path.stem: parse(path.read_bytes()) for path in outbox.rglob("*.eml")}
+    assert sorted(sent) == sorted(rows)
+    assert len(mjml_runs) == 1  # one composition for the three emails
+    for key, (subscriber, link) in rows.items():
+        msg = sent[key]
+        assert msg["To"].addresses[0].addr_spec == subscriber.address
+        assert link in body(msg, "plain") and f'href="{link}"' in body(msg, "html")
+        assert [other for _, other in rows.values() if other != link and other in msg.as_string()] == []
+        # Nothing the requester typed reaches an address that has not confirmed it.
+        assert "Typed" not in msg.as_string() and msg["To"].addresses[0].display_name == ""
+    ids = {key: msg["Message-ID"] for key, msg in sent.items()}
+    assert len(set(ids.values())) == 3, ids  # even Ada's two confirmations never share one
+    assert all(ids[key].startswith(f"<{key}.") for key in rows)  # so a bounce finds its ledger row
+
+    # A rerun of a row (a new process, a new composition) keeps its Message-ID.
+    again = compose_transactional(kind="confirm", settings=settings)
+    rerun = parse(again.message(Recipient(address=ada.address, action_url=rows["confirm-1"][1], message_key="confirm-1")))
+    assert rerun["Message-ID"] == ids["confirm-1"]
+    with pytest.raises(PermanentError, match="message key"):
+        again.message(Recipient(address=ada.address, action_url=rows["confirm-1"][1], message_key="a b>"))
+
+
+def test_a_composition_dates_each_message_when_it_is_made(project, monkeypatch) -> None:
+    import pressroom.mail.message as message
+
+    composed = compose_transactional(kind="welcome", settings=project.settings())
+    later = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # noqa: ANN001, ANN206
+            return later
+
+    monkeypatch.setattr(message, "datetime", Clock)
+    msg = parse(composed.message(recipient()))
+    assert msg["Date"].datetime == later

@@ -184,10 +184,22 @@ def enqueue_transactional(*, settings: Settings, kind: str, subscriber_id: int, 
 
 
 def transactional_email(*, settings: Settings, transport: Transport | None = None) -> EmailChannel:
-    """Renders each subscription email from its row when it goes out, with the reader's current data."""
-    from pressroom.mail import Recipient, compose_transactional
+    """Renders each subscription email from its row when it goes out, with the reader's current data.
+
+    MJML runs once per distinct (kind, cadence, topics, language), kept in a bounded cache for
+    the channel's life (the web app's sender keeps one channel); the link, the name and the
+    Message-ID are each email's own.
+    """
+    from functools import lru_cache
+
+    from pressroom.mail import Composed, Recipient, compose_transactional
 
     audience = Audience.from_settings(settings)
+
+    # Readers share a few choices; the bound keeps a long-lived web process small whatever they pick.
+    @lru_cache(maxsize=128)
+    def composition(kind: str, cadence: str | None, topics: tuple[str, ...], language: str) -> Composed:
+        return compose_transactional(kind=kind, settings=settings, cadence=cadence, topics=topics, language=language)
 
     def render(delivery: Delivery) -> bytes:
         payload = json.loads(delivery.payload or "{}")
@@ -196,15 +208,15 @@ def transactional_email(*, settings: Settings, transport: Transport | None = Non
         if subscriber is None:
             raise PermanentError(f"{delivery.release}: the subscriber is gone (erased or expired)")
         kind = payload["kind"]
-        composed = compose_transactional(kind=kind, settings=settings, action_url=payload.get("action_url", ""),
-                                         cadence=subscriber.cadence, topics=payload.get("topics", ()),
-                                         language=payload.get("language", ""))
+        composed = composition(kind, subscriber.cadence, tuple(payload.get("topics", ())), payload.get("language", ""))
         return composed.message(Recipient(
             address=delivery.recipient,
             # Text typed by the requester never reaches an address that has not confirmed it.
             name="" if kind == "confirm" else subscriber.name,
             unsubscribe_url=unsubscribe_url(settings=settings, subscriber_id=sid),
             preferences_url=preferences_url(settings=settings, subscriber_id=sid),
+            action_url=payload.get("action_url", ""),
+            message_key=delivery.release,  # the row's key: unique per email, the same on a rerun
         ))
 
     return EmailChannel(name=TRANSACTIONAL, settings=settings, render=render, key=lambda d: f"subscriptions/{d.release}",

@@ -513,8 +513,12 @@ def compose_transactional(
     topics: Sequence[str] = (),
     language: str = "",
 ) -> Composed:
-    """Render a subscription-flow email: ``confirm`` (needs the signed confirm link as ``action_url``),
-    ``welcome`` or ``unsubscribed`` (``action_url``: where to subscribe again; default the site).
+    """Render a subscription-flow email once: ``confirm``, ``welcome`` or ``unsubscribed``.
+
+    Its button link is a personal slot: each recipient's ``Recipient.action_url`` (the signed
+    confirm link; for ``unsubscribed``, where to subscribe again), else ``action_url`` here,
+    else the site (a confirm email goes to no one without a link). So one composition serves
+    every reader with the same choices; ``Recipient.message_key`` gives each email its own Message-ID.
 
     The welcome email says what the reader chose: ``cadence`` (``per-release`` or ``weekly``;
     without it the email makes no claim about it), ``topics`` (their names; none means every
@@ -522,12 +526,10 @@ def compose_transactional(
     """
     if kind not in _TRANSACTIONAL_SUBJECTS:
         raise ValueError(f"unknown transactional email {kind!r}; use confirm, welcome or unsubscribed")
-    if kind == "confirm" and not action_url:
-        raise ValueError("the confirm email needs action_url: the signed confirmation link")
     if action_url and not re.fullmatch(r"https?://[^\s<>\"']+", action_url):
         raise ValueError(f"action_url {action_url[:80]!r} is not an absolute http(s) URL")
     now = datetime.now(UTC)
-    # Unique per sending, so mailbox providers never merge two of them as duplicates.
+    # Unique per composition: the Message-ID root of emails that bring no message_key of their own.
     nonce = hashlib.blake2b(f"{action_url}\n{now.isoformat()}".encode(), digest_size=4).hexdigest()
     key = f"{kind}-{now:%Y%m%dT%H%M%S}-{nonce}"
     tokens = new_tokens()
@@ -543,7 +545,6 @@ def compose_transactional(
         "unsubscribed": f"You receive this email to confirm that this address was removed from the"
         f" {settings.site.name} press list. We will not email it again unless you subscribe again.",
     }[kind]
-    context["action_url"] = action_url or settings.site.base_url + "/"
     context["view_url"] = ""  # nothing to view online: these emails exist only in the inbox
     context["preheader"] = {
         "confirm": "One click and you will receive our press releases.",
@@ -553,5 +554,5 @@ def compose_transactional(
     html, text = _both(settings, kind, context)
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
-        bulk=kind == "welcome", now=now,
+        bulk=kind == "welcome", action_url=action_url or ("" if kind == "confirm" else settings.site.base_url + "/"),
     )

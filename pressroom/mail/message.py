@@ -5,8 +5,8 @@ with the ``email`` package. The few personal values sit in the encoded bodies as
 tokens, each alone on a quoted-printable line between two soft line breaks (``=\\r\\n``),
 so a recipient's value can be QP-encoded on its own and joined in without re-encoding
 (or re-wrapping) the 40 kB around it. Per recipient the work is: check the inputs, build
-three header lines, encode a few short strings, join byte strings, and (when configured)
-DKIM-sign, which is the one inherently per-message cost.
+its own header lines (To, Message-ID, Date, List-Unsubscribe), encode a few short strings,
+join byte strings, and (when configured) DKIM-sign, which is the one inherently per-message cost.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pressroom.settings import Settings
 __all__ = ["Composed", "DkimKey", "Recipient", "SLOTS", "build_composed", "new_tokens"]
 
 #: Personal values a template may use; compose passes a token for each into the templates.
-SLOTS: tuple[str, ...] = ("unsubscribe_url", "preferences_url", "greeting")
+SLOTS: tuple[str, ...] = ("unsubscribe_url", "preferences_url", "greeting", "action_url")
 
 # Headers DKIM covers. RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post to be signed.
 _DKIM_HEADERS = (
@@ -44,16 +44,30 @@ _MAX_URL = 900  # an SMTP line may hold 998 octets; the List-Unsubscribe line mu
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _URL = re.compile(r"^https?://[^\s<>\"'\\\x00-\x1f\x7f]+$")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*$")
+# A Message-ID root: dot-atom text that bounces.py can split back off at the last dot.
+_MESSAGE_KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+_MAX_MESSAGE_KEY = 200
+# The Date header is a segment of its own, filled per message like a slot.
+_DATE = ("head", "date")
+_PLACEHOLDER_DATE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """One person an email goes to; the URLs are signed by the caller (audience tokens)."""
+    """One person an email goes to; the URLs are signed by the caller (audience tokens).
+
+    ``action_url`` is this reader's button link in a subscription email (the signed confirm
+    link); empty takes the composition's own. ``message_key`` names this one email (its ledger
+    key): the Message-ID derives from it and the address, so one composition can serve many
+    emails to the same address, each with its own Message-ID; empty takes the composition's key.
+    """
 
     address: str
     name: str = ""
     unsubscribe_url: str = ""
     preferences_url: str = ""
+    action_url: str = ""
+    message_key: str = ""
 
 
 def clean_name(name: str, *, links: bool = False) -> str:
@@ -199,15 +213,27 @@ class Composed:
     _segments: tuple[bytes | tuple[str, str], ...] = field(repr=False)
     _list_unsubscribe_mailto: str = field(repr=False, default="")
     _dkim: DkimKey | None = field(repr=False, default=None)
+    _action_url: str = field(repr=False, default="")
+    _needs_action: bool = field(repr=False, default=False)
 
     @cached_property
     def _message_id_domain(self) -> str:
         return _domain(self._settings.email.sender)
 
-    def message_id(self, address: str) -> str:
-        """``<key.hash@sender-domain>``: the same for the same email and address on every run."""
-        digest = hashlib.blake2b(f"{self.key}\n{address.lower()}".encode(), digest_size=10).hexdigest()
-        return f"<{self.key}.{digest}@{self._message_id_domain}>"
+    def message_id(self, address: str, *, message_key: str = "") -> str:
+        """``<key.hash@sender-domain>``: the same for the same email and address on every run.
+
+        The key is ``message_key`` (one email's ledger key) when given, else the composition's;
+        bounces.py reads it back to find the ledger row.
+        """
+        if message_key and (len(message_key) > _MAX_MESSAGE_KEY or not _MESSAGE_KEY.fullmatch(message_key)):
+            raise PermanentError(
+                f"message key {message_key[:80]!r} cannot root a Message-ID",
+                hint=f"use letters, digits, '-', '_' and inner dots only, at most {_MAX_MESSAGE_KEY} characters",
+            )
+        key = message_key or self.key
+        digest = hashlib.blake2b(f"{key}\n{address.lower()}".encode(), digest_size=10).hexdigest()
+        return f"<{key}.{digest}@{self._message_id_domain}>"
 
     def personal_values(self, recipient: Recipient) -> dict[str, str]:
         """The slot values for one recipient, checked (raises PermanentError for unusable input)."""
@@ -220,11 +246,18 @@ class Composed:
             )
         unsubscribe = _checked_url(unsubscribe, "unsubscribe URL") if unsubscribe else ""
         preferences = _checked_url(recipient.preferences_url, "preferences URL") if recipient.preferences_url else ""
+        action = _checked_url(recipient.action_url, "action link") if recipient.action_url else self._action_url
+        if self._needs_action and not action:
+            raise PermanentError(
+                f"no action link for {recipient.address!r}",
+                hint="a confirm email needs the recipient's signed confirmation link (Recipient.action_url)",
+            )
         base = self._settings.site.base_url
         return {
             "unsubscribe_url": unsubscribe or preferences or base + "/",
             "preferences_url": preferences or unsubscribe or base + "/",
             "greeting": f"Hello {name}," if name else "Hello,",
+            "action_url": action or base + "/",
         }
 
     def message(self, recipient: Recipient) -> bytes:
@@ -245,7 +278,10 @@ class Composed:
             # 75 characters RFC 2047 suggests for 100-character names: parsers (Python's among them)
             # put a space between adjacent encoded words of a display name.
             to = formataddr((name, address), charset="utf-8")
-        head = [f"To: {to}\r\n", f"Message-ID: {self.message_id(address)}\r\n"]
+        head = [
+            f"To: {to}\r\n",
+            f"Message-ID: {self.message_id(address, message_key=recipient.message_key)}\r\n",
+        ]
         if self.bulk:
             targets = [f"<{values['unsubscribe_url']}>"]
             if self._list_unsubscribe_mailto:
@@ -254,6 +290,8 @@ class Composed:
         encoded = {
             ("html", slot): _qp(html.escape(value)) for slot, value in values.items()
         } | {("text", slot): _qp(value) for slot, value in values.items()}
+        # When this message was made, not its composition: a subscription email's composition serves for days.
+        encoded[_DATE] = f"Date: {format_datetime(datetime.now(UTC))}\r\n".encode("ascii")
         data = b"".join(
             [
                 "".join(head).encode("ascii"),
@@ -280,9 +318,13 @@ def build_composed(
     tokens: Mapping[tuple[Literal["html", "text"], str], str],
     settings: Settings,
     bulk: bool,
-    now: datetime | None = None,
+    action_url: str = "",
 ) -> Composed:
-    """Build the MIME skeleton once from parts that carry slot tokens (see :func:`new_tokens`)."""
+    """Build the MIME skeleton once from parts that carry slot tokens (see :func:`new_tokens`).
+
+    ``action_url`` is the action link of every recipient who brings none; without it, a
+    recipient of an email that has an action link must bring their own (Recipient.action_url).
+    """
     html_tokens = {slot: token for (part, slot), token in tokens.items() if part == "html"}
     text_tokens = {slot: token for (part, slot), token in tokens.items() if part == "text"}
     email = settings.email
@@ -291,7 +333,7 @@ def build_composed(
     msg["From"] = Address(display_name=clean_name(email.sender_name, links=True), addr_spec=email.sender)
     if email.reply_to:
         msg["Reply-To"] = email.reply_to
-    msg["Date"] = format_datetime(now or datetime.now(UTC))
+    msg["Date"] = format_datetime(_PLACEHOLDER_DATE)
     mailto = ""
     if bulk:
         list_id = email.list_id or f"releases.{_domain(email.sender)}"
@@ -309,16 +351,18 @@ def build_composed(
     html_part.set_payload(_qp_body(html_body.replace("\r\n", "\n"), html_tokens))
     skeleton = msg.as_bytes(policy=SMTP)
 
+    date_line = f"Date: {format_datetime(_PLACEHOLDER_DATE)}\r\n".encode("ascii")
+    date_at = skeleton.index(date_line, 0, skeleton.index(b"\r\n\r\n"))
+    segments: list[bytes | tuple[str, str]] = [skeleton[:date_at], _DATE]
+    position = date_at + len(date_line)
     lookup = {token.encode("ascii"): key for key, token in tokens.items()}
     pattern = re.compile(b"=\r\n(" + b"|".join(re.escape(t) for t in lookup) + b")\r\n")
-    segments: list[bytes | tuple[str, str]] = []
-    position = 0
-    for match in pattern.finditer(skeleton):
+    for match in pattern.finditer(skeleton, position):
         segments.append(skeleton[position : match.start()] + b"=\r\n")
         segments.append(lookup[match.group(1)])
         position = match.end()
     segments.append(skeleton[position:])
-    if sum(1 for s in segments if isinstance(s, tuple)) != sum(
+    if sum(1 for s in segments if isinstance(s, tuple) and s != _DATE) != sum(
         text_body.count(t) + html_body.count(t) for t in tokens.values()
     ):
         raise AssertionError("a slot token was split while encoding")  # a bug, never bad input
@@ -327,6 +371,7 @@ def build_composed(
         "unsubscribe_url": f"{settings.site.base_url}/",
         "preferences_url": f"{settings.site.base_url}/",
         "greeting": "Hello,",
+        "action_url": action_url or f"{settings.site.base_url}/",
     }
     return Composed(
         key=key,
@@ -338,6 +383,8 @@ def build_composed(
         _segments=tuple(segments),
         _list_unsubscribe_mailto=mailto,
         _dkim=DkimKey.from_settings(settings),
+        _action_url=action_url,
+        _needs_action=any(segment[1] == "action_url" for segment in segments if isinstance(segment, tuple)),
     )
 
 
