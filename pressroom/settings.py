@@ -278,16 +278,11 @@ class Settings(_Section):
         ``var/secret_key`` (mode 0600) and used from then on. The old public development
         string is refused wherever it comes from (file, environment, Secret block).
         """
-        return self._signing_keys
-
-    @cached_property
-    def _signing_keys(self) -> tuple[bytes, ...]:
-        # Once per Settings object: a fan-out signs two links per recipient.
-        _refuse_public(self.secret_key, "secret_key")
-        for index, old in enumerate(self.web.previous_secret_keys):
-            _refuse_public(old, f"web.previous_secret_keys[{index}]")
-        current = self.secret_key.get_secret_value().encode() if self.secret_key is not None else _generated_secret(self.path("var"))
-        return (current, *(old.get_secret_value().encode() for old in self.web.previous_secret_keys))
+        return _signing_keys(
+            self.secret_key.get_secret_value() if self.secret_key is not None else None,
+            tuple(old.get_secret_value() for old in self.web.previous_secret_keys),
+            self.root, self.paths.var,
+        )
 
     @cached_property
     def fingerprint(self) -> str:
@@ -298,7 +293,18 @@ class Settings(_Section):
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
 
 
-@functools.lru_cache(maxsize=16)  # read once per process: a fan-out signs two links per recipient
+@functools.lru_cache(maxsize=64)  # a fan-out signs two links per recipient
+def _signing_keys(secret: str | None, previous: tuple[str, ...], root: Path, var: Path) -> tuple[bytes, ...]:
+    # Keyed by the values, not cached on the Settings object: a copy with another secret_key
+    # (a Secret block applied with model_copy) must never sign with the old one.
+    _refuse_public(None if secret is None else SecretStr(secret), "secret_key")
+    for index, old in enumerate(previous):
+        _refuse_public(SecretStr(old), f"web.previous_secret_keys[{index}]")
+    current = secret.encode() if secret is not None else _generated_secret(var if var.is_absolute() else (root / var).resolve())
+    return (current, *(old.encode() for old in previous))
+
+
+@functools.lru_cache(maxsize=16)  # read once per process
 def _generated_secret(var: Path) -> bytes:
     """The secret in ``var/secret_key``, created (0600, atomically: concurrent first uses agree) when absent."""
     path = var / "secret_key"
