@@ -226,7 +226,7 @@ def _b64(data: bytes) -> str:
 def _mac(settings: Settings, payload: bytes) -> bytes:
     # As pressroom.audience signs subscriber links, under a key of its own: a subscriber's token
     # can never pass for an editor's decision.
-    key = hashlib.sha256(b"pressroom-approval\x00" + settings.secret_key.get_secret_value().encode()).digest()
+    key = hashlib.sha256(b"pressroom-approval\x00" + settings.signing_keys()[0]).digest()
     return hmac.new(key, payload, hashlib.sha256).digest()[:18]
 
 
