@@ -94,6 +94,9 @@ _LOCAL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+$")
 _LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+
+
 def normalise_address(address: str) -> str:
     """Trimmed, lower-cased address; raises :class:`AddressError` saying what is wrong.
 
@@ -103,7 +106,7 @@ def normalise_address(address: str) -> str:
     value = address.strip()
     if not value:
         raise AddressError("the address is empty")
-    if any(ch.isspace() for ch in value) or any(ord(ch) < 32 for ch in value):
+    if _SPACE_OR_CONTROL.search(value):
         raise AddressError(f"{address!r} contains spaces or control characters")
     if value.count("@") != 1:
         raise AddressError(f"{address!r} must contain exactly one @")

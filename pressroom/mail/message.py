@@ -235,9 +235,12 @@ class Composed:
         digest = hashlib.blake2b(f"{key}\n{address.lower()}".encode(), digest_size=10).hexdigest()
         return f"<{key}.{digest}@{self._message_id_domain}>"
 
-    def personal_values(self, recipient: Recipient) -> dict[str, str]:
-        """The slot values for one recipient, checked (raises PermanentError for unusable input)."""
-        name = clean_name(recipient.name)
+    def personal_values(self, recipient: Recipient, *, name: str | None = None) -> dict[str, str]:
+        """The slot values for one recipient, checked (raises PermanentError for unusable input).
+
+        ``name`` is the recipient's name already cleaned, when the caller has it.
+        """
+        name = clean_name(recipient.name) if name is None else name
         unsubscribe = recipient.unsubscribe_url
         if self.bulk and not unsubscribe:
             raise PermanentError(
@@ -267,8 +270,8 @@ class Composed:
         no other recipient is affected.
         """
         address = clean_address(recipient.address)
-        values = self.personal_values(recipient)
         name = clean_name(recipient.name)
+        values = self.personal_values(recipient, name=name)
         if not name:
             to = address
         elif _PLAIN_NAME.fullmatch(name):
