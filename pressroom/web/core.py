@@ -363,6 +363,14 @@ class Web:
             return "the subscription it belongs to no longer exists (erased, or never confirmed in time)"
         return subscriber
 
+    async def linked_subscriber(self, request: Request, action: str) -> tuple[Subscriber, str] | Response:
+        """(subscriber, token) of the link's ``token`` for ``action``; the bad-link page when it cannot be used."""
+        token = request.query_params.get("token", "")
+        subscriber = await run_in_threadpool(self.subscriber_for, token, action)
+        if isinstance(subscriber, str):
+            return self.bad_link(request, subscriber)
+        return subscriber, token
+
     # ----------------------------------------------------------------- the subscription-email seam
 
     async def send_subscription_email(self, *, kind: str, subscriber_id: int, action_url: str, key: str) -> None:

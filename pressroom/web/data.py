@@ -35,10 +35,10 @@ def routes(web: Web) -> list[Route]:
         )
 
     async def data_page(request: Request) -> Response:
-        token = request.query_params.get("token", "")
-        subscriber = await run_in_threadpool(web.subscriber_for, token, "preferences")
-        if isinstance(subscriber, str):
-            return web.bad_link(request, subscriber)
+        linked = await web.linked_subscriber(request, "preferences")
+        if isinstance(linked, Response):
+            return linked
+        subscriber, token = linked
         return await data_view(request, subscriber, token)
 
     async def data(request: Request) -> Response:

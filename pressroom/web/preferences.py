@@ -30,10 +30,10 @@ async def token_post(web: Web, request: Request) -> tuple[Subscriber, str, FormD
     """
     if not web.posts.allow(client(request)):
         return web.too_many(request, web.posts)
-    token = request.query_params.get("token", "")
-    subscriber = await run_in_threadpool(web.subscriber_for, token, "preferences")
-    if isinstance(subscriber, str):
-        return web.bad_link(request, subscriber)
+    linked = await web.linked_subscriber(request, "preferences")
+    if isinstance(linked, Response):
+        return linked
+    subscriber, token = linked
     form = await read_form(request)
     if isinstance(form, str):
         return web.bad_form(request, form)
@@ -72,10 +72,10 @@ def routes(web: Web) -> list[Route]:
         )
 
     async def preferences_page(request: Request) -> Response:
-        token = request.query_params.get("token", "")
-        subscriber = await run_in_threadpool(web.subscriber_for, token, "preferences")
-        if isinstance(subscriber, str):
-            return web.bad_link(request, subscriber)
+        linked = await web.linked_subscriber(request, "preferences")
+        if isinstance(linked, Response):
+            return linked
+        subscriber, token = linked
         notice = {"tone": "ok", "text": "Your preferences are saved."} if request.query_params.get("saved") else None
         values = {"name": subscriber.name, "topics": subscriber.topics, "cadence": subscriber.cadence, "language": subscriber.language}
         return preferences_form(request, subscriber, token, values=values, errors={}, notice=notice)

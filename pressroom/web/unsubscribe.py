@@ -20,10 +20,10 @@ from pressroom.web.core import Web
 
 def routes(web: Web) -> list[Route]:
     async def unsubscribe_page(request: Request) -> Response:
-        token = request.query_params.get("token", "")
-        subscriber = await run_in_threadpool(web.subscriber_for, token, "unsubscribe")
-        if isinstance(subscriber, str):
-            return web.bad_link(request, subscriber)
+        linked = await web.linked_subscriber(request, "unsubscribe")
+        if isinstance(linked, Response):
+            return linked
+        subscriber, token = linked
         preferences = preferences_url(settings=web.settings, subscriber_id=subscriber.id)
         if subscriber.status == "unsubscribed":
             return web.message(
