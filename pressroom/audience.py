@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -34,7 +34,7 @@ from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Literal, TextIO
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 
 from pressroom.db import (
     consent_events,
@@ -43,6 +43,7 @@ from pressroom.db import (
     dialect_insert,
     engine_for,
     engine_for_url,
+    queue_delivery,
     subscriber_topics,
     subscribers,
     subscription_requests,
@@ -751,6 +752,9 @@ class Requested:
     request_id: int
 
 
+Confirmation = Callable[[Requested], tuple[str, str, str]]
+
+
 def request_subscription(
     *,
     audience: Audience,
@@ -767,6 +771,7 @@ def request_subscription(
     site_since: datetime | None = None,
     site_max_confirmations: int | None = None,
     may_confirm: bool = True,
+    confirmation: Confirmation | None = None,
 ) -> Requested | None:
     """Record a subscribe-form request (double opt-in) in one transaction.
 
@@ -778,6 +783,9 @@ def request_subscription(
     after erasure), ``may_confirm`` false, ``max_confirmations`` sent to this mailbox (case and
     ``+tag`` aside) since ``confirmations_since``, or ``site_max_confirmations`` sent by the whole
     site since ``site_since``.
+
+    ``confirmation`` gives the (key, channel, payload) of the email's delivery, queued in the
+    same transaction: the request and its email are recorded together or not at all.
     """
     from sqlalchemy.exc import IntegrityError
 
@@ -787,6 +795,7 @@ def request_subscription(
                 audience, address=address, now=now, source=source, evidence=evidence, name=name, language=language,
                 topics=topics, cadence=cadence, since=confirmations_since, limit=max_confirmations,
                 site_since=site_since, site_limit=site_max_confirmations, may_confirm=may_confirm,
+                confirmation=confirmation,
             )
         except IntegrityError:
             if attempt == 2:  # a concurrent request inserted the same address: the retry sees it
@@ -794,24 +803,45 @@ def request_subscription(
     return None
 
 
+# Built once: a subscribe POST is the web app's busiest write, and building statements was most of its cost.
+_FIND_ADDRESS = select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == bindparam("p_address"))
+_NEW_SUBSCRIBER = insert(subscribers).returning(subscribers.c.id)
+_TOUCH_UNCONFIRMED = (
+    update(subscribers)
+    .where(subscribers.c.id == bindparam("p_id"), subscribers.c.status != "confirmed")
+    .values(updated_at=bindparam("p_now"))
+)
+_EVENT = insert(consent_events)
+_SUPPRESSED = select(suppressions.c.reason).where(suppressions.c.address.in_(bindparam("p_addresses", expanding=True)))
+_EMAILED = select(func.count()).select_from(subscription_requests).where(subscription_requests.c.emailed.is_(True))
+_CONFIRMATIONS_SENT = select(
+    _EMAILED.where(
+        subscription_requests.c.mailbox == bindparam("p_mailbox"), subscription_requests.c.created_at >= bindparam("p_since")
+    ).scalar_subquery(),
+    _EMAILED.where(subscription_requests.c.created_at >= bindparam("p_site_since")).scalar_subquery(),
+)
+_NEW_REQUEST = insert(subscription_requests).returning(subscription_requests.c.id)
+
+
 def _request_subscription(
     audience: Audience, *, address: str, now: datetime, source: str, evidence: str, name: str, language: str | None,
     topics: Iterable[str], cadence: str, since: datetime, limit: int, site_since: datetime | None, site_limit: int | None,
-    may_confirm: bool,
+    may_confirm: bool, confirmation: Confirmation | None,
 ) -> Requested | None:
     values = audience._validated(address=address, name=name, language=language, topics=topics, cadence=cadence, status="pending")
     clean = values["address"]
     box = mailbox(clean)
+    source = source[:200]
     with audience._engine.begin() as conn:
         # Every kind of address takes the same statements (bar the first insert of a new one), so
         # the time of the answer does not tell a confirmed address from an unknown one.
-        row = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == clean)).first()
+        row = conn.execute(_FIND_ADDRESS, {"p_address": clean}).first()
         if row is None:
             # One single-row insert, where a known address gets one update. No re-suppression
             # look-up: the one below finds a hashed suppression and sends no link, so this
             # pending row can never be confirmed.
             subscriber_id = conn.execute(
-                insert(subscribers).returning(subscribers.c.id),
+                _NEW_SUBSCRIBER,
                 {"address": clean, "name": values["name"], "language": values["language"], "status": "pending",
                  "cadence": values["cadence"], "created_at": now, "updated_at": now},
             ).scalar_one()
@@ -820,17 +850,13 @@ def _request_subscription(
             confirmed = False
         else:
             subscriber_id, confirmed = row.id, row.status == "confirmed"
-            conn.execute(
-                update(subscribers).where(subscribers.c.id == subscriber_id, subscribers.c.status != "confirmed").values(updated_at=now)
-            )
-        Audience._event(conn, subscriber_id, clean, "requested", now, source, evidence)
-        reason = conn.execute(
-            select(suppressions.c.reason).where(suppressions.c.address.in_([clean, *audience._hashes(clean)]))
-        ).scalars().all()
-        emailed_since = select(func.count()).select_from(subscription_requests).where(subscription_requests.c.emailed.is_(True))
-        to_mailbox = emailed_since.where(subscription_requests.c.mailbox == box, subscription_requests.c.created_at >= since)
-        by_site = emailed_since.where(subscription_requests.c.created_at >= (site_since or now))
-        sent, site_sent = conn.execute(select(to_mailbox.scalar_subquery(), by_site.scalar_subquery())).one()
+            conn.execute(_TOUCH_UNCONFIRMED, {"p_id": subscriber_id, "p_now": now})
+        event = {"subscriber_id": subscriber_id, "address": clean, "at": now, "source": source}
+        conn.execute(_EVENT, {**event, "kind": "requested", "detail": evidence})
+        reason = conn.execute(_SUPPRESSED, {"p_addresses": [clean, *audience._hashes(clean)]}).scalars().all()
+        sent, site_sent = conn.execute(
+            _CONFIRMATIONS_SENT, {"p_mailbox": box, "p_since": since, "p_site_since": site_since or now}
+        ).one()
         emailed = (
             not confirmed
             and may_confirm
@@ -839,7 +865,7 @@ def _request_subscription(
             and (site_limit is None or site_sent < site_limit)
         )
         request_id = conn.execute(
-            insert(subscription_requests).returning(subscription_requests.c.id),
+            _NEW_REQUEST,
             {
                 "subscriber_id": subscriber_id, "mailbox": box, "name": values["name"], "language": values["language"],
                 "cadence": values["cadence"], "topics": ";".join(values["topics"]), "evidence": evidence,
@@ -848,8 +874,12 @@ def _request_subscription(
         ).scalar_one()
         if not emailed:
             return None
-        Audience._event(conn, subscriber_id, clean, "confirmation-sent", now, source, json.dumps({"request": request_id}))
-        return Requested(subscriber_id=subscriber_id, request_id=request_id)
+        conn.execute(_EVENT, {**event, "kind": "confirmation-sent", "detail": json.dumps({"request": request_id})})
+        requested = Requested(subscriber_id=subscriber_id, request_id=request_id)
+        if confirmation is not None:
+            key, channel, payload = confirmation(requested)
+            queue_delivery(conn, release=key, channel=channel, recipient=clean, subscriber_id=None, payload=payload, now=now)
+        return requested
 
 
 def check_request(*, audience: Audience, request_id: int) -> None:

@@ -207,6 +207,18 @@ def dialect_insert(conn: Connection, table: Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+def queue_delivery(conn: Connection, *, release: str, channel: str, recipient: str, subscriber_id: int | None,
+                   payload: str, now: Any) -> bool:
+    """Queue one delivery that carries what it renders from; False when its key is queued already."""
+    result = conn.execute(
+        dialect_insert(conn, deliveries).values(
+            release=release, channel=channel, recipient=recipient, subscriber_id=subscriber_id, payload=payload,
+            state="planned", planned_at=now, updated_at=now,
+        ).on_conflict_do_nothing().returning(deliveries.c.id)
+    )
+    return result.first() is not None
+
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pressroom.audience import Requested, TokenError, check_request, confirm_request, request_subscription, sign_token, verify_token
+from pressroom.dispatch.email import TRANSACTIONAL, transactional_payload
 from pressroom.web.core import CONFIRM_ACTION, Form, Web, duration
 from pressroom.web.security import client, read_form
 
@@ -98,14 +99,21 @@ def routes(web: Web) -> list[Route]:
             request, form=form_kind, topics=list(checked.topics), cadence=checked.cadence, language=checked.language
         )
         client_ok = web.confirmations.allow(client(request))
-        requested = await run_in_threadpool(register, checked, evidence, client_ok)
-        if requested is not None:
-            sent.background = BackgroundTask(send_confirmation, requested)
+        if await run_in_threadpool(register, checked, evidence, client_ok) is not None:
+            sent.background = BackgroundTask(web.mail.wake)
         return sent
 
     def register(checked: Form, evidence: str, client_ok: bool) -> Requested | None:
+        now = web.clock()
+
+        def confirmation(requested: Requested) -> tuple[str, str, str]:
+            # The link names the request, so a later request cannot change what this one confirms.
+            expires = now + timedelta(hours=web.web.confirm_token_hours)
+            token = sign_token(settings=web.settings, action=CONFIRM_ACTION, subscriber_id=requested.request_id, expires_at=expires)
+            payload = transactional_payload(kind="confirm", subscriber_id=requested.subscriber_id, action_url=web.link("confirm", token))
+            return f"confirm-{requested.request_id}", TRANSACTIONAL, payload
+
         with web.writes:
-            now = web.clock()
             return request_subscription(
                 audience=web.audience,
                 address=checked.email,
@@ -121,17 +129,8 @@ def routes(web: Web) -> list[Route]:
                 site_since=now - timedelta(hours=1),
                 site_max_confirmations=web.web.confirmations_per_hour,
                 may_confirm=client_ok,
+                confirmation=confirmation,
             )
-
-    async def send_confirmation(requested: Requested) -> None:
-        expires = web.clock() + timedelta(hours=web.web.confirm_token_hours)
-        token = sign_token(settings=web.settings, action=CONFIRM_ACTION, subscriber_id=requested.request_id, expires_at=expires)
-        await web.send_subscription_email(
-            kind="confirm",
-            subscriber_id=requested.subscriber_id,
-            action_url=web.link("confirm", token),
-            key=f"confirm-{requested.request_id}",
-        )
 
     def request_id(token: str) -> int | str:
         try:
