@@ -71,7 +71,9 @@ __all__ = [
     "mailbox",
     "normalise_address",
     "preferences_url",
+    "SubscribeRequest",
     "request_subscription",
+    "request_subscriptions",
     "sign_token",
     "unsubscribe_url",
     "verify_token",
@@ -306,14 +308,12 @@ class Audience:
         """One subscriber by address or id, or ``None``."""
         if (address is None) == (subscriber_id is None):
             raise TypeError("give exactly one of address or subscriber_id")
-        where = subscribers.c.id == subscriber_id if address is None else subscribers.c.address == normalise_address(address)
+        by, value = (_BY_ID, subscriber_id) if address is None else (_BY_ADDRESS, normalise_address(address))
         with self._engine.connect() as conn:
-            row = conn.execute(select(subscribers).where(where)).mappings().first()
+            row = conn.execute(by, {"p_value": value}).mappings().first()
             if row is None:
                 return None
-            topics = conn.execute(
-                select(subscriber_topics.c.topic).where(subscriber_topics.c.subscriber_id == row["id"])
-            ).scalars()
+            topics = conn.execute(_TOPICS_OF, {"p_id": row["id"]}).scalars()
             return _subscriber(row, tuple(sorted(topics)))
 
     def list(self, *, status: str | None = None) -> Iterator[Subscriber]:
@@ -706,6 +706,12 @@ def _close_requests(conn, subscriber_id: int, now: datetime) -> None:
     )
 
 
+# Built once: every subscription email looks its reader up as it goes out.
+_BY_ID = select(subscribers).where(subscribers.c.id == bindparam("p_value"))
+_BY_ADDRESS = select(subscribers).where(subscribers.c.address == bindparam("p_value"))
+_TOPICS_OF = select(subscriber_topics.c.topic).where(subscriber_topics.c.subscriber_id == bindparam("p_id"))
+
+
 def _subscriber(row, topics: tuple[str, ...]) -> Subscriber:
     return Subscriber(
         id=row["id"],
@@ -755,6 +761,24 @@ class Requested:
 Confirmation = Callable[[Requested], tuple[str, str, str]]
 
 
+@dataclass(frozen=True)
+class SubscribeRequest:
+    """One subscribe-form request: the address and the choices it came with.
+
+    ``confirmation`` gives the (key, channel, payload) of its confirmation email's delivery,
+    queued in the same transaction: the request and its email are recorded together or not at all.
+    """
+
+    address: str
+    evidence: str
+    name: str = ""
+    language: str | None = None
+    topics: tuple[str, ...] = ()
+    cadence: str = "per-release"
+    may_confirm: bool = True
+    confirmation: Confirmation | None = None
+
+
 def request_subscription(
     *,
     audience: Audience,
@@ -782,25 +806,60 @@ def request_subscription(
     already, suppressed for another reason than its own unsubscribe (a bounce, a complaint, also
     after erasure), ``may_confirm`` false, ``max_confirmations`` sent to this mailbox (case and
     ``+tag`` aside) since ``confirmations_since``, or ``site_max_confirmations`` sent by the whole
-    site since ``site_since``.
+    site since ``site_since``. Raises :class:`AddressError` for a bad address or choice.
+    """
+    request = SubscribeRequest(address=address, evidence=evidence, name=name, language=language, topics=tuple(topics),
+                               cadence=cadence, may_confirm=may_confirm, confirmation=confirmation)
+    (result,) = request_subscriptions(
+        audience=audience, requests=[request], now=now, source=source, confirmations_since=confirmations_since,
+        max_confirmations=max_confirmations, site_since=site_since, site_max_confirmations=site_max_confirmations,
+    )
+    if isinstance(result, AddressError):
+        raise result
+    return result
 
-    ``confirmation`` gives the (key, channel, payload) of the email's delivery, queued in the
-    same transaction: the request and its email are recorded together or not at all.
+
+def request_subscriptions(
+    *,
+    audience: Audience,
+    requests: Sequence[SubscribeRequest],
+    now: datetime,
+    source: str,
+    confirmations_since: datetime,
+    max_confirmations: int,
+    site_since: datetime | None = None,
+    site_max_confirmations: int | None = None,
+) -> list[Requested | None | AddressError]:
+    """:func:`request_subscription` for several requests in one transaction (the web app's group commit).
+
+    One answer per request, in order; a bad address is its own :class:`AddressError` and stops
+    none of the others. The requests apply one after another, so each sees the ones before it.
     """
     from sqlalchemy.exc import IntegrityError
 
+    checked: list[tuple[SubscribeRequest, dict | AddressError]] = []
+    for request in requests:
+        try:
+            checked.append((request, audience._validated(
+                address=request.address, name=request.name, language=request.language, topics=request.topics,
+                cadence=request.cadence, status="pending",
+            )))
+        except AddressError as exc:
+            checked.append((request, exc))
     for attempt in (1, 2):
         try:
-            return _request_subscription(
-                audience, address=address, now=now, source=source, evidence=evidence, name=name, language=language,
-                topics=topics, cadence=cadence, since=confirmations_since, limit=max_confirmations,
-                site_since=site_since, site_limit=site_max_confirmations, may_confirm=may_confirm,
-                confirmation=confirmation,
-            )
+            with audience._engine.begin() as conn:
+                return [
+                    values if isinstance(values, AddressError) else _request_subscription(
+                        conn, audience, request, values, now=now, source=source[:200], since=confirmations_since,
+                        limit=max_confirmations, site_since=site_since or now, site_limit=site_max_confirmations,
+                    )
+                    for request, values in checked
+                ]
         except IntegrityError:
-            if attempt == 2:  # a concurrent request inserted the same address: the retry sees it
+            if attempt == 2:  # another process inserted the same address: the retry sees it
                 raise
-    return None
+    return []
 
 
 # Built once: a subscribe POST is the web app's busiest write, and building statements was most of its cost.
@@ -824,62 +883,56 @@ _NEW_REQUEST = insert(subscription_requests).returning(subscription_requests.c.i
 
 
 def _request_subscription(
-    audience: Audience, *, address: str, now: datetime, source: str, evidence: str, name: str, language: str | None,
-    topics: Iterable[str], cadence: str, since: datetime, limit: int, site_since: datetime | None, site_limit: int | None,
-    may_confirm: bool, confirmation: Confirmation | None,
+    conn, audience: Audience, request: SubscribeRequest, values: dict, *, now: datetime, source: str, since: datetime,
+    limit: int, site_since: datetime, site_limit: int | None,
 ) -> Requested | None:
-    values = audience._validated(address=address, name=name, language=language, topics=topics, cadence=cadence, status="pending")
     clean = values["address"]
     box = mailbox(clean)
-    source = source[:200]
-    with audience._engine.begin() as conn:
-        # Every kind of address takes the same statements (bar the first insert of a new one), so
-        # the time of the answer does not tell a confirmed address from an unknown one.
-        row = conn.execute(_FIND_ADDRESS, {"p_address": clean}).first()
-        if row is None:
-            # One single-row insert, where a known address gets one update. No re-suppression
-            # look-up: the one below finds a hashed suppression and sends no link, so this
-            # pending row can never be confirmed.
-            subscriber_id = conn.execute(
-                _NEW_SUBSCRIBER,
-                {"address": clean, "name": values["name"], "language": values["language"], "status": "pending",
-                 "cadence": values["cadence"], "created_at": now, "updated_at": now},
-            ).scalar_one()
-            if values["topics"]:
-                conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in values["topics"]])
-            confirmed = False
-        else:
-            subscriber_id, confirmed = row.id, row.status == "confirmed"
-            conn.execute(_TOUCH_UNCONFIRMED, {"p_id": subscriber_id, "p_now": now})
-        event = {"subscriber_id": subscriber_id, "address": clean, "at": now, "source": source}
-        conn.execute(_EVENT, {**event, "kind": "requested", "detail": evidence})
-        reason = conn.execute(_SUPPRESSED, {"p_addresses": [clean, *audience._hashes(clean)]}).scalars().all()
-        sent, site_sent = conn.execute(
-            _CONFIRMATIONS_SENT, {"p_mailbox": box, "p_since": since, "p_site_since": site_since or now}
-        ).one()
-        emailed = (
-            not confirmed
-            and may_confirm
-            and all(r == "unsubscribed" for r in reason)
-            and sent < limit
-            and (site_limit is None or site_sent < site_limit)
-        )
-        request_id = conn.execute(
-            _NEW_REQUEST,
-            {
-                "subscriber_id": subscriber_id, "mailbox": box, "name": values["name"], "language": values["language"],
-                "cadence": values["cadence"], "topics": ";".join(values["topics"]), "evidence": evidence,
-                "emailed": emailed, "created_at": now, "closed_at": now if confirmed else None,
-            },
+    # Every kind of address takes the same statements (bar the first insert of a new one), so
+    # the time of the answer does not tell a confirmed address from an unknown one.
+    row = conn.execute(_FIND_ADDRESS, {"p_address": clean}).first()
+    if row is None:
+        # One single-row insert, where a known address gets one update. No re-suppression
+        # look-up: the one below finds a hashed suppression and sends no link, so this
+        # pending row can never be confirmed.
+        subscriber_id = conn.execute(
+            _NEW_SUBSCRIBER,
+            {"address": clean, "name": values["name"], "language": values["language"], "status": "pending",
+             "cadence": values["cadence"], "created_at": now, "updated_at": now},
         ).scalar_one()
-        if not emailed:
-            return None
-        conn.execute(_EVENT, {**event, "kind": "confirmation-sent", "detail": json.dumps({"request": request_id})})
-        requested = Requested(subscriber_id=subscriber_id, request_id=request_id)
-        if confirmation is not None:
-            key, channel, payload = confirmation(requested)
-            queue_delivery(conn, release=key, channel=channel, recipient=clean, subscriber_id=None, payload=payload, now=now)
-        return requested
+        if values["topics"]:
+            conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in values["topics"]])
+        confirmed = False
+    else:
+        subscriber_id, confirmed = row.id, row.status == "confirmed"
+        conn.execute(_TOUCH_UNCONFIRMED, {"p_id": subscriber_id, "p_now": now})
+    event = {"subscriber_id": subscriber_id, "address": clean, "at": now, "source": source}
+    conn.execute(_EVENT, {**event, "kind": "requested", "detail": request.evidence})
+    reason = conn.execute(_SUPPRESSED, {"p_addresses": [clean, *audience._hashes(clean)]}).scalars().all()
+    sent, site_sent = conn.execute(_CONFIRMATIONS_SENT, {"p_mailbox": box, "p_since": since, "p_site_since": site_since}).one()
+    emailed = (
+        not confirmed
+        and request.may_confirm
+        and all(r == "unsubscribed" for r in reason)
+        and sent < limit
+        and (site_limit is None or site_sent < site_limit)
+    )
+    request_id = conn.execute(
+        _NEW_REQUEST,
+        {
+            "subscriber_id": subscriber_id, "mailbox": box, "name": values["name"], "language": values["language"],
+            "cadence": values["cadence"], "topics": ";".join(values["topics"]), "evidence": request.evidence,
+            "emailed": emailed, "created_at": now, "closed_at": now if confirmed else None,
+        },
+    ).scalar_one()
+    if not emailed:
+        return None
+    conn.execute(_EVENT, {**event, "kind": "confirmation-sent", "detail": json.dumps({"request": request_id})})
+    requested = Requested(subscriber_id=subscriber_id, request_id=request_id)
+    if request.confirmation is not None:
+        key, channel, payload = request.confirmation(requested)
+        queue_delivery(conn, release=key, channel=channel, recipient=clean, subscriber_id=None, payload=payload, now=now)
+    return requested
 
 
 def check_request(*, audience: Audience, request_id: int) -> None:

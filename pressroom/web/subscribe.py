@@ -23,9 +23,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pressroom.audience import Requested, TokenError, check_request, confirm_request, request_subscription, sign_token, verify_token
+from pressroom.audience import (
+    Requested, SubscribeRequest, TokenError, check_request, confirm_request, request_subscriptions, sign_token, verify_token,
+)
 from pressroom.dispatch.email import TRANSACTIONAL, transactional_payload
-from pressroom.web.core import CONFIRM_ACTION, Form, Web, duration
+from pressroom.web.core import CONFIRM_ACTION, Form, GroupCommit, Web, duration
 from pressroom.web.security import client, read_form
 
 log = logging.getLogger("pressroom.web")
@@ -99,11 +101,6 @@ def routes(web: Web) -> list[Route]:
             request, form=form_kind, topics=list(checked.topics), cadence=checked.cadence, language=checked.language
         )
         client_ok = web.confirmations.allow(client(request))
-        if await run_in_threadpool(register, checked, evidence, client_ok) is not None:
-            sent.background = BackgroundTask(web.mail.wake)
-        return sent
-
-    def register(checked: Form, evidence: str, client_ok: bool) -> Requested | None:
         now = web.clock()
 
         def confirmation(requested: Requested) -> tuple[str, str, str]:
@@ -113,24 +110,29 @@ def routes(web: Web) -> list[Route]:
             payload = transactional_payload(kind="confirm", subscriber_id=requested.subscriber_id, action_url=web.link("confirm", token))
             return f"confirm-{requested.request_id}", TRANSACTIONAL, payload
 
+        requested = await subscriptions.submit(SubscribeRequest(
+            address=checked.email, evidence=evidence, name=checked.name, language=web.settings.site.language,
+            topics=tuple(checked.topics), cadence=checked.cadence, may_confirm=client_ok, confirmation=confirmation,
+        ))
+        if requested is not None:
+            sent.background = BackgroundTask(web.mail.wake)
+        return sent
+
+    def register(batch: list[SubscribeRequest]) -> list[Requested | None | Exception]:
         with web.writes:
-            return request_subscription(
+            now = web.clock()
+            return request_subscriptions(
                 audience=web.audience,
-                address=checked.email,
+                requests=batch,
                 now=now,
                 source="web:subscribe",
-                evidence=evidence,
-                name=checked.name,
-                language=web.settings.site.language,
-                topics=checked.topics,
-                cadence=checked.cadence,
                 confirmations_since=now - timedelta(days=1),
                 max_confirmations=web.web.confirmations_per_address_per_day,
                 site_since=now - timedelta(hours=1),
                 site_max_confirmations=web.web.confirmations_per_hour,
-                may_confirm=client_ok,
-                confirmation=confirmation,
             )
+
+    subscriptions = GroupCommit(register)
 
     def request_id(token: str) -> int | str:
         try:
