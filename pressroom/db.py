@@ -210,14 +210,19 @@ def dialect_insert(conn: Connection, table: Table) -> Any:
 def queue_delivery(conn: Connection, *, release: str, channel: str, recipient: str, subscriber_id: int | None,
                    payload: str, now: Any) -> bool:
     """Queue one delivery that carries what it renders from; False when its key is queued already."""
-    result = conn.execute(
-        dialect_insert(conn, deliveries).values(
-            release=release, channel=channel, recipient=recipient, subscriber_id=subscriber_id, payload=payload,
-            state="planned", planned_at=now, updated_at=now,
-        ).on_conflict_do_nothing().returning(deliveries.c.id)
-    )
+    statement = _QUEUE_DELIVERY.get(conn.dialect.name)
+    if statement is None:  # built once per backend: every subscribe POST queues its confirmation here
+        statement = _QUEUE_DELIVERY[conn.dialect.name] = (
+            dialect_insert(conn, deliveries).values(state="planned").on_conflict_do_nothing().returning(deliveries.c.id)
+        )
+    result = conn.execute(statement, {
+        "release": release, "channel": channel, "recipient": recipient, "subscriber_id": subscriber_id,
+        "payload": payload, "planned_at": now, "updated_at": now,
+    })
     return result.first() is not None
 
+
+_QUEUE_DELIVERY: dict[str, Any] = {}
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
