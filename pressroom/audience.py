@@ -43,7 +43,7 @@ from pressroom.db import (
     dialect_insert,
     engine_for,
     engine_for_url,
-    queue_delivery,
+    queue_deliveries,
     subscriber_topics,
     subscribers,
     subscription_requests,
@@ -848,14 +848,13 @@ def request_subscriptions(
             checked.append((request, exc))
     for attempt in (1, 2):
         try:
+            valid = [(request, values) for request, values in checked if not isinstance(values, AddressError)]
             with audience._engine.begin() as conn:
-                return [
-                    values if isinstance(values, AddressError) else _request_subscription(
-                        conn, audience, request, values, now=now, source=source[:200], since=confirmations_since,
-                        limit=max_confirmations, site_since=site_since or now, site_limit=site_max_confirmations,
-                    )
-                    for request, values in checked
-                ]
+                answers = iter(_request_batch(
+                    conn, audience, valid, now=now, source=source[:200], since=confirmations_since, limit=max_confirmations,
+                    site_since=site_since or now, site_limit=site_max_confirmations,
+                ) if valid else [])
+            return [values if isinstance(values, AddressError) else next(answers) for _, values in checked]
         except IntegrityError:
             if attempt == 2:  # another process inserted the same address: the retry sees it
                 raise
@@ -863,76 +862,111 @@ def request_subscriptions(
 
 
 # Built once: a subscribe POST is the web app's busiest write, and building statements was most of its cost.
-_FIND_ADDRESS = select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == bindparam("p_address"))
-_NEW_SUBSCRIBER = insert(subscribers).returning(subscribers.c.id)
+_FIND_ADDRESSES = select(subscribers.c.address, subscribers.c.id, subscribers.c.status).where(
+    subscribers.c.address.in_(bindparam("p_addresses", expanding=True))
+)
+_NEW_SUBSCRIBERS = insert(subscribers).returning(subscribers.c.id, subscribers.c.address, sort_by_parameter_order=True)
 _TOUCH_UNCONFIRMED = (
     update(subscribers)
     .where(subscribers.c.id == bindparam("p_id"), subscribers.c.status != "confirmed")
     .values(updated_at=bindparam("p_now"))
 )
-_EVENT = insert(consent_events)
-_SUPPRESSED = select(suppressions.c.reason).where(suppressions.c.address.in_(bindparam("p_addresses", expanding=True)))
-_EMAILED = select(func.count()).select_from(subscription_requests).where(subscription_requests.c.emailed.is_(True))
-_CONFIRMATIONS_SENT = select(
-    _EMAILED.where(
-        subscription_requests.c.mailbox == bindparam("p_mailbox"), subscription_requests.c.created_at >= bindparam("p_since")
-    ).scalar_subquery(),
-    _EMAILED.where(subscription_requests.c.created_at >= bindparam("p_site_since")).scalar_subquery(),
+_SUPPRESSED = select(suppressions.c.address, suppressions.c.reason).where(
+    suppressions.c.address.in_(bindparam("p_addresses", expanding=True))
 )
-_NEW_REQUEST = insert(subscription_requests).returning(subscription_requests.c.id)
-
-
-def _request_subscription(
-    conn, audience: Audience, request: SubscribeRequest, values: dict, *, now: datetime, source: str, since: datetime,
-    limit: int, site_since: datetime, site_limit: int | None,
-) -> Requested | None:
-    clean = values["address"]
-    box = mailbox(clean)
-    # Every kind of address takes the same statements (bar the first insert of a new one), so
-    # the time of the answer does not tell a confirmed address from an unknown one.
-    row = conn.execute(_FIND_ADDRESS, {"p_address": clean}).first()
-    if row is None:
-        # One single-row insert, where a known address gets one update. No re-suppression
-        # look-up: the one below finds a hashed suppression and sends no link, so this
-        # pending row can never be confirmed.
-        subscriber_id = conn.execute(
-            _NEW_SUBSCRIBER,
-            {"address": clean, "name": values["name"], "language": values["language"], "status": "pending",
-             "cadence": values["cadence"], "created_at": now, "updated_at": now},
-        ).scalar_one()
-        if values["topics"]:
-            conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in values["topics"]])
-        confirmed = False
-    else:
-        subscriber_id, confirmed = row.id, row.status == "confirmed"
-        conn.execute(_TOUCH_UNCONFIRMED, {"p_id": subscriber_id, "p_now": now})
-    event = {"subscriber_id": subscriber_id, "address": clean, "at": now, "source": source}
-    conn.execute(_EVENT, {**event, "kind": "requested", "detail": request.evidence})
-    reason = conn.execute(_SUPPRESSED, {"p_addresses": [clean, *audience._hashes(clean)]}).scalars().all()
-    sent, site_sent = conn.execute(_CONFIRMATIONS_SENT, {"p_mailbox": box, "p_since": since, "p_site_since": site_since}).one()
-    emailed = (
-        not confirmed
-        and request.may_confirm
-        and all(r == "unsubscribed" for r in reason)
-        and sent < limit
-        and (site_limit is None or site_sent < site_limit)
+_EMAILED = select(func.count()).select_from(subscription_requests).where(subscription_requests.c.emailed.is_(True))
+_SENT_TO_MAILBOXES = (
+    select(subscription_requests.c.mailbox, func.count())
+    .where(
+        subscription_requests.c.emailed.is_(True),
+        subscription_requests.c.mailbox.in_(bindparam("p_mailboxes", expanding=True)),
+        subscription_requests.c.created_at >= bindparam("p_since"),
     )
-    request_id = conn.execute(
-        _NEW_REQUEST,
-        {
-            "subscriber_id": subscriber_id, "mailbox": box, "name": values["name"], "language": values["language"],
-            "cadence": values["cadence"], "topics": ";".join(values["topics"]), "evidence": request.evidence,
-            "emailed": emailed, "created_at": now, "closed_at": now if confirmed else None,
-        },
-    ).scalar_one()
-    if not emailed:
-        return None
-    conn.execute(_EVENT, {**event, "kind": "confirmation-sent", "detail": json.dumps({"request": request_id})})
-    requested = Requested(subscriber_id=subscriber_id, request_id=request_id)
-    if request.confirmation is not None:
-        key, channel, payload = request.confirmation(requested)
-        queue_delivery(conn, release=key, channel=channel, recipient=clean, subscriber_id=None, payload=payload, now=now)
-    return requested
+    .group_by(subscription_requests.c.mailbox)
+)
+_SENT_BY_SITE = _EMAILED.where(subscription_requests.c.created_at >= bindparam("p_site_since"))
+_NEW_REQUESTS = insert(subscription_requests).returning(subscription_requests.c.id, sort_by_parameter_order=True)
+
+
+def _request_batch(
+    conn, audience: Audience, items: Sequence[tuple[SubscribeRequest, dict]], *, now: datetime, source: str,
+    since: datetime, limit: int, site_since: datetime, site_limit: int | None,
+) -> list[Requested | None]:
+    """Apply ``items`` in order, each seeing the ones before it, with a fixed number of statements for the batch.
+
+    Every kind of address takes the same statements (bar the insert of a new one, where a known
+    address gets an update), so the time of the answer does not tell a confirmed address from an
+    unknown one.
+    """
+    addresses = list(dict.fromkeys(values["address"] for _, values in items))
+    known = {row.address: (row.id, row.status) for row in conn.execute(_FIND_ADDRESSES, {"p_addresses": addresses})}
+    fresh = {values["address"]: values for _, values in items if values["address"] not in known}
+    if fresh:
+        # No re-suppression look-up: the one below finds a hashed suppression and sends no
+        # link, so such a pending row can never be confirmed.
+        created = conn.execute(_NEW_SUBSCRIBERS, [
+            {"address": a, "name": v["name"], "language": v["language"], "status": "pending", "cadence": v["cadence"],
+             "created_at": now, "updated_at": now}
+            for a, v in fresh.items()
+        ]).all()
+        known.update({row.address: (row.id, "pending") for row in created})
+        topics = [{"subscriber_id": known[a][0], "topic": t} for a, v in fresh.items() for t in v["topics"]]
+        if topics:
+            conn.execute(insert(subscriber_topics), topics)
+    touched = [{"p_id": known[a][0], "p_now": now} for a in addresses if a not in fresh]
+    if touched:
+        conn.execute(_TOUCH_UNCONFIRMED, touched)
+    hashes = {a: audience._hashes(a) for a in addresses}
+    reasons: dict[str, set[str]] = {}
+    for row in conn.execute(_SUPPRESSED, {"p_addresses": [h for a in addresses for h in (a, *hashes[a])]}):
+        reasons.setdefault(row.address, set()).add(row.reason)
+    boxes = {a: mailbox(a) for a in addresses}
+    sent = dict(conn.execute(_SENT_TO_MAILBOXES, {"p_mailboxes": sorted(set(boxes.values())), "p_since": since}).all())
+    site_sent = conn.execute(_SENT_BY_SITE, {"p_site_since": site_since}).scalar_one()
+
+    decisions: list[tuple[SubscribeRequest, dict, int, bool, bool]] = []
+    for request, values in items:
+        clean = values["address"]
+        subscriber_id, status = known[clean]
+        confirmed = status == "confirmed"
+        box = boxes[clean]
+        found = set().union(*(reasons.get(h, set()) for h in (clean, *hashes[clean])))
+        emailed = (
+            not confirmed
+            and request.may_confirm
+            and found <= {"unsubscribed"}
+            and sent.get(box, 0) < limit
+            and (site_limit is None or site_sent < site_limit)
+        )
+        if emailed:
+            sent[box] = sent.get(box, 0) + 1
+            site_sent += 1
+        decisions.append((request, values, subscriber_id, confirmed, emailed))
+    request_ids = conn.execute(_NEW_REQUESTS, [
+        {"subscriber_id": subscriber_id, "mailbox": boxes[values["address"]], "name": values["name"],
+         "language": values["language"], "cadence": values["cadence"], "topics": ";".join(values["topics"]),
+         "evidence": request.evidence, "emailed": emailed, "created_at": now, "closed_at": now if confirmed else None}
+        for request, values, subscriber_id, confirmed, emailed in decisions
+    ]).scalars().all()
+
+    events, answers, queued = [], [], []
+    for (request, values, subscriber_id, _, emailed), request_id in zip(decisions, request_ids, strict=True):
+        event = {"subscriber_id": subscriber_id, "address": values["address"], "at": now, "source": source}
+        events.append({**event, "kind": "requested", "detail": request.evidence})
+        if not emailed:
+            answers.append(None)
+            continue
+        events.append({**event, "kind": "confirmation-sent", "detail": json.dumps({"request": request_id})})
+        requested = Requested(subscriber_id=subscriber_id, request_id=request_id)
+        answers.append(requested)
+        if request.confirmation is not None:
+            key, channel, payload = request.confirmation(requested)
+            queued.append({"release": key, "channel": channel, "recipient": values["address"], "subscriber_id": None,
+                           "payload": payload, "planned_at": now, "updated_at": now})
+    conn.execute(insert(consent_events), events)
+    if queued:
+        queue_deliveries(conn, queued)
+    return answers
 
 
 def check_request(*, audience: Audience, request_id: int) -> None:

@@ -207,19 +207,15 @@ def dialect_insert(conn: Connection, table: Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def queue_delivery(conn: Connection, *, release: str, channel: str, recipient: str, subscriber_id: int | None,
-                   payload: str, now: Any) -> bool:
-    """Queue one delivery that carries what it renders from; False when its key is queued already."""
+def queue_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Queue deliveries that carry what they render from (release, channel, recipient, subscriber_id,
+    payload, planned_at, updated_at); a key queued already is left alone. Returns how many were new."""
     statement = _QUEUE_DELIVERY.get(conn.dialect.name)
     if statement is None:  # built once per backend: every subscribe POST queues its confirmation here
         statement = _QUEUE_DELIVERY[conn.dialect.name] = (
-            dialect_insert(conn, deliveries).values(state="planned").on_conflict_do_nothing().returning(deliveries.c.id)
+            dialect_insert(conn, deliveries).values(state="planned").on_conflict_do_nothing()
         )
-    result = conn.execute(statement, {
-        "release": release, "channel": channel, "recipient": recipient, "subscriber_id": subscriber_id,
-        "payload": payload, "planned_at": now, "updated_at": now,
-    })
-    return result.first() is not None
+    return conn.execute(statement, rows).rowcount
 
 
 _QUEUE_DELIVERY: dict[str, Any] = {}
