@@ -310,11 +310,10 @@ class Audience:
             raise TypeError("give exactly one of address or subscriber_id")
         by, value = (_BY_ID, subscriber_id) if address is None else (_BY_ADDRESS, normalise_address(address))
         with self._engine.connect() as conn:
-            row = conn.execute(by, {"p_value": value}).mappings().first()
-            if row is None:
-                return None
-            topics = conn.execute(_TOPICS_OF, {"p_id": row["id"]}).scalars()
-            return _subscriber(row, tuple(sorted(topics)))
+            rows = conn.execute(by, {"p_value": value}).mappings().all()
+        if not rows:
+            return None
+        return _subscriber(rows[0], tuple(sorted(row["topic"] for row in rows if row["topic"] is not None)))
 
     def list(self, *, status: str | None = None) -> Iterator[Subscriber]:
         """Every subscriber (optionally of one status), in address order, streamed in chunks."""
@@ -707,9 +706,11 @@ def _close_requests(conn, subscriber_id: int, now: datetime) -> None:
 
 
 # Built once: every subscription email looks its reader up as it goes out.
-_BY_ID = select(subscribers).where(subscribers.c.id == bindparam("p_value"))
-_BY_ADDRESS = select(subscribers).where(subscribers.c.address == bindparam("p_value"))
-_TOPICS_OF = select(subscriber_topics.c.topic).where(subscriber_topics.c.subscriber_id == bindparam("p_id"))
+_WITH_TOPICS = select(subscribers, subscriber_topics.c.topic).outerjoin(
+    subscriber_topics, subscriber_topics.c.subscriber_id == subscribers.c.id
+)
+_BY_ID = _WITH_TOPICS.where(subscribers.c.id == bindparam("p_value"))
+_BY_ADDRESS = _WITH_TOPICS.where(subscribers.c.address == bindparam("p_value"))
 
 
 def _subscriber(row, topics: tuple[str, ...]) -> Subscriber:

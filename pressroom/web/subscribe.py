@@ -17,6 +17,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from markupsafe import escape
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -31,6 +32,7 @@ from pressroom.web.core import CONFIRM_ACTION, Form, GroupCommit, Web, duration
 from pressroom.web.security import client, read_form
 
 log = logging.getLogger("pressroom.web")
+ADDRESS_SLOT = "\ue000"  # a private-use character: no address or template text holds it
 
 
 def routes(web: Web) -> list[Route]:
@@ -61,6 +63,29 @@ def routes(web: Web) -> list[Route]:
         choices = await run_in_threadpool(web.choices)
         return subscribe_form(request, values=None, errors={}, topics=choices.topics)
 
+    inbox_pages: dict[str, tuple[str, dict[str, str]]] = {}
+
+    def check_your_inbox(request: Request, address: str) -> Response:
+        """The answer to every well-formed POST: rendered once, then only the address changes (the busiest page)."""
+        key = request.url.path
+        if key not in inbox_pages:
+            page = web.message(
+                request,
+                eyebrow="Almost done",
+                heading="Check your inbox",
+                paragraphs=[
+                    f"If {ADDRESS_SLOT} can receive our emails, a message with a confirmation link is on its way to it.",
+                    f"Open it and click the link within {duration(int(web.web.confirm_token_hours * 3600))}. "
+                    "Until you do, we send you nothing else.",
+                ],
+                links=[("Back to the press releases", "/")],
+            )
+            # The page has no form: no CSRF cookie to carry over.
+            headers = {k: v for k, v in page.headers.items() if k not in ("content-length", "set-cookie")}
+            inbox_pages[key] = (page.body.decode(), headers)
+        html, headers = inbox_pages[key]
+        return Response(html.replace(ADDRESS_SLOT, str(escape(address))), headers=headers)
+
     async def subscribe(request: Request) -> Response:
         if not web.posts.allow(client(request)):
             return web.too_many(request, web.posts)
@@ -68,17 +93,7 @@ def routes(web: Web) -> list[Route]:
         if isinstance(form, str):
             return web.bad_form(request, form)
         checked = web.read_form(form, with_email=True)
-        sent = web.message(
-            request,
-            eyebrow="Almost done",
-            heading="Check your inbox",
-            paragraphs=[
-                f"If {checked.email} can receive our emails, a message with a confirmation link is on its way to it.",
-                f"Open it and click the link within {duration(int(web.web.confirm_token_hours * 3600))}. "
-                "Until you do, we send you nothing else.",
-            ],
-            links=[("Back to the press releases", "/")],
-        )
+        sent = check_your_inbox(request, checked.email)
         # A bot that fills the hidden field gets the page a person gets, and nothing happens.
         if str(form.get("website") or "").strip():
             log.info("honeypot field filled from %s: ignored", web.ip_hash(request))
