@@ -92,7 +92,7 @@ class GroupCommit(Generic[T, R]):
     with the batch keeps SQLite's single writer busy instead of queueing threads on it.
     """
 
-    def __init__(self, run: Callable[[list[T]], list[R | Exception]], *, limit: int = 64) -> None:
+    def __init__(self, run: Callable[[list[T]], list[R | Exception]], *, limit: int = 256) -> None:
         self.run, self.limit = run, limit
         self._waiting: list[tuple[T, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None

@@ -130,8 +130,11 @@ def routes(web: Web) -> list[Route]:
             topics=tuple(checked.topics), cadence=checked.cadence, may_confirm=client_ok, confirmation=confirmation,
         ))
         if requested is not None:
-            sent.background = BackgroundTask(web.mail.wake)
+            sent.background = BackgroundTask(wake_sender)
         return sent
+
+    async def wake_sender() -> None:  # a coroutine: setting an event needs no worker thread
+        web.mail.wake()
 
     def register(batch: list[SubscribeRequest]) -> list[Requested | None | Exception]:
         with web.writes:
