@@ -78,6 +78,10 @@ def check(
         utc = release.date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         local = release.date.astimezone(zone).strftime(f"%Y-%m-%d %H:%M %Z ({zone.key})")
         console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}", markup=False, soft_wrap=True)
+        if release.embargo is not None:
+            notify = release.embargo.notify
+            console.print(f"    embargo: journalists hear of it at {notify.astimezone(UTC):%Y-%m-%d %H:%M UTC} = "
+                          f"{notify.astimezone(zone):%Y-%m-%d %H:%M %Z}", markup=False, soft_wrap=True)
     total = len(result.releases) + len(result.problems)
     summary = f"{len(result.releases)} of {total} releases valid"
     if result.problems:
