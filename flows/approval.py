@@ -202,13 +202,24 @@ def _send_proof(*, release: Release, settings: Settings, expires: datetime) -> l
     from flows.ops import send_to_people
     from pressroom.mail import Recipient, compose_release
 
-    def proof(address: str) -> bytes:
-        links = {
+    def links(address: str) -> dict[str, str]:
+        return {
             label: approval_url(settings=settings, release=release, editor=address, approve=approve, expires=expires)
             for label, approve in (("Approve", True), ("Reject", False))
         }
-        return compose_release(release=release, settings=settings, proof=links).message(Recipient(address=address))
 
+    def proof(address: str) -> bytes:
+        return compose_release(release=release, settings=settings, proof=links(address)).message(Recipient(address=address))
+
+    if release.embargo is not None:
+        from pressroom.mail import compose_embargo
+
+        # The editor approves both emails with one answer, so the proof shows the journalists' one too.
+        send_to_people(
+            settings=settings, addresses=list(settings.email.editors), key=f"proof-embargo-{release.slug}-{release.digest[:8]}",
+            message=lambda address: compose_embargo(release=release, settings=settings, proof=links(address))
+            .message(Recipient(address=address)),
+        )
     return send_to_people(
         # Sent once per key: one proof per version of the release (an edited release asks again).
         settings=settings, addresses=list(settings.email.editors), key=f"proof-{release.slug}-{release.digest[:8]}",

@@ -385,6 +385,106 @@ def subscribers_list(
     err.print(f"{count} subscribers")
 
 
+journalists_app = typer.Typer(no_args_is_help=True, help="The media list: add, import, export, remove, list, report.")
+app.add_typer(journalists_app, name="journalists")
+
+
+def _media(settings_file: Path | None):
+    from pressroom.audience import MediaList
+
+    return MediaList.from_settings(_settings(settings_file))
+
+
+@journalists_app.command("add")
+def journalists_add(
+    address: Annotated[str, typer.Argument(help="the email address")],
+    name: Annotated[str, typer.Option(help="how the emails greet them")] = "",
+    outlet: Annotated[str, typer.Option(help="the newspaper, broadcaster or agency")] = "",
+    beat: Annotated[Optional[list[str]], typer.Option("--beat", help="a tag they cover (repeat it); none = every release")] = None,
+    language: Annotated[Optional[str], typer.Option(help="language tag, default: the site's")] = None,
+    country: Annotated[str, typer.Option(help="two-letter country code, e.g. BE")] = "",
+    settings_file: SettingsOption = None,
+) -> None:
+    """Add one journalist to the media list (legitimate interest: no confirmation; every email has a one-click opt-out)."""
+    journalist = _media(settings_file).add(address=address, name=name, outlet=outlet, beats=beat or [], language=language,
+                                           country=country, now=datetime.now(UTC))
+    console.print(f"added {journalist.address} ({journalist.outlet or 'no outlet'}, beats: {', '.join(journalist.beats) or 'everything'})")
+
+
+@journalists_app.command("import")
+def journalists_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header: address[,name,outlet,beats,language,country]")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Import journalists from CSV; each bad row or duplicate is reported with its line and skipped."""
+    if not file.is_file():
+        err.print(f"[red]error:[/red] {file}: no such file")
+        raise typer.Exit(2)
+    report = _media(settings_file).import_csv(file=file, now=datetime.now(UTC))
+    for line, message in report.problems:
+        err.print(f"{file}:{line}: {message}", markup=False, soft_wrap=True)
+    console.print(f"imported {report.added}; skipped {len(report.problems)} ({report.duplicates} duplicates)")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@journalists_app.command("export")
+def journalists_export(
+    file: Annotated[Path, typer.Argument(help="CSV file to write; - for standard output")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Export the media list as CSV (the import format)."""
+    media = _media(settings_file)
+    if str(file) == "-":
+        media.export_csv(file=sys.stdout)
+        return
+    with file.open("w", encoding="utf-8", newline="") as handle:
+        count = media.export_csv(file=handle)
+    console.print(f"exported {count} journalists to {file}")
+
+
+@journalists_app.command("remove")
+def journalists_remove(
+    address: Annotated[str, typer.Argument(help="the email address")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Take a journalist off the media list."""
+    if not _media(settings_file).remove(address=address):
+        err.print(f"[red]error:[/red] {address} is not on the media list")
+        raise typer.Exit(1)
+    console.print(f"removed {address}")
+
+
+@journalists_app.command("list")
+def journalists_list(settings_file: SettingsOption = None) -> None:
+    """List the media list, tab-separated: address, outlet, beats (* = everything), language, country, name."""
+    journalists = _media(settings_file).list()
+    for j in journalists:
+        typer.echo(f"{j.address}\t{j.outlet}\t{';'.join(j.beats) or '*'}\t{j.language}\t{j.country}\t{j.name}")
+    err.print(f"{len(journalists)} journalists")
+
+
+@journalists_app.command("report")
+def journalists_report(
+    slug: Annotated[str, typer.Argument(help="the release slug")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Who got the embargoed email of a release, and who opened the preview (how often, first and last time)."""
+    from pressroom.dispatch.embargo import CHANNEL
+    from pressroom.ledger import Ledger
+
+    settings = _settings(settings_file)
+    zone = settings.site.tz
+    states = Ledger.from_settings(settings).states(release=slug, channel=CHANNEL)
+    opens = {journalist.address: (count, first, last) for journalist, count, first, last in _media(settings_file).opens(release=slug)}
+    for address in sorted(set(states) | set(opens)):
+        count, first, last = opens.get(address, (0, None, None))
+        seen = f"opened {count}x, first {first.astimezone(zone):%Y-%m-%d %H:%M %Z}, last {last.astimezone(zone):%Y-%m-%d %H:%M %Z}" \
+            if first and last else "not opened"
+        typer.echo(f"{address}\t{states.get(address, 'not emailed')}\t{seen}")
+    err.print(f"{len(states)} emailed, {len(opens)} opened the preview")
+
+
 @deliveries_app.command("report")
 def deliveries_report(
     release: Annotated[Optional[str], typer.Option(help="one release slug (or digest key)")] = None,
