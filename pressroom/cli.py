@@ -7,7 +7,7 @@ and the exit code says whether anything was wrong.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -121,15 +121,68 @@ def _seed_sample_audience(settings: Settings) -> None:
         audience.seed_if_empty(file=path if path.is_absolute() else settings.root / path, now=datetime.now(UTC))
 
 
+def _live_parts(settings: Settings) -> list[str]:
+    """What would reach real people: the SMTP transport, real social accounts."""
+    parts = ["email.transport = smtp"] if settings.email.transport == "smtp" else []
+    return parts + [f"the {a.network} account {a.account!r}" for a in settings.social if a.enabled and a.network != "outbox"]
+
+
+def _dry_run(settings: Settings) -> Path:
+    """Point this process at a copy of everything under var/dry-run/: outbox transport, outbox social
+    account, a copy of the SQLite database, its own public/. The real ledger and site are not touched."""
+    import os
+    import shutil
+    import sqlite3
+
+    if settings.database_url is not None:
+        err.print("[red]error:[/red] --dry-run works on a copy of the embedded SQLite database; with database_url set, "
+                  "run the dry run against a staging database (PRESSROOM_DATABASE_URL) with the outbox transport")
+        raise typer.Exit(2)
+    base = settings.path("var") / "dry-run"
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "var").mkdir(parents=True)
+    database = settings.path("var") / "pressroom.db"
+    if database.exists():
+        with sqlite3.connect(database) as source, sqlite3.connect(base / "var" / "pressroom.db") as copy:
+            source.backup(copy)  # consistent even while a WAL is in use
+    settings.signing_keys()  # the links of the dry run are signed as the real ones would be
+    if (settings.path("var") / "secret_key").exists():
+        shutil.copy2(settings.path("var") / "secret_key", base / "var" / "secret_key")
+    os.environ.update({
+        "PRESSROOM_PATHS__VAR": str(base / "var"), "PRESSROOM_PATHS__PUBLIC": str(base / "public"),
+        "PRESSROOM_EMAIL__TRANSPORT": "outbox", "PRESSROOM_SOCIAL__OUTBOX__ENABLED": "true",
+    })
+    for account in settings.social:
+        if account.network != "outbox":
+            os.environ[f"PRESSROOM_SOCIAL__{account.network.upper()}_{account.account.upper()}__ENABLED"] = "false"
+    return base
+
+
 @app.command()
-def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None:
+def publish(
+    settings_file: SettingsOption = None,
+    now: NowOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="send nothing: write what would be sent under var/dry-run/ (a copy of the database; the real ledger is untouched)")] = False,
+) -> None:
     """Run the publish flow once: build the site, then email and post every newly public release."""
     settings = _settings(settings_file)
-    _seed_sample_audience(settings)
+    moment = _now(now)
+    live = _live_parts(settings)
+    if dry_run:
+        base = _dry_run(settings)
+        err.print(f"dry run: emails, posts and the site go to {base}; nothing is sent", markup=False)
+    elif moment > datetime.now(UTC) + timedelta(minutes=1) and live:
+        # A pretend future would send for real what is not due yet: embargoed releases among them.
+        err.print(f"[red]error:[/red] --now {moment.isoformat()} is in the future and {', '.join(live)} would send for real",
+                  soft_wrap=True)
+        err.print("hint: add --dry-run to see what would be sent (under var/dry-run/), or use the outbox transport", soft_wrap=True)
+        raise typer.Exit(2)
+    else:
+        _seed_sample_audience(settings)
     _use_local_prefect(settings)
     from flows.publish import publish as publish_flow
 
-    summary = publish_flow(settings_file=str(settings_file) if settings_file else None, now=_now(now))
+    summary = publish_flow(settings_file=str(settings_file) if settings_file else None, now=moment)
     console.print(summary.as_text())
     if summary.problems:
         raise typer.Exit(1)
