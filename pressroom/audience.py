@@ -1086,9 +1086,10 @@ class MediaList:
         language = (record.get("language") or self._audience._language).strip()
         if not LANGUAGE_RE.match(language):
             raise AddressError(f"{address}: language {language!r} is not a language tag such as en or pt-BR")
-        country = (record.get("country") or "").strip().upper()
+        country = (record.get("country") or "").strip()
         if country and not _COUNTRY_RE.match(country):
             raise AddressError(f"{address}: country {country!r} is not a two-letter code such as BE or DE")
+        country = country.upper()
         try:
             name = clean_name(record.get("name") or "")
             outlet = clean_name(record.get("outlet") or "", links=True)

@@ -584,8 +584,9 @@ def _media_email(*, settings: Settings, kind: str, headline: str, subject: str, 
         context["reason"] = f"This proof went to the editors of {settings.site.name} only."
         key = f"proof-{key}"
     html, text = _both(settings, "embargo", context)
+    # An editor has no preview link of their own: the proof's button shows where the journalists' goes.
     return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
-                          bulk=proof is None)
+                          bulk=proof is None, action_url="" if proof is None else f"{settings.site.base_url}/preview/")
 
 
 def compose_embargo(*, release: Release, settings: Settings, moved: bool = False,
