@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import io
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -373,3 +375,31 @@ def test_nothing_of_an_embargoed_release_is_public_before_its_date_and_journalis
         assert set(counting.sent.values()) <= {1}, counting.sent
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _publish_cli(project: Project, *args: str, **env: str) -> subprocess.CompletedProcess:
+    from prefect.settings import PREFECT_API_URL
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PRESSROOM_")} | env
+    environment["PREFECT_API_URL"] = str(PREFECT_API_URL.value())  # the session's test server
+    return subprocess.run([sys.executable, "-c", "from pressroom.cli import main; main()", "publish", "--settings",
+                           str(project.root / "pressroom.toml"), *args], env=environment, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_dry_run_writes_what_would_be_sent_and_touches_no_ledger_and_the_outbox_works_with_now(project, prefect_harness) -> None:  # noqa: ANN001
+    settings = project.settings()
+    seed(settings, BEFORE_NOTIFY)
+    _embargoed(project, date="2099-06-02 09:00")
+    result = _publish_cli(project, "--now", "2099-05-31T09:00+02:00", "--dry-run", PRESSROOM_EMAIL__TRANSPORT="smtp")
+    assert result.returncode == 0, result.stderr
+    dry = settings.path("var") / "dry-run"
+    assert sorted(p.name for p in (dry / "var" / "outbox" / "email" / "embargo-big-news").glob("*.eml")) == [
+        "energy@example.com.eml", "everything@example.com.eml"]
+    assert Ledger.from_settings(settings).report().total == 0  # the real ledger never heard of it
+    assert not (settings.path("var") / "outbox").exists() and not settings.path("public").exists()
+    # The embedded outbox (the default) demonstrates a future instant for real, into var/outbox/.
+    result = _publish_cli(project, "--now", "2099-05-31T09:00+02:00")
+    assert result.returncode == 0, result.stderr
+    assert sorted(_messages(settings, "embargo-big-news")) == ["energy@example.com", "everything@example.com"]
