@@ -141,10 +141,10 @@ def email_step(*, release: Release, settings: Settings, ledger: Ledger, now: dat
     return send_release(release=release, settings=settings, ledger=ledger, now=now, settings_file=settings_file)
 
 
-@task(name="journalists (embargo)", cache_policy=NO_CACHE)
 def embargo_step(*, releases: list[Release], settings: Settings, ledger: Ledger, now: datetime) -> list[DeliveryReport]:
     """The media list's emails due now (embargoed at the notify instant, moved, withdrawn); every run, so the
-    scheduled flow sends at the notify instant. An editor approves first where approval is needed."""
+    scheduled flow sends at the notify instant. An editor approves first where approval is needed (the gate pauses
+    the flow run, so this is no task)."""
     from pressroom.audience import MediaList
     from pressroom.dispatch.embargo import run_embargo
 

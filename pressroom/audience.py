@@ -401,17 +401,7 @@ class Audience:
         label = source or f"import:{Path(file).name if isinstance(file, Path) else 'csv'}"
         handle: TextIO = open(file, encoding="utf-8-sig", newline="") if isinstance(file, Path) else file
         try:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            if "email" in header and "address" not in header:
-                header[header.index("email")] = "address"
-            unknown = [h for h in header if h not in CSV_COLUMNS]
-            if "address" not in header or unknown:
-                raise AddressError(
-                    f"the CSV header {reader.fieldnames!r} " + (f"has unknown columns {unknown}" if unknown else "has no 'address' column"),
-                    hint="the first line must name the columns: " + ",".join(CSV_COLUMNS) + " (only address is required)",
-                )
-            reader.fieldnames = header
+            reader = _csv_reader(handle, CSV_COLUMNS)
             seen: set[str] = set()
             pending: list[tuple[int, dict]] = []
             for record in reader:
@@ -688,6 +678,22 @@ class Audience:
                 subscriber_id=subscriber_id, address=address, kind=kind, at=now, source=source[:200], detail=detail
             )
         )
+
+
+def _csv_reader(handle: TextIO, columns: Sequence[str]) -> csv.DictReader:
+    """A CSV reader whose header is checked against ``columns`` (``email`` taken for ``address``)."""
+    reader = csv.DictReader(handle)
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "email" in header and "address" not in header:
+        header[header.index("email")] = "address"
+    unknown = [h for h in header if h not in columns]
+    if "address" not in header or unknown:
+        raise AddressError(
+            f"the CSV header {reader.fieldnames!r} " + (f"has unknown columns {unknown}" if unknown else "has no 'address' column"),
+            hint="the first line must name the columns: " + ",".join(columns) + " (only address is required)",
+        )
+    reader.fieldnames = header
+    return reader
 
 
 def _with(evidence: str, **extra: object) -> str:
@@ -1123,17 +1129,7 @@ class MediaList:
         report = ImportReport()
         handle: TextIO = open(file, encoding="utf-8-sig", newline="") if isinstance(file, Path) else file
         try:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            if "email" in header and "address" not in header:
-                header[header.index("email")] = "address"
-            unknown = [h for h in header if h not in JOURNALIST_COLUMNS]
-            if "address" not in header or unknown:
-                raise AddressError(
-                    f"the CSV header {reader.fieldnames!r} " + (f"has unknown columns {unknown}" if unknown else "has no 'address' column"),
-                    hint="the first line must name the columns: " + ",".join(JOURNALIST_COLUMNS) + " (only address is required)",
-                )
-            reader.fieldnames = header
+            reader = _csv_reader(handle, JOURNALIST_COLUMNS)
             with self._engine.begin() as conn:
                 known = set(conn.execute(select(journalists.c.address)).scalars())
                 seen: set[str] = set()
