@@ -18,6 +18,7 @@ from pressroom.audience import MediaList, preview_url
 from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import Project
 from tests.embargo_support import publish_once, seed
+from tests.site_support import png
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -48,8 +49,10 @@ def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_
         [email]
         sender = "press@example.org"
         """))
+    (project.releases / "big-news").mkdir()
+    (project.releases / "big-news" / "lab.png").write_bytes(png(120, 60))
     project.write_release("big-news", title="Big news from the lab", date="2026-12-02 09:00", body="A **secret** result.",
-                          extra="tags: [Energy]\nembargo: {notify: 48h}\n")
+                          bundle=True, extra="tags: [Energy]\nembargo: {notify: 48h}\nhero: {src: lab.png, alt: The lab}\n")
     settings = project.settings()
     seed(settings, NOTIFIED)
     publish_once(settings, NOTIFIED)
@@ -77,6 +80,7 @@ def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_
             assert band.is_visible() and band.inner_text().startswith("EMBARGOED until 2 December 2026, 09:00 CET (08:00 UTC)")
             assert page.locator("h1").inner_text() == "Big news from the lab"
             assert "noindex" in page.locator('meta[name="robots"]').get_attribute("content")
+            assert page.locator(".release-hero img").evaluate("img => img.naturalWidth") == 120  # served before public/ has it
             assert not (settings.path("public") / "releases" / "big-news").exists()  # served, never written
 
             # The sports desk was never sent this release: its genuine-looking link is refused like a forged one.

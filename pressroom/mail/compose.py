@@ -603,7 +603,7 @@ def compose_embargo(*, release: Release, settings: Settings, moved: bool = False
     else:
         headline = f"EMBARGOED UNTIL {until}"
         paragraph = (f"This release is under embargo: please do not publish or share anything of it before {until}."
-                     " Your personal preview link below is for you alone.")
+                     " Your personal preview link below, with the photos, is for you alone.")
     key = f"{'moved' if moved else 'embargo'}-{release.slug}-{int(release.date.timestamp())}"
     if proof is not None:
         key += f"-{release.digest[:8]}"

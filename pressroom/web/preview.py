@@ -3,7 +3,8 @@
 ``/preview/<slug>?token=...``: the token is signed for one journalist and one release. Until
 the release's date the page shows it with an "EMBARGOED" band, ``noindex`` and ``Cache-Control:
 private, no-store`` (it is rendered per request, never written to ``public/``); from its date
-the link redirects to the public page. Every open is recorded for ``pressroom journalists report``.
+the link redirects to the public page. Its hero image is served beside it with the same link
+(``/preview/<slug>/hero?token=...``). Every open is recorded for ``pressroom journalists report``.
 A forged, tampered or misdirected link (another journalist's token, a release they were not sent)
 gets one and the same 400 page: nothing in it tells them apart.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pressroom.audience import JOURNALIST_UNSUBSCRIBE, Journalist, MediaList, TokenError, preview_action, verify_token
@@ -33,7 +34,7 @@ def routes(web: Web) -> list[Route]:
             return None
         return _media().get(journalist_id=journalist_id)
 
-    def opened(slug: str, token: str) -> tuple[Journalist, Release] | None:
+    def opened(slug: str, token: str, record: bool = True) -> tuple[Journalist, Release] | None:
         from pressroom.dispatch.embargo import CHANNEL
         from pressroom.ledger import Ledger
 
@@ -45,7 +46,7 @@ def routes(web: Web) -> list[Route]:
         release = next((r for r in load_releases(web.settings).releases if r.slug == slug), None)
         if release is None or release.status != "approved" or release.embargo is None:
             return None  # withdrawn
-        if not release.is_public(web.clock()):
+        if record and not release.is_public(web.clock()):
             _media().record_open(journalist_id=journalist.id, release=slug, now=web.clock())
         return journalist, release
 
@@ -69,10 +70,19 @@ def routes(web: Web) -> list[Route]:
         journalist, release = found
         if release.is_public(web.clock()):
             return RedirectResponse(release.url, status_code=303, headers=_PRIVATE)
+        token = request.query_params["token"]
         response = web.page(request, "web/preview.html.j2", release=release, journalist=journalist,
-                            until=embargo_until(release.date, web.settings))
+                            until=embargo_until(release.date, web.settings),
+                            hero=f"/preview/{release.slug}/hero?token={token}" if release.hero and release.hero.file else "")
         response.headers.update(_PRIVATE)
         return response
+
+    async def hero(request: Request) -> Response:
+        # The hero is copied to public/ only at the date; until then the preview serves it from content/.
+        found = await run_in_threadpool(opened, request.path_params["slug"], request.query_params.get("token", ""), False)
+        if found is None or found[1].hero is None or found[1].hero.file is None:
+            return refused(request)
+        return FileResponse(found[1].hero.file, headers=_PRIVATE)
 
     async def unsubscribe_page(request: Request) -> Response:
         token = request.query_params.get("token", "")
@@ -101,6 +111,7 @@ def routes(web: Web) -> list[Route]:
 
     return [
         Route("/preview/{slug}", preview, methods=["GET"]),
+        Route("/preview/{slug}/hero", hero, methods=["GET"]),
         Route("/journalists/unsubscribe", unsubscribe_page, methods=["GET"]),
         Route("/journalists/unsubscribe", unsubscribe, methods=["POST"]),
     ]
