@@ -916,8 +916,8 @@ def erase(*, settings: Settings, address: str | None = None, subscriber_id: int 
     """The right to erasure, for the CLI, the data page and every other caller.
 
     The address goes from the subscriber row, its topics, requests and consent events, the
-    ledger (rows stay for the counts, their recipient replaced by a keyed hash, any server answer
-    that quoted it rewritten, rows still waiting to go marked ``suppressed``), and the outbox and
+    media list (and its preview opens), the ledger (rows stay for the counts, their recipient
+    replaced by a keyed hash, any server answer that quoted it rewritten, rows still waiting to go marked ``suppressed``), and the outbox and
     preview files under ``var/`` (found by name and by content). A bounce or a complaint stays
     suppressed as the keyed hash only, so the address is never mailed again; an unsubscribe
     suppression goes. On SQLite the freed bytes are overwritten (``secure_delete``) and the WAL
@@ -945,6 +945,7 @@ def erase(*, settings: Settings, address: str | None = None, subscriber_id: int 
             conn.execute(delete(consent_events).where(consent_events.c.subscriber_id.in_(ids)))
             conn.execute(delete(subscribers).where(subscribers.c.id.in_(ids)))
         touched |= conn.execute(delete(consent_events).where(consent_events.c.address == clean)).rowcount > 0
+        touched |= _forget_journalist(conn, clean)  # the media list too: "everywhere" means everywhere
         conn.execute(delete(suppressions).where(suppressions.c.address == clean))
         for kept in reasons:
             if kept["reason"] != "unsubscribed":
@@ -1014,7 +1015,8 @@ def _forget_freed_bytes(engine) -> None:
     # PostgreSQL keeps dead tuples until VACUUM, which cannot run inside a transaction.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql(
-            "VACUUM subscribers, subscriber_topics, subscription_requests, consent_events, suppressions, deliveries, delivery_conflicts"
+            "VACUUM subscribers, subscriber_topics, subscription_requests, consent_events, suppressions, deliveries, delivery_conflicts, "
+            "journalists, preview_opens"
         )
 
 
@@ -1193,7 +1195,7 @@ class MediaList:
     def remove(self, *, address: str) -> bool:
         """Take a journalist off the media list (their preview opens go too); False if not on it."""
         with self._engine.begin() as conn:
-            return conn.execute(delete(journalists).where(journalists.c.address == normalise_address(address))).rowcount > 0
+            return _forget_journalist(conn, normalise_address(address))
 
     def opt_out(self, *, journalist_id: int, now: datetime, source: str) -> Journalist | None:
         """The journalist's one-click opt-out: their address joins the shared suppression list."""
@@ -1221,6 +1223,12 @@ class MediaList:
                 .order_by(journalists.c.address)
             ).mappings().all()
         return [(_journalist(row), int(row["opens"]), row["first"], row["last"]) for row in rows]
+
+
+def _forget_journalist(conn, address: str) -> bool:
+    ids = select(journalists.c.id).where(journalists.c.address == address).scalar_subquery()
+    conn.execute(delete(preview_opens).where(preview_opens.c.journalist_id.in_(ids)))
+    return conn.execute(delete(journalists).where(journalists.c.address == address)).rowcount > 0
 
 
 def _journalist(row) -> Journalist:

@@ -404,3 +404,15 @@ def test_dry_run_writes_what_would_be_sent_and_touches_no_ledger_and_the_outbox_
     result = _publish_cli(project, "--now", "2099-05-31T09:00+02:00")
     assert result.returncode == 0, result.stderr
     assert sorted(_messages(settings, "embargo-big-news")) == ["energy@example.com", "everything@example.com"]
+
+
+def test_erasure_forgets_a_journalist_too(project: Project) -> None:
+    from pressroom.audience import erase
+
+    settings = project.settings()
+    seed(settings, BEFORE_NOTIFY)
+    media = MediaList.from_settings(settings)
+    media.record_open(journalist_id=media.get(address="sport@example.com").id, release="big-news", now=AFTER_NOTIFY)
+    assert erase(settings=settings, address="sport@example.com")
+    assert media.get(address="sport@example.com") is None and media.opens(release="big-news") == []
+    assert not erase(settings=settings, address="sport@example.com")
