@@ -416,3 +416,23 @@ def test_erasure_forgets_a_journalist_too(project: Project) -> None:
     assert erase(settings=settings, address="sport@example.com")
     assert media.get(address="sport@example.com") is None and media.opens(release="big-news") == []
     assert not erase(settings=settings, address="sport@example.com")
+
+
+@pytest.mark.parametrize(("status", "now", "approval", "planned", "approved", "action"), [
+    ("approved", BEFORE_NOTIFY, "false", False, None, "skip"),
+    ("approved", AFTER_NOTIFY, "false", False, None, "send"),
+    ("approved", AFTER_DATE, "false", True, None, "skip"),  # at the date journalists hear with everyone
+    ("draft", AFTER_NOTIFY, "false", False, None, "skip"),
+    ("approved", AFTER_NOTIFY, "true", False, None, "approve"),
+    ("approved", AFTER_NOTIFY, "true", False, False, "skip"),
+    ("approved", AFTER_NOTIFY, "true", False, True, "send"),
+    ("approved", AFTER_NOTIFY, "true", True, None, "send"),  # approved and planned before: it only finishes
+])
+def test_embargo_decision(project: Project, status: str, now: datetime, approval: str, planned: bool,
+                          approved: bool | None, action: str) -> None:
+    from pressroom.dispatch.decide import embargo_decision
+
+    _embargoed(project, status=status)
+    settings = project.settings(PRESSROOM_EMAIL__APPROVAL_REQUIRED=approval)
+    (release,) = load_releases(settings).releases
+    assert embargo_decision(release=release, settings=settings, now=now, planned=planned, approved=approved).action == action

@@ -122,7 +122,8 @@ def run_embargo(
             decision = embargo_decision(release=release, settings=settings, now=now, planned=planned,
                                         approved=approved(release) if approved is not None else False)
         if decision.skipped:
-            reports.append(DeliveryReport(release=release.slug, channel=CHANNEL, skipped=decision.reason))
+            if now < release.date:  # a release public already has nothing to say here, run after run
+                reports.append(DeliveryReport(release=release.slug, channel=CHANNEL, skipped=decision.reason))
             continue
         if journalists is None:
             journalists = media.reachable()
