@@ -188,7 +188,10 @@ def _request_artifact(
         f"# Approval needed: {release.title}",
         "",
         f"- audience: up to **{audience_size}** confirmed subscriber(s)",
-        f"- preview: [{release.url}]({release.url}) (the release page is already public; the email links to it)",
+        f"- preview: [{release.url}]({release.url}) (the release page is already public; the email links to it)"
+        if release.date <= datetime.now(UTC) else
+        f"- embargoed: public at {release.date.astimezone(settings.site.tz):%Y-%m-%d %H:%M %Z}; the proofs show the"
+        " journalists' email and the subscribers' one, and one answer covers both",
         f"- proof sent to: {', '.join(proof_to) if proof_to else 'nobody (no editors configured)'}",
         f"- answer by {until:%Y-%m-%d %H:%M %Z}: with the Approve or Reject link of the proof email, or open this"
         " flow run and choose **Resume**, then approve or reject",

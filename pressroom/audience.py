@@ -19,6 +19,7 @@ optionally expire. This module is the one home of the rules for addresses
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import hmac
@@ -399,8 +400,7 @@ class Audience:
         """
         report = ImportReport()
         label = source or f"import:{Path(file).name if isinstance(file, Path) else 'csv'}"
-        handle: TextIO = open(file, encoding="utf-8-sig", newline="") if isinstance(file, Path) else file
-        try:
+        with _csv_file(file) as handle:
             reader = _csv_reader(handle, CSV_COLUMNS)
             seen: set[str] = set()
             pending: list[tuple[int, dict]] = []
@@ -433,9 +433,6 @@ class Audience:
                     pending = []
             if pending:
                 self._import_chunk(pending, report, now=now, source=label)
-        finally:
-            if isinstance(file, Path):
-                handle.close()
         return report
 
     def export_csv(self, *, file: TextIO) -> int:
@@ -678,6 +675,16 @@ class Audience:
                 subscriber_id=subscriber_id, address=address, kind=kind, at=now, source=source[:200], detail=detail
             )
         )
+
+
+@contextlib.contextmanager
+def _csv_file(file: Path | TextIO) -> Iterator[TextIO]:
+    """``file`` open for reading as CSV (a BOM from a spreadsheet skipped); a stream given is left open."""
+    if not isinstance(file, Path):
+        yield file
+        return
+    with open(file, encoding="utf-8-sig", newline="") as handle:
+        yield handle
 
 
 def _csv_reader(handle: TextIO, columns: Sequence[str]) -> csv.DictReader:
@@ -1129,8 +1136,7 @@ class MediaList:
         line number and skipped, as for subscribers; the good rows are imported.
         """
         report = ImportReport()
-        handle: TextIO = open(file, encoding="utf-8-sig", newline="") if isinstance(file, Path) else file
-        try:
+        with _csv_file(file) as handle:
             reader = _csv_reader(handle, JOURNALIST_COLUMNS)
             with self._engine.begin() as conn:
                 known = set(conn.execute(select(journalists.c.address)).scalars())
@@ -1155,9 +1161,6 @@ class MediaList:
                 if fresh:
                     conn.execute(insert(journalists), fresh)
                 report.added = len(fresh)
-        finally:
-            if isinstance(file, Path):
-                handle.close()
         return report
 
     def export_csv(self, *, file: TextIO) -> int:
