@@ -118,16 +118,18 @@ def run_embargo(
             continue
         planned = bool(ledger.states(release=release.slug, channel=CHANNEL))
         decision = embargo_decision(release=release, settings=settings, now=now, planned=planned)
+        if journalists is None and not decision.skipped:
+            journalists = media.reachable()
+        matching = embargo_audience(release=release, journalists=journalists or [])
         if decision.action == "approve":
+            # No editor is asked (nor a run paused) for an email that would reach nobody.
             decision = embargo_decision(release=release, settings=settings, now=now, planned=planned,
-                                        approved=approved(release) if approved is not None else False)
+                                        approved=bool(matching) and approved is not None and approved(release))
         if decision.skipped:
             if now < release.date:  # a release public already has nothing to say here, run after run
                 reports.append(DeliveryReport(release=release.slug, channel=CHANNEL, skipped=decision.reason))
             continue
-        if journalists is None:
-            journalists = media.reachable()
-        for journalist in embargo_audience(release=release, journalists=journalists):
+        for journalist in matching:
             ledger.enqueue(release=release.slug, channel=CHANNEL, recipient=journalist.address, subscriber_id=None,
                            payload=_payload(release), now=now)
         reports.append(_send(name=CHANNEL, key=release.slug, composed=compose_embargo(release=release, settings=settings),
