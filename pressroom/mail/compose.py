@@ -27,7 +27,8 @@ from pressroom.mail.message import Composed, build_composed, new_tokens
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
-__all__ = ["compose_release", "compose_digest", "compose_transactional", "contrast_ratio", "digest_key"]
+__all__ = ["compose_digest", "compose_embargo", "compose_release", "compose_withdrawn", "compose_transactional", "contrast_ratio", "digest_key",
+           "embargo_until"]
 
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 TransactionalKind = Literal["confirm", "welcome", "unsubscribed"]
@@ -555,4 +556,70 @@ def compose_transactional(
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
         bulk=kind == "welcome", action_url=action_url or ("" if kind == "confirm" else settings.site.base_url + "/"),
+    )
+
+
+def embargo_until(moment: datetime, settings: Settings) -> str:
+    """``2 December 2026, 09:00 CET (08:00 UTC)``: the instant in the site time zone, then UTC."""
+    local, utc = moment.astimezone(settings.site.tz), moment.astimezone(UTC)
+    day = "" if utc.date() == local.date() else f" on {utc.day} {utc:%B}"
+    return f"{local.day} {local:%B %Y}, {local:%H:%M %Z} ({utc:%H:%M} UTC{day})"
+
+
+def _media_email(*, settings: Settings, kind: str, headline: str, subject: str, paragraph: str, release: dict[str, Any],
+                 language: str, key: str, proof: Mapping[str, str] | None) -> Composed:
+    tokens = new_tokens()
+    subject = _clean_line(subject)
+    if proof is not None:
+        subject = f"[PROOF] {subject}"
+    context = _base_context(settings, language=language, subject=subject, preheader=headline, tokens=tokens)
+    context["release"] = release
+    context["embargo"] = {"kind": kind, "headline": headline, "paragraphs": [paragraph]}
+    context["view_url"] = ""  # the public page does not exist yet
+    context["footer_links"] = False  # a journalist has no preferences page: the opt-out link is in the email
+    context["reason"] = (f"You receive this email because you are on the media list of {settings.site.name}."
+                         " One click on the link above takes you off it.")
+    if proof is not None:
+        context["proof"] = [{"label": label, "url": url} for label, url in proof.items()]
+        context["reason"] = f"This proof went to the editors of {settings.site.name} only."
+        key = f"proof-{key}"
+    html, text = _both(settings, "embargo", context)
+    # An editor has no preview link of their own: the proof's button shows where the journalists' goes.
+    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
+                          bulk=proof is None, action_url="" if proof is None else f"{settings.site.base_url}/preview/")
+
+
+def compose_embargo(*, release: Release, settings: Settings, moved: bool = False,
+                    proof: Mapping[str, str] | None = None) -> Composed:
+    """The media list's email of ``release`` before its date, rendered once: embargoed until
+    its date, or (``moved``) the embargo moved to its new date. Each journalist's preview link
+    is the action slot (``Recipient.action_url``), their opt-out the unsubscribe slot
+    (one-click, RFC 8058). ``proof`` (label -> URL) makes the editors' proof of it.
+    """
+    until = embargo_until(release.date, settings)
+    if moved:
+        headline = f"EMBARGO MOVED TO {until}"
+        paragraph = f"The embargo of this release now ends at {until}. Please do not publish anything of it before then."
+    else:
+        headline = f"EMBARGOED UNTIL {until}"
+        paragraph = (f"This release is under embargo: please do not publish or share anything of it before {until}."
+                     " Your personal preview link below, with the photos, is for you alone.")
+    key = f"{'moved' if moved else 'embargo'}-{release.slug}-{int(release.date.timestamp())}"
+    if proof is not None:
+        key += f"-{release.digest[:8]}"
+    return _media_email(
+        settings=settings, kind="moved" if moved else "embargo", headline=headline, subject=f"{headline}: {release.title}",
+        paragraph=paragraph, release=_release_context(release, settings, f"embargo-{release.slug}", _palette(settings.site.brand_color)),
+        language=release.language, key=key, proof=proof,
+    )
+
+
+def compose_withdrawn(*, slug: str, title: str, settings: Settings) -> Composed:
+    """"Withdrawn: please do not publish", to the journalists who had the embargoed release
+    (its file may be gone: only its slug and title are needed)."""
+    return _media_email(
+        settings=settings, kind="withdrawn", headline="WITHDRAWN: PLEASE DO NOT PUBLISH",
+        subject=f"WITHDRAWN: please do not publish: {title}",
+        paragraph="We have withdrawn this release. Please do not publish anything of it, and delete what we sent you.",
+        release={"title": title, "slug": slug}, language=settings.site.language, key=f"withdrawn-{slug}", proof=None,
     )
