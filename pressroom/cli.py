@@ -67,8 +67,8 @@ def check(
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     zone = settings.site.tz
     for release in sorted(result.releases, key=lambda r: r.date):
-        if release.status == "draft":
-            state = "draft"
+        if release.status in ("draft", "withdrawn"):
+            state = release.status
         elif release.is_public(moment):
             state = "public"
         elif release.expires is not None and moment >= release.expires:

@@ -24,7 +24,7 @@ from mjml import mjml2html
 
 from pressroom.errors import TemplateError
 from pressroom.mail.message import Composed, build_composed, new_tokens
-from pressroom.releases import Release
+from pressroom.releases import PRESS_KIT, Release
 from pressroom.settings import Settings
 
 __all__ = ["compose_release", "compose_digest", "compose_transactional", "contrast_ratio", "digest_key"]
@@ -326,7 +326,9 @@ def _environment(folder: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     environment.filters["wrap"] = lambda text, width=72: textwrap.fill(
         " ".join(str(text).split()), width=width, break_long_words=False, break_on_hyphens=False
     )
@@ -423,6 +425,11 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
         "about_text": html_to_text(release.about_html),
         "contacts": [contact.model_dump() for contact in release.contacts],
         "tags": list(release.tags),
+        "downloads": [
+            {"title": d.title, "url": utm(urljoin(release.url, d.name)), "kind": d.kind, "size": d.size_text}
+            for d in release.downloads
+        ],
+        "press_kit": utm(urljoin(release.url, PRESS_KIT)),
     }
 
 
