@@ -65,6 +65,12 @@ def check(
     result = load_releases(settings, path=path)
     for problem in sorted([*result.problems, *result.warnings], key=lambda found: (str(found.path), found.line or 1)):
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
+    if path is None:  # only the whole folder tells a deleted release from one not checked
+        from pressroom.dispatch.after import reminders
+        from pressroom.ledger import Ledger
+
+        for line in reminders(loaded=result, ledger=Ledger.from_settings(settings), now=moment, root=Path.cwd()):
+            console.print(line, markup=False, soft_wrap=True)
     zone = settings.site.tz
     for release in sorted(result.releases, key=lambda r: r.date):
         if release.status in ("draft", "withdrawn"):

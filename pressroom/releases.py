@@ -179,6 +179,12 @@ class Release(_Frozen):
         return self.withdrawn is not None and self.date <= now and self.withdrawn.date <= now
 
     @property
+    def text_digest(self) -> str:
+        """Changes when what readers see of the release changes, not with a new correction note or a setting."""
+        text = "\x1f".join((self.title, self.summary, self.body_markdown, *(d.name for d in self.downloads)))
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    @property
     def modified(self) -> datetime:
         """When the public record last changed: the withdrawal, else the latest correction, else publication."""
         if self.withdrawn is not None:
@@ -239,6 +245,11 @@ def slugify(text: str) -> str:
     """``"Raw Materials & Batteries"`` -> ``"raw-materials-batteries"`` (ASCII, lowercase)."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def file_slug(path: Path) -> str:
+    """The slug a release file gets when its front matter names none: its bundle folder's or its own name."""
+    return slugify(path.parent.name if path.name == "index.md" else path.stem)
 
 
 def clean_text(text: str) -> str:
@@ -436,8 +447,7 @@ class FrontMatter(BaseModel):
     @classmethod
     def _slug(cls, value: Any, info: ValidationInfo) -> Any:
         if value in ("", None):
-            path = _context(info).path
-            value = slugify(path.parent.name if path.name == "index.md" else path.stem)
+            value = file_slug(_context(info).path)
         if not isinstance(value, str) or not SLUG_RE.fullmatch(value) or len(value) > 100:
             raise _problem(
                 f"{value!r} is not a valid slug",

@@ -217,3 +217,46 @@ def test_withdrawn_without_its_date_and_reason_is_an_error_naming_the_field(proj
     _edit(project, "status: approved", "status: withdrawn")
     (problem,) = load_releases(project.settings()).problems
     assert problem.field == "withdrawn" and "withdrawn: {date" in problem.hint
+
+
+def _check(project, code: int = 0) -> str:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from pressroom.cli import app
+
+    cwd = os.getcwd()
+    os.chdir(project.root)
+    try:
+        result = CliRunner().invoke(app, ["check", "--settings", str(project.root / "pressroom.toml"), "--now", LATER.isoformat()])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_check_reminds_of_a_silent_edit_to_a_published_release_and_of_a_deleted_one(project):
+    from pressroom.ledger import Ledger
+
+    write_sample(project)
+    settings = project.settings()
+    ledger = Ledger.from_settings(settings)
+    published = [r for r in load_releases(settings).releases if r.is_public(NOW)]
+    ledger.record_public(releases=published, now=NOW)
+    ledger.remember_texts(releases=published)
+    assert "reminder" not in _check(project) and "file is gone" not in _check(project)
+
+    _edit(project, "The pilot **starts today**.", "The pilot **started on Monday**.")
+    (project.releases / "hub-launch.md").unlink()
+    lines = _check(project).splitlines()
+    assert any(
+        line.startswith(f"content/releases/{SLUG}/index.md: reminder: the text changed since it was published") for line in lines
+    ), lines
+    assert any(line.startswith("releases/hub-launch/: was published, but its file is gone") and "status: withdrawn" in line for line in lines)
+
+    # A note saying what changed ends the reminder; a broken file is not taken for a deleted one.
+    _edit(project, "summary:", 'corrections:\n  - {date: 2024-08-05 16:00, note: "It started on Monday."}\nsummary:')
+    (project.releases / "recycling-record.md").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    output = _check(project, code=1)  # the broken file is a problem
+    assert "reminder" not in output
+    assert "releases/recycling-record/: was published" not in output
+    assert "releases/hub-launch/: was published" in output

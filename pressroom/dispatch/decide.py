@@ -15,7 +15,17 @@ from typing import Literal
 from pressroom.releases import Release, resolve_local_time
 from pressroom.settings import Settings, SocialAccount
 
-__all__ = ["Decision", "digest_period", "digest_releases", "email_decision", "social_decision"]
+__all__ = [
+    "Decision",
+    "FollowUp",
+    "digest_period",
+    "digest_releases",
+    "email_decision",
+    "email_follow_ups",
+    "silent_edits",
+    "social_decision",
+    "vanished_releases",
+]
 
 
 @dataclass(frozen=True)
@@ -98,3 +108,58 @@ def digest_releases(
             continue  # a rejected or unanswered release must not reach weekly readers by the back door
         chosen.append(release)
     return chosen
+
+
+# --------------------------------------------------------------------------- after publication
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One send after publication: a correction note or a withdrawal, on its own ledger channel."""
+
+    channel: str  # e.g. ``email:correction:2`` (the second note), ``email:withdrawal``
+    kind: Literal["correction", "withdrawal"]
+    note: str
+    date: datetime
+    number: int = 0  # 1-based number of the correction note; 0 for a withdrawal
+
+
+def email_follow_ups(*, release: Release, settings: Settings, first_seen: datetime) -> list[FollowUp]:
+    """What readers of ``release``'s email are told after it went out, first seen public at ``first_seen``.
+
+    Only notes written after that: a note already there when the release was first public
+    describes a text its readers never saw uncorrected. ``email: {corrections: ...}`` overrides
+    ``[email] send_corrections``; a withdrawal notice goes only with ``email: {withdrawal_notice: true}``.
+    """
+    options = release.channel("email")
+    if not settings.email.enabled or not options.enabled:
+        return []
+    wanted = settings.email.send_corrections if options.corrections is None else options.corrections
+    follow_ups = [
+        FollowUp(channel=f"email:correction:{number}", kind="correction", note=c.note, date=c.date, number=number)
+        for number, c in enumerate(release.corrections, start=1)
+        if wanted and c.date > first_seen
+    ]
+    if release.withdrawn is not None and options.withdrawal_notice:
+        follow_ups.append(FollowUp(channel="email:withdrawal", kind="withdrawal", note=release.withdrawn.reason,
+                                   date=release.withdrawn.date))
+    return follow_ups
+
+
+def silent_edits(*, releases: Iterable[Release], published: dict[str, tuple[str | None, int]], now: datetime) -> list[str]:
+    """Slugs of public releases whose text changed since they were last published, with no new correction note.
+
+    ``published`` is slug -> (text digest, number of notes) as last published (Ledger.published_texts).
+    """
+    changed = []
+    for release in releases:
+        digest, notes = published.get(release.slug, (None, 0))
+        if release.is_public(now) and digest is not None and digest != release.text_digest and len(release.corrections) <= notes:
+            changed.append(release.slug)
+    return changed
+
+
+def vanished_releases(*, published: Iterable[str], present: Iterable[str]) -> list[str]:
+    """Slugs that were published but have no release file any more (``present``: every slug read or guessed)."""
+    seen = set(present)
+    return sorted(slug for slug in published if slug not in seen)

@@ -27,7 +27,7 @@ from pressroom.mail.message import Composed, build_composed, new_tokens
 from pressroom.releases import PRESS_KIT, Release
 from pressroom.settings import Settings
 
-__all__ = ["compose_release", "compose_digest", "compose_transactional", "contrast_ratio", "digest_key"]
+__all__ = ["compose_release", "compose_digest", "compose_follow_up", "compose_transactional", "contrast_ratio", "digest_key"]
 
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 TransactionalKind = Literal["confirm", "welcome", "unsubscribed"]
@@ -563,3 +563,21 @@ def compose_transactional(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
         bulk=kind == "welcome", action_url=action_url or ("" if kind == "confirm" else settings.site.base_url + "/"),
     )
+
+
+def compose_follow_up(*, release: Release, settings: Settings, kind: Literal["correction", "withdrawal"], note: str,
+                      date: datetime, number: int = 0) -> Composed:
+    """A short email after publication to the readers of ``release``: one correction note, or its withdrawal.
+
+    Its Message-ID root is its own (``<slug>-correction-<number>``, ``<slug>-withdrawal``), the same on every rerun.
+    """
+    tokens = new_tokens()
+    title = _clean_line(release.title)
+    subject = f"Correction: {title}" if kind == "correction" else f"Withdrawn: {title}"
+    context = _base_context(settings, language=release.language, subject=subject, preheader=_clean_line(note), tokens=tokens)
+    context["notice"] = {"title": title, "note": _clean_line(note), "date": _human_date(date, settings),
+                         "url": release.url, "published": _human_date(release.date, settings)}
+    context["view_url"] = release.url if kind == "correction" else ""
+    html, text = _both(settings, kind, context)
+    key = f"{release.slug}-correction-{number}" if kind == "correction" else f"{release.slug}-withdrawal"
+    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True)
