@@ -176,7 +176,7 @@ class Release(_Frozen):
 
     def shows_notice(self, now: datetime) -> bool:
         """Withdrawn after it was due: its permanent URL keeps a notice instead of a 404."""
-        return self.withdrawn is not None and self.date <= now and self.withdrawn.date <= now
+        return self.withdrawn is not None and self.date <= now
 
     @property
     def text_digest(self) -> str:

@@ -17,6 +17,7 @@ from pressroom.dispatch.decide import (
     email_follow_ups,
     silent_edits,
     social_decision,
+    social_follow_ups,
     vanished_releases,
 )
 from pressroom.dispatch.email import (

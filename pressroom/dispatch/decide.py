@@ -24,6 +24,7 @@ __all__ = [
     "email_follow_ups",
     "silent_edits",
     "social_decision",
+    "social_follow_ups",
     "vanished_releases",
 ]
 
@@ -134,12 +135,7 @@ def email_follow_ups(*, release: Release, settings: Settings, first_seen: dateti
     options = release.channel("email")
     if not settings.email.enabled or not options.enabled:
         return []
-    wanted = settings.email.send_corrections if options.corrections is None else options.corrections
-    follow_ups = [
-        FollowUp(channel=f"email:correction:{number}", kind="correction", note=c.note, date=c.date, number=number)
-        for number, c in enumerate(release.corrections, start=1)
-        if wanted and c.date > first_seen
-    ]
+    follow_ups = _new_corrections(release, settings, first_seen, channel="email")
     if release.withdrawn is not None and options.withdrawal_notice:
         follow_ups.append(FollowUp(channel="email:withdrawal", kind="withdrawal", note=release.withdrawn.reason,
                                    date=release.withdrawn.date))
@@ -163,3 +159,30 @@ def vanished_releases(*, published: Iterable[str], present: Iterable[str]) -> li
     """Slugs that were published but have no release file any more (``present``: every slug read or guessed)."""
     seen = set(present)
     return sorted(slug for slug in published if slug not in seen)
+
+
+def _new_corrections(release: Release, settings: Settings, first_seen: datetime, *, channel: str) -> list[FollowUp]:
+    """Correction notes written after ``first_seen``, when ``email: {corrections}`` (else ``[email] send_corrections``) asks."""
+    own = release.channel("email").corrections
+    if not (settings.email.send_corrections if own is None else own):
+        return []
+    return [
+        FollowUp(channel=f"{channel}:correction:{number}", kind="correction", note=c.note, date=c.date, number=number)
+        for number, c in enumerate(release.corrections, start=1)
+        if c.date > first_seen
+    ]
+
+
+def social_follow_ups(*, release: Release, settings: Settings, channel: str, threads: bool,
+                      first_seen: datetime) -> list[tuple[FollowUp, Decision]]:
+    """What an account that posted ``release`` (ledger ``channel``) does after publication.
+
+    Withdrawn: its post is deleted, whatever else. Otherwise each new correction note is a reply
+    to the post, on the networks whose posts have threads; elsewhere it is skipped, saying why.
+    """
+    if release.withdrawn is not None:
+        return [(FollowUp(channel=f"{channel}:delete", kind="withdrawal", note=release.withdrawn.reason,
+                          date=release.withdrawn.date), SEND)]
+    network = channel.split(":")[1] if channel.count(":") >= 2 else channel
+    skip = Decision("skip", f"{network} has no thread to reply in: post the correction there by hand")
+    return [(follow_up, SEND if threads else skip) for follow_up in _new_corrections(release, settings, first_seen, channel=channel)]
