@@ -122,3 +122,19 @@ def test_bluesky_gets_one_reply_even_after_a_crash_and_withdrawal_deletes_the_po
     assert pds.records(did) == []
     assert [r.state for r in report.results] == ["already sent"]
     assert ledger.states(release=release.slug, channel="social:bluesky:default:delete") == {handle: "sent"}
+
+
+def test_the_outbox_writes_the_correction_reply_beside_the_post_and_a_withdrawal_removes_every_file(project):
+    settings = project.settings(PRESSROOM_EMAIL__SEND_CORRECTIONS="true")
+    ledger = Ledger.from_settings(settings)
+    release = make_release()
+    post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW)
+    folder = settings.path("var") / "outbox" / "social" / release.slug
+    posts = sorted(path.name for path in folder.iterdir())
+    for _ in range(2):
+        follow_up_releases(releases=[_corrected(release)], settings=settings, ledger=ledger, now=NOW + timedelta(days=1), first_seen=FIRST_SEEN)
+    (reply,) = [path for path in folder.iterdir() if path.name not in posts]
+    assert NOTE in reply.read_text(encoding="utf-8")
+    follow_up_releases(releases=[_withdrawn(_corrected(release))], settings=settings, ledger=ledger, now=NOW + timedelta(days=2),
+                       first_seen=FIRST_SEEN)
+    assert list(folder.iterdir()) == []
