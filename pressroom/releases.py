@@ -561,12 +561,9 @@ class FrontMatter(BaseModel):
     @classmethod
     def _corrections(cls, value: Any, info: ValidationInfo) -> list[Correction]:
         shape = 'write corrections: [{date: 2026-12-03 10:00, note: "The rate is 91%, not 95%."}]'
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise _problem("is not a list of {date, note}", shape)
         zone, date = info.data.get("timezone"), info.data.get("date")
-        corrections = [_dated(item, ("date", "note"), f"corrections.{index}", shape, zone) for index, item in enumerate(value)]
+        items = _list_of(value, "{date, note}", shape)
+        corrections = [_dated(item, ("date", "note"), f"corrections.{index}", shape, zone) for index, item in enumerate(items)]
         if date is not None:
             for index, (moment, _) in enumerate(corrections):
                 if moment < date:
@@ -591,12 +588,8 @@ class FrontMatter(BaseModel):
     @classmethod
     def _downloads(cls, value: Any, info: ValidationInfo) -> list[Download]:
         shape = 'write downloads: [{file: statement.pdf, title: "Statement (PDF)"}]'
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise _problem("is not a list of {file, title}", shape)
         downloads = []
-        for index, item in enumerate(value):
+        for index, item in enumerate(_list_of(value, "{file, title}", shape)):
             at = f"downloads.{index}"
             if not isinstance(item, dict) or not all(isinstance(part, str) for part in item.values()):
                 raise _problem("is not a {file, title} pair", shape, field=at, at=at)
@@ -608,6 +601,15 @@ class FrontMatter(BaseModel):
                 raise _problem("needs the name of a file in the release's folder", shape, field=f"{at}.file", at=at)
             downloads.append(_download(name, " ".join(item.get("title", "").split()), _context(info).path, at=f"{at}.file"))
         return downloads
+
+
+def _list_of(value: Any, what: str, shape: str) -> list:
+    """A front-matter list (none written: empty), else a problem saying what it should hold."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _problem(f"is not a list of {what}", shape)
+    return value
 
 
 def _dated(value: Any, names: tuple[str, str], at: str, shape: str, zone: str | None) -> tuple[datetime, str]:

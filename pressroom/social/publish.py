@@ -184,15 +184,21 @@ def post_releases(
                 if decision.skipped:
                     report.results.append(SocialResult(release.slug, channel.name, "skipped", decision.reason))
                     continue
-                ledger.plan(release=release.slug, channel=channel.name, recipients=[_recipient(network)], now=now)
-                # The lease outlives a request and its read-back, so a live post never looks dead.
-                done = dispatch(channel=channel, ledger=ledger, release=release.slug, batch_size=1, run_id=run_id,
-                                lease=timedelta(seconds=network.account.timeout * 3), now=now)
-                report.results.append(_result(ledger, release.slug, channel.name, done))
+                report.results.append(_send_one(channel, ledger=ledger, recipient=_recipient(network), now=now, run_id=run_id))
     finally:
         for network in networks:
             network.close()
     return report
+
+
+def _send_one(channel: SocialChannel, *, ledger: Ledger, recipient: str, now: datetime, run_id: str | None) -> SocialResult:
+    """Plan ``channel``'s one row (once) and send it through the dispatch loop, unless the ledger has it as sent."""
+    slug = channel.release.slug
+    ledger.plan(release=slug, channel=channel.name, recipients=[recipient], now=now)
+    # The lease outlives a request and its read-back, so a live post never looks dead.
+    done = dispatch(channel=channel, ledger=ledger, release=slug, batch_size=1, run_id=run_id,
+                    lease=timedelta(seconds=channel.network.account.timeout * 3), now=now)
+    return _result(ledger, slug, channel.name, done)
 
 
 class SocialFollowUpChannel(SocialChannel):
@@ -253,10 +259,7 @@ def follow_up_releases(
                     ]
                     channel = SocialFollowUpChannel(release=release, network=network, settings=settings,
                                                     follow_up=follow_up, post_url=post_url, replies=replies)
-                    ledger.plan(release=release.slug, channel=channel.name, recipients=[recipient], now=now)
-                    done = dispatch(channel=channel, ledger=ledger, release=release.slug, batch_size=1, run_id=run_id,
-                                    lease=timedelta(seconds=network.account.timeout * 3), now=now)
-                    report.results.append(_result(ledger, release.slug, channel.name, done))
+                    report.results.append(_send_one(channel, ledger=ledger, recipient=recipient, now=now, run_id=run_id))
     finally:
         for network in networks:
             network.close()
