@@ -61,6 +61,8 @@ __all__ = [
 MAX_FILE_BYTES = 1_000_000
 #: The archive of a release's text, images and downloads, beside its page (built by pressroom.presskit).
 PRESS_KIT = "press-kit.zip"
+#: Images larger than this load slowly and fill journalists' inboxes: ``pressroom check`` warns.
+MAX_IMAGE_BYTES = 5_000_000
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 # Characters XML 1.0 forbids (they make readers reject a feed) and C1 controls, which no one types.
@@ -763,6 +765,14 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
     if warnings is not None:
         for message, name, hint in context.warnings:
             warnings.append(ReleaseWarning(message, path=path, line=_line(lines, (name,)), field=name, hint=hint))
+        for image in dict.fromkeys(assets):
+            size = image.stat().st_size
+            if image.suffix.lower() in _IMAGE_SUFFIXES and size > MAX_IMAGE_BYTES:
+                # Pages and emails show smaller copies, but the original still goes into every press kit download.
+                warnings.append(ReleaseWarning(
+                    f"image {image.name} is {human_size(size)}", path=path, line=1, field="images",
+                    hint=f"export it at most {human_size(MAX_IMAGE_BYTES)} (e.g. 3000 px wide, JPEG quality 85)",
+                ))
 
     # Not the body's whole text: a table or list after a sentence without a full stop would join it.
     first = _FIRST_PARAGRAPH.search(body_html)

@@ -39,6 +39,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from pressroom import feeds as feeds_module
+from pressroom import images
 from pressroom import releases as releases_module
 from pressroom.errors import ConfigError, TemplateError
 from pressroom.feeds import FEED_FILES, render_feeds
@@ -133,6 +134,15 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             )
         )
         copies.update(_assets(release))
+        hero = release.hero.file if release.hero is not None else None
+        for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH) if hero is not None else ():
+            # The page's and the email's copies; the original stays for the press kit and the download link.
+            if images.variant(hero, width):
+                jobs.append(_Job(
+                    paths=(f"{release.path}{images.sized_name(hero.name, width)}",),
+                    key=_key("sized image", str(hero), _file_stamp(hero), str(width)),
+                    render=partial(images.resize, source=hero, width=width),
+                ))
     for release in notices:
         jobs.append(
             _Job(
@@ -175,6 +185,7 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             )
         )
 
+    first = len(jobs)  # release pages and their images
     listings(shown, "", None)
     feeds(shown, "", None, None)
     for tag in tags:
@@ -198,7 +209,6 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             copies[f"{_STATIC}/{static.name}"] = static
 
     # Release pages are a stage of their own: they are all written before any page links to them.
-    first = len(shown) + len(notices)
     report = _sync(public_dir, (jobs[:first], jobs[first:]), copies, cache=cache)
     cache.save()
     return BuildReport(
@@ -567,8 +577,7 @@ class _Renderer:
             card=self._card(release),
             body=self._relative_html(release.body_html, root),
             about=self._relative_html(release.about_html, root),
-            hero_src=release.hero.file.name if release.hero and release.hero.file else (release.hero and release.hero.src),
-            hero_size=_image_size(release.hero.file if release.hero else None),
+            **self._hero(release),
             newer=newer,
             older=older,
             corrections=[self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
@@ -576,6 +585,19 @@ class _Renderer:
             press_kit={"name": PRESS_KIT, "size": human_size(len(kit))},
         )
         return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
+
+    @staticmethod
+    def _hero(release: Release) -> dict[str, object]:
+        """The hero as the page shows it (at most PAGE_WIDTH wide) and as it is downloaded (the original)."""
+        file = release.hero.file if release.hero else None
+        original = file.name if file is not None else (release.hero and release.hero.src)
+        shown = images.variant(file, images.PAGE_WIDTH) if file is not None else None
+        return {
+            "hero_src": images.sized_name(original, images.PAGE_WIDTH) if shown else original,
+            "hero_original": original,
+            "hero_size": _image_size(file),  # of the original, which og:image names
+            "hero_shown_size": shown or _image_size(file),
+        }
 
     def withdrawn_page(self, release: Release) -> bytes:
         """What stays at a withdrawn release's permanent URL: title, when and why, nothing of the body."""

@@ -260,3 +260,46 @@ def test_check_reminds_of_a_silent_edit_to_a_published_release_and_of_a_deleted_
     assert "reminder" not in output
     assert "releases/recycling-record/: was published" not in output
     assert "releases/hub-launch/: was published" in output
+
+
+def test_a_large_hero_is_shown_resized_on_the_page_and_in_the_email_and_kept_whole_for_download(project):
+    from PIL import Image
+
+    from tests.site_support import png
+
+    write_sample(project)
+    (project.releases / SLUG / "hero.png").write_bytes(png(2400, 1260))
+    _, releases = build(project, NOW)
+    folder = project.root / "public" / "releases" / SLUG
+    page = _page(project)
+    (img,) = page.xpath('//figure[@class="hero"]/img')
+    assert (img.get("src"), img.get("width"), img.get("height")) == ("hero-1200w.png", "1200", "630")
+    assert page.xpath('//a[text()="Download the image"]/@href') == ["hero.png"]
+    assert page.xpath('//meta[@property="og:image:width"]/@content') == ["2400"]  # og:image is the original
+    with Image.open(folder / "hero-1200w.png") as shown, Image.open(folder / "hero-600w.png") as small:
+        assert shown.size == (1200, 630) and small.size == (600, 315)
+    assert (folder / "hero.png").read_bytes() == (project.releases / SLUG / "hero.png").read_bytes()
+    kit = zipfile.ZipFile(folder / "press-kit.zip")
+    assert kit.read(f"{SLUG}/hero.png") == (project.releases / SLUG / "hero.png").read_bytes()
+    assert broken_links(project.root / "public") == []
+
+    release = next(r for r in releases if r.slug == SLUG)
+    html = compose_release(release=release, settings=project.settings()).html
+    assert f"https://press.example.org/releases/{SLUG}/hero-600w.png" in html and f"{SLUG}/hero.png\"" not in html
+
+    sized = {name: (folder / name).read_bytes() for name in ("hero-1200w.png", "hero-600w.png")}
+    report, _ = build(project, NOW)
+    assert report.written == []
+    shutil.rmtree(project.root / "public")
+    shutil.rmtree(project.root / "var")
+    build(project, NOW)
+    assert {name: (folder / name).read_bytes() for name in sized} == sized  # the same bytes from scratch
+
+
+def test_check_warns_of_an_image_over_5_mb(project):
+    write_sample(project)
+    (project.releases / SLUG / "hero.png").write_bytes((project.releases / SLUG / "hero.png").read_bytes() + b"\0" * 6_000_000)
+    result = load_releases(project.settings())
+    assert not result.problems
+    (warning,) = [w for w in result.warnings if w.field == "images"]
+    assert "image hero.png is 6 MB" in warning.message

@@ -418,7 +418,7 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
         "date_iso": release.date.isoformat(),
         "url": utm(release.url),
         "plain_url": release.url,
-        "hero": {"src": release.hero.src, "alt": release.hero.alt} if release.hero else None,
+        "hero": {"src": _email_hero(release), "alt": release.hero.alt} if release.hero else None,
         "body_html": body,
         "body_text": html_to_text(release.body_html),
         "about_html": about,
@@ -431,6 +431,17 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
         ],
         "press_kit": utm(urljoin(release.url, PRESS_KIT)),
     }
+
+
+def _email_hero(release: Release) -> str:
+    """The hero's URL at most EMAIL_WIDTH wide: the copy the site build publishes beside the page, if one is needed."""
+    from pressroom import images
+
+    assert release.hero is not None
+    file = release.hero.file
+    if file is not None and images.variant(file, images.EMAIL_WIDTH):
+        return release.url + images.sized_name(file.name, images.EMAIL_WIDTH)
+    return release.hero.src
 
 
 def compose_release(*, release: Release, settings: Settings, proof: Mapping[str, str] | None = None) -> Composed:

@@ -4,7 +4,8 @@ Every part of a post gets a record key derived from the release (:func:`release_
 TID), so a post can be looked up before it is written: after an error, a timeout or a crash
 the record is read with ``com.atproto.repo.getRecord`` and only created when it is missing.
 Links and tags are facets at UTF-8 byte offsets; the release is an ``app.bsky.embed.external``
-card whose thumb is the hero image uploaded as a blob of at most 1,000,000 bytes (or, with
+card whose thumb is the hero image uploaded as a blob of at most 1,000,000 bytes, a smaller JPEG when the
+hero is larger (or, with
 ``embed = "image"``, the hero as an image with its alt text). A 429 says when to come back in
 ``RateLimit-Reset`` (epoch seconds).
 """
@@ -128,7 +129,7 @@ class Bluesky:
             raise
 
     def _blob(self, post: Post) -> dict[str, Any] | None:
-        """The hero image as a blob; ``None`` (a card without a picture) when it is too large."""
+        """The hero image as a blob, resized to fit the network's limit; ``None`` when there is none to fetch."""
         card = post.card
         if card.image_file is not None and card.image_file.is_file():
             data = card.image_file.read_bytes()
@@ -147,7 +148,9 @@ class Bluesky:
         else:
             return None
         if len(data) > self.max_thumb_bytes:
-            return None
+            from pressroom.images import fit_bytes
+
+            data, mime = fit_bytes(data, max_bytes=self.max_thumb_bytes)  # a smaller picture, never none
         return self._request("POST", "com.atproto.repo.uploadBlob", content=data, headers={"Content-Type": mime}).json()["blob"]
 
     def _embed(self, post: Post) -> dict[str, Any]:
