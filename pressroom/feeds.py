@@ -18,7 +18,7 @@ from functools import lru_cache
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from pressroom.releases import Release, clean_text, slugify
+from pressroom.releases import Release, clean_text, long_date, slugify
 from pressroom.settings import Settings
 
 __all__ = ["FEED_FILES", "render_feeds"]
@@ -53,11 +53,11 @@ def render_feeds(
     home = f"{site.base_url}/{folder}"
     feed_title = clean_text(title or site.name)
     feed_description = clean_text(description or site.description or f"Press releases of {site.name}")
-    updated = max((release.date for release in items), default=_EMPTY_FEED_UPDATED)
+    updated = max((release.modified for release in items), default=_EMPTY_FEED_UPDATED)
     urls = {kind: f"{home}{name}" for kind, name in FEED_FILES.items()}
 
     # The full HTML of each item, built once for the three formats.
-    contents = {release.slug: clean_text(_full_content(release)) for release in items}
+    contents = {release.slug: clean_text(_full_content(release, settings)) for release in items}
 
     def generator(kind: str) -> FeedGenerator:
         return _feedgen(
@@ -117,7 +117,7 @@ def _feedgen(
         entry.title(text(release.title))
         entry.link(href=release.url, rel="alternate")
         # summary before content: RSS gets <description> = summary and <content:encoded> = full text.
-        entry.summary(text(release.summary))
+        entry.summary(text(_summary(release)))
         content = contents[release.slug]
         if kind == "atom":
             entry.content(content, type="html")
@@ -125,7 +125,7 @@ def _feedgen(
             # CDATA keeps the RSS readable; "]]>" cannot go inside it, so such a body is escaped instead.
             entry.content(content, type=None if "]]>" in content else "CDATA")
         entry.published(release.date)
-        entry.updated(release.date)
+        entry.updated(release.modified)
         if kind == "rss":
             # A release without an author is the organisation's word: a reader then shows the site's
             # name rather than nothing (Atom entries inherit the feed's author for the same effect).
@@ -140,7 +140,7 @@ def _feedgen(
         ]
         if categories:
             entry.category(categories)
-        if release.hero is not None:
+        if release.hero is not None and release.withdrawn is None:
             mime, length = _hero_file(release)
             if kind == "rss":  # Atom gets its enclosure link in _atom_links
                 entry.enclosure(url=release.hero.src, length=str(length), type=mime)
@@ -176,7 +176,7 @@ def _atom_links(document: bytes, items: list[Release]) -> bytes:
         for link in element.iterfind(f"{_ATOM}link"):
             link.set("rel", "alternate")
             link.set("type", "text/html")
-        if release.hero is not None:
+        if release.hero is not None and release.withdrawn is None:
             mime, length = _hero_file(release)
             etree.SubElement(
                 element, f"{_ATOM}link", rel="enclosure", href=release.hero.src, type=mime, length=str(length)
@@ -193,9 +193,22 @@ def _hero_file(release: Release) -> tuple[str, int]:
     return _mime(release.hero.src), length
 
 
-def _full_content(release: Release) -> str:
-    """The release as a feed reader shows it: body, then media contacts, then About."""
-    parts = [release.body_html]
+def _summary(release: Release) -> str:
+    return release.withdrawn.reason if release.withdrawn is not None else release.summary
+
+
+def _full_content(release: Release, settings: Settings) -> str:
+    """The release as a feed reader shows it: corrections, body, then media contacts, then About;
+    of a withdrawn release only the notice."""
+    zone = settings.site.tz
+    if release.withdrawn is not None:
+        when = long_date(release.withdrawn.date.astimezone(zone))
+        return f"<p><strong>Withdrawn, {when}:</strong> {html.escape(release.withdrawn.reason)}</p>"
+    parts = [
+        f"<p><strong>Correction, {long_date(correction.date.astimezone(zone))}:</strong> {html.escape(correction.note)}</p>"
+        for correction in release.corrections
+    ]
+    parts.append(release.body_html)
     if release.contacts:
         lines = []
         for contact in release.contacts:
@@ -253,10 +266,10 @@ def _json_item(release: Release, content: str) -> dict[str, object]:
         "id": release.url,
         "url": release.url,
         "title": clean_text(release.title),
-        "summary": clean_text(release.summary),
+        "summary": clean_text(_summary(release)),
         "content_html": content,
         "date_published": release.date.isoformat(),
-        "date_modified": release.date.isoformat(),
+        "date_modified": release.modified.isoformat(),
         "language": release.language,
     }
     if release.canonical_url:
@@ -265,7 +278,7 @@ def _json_item(release: Release, content: str) -> dict[str, object]:
         item["tags"] = [clean_text(tag) for tag in release.tags]
     if release.author:
         item["authors"] = [{"name": clean_text(release.author)}]
-    if release.hero is not None:
+    if release.hero is not None and release.withdrawn is None:
         item["image"] = release.hero.src
         item["banner_image"] = release.hero.src
     return item

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -39,17 +39,17 @@ import jinja2
 from markupsafe import Markup, escape
 
 from pressroom import feeds as feeds_module
+from pressroom import images
 from pressroom import releases as releases_module
 from pressroom.errors import ConfigError, TemplateError
 from pressroom.feeds import FEED_FILES, render_feeds
-from pressroom.releases import Release, slugify
+from pressroom.presskit import press_kit
+from pressroom.releases import PRESS_KIT, Release, human_size, slugify
 from pressroom.settings import Settings
 
 __all__ = ["BuildReport", "build_site"]
 
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
 _STATIC = "static"
 _MANIFEST = "site-manifest.json"
@@ -108,6 +108,10 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
     public_dir = _public_dir(settings)
     shown = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
     tags = _collect_tags(shown)
+    notices = [r for r in releases if r.shows_notice(now)]
+    # A withdrawn release's feed item turns into its notice for a while, so readers learn of it, then goes.
+    recent = timedelta(days=settings.site.withdrawn_days)
+    in_feeds = [r for r in notices if r.withdrawn is not None and now - r.withdrawn.date < recent]
     renderer = _Renderer(settings, tags)
     # Every page shows the subscribe form with all topics, so the topic list is part of every key.
     common = (renderer.fingerprint, *(f"{tag.slug}={tag.name}" for tag in tags))
@@ -121,14 +125,32 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
         older = shown[index + 1] if index + 1 < len(shown) else None
         jobs.append(
             _Job(
-                paths=(f"{release.path}index.html",),
+                paths=(f"{release.path}index.html", f"{release.path}{PRESS_KIT}"),
                 key=_key(
-                    *common, "release", _identity(release), _hero_stamp(release), _identity(newer), _identity(older)
+                    *common, "release", _identity(release), *map(_file_stamp, release.assets),
+                    _identity(newer), _identity(older),
                 ),
                 render=partial(renderer.release_page, release, newer=newer, older=older),
             )
         )
         copies.update(_assets(release))
+        hero = release.hero.file if release.hero is not None else None
+        for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH) if hero is not None else ():
+            # The page's and the email's copies; the original stays for the press kit and the download link.
+            if images.variant(hero, width):
+                jobs.append(_Job(
+                    paths=(f"{release.path}{images.sized_name(hero.name, width)}",),
+                    key=_key("sized image", str(hero), _file_stamp(hero), str(width)),
+                    render=partial(images.resize, source=hero, width=width),
+                ))
+    for release in notices:
+        jobs.append(
+            _Job(
+                paths=(f"{release.path}index.html",),
+                key=_key(*common, "withdrawn", _identity(release)),
+                render=partial(renderer.withdrawn_page, release),
+            )
+        )
 
     def listings(items: list[Release], base: str, tag: _Tag | None) -> None:
         for page in _paginate(items, settings.site.page_size, base):
@@ -146,6 +168,10 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             )
 
     def feeds(items: Sequence[Release], folder: str, title: str | None, description: str | None) -> None:
+        tag = folder.removeprefix("tags/").rstrip("/")
+        withdrawn = [r for r in in_feeds if not folder or tag in _tag_slugs(r)]
+        if withdrawn:
+            items = sorted([*items, *withdrawn], key=lambda r: (r.date, r.slug), reverse=True)
         newest = items[: settings.site.feed_items]
         heroes = map(_hero_stamp, newest)
         identities = map(_identity, newest)
@@ -159,6 +185,7 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             )
         )
 
+    first = len(jobs)  # release pages and their images
     listings(shown, "", None)
     feeds(shown, "", None, None)
     for tag in tags:
@@ -182,7 +209,7 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             copies[f"{_STATIC}/{static.name}"] = static
 
     # Release pages are a stage of their own: they are all written before any page links to them.
-    report = _sync(public_dir, (jobs[: len(shown)], jobs[len(shown) :]), copies, cache=cache)
+    report = _sync(public_dir, (jobs[:first], jobs[first:]), copies, cache=cache)
     cache.save()
     return BuildReport(
         written=report.written,
@@ -230,7 +257,11 @@ def _key(*parts: str) -> str:
 def _hero_stamp(release: Release) -> str:
     """Size and mtime of the hero file: pages and feeds show its dimensions and length, which the
     release's digest (the Markdown file) does not cover."""
-    file = release.hero.file if release.hero is not None else None
+    return _file_stamp(release.hero.file if release.hero is not None else None)
+
+
+def _file_stamp(file: Path | None) -> str:
+    """Size and mtime of a file the release shows or packs (``-`` when missing)."""
     try:
         stat = file.stat() if file is not None else None
     except OSError:
@@ -385,8 +416,7 @@ def _default_image(settings: Settings) -> dict[str, object] | None:
     return {"src": f"{site.base_url}/{_STATIC}/{_DEFAULT_CARD}", "size": _image_size(card)}
 
 
-def _date_text(moment: datetime) -> str:
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+_date_text = releases_module.long_date
 
 
 # --------------------------------------------------------------------------- rendering
@@ -405,7 +435,9 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     environment.filters["breakable"] = _breakable
     return environment
 
@@ -534,9 +566,10 @@ class _Renderer:
             return f"{release.path}{release.hero.file.name}"
         return release.hero.src
 
-    def release_page(self, release: Release, *, newer: Release | None, older: Release | None) -> bytes:
+    def release_page(self, release: Release, *, newer: Release | None, older: Release | None) -> dict[str, bytes]:
         root = "../" * release.path.count("/")
-        return self._page(
+        kit = press_kit(release=release)
+        page = self._page(
             "release.html.j2",
             release.path,
             lang=release.language,
@@ -544,11 +577,43 @@ class _Renderer:
             card=self._card(release),
             body=self._relative_html(release.body_html, root),
             about=self._relative_html(release.about_html, root),
-            hero_src=release.hero.file.name if release.hero and release.hero.file else (release.hero and release.hero.src),
-            hero_size=_image_size(release.hero.file if release.hero else None),
+            **self._hero(release),
             newer=newer,
             older=older,
+            corrections=[self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
+            downloads=release.downloads,
+            press_kit={"name": PRESS_KIT, "size": human_size(len(kit))},
         )
+        return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
+
+    @staticmethod
+    def _hero(release: Release) -> dict[str, object]:
+        """The hero as the page shows it (at most PAGE_WIDTH wide) and as it is downloaded (the original)."""
+        file = release.hero.file if release.hero else None
+        original = file.name if file is not None else (release.hero and release.hero.src)
+        shown = images.variant(file, images.PAGE_WIDTH) if file is not None else None
+        return {
+            "hero_src": images.sized_name(original, images.PAGE_WIDTH) if shown else original,
+            "hero_original": original,
+            "hero_size": _image_size(file),  # of the original, which og:image names
+            "hero_shown_size": shown or _image_size(file),
+        }
+
+    def withdrawn_page(self, release: Release) -> bytes:
+        """What stays at a withdrawn release's permanent URL: title, when and why, nothing of the body."""
+        assert release.withdrawn is not None
+        return self._page(
+            "withdrawn.html.j2",
+            release.path,
+            lang=release.language,
+            canonical=None,  # noindex: nothing here for search engines to keep
+            release=release,
+            published=self._dated(release.date),
+            withdrawn=self._dated(release.withdrawn.date) | {"reason": release.withdrawn.reason},
+        )
+
+    def _dated(self, moment: datetime) -> dict[str, str]:
+        return {"text": _date_text(moment.astimezone(self.site.tz)), "iso": moment.isoformat()}
 
     def listing(self, page: _Listing, *, tag: _Tag | None, feed_folder: str) -> bytes:
         root = "../" * page.path.count("/")
@@ -587,11 +652,11 @@ class _Renderer:
 
 def _sitemap(settings: Settings, releases: list[Release], tags: list[_Tag]) -> bytes:
     base = settings.site.base_url
-    newest = releases[0].date.isoformat() if releases else None
+    newest = max(release.modified for release in releases).isoformat() if releases else None
     rows = [(f"{base}/", newest)]
-    rows += [(release.url, release.date.isoformat()) for release in releases]
+    rows += [(release.url, release.modified.isoformat()) for release in releases]
     rows += [(f"{base}/tags/", newest)]
-    rows += [(f"{base}/{tag.path}", tag.releases[0].date.isoformat()) for tag in tags]
+    rows += [(f"{base}/{tag.path}", max(release.modified for release in tag.releases).isoformat()) for tag in tags]
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
     for loc, lastmod in rows:
         modified = f"<lastmod>{lastmod}</lastmod>" if lastmod else ""

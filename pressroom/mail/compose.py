@@ -24,11 +24,11 @@ from mjml import mjml2html
 
 from pressroom.errors import TemplateError
 from pressroom.mail.message import Composed, build_composed, new_tokens
-from pressroom.releases import Release
+from pressroom.releases import PRESS_KIT, Release
 from pressroom.settings import Settings
 
-__all__ = ["compose_digest", "compose_embargo", "compose_release", "compose_withdrawn", "compose_transactional", "contrast_ratio", "digest_key",
-           "embargo_until"]
+__all__ = ["compose_digest", "compose_embargo", "compose_follow_up", "compose_release", "compose_transactional",
+           "compose_withdrawn", "contrast_ratio", "digest_key", "embargo_until"]
 
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 TransactionalKind = Literal["confirm", "welcome", "unsubscribed"]
@@ -327,7 +327,9 @@ def _environment(folder: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     environment.filters["wrap"] = lambda text, width=72: textwrap.fill(
         " ".join(str(text).split()), width=width, break_long_words=False, break_on_hyphens=False
     )
@@ -417,14 +419,30 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
         "date_iso": release.date.isoformat(),
         "url": utm(release.url),
         "plain_url": release.url,
-        "hero": {"src": release.hero.src, "alt": release.hero.alt} if release.hero else None,
+        "hero": {"src": _email_hero(release), "alt": release.hero.alt} if release.hero else None,
         "body_html": body,
         "body_text": html_to_text(release.body_html),
         "about_html": about,
         "about_text": html_to_text(release.about_html),
         "contacts": [contact.model_dump() for contact in release.contacts],
         "tags": list(release.tags),
+        "downloads": [
+            {"title": d.title, "url": utm(urljoin(release.url, d.name)), "kind": d.kind, "size": d.size_text}
+            for d in release.downloads
+        ],
+        "press_kit": utm(urljoin(release.url, PRESS_KIT)),
     }
+
+
+def _email_hero(release: Release) -> str:
+    """The hero's URL at most EMAIL_WIDTH wide: the copy the site build publishes beside the page, if one is needed."""
+    from pressroom import images
+
+    assert release.hero is not None
+    file = release.hero.file
+    if file is not None and images.variant(file, images.EMAIL_WIDTH):
+        return release.url + images.sized_name(file.name, images.EMAIL_WIDTH)
+    return release.hero.src
 
 
 def compose_release(*, release: Release, settings: Settings, proof: Mapping[str, str] | None = None) -> Composed:
@@ -623,3 +641,21 @@ def compose_withdrawn(*, slug: str, title: str, settings: Settings) -> Composed:
         paragraph="We have withdrawn this release. Please do not publish anything of it, and delete what we sent you.",
         release={"title": title, "slug": slug}, language=settings.site.language, key=f"withdrawn-{slug}", proof=None,
     )
+
+
+def compose_follow_up(*, release: Release, settings: Settings, kind: Literal["correction", "withdrawal"], note: str,
+                      date: datetime, number: int = 0) -> Composed:
+    """A short email after publication to the readers of ``release``: one correction note, or its withdrawal.
+
+    Its Message-ID root is its own (``<slug>-correction-<number>``, ``<slug>-withdrawal``), the same on every rerun.
+    """
+    tokens = new_tokens()
+    title = _clean_line(release.title)
+    subject = f"Correction: {title}" if kind == "correction" else f"Withdrawn: {title}"
+    context = _base_context(settings, language=release.language, subject=subject, preheader=_clean_line(note), tokens=tokens)
+    context["notice"] = {"title": title, "note": _clean_line(note), "date": _human_date(date, settings),
+                         "url": release.url, "published": _human_date(release.date, settings)}
+    context["view_url"] = release.url if kind == "correction" else ""
+    html, text = _both(settings, kind, context)
+    key = f"{release.slug}-correction-{number}" if kind == "correction" else f"{release.slug}-withdrawal"
+    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True)
