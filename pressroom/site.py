@@ -42,6 +42,7 @@ from pressroom import feeds as feeds_module
 from pressroom import releases as releases_module
 from pressroom.errors import ConfigError, TemplateError
 from pressroom.feeds import FEED_FILES, render_feeds
+from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
 from pressroom.releases import Release, slugify
 from pressroom.settings import Settings
 
@@ -129,6 +130,7 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             )
         )
         copies.update(_assets(release))
+        copies.update({issuer.logo_path: issuer.logo for issuer in release.issuers})
 
     def listings(items: list[Release], base: str, tag: _Tag | None) -> None:
         for page in _paginate(items, settings.site.page_size, base):
@@ -398,6 +400,7 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
     # that is also why Jinja need not stat every template file again on each page (auto_reload).
     del fingerprint
     environment = jinja2.Environment(
+        extensions=["jinja2.ext.i18n"],
         loader=jinja2.FileSystemLoader(folder),
         auto_reload=False,
         autoescape=True,
@@ -407,6 +410,7 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     environment.filters["breakable"] = _breakable
+    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     return environment
 
 
@@ -548,6 +552,12 @@ class _Renderer:
             hero_size=_image_size(release.hero.file if release.hero else None),
             newer=newer,
             older=older,
+            contacts=media_contacts(release=release),
+            issuer_about=[
+                (issuer, self._relative_html(html, root))
+                for issuer, html in about_blocks(release=release, site_language=self.site.language)
+            ],
+            eu=eu_acknowledgement(release=release),
         )
 
     def listing(self, page: _Listing, *, tag: _Tag | None, feed_folder: str) -> bytes:
