@@ -154,6 +154,13 @@ class Organisation(releases._Frozen):
         """Site path of the logo, e.g. ``organisations/cluster-hub.png`` (copied there by the build)."""
         return f"organisations/{self.logo.relative_to(self.source.parent.resolve()).as_posix()}"
 
+    def logo_width(self, height: int) -> int:
+        """The logo's width at ``height`` pixels, for clients that size images by their attributes (Outlook)."""
+        from pressroom.site import _image_size  # the one reader of image headers; site.py imports this module
+
+        size = _image_size(self.logo) if self.logo.suffix.lower() == ".png" else _svg_size(self.logo)
+        return round(height * size[0] / size[1]) if size and size[1] else height * 3
+
     def about_for(self, language: str, fallback: str) -> str:
         """The About Markdown in ``language``, else in ``fallback`` (the site language), else any given."""
         if isinstance(self.about, str):
@@ -162,6 +169,18 @@ class Organisation(releases._Frozen):
             if self.about.get(key):
                 return self.about[key]
         return next(iter(self.about.values()), "")
+
+
+_SVG_BOX = re.compile(r'<svg\b[^>]*?\bviewBox="\s*[-\d.]+[\s,]+[-\d.]+[\s,]+([\d.]+)[\s,]+([\d.]+)\s*"')
+
+
+def _svg_size(path: Path) -> tuple[float, float] | None:
+    """Width and height of an SVG from its viewBox (what its aspect ratio is drawn in)."""
+    try:
+        match = _SVG_BOX.search(path.read_text(encoding="utf-8", errors="replace")[:4096])
+    except OSError:
+        return None
+    return (float(match.group(1)), float(match.group(2))) if match else None
 
 
 @dataclass

@@ -430,13 +430,17 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
     }
 
 
+_LOGO_HEIGHT = 48  # the EU emblem beside the logos is 56 px high: never less prominent than they are
+
+
 def _issuers_context(release: Release, settings: Settings, campaign: str, colors: dict[str, str]) -> dict[str, Any]:
     """Co-issuers for the email: logos as absolute URLs on the site (the build copies them there)."""
     base = settings.site.base_url
     eu = eu_acknowledgement(release=release)
     return {
         "issuers": [
-            {"name": issuer.name, "alt": issuer.alt, "website": issuer.website, "logo_url": f"{base}/{issuer.logo_path}"}
+            {"name": issuer.name, "alt": issuer.alt, "website": issuer.website, "logo_url": f"{base}/{issuer.logo_path}",
+             "logo_width": issuer.logo_width(_LOGO_HEIGHT), "logo_height": _LOGO_HEIGHT}
             for issuer in release.issuers
         ],
         "issuer_about": [
