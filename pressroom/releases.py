@@ -453,13 +453,15 @@ class FrontMatter(BaseModel):
                 problem = found.problems[name]
                 raise _problem(
                     f"issuer {name!r} cannot be used: {problem.location()}: {problem.field}: {problem.message}",
-                    f"fix content/organisations/{name}.yaml first ({problem.hint})", at=f"issuers.{index}",
+                    f"fix content/organisations/{name}.yaml first (pressroom check lists its problem)",
+                    field="issuers", at=f"issuers.{index}",
                 )
             if name not in known:
                 names = ", ".join(sorted(known)) or "none yet"
                 raise _problem(
                     f"unknown issuer {name!r}",
-                    f"add content/organisations/{name}.yaml or check the spelling; known: {names}", at=f"issuers.{index}",
+                    f"add content/organisations/{name}.yaml or check the spelling; known: {names}",
+                    field="issuers", at=f"issuers.{index}",
                 )
         return list(dict.fromkeys(value))
 
