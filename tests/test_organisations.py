@@ -68,6 +68,10 @@ def check_lines(project) -> list[str]:  # noqa: ANN001
     return result.output.splitlines()
 
 
+def assert_reported(lines: list[str], ending: str) -> None:
+    assert any(line.endswith(ending) for line in lines), lines
+
+
 # --------------------------------------------------------------------------- golden files
 
 
@@ -160,22 +164,16 @@ def test_check_names_an_unknown_issuer_with_its_line_and_the_known_ones(project)
     organisation(project, "known-org", "name: Known\nlogo: logo.png\nwebsite: https://known.example.org\n")
     project.write_release("r", extra="issuers:\n  - known-org\n  - unknwon-org\n")
     lines = check_lines(project)
-    assert any(
-        line.endswith("r.md:7: issuers: unknown issuer 'unknwon-org' (hint: add content/organisations/unknwon-org.yaml "
-                      "or check the spelling; known: known-org)")
-        for line in lines
-    ), lines
+    assert_reported(lines, "r.md:7: issuers: unknown issuer 'unknwon-org' (hint: add content/organisations/unknwon-org.yaml "
+                    "or check the spelling; known: known-org)")
 
 
 def test_check_names_a_missing_logo_and_refuses_the_releases_naming_it(project):
     organisation(project, "no-logo", "name: No Logo\nwebsite: https://x.example.org\nlogo: missing.svg\n", logo=None)
     project.write_release("r", extra="issuers: [no-logo]\n")
     lines = check_lines(project)
-    assert any(
-        line.endswith("organisations/no-logo.yaml:3: logo: logo file 'missing.svg' not found next to no-logo.yaml "
-                      f"(hint: add the file to {project.root / 'content' / 'organisations'} or fix the name)")
-        for line in lines
-    ), lines
+    assert_reported(lines, "organisations/no-logo.yaml:3: logo: logo file 'missing.svg' not found next to no-logo.yaml "
+                    f"(hint: add the file to {project.root / 'content' / 'organisations'} or fix the name)")
     assert any("r.md:5: issuers: issuer 'no-logo' cannot be used" in line for line in lines), lines
     assert not any(line.startswith("ok  r ") for line in lines)
 
@@ -191,11 +189,8 @@ def test_check_refuses_an_eu_funded_issuer_without_a_grant_number(project):
         """)
     project.write_release("r", extra="issuers: [eu-project]\n")
     lines = check_lines(project)
-    assert any(
-        line.endswith("eu-project.yaml:6: eu_funding.grant: an EU-funded project needs its grant number "
-                      "(hint: write the number of the grant agreement, e.g. grant: \"101069644\")")
-        for line in lines
-    ), lines
+    assert_reported(lines, "eu-project.yaml:6: eu_funding.grant: an EU-funded project needs its grant number "
+                    "(hint: write the number of the grant agreement, e.g. grant: \"101069644\")")
     assert not any(line.startswith("ok  r ") for line in lines)
 
 

@@ -7,15 +7,13 @@ other logo, and the funding statement, each grant and the disclaimer are on scre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from pressroom.mail import compose_release
-from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS, local_assets
+from pressroom.mail.preview import local_assets
 from tests.conftest import NOW
 from tests.site_support import build, serve
+from tests.test_site_browser import browser  # noqa: F401 - its module-wide Chromium
 from tests.test_organisations import DISCLAIMER, three_issuers
 
 pytestmark = pytest.mark.browser
@@ -27,18 +25,6 @@ MEASURE = """(selectors) => selectors.map(([selector, all]) => [...document.quer
   return {src: img.currentSrc, loaded: img.complete && img.naturalWidth > 0, height: box.height, width: box.width,
           right: box.right, shown: style.visibility !== "hidden" && style.display !== "none" && box.height > 0};
 }))"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: run scripts/system-deps (make test does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _check(page, *, width: int, emblem: str, logos: str) -> None:  # noqa: ANN001
