@@ -231,12 +231,13 @@ def _load_one(path: Path) -> Organisation:
             f"{path.name!r} is not a valid organisation id", path=path, line=1, field="file",
             hint="name the file in lowercase letters, digits and hyphens, e.g. cluster-hub.yaml (releases name it so)",
         )
-    text = releases.clean_text(releases._decode(path.read_bytes(), path))
+    try:
+        text = releases.clean_text(releases._decode(path.read_bytes(), path))
+    except releases.ReleaseError as exc:
+        raise OrganisationError(exc.message, path=path, line=exc.line, field=exc.field, hint=exc.hint) from None
     try:
         node, data = releases._parse_yaml(text, path)
-    except OrganisationError:
-        raise
-    except releases.ReleaseError as exc:  # the YAML reader speaks of front matter; lines count from 1 here
+    except releases.ReleaseError as exc:  # the YAML reader counts lines after a release's "---"; none here
         raise OrganisationError(exc.message, path=path, line=max(1, (exc.line or 2) - 1), field="yaml", hint=exc.hint) from None
     lines = {key: line - 1 for key, line in releases._line_map(node).items()}  # _line() adds the release's "---" line
     try:

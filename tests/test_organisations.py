@@ -248,3 +248,21 @@ def test_linkedin_mentions_pages_in_little_text_by_their_names(project):
             "@[SECOND test project](urn:li:organization:90000003)") in little
     # The title's "Cluster HUB"-free text is escaped as before; only the mentions line carries mentions.
     assert little.count("@[") == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"name: Org\nlogo: [unclosed\n", "org.yaml:2: yaml: invalid YAML"),
+        (b"name: Org\xff\n", "org.yaml:1: encoding: byte 0xff is not UTF-8"),
+        (b"- just\n- a list\n", "org.yaml:1: yaml: the front matter is not a list of 'field: value' lines"),
+    ],
+)
+def test_an_unreadable_organisation_file_is_one_line_and_the_other_releases_still_load(project, content, expected):
+    folder = project.root / "content" / "organisations"
+    folder.mkdir(parents=True)
+    (folder / "org.yaml").write_bytes(content)
+    project.write_release("fine")
+    lines = check_lines(project)
+    assert any(expected in line for line in lines), lines
+    assert any(line.startswith("ok  fine ") for line in lines), lines
