@@ -271,14 +271,15 @@ def media_contacts(*, release: releases.Release) -> list[releases.Contact]:
     return list(merged.values())
 
 
-def eu_acknowledgement(*, release: releases.Release) -> dict[str, Any] | None:
-    """What the EU acknowledgement of a release lists (None when no issuer is EU-funded): each
-    EU-funded issuer with its grant, and the distinct funding statements (None: the standard
-    "Funded by the European Union", which the templates translate)."""
-    grants = [(issuer, issuer.eu_funding) for issuer in release.issuers if issuer.eu_funding is not None]
-    if not grants:
-        return None
-    return {"grants": grants, "statements": list(dict.fromkeys(grant.statement for _, grant in grants))}
+def eu_acknowledgement(*, release: releases.Release) -> list[tuple[str | None, list[tuple[Organisation, EuFunding]]]]:
+    """What the EU acknowledgement of a release lists (nothing when no issuer is EU-funded): each
+    funding statement (None: the standard "Funded by the European Union", which the templates
+    translate) with the EU-funded issuers and grants it covers, in the order of ``issuers``."""
+    groups: dict[str | None, list[tuple[Organisation, EuFunding]]] = {}
+    for issuer in release.issuers:
+        if issuer.eu_funding is not None:
+            groups.setdefault(issuer.eu_funding.statement, []).append((issuer, issuer.eu_funding))
+    return list(groups.items())
 
 
 _HINTS = {

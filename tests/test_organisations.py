@@ -238,6 +238,9 @@ def test_a_post_never_cuts_a_mention_and_an_account_never_mentions_itself(projec
     assert [facet.value for facet in post.parts[0].facets if facet.kind == "mention"] == [
         "example-project.bsky.social", "second-project.bsky.social"]
     assert post.parts[0].count <= 300
+    toot = compose_post(release=release, network="mastodon", limits=MASTODON, templates=settings.path("templates"),
+                        own="clusterhub@mastodon.social")  # [[social]] handle, written with or without the first @
+    assert "With @example@mastodon.example, SECOND" in toot.text and "@clusterhub" not in toot.text
 
 
 def test_linkedin_mentions_pages_in_little_text_by_their_names(project):

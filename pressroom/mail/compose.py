@@ -449,8 +449,10 @@ def _issuers_context(release: Release, settings: Settings, campaign: str, colors
         ],
         "eu": eu and {
             "emblem_url": f"{base}/static/eu-emblem.png",
-            "statements": eu["statements"],
-            "grants": [{"project": issuer.label, "programme": g.programme, "grant": g.grant} for issuer, g in eu["grants"]],
+            "groups": [
+                (statement, [{"project": issuer.label, "programme": g.programme, "grant": g.grant} for issuer, g in grants])
+                for statement, grants in eu
+            ],
         },
     }
 

@@ -367,7 +367,7 @@ def mentions_for(*, release: Release, network: str, own: str | None = None) -> t
     mentions = []
     for issuer in release.issuers:
         handle = getattr(issuer.social, network, None)
-        if handle is not None and own is not None and handle.casefold() == own.removeprefix("@").casefold():
+        if handle is not None and own is not None and handle.removeprefix("@").casefold() == own.removeprefix("@").casefold():
             continue
         if handle is None:
             mentions.append(Mention(issuer.label))
