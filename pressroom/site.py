@@ -43,6 +43,7 @@ from pressroom import images
 from pressroom import releases as releases_module
 from pressroom.errors import ConfigError, TemplateError
 from pressroom.feeds import FEED_FILES, render_feeds
+from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
 from pressroom.presskit import press_kit
 from pressroom.releases import PRESS_KIT, Release, human_size, slugify
 from pressroom.settings import Settings
@@ -134,6 +135,7 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             )
         )
         copies.update(_assets(release))
+        copies.update({issuer.logo_path: issuer.logo for issuer in release.issuers})
         hero = release.hero.file if release.hero is not None else None
         for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH) if hero is not None else ():
             # The page's and the email's copies; the original stays for the press kit and the download link.
@@ -428,6 +430,7 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
     # that is also why Jinja need not stat every template file again on each page (auto_reload).
     del fingerprint
     environment = jinja2.Environment(
+        extensions=["jinja2.ext.i18n"],
         loader=jinja2.FileSystemLoader(folder),
         auto_reload=False,
         autoescape=True,
@@ -439,6 +442,7 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
     )
     environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     environment.filters["breakable"] = _breakable
+    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     return environment
 
 
@@ -583,6 +587,12 @@ class _Renderer:
             corrections=[self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
             downloads=release.downloads,
             press_kit={"name": PRESS_KIT, "size": human_size(len(kit))},
+            contacts=media_contacts(release=release),
+            issuer_about=[
+                (issuer, self._relative_html(html, root))
+                for issuer, html in about_blocks(release=release, site_language=self.site.language)
+            ],
+            eu=eu_acknowledgement(release=release),
         )
         return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
 
