@@ -438,11 +438,9 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        extensions=["jinja2.ext.i18n"],
     )
     environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     environment.filters["breakable"] = _breakable
-    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     return environment
 
 

@@ -329,7 +329,6 @@ def _environment(folder: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        extensions=["jinja2.ext.i18n"],
     )
     environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     environment.filters["wrap"] = lambda text, width=72: textwrap.fill(
@@ -338,7 +337,6 @@ def _environment(folder: Path) -> jinja2.Environment:
     environment.filters["underline"] = lambda text, char="=": char * max(
         len(line) for line in textwrap.wrap(" ".join(str(text).split()), width=72, break_long_words=False) or [""]
     )
-    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     return environment
 
 
