@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -836,6 +837,7 @@ class _Writer:
     def __init__(self, public: Path, *, threads: int = min(4, os.cpu_count() or 1)) -> None:
         self.public = public
         self.folders: set[Path] = {public}
+        self.making_folders = threading.Lock()  # two files of one new folder: one thread makes it
         self.names = itertools.count()
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pressroom-write")
         self.pending: deque[Future[os.stat_result]] = deque()
@@ -861,7 +863,13 @@ class _Writer:
     def folder(self, folder: Path) -> None:
         if folder in self.folders:
             return
-        self.folder(folder.parent)
+        with self.making_folders:
+            self._make(folder)
+
+    def _make(self, folder: Path) -> None:
+        if folder in self.folders:
+            return
+        self._make(folder.parent)
         try:
             os.mkdir(folder)
         except FileExistsError:
