@@ -571,7 +571,8 @@ class _Renderer:
 
     def release_page(self, release: Release, *, newer: Release | None, older: Release | None) -> dict[str, bytes]:
         root = "../" * release.path.count("/")
-        kit = press_kit(release=release)
+        emblem = self.settings.path("templates") / "site" / _STATIC / "eu-emblem.png"
+        kit = press_kit(release=release, site_language=self.site.language, emblem=emblem if emblem.is_file() else None)
         page = self._page(
             "release.html.j2",
             release.path,

@@ -149,6 +149,20 @@ def test_the_eu_acknowledgement_lists_each_grant_and_statement_with_the_disclaim
     assert DISCLAIMER in text
 
 
+def test_the_press_kit_carries_the_logos_abouts_and_eu_acknowledgement(project):
+    import zipfile
+
+    settings, release = three_issuers(project)
+    build(project, NOW)
+    kit = zipfile.ZipFile(project.root / "public" / "releases" / "three-projects" / "press-kit.zip")
+    names = set(kit.namelist())
+    assert {f"three-projects/logos/{issuer.id}{issuer.logo.suffix}" for issuer in release.issuers} <= names
+    assert "three-projects/logos/eu-emblem.png" in names
+    text = " ".join(kit.read("three-projects/three-projects.txt").decode().split())
+    assert "PROJECTS INVOLVED" in text and all(issuer.name in text for issuer in release.issuers)
+    assert "EXAMPLE: Horizon Europe, grant agreement No 101000000" in text and DISCLAIMER in text
+
+
 def test_a_release_without_eu_funded_issuers_has_no_acknowledgement(project):
     organisation(project, "plain", "name: Plain Org\nlogo: logo.png\nwebsite: https://plain.example.org\n")
     project.write_release("plain", extra="issuers: [plain]\n")
