@@ -1,7 +1,7 @@
 """Images sized for each use, with Pillow (the only module that imports it).
 
-A release page shows its hero at most :data:`PAGE_WIDTH` wide and an email at most
-:data:`EMAIL_WIDTH`; the original stays beside them for the press kit and "Download the image".
+A release page shows its images (hero and body) at most :data:`PAGE_WIDTH` wide and an email at
+most :data:`EMAIL_WIDTH`; the original stays beside them for the press kit and "Download the image".
 A sized copy is named after its width (``hero-600w.png``) and is a pure function of the original's
 bytes (no metadata, no timestamps), so a rebuild writes the same bytes and the site build rewrites nothing.
 """
@@ -9,11 +9,12 @@ bytes (no metadata, no timestamps), so a rebuild writes the same bytes and the s
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["EMAIL_WIDTH", "PAGE_WIDTH", "fit_bytes", "resize", "sized_name", "variant"]
+__all__ = ["EMAIL_WIDTH", "PAGE_WIDTH", "fit_bytes", "resize", "sized_html", "sized_name", "variant"]
 
 PAGE_WIDTH = 1200
 EMAIL_WIDTH = 600
@@ -25,6 +26,15 @@ def sized_name(name: str, width: int) -> str:
     """``photos/hero.png`` -> ``photos/hero-600w.png``: the sized copy beside the original."""
     path = PurePosixPath(name)
     return str(path.with_name(f"{path.stem}-{width}w{path.suffix}"))
+
+
+def sized_html(html: str, *, base_url: str, files: Iterable[tuple[str, Path]], width: int) -> str:
+    """``html`` (URLs absolute under ``base_url``) whose images among ``files`` (name, local file)
+    wider than ``width`` show their sized copy; links to the originals are left alone."""
+    for name, file in files:
+        if variant(file, width):
+            html = html.replace(f'src="{base_url}{name}"', f'src="{base_url}{sized_name(name, width)}"')
+    return html
 
 
 def variant(file: Path, width: int) -> tuple[int, int] | None:

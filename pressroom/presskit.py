@@ -33,13 +33,12 @@ def press_kit(*, release: Release, site_language: str, emblem: Path | None = Non
 
     ``emblem``: the EU emblem's file, put beside the issuers' logos when an issuer is EU-funded.
     """
-    folder = release.source.parent.resolve()
     entries: dict[str, bytes] = {
         f"{release.slug}.md": _markdown(release, site_language).encode("utf-8"),
         f"{release.slug}.txt": _text(release, site_language).encode("utf-8"),
     }
     for asset in release.assets:
-        entries[asset.resolve().relative_to(folder).as_posix()] = Path(asset).read_bytes()
+        entries[release.local_name(asset)] = Path(asset).read_bytes()
     for issuer in release.issuers:
         entries[f"logos/{issuer.id}{issuer.logo.suffix}"] = issuer.logo.read_bytes()
     if emblem is not None and eu_acknowledgement(release=release):

@@ -206,6 +206,15 @@ class Release(_Frozen):
             return max(self.date, self.withdrawn.date)
         return max([self.date, *(correction.date for correction in self.corrections)])
 
+    def local_name(self, file: Path) -> str:
+        """Where one of the release's files lives beside its page (its path from the release file), as its URL says."""
+        return file.resolve().relative_to(self.source.parent.resolve()).as_posix()
+
+    @property
+    def images(self) -> tuple[tuple[str, Path], ...]:
+        """(name beside the page, local file) of each image of the release: its hero and those of its body."""
+        return tuple((self.local_name(a), a) for a in self.assets if a.suffix.lower() in _IMAGE_SUFFIXES)
+
     @property
     def path(self) -> str:
         """Site-relative folder of the release page, e.g. ``releases/my-slug/``."""

@@ -137,15 +137,15 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
         )
         copies.update(_assets(release))
         copies.update({issuer.logo_path: issuer.logo for issuer in release.issuers})
-        hero = release.hero.file if release.hero is not None else None
-        for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH) if hero is not None else ():
-            # The page's and the email's copies; the original stays for the press kit and the download link.
-            if images.variant(hero, width):
-                jobs.append(_Job(
-                    paths=(f"{release.path}{images.sized_name(hero.name, width)}",),
-                    key=_key("sized image", str(hero), _file_stamp(hero), str(width)),
-                    render=partial(images.resize, source=hero, width=width),
-                ))
+        for name, image in release.images:
+            for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH):
+                # The page's and the email's copies; the original stays for the press kit and the download link.
+                if images.variant(image, width):
+                    jobs.append(_Job(
+                        paths=(f"{release.path}{images.sized_name(name, width)}",),
+                        key=_key("sized image", str(image), _file_stamp(image), str(width)),
+                        render=partial(images.resize, source=image, width=width),
+                    ))
     for release in notices:
         jobs.append(
             _Job(
@@ -374,8 +374,7 @@ def _assets(release: Release) -> dict[str, Path]:
     """
     if not release.assets:
         return {}  # most releases: spares a resolve(), a few system calls each
-    folder = release.source.parent.resolve()
-    return {f"{release.path}{asset.resolve().relative_to(folder).as_posix()}": asset for asset in release.assets}
+    return {f"{release.path}{release.local_name(asset)}": asset for asset in release.assets}
 
 
 def _image_size(path: Path | None) -> tuple[int, int] | None:
@@ -566,7 +565,7 @@ class _Renderer:
         if release.hero is None:
             return None
         if release.hero.file is not None:
-            return f"{release.path}{release.hero.file.name}"
+            return f"{release.path}{release.local_name(release.hero.file)}"
         return release.hero.src
 
     def release_page(self, release: Release, *, newer: Release | None, older: Release | None) -> dict[str, bytes]:
@@ -579,7 +578,9 @@ class _Renderer:
             lang=release.language,
             canonical=release.canonical_url or release.url,
             card=self._card(release),
-            body=self._relative_html(release.body_html, root),
+            body=self._relative_html(
+                images.sized_html(release.body_html, base_url=release.url, files=release.images, width=images.PAGE_WIDTH), root
+            ),
             about=self._relative_html(release.about_html, root),
             **self._hero(release),
             newer=newer,
@@ -600,7 +601,7 @@ class _Renderer:
     def _hero(release: Release) -> dict[str, object]:
         """The hero as the page shows it (at most PAGE_WIDTH wide) and as it is downloaded (the original)."""
         file = release.hero.file if release.hero else None
-        original = file.name if file is not None else (release.hero and release.hero.src)
+        original = release.local_name(file) if file is not None else (release.hero and release.hero.src)
         shown = images.variant(file, images.PAGE_WIDTH) if file is not None else None
         return {
             "hero_src": images.sized_name(original, images.PAGE_WIDTH) if shown else original,

@@ -296,6 +296,26 @@ def test_a_large_hero_is_shown_resized_on_the_page_and_in_the_email_and_kept_who
     assert {name: (folder / name).read_bytes() for name in sized} == sized  # the same bytes from scratch
 
 
+def test_a_large_image_in_the_body_is_shown_resized_and_kept_whole_for_the_press_kit(project):
+    from tests.site_support import png
+
+    write_sample(project)
+    (project.releases / SLUG / "photos").mkdir()
+    (project.releases / SLUG / "photos" / "plant.png").write_bytes(png(3000, 1500))
+    _edit(project, "The pilot **starts today**.", "The pilot **starts today**.\n\n![The pilot plant](photos/plant.png)")
+    _, releases = build(project, NOW)
+    folder = project.root / "public" / "releases" / SLUG
+    (src,) = _page(project).xpath('//img[@alt="The pilot plant"]/@src')
+    assert src.endswith(f"releases/{SLUG}/photos/plant-1200w.png")
+    assert (folder / "photos" / "plant-1200w.png").is_file() and (folder / "photos" / "plant-600w.png").is_file()
+    release = next(r for r in releases if r.slug == SLUG)
+    html = compose_release(release=release, settings=project.settings()).html
+    assert f"/releases/{SLUG}/photos/plant-600w.png" in html and "photos/plant.png" not in html
+    kit = zipfile.ZipFile(folder / "press-kit.zip")
+    assert kit.read(f"{SLUG}/photos/plant.png") == (project.releases / SLUG / "photos" / "plant.png").read_bytes()
+    assert broken_links(project.root / "public") == []
+
+
 def test_check_warns_of_an_image_over_5_mb(project):
     write_sample(project)
     (project.releases / SLUG / "hero.png").write_bytes((project.releases / SLUG / "hero.png").read_bytes() + b"\0" * 6_000_000)

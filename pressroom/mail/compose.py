@@ -410,7 +410,10 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
     def utm(url: str) -> str:
         return _with_utm(url, settings=settings, campaign=campaign)
 
-    body = _style_body(_utm_html(release.body_html, settings=settings, campaign=campaign), colors)
+    from pressroom import images
+
+    sized = images.sized_html(release.body_html, base_url=release.url, files=release.images, width=images.EMAIL_WIDTH)
+    body = _style_body(_utm_html(sized, settings=settings, campaign=campaign), colors)
     about = _style_body(_utm_html(release.about_html, settings=settings, campaign=campaign), colors)
     return {
         "slug": release.slug,
@@ -470,7 +473,7 @@ def _email_hero(release: Release) -> str:
     assert release.hero is not None
     file = release.hero.file
     if file is not None and images.variant(file, images.EMAIL_WIDTH):
-        return release.url + images.sized_name(file.name, images.EMAIL_WIDTH)
+        return release.url + images.sized_name(release.local_name(file), images.EMAIL_WIDTH)
     return release.hero.src
 
 

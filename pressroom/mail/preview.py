@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pressroom import images
 from pressroom.errors import ConfigError, ReleaseError
 from pressroom.mail.compose import compose_digest, compose_release
 from pressroom.mail.message import Composed, Recipient
@@ -51,9 +52,10 @@ def local_assets(*, settings: Settings, releases: Sequence[Release]) -> dict[str
     """Public image URL -> local file, for the releases' assets and anything already built in public/."""
     assets: dict[str, Path] = {}
     for release in releases:
-        folder = release.source.parent.resolve()
         for file in release.assets:
-            assets[release.url + file.resolve().relative_to(folder).as_posix()] = file
+            assets[release.url + release.local_name(file)] = file
+        for name, file in release.images:  # the email's sized copies, before the site build has made them
+            assets.setdefault(release.url + images.sized_name(name, images.EMAIL_WIDTH), file)
         for issuer in release.issuers:  # logos and the EU emblem live on the site, which may not be built yet
             assets[f"{settings.site.base_url}/{issuer.logo_path}"] = issuer.logo
     for file in (settings.path("templates") / "site" / "static").glob("*"):
