@@ -58,6 +58,7 @@ def free_port() -> int:
 def make_project(root: Path) -> Path:
     """A copy of the repo's sample project (content, settings, templates) with no sample subscribers."""
     shutil.copytree(REPO / "content" / "releases", root / "content" / "releases")
+    shutil.copytree(REPO / "content" / "organisations", root / "content" / "organisations")  # the sample's co-issuers
     shutil.copy(REPO / "pressroom.toml", root / "pressroom.toml")
     (root / "templates").symlink_to(REPO / "templates")
     return root / "pressroom.toml"
