@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import functools
 import hashlib
 import hmac
 import json
@@ -234,8 +235,14 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:
-    derived = hashlib.sha256(b"pressroom-token\x00" + key).digest()
-    return hmac.new(derived, payload, hashlib.sha256).digest()[:18]
+    mac = _keyed(key).copy()  # every email carries two signed links: the keyed state is made once
+    mac.update(payload)
+    return mac.digest()[:18]
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(hashlib.sha256(b"pressroom-token\x00" + key).digest(), digestmod=hashlib.sha256)
 
 
 def sign_token(*, settings: Settings, action: str, subscriber_id: int, expires_at: datetime | None = None) -> str:
