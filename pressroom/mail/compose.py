@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from gettext import NullTranslations
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import jinja2
 from mjml import mjml2html
 
+from pressroom import i18n
+from pressroom.i18n import N_
 from pressroom.errors import TemplateError
 from pressroom.mail.message import Composed, build_composed, new_tokens
 from pressroom.releases import Release
@@ -317,8 +320,8 @@ def html_to_text(fragment: str) -> str:
 # --------------------------------------------------------------------------- templates
 
 
-@lru_cache(maxsize=8)
-def _environment(folder: Path) -> jinja2.Environment:
+@lru_cache(maxsize=16)
+def _environment(folder: Path, catalogue: NullTranslations) -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(_PACKAGED_TEMPLATES)]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",), default_for_string=False, default=False),
@@ -333,12 +336,13 @@ def _environment(folder: Path) -> jinja2.Environment:
     environment.filters["underline"] = lambda text, char="=": char * max(
         len(line) for line in textwrap.wrap(" ".join(str(text).split()), width=72, break_long_words=False) or [""]
     )
-    return environment
+    return i18n.install(environment, translations=catalogue)
 
 
 def _render(settings: Settings, name: str, context: dict[str, Any]) -> str:
+    catalogue = i18n.translations(language=context["language"], settings=settings)
     try:
-        return _environment(settings.path("templates") / "email").get_template(name).render(context)
+        return _environment(settings.path("templates") / "email", catalogue).get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(f"email template {exc.name!r} not found in templates/email/") from None
     except jinja2.TemplateError as exc:
@@ -359,11 +363,6 @@ def _mjml(settings: Settings, name: str, context: dict[str, Any]) -> str:
 _HEIGHT_AUTO = re.compile(r'(<img\b[^>]*?)\sheight="auto"')
 
 
-def _human_date(moment: datetime, settings: Settings) -> str:
-    local = moment.astimezone(settings.site.tz)
-    return f"{local.day} {local:%B %Y}"
-
-
 def _absolute(url: str | None, settings: Settings) -> str:
     return urljoin(settings.site.base_url + "/", url) if url else ""
 
@@ -374,6 +373,7 @@ def _clean_line(text: str) -> str:
 
 def _base_context(settings: Settings, *, language: str, subject: str, preheader: str, tokens: dict) -> dict[str, Any]:
     site = settings.site
+    t = i18n.translations(language=language, settings=settings)
     return {
         "site": {
             "name": site.name,
@@ -387,13 +387,18 @@ def _base_context(settings: Settings, *, language: str, subject: str, preheader:
         "subject": subject,
         "preheader": preheader,
         "sender": settings.email.sender,
-        "reason": f"You receive this email because you subscribed to press releases from {site.name}"
-        f" at {urlsplit(site.base_url).netloc}.",
+        "reason": t.gettext("You receive this email because you subscribed to press releases from %(site)s at %(host)s.")
+        % {"site": site.name, "host": urlsplit(site.base_url).netloc},
         "footer_links": True,
         "proof": [],  # the links of an editors' proof (compose_release)
         "slot": {slot: token for (part, slot), token in tokens.items() if part == "html"},
         "text_slot": {slot: token for (part, slot), token in tokens.items() if part == "text"},
     }
+
+
+def _greeting(settings: Settings, language: str) -> tuple[str, str]:
+    t = i18n.translations(language=language, settings=settings)
+    return t.gettext("Hello %(name)s,") % {"name": "{name}"}, t.gettext("Hello,")
 
 
 def _both(settings: Settings, kind: str, context: dict[str, Any]) -> tuple[str, str]:
@@ -402,7 +407,9 @@ def _both(settings: Settings, kind: str, context: dict[str, Any]) -> tuple[str, 
     return html, text.strip() + "\n"
 
 
-def _release_context(release: Release, settings: Settings, campaign: str, colors: dict[str, str]) -> dict[str, Any]:
+def _release_context(
+    release: Release, settings: Settings, campaign: str, colors: dict[str, str], language: str
+) -> dict[str, Any]:
     def utm(url: str) -> str:
         return _with_utm(url, settings=settings, campaign=campaign)
 
@@ -412,7 +419,7 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
         "slug": release.slug,
         "title": release.title,
         "summary": release.summary,
-        "date": _human_date(release.date, settings),
+        "date": i18n.format_date(moment=release.date, language=language, settings=settings),
         "date_iso": release.date.isoformat(),
         "url": utm(release.url),
         "plain_url": release.url,
@@ -426,29 +433,38 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
     }
 
 
-def compose_release(*, release: Release, settings: Settings, proof: Mapping[str, str] | None = None) -> Composed:
+def compose_release(
+    *, release: Release, settings: Settings, proof: Mapping[str, str] | None = None, language: str = ""
+) -> Composed:
     """Render the email for one release, once; personalise it with ``Composed.message(recipient)``.
+
+    ``language`` picks the release's version in that language (else the site language's); every
+    fixed word is in the language of the version.
 
     The subject is the release's ``email.subject`` override when set, else its title.
     ``proof`` (label -> URL, e.g. Approve and Reject) makes the editors' proof instead: "[PROOF]"
     before the subject, a band on top with those links, no subscriber footer, no list headers.
     """
     tokens = new_tokens()
+    release = release.version(language)
+    language = release.language
+    t = i18n.translations(language=language, settings=settings)
     subject = _clean_line(release.channel("email").subject or release.title)
     if proof is not None:
-        subject = f"[PROOF] {subject}"
-    context = _base_context(settings, language=release.language, subject=subject, preheader=release.summary, tokens=tokens)
-    context["release"] = _release_context(release, settings, release.slug, context["colors"])
+        subject = t.gettext("[PROOF] %(subject)s") % {"subject": subject}
+    context = _base_context(settings, language=language, subject=subject, preheader=release.summary, tokens=tokens)
+    context["release"] = _release_context(release, settings, release.slug, context["colors"], language)
     context["view_url"] = context["release"]["url"]
     key = release.slug
     if proof is not None:
         context["proof"] = [{"label": label, "url": url} for label, url in proof.items()]
-        context["reason"] = f"This proof went to the editors of {settings.site.name} only."
+        context["reason"] = t.gettext("This proof went to the editors of %(site)s only.") % {"site": settings.site.name}
         context["footer_links"] = False
         key = f"proof-{release.slug}-{release.digest[:8]}"  # never the Message-ID of the real email
     html, text = _both(settings, "release", context)
     return build_composed(
-        key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=proof is None
+        key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=proof is None,
+        greeting=_greeting(settings, language),
     )
 
 
@@ -460,9 +476,10 @@ def digest_key(*, period_start: datetime, settings: Settings) -> str:
 
 
 def compose_digest(
-    *, releases: Sequence[Release], settings: Settings, period_start: datetime, period_end: datetime
+    *, releases: Sequence[Release], settings: Settings, period_start: datetime, period_end: datetime, language: str = ""
 ) -> Composed:
-    """Render the digest of ``releases`` (shown newest first) for the period, once.
+    """Render the digest of ``releases`` (shown newest first) for the period, once, in ``language``
+    (default: the site's).
 
     The key is ``digest-<ISO year>-W<week>`` of ``period_start`` in the site time zone.
     Raises ``ValueError`` when there is nothing to send or the period is not aware.
@@ -478,29 +495,28 @@ def compose_digest(
     last = period_end.astimezone(settings.site.tz)
     if (last.hour, last.minute, last.second, last.microsecond) == (0, 0, 0, 0):
         last = last.fromordinal(last.toordinal() - 1).replace(tzinfo=last.tzinfo)
-    period = (
-        f"{first.day}–{last.day} {last:%B %Y}"
-        if (first.year, first.month) == (last.year, last.month)
-        else f"{first.day} {first:%B} – {last.day} {last:%B %Y}"
-    )
-    subject = _clean_line(f"{settings.digest.subject}, {period}")
+    language = language or settings.site.language
+    period = i18n.format_period(first=first, last=last, language=language, settings=settings)
+    heading = i18n.digest_subject(language=language, settings=settings)
+    subject = _clean_line(f"{heading}, {period}")
     ordered = sorted(releases, key=lambda r: (r.date, r.slug), reverse=True)
     titles = "; ".join(r.title for r in ordered[:3])
-    context = _base_context(
-        settings, language=settings.site.language, subject=subject, preheader=titles, tokens=tokens
-    )
+    context = _base_context(settings, language=language, subject=subject, preheader=titles, tokens=tokens)
     context["period"] = period
-    context["heading"] = _clean_line(settings.digest.subject)
-    context["releases"] = [_release_context(r, settings, key, context["colors"]) for r in ordered]
+    context["heading"] = _clean_line(heading)
+    context["releases"] = [_release_context(r, settings, key, context["colors"], language) for r in ordered]
     context["view_url"] = _with_utm(settings.site.base_url + "/", settings=settings, campaign=key)
     html, text = _both(settings, "digest", context)
-    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True)
+    return build_composed(
+        key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True,
+        greeting=_greeting(settings, language),
+    )
 
 
 _TRANSACTIONAL_SUBJECTS = {
-    "confirm": "Confirm your subscription to {name} press releases",
-    "welcome": "Welcome: you now receive {name} press releases",
-    "unsubscribed": "You are unsubscribed from {name} press releases",
+    "confirm": N_("Confirm your subscription to %(site)s press releases"),
+    "welcome": N_("Welcome: you now receive %(site)s press releases"),
+    "unsubscribed": N_("You are unsubscribed from %(site)s press releases"),
 }
 
 
@@ -512,6 +528,7 @@ def compose_transactional(
     cadence: str | None = None,
     topics: Sequence[str] = (),
     language: str = "",
+    lang: str = "",
 ) -> Composed:
     """Render a subscription-flow email once: ``confirm``, ``welcome`` or ``unsubscribed``.
 
@@ -522,7 +539,8 @@ def compose_transactional(
 
     The welcome email says what the reader chose: ``cadence`` (``per-release`` or ``weekly``;
     without it the email makes no claim about it), ``topics`` (their names; none means every
-    topic) and ``language`` (its label).
+    topic) and ``language`` (its label). ``lang`` is the language the email is written in
+    (default: the site's).
     """
     if kind not in _TRANSACTIONAL_SUBJECTS:
         raise ValueError(f"unknown transactional email {kind!r}; use confirm, welcome or unsubscribed")
@@ -533,26 +551,35 @@ def compose_transactional(
     nonce = hashlib.blake2b(f"{action_url}\n{now.isoformat()}".encode(), digest_size=4).hexdigest()
     key = f"{kind}-{now:%Y%m%dT%H%M%S}-{nonce}"
     tokens = new_tokens()
-    subject = _TRANSACTIONAL_SUBJECTS[kind].format(name=_clean_line(settings.site.name))
-    context = _base_context(settings, language=settings.site.language, subject=subject, preheader="", tokens=tokens)
+    lang = lang or settings.site.language
+    t = i18n.translations(language=lang, settings=settings)
+    site = settings.site.name
+    subject = t.gettext(_TRANSACTIONAL_SUBJECTS[kind]) % {"site": _clean_line(site)}
+    context = _base_context(settings, language=lang, subject=subject, preheader="", tokens=tokens)
     context["kind"] = kind
     context["footer_links"] = kind == "welcome"
     context["chosen"] = {"cadence": cadence, "topics": [_clean_line(t) for t in topics], "language": _clean_line(language)}
     context["reason"] = {
-        "confirm": f"You receive this email because someone asked to subscribe this address to press releases"
-        f" from {settings.site.name}. If it was not you, ignore it: nothing will be sent without your confirmation.",
+        "confirm": t.gettext(
+            "You receive this email because someone asked to subscribe this address to press releases"
+            " from %(site)s. If it was not you, ignore it: nothing will be sent without your confirmation."
+        ) % {"site": site},
         "welcome": context["reason"],
-        "unsubscribed": f"You receive this email to confirm that this address was removed from the"
-        f" {settings.site.name} press list. We will not email it again unless you subscribe again.",
+        "unsubscribed": t.gettext(
+            "You receive this email to confirm that this address was removed from the"
+            " %(site)s press list. We will not email it again unless you subscribe again."
+        ) % {"site": site},
     }[kind]
     context["view_url"] = ""  # nothing to view online: these emails exist only in the inbox
-    context["preheader"] = {
-        "confirm": "One click and you will receive our press releases.",
-        "welcome": "Your subscription is confirmed.",
-        "unsubscribed": "You will not receive further press releases from us.",
+    preheader = {
+        "confirm": N_("One click and you will receive our press releases."),
+        "welcome": N_("Your subscription is confirmed."),
+        "unsubscribed": N_("You will not receive further press releases from us."),
     }[kind]
+    context["preheader"] = t.gettext(preheader)
     html, text = _both(settings, kind, context)
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
         bulk=kind == "welcome", action_url=action_url or ("" if kind == "confirm" else settings.site.base_url + "/"),
+        greeting=_greeting(settings, lang),
     )

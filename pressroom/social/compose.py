@@ -19,14 +19,17 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from gettext import NullTranslations
 from pathlib import Path
 from typing import Callable, Literal
 
 import grapheme
 import jinja2
 
+from pressroom import i18n
 from pressroom.errors import TemplateError
 from pressroom.releases import Release
+from pressroom.settings import Settings
 
 __all__ = [
     "BLUESKY",
@@ -295,8 +298,8 @@ def _split_thread(
 
 
 @lru_cache(maxsize=8)
-def _environment(folder: str) -> jinja2.Environment:
-    return jinja2.Environment(
+def _environment(folder: str, catalogue: NullTranslations) -> jinja2.Environment:
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -304,11 +307,12 @@ def _environment(folder: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    return i18n.install(environment, translations=catalogue)
 
 
-def _template(templates: Path, network: str) -> jinja2.Template:
+def _template(templates: Path, network: str, catalogue: NullTranslations) -> jinja2.Template:
     try:
-        return _environment(str(templates / "social")).get_template(f"{network}.txt.j2")
+        return _environment(str(templates / "social"), catalogue).get_template(f"{network}.txt.j2")
     except jinja2.TemplateNotFound:
         raise TemplateError(
             f"templates/social/{network}.txt.j2 is missing",
@@ -331,14 +335,17 @@ def _part(text: str, limits: Limits) -> Part:
     return Part(text=text, count=limits.count(text), bytes=len(text.encode("utf-8")), facets=find_facets(text))
 
 
-def compose_post(*, release: Release, network: str, limits: Limits, templates: Path) -> Post:
+def compose_post(
+    *, release: Release, network: str, limits: Limits, templates: Path, settings: Settings | None = None
+) -> Post:
     """Write ``release`` for ``network`` within ``limits`` using ``templates/social/<network>.txt.j2``.
 
     The release URL is always in the root post, whole; hashtags that do not fit are left out,
     last first; the text is shortened, or, for an override text on a network with threads,
-    continued in replies.
+    continued in replies. Fixed words come from the catalogue of the release's language
+    (with ``settings``: the project's catalogues too).
     """
-    template = _template(templates, network)
+    template = _template(templates, network, i18n.translations(language=release.language, settings=settings))
     override = release.channel(network).text
     body = override.strip() if override else release.title
     summary = "" if override or release.summary.strip() == release.title.strip() else release.summary.strip()

@@ -105,7 +105,7 @@ class SocialChannel:
         # (Mastodon's limits) defers the row and nothing is posted.
         return [
             compose_post(release=self.release, network=form, limits=self.network.limits(form),
-                         templates=self.settings.path("templates"))
+                         templates=self.settings.path("templates"), settings=self.settings)
             for form in self.network.forms
             if self.release.channel(form).enabled
         ]
@@ -210,7 +210,7 @@ def preview_posts(*, release: Release, settings: Settings) -> list[tuple[str, Po
         for form in forms:
             if form in NETWORK_LIMITS and release.channel(form).enabled:
                 templates = settings.path("templates")
-                post = compose_post(release=release, network=form, limits=NETWORK_LIMITS[form], templates=templates)
+                post = compose_post(release=release, network=form, limits=NETWORK_LIMITS[form], templates=templates, settings=settings)
                 previews.append((channel_name(account), post))
     return previews
 

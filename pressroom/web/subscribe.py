@@ -39,24 +39,27 @@ def routes(web: Web) -> list[Route]:
         topics: tuple[tuple[str, str], ...] | list[tuple[str, str]],
         status: int = 200,
         notice: dict[str, str] | None = None,
+        language: str,
     ) -> Response:
-        values = values or {"email": "", "name": "", "topics": (), "cadence": "per-release"}
+        values = values or {"email": "", "name": "", "topics": (), "cadence": "per-release", "language": language}
         first_error = next(iter(errors), "email" if not values.get("email") else "")
         return web.page(
             request,
             "web/subscribe.html.j2",
             status=status,
+            language=language,
             values=values,
             errors=errors,
             topics=topics,
+            languages=web.choices().languages,
             autofocus=first_error,
             notice=notice,
-            consent_text=web.consent_text,
+            consent_text=web.consent(language),
         )
 
     async def subscribe_page(request: Request) -> Response:
         choices = await run_in_threadpool(web.choices)
-        return subscribe_form(request, values=None, errors={}, topics=choices.topics)
+        return subscribe_form(request, values=None, errors={}, topics=choices.topics, language=web.language(request))
 
     async def subscribe(request: Request) -> Response:
         if not web.posts.allow(client(request)):
@@ -64,17 +67,24 @@ def routes(web: Web) -> list[Route]:
         form = await read_form(request)
         if isinstance(form, str):
             return web.bad_form(request, form)
-        checked = web.read_form(form, with_email=True)
+        # The language of the page the form was on: its consent sentence is the one agreed to.
+        shown = str(form.get("lang") or "")
+        language = shown if shown in web.settings.site.all_languages else web.language(request)
+        translations = web.translations(language)
+        _ = translations.gettext
+        checked = web.read_form(form, current_language=language, with_email=True)
+        wait = duration(int(web.web.confirm_token_hours * 3600), translations)
         sent = web.message(
             request,
-            eyebrow="Almost done",
-            heading="Check your inbox",
+            language=language,
+            eyebrow=_("Almost done"),
+            heading=_("Check your inbox"),
             paragraphs=[
-                f"If {checked.email} can receive our emails, a message with a confirmation link is on its way to it.",
-                f"Open it and click the link within {duration(int(web.web.confirm_token_hours * 3600))}. "
-                "Until you do, we send you nothing else.",
+                _("If %(address)s can receive our emails, a message with a confirmation link is on its way to it.")
+                % {"address": checked.email},
+                _("Open it and click the link within %(wait)s. Until you do, we send you nothing else.") % {"wait": wait},
             ],
-            links=[("Back to the press releases", "/")],
+            links=[(_("Back to the press releases"), "/")],
         )
         # A bot that fills the hidden field gets the page a person gets, and nothing happens.
         if str(form.get("website") or "").strip():
@@ -84,23 +94,27 @@ def routes(web: Web) -> list[Route]:
         if verdict != "ok" or checked.errors:
             topics = web.topic_choices(checked.topics)
             if verdict == "ok":
-                return subscribe_form(request, values=checked.values(), errors=checked.errors, topics=topics, status=400)
+                return subscribe_form(
+                    request, values=checked.values(), errors=checked.errors, topics=topics, status=400, language=language
+                )
             notice = (
-                {"tone": "error", "text": "This form had expired or came from another site. Please check it and press Subscribe again."}
+                {"tone": "error", "text": _("This form had expired or came from another site. Please check it and press Subscribe again.")}
                 if verdict == "bad"
-                else {"tone": "info", "text": "Please check your details and press Subscribe to continue."}
+                else {"tone": "info", "text": _("Please check your details and press Subscribe to continue.")}
             )
             return subscribe_form(
-                request, values=checked.values(), errors={}, topics=topics, notice=notice, status=403 if verdict == "bad" else 200
+                request, values=checked.values(), errors={}, topics=topics, notice=notice, status=403 if verdict == "bad" else 200,
+                language=language,
             )
         form_kind = "subscribe-page" if form.get("form") == "subscribe-page" else "archive-page"
         evidence = web.evidence(
-            request, form=form_kind, topics=list(checked.topics), cadence=checked.cadence, language=checked.language
+            request, form=form_kind, text=web.consent(language), topics=list(checked.topics), cadence=checked.cadence,
+            language=checked.language,
         )
         client_ok = web.confirmations.allow(client(request))
         requested = await run_in_threadpool(register, checked, evidence, client_ok)
         if requested is not None:
-            sent.background = BackgroundTask(send_confirmation, requested)
+            sent.background = BackgroundTask(send_confirmation, requested, checked.language)
         return sent
 
     def register(checked: Form, evidence: str, client_ok: bool) -> Requested | None:
@@ -113,7 +127,7 @@ def routes(web: Web) -> list[Route]:
                 source="web:subscribe",
                 evidence=evidence,
                 name=checked.name,
-                language=web.settings.site.language,
+                language=checked.language,
                 topics=checked.topics,
                 cadence=checked.cadence,
                 confirmations_since=now - timedelta(days=1),
@@ -123,13 +137,14 @@ def routes(web: Web) -> list[Route]:
                 may_confirm=client_ok,
             )
 
-    async def send_confirmation(requested: Requested) -> None:
+    async def send_confirmation(requested: Requested, language: str) -> None:
         expires = web.clock() + timedelta(hours=web.web.confirm_token_hours)
         token = sign_token(settings=web.settings, action=CONFIRM_ACTION, subscriber_id=requested.request_id, expires_at=expires)
         await web.send_subscription_email(
             kind="confirm",
             subscriber_id=requested.subscriber_id,
-            action_url=web.link("confirm", token),
+            # The confirm page speaks the language the reader chose.
+            action_url=web.link("confirm", token) + f"&lang={language}",
             key=f"confirm-{requested.request_id}",
         )
 
@@ -171,18 +186,24 @@ def routes(web: Web) -> list[Route]:
         except TokenError as exc:
             return web.bad_link(request, exc.message)
         preferences = "/preferences?token=" + sign_token(settings=web.settings, action="preferences", subscriber_id=subscriber.id)
+        language = web.language(request, subscriber)
+        _ = web.translations(language).gettext
+        if subscriber.cadence == "weekly":
+            what = _("%(address)s will receive a weekly digest of our press releases on the topics you chose.") if subscriber.topics \
+                else _("%(address)s will receive a weekly digest of our press releases.")
+        else:
+            what = _("%(address)s will receive our press releases as they are published, on the topics you chose.") \
+                if subscriber.topics else _("%(address)s will receive our press releases as they are published.")
         return web.message(
             request,
-            eyebrow="Subscribed",
-            heading="You are subscribed",
+            language=language,
+            eyebrow=_("Subscribed"),
+            heading=_("You are subscribed"),
             paragraphs=[
-                f"{subscriber.address} will receive "
-                + ("a weekly digest of our press releases" if subscriber.cadence == "weekly" else "our press releases as they are published")
-                + ("" if not subscriber.topics else " on the topics you chose")
-                + ".",
-                "Every email has a link to change your preferences or unsubscribe.",
+                what % {"address": subscriber.address},
+                _("Every email has a link to change your preferences or unsubscribe."),
             ],
-            links=[("Change your preferences", preferences), ("Read the press releases", "/")],
+            links=[(_("Change your preferences"), preferences), (_("Read the press releases"), "/")],
             background=BackgroundTask(
                 web.send_subscription_email,
                 kind="welcome",
