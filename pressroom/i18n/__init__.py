@@ -176,6 +176,8 @@ def _compiled(language: str, project: str) -> Translations:
             if file.is_file():
                 for message in _read(file):
                     if message.id and message.string:
+                        if message.id in merged:
+                            del merged[message.id]  # setting an existing id would keep its old text
                         merged[message.id] = message
                 break
     buffer = BytesIO()

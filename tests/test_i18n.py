@@ -1,0 +1,256 @@
+"""Translations and catalogues: every fixed word in the reader's language, each reader their version, once.
+
+The "no English left" checks compare against the catalogue itself: every message whose German
+differs from its English is looked for, in English, in the German email and page. Only the
+messages the English rendering of the same email or page shows are looked for (that is what
+"used in that template" means), so a word of the release's own text never counts.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html
+import io
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from pressroom import i18n
+from pressroom.audience import Audience
+from pressroom.errors import ConfigError
+from pressroom.ledger import Ledger
+from pressroom.releases import load_releases
+from tests.conftest import NOW, REPO, SITE_TOML, Project
+from tests.mail_support import SAMPLE_SLUG
+from tests.site_support import build
+
+LOCALE = REPO / "pressroom" / "i18n" / "locale"
+# The About text per language, as a project with readers in several languages writes it.
+MULTILINGUAL = SITE_TOML.replace('language = "en"', 'language = "en"\nlanguages = ["en", "de", "fr"]').replace(
+    'about = "**About us.** We test things."',
+    'about = {en = "**About us.** We test things.", de = "**Über uns.** Wir testen.", fr = "**À propos.** Nous testons."}',
+)
+READERS = """address,name,language,topics,cadence,status
+anna@example.org,Anna Schmidt,de,,per-release,confirmed
+ben@example.org,Ben Jones,en,,per-release,confirmed
+chloe@example.org,Chloé Martin,fr,,per-release,confirmed
+"""
+
+
+@pytest.fixture
+def multilingual(tmp_path: Path) -> Project:
+    project = Project(tmp_path, MULTILINGUAL)
+    shutil.copytree(REPO / "content" / "releases" / SAMPLE_SLUG, project.releases / SAMPLE_SLUG)
+    return project
+
+
+def _fragments(language: str) -> set[str]:
+    """The English text of every message the catalogue of ``language`` translates differently,
+    cut at its placeholders and tags (the pieces a reader would see)."""
+    with (LOCALE / language / "LC_MESSAGES" / "messages.po").open("rb") as stream:
+        catalogue = read_po(stream)
+    pieces: set[str] = set()
+    for message in catalogue:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for english, translated in zip(ids, strings, strict=False):
+            if translated and translated != english:
+                for piece in re.split(r"%\(\w+\)[sd]|<[^>]+>|\{\w+\}", english):
+                    piece = piece.strip(" .,:;()")
+                    if len(piece) >= 4 and re.search(r"[A-Za-z]{3}", piece):
+                        pieces.add(piece)
+    return pieces
+
+
+def _visible(markup: str) -> str:
+    """The words of an HTML document or email part: tags, styles and comments out, entities decoded."""
+    markup = re.sub(r"<(style|script)\b.*?</\1>|<!--.*?-->", " ", markup, flags=re.S)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", markup))
+    return " ".join(text.split())
+
+
+def _english_left(*, english: str, translated: str, language: str) -> list[str]:
+    english, translated = (re.sub(r"https?://\S+", " ", text) for text in (english, translated))  # links are no words
+    return sorted(
+        piece for piece in _fragments(language)
+        if (piece in english or piece.upper() in english) and (piece in translated or piece.upper() in translated)
+    )
+
+
+def _parts(raw: bytes) -> tuple[str, str]:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()
+    markup = message.get_body(("html",)).get_content()
+    return f"{message['Subject']}\n{text}", _visible(markup)
+
+
+@pytest.fixture
+def email_step(prefect_harness):
+    from prefect import flow
+
+    from flows.publish import email_step
+    from pressroom.settings import load_settings
+
+    @flow(name="test-email-step-i18n")
+    def step(settings_file: str, slug: str, now):  # noqa: ANN001
+        settings = load_settings(settings_file)
+        release = next(r for r in load_releases(settings).releases if r.slug == slug)
+        ledger = Ledger.from_settings(settings)
+        ledger.record_public(releases=[release], now=now)
+        return email_step(release=release, settings=settings, ledger=ledger, now=now,
+                          first_seen=ledger.first_published()[slug], settings_file=settings_file)
+
+    return step
+
+
+def test_a_german_subscriber_receives_the_german_version_once_in_german_words(multilingual, email_step) -> None:
+    Audience.from_settings(multilingual.settings()).import_csv(file=io.StringIO(READERS), now=NOW)
+    settings_file = str(multilingual.root / "pressroom.toml")
+    report = email_step(settings_file=settings_file, slug=SAMPLE_SLUG, now=NOW)
+    again = email_step(settings_file=settings_file, slug=SAMPLE_SLUG, now=NOW + timedelta(minutes=5))
+    assert (report.sent, report.sent_now, again.sent_now) == (3, 3, 0)
+    outbox = multilingual.root / "var" / "outbox" / "email" / SAMPLE_SLUG
+    sent = {path.stem: path.read_bytes() for path in outbox.glob("*.eml")}
+    assert sorted(sent) == ["anna@example.org", "ben@example.org", "chloe@example.org"]
+    german_text, german_html = _parts(sent["anna@example.org"])
+    english_text, english_html = _parts(sent["ben@example.org"])
+    # Her version: the German title, text and About, her greeting, the German page's link.
+    assert "Subject: Der Cluster HUB feiert den Internationalen Tag der Freundschaft" in f"Subject: {german_text}"
+    assert "Guten Tag Anna Schmidt," in german_text and "PRESSEKONTAKTE" in german_text
+    assert "Über uns. Wir testen." in german_text and "30. Juli 2024" in german_text
+    assert f"/de/releases/{SAMPLE_SLUG}/" in german_text
+    assert "Hello Ben Jones," in english_text and "30 July 2024" in english_text
+    assert _english_left(english=english_text, translated=german_text, language="de") == []
+    assert _english_left(english=english_html, translated=german_html, language="de") == []
+    # No French version yet: the release as written, and its fixed words in the same language.
+    assert "Hello Chloé Martin," in _parts(sent["chloe@example.org"])[0]
+    # One ledger row per reader for the release, whatever the language.
+    rows = Ledger.from_settings(multilingual.settings()).states(release=SAMPLE_SLUG, channel="email")
+    assert rows == {"anna@example.org": "sent", "ben@example.org": "sent", "chloe@example.org": "sent"}
+
+
+def test_each_language_has_its_pages_with_reciprocal_hreflang_across_the_whole_site(multilingual) -> None:
+    build(multilingual, NOW)
+    public = multilingual.root / "public"
+    base = "https://press.example.org/"
+    alternates: dict[str, dict[str, str]] = {}
+    for page in public.rglob("*.html"):
+        url = base + page.relative_to(public).as_posix().removesuffix("index.html")
+        links = re.findall(r'<link rel="alternate" hreflang="([^"]+)" href="([^"]+)">', page.read_text(encoding="utf-8"))
+        if links:
+            alternates[url] = dict(links)
+    release, german = f"{base}releases/{SAMPLE_SLUG}/", f"{base}de/releases/{SAMPLE_SLUG}/"
+    assert alternates[release] == {"en": release, "de": german, "x-default": release}
+    assert alternates[german] == alternates[release]
+    assert {base, f"{base}de/", f"{base}fr/", f"{base}tags/", f"{base}de/tags/"} <= set(alternates)
+    for url, links in alternates.items():
+        assert url in links.values(), f"{url} does not list itself among its alternates"
+        for language, other in links.items():
+            assert other in alternates, f"{url} names {other} ({language}), which has no alternates"
+            assert alternates[other] == links, f"{url} and {other} disagree about their alternates"
+    sitemap = (public / "sitemap.xml").read_text(encoding="utf-8")
+    assert f'<xhtml:link rel="alternate" hreflang="de" href="{german}"/>' in sitemap
+    assert f"<loc>{german}</loc>" in sitemap
+    # Each language its own feeds, in its language.
+    assert '<language>de</language>' in (public / "de" / "feed.xml").read_text(encoding="utf-8")
+    assert 'xml:lang="de"' in (public / "de" / "atom.xml").read_text(encoding="utf-8")
+    assert '"language":"de"' in (public / "de" / "feed.json").read_text(encoding="utf-8")
+    assert "Internationaler Tag der Freundschaft" in (public / "de" / "feed.xml").read_text(encoding="utf-8")
+    assert "Internationaler Tag" not in (public / "feed.xml").read_text(encoding="utf-8")
+
+
+def test_the_german_page_has_no_english_fixed_text_and_a_language_switcher(multilingual) -> None:
+    build(multilingual, NOW)
+    public = multilingual.root / "public"
+    english_page = (public / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
+    german_page = (public / "de" / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="de">' in german_page
+    assert _english_left(english=_visible(english_page), translated=_visible(german_page), language="de") == []
+    assert "30. Juli 2024" in german_page and "Pressekontakte" in german_page
+    assert f'<a href="../../../releases/{SAMPLE_SLUG}/" hreflang="en" lang="en">English (en)</a>' in german_page
+    assert f'<a href="../../../fr/" hreflang="fr" lang="fr">Français (fr)</a>' in german_page
+    # The subscribe form of a German page: German words, German consent, German preselected.
+    assert "Ich möchte Pressemitteilungen von Test Hub per E-Mail erhalten" in german_page
+    assert '<option value="de" selected>Deutsch (de)</option>' in german_page
+    french_index = (public / "fr" / "index.html").read_text(encoding="utf-8")
+    assert "Aucun communiqué de presse n’a encore été publié." in french_index
+
+
+def test_a_rebuild_rewrites_nothing_and_a_changed_translation_only_its_pages(multilingual) -> None:
+    build(multilingual, NOW)
+    again, _ = build(multilingual, NOW)
+    assert again.written == []
+    german = multilingual.releases / SAMPLE_SLUG / "index.de.md"
+    german.write_text(german.read_text(encoding="utf-8").replace("## Kontakt", "## Schreiben Sie uns"), encoding="utf-8")
+    changed, _ = build(multilingual, NOW)
+    written = {path.relative_to(multilingual.root / "public").as_posix() for path in changed.written}
+    assert f"de/releases/{SAMPLE_SLUG}/index.html" in written
+    assert not any(not path.startswith("de/") and path != "sitemap.xml" for path in written), written
+
+
+def test_check_reports_a_translation_that_disagrees_and_a_missing_one(multilingual) -> None:
+    german = multilingual.releases / SAMPLE_SLUG / "index.de.md"
+    german.write_text(german.read_text(encoding="utf-8").replace("date: 2024-07-30 09:00", "date: 2024-07-31 09:00"),
+                      encoding="utf-8")
+    settings = multilingual.settings()
+    result = load_releases(settings)
+    problem = next(p for p in result.problems if p.path == german)
+    assert (problem.field, problem.line) == ("date", 7)
+    assert "disagrees with index.md" in problem.message
+    # The release itself still publishes, without the bad translation.
+    assert [r.slug for r in result.releases] == [SAMPLE_SLUG] and not result.releases[0].translations
+
+    german.unlink()
+    strict = multilingual.settings(PRESSROOM_SITE__REQUIRE_TRANSLATIONS="true")
+    result = load_releases(strict)
+    assert [(p.field, p.path.name) for p in result.problems] == [("translations", "index.md")]
+    assert "index.de.md, index.fr.md" in result.problems[0].hint
+    assert result.releases == []
+
+
+def test_a_translation_may_not_claim_another_language_than_its_file_name(multilingual) -> None:
+    french = multilingual.releases / SAMPLE_SLUG / "index.fr.md"
+    french.write_text("---\ntitle: Bonjour\ndate: 2024-07-30 09:00\nstatus: approved\nlanguage: de\n---\n\nTexte.\n",
+                      encoding="utf-8")
+    result = load_releases(multilingual.settings())
+    problem = next(p for p in result.problems if p.path == french)
+    assert problem.field == "language" and "'fr'" in problem.message
+
+
+def test_a_project_catalogue_overrides_a_shipped_message_and_a_bad_folder_is_named(multilingual) -> None:
+    folder = multilingual.root / "locale" / "de" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "messages.po").write_text('msgid "Media contacts"\nmsgstr "Ansprechpartner für die Presse"\n', encoding="utf-8")
+    settings = multilingual.settings(PRESSROOM_SITE__LOCALE_DIR="locale")
+    german = i18n.translations(language="de", settings=settings)
+    assert german.gettext("Media contacts") == "Ansprechpartner für die Presse"
+    assert german.gettext("Press release") == "Pressemitteilung"  # the shipped catalogue still answers the rest
+    # An unknown language falls back to the site language, then English.
+    assert i18n.translations(language="nl", settings=settings).gettext("Press release") == "Press release"
+    with pytest.raises(ConfigError, match="locale_dir"):
+        i18n.translations(language="de", settings=multilingual.settings(PRESSROOM_SITE__LOCALE_DIR="nowhere"))
+
+
+def test_dates_and_accept_language_follow_the_language(multilingual) -> None:
+    settings = multilingual.settings()
+    moment = NOW.replace(month=12, day=2)
+    assert i18n.format_date(moment=moment, language="de", settings=settings) == "2. Dezember 2024"
+    assert i18n.format_date(moment=moment, language="fr", settings=settings) == "2 décembre 2024"
+    assert i18n.format_date(moment=moment, language="en", settings=settings) == "2 December 2024"
+    assert i18n.negotiate("fr-CH, de;q=0.8, en;q=0.5", ["en", "de", "fr"]) == "fr"
+    assert i18n.negotiate("es, *;q=0.1", ["en", "de"]) is None
+
+
+def test_every_message_has_a_german_and_a_french_translation() -> None:
+    for language in ("de", "fr"):
+        with (LOCALE / language / "LC_MESSAGES" / "messages.po").open("rb") as stream:
+            untranslated = [m.id for m in read_po(stream) if m.id and not all(
+                m.string if isinstance(m.string, tuple) else (m.string,))]
+        assert untranslated == [], f"{language}: untranslated messages (run scripts/extract-messages, then translate)"
