@@ -12,6 +12,7 @@ import email
 import email.policy
 import html
 import io
+import json
 import re
 import shutil
 from datetime import timedelta
@@ -254,3 +255,45 @@ def test_every_message_has_a_german_and_a_french_translation() -> None:
             untranslated = [m.id for m in read_po(stream) if m.id and not all(
                 m.string if isinstance(m.string, tuple) else (m.string,))]
         assert untranslated == [], f"{language}: untranslated messages (run scripts/extract-messages, then translate)"
+
+
+def test_web_pages_speak_the_browsers_then_the_subscribers_language(tmp_path: Path) -> None:
+    from tests.test_web import link_in, make_web
+
+    for web in make_web(Project(tmp_path, MULTILINGUAL)):
+        english = web.client.get("/subscribe").text
+        page = web.client.get("/subscribe", headers={"Accept-Language": "de-AT,de;q=0.9,en;q=0.5"})
+        assert '<html lang="de">' in page.text and "Unsere Pressemitteilungen per E-Mail" in page.text
+        assert _english_left(english=_visible(english), translated=_visible(page.text), language="de") == []
+        # The form offers the site's languages, the page's own chosen.
+        assert re.findall(r'<option value="(\w+)"( selected)?>', page.text) == [("de", " selected"), ("en", ""), ("fr", "")]
+        assert '<html lang="fr">' in web.client.get("/subscribe?lang=fr").text
+
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        answer = web.client.post("/subscribe", data={
+            "email": "anna@example.org", "csrf_token": token, "form": "subscribe-page", "cadence": "per-release",
+            "language": "de", "lang": "de",
+        })
+        assert answer.status_code == 200 and "Sehen Sie in Ihrem Posteingang nach" in answer.text
+        assert web.subscriber("anna@example.org").language == "de"
+        (confirmation,) = web.new_mail()
+        assert confirmation["Subject"] == "Bestätigen Sie Ihr Abonnement der Pressemitteilungen von Test Hub"
+        # The link says which language its pages speak.
+        link = re.search(r"https://press\.example\.org(/confirm\?token=\S+&lang=de)\s", confirmation.get_body(("plain",)).get_content())
+        page = web.client.get(link.group(1))
+        assert "Mein Abonnement bestätigen" in page.text
+        confirmed = web.client.post(re.search(r'<form[^>]+action="([^"]+)"', page.text).group(1).replace("&amp;", "&"))
+        assert "Sie sind angemeldet" in confirmed.text and '<html lang="de">' in confirmed.text
+        (welcome,) = web.new_mail()
+        assert welcome["Subject"] == "Willkommen: Sie erhalten jetzt die Pressemitteilungen von Test Hub"
+        assert "Sie haben jede unserer Pressemitteilungen, sobald sie erscheint gewählt" in " ".join(
+            welcome.get_body(("plain",)).get_content().split())
+        # What she agreed to is kept as she read it, in German.
+        events = web.audience.events(address="anna@example.org")
+        texts = {json.loads(event.detail).get("text") for event in events if event.kind in {"requested", "confirmed"}}
+        assert texts == {"Ich möchte Pressemitteilungen von Test Hub per E-Mail erhalten, zu den Themen und in dem "
+                         "Rhythmus, den ich gewählt habe. Ich kann das jederzeit mit den Links in jeder E-Mail ändern "
+                         "oder mich abmelden."}
+        # Her preferences page, opened from an email with no Accept-Language at all: German, her language.
+        preferences = web.client.get(link_in(welcome, "/preferences"))
+        assert "E-Mail-Einstellungen" in preferences.text and "Einstellungen speichern" in preferences.text

@@ -168,14 +168,16 @@ def routes(web: Web) -> list[Route]:
         checked = await run_in_threadpool(usable, token)
         if isinstance(checked, str):
             return web.bad_link(request, checked)
-        return web.page(request, "web/confirm.html.j2", token=token)
+        # A language asked for in the link goes on to the button's POST; without one, the subscriber's decides there.
+        asked = request.query_params.get("lang", "")
+        return web.page(request, "web/confirm.html.j2", token=token, asked=asked if asked in web.settings.site.all_languages else "")
 
     async def confirm(request: Request) -> Response:
         token = request.query_params.get("token", "")
         checked = request_id(token)
         if isinstance(checked, str):
             return web.bad_link(request, checked)
-        evidence = web.evidence(request, form="confirm-button")
+        evidence = web.evidence(request, form="confirm-button", text=web.consent(web.language(request)))
 
         def apply():  # noqa: ANN202
             with web.writes:
