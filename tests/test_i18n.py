@@ -18,15 +18,17 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import lxml.html
 import pytest
 from babel.messages.pofile import read_po
+from lxml import etree
 
 from pressroom import i18n
 from pressroom.audience import Audience
 from pressroom.errors import ConfigError
 from pressroom.ledger import Ledger
 from pressroom.releases import load_releases
-from tests.conftest import NOW, REPO, SITE_TOML, Project
+from tests.conftest import DATA, NOW, REPO, SITE_TOML, Project
 from tests.mail_support import SAMPLE_SLUG
 from tests.site_support import build
 
@@ -297,3 +299,42 @@ def test_web_pages_speak_the_browsers_then_the_subscribers_language(tmp_path: Pa
         # Her preferences page, opened from an email with no Accept-Language at all: German, her language.
         preferences = web.client.get(link_in(welcome, "/preferences"))
         assert "E-Mail-Einstellungen" in preferences.text and "Einstellungen speichern" in preferences.text
+
+
+def test_a_two_language_release_matches_golden_files(multilingual) -> None:
+    """The German version's page head (hreflang, language switcher), its feed items and its email text.
+
+    ``REGEN_GOLDEN=1`` rewrites them (tests/data/site-translated/, tests/data/mail-release-de/).
+    """
+    from pressroom.mail import compose_release
+    from tests.test_mail_golden import check_golden
+    from tests.test_site_golden import REGENERATE
+
+    build(multilingual, NOW)
+    german = multilingual.root / "public" / "de"
+    page = lxml.html.fromstring((german / "releases" / SAMPLE_SLUG / "index.html").read_bytes())
+    head = [
+        etree.tostring(element, encoding="unicode", with_tail=False)
+        for element in page.head
+        if element.tag in {"meta", "link", "title"} and element.get("rel") != "stylesheet"
+    ]
+    switcher = page.find_class("language-switcher")[0]
+    actual = {
+        "page-head.html": "\n".join(head) + "\n",
+        "language-switcher.html": etree.tostring(switcher, encoding="unicode", with_tail=False) + "\n",
+        "rss-item.xml": etree.tostring(etree.fromstring((german / "feed.xml").read_bytes()).find("channel/item"),
+                                       encoding="unicode", with_tail=False) + "\n",
+        "atom-entry.xml": etree.tostring(
+            etree.fromstring((german / "atom.xml").read_bytes()).find("{http://www.w3.org/2005/Atom}entry"),
+            encoding="unicode", with_tail=False) + "\n",
+        "json-item.json": json.dumps(json.loads((german / "feed.json").read_bytes())["items"][0], ensure_ascii=False, indent=1) + "\n",
+    }
+    case = DATA / "site-translated"
+    if REGENERATE:
+        case.mkdir(parents=True, exist_ok=True)
+        for name, content in actual.items():
+            (case / name).write_text(content, encoding="utf-8")
+    for name, content in actual.items():
+        assert content == (case / name).read_text(encoding="utf-8"), f"{case / name} differs; REGEN_GOLDEN=1 rewrites it"
+    release = next(r for r in load_releases(multilingual.settings()).releases if r.slug == SAMPLE_SLUG)
+    check_golden("mail-release-de", compose_release(release=release, settings=multilingual.settings(), language="de"))
