@@ -338,3 +338,24 @@ def test_a_two_language_release_matches_golden_files(multilingual) -> None:
         assert content == (case / name).read_text(encoding="utf-8"), f"{case / name} differs; REGEN_GOLDEN=1 rewrites it"
     release = next(r for r in load_releases(multilingual.settings()).releases if r.slug == SAMPLE_SLUG)
     check_golden("mail-release-de", compose_release(release=release, settings=multilingual.settings(), language="de"))
+
+
+def test_the_weekly_digest_shows_each_readers_releases_in_their_language(multilingual, prefect_harness) -> None:
+    from datetime import UTC, datetime
+
+    from flows.digest import digest
+
+    weekly = READERS.replace(",per-release,", ",weekly,")
+    Audience.from_settings(multilingual.settings()).import_csv(file=io.StringIO(weekly), now=NOW)
+    settings_file = str(multilingual.root / "pressroom.toml")
+    report = digest(settings_file=settings_file, now=datetime(2024, 8, 5, 9, 0, tzinfo=UTC))
+    assert (report.sent, report.failed) == (3, 0)
+    outbox = multilingual.root / "var" / "outbox" / "email" / "digest-2024-W31"
+    german, _ = _parts((outbox / "anna@example.org.eml").read_bytes())
+    english, _ = _parts((outbox / "ben@example.org.eml").read_bytes())
+    assert german.startswith("Die Pressemitteilungen dieser Woche, 29. Juli – 4. August 2024\n")
+    assert "Internationaler Tag der Freundschaft: Der Cluster HUB feiert" in german
+    assert "Guten Tag Anna Schmidt, hier ist die Pressemitteilung, die Test Hub diese Woche veröffentlicht hat." in german
+    assert f"/de/releases/{SAMPLE_SLUG}/" in german
+    assert english.startswith("This week's press releases, 29 July – 4 August 2024\n")
+    assert _english_left(english=english, translated=german, language="de") == []
