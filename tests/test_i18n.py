@@ -31,6 +31,7 @@ from pressroom.releases import load_releases
 from tests.conftest import DATA, NOW, REPO, SITE_TOML, Project
 from tests.mail_support import SAMPLE_SLUG
 from tests.site_support import build
+from tests.test_delivery_flow import email_step  # noqa: F401 - the fixture: the publish flow's email step under Prefect
 
 LOCALE = REPO / "pressroom" / "i18n" / "locale"
 # The About text per language, as a project with readers in several languages writes it.
@@ -92,25 +93,6 @@ def _parts(raw: bytes) -> tuple[str, str]:
     text = message.get_body(("plain",)).get_content()
     markup = message.get_body(("html",)).get_content()
     return f"{message['Subject']}\n{text}", _visible(markup)
-
-
-@pytest.fixture
-def email_step(prefect_harness):
-    from prefect import flow
-
-    from flows.publish import email_step
-    from pressroom.settings import load_settings
-
-    @flow(name="test-email-step-i18n")
-    def step(settings_file: str, slug: str, now):  # noqa: ANN001
-        settings = load_settings(settings_file)
-        release = next(r for r in load_releases(settings).releases if r.slug == slug)
-        ledger = Ledger.from_settings(settings)
-        ledger.record_public(releases=[release], now=now)
-        return email_step(release=release, settings=settings, ledger=ledger, now=now,
-                          first_seen=ledger.first_published()[slug], settings_file=settings_file)
-
-    return step
 
 
 def test_a_german_subscriber_receives_the_german_version_once_in_german_words(multilingual, email_step) -> None:
