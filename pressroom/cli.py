@@ -77,7 +77,8 @@ def check(
             state = "scheduled"
         utc = release.date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         local = release.date.astimezone(zone).strftime(f"%Y-%m-%d %H:%M %Z ({zone.key})")
-        console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}", markup=False, soft_wrap=True)
+        versions = f"  (also in {', '.join(release.translations)})" if release.translations else ""
+        console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}{versions}", markup=False, soft_wrap=True)
     total = len(result.releases) + len(result.problems)
     summary = f"{len(result.releases)} of {total} releases valid"
     if result.problems:

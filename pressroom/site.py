@@ -463,7 +463,7 @@ def _template_location(exc: jinja2.TemplateError, name: str) -> str:
 def _templates_fingerprint(folder: Path) -> str:
     """Digest of the templates and of the code that turns files into pages: a change to any re-renders all."""
     digest = hashlib.blake2b(digest_size=16)
-    code = [Path(module.__file__) for module in (sys.modules[__name__], feeds_module, releases_module)]
+    code = [Path(module.__file__) for module in (sys.modules[__name__], feeds_module, releases_module, i18n)]
     for path in [*sorted(folder.glob("*.j2")), *code]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -487,7 +487,7 @@ class _Renderer:
         catalogue = i18n.translations(language=language, settings=settings)
         self.env = _environment(folder, templates, catalogue)
         self.table = catalogue.gettext("Table")  # a scrolling table's label
-        self.fingerprint = f"{templates}:{settings.fingerprint}"
+        self.fingerprint = f"{templates}:{settings.fingerprint}:{i18n.fingerprint(settings=settings)}"
         # Card HTML by slug, with _ROOT standing for the page's way back to the site root: the same
         # card is on the index and on each of its topics' pages. Not kept between builds: a new
         # release re-renders front pages only, a few dozen cards.

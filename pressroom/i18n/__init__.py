@@ -13,6 +13,7 @@ message into ``messages.pot`` and updates the catalogues.
 from __future__ import annotations
 
 import gettext as gettext_module
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -30,7 +31,7 @@ from babel.support import Translations
 from pressroom.errors import ConfigError
 from pressroom.settings import Settings
 
-__all__ = ["N_", "SHIPPED", "consent", "digest_subject", "format_date", "format_period", "install", "language_name", "negotiate", "translations"]
+__all__ = ["N_", "SHIPPED", "consent", "digest_subject", "fingerprint", "format_date", "format_period", "install", "language_name", "negotiate", "translations"]
 
 _LOCALE = Path(__file__).resolve().parent / "locale"
 #: The languages whose catalogues ship with Pressroom.
@@ -127,6 +128,16 @@ def negotiate(header: str, offered: Sequence[str]) -> str | None:
             asked.append((-quality, position, tag.strip().replace("_", "-")))
     preferred = [tag for _, _, tag in sorted(asked)]
     return negotiate_locale(preferred, list(offered), sep="-") if preferred else None
+
+
+def fingerprint(*, settings: Settings) -> str:
+    """A digest of every catalogue (shipped and the project's): a changed message re-renders what shows it."""
+    digest = hashlib.blake2b(digest_size=16)
+    project = _project_dir(settings)
+    for folder in filter(None, (str(_LOCALE), project)):
+        for file in sorted(Path(folder).glob("*/LC_MESSAGES/messages.po")):
+            digest.update(file.relative_to(folder).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def language_name(code: str) -> str:
