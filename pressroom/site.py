@@ -107,9 +107,9 @@ def _frozen_heap() -> Iterator[None]:
 
 def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> BuildReport:
     public_dir = _public_dir(settings)
-    shown = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
+    public = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
     # The site language at the root, every other language (configured, or of a translation) under /<lang>/.
-    languages = tuple(dict.fromkeys((*settings.site.all_languages, *(code for r in shown for code in r.translations))))
+    languages = tuple(dict.fromkeys((*settings.site.all_languages, *(code for r in public for code in r.translations))))
     cache = _BuildCache(settings.path("var") / "cache" / _MANIFEST)
 
     trees: list[tuple[list[Release], list[_Tag]]] = []
@@ -117,84 +117,13 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
     jobs: list[_Job] = []
     copies: dict[str, Path] = {}
     for language in languages:
-        site_language = language == settings.site.language
-        pairs = [(r, r) for r in shown] if site_language else [(r.translations[language], r) for r in shown if language in r.translations]
-        versions = [version for version, _ in pairs]
-        mains = {version.slug: main for version, main in pairs}
-        prefix = "" if site_language else f"{language}/"
-        tags = _collect_tags(versions, prefix)
-        trees.append((versions, tags))
-        renderer = _Renderer(settings, tags, language=language, prefix=prefix, languages=languages)
-        # Every page shows the subscribe form with all topics, so the topic list is part of every key.
-        common = (renderer.fingerprint, language, ",".join(languages), *(f"{tag.slug}={tag.name}" for tag in tags))
-
-        for index, release in enumerate(versions):
-            newer = versions[index - 1] if index > 0 else None
-            older = versions[index + 1] if index + 1 < len(versions) else None
-            main = mains[release.slug]
-            release_jobs.append(
-                _Job(
-                    paths=(f"{release.path}index.html",),
-                    key=_key(
-                        *common, "release", _identity(release), _hero_stamp(release), _identity(newer), _identity(older),
-                        *(version.language for version in main.versions),
-                    ),
-                    render=partial(renderer.release_page, release, main=main, newer=newer, older=older),
-                )
-            )
-            copies.update(_assets(release))
-
-        def listings(items: list[Release], base: str, tag: _Tag | None, renderer: _Renderer = renderer,
-                     common: tuple[str, ...] = common) -> None:
-            for page in _paginate(items, settings.site.page_size, base):
-                identities = map(_identity, page.releases)
-                jobs.append(
-                    _Job(
-                        paths=(f"{page.path}index.html",),
-                        # A numbered page's key holds only what it shows, so it is never rendered again.
-                        key=_key(
-                            *common, "listing", page.path, page.newer or "-", page.older or "-",
-                            str(page.total), str(page.count), *identities,
-                        ),
-                        render=partial(renderer.listing, page, tag=tag, feed_folder=base),
-                    )
-                )
-
-        def feeds(items: Sequence[Release], folder: str, title: str | None, description: str | None,
-                  common: tuple[str, ...] = common, language: str = language) -> None:
-            newest = items[: settings.site.feed_items]
-            heroes = map(_hero_stamp, newest)
-            identities = map(_identity, newest)
-            jobs.append(
-                _Job(
-                    paths=tuple(f"{folder}{name}" for name in FEED_FILES.values()),
-                    key=_key(*common, "feeds", folder, title or "", description or "", *identities, *heroes),
-                    render=partial(
-                        render_feeds, settings=settings, releases=newest, folder=folder, title=title,
-                        description=description, language=language,
-                    ),
-                )
-            )
-
-        listings(versions, prefix, None)
-        feeds(versions, prefix, None, None)
-        about = i18n.translations(language=language, settings=settings).gettext("Press releases of %(site)s about %(topic)s")
-        for tag in tags:
-            listings(list(tag.releases), tag.path, tag)
-            feeds(
-                tag.releases,
-                tag.path,
-                f"{settings.site.name}: {tag.name}",
-                about % {"site": settings.site.name, "topic": tag.name},
-            )
-        jobs.append(_Job(paths=(f"{prefix}tags/index.html",), key=None, render=renderer.tag_index))
-        if site_language:
-            jobs.append(_Job(paths=("404.html",), key=None, render=renderer.not_found))
+        trees.append(_language_jobs(settings, public, language, languages, release_jobs, jobs, copies))
     small = {
         "sitemap.xml": partial(_sitemap, settings, trees),
         "robots.txt": lambda: f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode(),
     }
     jobs += [_Job(paths=(path,), key=None, render=render) for path, render in small.items()]
+    pages = sum(1 for job in (*release_jobs, *jobs) if job.paths[0].endswith(".html"))
     for static in sorted((settings.path("templates") / "site" / _STATIC).glob("*")):
         if static.is_file():
             copies[f"{_STATIC}/{static.name}"] = static
@@ -206,9 +135,93 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
         written=report.written,
         unchanged=report.unchanged,
         removed=report.removed,
-        pages=sum(1 for job in (*release_jobs, *jobs) if job.paths[0].endswith(".html")),
-        releases=tuple(release.slug for release in shown),
+        pages=pages,
+        releases=tuple(release.slug for release in public),
     )
+
+
+def _language_jobs(
+    settings: Settings,
+    public: list[Release],
+    language: str,
+    languages: tuple[str, ...],
+    release_jobs: list[_Job],
+    jobs: list[_Job],
+    copies: dict[str, Path],
+) -> tuple[list[Release], list[_Tag]]:
+    """The jobs of one language's pages and feeds (under ``<lang>/`` unless it is the site's); returns
+    its releases and topics, for the sitemap."""
+    site_language = language == settings.site.language
+    pairs = [(r, r) for r in public] if site_language else [(r.translations[language], r) for r in public if language in r.translations]
+    shown = [version for version, _ in pairs]
+    mains = {version.slug: main for version, main in pairs}
+    prefix = "" if site_language else f"{language}/"
+    tags = _collect_tags(shown, prefix)
+    renderer = _Renderer(settings, tags, language=language, prefix=prefix, languages=languages)
+    # Every page shows the subscribe form with all topics, so the topic list is part of every key.
+    common = (renderer.fingerprint, language, ",".join(languages), *(f"{tag.slug}={tag.name}" for tag in tags))
+
+    for index, release in enumerate(shown):
+        newer = shown[index - 1] if index > 0 else None
+        older = shown[index + 1] if index + 1 < len(shown) else None
+        main = mains[release.slug]
+        release_jobs.append(
+            _Job(
+                paths=(f"{release.path}index.html",),
+                key=_key(
+                    *common, "release", _identity(release), _hero_stamp(release), _identity(newer), _identity(older),
+                    *(version.language for version in main.versions),
+                ),
+                render=partial(renderer.release_page, release, main=main, newer=newer, older=older),
+            )
+        )
+        copies.update(_assets(release))
+
+    def listings(items: list[Release], base: str, tag: _Tag | None) -> None:
+        for page in _paginate(items, settings.site.page_size, base):
+            identities = map(_identity, page.releases)
+            jobs.append(
+                _Job(
+                    paths=(f"{page.path}index.html",),
+                    # A numbered page's key holds only what it shows, so it is never rendered again.
+                    key=_key(
+                        *common, "listing", page.path, page.newer or "-", page.older or "-",
+                        str(page.total), str(page.count), *identities,
+                    ),
+                    render=partial(renderer.listing, page, tag=tag, feed_folder=base),
+                )
+            )
+
+    def feeds(items: Sequence[Release], folder: str, title: str | None, description: str | None) -> None:
+        newest = items[: settings.site.feed_items]
+        heroes = map(_hero_stamp, newest)
+        identities = map(_identity, newest)
+        jobs.append(
+            _Job(
+                paths=tuple(f"{folder}{name}" for name in FEED_FILES.values()),
+                key=_key(*common, "feeds", folder, title or "", description or "", *identities, *heroes),
+                render=partial(
+                    render_feeds, settings=settings, releases=newest, folder=folder, title=title, description=description,
+                    language=language,
+                ),
+            )
+        )
+
+    listings(shown, prefix, None)
+    feeds(shown, prefix, None, None)
+    about = i18n.translations(language=language, settings=settings).gettext("Press releases of %(site)s about %(topic)s")
+    for tag in tags:
+        listings(list(tag.releases), tag.path, tag)
+        feeds(
+            tag.releases,
+            tag.path,
+            f"{settings.site.name}: {tag.name}",
+            about % {"site": settings.site.name, "topic": tag.name},
+        )
+    jobs.append(_Job(paths=(f"{prefix}tags/index.html",), key=None, render=renderer.tag_index))
+    if site_language:
+        jobs.append(_Job(paths=("404.html",), key=None, render=renderer.not_found))
+    return shown, tags
 
 
 @dataclass(frozen=True)
