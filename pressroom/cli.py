@@ -257,6 +257,7 @@ def preview(
     digest: Annotated[bool, typer.Option("--digest", help="preview the weekly digest the digest flow would send at --now")] = False,
     no_screenshots: Annotated[bool, typer.Option("--no-screenshots", help="skip the Chromium PNGs")] = False,
     social: Annotated[bool, typer.Option("--social", help="show the release's social posts with their counts instead")] = False,
+    language: Annotated[str, typer.Option("--language", help="the email a reader of this language gets (e.g. de)")] = "",
     settings_file: SettingsOption = None,
     now: NowOption = None,
 ) -> None:
@@ -274,7 +275,7 @@ def preview(
         return
     try:
         files = write_preview(settings=settings, slug=slug, digest=digest, now=_now(now), shots=not no_screenshots,
-                              approved=_approval_reader(settings) if digest else None)
+                              approved=_approval_reader(settings) if digest else None, language=language)
     except PressroomError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None

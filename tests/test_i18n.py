@@ -341,3 +341,11 @@ def test_the_weekly_digest_shows_each_readers_releases_in_their_language(multili
     assert f"/de/releases/{SAMPLE_SLUG}/" in german
     assert english.startswith("This week's press releases, 29 July – 4 August 2024\n")
     assert _english_left(english=english, translated=german, language="de") == []
+
+
+def test_preview_shows_the_email_a_german_reader_gets(multilingual) -> None:
+    from pressroom.mail.preview import write_preview
+
+    files = write_preview(settings=multilingual.settings(), slug=SAMPLE_SLUG, language="de", shots=False)
+    assert files.text.parent.name == "de"
+    assert files.text.read_text(encoding="utf-8").startswith("Test Hub · Pressemitteilung · 30. Juli 2024\n")
