@@ -31,11 +31,12 @@ from babel.support import Translations
 from pressroom.errors import ConfigError
 from pressroom.settings import Settings
 
-__all__ = ["N_", "SHIPPED", "consent", "digest_subject", "fingerprint", "format_date", "format_period", "install", "language_name", "negotiate", "translations"]
+__all__ = [
+    "N_", "consent", "digest_subject", "fingerprint", "format_date", "format_period", "install", "language_name", "negotiate",
+    "translations",
+]
 
-_LOCALE = Path(__file__).resolve().parent / "locale"
-#: The languages whose catalogues ship with Pressroom.
-SHIPPED = ("en", "de", "fr")
+_LOCALE = Path(__file__).resolve().parent / "locale"  # the shipped catalogues: en, de, fr
 
 
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention Babel's extractor looks for
@@ -164,15 +165,9 @@ def _project_dir(settings: Settings) -> str:
 
 @lru_cache(maxsize=64)
 def _translations(language: str, site_language: str, project: str) -> gettext_module.NullTranslations:
-    chain = dict.fromkeys((language, site_language, "en"))
-    first: gettext_module.NullTranslations | None = None
-    for code in chain:
-        catalogue = _compiled(code, project)
-        if first is None:
-            first = catalogue
-        else:
-            first.add_fallback(catalogue)
-    assert first is not None  # noqa: S101 - the chain always holds "en"
+    first, *fallbacks = (_compiled(code, project) for code in dict.fromkeys((language, site_language, "en")))
+    for fallback in fallbacks:
+        first.add_fallback(fallback)  # appended to the end of the chain
     return first
 
 
