@@ -4,6 +4,10 @@ A release is ``content/releases/<slug>.md`` or a bundle folder ``content/release
 with its images beside it. The file starts with YAML front matter between ``---`` lines;
 :class:`FrontMatter` is the one table of what each field means and accepts.
 
+A bundle may hold the release in other languages too, ``index.de.md`` beside ``index.md``: each
+is read like any release file, then attached to the release as ``Release.translations`` when it
+agrees on what the versions share (slug, date, status, expiry, approval).
+
 Every problem becomes a :class:`~pressroom.errors.ReleaseError` naming the file, the line
 and the field, and the release is skipped; the other releases still load. What is only worth a
 second look (a date without a time) is a :class:`~pressroom.errors.ReleaseWarning`: the release loads.
