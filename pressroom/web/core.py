@@ -100,7 +100,7 @@ def _load_choices(settings: Settings, *, now: datetime) -> Choices:
     for release in load_releases(settings).releases:
         if not release.is_public(now):
             continue
-        languages.add(release.language)
+        languages.update(version.language for version in release.versions)
         for name, slug in zip(release.tags, release.tag_slugs, strict=True):
             if slug:
                 topics.setdefault(slug, name)
