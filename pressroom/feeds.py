@@ -58,7 +58,7 @@ def render_feeds(
     home = f"{site.base_url}/{folder}"
     feed_title = clean_text(title or site.name)
     default = t.gettext("Press releases of %(site)s") % {"site": site.name}
-    feed_description = clean_text(description or site.description or default)
+    feed_description = clean_text(description or site.description_in(language) or default)
     updated = max((release.date for release in items), default=_EMPTY_FEED_UPDATED)
     urls = {kind: f"{home}{name}" for kind, name in FEED_FILES.items()}
 

@@ -157,6 +157,11 @@ class Release(_Frozen):
         return self.translations.get(language) or self.translations.get(language.split("-")[0]) or self
 
     @property
+    def topics(self) -> tuple[str, ...]:
+        """The tag slugs of every version: a reader who follows a topic in any language gets the release."""
+        return tuple(dict.fromkeys(slug for version in self.versions for slug in version.tag_slugs))
+
+    @property
     def versions(self) -> tuple[Release, ...]:
         """Every language version, this one (the site language's) first."""
         return (self, *self.translations.values())

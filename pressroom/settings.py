@@ -39,7 +39,7 @@ class SiteSettings(_Section):
     base_url: str = "http://localhost:8000"
     language: str = "en"
     timezone: str = "UTC"
-    description: str = ""
+    description: str | dict[str, str] = Field("", description="one sentence about the site; or a {language: text} table")
     about: str | dict[str, str] = Field(
         "", description="Markdown 'About' boilerplate appended to every release; or a {language: text} table"
     )
@@ -90,6 +90,10 @@ class SiteSettings(_Section):
     def all_languages(self) -> tuple[str, ...]:
         """The site language first, then the other published languages."""
         return tuple(dict.fromkeys((self.language, *self.languages)))
+
+    def description_in(self, language: str) -> str:
+        """The site's description for ``language``: its own entry of the table, else the site language's."""
+        return _in_language(self.description, language, self.language)
 
     def about_in(self, language: str) -> str:
         """The About text for ``language``: its own entry of the table, else the site language's."""

@@ -522,7 +522,9 @@ class _Renderer:
             "brand": brand,
             "feeds": FEED_FILES,
             "subscribe": Markup(subscribe),
-            "description": self.site.description or catalogue.gettext("Press releases of %(site)s") % {"site": self.site.name},
+            "description": self.site.description_in(language)
+            or catalogue.gettext("Press releases of %(site)s") % {"site": self.site.name},
+            "intro": self.site.description_in(language),
             "default_image": _default_image(settings),
             "home": prefix,
         }

@@ -39,8 +39,9 @@ MULTILINGUAL = SITE_TOML.replace('language = "en"', 'language = "en"\nlanguages 
     'about = "**About us.** We test things."',
     'about = {en = "**About us.** We test things.", de = "**Über uns.** Wir testen.", fr = "**À propos.** Nous testons."}',
 )
+# Anna follows a topic of the German pages: the release's tags in every language count.
 READERS = """address,name,language,topics,cadence,status
-anna@example.org,Anna Schmidt,de,,per-release,confirmed
+anna@example.org,Anna Schmidt,de,batterierohstoffe,per-release,confirmed
 ben@example.org,Ben Jones,en,,per-release,confirmed
 chloe@example.org,Chloé Martin,fr,,per-release,confirmed
 """

@@ -243,7 +243,7 @@ class Web:
             html = self.env(language).get_template(template).render(
                 **self.common,
                 lang=language,
-                description=self.settings.site.description
+                description=self.settings.site.description_in(language)
                 or self.translations(language).gettext("Press releases of %(site)s") % {"site": self.settings.site.name},
                 canonical=f"{self.settings.site.base_url}{request.url.path}",
                 csrf_token=self.csrf.token(nonce),
