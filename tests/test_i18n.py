@@ -271,7 +271,7 @@ def test_web_pages_speak_the_browsers_then_the_subscribers_language(tmp_path: Pa
         assert "Sie sind angemeldet" in confirmed.text and '<html lang="de">' in confirmed.text
         (welcome,) = web.new_mail()
         assert welcome["Subject"] == "Willkommen: Sie erhalten jetzt die Pressemitteilungen von Test Hub"
-        assert "Sie haben jede unserer Pressemitteilungen, sobald sie erscheint gewählt" in " ".join(
+        assert "Ihre Wahl: jede unserer Pressemitteilungen, sobald sie erscheint, zu allen Themen, auf Deutsch (de)." in " ".join(
             welcome.get_body(("plain",)).get_content().split())
         # What she agreed to is kept as she read it, in German.
         events = web.audience.events(address="anna@example.org")
