@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -34,7 +34,7 @@ from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Literal, TextIO
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 
 from pressroom.db import (
     consent_events,
@@ -43,6 +43,7 @@ from pressroom.db import (
     dialect_insert,
     engine_for,
     engine_for_url,
+    queue_deliveries,
     subscriber_topics,
     subscribers,
     subscription_requests,
@@ -71,7 +72,9 @@ __all__ = [
     "mailbox",
     "normalise_address",
     "preferences_url",
+    "SubscribeRequest",
     "request_subscription",
+    "request_subscriptions",
     "sign_token",
     "unsubscribe_url",
     "verify_token",
@@ -306,15 +309,12 @@ class Audience:
         """One subscriber by address or id, or ``None``."""
         if (address is None) == (subscriber_id is None):
             raise TypeError("give exactly one of address or subscriber_id")
-        where = subscribers.c.id == subscriber_id if address is None else subscribers.c.address == normalise_address(address)
+        by, value = (_BY_ID, subscriber_id) if address is None else (_BY_ADDRESS, normalise_address(address))
         with self._engine.connect() as conn:
-            row = conn.execute(select(subscribers).where(where)).mappings().first()
-            if row is None:
-                return None
-            topics = conn.execute(
-                select(subscriber_topics.c.topic).where(subscriber_topics.c.subscriber_id == row["id"])
-            ).scalars()
-            return _subscriber(row, tuple(sorted(topics)))
+            rows = conn.execute(by, {"p_value": value}).mappings().all()
+        if not rows:
+            return None
+        return _subscriber(rows[0], tuple(sorted(row["topic"] for row in rows if row["topic"] is not None)))
 
     def list(self, *, status: str | None = None) -> Iterator[Subscriber]:
         """Every subscriber (optionally of one status), in address order, streamed in chunks."""
@@ -706,6 +706,14 @@ def _close_requests(conn, subscriber_id: int, now: datetime) -> None:
     )
 
 
+# Built once: every subscription email looks its reader up as it goes out.
+_WITH_TOPICS = select(subscribers, subscriber_topics.c.topic).outerjoin(
+    subscriber_topics, subscriber_topics.c.subscriber_id == subscribers.c.id
+)
+_BY_ID = _WITH_TOPICS.where(subscribers.c.id == bindparam("p_value"))
+_BY_ADDRESS = _WITH_TOPICS.where(subscribers.c.address == bindparam("p_value"))
+
+
 def _subscriber(row, topics: tuple[str, ...]) -> Subscriber:
     return Subscriber(
         id=row["id"],
@@ -752,6 +760,27 @@ class Requested:
     request_id: int
 
 
+Confirmation = Callable[[Requested], tuple[str, str, str]]
+
+
+@dataclass(frozen=True)
+class SubscribeRequest:
+    """One subscribe-form request: the address and the choices it came with.
+
+    ``confirmation`` gives the (key, channel, payload) of its confirmation email's delivery,
+    queued in the same transaction: the request and its email are recorded together or not at all.
+    """
+
+    address: str
+    evidence: str
+    name: str = ""
+    language: str | None = None
+    topics: tuple[str, ...] = ()
+    cadence: str = "per-release"
+    may_confirm: bool = True
+    confirmation: Confirmation | None = None
+
+
 def request_subscription(
     *,
     audience: Audience,
@@ -768,6 +797,7 @@ def request_subscription(
     site_since: datetime | None = None,
     site_max_confirmations: int | None = None,
     may_confirm: bool = True,
+    confirmation: Confirmation | None = None,
 ) -> Requested | None:
     """Record a subscribe-form request (double opt-in) in one transaction.
 
@@ -778,79 +808,167 @@ def request_subscription(
     already, suppressed for another reason than its own unsubscribe (a bounce, a complaint, also
     after erasure), ``may_confirm`` false, ``max_confirmations`` sent to this mailbox (case and
     ``+tag`` aside) since ``confirmations_since``, or ``site_max_confirmations`` sent by the whole
-    site since ``site_since``.
+    site since ``site_since``. Raises :class:`AddressError` for a bad address or choice.
+    """
+    request = SubscribeRequest(address=address, evidence=evidence, name=name, language=language, topics=tuple(topics),
+                               cadence=cadence, may_confirm=may_confirm, confirmation=confirmation)
+    (result,) = request_subscriptions(
+        audience=audience, requests=[request], now=now, source=source, confirmations_since=confirmations_since,
+        max_confirmations=max_confirmations, site_since=site_since, site_max_confirmations=site_max_confirmations,
+    )
+    if isinstance(result, AddressError):
+        raise result
+    return result
+
+
+def request_subscriptions(
+    *,
+    audience: Audience,
+    requests: Sequence[SubscribeRequest],
+    now: datetime,
+    source: str,
+    confirmations_since: datetime,
+    max_confirmations: int,
+    site_since: datetime | None = None,
+    site_max_confirmations: int | None = None,
+) -> list[Requested | None | AddressError]:
+    """:func:`request_subscription` for several requests in one transaction (the web app's group commit).
+
+    One answer per request, in order; a bad address is its own :class:`AddressError` and stops
+    none of the others. The requests apply one after another, so each sees the ones before it.
     """
     from sqlalchemy.exc import IntegrityError
 
+    checked: list[tuple[SubscribeRequest, dict | AddressError]] = []
+    for request in requests:
+        try:
+            checked.append((request, audience._validated(
+                address=request.address, name=request.name, language=request.language, topics=request.topics,
+                cadence=request.cadence, status="pending",
+            )))
+        except AddressError as exc:
+            checked.append((request, exc))
     for attempt in (1, 2):
         try:
-            return _request_subscription(
-                audience, address=address, now=now, source=source, evidence=evidence, name=name, language=language,
-                topics=topics, cadence=cadence, since=confirmations_since, limit=max_confirmations,
-                site_since=site_since, site_limit=site_max_confirmations, may_confirm=may_confirm,
-            )
+            valid = [(request, values) for request, values in checked if not isinstance(values, AddressError)]
+            with audience._engine.begin() as conn:
+                answers = iter(_request_batch(
+                    conn, audience, valid, now=now, source=source[:200], since=confirmations_since, limit=max_confirmations,
+                    site_since=site_since or now, site_limit=site_max_confirmations,
+                ) if valid else [])
+            return [values if isinstance(values, AddressError) else next(answers) for _, values in checked]
         except IntegrityError:
-            if attempt == 2:  # a concurrent request inserted the same address: the retry sees it
+            if attempt == 2:  # another process inserted the same address: the retry sees it
                 raise
-    return None
+    return []
 
 
-def _request_subscription(
-    audience: Audience, *, address: str, now: datetime, source: str, evidence: str, name: str, language: str | None,
-    topics: Iterable[str], cadence: str, since: datetime, limit: int, site_since: datetime | None, site_limit: int | None,
-    may_confirm: bool,
-) -> Requested | None:
-    values = audience._validated(address=address, name=name, language=language, topics=topics, cadence=cadence, status="pending")
-    clean = values["address"]
-    box = mailbox(clean)
-    with audience._engine.begin() as conn:
-        # Every kind of address takes the same statements (bar the first insert of a new one), so
-        # the time of the answer does not tell a confirmed address from an unknown one.
-        row = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.address == clean)).first()
-        if row is None:
-            # One single-row insert, where a known address gets one update. No re-suppression
-            # look-up: the one below finds a hashed suppression and sends no link, so this
-            # pending row can never be confirmed.
-            subscriber_id = conn.execute(
-                insert(subscribers).returning(subscribers.c.id),
-                {"address": clean, "name": values["name"], "language": values["language"], "status": "pending",
-                 "cadence": values["cadence"], "created_at": now, "updated_at": now},
-            ).scalar_one()
-            if values["topics"]:
-                conn.execute(insert(subscriber_topics), [{"subscriber_id": subscriber_id, "topic": t} for t in values["topics"]])
-            confirmed = False
-        else:
-            subscriber_id, confirmed = row.id, row.status == "confirmed"
-            conn.execute(
-                update(subscribers).where(subscribers.c.id == subscriber_id, subscribers.c.status != "confirmed").values(updated_at=now)
-            )
-        Audience._event(conn, subscriber_id, clean, "requested", now, source, evidence)
-        reason = conn.execute(
-            select(suppressions.c.reason).where(suppressions.c.address.in_([clean, *audience._hashes(clean)]))
-        ).scalars().all()
-        emailed_since = select(func.count()).select_from(subscription_requests).where(subscription_requests.c.emailed.is_(True))
-        to_mailbox = emailed_since.where(subscription_requests.c.mailbox == box, subscription_requests.c.created_at >= since)
-        by_site = emailed_since.where(subscription_requests.c.created_at >= (site_since or now))
-        sent, site_sent = conn.execute(select(to_mailbox.scalar_subquery(), by_site.scalar_subquery())).one()
+# Built once: a subscribe POST is the web app's busiest write, and building statements was most of its cost.
+_FIND_ADDRESSES = select(subscribers.c.address, subscribers.c.id, subscribers.c.status).where(
+    subscribers.c.address.in_(bindparam("p_addresses", expanding=True))
+)
+_NEW_SUBSCRIBERS = insert(subscribers).returning(subscribers.c.id, subscribers.c.address, sort_by_parameter_order=True)
+_TOUCH_UNCONFIRMED = (
+    update(subscribers)
+    .where(subscribers.c.id == bindparam("p_id"), subscribers.c.status != "confirmed")
+    .values(updated_at=bindparam("p_now"))
+)
+_SUPPRESSED = select(suppressions.c.address, suppressions.c.reason).where(
+    suppressions.c.address.in_(bindparam("p_addresses", expanding=True))
+)
+_EMAILED = select(func.count()).select_from(subscription_requests).where(subscription_requests.c.emailed.is_(True))
+_SENT_TO_MAILBOXES = (
+    select(subscription_requests.c.mailbox, func.count())
+    .where(
+        subscription_requests.c.emailed.is_(True),
+        subscription_requests.c.mailbox.in_(bindparam("p_mailboxes", expanding=True)),
+        subscription_requests.c.created_at >= bindparam("p_since"),
+    )
+    .group_by(subscription_requests.c.mailbox)
+)
+_SENT_BY_SITE = _EMAILED.where(subscription_requests.c.created_at >= bindparam("p_site_since"))
+_NEW_REQUESTS = insert(subscription_requests).returning(subscription_requests.c.id, sort_by_parameter_order=True)
+
+
+def _request_batch(
+    conn, audience: Audience, items: Sequence[tuple[SubscribeRequest, dict]], *, now: datetime, source: str,
+    since: datetime, limit: int, site_since: datetime, site_limit: int | None,
+) -> list[Requested | None]:
+    """Apply ``items`` in order, each seeing the ones before it, with a fixed number of statements for the batch.
+
+    Every kind of address takes the same statements (bar the insert of a new one, where a known
+    address gets an update), so the time of the answer does not tell a confirmed address from an
+    unknown one.
+    """
+    addresses = list(dict.fromkeys(values["address"] for _, values in items))
+    known = {row.address: (row.id, row.status) for row in conn.execute(_FIND_ADDRESSES, {"p_addresses": addresses})}
+    fresh = {values["address"]: values for _, values in items if values["address"] not in known}
+    if fresh:
+        # No re-suppression look-up: the one below finds a hashed suppression and sends no
+        # link, so such a pending row can never be confirmed.
+        created = conn.execute(_NEW_SUBSCRIBERS, [
+            {"address": a, "name": v["name"], "language": v["language"], "status": "pending", "cadence": v["cadence"],
+             "created_at": now, "updated_at": now}
+            for a, v in fresh.items()
+        ]).all()
+        known.update({row.address: (row.id, "pending") for row in created})
+        topics = [{"subscriber_id": known[a][0], "topic": t} for a, v in fresh.items() for t in v["topics"]]
+        if topics:
+            conn.execute(insert(subscriber_topics), topics)
+    touched = [{"p_id": known[a][0], "p_now": now} for a in addresses if a not in fresh]
+    if touched:
+        conn.execute(_TOUCH_UNCONFIRMED, touched)
+    hashes = {a: audience._hashes(a) for a in addresses}
+    reasons: dict[str, set[str]] = {}
+    for row in conn.execute(_SUPPRESSED, {"p_addresses": [h for a in addresses for h in (a, *hashes[a])]}):
+        reasons.setdefault(row.address, set()).add(row.reason)
+    boxes = {a: mailbox(a) for a in addresses}
+    sent = dict(conn.execute(_SENT_TO_MAILBOXES, {"p_mailboxes": sorted(set(boxes.values())), "p_since": since}).all())
+    site_sent = conn.execute(_SENT_BY_SITE, {"p_site_since": site_since}).scalar_one()
+
+    decisions: list[tuple[SubscribeRequest, dict, int, bool, bool]] = []
+    for request, values in items:
+        clean = values["address"]
+        subscriber_id, status = known[clean]
+        confirmed = status == "confirmed"
+        box = boxes[clean]
+        found = set().union(*(reasons.get(h, set()) for h in (clean, *hashes[clean])))
         emailed = (
             not confirmed
-            and may_confirm
-            and all(r == "unsubscribed" for r in reason)
-            and sent < limit
+            and request.may_confirm
+            and found <= {"unsubscribed"}
+            and sent.get(box, 0) < limit
             and (site_limit is None or site_sent < site_limit)
         )
-        request_id = conn.execute(
-            insert(subscription_requests).returning(subscription_requests.c.id),
-            {
-                "subscriber_id": subscriber_id, "mailbox": box, "name": values["name"], "language": values["language"],
-                "cadence": values["cadence"], "topics": ";".join(values["topics"]), "evidence": evidence,
-                "emailed": emailed, "created_at": now, "closed_at": now if confirmed else None,
-            },
-        ).scalar_one()
+        if emailed:
+            sent[box] = sent.get(box, 0) + 1
+            site_sent += 1
+        decisions.append((request, values, subscriber_id, confirmed, emailed))
+    request_ids = conn.execute(_NEW_REQUESTS, [
+        {"subscriber_id": subscriber_id, "mailbox": boxes[values["address"]], "name": values["name"],
+         "language": values["language"], "cadence": values["cadence"], "topics": ";".join(values["topics"]),
+         "evidence": request.evidence, "emailed": emailed, "created_at": now, "closed_at": now if confirmed else None}
+        for request, values, subscriber_id, confirmed, emailed in decisions
+    ]).scalars().all()
+
+    events, answers, queued = [], [], []
+    for (request, values, subscriber_id, _, emailed), request_id in zip(decisions, request_ids, strict=True):
+        event = {"subscriber_id": subscriber_id, "address": values["address"], "at": now, "source": source}
+        events.append({**event, "kind": "requested", "detail": request.evidence})
         if not emailed:
-            return None
-        Audience._event(conn, subscriber_id, clean, "confirmation-sent", now, source, json.dumps({"request": request_id}))
-        return Requested(subscriber_id=subscriber_id, request_id=request_id)
+            answers.append(None)
+            continue
+        events.append({**event, "kind": "confirmation-sent", "detail": json.dumps({"request": request_id})})
+        requested = Requested(subscriber_id=subscriber_id, request_id=request_id)
+        answers.append(requested)
+        if request.confirmation is not None:
+            key, channel, payload = request.confirmation(requested)
+            queued.append({"release": key, "channel": channel, "recipient": values["address"], "subscriber_id": None,
+                           "payload": payload, "planned_at": now, "updated_at": now})
+    conn.execute(insert(consent_events), events)
+    if queued:
+        queue_deliveries(conn, queued)
+    return answers
 
 
 def check_request(*, audience: Audience, request_id: int) -> None:

@@ -207,6 +207,19 @@ def dialect_insert(conn: Connection, table: Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+def queue_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Queue deliveries that carry what they render from (release, channel, recipient, subscriber_id,
+    payload, planned_at, updated_at); a key queued already is left alone. Returns how many were new."""
+    statement = _QUEUE_DELIVERY.get(conn.dialect.name)
+    if statement is None:  # built once per backend: every subscribe POST queues its confirmation here
+        statement = _QUEUE_DELIVERY[conn.dialect.name] = (
+            dialect_insert(conn, deliveries).values(state="planned").on_conflict_do_nothing()
+        )
+    return conn.execute(statement, rows).rowcount
+
+
+_QUEUE_DELIVERY: dict[str, Any] = {}
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 

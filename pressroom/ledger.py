@@ -48,7 +48,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select
 
 from pressroom.audience import eligible
 from pressroom.db import (
-    deliveries, delivery_conflicts, dialect_insert, engine_for, engine_for_url, plans, publications, subscribers, suppressions,
+    deliveries, delivery_conflicts, dialect_insert, engine_for, engine_for_url, plans, queue_deliveries, publications, subscribers, suppressions,
 )
 from pressroom.settings import Settings
 
@@ -336,13 +336,8 @@ class Ledger:
                 now: datetime) -> bool:
         """One delivery that carries what it renders from (a subscription email); False if it exists."""
         with self._engine.begin() as conn:
-            result = conn.execute(
-                dialect_insert(conn, deliveries).values(
-                    release=release, channel=channel, recipient=recipient, subscriber_id=subscriber_id, payload=payload,
-                    state="planned", planned_at=now, updated_at=now,
-                ).on_conflict_do_nothing().returning(deliveries.c.id)
-            )
-            return result.first() is not None
+            return queue_deliveries(conn, [{"release": release, "channel": channel, "recipient": recipient, "subscriber_id": subscriber_id,
+                                            "payload": payload, "planned_at": now, "updated_at": now}]) == 1
 
     def claim(
         self, *, release: str | None, channel: str, limit: int, now: datetime, worker: str | None = None,

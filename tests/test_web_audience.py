@@ -9,7 +9,10 @@ import pytest
 from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
 from tests.conftest import NOW
 
-from pressroom.audience import Audience, TokenError, confirm_request, erase, expire_pending, request_subscription
+from pressroom.audience import (
+    Audience, AddressError, SubscribeRequest, TokenError, confirm_request, erase, expire_pending, request_subscription,
+    request_subscriptions,
+)
 
 
 @pytest.fixture
@@ -48,6 +51,26 @@ def test_a_request_creates_a_pending_subscriber_and_counts_confirmations(audienc
     assert ask(audience, "new@example.org", limit=2, now=NOW + timedelta(days=1, seconds=1)) == sub.id
     assert ask(audience, "other@example.org", may_confirm=False) is None  # recorded, but no email
     assert audience.get(address="other@example.org").status == "pending"
+
+
+def test_requests_written_together_answer_each_for_itself(audience: Audience) -> None:
+    audience.add(address="in@example.org", now=NOW, source="cli")
+    queued: list[str] = []
+
+    def confirmation(requested):  # noqa: ANN001, ANN202
+        queued.append(f"confirm-{requested.request_id}")
+        return queued[-1], "transactional", "{}"
+
+    batch = [SubscribeRequest(address=address, evidence="{}", confirmation=confirmation)
+             for address in ["a@example.org", "a@example.org", "bad address", "in@example.org", "b@example.org"]]
+    results = request_subscriptions(audience=audience, requests=batch, now=NOW, source="web:subscribe",
+                                    confirmations_since=NOW - timedelta(days=1), max_confirmations=1)
+    first, second, bad, confirmed, other = results
+    # The second request for a@ sees the first (one subscriber, and the per-day limit of 1 is spent).
+    assert first.subscriber_id == audience.get(address="a@example.org").id and second is None
+    assert isinstance(bad, AddressError) and confirmed is None
+    assert other.subscriber_id == audience.get(address="b@example.org").id
+    assert len(queued) == 2 and audience.count(status="pending") == 2
 
 
 def test_confirmed_and_bounced_addresses_get_no_confirmation(audience: Audience) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "send_staff",
     "staff_email",
     "transactional_email",
+    "transactional_payload",
 ]
 
 log = logging.getLogger("pressroom.dispatch")
@@ -196,11 +197,18 @@ def enqueue_transactional(*, settings: Settings, kind: str, subscriber_id: int, 
     welcome email. The row carries no subscriber id of its own (a confirmation goes to a reader
     who is not confirmed yet); suppression still holds it back.
     """
-    payload = json.dumps({"kind": kind, "action_url": action_url, "subscriber_id": subscriber_id,
-                          "topics": list(topics), "language": language})
     return (ledger or Ledger.from_settings(settings)).enqueue(
-        release=key, channel=TRANSACTIONAL, recipient=address, subscriber_id=None, payload=payload, now=now
+        release=key, channel=TRANSACTIONAL, recipient=address, subscriber_id=None, now=now,
+        payload=transactional_payload(kind=kind, subscriber_id=subscriber_id, action_url=action_url, topics=topics,
+                                      language=language),
     )
+
+
+def transactional_payload(*, kind: str, subscriber_id: int, action_url: str, topics: Sequence[str] = (),
+                          language: str = "") -> str:
+    """What a subscription email's row carries: it renders from this and the reader's current data."""
+    return json.dumps({"kind": kind, "action_url": action_url, "subscriber_id": subscriber_id,
+                       "topics": list(topics), "language": language})
 
 
 def transactional_email(*, settings: Settings, transport: Transport | None = None) -> EmailChannel:

@@ -17,17 +17,22 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from markupsafe import escape
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pressroom.audience import Requested, TokenError, check_request, confirm_request, request_subscription, sign_token, verify_token
-from pressroom.web.core import CONFIRM_ACTION, Form, Web, duration
+from pressroom.audience import (
+    Requested, SubscribeRequest, TokenError, check_request, confirm_request, request_subscriptions, sign_token, verify_token,
+)
+from pressroom.dispatch.email import TRANSACTIONAL, transactional_payload
+from pressroom.web.core import CONFIRM_ACTION, Form, GroupCommit, Web, duration
 from pressroom.web.security import client, read_form
 
 log = logging.getLogger("pressroom.web")
+ADDRESS_SLOT = "\ue000"  # a private-use character: no address or template text holds it
 
 
 def routes(web: Web) -> list[Route]:
@@ -61,6 +66,33 @@ def routes(web: Web) -> list[Route]:
         choices = await run_in_threadpool(web.choices)
         return subscribe_form(request, values=None, errors={}, topics=choices.topics, language=web.language(request))
 
+    inbox_pages: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+
+    def check_your_inbox(request: Request, address: str, language: str) -> Response:
+        """The answer to every well-formed POST: rendered once per language, then only the address changes (the busiest page)."""
+        key = (request.url.path, language)
+        if key not in inbox_pages:
+            translations = web.translations(language)
+            _ = translations.gettext
+            wait = duration(int(web.web.confirm_token_hours * 3600), translations)
+            page = web.message(
+                request,
+                language=language,
+                eyebrow=_("Almost done"),
+                heading=_("Check your inbox"),
+                paragraphs=[
+                    _("If %(address)s can receive our emails, a message with a confirmation link is on its way to it.")
+                    % {"address": ADDRESS_SLOT},
+                    _("Open it and click the link within %(wait)s. Until you do, we send you nothing else.") % {"wait": wait},
+                ],
+                links=[(_("Back to the press releases"), "/")],
+            )
+            # The page has no form: no CSRF cookie to carry over.
+            headers = {k: v for k, v in page.headers.items() if k not in ("content-length", "set-cookie")}
+            inbox_pages[key] = (page.body.decode(), headers)
+        html, headers = inbox_pages[key]
+        return Response(html.replace(ADDRESS_SLOT, str(escape(address))), headers=headers)
+
     async def subscribe(request: Request) -> Response:
         if not web.posts.allow(client(request)):
             return web.too_many(request, web.posts)
@@ -70,22 +102,9 @@ def routes(web: Web) -> list[Route]:
         # The language of the page the form was on: its consent sentence is the one agreed to.
         shown = str(form.get("lang") or "")
         language = shown if shown in web.settings.site.all_languages else web.language(request)
-        translations = web.translations(language)
-        _ = translations.gettext
+        _ = web.translations(language).gettext
         checked = web.read_form(form, current_language=language, with_email=True)
-        wait = duration(int(web.web.confirm_token_hours * 3600), translations)
-        sent = web.message(
-            request,
-            language=language,
-            eyebrow=_("Almost done"),
-            heading=_("Check your inbox"),
-            paragraphs=[
-                _("If %(address)s can receive our emails, a message with a confirmation link is on its way to it.")
-                % {"address": checked.email},
-                _("Open it and click the link within %(wait)s. Until you do, we send you nothing else.") % {"wait": wait},
-            ],
-            links=[(_("Back to the press releases"), "/")],
-        )
+        sent = check_your_inbox(request, checked.email, language)
         # A bot that fills the hidden field gets the page a person gets, and nothing happens.
         if str(form.get("website") or "").strip():
             log.info("honeypot field filled from %s: ignored", web.ip_hash(request))
@@ -112,41 +131,43 @@ def routes(web: Web) -> list[Route]:
             language=checked.language,
         )
         client_ok = web.confirmations.allow(client(request))
-        requested = await run_in_threadpool(register, checked, evidence, client_ok)
+        now = web.clock()
+
+        def confirmation(requested: Requested) -> tuple[str, str, str]:
+            # The link names the request, so a later request cannot change what this one confirms.
+            expires = now + timedelta(hours=web.web.confirm_token_hours)
+            token = sign_token(settings=web.settings, action=CONFIRM_ACTION, subscriber_id=requested.request_id, expires_at=expires)
+            # The confirm page speaks the language the reader chose.
+            link = web.link("confirm", token) + f"&lang={checked.language}"
+            payload = transactional_payload(kind="confirm", subscriber_id=requested.subscriber_id, action_url=link)
+            return f"confirm-{requested.request_id}", TRANSACTIONAL, payload
+
+        requested = await subscriptions.submit(SubscribeRequest(
+            address=checked.email, evidence=evidence, name=checked.name, language=checked.language,
+            topics=tuple(checked.topics), cadence=checked.cadence, may_confirm=client_ok, confirmation=confirmation,
+        ))
         if requested is not None:
-            sent.background = BackgroundTask(send_confirmation, requested, checked.language)
+            sent.background = BackgroundTask(wake_sender)
         return sent
 
-    def register(checked: Form, evidence: str, client_ok: bool) -> Requested | None:
+    async def wake_sender() -> None:  # a coroutine: setting an event needs no worker thread
+        web.mail.wake()
+
+    def register(batch: list[SubscribeRequest]) -> list[Requested | None | Exception]:
         with web.writes:
             now = web.clock()
-            return request_subscription(
+            return request_subscriptions(
                 audience=web.audience,
-                address=checked.email,
+                requests=batch,
                 now=now,
                 source="web:subscribe",
-                evidence=evidence,
-                name=checked.name,
-                language=checked.language,
-                topics=checked.topics,
-                cadence=checked.cadence,
                 confirmations_since=now - timedelta(days=1),
                 max_confirmations=web.web.confirmations_per_address_per_day,
                 site_since=now - timedelta(hours=1),
                 site_max_confirmations=web.web.confirmations_per_hour,
-                may_confirm=client_ok,
             )
 
-    async def send_confirmation(requested: Requested, language: str) -> None:
-        expires = web.clock() + timedelta(hours=web.web.confirm_token_hours)
-        token = sign_token(settings=web.settings, action=CONFIRM_ACTION, subscriber_id=requested.request_id, expires_at=expires)
-        await web.send_subscription_email(
-            kind="confirm",
-            subscriber_id=requested.subscriber_id,
-            # The confirm page speaks the language the reader chose.
-            action_url=web.link("confirm", token) + f"&lang={language}",
-            key=f"confirm-{requested.request_id}",
-        )
+    subscriptions = GroupCommit(register)
 
     def request_id(token: str) -> int | str:
         try:
