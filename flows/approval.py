@@ -188,7 +188,10 @@ def _request_artifact(
         f"# Approval needed: {release.title}",
         "",
         f"- audience: up to **{audience_size}** confirmed subscriber(s)",
-        f"- preview: [{release.url}]({release.url}) (the release page is already public; the email links to it)",
+        f"- preview: [{release.url}]({release.url}) (the release page is already public; the email links to it)"
+        if release.date <= datetime.now(UTC) else
+        f"- embargoed: public at {release.date.astimezone(settings.site.tz):%Y-%m-%d %H:%M %Z}; the proofs show the"
+        " journalists' email and the subscribers' one, and one answer covers both",
         f"- proof sent to: {', '.join(proof_to) if proof_to else 'nobody (no editors configured)'}",
         f"- answer by {until:%Y-%m-%d %H:%M %Z}: with the Approve or Reject link of the proof email, or open this"
         " flow run and choose **Resume**, then approve or reject",
@@ -202,13 +205,24 @@ def _send_proof(*, release: Release, settings: Settings, expires: datetime) -> l
     from flows.ops import send_to_people
     from pressroom.mail import Recipient, compose_release
 
-    def proof(address: str) -> bytes:
-        links = {
+    def links(address: str) -> dict[str, str]:
+        return {
             label: approval_url(settings=settings, release=release, editor=address, approve=approve, expires=expires)
             for label, approve in (("Approve", True), ("Reject", False))
         }
-        return compose_release(release=release, settings=settings, proof=links).message(Recipient(address=address))
 
+    def proof(address: str) -> bytes:
+        return compose_release(release=release, settings=settings, proof=links(address)).message(Recipient(address=address))
+
+    if release.embargo is not None:
+        from pressroom.mail import compose_embargo
+
+        # The editor approves both emails with one answer, so the proof shows the journalists' one too.
+        send_to_people(
+            settings=settings, addresses=list(settings.email.editors), key=f"proof-embargo-{release.slug}-{release.digest[:8]}",
+            message=lambda address: compose_embargo(release=release, settings=settings, proof=links(address))
+            .message(Recipient(address=address)),
+        )
     return send_to_people(
         # Sent once per key: one proof per version of the release (an edited release asks again).
         settings=settings, addresses=list(settings.email.editors), key=f"proof-{release.slug}-{release.digest[:8]}",

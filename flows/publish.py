@@ -22,7 +22,7 @@ from pressroom.social import SocialReport
 from pressroom.site import BuildReport, build_site
 
 from flows.approval import approve_email
-from flows.email import send_release
+from flows.email import run_id, send_release
 from flows.ops import notify_failure, resolve_secrets
 from flows.social import post_social
 
@@ -141,6 +141,19 @@ def email_step(*, release: Release, settings: Settings, ledger: Ledger, now: dat
     return send_release(release=release, settings=settings, ledger=ledger, now=now, settings_file=settings_file)
 
 
+def embargo_step(*, releases: list[Release], settings: Settings, ledger: Ledger, now: datetime) -> list[DeliveryReport]:
+    """The media list's emails due now (embargoed at the notify instant, moved, withdrawn); every run, so the
+    scheduled flow sends at the notify instant. An editor approves first where approval is needed (the gate pauses
+    the flow run, so this is no task)."""
+    from pressroom.audience import MediaList
+    from pressroom.dispatch.embargo import run_embargo
+
+    def approved(release: Release) -> bool:
+        return approve_email(release=release, settings=settings, audience_size=len(MediaList.from_settings(settings).reachable()))
+
+    return run_embargo(releases=releases, settings=settings, ledger=ledger, now=now, approved=approved, run_id=run_id())
+
+
 @flow(name="publish", log_prints=False, on_failure=[notify_failure], on_crashed=[notify_failure])
 def publish(settings_file: str | None = None, now: datetime | None = None) -> PublishSummary:
     """Publish every approved, due release: site and feeds first, then each channel once."""
@@ -163,6 +176,7 @@ def publish(settings_file: str | None = None, now: datetime | None = None) -> Pu
     # channel undone. The ledger makes each send happen once, however often this runs.
     # Social before email: an editor's approval (flows/approval.py) holds back only the email.
     summary.social = post_social(releases=public, settings=settings, ledger=ledger, now=now)
+    summary.email += embargo_step(releases=loaded.releases, settings=settings, ledger=ledger, now=now)
     first_seen = ledger.first_published()
     for release in public:
         summary.email.append(email_step(release=release, settings=settings, ledger=ledger, now=now,

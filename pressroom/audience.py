@@ -19,6 +19,7 @@ optionally expire. This module is the one home of the rules for addresses
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import hmac
@@ -34,7 +35,7 @@ from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Literal, TextIO
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, type_coerce, update
 
 from pressroom.db import (
     consent_events,
@@ -43,6 +44,8 @@ from pressroom.db import (
     dialect_insert,
     engine_for,
     engine_for_url,
+    journalists,
+    preview_opens,
     queue_deliveries,
     subscriber_topics,
     subscribers,
@@ -59,6 +62,8 @@ __all__ = [
     "AddressError",
     "ConsentEvent",
     "ImportReport",
+    "Journalist",
+    "MediaList",
     "Subscriber",
     "TokenError",
     "CADENCES",
@@ -68,11 +73,13 @@ __all__ = [
     "clean_name",
     "confirm_request",
     "erase",
+    "journalist_unsubscribe_url",
     "expire_pending",
     "mailbox",
     "normalise_address",
     "preferences_url",
     "SubscribeRequest",
+    "preview_url",
     "request_subscription",
     "request_subscriptions",
     "sign_token",
@@ -394,19 +401,8 @@ class Audience:
         """
         report = ImportReport()
         label = source or f"import:{Path(file).name if isinstance(file, Path) else 'csv'}"
-        handle: TextIO = open(file, encoding="utf-8-sig", newline="") if isinstance(file, Path) else file
-        try:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            if "email" in header and "address" not in header:
-                header[header.index("email")] = "address"
-            unknown = [h for h in header if h not in CSV_COLUMNS]
-            if "address" not in header or unknown:
-                raise AddressError(
-                    f"the CSV header {reader.fieldnames!r} " + (f"has unknown columns {unknown}" if unknown else "has no 'address' column"),
-                    hint="the first line must name the columns: " + ",".join(CSV_COLUMNS) + " (only address is required)",
-                )
-            reader.fieldnames = header
+        with _csv_file(file) as handle:
+            reader = _csv_reader(handle, CSV_COLUMNS)
             seen: set[str] = set()
             pending: list[tuple[int, dict]] = []
             for record in reader:
@@ -438,9 +434,6 @@ class Audience:
                     pending = []
             if pending:
                 self._import_chunk(pending, report, now=now, source=label)
-        finally:
-            if isinstance(file, Path):
-                handle.close()
         return report
 
     def export_csv(self, *, file: TextIO) -> int:
@@ -683,6 +676,32 @@ class Audience:
                 subscriber_id=subscriber_id, address=address, kind=kind, at=now, source=source[:200], detail=detail
             )
         )
+
+
+@contextlib.contextmanager
+def _csv_file(file: Path | TextIO) -> Iterator[TextIO]:
+    """``file`` open for reading as CSV (a BOM from a spreadsheet skipped); a stream given is left open."""
+    if not isinstance(file, Path):
+        yield file
+        return
+    with open(file, encoding="utf-8-sig", newline="") as handle:
+        yield handle
+
+
+def _csv_reader(handle: TextIO, columns: Sequence[str]) -> csv.DictReader:
+    """A CSV reader whose header is checked against ``columns`` (``email`` taken for ``address``)."""
+    reader = csv.DictReader(handle)
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "email" in header and "address" not in header:
+        header[header.index("email")] = "address"
+    unknown = [h for h in header if h not in columns]
+    if "address" not in header or unknown:
+        raise AddressError(
+            f"the CSV header {reader.fieldnames!r} " + (f"has unknown columns {unknown}" if unknown else "has no 'address' column"),
+            hint="the first line must name the columns: " + ",".join(columns) + " (only address is required)",
+        )
+    reader.fieldnames = header
+    return reader
 
 
 def _with(evidence: str, **extra: object) -> str:
@@ -1023,8 +1042,8 @@ def erase(*, settings: Settings, address: str | None = None, subscriber_id: int 
     """The right to erasure, for the CLI, the data page and every other caller.
 
     The address goes from the subscriber row, its topics, requests and consent events, the
-    ledger (rows stay for the counts, their recipient replaced by a keyed hash, any server answer
-    that quoted it rewritten, rows still waiting to go marked ``suppressed``), and the outbox and
+    media list (and its preview opens), the ledger (rows stay for the counts, their recipient
+    replaced by a keyed hash, any server answer that quoted it rewritten, rows still waiting to go marked ``suppressed``), and the outbox and
     preview files under ``var/`` (found by name and by content). A bounce or a complaint stays
     suppressed as the keyed hash only, so the address is never mailed again; an unsubscribe
     suppression goes. On SQLite the freed bytes are overwritten (``secure_delete``) and the WAL
@@ -1052,6 +1071,7 @@ def erase(*, settings: Settings, address: str | None = None, subscriber_id: int 
             conn.execute(delete(consent_events).where(consent_events.c.subscriber_id.in_(ids)))
             conn.execute(delete(subscribers).where(subscribers.c.id.in_(ids)))
         touched |= conn.execute(delete(consent_events).where(consent_events.c.address == clean)).rowcount > 0
+        touched |= _forget_journalist(conn, clean)  # the media list too: "everywhere" means everywhere
         conn.execute(delete(suppressions).where(suppressions.c.address == clean))
         for kept in reasons:
             if kept["reason"] != "unsubscribed":
@@ -1121,7 +1141,8 @@ def _forget_freed_bytes(engine) -> None:
     # PostgreSQL keeps dead tuples until VACUUM, which cannot run inside a transaction.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql(
-            "VACUUM subscribers, subscriber_topics, subscription_requests, consent_events, suppressions, deliveries, delivery_conflicts"
+            "VACUUM subscribers, subscriber_topics, subscription_requests, consent_events, suppressions, deliveries, delivery_conflicts, "
+            "journalists, preview_opens"
         )
 
 
@@ -1145,3 +1166,193 @@ def expire_pending(*, audience: Audience, before: datetime) -> int:
             conn.execute(delete(consent_events).where(consent_events.c.address.in_([r.address for r in chunk])))
         conn.execute(delete(subscription_requests).where(subscription_requests.c.created_at < before))
         return len(rows)
+
+
+# --------------------------------------------------------------------------- the media list (journalists)
+
+JOURNALIST_COLUMNS = ("address", "name", "outlet", "beats", "language", "country")
+_COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
+#: The action of a journalist's one-click opt-out link.
+JOURNALIST_UNSUBSCRIBE = "journalist-unsubscribe"
+
+
+@dataclass(frozen=True)
+class Journalist:
+    id: int
+    address: str
+    name: str
+    outlet: str
+    beats: tuple[str, ...]  # tag slugs; none means every release
+    language: str
+    country: str
+
+
+def preview_action(slug: str) -> str:
+    """The token action of a journalist's preview link of release ``slug``: a link opens one release only."""
+    return f"preview-{slug}"
+
+
+def preview_url(*, settings: Settings, journalist_id: int, slug: str) -> str:
+    """A journalist's personal link to the embargoed preview of release ``slug``."""
+    token = sign_token(settings=settings, action=preview_action(slug), subscriber_id=journalist_id)
+    return f"{settings.site.base_url}/preview/{slug}?token={token}"
+
+
+def journalist_unsubscribe_url(*, settings: Settings, journalist_id: int) -> str:
+    """The one-click opt-out link of a journalist (RFC 8058; never expires)."""
+    token = sign_token(settings=settings, action=JOURNALIST_UNSUBSCRIBE, subscriber_id=journalist_id)
+    return f"{settings.site.base_url}/journalists/unsubscribe?token={token}"
+
+
+class MediaList:
+    """Journalists in the Pressroom database; the suppression list is the subscribers' one."""
+
+    def __init__(self, *, audience: Audience) -> None:
+        self._audience = audience
+        self._engine = audience._engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaList:
+        return cls(audience=Audience.from_settings(settings))
+
+    def _validated(self, record: dict) -> dict:
+        address = normalise_address(record.get("address") or "")
+        language = (record.get("language") or self._audience._language).strip()
+        if not LANGUAGE_RE.match(language):
+            raise AddressError(f"{address}: language {language!r} is not a language tag such as en or pt-BR")
+        country = (record.get("country") or "").strip()
+        if country and not _COUNTRY_RE.match(country):
+            raise AddressError(f"{address}: country {country!r} is not a two-letter code such as BE or DE")
+        country = country.upper()
+        try:
+            name = clean_name(record.get("name") or "")
+            outlet = clean_name(record.get("outlet") or "", links=True)
+        except AddressError as exc:
+            raise AddressError(f"{address}: {exc.message}", hint=exc.hint) from None
+        beats = record.get("beats") or ()
+        beats = re.split(r"[;|]", beats) if isinstance(beats, str) else beats
+        return {"address": address, "name": name, "outlet": outlet, "beats": ";".join(_topics(beats)),
+                "language": language, "country": country}
+
+    def add(self, *, address: str, now: datetime, name: str = "", outlet: str = "", beats: Iterable[str] = (),
+            language: str | None = None, country: str = "") -> Journalist:
+        """Add one journalist; :class:`AddressError` if the address is invalid or already on the list."""
+        row = self._validated({"address": address, "name": name, "outlet": outlet, "beats": list(beats),
+                               "language": language, "country": country})
+        with self._engine.begin() as conn:
+            if conn.execute(select(journalists.c.id).where(journalists.c.address == row["address"])).first():
+                raise AddressError(f"{row['address']} is already on the media list",
+                                   hint="use `pressroom journalists list` to see it, or remove it first")
+            conn.execute(insert(journalists), [{**row, "created_at": now, "updated_at": now}])
+        found = self.get(address=row["address"])
+        assert found is not None
+        return found
+
+    def import_csv(self, *, file: Path | TextIO, now: datetime) -> ImportReport:
+        """Bulk-import a CSV (header: address, and optionally name, outlet, beats, language, country).
+
+        ``beats`` are separated by ``;`` or ``|``. Bad rows and duplicates are reported with their
+        line number and skipped, as for subscribers; the good rows are imported.
+        """
+        report = ImportReport()
+        with _csv_file(file) as handle:
+            reader = _csv_reader(handle, JOURNALIST_COLUMNS)
+            with self._engine.begin() as conn:
+                known = set(conn.execute(select(journalists.c.address)).scalars())
+                seen: set[str] = set()
+                fresh = []
+                for record in reader:
+                    line = reader.line_num
+                    try:
+                        if None in record:
+                            raise AddressError("the row has more fields than the header")
+                        row = self._validated(record)
+                    except AddressError as exc:
+                        report.problems.append((line, exc.message))
+                        continue
+                    if row["address"] in known or row["address"] in seen:
+                        report.duplicates += 1
+                        where = "appears earlier in the file" if row["address"] in seen else "is already on the media list"
+                        report.problems.append((line, f"{row['address']} {where}"))
+                        continue
+                    seen.add(row["address"])
+                    fresh.append({**row, "created_at": now, "updated_at": now})
+                if fresh:
+                    conn.execute(insert(journalists), fresh)
+                report.added = len(fresh)
+        return report
+
+    def export_csv(self, *, file: TextIO) -> int:
+        """Write every journalist as CSV (the import format); returns the number of rows."""
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(JOURNALIST_COLUMNS)
+        count = 0
+        for journalist in self.list():
+            writer.writerow([journalist.address, journalist.name, journalist.outlet, ";".join(journalist.beats),
+                             journalist.language, journalist.country])
+            count += 1
+        return count
+
+    def list(self) -> list[Journalist]:
+        """Every journalist, in address order."""
+        with self._engine.connect() as conn:
+            return [_journalist(row) for row in conn.execute(select(journalists).order_by(journalists.c.address)).mappings()]
+
+    def reachable(self) -> list[Journalist]:
+        """Every journalist whose address is not on the suppression list (opted out, bounced, complained)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(journalists).where(~exists().where(suppressions.c.address == journalists.c.address))
+                .order_by(journalists.c.address)
+            ).mappings()
+            return [_journalist(row) for row in rows]
+
+    def get(self, *, address: str | None = None, journalist_id: int | None = None) -> Journalist | None:
+        """One journalist by address or id, or ``None``."""
+        where = journalists.c.id == journalist_id if address is None else journalists.c.address == normalise_address(address)
+        with self._engine.connect() as conn:
+            row = conn.execute(select(journalists).where(where)).mappings().first()
+        return None if row is None else _journalist(row)
+
+    def remove(self, *, address: str) -> bool:
+        """Take a journalist off the media list (their preview opens go too); False if not on it."""
+        with self._engine.begin() as conn:
+            return _forget_journalist(conn, normalise_address(address))
+
+    def opt_out(self, *, journalist_id: int, now: datetime, source: str) -> Journalist | None:
+        """The journalist's one-click opt-out: their address joins the shared suppression list."""
+        journalist = self.get(journalist_id=journalist_id)
+        if journalist is not None:
+            # Not "unsubscribed": that reason lets transactional rows through, and a journalist email has no subscriber.
+            self._audience.suppress(address=journalist.address, reason="opted-out", now=now, detail=source)
+        return journalist
+
+    def record_open(self, *, journalist_id: int, release: str, now: datetime) -> None:
+        """A journalist opened the embargoed preview of ``release``."""
+        with self._engine.begin() as conn:
+            conn.execute(insert(preview_opens), [{"journalist_id": journalist_id, "release": release, "at": now}])
+
+    def opens(self, *, release: str) -> list[tuple[Journalist, int, datetime, datetime]]:
+        """(journalist, opens, first, last) of everyone who opened the preview of ``release``."""
+        with self._engine.connect() as conn:
+            at = preview_opens.c.at
+            rows = conn.execute(
+                select(journalists, func.count().label("opens"), type_coerce(func.min(at), at.type).label("first"),
+                       type_coerce(func.max(at), at.type).label("last"))
+                .select_from(preview_opens.join(journalists, journalists.c.id == preview_opens.c.journalist_id))
+                .where(preview_opens.c.release == release)
+                .group_by(*journalists.c)
+                .order_by(journalists.c.address)
+            ).mappings().all()
+        return [(_journalist(row), int(row["opens"]), row["first"], row["last"]) for row in rows]
+
+
+def _forget_journalist(conn, address: str) -> bool:
+    ids = select(journalists.c.id).where(journalists.c.address == address).scalar_subquery()
+    conn.execute(delete(preview_opens).where(preview_opens.c.journalist_id.in_(ids)))
+    return conn.execute(delete(journalists).where(journalists.c.address == address)).rowcount > 0
+
+
+def _journalist(row) -> Journalist:
+    return Journalist(id=row["id"], address=row["address"], name=row["name"], outlet=row["outlet"],
+                      beats=tuple(b for b in row["beats"].split(";") if b), language=row["language"], country=row["country"])

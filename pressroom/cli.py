@@ -7,7 +7,7 @@ and the exit code says whether anything was wrong.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -79,6 +79,10 @@ def check(
         local = release.date.astimezone(zone).strftime(f"%Y-%m-%d %H:%M %Z ({zone.key})")
         versions = f"  (also in {', '.join(release.translations)})" if release.translations else ""
         console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}{versions}", markup=False, soft_wrap=True)
+        if release.embargo is not None:
+            notify = release.embargo.notify
+            console.print(f"    embargo: journalists hear of it at {notify.astimezone(UTC):%Y-%m-%d %H:%M UTC} = "
+                          f"{notify.astimezone(zone):%Y-%m-%d %H:%M %Z}", markup=False, soft_wrap=True)
     total = len(result.releases) + len(result.problems)
     summary = f"{len(result.releases)} of {total} releases valid"
     if result.problems:
@@ -118,15 +122,68 @@ def _seed_sample_audience(settings: Settings) -> None:
         audience.seed_if_empty(file=path if path.is_absolute() else settings.root / path, now=datetime.now(UTC))
 
 
+def _live_parts(settings: Settings) -> list[str]:
+    """What would reach real people: the SMTP transport, real social accounts."""
+    parts = ["email.transport = smtp"] if settings.email.transport == "smtp" else []
+    return parts + [f"the {a.network} account {a.account!r}" for a in settings.social if a.enabled and a.network != "outbox"]
+
+
+def _dry_run(settings: Settings) -> Path:
+    """Point this process at a copy of everything under var/dry-run/: outbox transport, outbox social
+    account, a copy of the SQLite database, its own public/. The real ledger and site are not touched."""
+    import os
+    import shutil
+    import sqlite3
+
+    if settings.database_url is not None:
+        err.print("[red]error:[/red] --dry-run works on a copy of the embedded SQLite database; with database_url set, "
+                  "run the dry run against a staging database (PRESSROOM_DATABASE_URL) with the outbox transport")
+        raise typer.Exit(2)
+    base = settings.path("var") / "dry-run"
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "var").mkdir(parents=True)
+    database = settings.path("var") / "pressroom.db"
+    if database.exists():
+        with sqlite3.connect(database) as source, sqlite3.connect(base / "var" / "pressroom.db") as copy:
+            source.backup(copy)  # consistent even while a WAL is in use
+    settings.signing_keys()  # the links of the dry run are signed as the real ones would be
+    if (settings.path("var") / "secret_key").exists():
+        shutil.copy2(settings.path("var") / "secret_key", base / "var" / "secret_key")
+    os.environ.update({
+        "PRESSROOM_PATHS__VAR": str(base / "var"), "PRESSROOM_PATHS__PUBLIC": str(base / "public"),
+        "PRESSROOM_EMAIL__TRANSPORT": "outbox", "PRESSROOM_SOCIAL__OUTBOX__ENABLED": "true",
+    })
+    for account in settings.social:
+        if account.network != "outbox":
+            os.environ[f"PRESSROOM_SOCIAL__{account.network.upper()}_{account.account.upper()}__ENABLED"] = "false"
+    return base
+
+
 @app.command()
-def publish(settings_file: SettingsOption = None, now: NowOption = None) -> None:
+def publish(
+    settings_file: SettingsOption = None,
+    now: NowOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="send nothing: write what would be sent under var/dry-run/ (a copy of the database; the real ledger is untouched)")] = False,
+) -> None:
     """Run the publish flow once: build the site, then email and post every newly public release."""
     settings = _settings(settings_file)
-    _seed_sample_audience(settings)
+    moment = _now(now)
+    live = _live_parts(settings)
+    if dry_run:
+        base = _dry_run(settings)
+        err.print(f"dry run: emails, posts and the site go to {base}; nothing is sent", markup=False)
+    elif moment > datetime.now(UTC) + timedelta(minutes=1) and live:
+        # A pretend future would send for real what is not due yet: embargoed releases among them.
+        err.print(f"[red]error:[/red] --now {moment.isoformat()} is in the future and {', '.join(live)} would send for real",
+                  soft_wrap=True)
+        err.print("hint: add --dry-run to see what would be sent (under var/dry-run/), or use the outbox transport", soft_wrap=True)
+        raise typer.Exit(2)
+    else:
+        _seed_sample_audience(settings)
     _use_local_prefect(settings)
     from flows.publish import publish as publish_flow
 
-    summary = publish_flow(settings_file=str(settings_file) if settings_file else None, now=_now(now))
+    summary = publish_flow(settings_file=str(settings_file) if settings_file else None, now=moment)
     console.print(summary.as_text())
     if summary.problems:
         raise typer.Exit(1)
@@ -381,6 +438,106 @@ def subscribers_list(
         typer.echo(f"{sub.address}\t{sub.status}\t{sub.cadence}\t{';'.join(sub.topics) or '*'}\t{sub.name}")
         count += 1
     err.print(f"{count} subscribers")
+
+
+journalists_app = typer.Typer(no_args_is_help=True, help="The media list: add, import, export, remove, list, report.")
+app.add_typer(journalists_app, name="journalists")
+
+
+def _media(settings_file: Path | None):
+    from pressroom.audience import MediaList
+
+    return MediaList.from_settings(_settings(settings_file))
+
+
+@journalists_app.command("add")
+def journalists_add(
+    address: Annotated[str, typer.Argument(help="the email address")],
+    name: Annotated[str, typer.Option(help="how the emails greet them")] = "",
+    outlet: Annotated[str, typer.Option(help="the newspaper, broadcaster or agency")] = "",
+    beat: Annotated[Optional[list[str]], typer.Option("--beat", help="a tag they cover (repeat it); none = every release")] = None,
+    language: Annotated[Optional[str], typer.Option(help="language tag, default: the site's")] = None,
+    country: Annotated[str, typer.Option(help="two-letter country code, e.g. BE")] = "",
+    settings_file: SettingsOption = None,
+) -> None:
+    """Add one journalist to the media list (legitimate interest: no confirmation; every email has a one-click opt-out)."""
+    journalist = _media(settings_file).add(address=address, name=name, outlet=outlet, beats=beat or [], language=language,
+                                           country=country, now=datetime.now(UTC))
+    console.print(f"added {journalist.address} ({journalist.outlet or 'no outlet'}, beats: {', '.join(journalist.beats) or 'everything'})")
+
+
+@journalists_app.command("import")
+def journalists_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header: address[,name,outlet,beats,language,country]")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Import journalists from CSV; each bad row or duplicate is reported with its line and skipped."""
+    if not file.is_file():
+        err.print(f"[red]error:[/red] {file}: no such file")
+        raise typer.Exit(2)
+    report = _media(settings_file).import_csv(file=file, now=datetime.now(UTC))
+    for line, message in report.problems:
+        err.print(f"{file}:{line}: {message}", markup=False, soft_wrap=True)
+    console.print(f"imported {report.added}; skipped {len(report.problems)} ({report.duplicates} duplicates)")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@journalists_app.command("export")
+def journalists_export(
+    file: Annotated[Path, typer.Argument(help="CSV file to write; - for standard output")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Export the media list as CSV (the import format)."""
+    media = _media(settings_file)
+    if str(file) == "-":
+        media.export_csv(file=sys.stdout)
+        return
+    with file.open("w", encoding="utf-8", newline="") as handle:
+        count = media.export_csv(file=handle)
+    console.print(f"exported {count} journalists to {file}")
+
+
+@journalists_app.command("remove")
+def journalists_remove(
+    address: Annotated[str, typer.Argument(help="the email address")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Take a journalist off the media list."""
+    if not _media(settings_file).remove(address=address):
+        err.print(f"[red]error:[/red] {address} is not on the media list")
+        raise typer.Exit(1)
+    console.print(f"removed {address}")
+
+
+@journalists_app.command("list")
+def journalists_list(settings_file: SettingsOption = None) -> None:
+    """List the media list, tab-separated: address, outlet, beats (* = everything), language, country, name."""
+    journalists = _media(settings_file).list()
+    for j in journalists:
+        typer.echo(f"{j.address}\t{j.outlet}\t{';'.join(j.beats) or '*'}\t{j.language}\t{j.country}\t{j.name}")
+    err.print(f"{len(journalists)} journalists")
+
+
+@journalists_app.command("report")
+def journalists_report(
+    slug: Annotated[str, typer.Argument(help="the release slug")],
+    settings_file: SettingsOption = None,
+) -> None:
+    """Who got the embargoed email of a release, and who opened the preview (how often, first and last time)."""
+    from pressroom.dispatch.embargo import CHANNEL
+    from pressroom.ledger import Ledger
+
+    settings = _settings(settings_file)
+    zone = settings.site.tz
+    states = Ledger.from_settings(settings).states(release=slug, channel=CHANNEL)
+    opens = {journalist.address: (count, first, last) for journalist, count, first, last in _media(settings_file).opens(release=slug)}
+    for address in sorted(set(states) | set(opens)):
+        count, first, last = opens.get(address, (0, None, None))
+        seen = f"opened {count}x, first {first.astimezone(zone):%Y-%m-%d %H:%M %Z}, last {last.astimezone(zone):%Y-%m-%d %H:%M %Z}" \
+            if first and last else "not opened"
+        typer.echo(f"{address}\t{states.get(address, 'not emailed')}\t{seen}")
+    err.print(f"{len(states)} emailed, {len(opens)} opened the preview")
 
 
 @deliveries_app.command("report")

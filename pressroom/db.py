@@ -202,6 +202,35 @@ subscription_requests = Table(
 )
 
 
+# The media list: journalists, contacted on legitimate interest (no double opt-in). Kept apart
+# from subscribers; an opt-out goes to the shared ``suppressions``. ``beats`` are tag slugs
+# joined by ";" (none: every release).
+journalists = Table(
+    "journalists",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("outlet", String(200), nullable=False, server_default=""),
+    Column("beats", Text, nullable=False, server_default=""),
+    Column("language", String(35), nullable=False),
+    Column("country", String(2), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused: preview links name journalists by id
+)
+
+# Who opened an embargoed preview, and when (``pressroom journalists report SLUG``).
+preview_opens = Table(
+    "preview_opens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("release", String(200), nullable=False),
+    Column("journalist_id", Id, ForeignKey("journalists.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_preview_opens_release", "release"),
+)
+
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT construct, which has ``on_conflict_do_nothing()`` on both backends."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)

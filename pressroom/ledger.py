@@ -572,6 +572,16 @@ class Ledger:
         with self._engine.connect() as conn:
             return list(conn.execute(select(plans.c.channel).where(plans.c.release == release).order_by(plans.c.channel)).scalars())
 
+    def rows_of(self, *, channels: Sequence[str]) -> list[tuple[int, str, str, str, str, str | None]]:
+        """(id, release, channel, recipient, state, payload) of every row of ``channels``, oldest first
+        (the media list's bookkeeping: who had which embargoed email, for which date)."""
+        with self._engine.connect() as conn:
+            return list(conn.execute(
+                select(deliveries.c.id, deliveries.c.release, deliveries.c.channel, deliveries.c.recipient,
+                       deliveries.c.state, deliveries.c.payload)
+                .where(deliveries.c.channel.in_(list(channels))).order_by(deliveries.c.id)
+            ).tuples())
+
     # ----------------------------------------------------------------- internals
 
     @staticmethod

@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Literal
@@ -47,6 +47,7 @@ from pressroom.settings import Settings
 
 __all__ = [
     "Contact",
+    "Embargo",
     "FrontMatter",
     "HeroImage",
     "Release",
@@ -64,7 +65,7 @@ MAX_FILE_BYTES = 1_000_000
 # index.de.md beside index.md: the German version of the same release.
 _TRANSLATION_FILE = re.compile(r"^index\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.md$")
 # What every version of one release shares: one URL, one approval, one publication instant.
-_SHARED_FIELDS = ("slug", "date", "status", "expires")
+_SHARED_FIELDS = ("slug", "date", "status", "expires", "embargo")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 # Characters XML 1.0 forbids (they make readers reject a feed) and C1 controls, which no one types.
@@ -110,6 +111,13 @@ class ChannelOptions(_Frozen):
     approval: bool | None = Field(None, description="email only: ask an editor first; default [email] approval_required")
 
 
+class Embargo(_Frozen):
+    """When the media list hears of a release before it is public, and which beats."""
+
+    notify: datetime = Field(description="the journalists' instant, timezone-aware, never after the release's date")
+    topics: tuple[str, ...] = Field((), description="beats (tag slugs) it goes to; default: the release's tags")
+
+
 class Release(_Frozen):
     """One valid release. Its id is its slug; URL, feed GUID and Message-ID root derive from it."""
 
@@ -119,6 +127,7 @@ class Release(_Frozen):
     date: datetime = Field(description="publication instant, timezone-aware")
     status: Literal["draft", "approved"]
     expires: datetime | None = None
+    embargo: Embargo | None = None
     tags: tuple[str, ...] = ()
     language: str
     # The other languages of this release (index.<lang>.md beside index.md): language -> that
@@ -372,6 +381,7 @@ class FrontMatter(BaseModel):
     date: datetime
     status: Literal["draft", "approved"]
     expires: datetime | None = None
+    embargo: Embargo | None = None
     tags: list[str] = Field(default_factory=list)
     language: str = Field("", validate_default=True, description="default: [site] language")
     author: str = ""
@@ -447,6 +457,46 @@ class FrontMatter(BaseModel):
             raise _problem("is not after the publication date", hint)
         return expires
 
+    @field_validator("embargo", mode="plain")
+    @classmethod
+    def _embargo(cls, value: Any, info: ValidationInfo) -> Embargo | None:
+        date = info.data.get("date")
+        if value is None or date is None:
+            return None
+        shape = "write embargo: {notify: 48h} (before 'date') or embargo: {notify: 2026-12-01T09:00:00+01:00}"
+        if not isinstance(value, dict):
+            raise _problem("is not a {notify, topics} mapping", shape)
+        unknown = [key for key in value if key not in ("notify", "topics")]
+        if unknown:
+            raise _problem("unknown field", "the fields of embargo are: notify, topics",
+                           field=f"embargo.{unknown[0]}", at=f"embargo.{unknown[0]}")
+        raw = value.get("notify")
+        if raw is None:
+            raise _problem("embargo needs notify", shape, field="embargo.notify")
+        text = raw.strip() if isinstance(raw, str) else ""
+        duration = _DURATION.fullmatch(text.replace(" ", ""))
+        if duration:
+            amount, unit = int(duration.group(1)), duration.group(2)
+            notify = date - timedelta(**{_UNITS[unit]: amount})
+        else:
+            try:
+                notify = _instant(raw, ZoneInfo(info.data["timezone"]), shape)
+            except PydanticCustomError as exc:
+                raise _problem(f"{raw!r} is neither a duration (48h, 2d, 90m) nor a date and time", shape,
+                               field="embargo.notify", at="embargo.notify") from exc
+        if notify > date:
+            raise _problem(
+                f"the journalists would hear of it at {notify.isoformat()}, after its date {date.isoformat()}",
+                "set embargo.notify before 'date' (e.g. notify: 48h), or remove the embargo",
+                field="embargo.notify", at="embargo.notify",
+            )
+        topics = value.get("topics") or []
+        if isinstance(topics, str):
+            topics = [part for part in topics.split(",")]
+        if not isinstance(topics, list) or not all(isinstance(topic, str) for topic in topics):
+            raise _problem("is not a list of beats", "write topics: [energy, research]", field="embargo.topics", at="embargo.topics")
+        return Embargo(notify=notify, topics=tuple(dict.fromkeys(slugify(t) for t in topics if slugify(t))))
+
     @field_validator("tags", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -513,6 +563,8 @@ class FrontMatter(BaseModel):
 
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DURATION = re.compile(r"(\d{1,5})([dhm])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
 def _instant(value: Any, zone: ZoneInfo, hint: str) -> datetime:
@@ -638,6 +690,7 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
         date=meta.date,
         status=meta.status,
         expires=meta.expires,
+        embargo=meta.embargo,
         tags=tuple(meta.tags),
         language=meta.language,
         prefix=prefix,

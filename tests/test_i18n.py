@@ -350,3 +350,29 @@ def test_preview_shows_the_email_a_german_reader_gets(multilingual) -> None:
     files = write_preview(settings=multilingual.settings(), slug=SAMPLE_SLUG, language="de", shots=False)
     assert files.text.parent.name == "de"
     assert files.text.read_text(encoding="utf-8").startswith("Test Hub · Pressemitteilung · 30. Juli 2024\n")
+
+
+def test_a_german_journalist_gets_the_embargoed_email_of_the_german_version(multilingual) -> None:
+    from datetime import UTC, datetime
+
+    from pressroom.audience import MediaList
+    from pressroom.dispatch.embargo import run_embargo
+
+    folder = multilingual.releases / "big-news"
+    folder.mkdir()
+    front = "date: 2026-12-02 09:00\nstatus: approved\nembargo: {notify: 48h}\n"
+    (folder / "index.md").write_text(f"---\ntitle: Big news\ntags: [Energy]\n{front}---\n\nA secret result.\n", encoding="utf-8")
+    (folder / "index.de.md").write_text(f"---\ntitle: Große Neuigkeiten\ntags: [Energie]\n{front}---\n\nEin geheimes Ergebnis.\n",
+                                        encoding="utf-8")
+    settings = multilingual.settings()
+    journalists = "address,name,outlet,beats,language,country\nde@example.com,Dora,Zeitung,energie,de,DE\nen@example.com,Ed,Daily,,en,BE\n"
+    MediaList.from_settings(settings).import_csv(file=io.StringIO(journalists), now=NOW)
+    run_embargo(releases=load_releases(settings).releases, settings=settings, ledger=Ledger.from_settings(settings),
+                now=datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    outbox = settings.path("var") / "outbox" / "email" / "embargo-big-news"
+    german, _ = _parts((outbox / "de@example.com.eml").read_bytes())
+    english, _ = _parts((outbox / "en@example.com.eml").read_bytes())
+    assert german.startswith("SPERRFRIST BIS 2. Dezember 2026, 09:00 CET (08:00 UTC): Große Neuigkeiten\n")
+    assert "Guten Tag Dora," in german and "Ein geheimes Ergebnis." in german
+    assert english.startswith("EMBARGOED UNTIL 2 December 2026, 09:00 CET (08:00 UTC): Big news\n")
+    assert _english_left(english=english, translated=german, language="de") == []

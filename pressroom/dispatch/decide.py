@@ -15,7 +15,7 @@ from typing import Literal
 from pressroom.releases import Release, resolve_local_time
 from pressroom.settings import Settings, SocialAccount
 
-__all__ = ["Decision", "digest_period", "digest_releases", "email_decision", "social_decision"]
+__all__ = ["Decision", "digest_period", "digest_releases", "email_decision", "embargo_decision", "social_decision"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,27 @@ def digest_releases(
             continue  # a rejected or unanswered release must not reach weekly readers by the back door
         chosen.append(release)
     return chosen
+
+
+def embargo_decision(*, release: Release, settings: Settings, now: datetime, planned: bool,
+                     approved: bool | None = None) -> Decision:
+    """The embargoed email of ``release`` to the media list at ``now``.
+
+    Only between ``embargo.notify`` and ``date``: before, it waits; at ``date`` journalists hear
+    with everyone else. An approved release still waits for an editor where approval is needed
+    (``approved``: the editor's answer, ``None`` when not asked yet); the one proof covers both emails.
+    """
+    embargo = release.embargo
+    if embargo is None:
+        return Decision("skip", "no embargo in front matter")
+    if release.status != "approved":
+        return Decision("skip", "the release is a draft")
+    if now >= release.date:
+        return Decision("skip", "public already: journalists hear of it with everyone")
+    if now < embargo.notify:
+        return Decision("skip", f"the media list hears of it at {embargo.notify.astimezone(settings.site.tz):%Y-%m-%d %H:%M %Z}")
+    if planned or not release.needs_approval(settings):
+        return SEND
+    if approved is None:
+        return Decision("approve", "an editor approves the journalist email first")
+    return SEND if approved else Decision("skip", "not approved by an editor")

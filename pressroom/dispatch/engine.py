@@ -191,6 +191,9 @@ def _run(coroutine: Any) -> Any:
     return box["value"]
 
 
+_GATHER_SECONDS = 0.002
+
+
 class _Marks:
     """Group commit: every pusher waiting to advance is served by one ledger transaction.
 
@@ -203,6 +206,8 @@ class _Marks:
         self.waiting: list[tuple[Sequence[Outcome], Sequence[int], asyncio.Future]] = []
         self.flushing = False
         self.one_at_a_time = asyncio.Lock()
+        self.pushers = 0  # pushers at work: a commit waits briefly for all of them to have their window ready
+        self.gathered = asyncio.Event()
 
     async def renew(self) -> None:
         async with self.one_at_a_time:
@@ -213,10 +218,20 @@ class _Marks:
             return set()
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self.waiting.append((outcomes, begin, future))
+        if len(self.waiting) >= self.pushers:
+            self.gathered.set()
         if not self.flushing:
             self.flushing = True
             try:
                 while self.waiting:
+                    if len(self.waiting) < self.pushers:
+                        # The others are mid-push and arrive within their round trip: one commit for
+                        # all of them, not one for this window and another for theirs.
+                        self.gathered.clear()
+                        try:
+                            await asyncio.wait_for(self.gathered.wait(), _GATHER_SECONDS)
+                        except TimeoutError:
+                            pass
                     batch, self.waiting = self.waiting, []
                     try:
                         async with self.one_at_a_time:
@@ -296,6 +311,7 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
         except TransientError as exc:
             await unreachable(exc)
             return
+        marks.pushers += 1
         pending: list[Outcome] = []
         try:
             while queue and not errors:
@@ -330,6 +346,7 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
                     if p.status == "rejected":
                         await asyncio.to_thread(channel.rejected, address=by_id[p.id].recipient, response=p.response)
         finally:
+            marks.pushers -= 1
             try:
                 if pending:
                     await marks.advance(pending, [])

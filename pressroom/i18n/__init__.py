@@ -15,7 +15,7 @@ from __future__ import annotations
 import gettext as gettext_module
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
@@ -71,10 +71,13 @@ def install(environment: jinja2.Environment, *, translations: gettext_module.Nul
     return environment
 
 
-def format_date(*, moment: datetime, language: str, settings: Settings) -> str:
-    """``moment``'s day in the site time zone as ``language`` writes it: "2 December 2026", "2. Dezember 2026"."""
-    pattern = translations(language=language, settings=settings).gettext(_DATE)
-    return babel_format_date(moment.astimezone(settings.site.tz), pattern, locale=_locale(language))
+def format_date(
+    *, moment: datetime, language: str, settings: Settings, year: bool = True, zone: tzinfo | None = None
+) -> str:
+    """``moment``'s day in the site time zone (or ``zone``) as ``language`` writes it: "2 December 2026",
+    "2. Dezember 2026"; without ``year``: "2 December"."""
+    pattern = translations(language=language, settings=settings).gettext(_DATE if year else _DAY_MONTH)
+    return babel_format_date(moment.astimezone(zone or settings.site.tz), pattern, locale=_locale(language))
 
 
 def format_period(*, first: datetime, last: datetime, language: str, settings: Settings) -> str:

@@ -6,7 +6,12 @@
 MJML, Jinja2 and the ``email`` package stay inside this package; callers see bytes.
 """
 
-from pressroom.mail.compose import compose_digest, compose_release, compose_transactional, digest_key
+from pressroom.mail.compose import (
+    compose_digest, compose_embargo, compose_release, compose_transactional, compose_withdrawn, digest_key, embargo_until,
+)
 from pressroom.mail.message import Composed, Recipient
 
-__all__ = ["Composed", "Recipient", "compose_digest", "compose_release", "compose_transactional", "digest_key"]
+__all__ = [
+    "Composed", "Recipient", "compose_digest", "compose_embargo", "compose_release", "compose_transactional",
+    "compose_withdrawn", "digest_key", "embargo_until",
+]

@@ -30,7 +30,8 @@ from pressroom.mail.message import Composed, build_composed, new_tokens
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
-__all__ = ["compose_release", "compose_digest", "compose_transactional", "contrast_ratio", "digest_key"]
+__all__ = ["compose_digest", "compose_embargo", "compose_release", "compose_withdrawn", "compose_transactional", "contrast_ratio", "digest_key",
+           "embargo_until"]
 
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 TransactionalKind = Literal["confirm", "welcome", "unsubscribed"]
@@ -582,4 +583,93 @@ def compose_transactional(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
         bulk=kind == "welcome", action_url=action_url or ("" if kind == "confirm" else settings.site.base_url + "/"),
         greeting=_greeting(settings, lang),
+    )
+
+
+def embargo_until(moment: datetime, settings: Settings, language: str = "") -> str:
+    """``2 December 2026, 09:00 CET (08:00 UTC)``: the instant in the site time zone, then UTC, in
+    ``language`` (default: the site's)."""
+    language = language or settings.site.language
+    t = i18n.translations(language=language, settings=settings)
+    local, utc = moment.astimezone(settings.site.tz), moment.astimezone(UTC)
+    values = {"date": i18n.format_date(moment=local, language=language, settings=settings),
+              "time": f"{local:%H:%M %Z}", "utc": f"{utc:%H:%M}"}
+    if utc.date() == local.date():
+        return t.gettext("%(date)s, %(time)s (%(utc)s UTC)") % values
+    day = i18n.format_date(moment=utc, language=language, settings=settings, year=False, zone=UTC)
+    return t.gettext("%(date)s, %(time)s (%(utc)s UTC on %(day)s)") % (values | {"day": day})
+
+
+def _media_email(*, settings: Settings, kind: str, headline: str, subject: str, paragraph: str, release: dict[str, Any],
+                 language: str, key: str, proof: Mapping[str, str] | None) -> Composed:
+    t = i18n.translations(language=language, settings=settings)
+    tokens = new_tokens()
+    subject = _clean_line(subject)
+    if proof is not None:
+        subject = t.gettext("[PROOF] %(subject)s") % {"subject": subject}
+    context = _base_context(settings, language=language, subject=subject, preheader=headline, tokens=tokens)
+    context["release"] = release
+    context["embargo"] = {"kind": kind, "headline": headline, "paragraphs": [paragraph]}
+    context["view_url"] = ""  # the public page does not exist yet
+    context["footer_links"] = False  # a journalist has no preferences page: the opt-out link is in the email
+    context["reason"] = t.gettext(
+        "You receive this email because you are on the media list of %(site)s. One click on the link above takes you off it."
+    ) % {"site": settings.site.name}
+    if proof is not None:
+        context["proof"] = [{"label": label, "url": url} for label, url in proof.items()]
+        context["reason"] = t.gettext("This proof went to the editors of %(site)s only.") % {"site": settings.site.name}
+        key = f"proof-{key}"
+    html, text = _both(settings, "embargo", context)
+    # An editor has no preview link of their own: the proof's button shows where the journalists' goes.
+    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
+                          bulk=proof is None, action_url="" if proof is None else f"{settings.site.base_url}/preview/",
+                          greeting=_greeting(settings, language))
+
+
+def compose_embargo(*, release: Release, settings: Settings, moved: bool = False,
+                    proof: Mapping[str, str] | None = None, language: str = "") -> Composed:
+    """The media list's email of ``release`` before its date, rendered once: embargoed until
+    its date, or (``moved``) the embargo moved to its new date. Each journalist's preview link
+    is the action slot (``Recipient.action_url``), their opt-out the unsubscribe slot
+    (one-click, RFC 8058). ``proof`` (label -> URL) makes the editors' proof of it.
+    ``language`` picks the release's version in it (else the site language's) and its words.
+    """
+    release = release.version(language)
+    language = release.language
+    t = i18n.translations(language=language, settings=settings)
+    until = embargo_until(release.date, settings, language)
+    if moved:
+        headline = t.gettext("EMBARGO MOVED TO %(until)s") % {"until": until}
+        paragraph = t.gettext(
+            "The embargo of this release now ends at %(until)s. Please do not publish anything of it before then."
+        ) % {"until": until}
+    else:
+        headline = t.gettext("EMBARGOED UNTIL %(until)s") % {"until": until}
+        paragraph = t.gettext(
+            "This release is under embargo: please do not publish or share anything of it before %(until)s."
+            " Your personal preview link below, with the photos, is for you alone."
+        ) % {"until": until}
+    key = f"{'moved' if moved else 'embargo'}-{release.slug}-{int(release.date.timestamp())}"
+    if proof is not None:
+        key += f"-{release.digest[:8]}"
+    colors = _palette(settings.site.brand_color)
+    return _media_email(
+        settings=settings, kind="moved" if moved else "embargo", headline=headline, subject=f"{headline}: {release.title}",
+        paragraph=paragraph, release=_release_context(release, settings, f"embargo-{release.slug}", colors, language),
+        language=language, key=key, proof=proof,
+    )
+
+
+def compose_withdrawn(*, slug: str, title: str, settings: Settings, language: str = "") -> Composed:
+    """"Withdrawn: please do not publish", to the journalists who had the embargoed release
+    (its file may be gone: only its slug and title are needed), in ``language`` (default: the site's)."""
+    language = language or settings.site.language
+    t = i18n.translations(language=language, settings=settings)
+    return _media_email(
+        settings=settings, kind="withdrawn", headline=t.gettext("WITHDRAWN: PLEASE DO NOT PUBLISH"),
+        subject=t.gettext("WITHDRAWN: please do not publish: %(title)s") % {"title": title},
+        paragraph=t.gettext(
+            "We have withdrawn this release. Please do not publish anything of it, and delete what we sent you."
+        ),
+        release={"title": title, "slug": slug}, language=language, key=f"withdrawn-{slug}", proof=None,
     )

@@ -20,7 +20,7 @@ from starlette.types import Scope
 from pressroom.audience import expire_pending
 from pressroom.errors import PressroomError, TransientError
 from pressroom.settings import Settings
-from pressroom.web import bounces, data, preferences, subscribe, unsubscribe
+from pressroom.web import bounces, data, preferences, preview, subscribe, unsubscribe
 from pressroom.web.core import Web
 from pressroom.web.security import BodyLimit, SecurityHeaders, redact_access_log
 
@@ -120,6 +120,7 @@ def create_app(
         *preferences.routes(web),
         *data.routes(web),
         *bounces.routes(web),
+        *preview.routes(web),
         Route("/_pressroom/web.css", stylesheet, methods=["GET"]),
         *extra_routes,
         Mount("/", app=_PublicFiles(directory=public, html=True, check_dir=False)),

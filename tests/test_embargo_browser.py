@@ -1,0 +1,109 @@
+"""The journalist's preview page in headless Chromium: EMBARGOED band and noindex until the date, then a redirect.
+
+Real parts on loopback: uvicorn serving the app (`pressroom serve`'s server), Debian's Chromium
+driven by Playwright, SQLite. The clock of the app is the test's, so the date can pass.
+"""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from pressroom.audience import MediaList, preview_url
+from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import Project
+from tests.embargo_support import publish_once, seed
+from tests.site_support import png
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+NOTIFIED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+PUBLIC = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_400(tmp_path) -> None:  # noqa: ANN001
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from pressroom.web import create_app
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    project = Project(tmp_path, textwrap.dedent(f"""
+        [site]
+        name = "Test Hub"
+        base_url = "{base}"
+        timezone = "Europe/Brussels"
+
+        [email]
+        sender = "press@example.org"
+        """))
+    (project.releases / "big-news").mkdir()
+    (project.releases / "big-news" / "lab.png").write_bytes(png(120, 60))
+    project.write_release("big-news", title="Big news from the lab", date="2026-12-02 09:00", body="A **secret** result.",
+                          bundle=True, extra="tags: [Energy]\nembargo: {notify: 48h}\nhero: {src: lab.png, alt: The lab}\n")
+    settings = project.settings()
+    seed(settings, NOTIFIED)
+    publish_once(settings, NOTIFIED)
+    media = MediaList.from_settings(settings)
+    energy, sport = media.get(address="energy@example.com"), media.get(address="sport@example.com")
+    link = preview_url(settings=settings, journalist_id=energy.id, slug="big-news")
+    clock = [NOTIFIED]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings=settings, clock=lambda: clock[0]), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            response = page.goto(link)
+            assert response.status == 200
+            assert response.headers["x-robots-tag"] == "noindex"
+            assert response.headers["cache-control"] == "private, no-store"
+            band = page.locator(".embargo-band")
+            assert band.is_visible() and band.inner_text().startswith("EMBARGOED until 2 December 2026, 09:00 CET (08:00 UTC)")
+            assert page.locator("h1").inner_text() == "Big news from the lab"
+            assert "noindex" in page.locator('meta[name="robots"]').get_attribute("content")
+            assert page.locator(".release-hero img").evaluate("img => img.naturalWidth") == 120  # served before public/ has it
+            assert not (settings.path("public") / "releases" / "big-news").exists()  # served, never written
+
+            # The sports desk was never sent this release: its genuine-looking link is refused like a forged one.
+            misdirected = preview_url(settings=settings, journalist_id=sport.id, slug="big-news")
+            forged = link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB")
+            answers = []
+            for bad in (misdirected, forged, link.replace("big-news?", "other?")):
+                answer = page.goto(bad)
+                answers.append((answer.status, page.content(), {k: v for k, v in answer.headers.items() if k not in ("date", "content-length")}))
+            assert {status for status, _, _ in answers} == {400}
+            # Nothing tells another journalist's link from a forged one: same page, same headers.
+            assert answers[0][1:] == answers[1][1:]
+            assert "secret" not in answers[0][1]
+
+            clock[0] = PUBLIC
+            publish_once(settings, PUBLIC)
+            page.goto(link)
+            assert page.url == f"{base}/releases/big-news/"
+            assert page.locator("h1").inner_text() == "Big news from the lab"
+            assert page.locator(".embargo-band").count() == 0
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    opened = media.opens(release="big-news")
+    assert [(journalist.address, times) for journalist, times, _, _ in opened] == [("energy@example.com", 1)]
