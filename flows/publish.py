@@ -39,6 +39,9 @@ class PublishSummary:
     next_release: tuple[str, datetime] | None = None
     social: SocialReport | None = None
     email: list[DeliveryReport] = field(default_factory=list)
+    after: list[DeliveryReport] = field(default_factory=list)  # corrections and withdrawal notices
+    after_social: SocialReport | None = None  # correction replies, deletions of withdrawn releases' posts
+    reminders: list[str] = field(default_factory=list)
 
     def as_markdown(self, settings: Settings) -> str:
         zone = settings.site.tz
@@ -55,6 +58,11 @@ class PublishSummary:
             lines.append(f"- email {report.as_text()}")
         if self.social is not None:
             lines.append(f"- {self.social.as_text()}")
+        for report in self.after:
+            lines.append(f"- {report.channel} of {report.release}: {report.as_text()}")
+        for result in self.after_social.results if self.after_social else []:
+            lines.append(f"- {result.channel} of {result.release}: {result.state} ({result.detail})")
+        lines += [f"- reminder: `{reminder}`" for reminder in self.reminders]
         if self.next_release:
             slug, when = self.next_release
             lines.append(f"- next scheduled publication: `{slug}` at {when.astimezone(zone):%Y-%m-%d %H:%M %Z}")
@@ -71,11 +79,14 @@ class PublishSummary:
             parts.append("email: " + ", ".join(report.as_text() for report in self.email))
         if self.social is not None:
             parts.append(self.social.as_text())
+        parts += [f"{report.channel} of {report.release}: {report.as_text()}" for report in self.after]
+        parts += [f"{r.channel} of {r.release}: {r.state} ({r.detail})" for r in (self.after_social.results if self.after_social else [])]
         if self.next_release:
             parts.append(f"next: {self.next_release[0]} at {self.next_release[1].isoformat()}")
         text = "; ".join(parts)
         if self.problems:
             text += "\n" + "\n".join(f"skipped: {problem}" for problem in self.problems)
+        text += "".join(f"\nreminder: {reminder}" for reminder in self.reminders)
         return text
 
 
@@ -112,6 +123,30 @@ def preview_task(settings: Settings, releases: list[Release]) -> None:
         lines.append(f"- **{release.title}**: {links}")
     if len(lines) > 2:
         create_markdown_artifact(key="email-preview", markdown="\n".join(lines), description="email previews")
+
+
+@task(name="after publication", cache_policy=NO_CACHE)
+def after_step(*, loaded: LoadResult, settings: Settings, ledger: Ledger,
+               now: datetime) -> tuple[list[DeliveryReport], SocialReport, list[str]]:
+    """Corrections and withdrawals to those who received a release (emails, replies, deleted posts);
+    reminders of silent edits and deleted files; then what each public release says now, for the next run."""
+    from flows.email import run_id
+    from pressroom.dispatch.after import reminders, send_follow_ups
+    from pressroom.social import follow_up_releases
+
+    notes = reminders(loaded=loaded, ledger=ledger, now=now, root=settings.root)
+    first_seen = ledger.first_published()
+    published = [r for r in loaded.releases if r.slug in first_seen and (r.is_public(now) or r.shows_notice(now))]
+    run = run_id()
+    social = follow_up_releases(releases=published, settings=settings, ledger=ledger, now=now, first_seen=first_seen, run_id=run)
+    reports = [
+        report
+        for release in published
+        for report in send_follow_ups(release=release, settings=settings, ledger=ledger, now=now,
+                                      first_seen=first_seen[release.slug], run_id=run)
+    ]
+    ledger.remember_texts(releases=public_releases(loaded.releases, now))
+    return reports, social, notes
 
 
 def _next_release(releases: list[Release], now: datetime) -> tuple[str, datetime] | None:
@@ -181,5 +216,6 @@ def publish(settings_file: str | None = None, now: datetime | None = None) -> Pu
     for release in public:
         summary.email.append(email_step(release=release, settings=settings, ledger=ledger, now=now,
                                         first_seen=first_seen.get(release.slug, now), settings_file=settings_file))
+    summary.after, summary.after_social, summary.reminders = after_step(loaded=loaded, settings=settings, ledger=ledger, now=now)
     create_markdown_artifact(key="publish-summary", markdown=summary.as_markdown(settings), description="publish run")
     return summary

@@ -65,10 +65,21 @@ def check(
     result = load_releases(settings, path=path)
     for problem in sorted([*result.problems, *result.warnings], key=lambda found: (str(found.path), found.line or 1)):
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
+    if path is None:  # only the whole folder tells a deleted release from one not checked
+        from pressroom.dispatch.after import reminders
+        from pressroom.errors import PressroomError
+        from pressroom.ledger import Ledger
+
+        try:
+            lines = reminders(loaded=result, ledger=Ledger.from_settings(settings), now=moment, root=Path.cwd())
+        except PressroomError as exc:  # the files are checked all the same; only what was published is unknown
+            lines = [f"reminders about published releases skipped: {exc}"]
+        for line in lines:
+            console.print(line, markup=False, soft_wrap=True)
     zone = settings.site.tz
     for release in sorted(result.releases, key=lambda r: r.date):
-        if release.status == "draft":
-            state = "draft"
+        if release.status in ("draft", "withdrawn"):
+            state = release.status
         elif release.is_public(moment):
             state = "public"
         elif release.expires is not None and moment >= release.expires:

@@ -127,6 +127,9 @@ publications = Table(
     Column("slug", String(200), primary_key=True),
     Column("release_date", UTCDateTime, nullable=False),
     Column("first_public_at", UTCDateTime, nullable=False),
+    # What the release said when last published (Release.text_digest) and how many correction notes it had.
+    Column("text_digest", String(32), nullable=True),
+    Column("corrections", Integer, nullable=False, server_default="0"),
 )
 
 plans = Table(

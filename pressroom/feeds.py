@@ -59,12 +59,11 @@ def render_feeds(
     feed_title = clean_text(title or site.name)
     default = t.gettext("Press releases of %(site)s") % {"site": site.name}
     feed_description = clean_text(description or site.description_in(language) or default)
-    updated = max((release.date for release in items), default=_EMPTY_FEED_UPDATED)
+    updated = max((release.modified for release in items), default=_EMPTY_FEED_UPDATED)
     urls = {kind: f"{home}{name}" for kind, name in FEED_FILES.items()}
 
     # The full HTML of each item, built once for the three formats.
-    contacts = t.gettext("Media contacts")
-    contents = {release.slug: clean_text(_full_content(release, contacts)) for release in items}
+    contents = {release.slug: clean_text(_full_content(release, settings, language)) for release in items}
     prefix = "" if language == site.language else f"{language}/"
 
     def generator(kind: str) -> FeedGenerator:
@@ -127,7 +126,7 @@ def _feedgen(
         entry.title(text(release.title))
         entry.link(href=release.url, rel="alternate")
         # summary before content: RSS gets <description> = summary and <content:encoded> = full text.
-        entry.summary(text(release.summary))
+        entry.summary(text(_summary(release)))
         content = contents[release.slug]
         if kind == "atom":
             entry.content(content, type="html")
@@ -135,7 +134,7 @@ def _feedgen(
             # CDATA keeps the RSS readable; "]]>" cannot go inside it, so such a body is escaped instead.
             entry.content(content, type=None if "]]>" in content else "CDATA")
         entry.published(release.date)
-        entry.updated(release.date)
+        entry.updated(release.modified)
         if kind == "rss":
             # A release without an author is the organisation's word: a reader then shows the site's
             # name rather than nothing (Atom entries inherit the feed's author for the same effect).
@@ -150,7 +149,7 @@ def _feedgen(
         ]
         if categories:
             entry.category(categories)
-        if release.hero is not None:
+        if release.hero is not None and release.withdrawn is None:
             mime, length = _hero_file(release)
             if kind == "rss":  # Atom gets its enclosure link in _atom_links
                 entry.enclosure(url=release.hero.src, length=str(length), type=mime)
@@ -186,7 +185,7 @@ def _atom_links(document: bytes, items: list[Release]) -> bytes:
         for link in element.iterfind(f"{_ATOM}link"):
             link.set("rel", "alternate")
             link.set("type", "text/html")
-        if release.hero is not None:
+        if release.hero is not None and release.withdrawn is None:
             mime, length = _hero_file(release)
             etree.SubElement(
                 element, f"{_ATOM}link", rel="enclosure", href=release.hero.src, type=mime, length=str(length)
@@ -203,9 +202,27 @@ def _hero_file(release: Release) -> tuple[str, int]:
     return _mime(release.hero.src), length
 
 
-def _full_content(release: Release, contacts_heading: str) -> str:
-    """The release as a feed reader shows it: body, then media contacts, then About."""
-    parts = [release.body_html]
+def _summary(release: Release) -> str:
+    return release.withdrawn.reason if release.withdrawn is not None else release.summary
+
+
+def _full_content(release: Release, settings: Settings, language: str) -> str:
+    """The release as a feed reader shows it, in ``language``'s words: corrections, body, then media
+    contacts, then About; of a withdrawn release only the notice."""
+    t = i18n.translations(language=language, settings=settings)
+
+    def when(moment: datetime) -> str:
+        return html.escape(i18n.format_date(moment=moment, language=language, settings=settings))
+
+    if release.withdrawn is not None:
+        label = t.gettext("Withdrawn, %(date)s:") % {"date": when(release.withdrawn.date)}
+        return f"<p><strong>{label}</strong> {html.escape(release.withdrawn.reason)}</p>"
+    correction = t.gettext("Correction, %(date)s:")
+    parts = [
+        f"<p><strong>{correction % {'date': when(note.date)}}</strong> {html.escape(note.note)}</p>"
+        for note in release.corrections
+    ]
+    parts.append(release.body_html)
     if release.contacts:
         lines = []
         for contact in release.contacts:
@@ -217,7 +234,8 @@ def _full_content(release: Release, contacts_heading: str) -> str:
             if contact.phone:
                 bits.append(html.escape(contact.phone))
             lines.append(f"<li>{', '.join(bits)}</li>")
-        parts.append(f"<h2>{html.escape(contacts_heading)}</h2><ul>{''.join(lines)}</ul>")
+        heading = html.escape(t.gettext("Media contacts"))
+        parts.append(f"<h2>{heading}</h2><ul>{''.join(lines)}</ul>")
     if release.about_html:
         parts.append(release.about_html)
     return "\n".join(parts)
@@ -264,10 +282,10 @@ def _json_item(release: Release, content: str) -> dict[str, object]:
         "id": release.url,
         "url": release.url,
         "title": clean_text(release.title),
-        "summary": clean_text(release.summary),
+        "summary": clean_text(_summary(release)),
         "content_html": content,
         "date_published": release.date.isoformat(),
-        "date_modified": release.date.isoformat(),
+        "date_modified": release.modified.isoformat(),
         "language": release.language,
     }
     if release.canonical_url:
@@ -276,7 +294,7 @@ def _json_item(release: Release, content: str) -> dict[str, object]:
         item["tags"] = [clean_text(tag) for tag in release.tags]
     if release.author:
         item["authors"] = [{"name": clean_text(release.author)}]
-    if release.hero is not None:
+    if release.hero is not None and release.withdrawn is None:
         item["image"] = release.hero.src
         item["banner_image"] = release.hero.src
     return item

@@ -617,6 +617,41 @@ class Ledger:
             .on_conflict_do_nothing()
         )
 
+    # ----------------------------------------------------------------- after publication
+
+    def published_texts(self) -> dict[str, tuple[str | None, int]]:
+        """Slug -> (text digest, number of correction notes) of each release when it was last published."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(publications.c.slug, publications.c.text_digest, publications.c.corrections))
+            return {slug: (digest, corrections) for slug, digest, corrections in rows.tuples()}
+
+    def remember_texts(self, *, releases: Iterable[Release]) -> None:
+        """Record what each (already recorded) public release says now: the next check compares with it."""
+        with self._engine.begin() as conn:
+            for release in releases:
+                conn.execute(
+                    update(publications)
+                    .where(publications.c.slug == release.slug)
+                    .values(text_digest=release.text_digest, corrections=len(release.corrections))
+                )
+
+    def plan_received(self, *, release: str, source: str, channel: str, now: datetime) -> int | None:
+        """Plan ``channel`` for everyone ``source`` reached (its ``sent`` rows), with their subscriber ids,
+        so a follow-up (a correction, a withdrawal notice) goes to exactly those readers. ``None`` if already planned."""
+        with self._engine.begin() as conn:
+            if not self._claim_plan(conn, release, channel, now):
+                return None
+            reached = select(
+                literal(release), literal(channel), deliveries.c.recipient, deliveries.c.subscriber_id,
+                literal("planned"), literal(now, deliveries.c.planned_at.type), literal(now, deliveries.c.updated_at.type),
+            ).where(deliveries.c.release == release, deliveries.c.channel == source, deliveries.c.state == "sent")
+            conn.execute(
+                dialect_insert(conn, deliveries)
+                .from_select(["release", "channel", "recipient", "subscriber_id", "state", "planned_at", "updated_at"], reached)
+                .on_conflict_do_nothing()
+            )
+            return self._count_plan(conn, release, channel)
+
 
 def _scope(release: str | None, channel: str | None) -> list:
     where = []

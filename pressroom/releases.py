@@ -47,7 +47,10 @@ from pressroom.settings import Settings
 
 __all__ = [
     "Contact",
+    "Correction",
+    "Download",
     "Embargo",
+    "Withdrawal",
     "FrontMatter",
     "HeroImage",
     "Release",
@@ -66,6 +69,10 @@ MAX_FILE_BYTES = 1_000_000
 _TRANSLATION_FILE = re.compile(r"^index\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.md$")
 # What every version of one release shares: one URL, one approval, one publication instant.
 _SHARED_FIELDS = ("slug", "date", "status", "expires", "embargo")
+#: The archive of a release's text, images and downloads, beside its page (built by pressroom.presskit).
+PRESS_KIT = "press-kit.zip"
+#: Images larger than this load slowly and fill journalists' inboxes: ``pressroom check`` warns.
+MAX_IMAGE_BYTES = 5_000_000
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 # Characters XML 1.0 forbids (they make readers reject a feed) and C1 controls, which no one types.
@@ -102,6 +109,38 @@ class Contact(_Frozen):
         return value
 
 
+class Correction(_Frozen):
+    """A dated note shown below the title of a published release that was changed."""
+
+    date: datetime
+    note: str
+
+
+class Withdrawal(_Frozen):
+    """Why and when a published release was withdrawn: its URL keeps only this notice."""
+
+    date: datetime
+    reason: str
+
+
+class Download(_Frozen):
+    """A file of the bundle folder offered for download next to the release page."""
+
+    file: Path = Field(description="the local file, copied next to the release page")
+    name: str = Field(description="its path relative to the release page, e.g. statement.pdf")
+    title: str
+    size: int = Field(description="bytes")
+
+    @property
+    def kind(self) -> str:
+        """What the file is, for people: its extension in capitals (PDF, DOCX, ZIP)."""
+        return PurePosixPath(self.name).suffix.lstrip(".").upper() or "File"
+
+    @property
+    def size_text(self) -> str:
+        return human_size(self.size)
+
+
 class ChannelOptions(_Frozen):
     """Per-channel overrides in front matter: ``email: {subject: ..., enabled: false}``."""
 
@@ -109,6 +148,8 @@ class ChannelOptions(_Frozen):
     subject: str | None = None
     text: str | None = None
     approval: bool | None = Field(None, description="email only: ask an editor first; default [email] approval_required")
+    corrections: bool | None = Field(None, description="email only: send each new correction note; default [email] send_corrections")
+    withdrawal_notice: bool = Field(False, description="email only: tell those who received it that it was withdrawn")
 
 
 class Embargo(_Frozen):
@@ -125,7 +166,7 @@ class Release(_Frozen):
     title: str
     summary: str
     date: datetime = Field(description="publication instant, timezone-aware")
-    status: Literal["draft", "approved"]
+    status: Literal["draft", "approved", "withdrawn"]
     expires: datetime | None = None
     embargo: Embargo | None = None
     tags: tuple[str, ...] = ()
@@ -139,6 +180,9 @@ class Release(_Frozen):
     contacts: tuple[Contact, ...] = ()
     about_html: str = ""
     canonical_url: str | None = None
+    corrections: tuple[Correction, ...] = Field((), description="oldest first")
+    withdrawn: Withdrawal | None = None
+    downloads: tuple[Download, ...] = ()
     email: ChannelOptions = ChannelOptions()
     social: dict[str, ChannelOptions] = Field(default_factory=dict)
     body_markdown: str
@@ -153,6 +197,23 @@ class Release(_Frozen):
         if self.status != "approved" or self.date > now:
             return False
         return self.expires is None or now < self.expires
+
+    def shows_notice(self, now: datetime) -> bool:
+        """Withdrawn after it was due: its permanent URL keeps a notice instead of a 404."""
+        return self.withdrawn is not None and self.date <= now
+
+    @property
+    def text_digest(self) -> str:
+        """Changes when what readers see of the release changes, not with a new correction note or a setting."""
+        text = "\x1f".join((self.title, self.summary, self.body_markdown, *(d.name for d in self.downloads)))
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    @property
+    def modified(self) -> datetime:
+        """When the public record last changed: the withdrawal, else the latest correction, else publication."""
+        if self.withdrawn is not None:
+            return max(self.date, self.withdrawn.date)
+        return max([self.date, *(correction.date for correction in self.corrections)])
 
     @property
     def path(self) -> str:
@@ -203,10 +264,34 @@ class LoadResult:
 # --------------------------------------------------------------------------- helpers
 
 
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+
+
+def long_date(moment: datetime) -> str:
+    """``3 December 2026``: how pages, feeds and emails write a day."""
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+def human_size(size: int) -> str:
+    """``1536`` -> ``"1.5 KB"``: decimal units, as file managers and browsers show them."""
+    if size < 1000:
+        return f"{size} bytes"
+    value, unit = (size / 1e6, "MB") if size >= 1_000_000 else (size / 1e3, "KB")
+    return f"{value:.1f} {unit}".replace(".0 ", " ")
+
+
 def slugify(text: str) -> str:
     """``"Raw Materials & Batteries"`` -> ``"raw-materials-batteries"`` (ASCII, lowercase)."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def file_slug(path: Path) -> str:
+    """The slug a release file gets when its front matter names none: its bundle folder's (``index.md``,
+    ``index.de.md``) or its own name."""
+    bundled = path.name == "index.md" or translation_language(path) is not None
+    return slugify(path.parent.name if bundled else path.stem)
 
 
 def clean_text(text: str) -> str:
@@ -379,7 +464,7 @@ class FrontMatter(BaseModel):
     summary: str = Field("", max_length=2000)
     timezone: str = Field("", validate_default=True, description="default: [site] timezone")
     date: datetime
-    status: Literal["draft", "approved"]
+    status: Literal["draft", "approved", "withdrawn"]
     expires: datetime | None = None
     embargo: Embargo | None = None
     tags: list[str] = Field(default_factory=list)
@@ -389,6 +474,9 @@ class FrontMatter(BaseModel):
     contacts: list[Contact] = Field(default_factory=list)
     about: str | None = None
     canonical_url: str | None = None
+    corrections: list[Correction] = Field(default_factory=list)
+    withdrawn: Withdrawal | None = Field(None, validate_default=True)
+    downloads: list[Download] = Field(default_factory=list)
     email: ChannelOptions = ChannelOptions()
     social: dict[Literal["mastodon", "bluesky", "linkedin", "outbox"], ChannelOptions] = Field(default_factory=dict)
 
@@ -402,9 +490,7 @@ class FrontMatter(BaseModel):
     @classmethod
     def _slug(cls, value: Any, info: ValidationInfo) -> Any:
         if value in ("", None):
-            path = _context(info).path
-            bundled = path.name == "index.md" or translation_language(path) is not None
-            value = slugify(path.parent.name if bundled else path.stem)
+            value = file_slug(_context(info).path)
         if not isinstance(value, str) or not SLUG_RE.fullmatch(value) or len(value) > 100:
             raise _problem(
                 f"{value!r} is not a valid slug",
@@ -441,8 +527,8 @@ class FrontMatter(BaseModel):
     @field_validator("status", mode="before")
     @classmethod
     def _lowercase_status(cls, value: Any) -> Any:
-        if isinstance(value, str) and value != value.lower() and value.lower() in ("draft", "approved"):
-            raise _problem(f"{value!r} is not one of: 'draft', 'approved'", f"write it in lowercase: 'status: {value.lower()}'")
+        if isinstance(value, str) and value != value.lower() and value.lower() in ("draft", "approved", "withdrawn"):
+            raise _problem(f"{value!r} is not one of: 'draft', 'approved', 'withdrawn'", f"write it in lowercase: 'status: {value.lower()}'")
         return value
 
     @field_validator("expires", mode="plain")
@@ -561,6 +647,84 @@ class FrontMatter(BaseModel):
         url = f"{context.settings.site.base_url}/releases/{slug}/"
         return HeroImage(src=urljoin(url, file.relative_to(context.path.parent.resolve()).as_posix()), alt=alt, file=file)
 
+    @field_validator("corrections", mode="plain")
+    @classmethod
+    def _corrections(cls, value: Any, info: ValidationInfo) -> list[Correction]:
+        shape = 'write corrections: [{date: 2026-12-03 10:00, note: "The rate is 91%, not 95%."}]'
+        zone, date = info.data.get("timezone"), info.data.get("date")
+        items = _list_of(value, "{date, note}", shape)
+        corrections = [_dated(item, ("date", "note"), f"corrections.{index}", shape, zone) for index, item in enumerate(items)]
+        if date is not None:
+            for index, (moment, _) in enumerate(corrections):
+                if moment < date:
+                    raise _problem("is before the publication date", "date a correction when it was made", field=f"corrections.{index}.date", at=f"corrections.{index}.date")
+        return sorted((Correction(date=moment, note=note) for moment, note in corrections), key=lambda c: c.date)
+
+    @field_validator("withdrawn", mode="plain")
+    @classmethod
+    def _withdrawn(cls, value: Any, info: ValidationInfo) -> Withdrawal | None:
+        shape = 'write withdrawn: {date: 2026-12-05 09:00, reason: "Published in error."}'
+        status = info.data.get("status")
+        if value is None:
+            if status == "withdrawn":
+                raise _problem("a withdrawn release needs withdrawn: {date, reason}", shape, field="withdrawn", at="status")
+            return None
+        if status != "withdrawn":
+            raise _problem("withdrawn: is set but the status is not withdrawn", "write 'status: withdrawn' too, or remove withdrawn:", field="withdrawn", at="withdrawn")
+        moment, reason = _dated(value, ("date", "reason"), "withdrawn", shape, info.data.get("timezone"))
+        return Withdrawal(date=moment, reason=reason)
+
+    @field_validator("downloads", mode="plain")
+    @classmethod
+    def _downloads(cls, value: Any, info: ValidationInfo) -> list[Download]:
+        shape = 'write downloads: [{file: statement.pdf, title: "Statement (PDF)"}]'
+        downloads = []
+        for index, item in enumerate(_list_of(value, "{file, title}", shape)):
+            at = f"downloads.{index}"
+            if not isinstance(item, dict) or not all(isinstance(part, str) for part in item.values()):
+                raise _problem("is not a {file, title} pair", shape, field=at, at=at)
+            unknown = [key for key in item if key not in ("file", "title")]
+            if unknown:
+                raise _problem("unknown field", "the fields of a download are: file, title", field=f"{at}.{unknown[0]}", at=f"{at}.{unknown[0]}")
+            name = item.get("file", "").strip()
+            if not name or urlsplit(name).scheme:
+                raise _problem("needs the name of a file in the release's folder", shape, field=f"{at}.file", at=at)
+            downloads.append(_download(name, " ".join(item.get("title", "").split()), _context(info).path, at=f"{at}.file"))
+        return downloads
+
+
+def _list_of(value: Any, what: str, shape: str) -> list:
+    """A front-matter list (none written: empty), else a problem saying what it should hold."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _problem(f"is not a list of {what}", shape)
+    return value
+
+
+def _dated(value: Any, names: tuple[str, str], at: str, shape: str, zone: str | None) -> tuple[datetime, str]:
+    """A ``{date, <text>}`` mapping of the front matter as (aware instant, one-line text)."""
+    if not isinstance(value, dict) or not all(isinstance(part, str) for part in value.values()):
+        raise _problem(f"is not a {{{', '.join(names)}}} pair", shape, field=at, at=at)
+    unknown = [key for key in value if key not in names]
+    if unknown:
+        raise _problem("unknown field", f"the fields are: {', '.join(names)}", field=f"{at}.{unknown[0]}", at=f"{at}.{unknown[0]}")
+    text = " ".join(value.get(names[1], "").split())
+    if "date" not in value or not text:
+        raise _problem(f"needs both {names[0]} and {names[1]}", shape, field=at, at=at)
+    if zone is None:
+        raise _problem("the time zone is wrong", "fix 'timezone:' first", field=at, at=at)
+    return _instant(value["date"], ZoneInfo(zone), shape), text
+
+
+def _download(reference: str, title: str, path: Path, *, at: str = "") -> Download:
+    """The download a reference of release ``path`` names; a missing file is an error pointing at ``at``."""
+    file, message, hint = _local_image(reference, path, kind="download")
+    if message:
+        raise _problem(message, hint, field=at, at=at)
+    name = file.relative_to(path.parent.resolve()).as_posix()
+    return Download(file=file, name=name, title=title or PurePosixPath(name).name, size=file.stat().st_size)
+
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DURATION = re.compile(r"(\d{1,5})([dhm])")
@@ -584,17 +748,17 @@ def _instant(value: Any, zone: ZoneInfo, hint: str) -> datetime:
         raise _problem(str(exc), hint) from None
 
 
-def _local_image(reference: str, path: Path) -> tuple[Path, str, str]:
-    """The file an image reference of release ``path`` names, and ``(message, hint)`` of what is
-    wrong with it (empty if nothing)."""
+def _local_image(reference: str, path: Path, *, kind: str = "image") -> tuple[Path, str, str]:
+    """The file an image (or download) reference of release ``path`` names, and ``(message, hint)``
+    of what is wrong with it (empty if nothing)."""
     folder = path.parent.resolve()  # only for releases with local images: resolve() costs system calls
     target = (folder / PurePosixPath(reference)).resolve()
     # Images are published beside the page under the same relative path, so they must live
     # below the release's folder: that keeps every image URL and its copy in step.
     if not target.is_relative_to(folder):
-        return target, f"{reference!r} points outside the release's folder", "keep images next to the release file or in a folder below it"
+        return target, f"{reference!r} points outside the release's folder", f"keep {kind}s next to the release file or in a folder below it"
     if not target.is_file():
-        return target, f"image file {reference!r} not found next to {path.name}", f"add the file to {path.parent} or fix the name"
+        return target, f"{kind} file {reference!r} not found next to {path.name}", f"add the file to {path.parent} or fix the name"
     return target, "", ""
 
 
@@ -668,18 +832,38 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
     url = f"{settings.site.base_url}/{prefix}releases/{meta.slug}/"
     assets = [meta.hero.file] if meta.hero is not None and meta.hero.file is not None else []
     body_html, relative = render_markdown(body, base_url=url)
+    downloads = {download.name: download for download in meta.downloads}
     for reference in relative:
         reference_path = urlsplit(reference).path
-        if PurePosixPath(reference_path).suffix.lower() in _IMAGE_SUFFIXES:
+        suffix = PurePosixPath(reference_path).suffix.lower()
+        if suffix in _IMAGE_SUFFIXES:
             file, message, hint = _local_image(reference_path, path)
             if message:
                 raise ReleaseError(message, path=path, line=1, field="body", hint=hint)
             assets.append(file)
+        elif suffix and suffix not in _PAGE_SUFFIXES and not reference_path.startswith("/"):
+            # A linked file of the bundle that is not published would be a 404 on the site and in every
+            # email. A path from the site's root ("/reports/r.pdf") is the site's own, not the bundle's.
+            try:
+                download = _download(reference_path, "", path)
+            except PydanticCustomError as exc:
+                line = _body_line(body, reference, first=text.count("\n", 0, len(text) - len(body)) + 1)
+                raise ReleaseError(exc.context["message"], path=path, line=line, field="body", hint=exc.context["hint"]) from None
+            downloads.setdefault(download.name, download)
+    assets += [download.file for download in downloads.values()]
     about_source = settings.site.about_in(meta.language) if meta.about is None else meta.about
     about_html = _about_html(about_source, base_url=url) if about_source.strip() else ""
     if warnings is not None:
         for message, name, hint in context.warnings:
             warnings.append(ReleaseWarning(message, path=path, line=_line(lines, (name,)), field=name, hint=hint))
+        for image in dict.fromkeys(assets):
+            size = image.stat().st_size
+            if image.suffix.lower() in _IMAGE_SUFFIXES and size > MAX_IMAGE_BYTES:
+                # Pages and emails show smaller copies, but the original still goes into every press kit download.
+                warnings.append(ReleaseWarning(
+                    f"image {image.name} is {human_size(size)}", path=path, line=1, field="images",
+                    hint=f"export it at most {human_size(MAX_IMAGE_BYTES)} (e.g. 3000 px wide, JPEG quality 85)",
+                ))
 
     # Not the body's whole text: a table or list after a sentence without a full stop would join it.
     first = _FIRST_PARAGRAPH.search(body_html)
@@ -699,6 +883,9 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
         contacts=tuple(meta.contacts),
         about_html=about_html,
         canonical_url=meta.canonical_url,
+        corrections=tuple(meta.corrections),
+        withdrawn=meta.withdrawn,
+        downloads=tuple(downloads.values()),
         email=meta.email,
         social=dict(meta.social),
         body_markdown=body,
@@ -796,16 +983,28 @@ def _release_error(error: Any, path: Path, lines: dict[tuple, int]) -> ReleaseEr
 
 _FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".avif"}
+_PAGE_SUFFIXES = {".html", ".htm"}
+
+
+def _body_line(body: str, reference: str, *, first: int) -> int:
+    """The file line of the first body line that mentions ``reference`` (``first`` is the body's first line)."""
+    for number, line in enumerate(body.splitlines()):
+        if reference in line:
+            return first + number
+    return first
 
 _FIELD_HINTS = {
     "title": "add a line such as 'title: Cluster HUB celebrates friendship day'",
     "date": "add the publication time, e.g. 'date: 2024-07-30 09:00' (read in the site time zone)",
-    "status": "write 'status: draft' while editing and 'status: approved' when it may go out",
+    "status": "write 'status: draft' while editing, 'status: approved' when it may go out, 'status: withdrawn' to take it down",
     "tags": "write tags as a list, e.g. 'tags: [recycling, lithium]'",
     "hero": "write hero: {src: photo.jpg, alt: what the photo shows}",
     "contacts": "write each contact as {name: ..., email: ..., phone: ...}",
     "social": "use mastodon, bluesky or linkedin, each with text: and/or enabled:",
     "email": "write email: {subject: ..., enabled: false}",
+    "corrections": 'write corrections: [{date: 2026-12-03 10:00, note: "The rate is 91%, not 95%."}]',
+    "withdrawn": 'write withdrawn: {date: 2026-12-05 09:00, reason: "Published in error."}',
+    "downloads": 'write downloads: [{file: statement.pdf, title: "Statement (PDF)"}]',
 }
 
 

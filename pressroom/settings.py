@@ -80,6 +80,8 @@ class SiteSettings(_Section):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    withdrawn_days: int = Field(30, ge=0, le=3650, description="days a withdrawn release's notice stays in the feeds")
+
     languages: list[str] = Field(
         default_factory=list, description="the languages releases are published in; default: only `language`"
     )
@@ -167,6 +169,7 @@ class EmailSettings(_Section):
     retry_backoff_seconds: float = Field(30.0, gt=0, description="first wait after a 4xx; doubles per attempt")
     retry_window_seconds: float = Field(120.0, ge=0, description="how long one run waits for deferred retries")
     claim_lease_seconds: float = Field(60.0, gt=0, description="a claimed batch left unsent is taken over after this")
+    send_corrections: bool = Field(False, description="email each new correction note to those who received the release")
 
 
 class AudienceSettings(_Section):

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from gettext import NullTranslations
 from pathlib import Path
@@ -41,10 +41,12 @@ from markupsafe import Markup, escape
 
 from pressroom import feeds as feeds_module
 from pressroom import i18n
+from pressroom import images
 from pressroom import releases as releases_module
 from pressroom.errors import ConfigError, TemplateError
 from pressroom.feeds import FEED_FILES, render_feeds
-from pressroom.releases import Release, slugify
+from pressroom.presskit import press_kit
+from pressroom.releases import PRESS_KIT, Release, human_size, slugify
 from pressroom.settings import Settings
 
 __all__ = ["BuildReport", "build_site"]
@@ -110,6 +112,10 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
     public = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
     # The site language at the root, every other language (configured, or of a translation) under /<lang>/.
     languages = tuple(dict.fromkeys((*settings.site.all_languages, *(code for r in public for code in r.translations))))
+    notices = [r for r in releases if r.shows_notice(now)]
+    # A withdrawn release's feed item turns into its notice for a while, so readers learn of it, then goes.
+    recent = timedelta(days=settings.site.withdrawn_days)
+    in_feeds = [r for r in notices if r.withdrawn is not None and now - r.withdrawn.date < recent]
     cache = _BuildCache(settings.path("var") / "cache" / _MANIFEST)
 
     trees: list[tuple[list[Release], list[_Tag]]] = []
@@ -117,7 +123,8 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
     jobs: list[_Job] = []
     copies: dict[str, Path] = {}
     for language in languages:
-        trees.append(_language_jobs(settings, public, language, languages, release_jobs, jobs, copies))
+        withdrawn = (notices, in_feeds) if language == settings.site.language else ((), ())
+        trees.append(_language_jobs(settings, public, language, languages, release_jobs, jobs, copies, *withdrawn))
     small = {
         "sitemap.xml": partial(_sitemap, settings, trees),
         "robots.txt": lambda: f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode(),
@@ -148,9 +155,12 @@ def _language_jobs(
     release_jobs: list[_Job],
     jobs: list[_Job],
     copies: dict[str, Path],
+    notices: Sequence[Release],
+    in_feeds: Sequence[Release],
 ) -> tuple[list[Release], list[_Tag]]:
     """The jobs of one language's pages and feeds (under ``<lang>/`` unless it is the site's); returns
-    its releases and topics, for the sitemap."""
+    its releases and topics, for the sitemap. ``notices``: the withdrawn releases whose page is a
+    notice, ``in_feeds`` those whose notice is still in the feeds."""
     site_language = language == settings.site.language
     pairs = [(r, r) for r in public] if site_language else [(r.translations[language], r) for r in public if language in r.translations]
     shown = [version for version, _ in pairs]
@@ -167,15 +177,32 @@ def _language_jobs(
         main = mains[release.slug]
         release_jobs.append(
             _Job(
-                paths=(f"{release.path}index.html",),
+                paths=(f"{release.path}index.html", f"{release.path}{PRESS_KIT}"),
                 key=_key(
-                    *common, "release", _identity(release), _hero_stamp(release), _identity(newer), _identity(older),
-                    *(version.language for version in main.versions),
+                    *common, "release", _identity(release), *map(_file_stamp, release.assets),
+                    _identity(newer), _identity(older), *(version.language for version in main.versions),
                 ),
                 render=partial(renderer.release_page, release, main=main, newer=newer, older=older),
             )
         )
         copies.update(_assets(release))
+        hero = release.hero.file if release.hero is not None else None
+        for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH) if hero is not None else ():
+            # The page's and the email's copies; the original stays for the press kit and the download link.
+            if images.variant(hero, width):
+                release_jobs.append(_Job(
+                    paths=(f"{release.path}{images.sized_name(hero.name, width)}",),
+                    key=_key("sized image", str(hero), _file_stamp(hero), str(width)),
+                    render=partial(images.resize, source=hero, width=width),
+                ))
+    for release in notices:
+        release_jobs.append(
+            _Job(
+                paths=(f"{release.path}index.html",),
+                key=_key(*common, "withdrawn", _identity(release)),
+                render=partial(renderer.withdrawn_page, release),
+            )
+        )
 
     def listings(items: list[Release], base: str, tag: _Tag | None) -> None:
         for page in _paginate(items, settings.site.page_size, base):
@@ -193,6 +220,10 @@ def _language_jobs(
             )
 
     def feeds(items: Sequence[Release], folder: str, title: str | None, description: str | None) -> None:
+        tag = folder.removeprefix("tags/").rstrip("/")
+        withdrawn = [r for r in in_feeds if not folder or tag in _tag_slugs(r)]
+        if withdrawn:
+            items = sorted([*items, *withdrawn], key=lambda r: (r.date, r.slug), reverse=True)
         newest = items[: settings.site.feed_items]
         heroes = map(_hero_stamp, newest)
         identities = map(_identity, newest)
@@ -261,7 +292,11 @@ def _key(*parts: str) -> str:
 def _hero_stamp(release: Release) -> str:
     """Size and mtime of the hero file: pages and feeds show its dimensions and length, which the
     release's digest (the Markdown file) does not cover."""
-    file = release.hero.file if release.hero is not None else None
+    return _file_stamp(release.hero.file if release.hero is not None else None)
+
+
+def _file_stamp(file: Path | None) -> str:
+    """Size and mtime of a file the release shows or packs (``-`` when missing)."""
     try:
         stat = file.stat() if file is not None else None
     except OSError:
@@ -557,8 +592,9 @@ class _Renderer:
 
     def _page(self, name: str, path: str, *, root: str | None = None, **context: object) -> bytes:
         root = "../" * path.count("/") if root is None else root
+        # A page in one language only (a notice, the 404) has no alternates and no switcher.
         text = self._render(
-            name, **self.common, root=root, url=f"{self.site.base_url}/{path}", **context
+            name, **self.common, root=root, url=f"{self.site.base_url}/{path}", **({"alternates": (), "switcher": ()} | context)
         )
         return text.encode("utf-8")
 
@@ -598,9 +634,10 @@ class _Renderer:
             return f"{release.path}{release.hero.file.name}"
         return release.hero.src
 
-    def release_page(self, release: Release, *, main: Release, newer: Release | None, older: Release | None) -> bytes:
+    def release_page(self, release: Release, *, main: Release, newer: Release | None, older: Release | None) -> dict[str, bytes]:
         root = "../" * release.path.count("/")
-        return self._page(
+        kit = press_kit(release=release)
+        page = self._page(
             "release.html.j2",
             release.path,
             **self._others({version.language: version.path for version in main.versions}, root),
@@ -609,11 +646,43 @@ class _Renderer:
             card=self._card(release),
             body=self._relative_html(release.body_html, root),
             about=self._relative_html(release.about_html, root),
-            hero_src=release.hero.file.name if release.hero and release.hero.file else (release.hero and release.hero.src),
-            hero_size=_image_size(release.hero.file if release.hero else None),
+            **self._hero(release),
             newer=newer,
             older=older,
+            corrections=[self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
+            downloads=release.downloads,
+            press_kit={"name": PRESS_KIT, "size": human_size(len(kit))},
         )
+        return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
+
+    @staticmethod
+    def _hero(release: Release) -> dict[str, object]:
+        """The hero as the page shows it (at most PAGE_WIDTH wide) and as it is downloaded (the original)."""
+        file = release.hero.file if release.hero else None
+        original = file.name if file is not None else (release.hero and release.hero.src)
+        shown = images.variant(file, images.PAGE_WIDTH) if file is not None else None
+        return {
+            "hero_src": images.sized_name(original, images.PAGE_WIDTH) if shown else original,
+            "hero_original": original,
+            "hero_size": _image_size(file),  # of the original, which og:image names
+            "hero_shown_size": shown or _image_size(file),
+        }
+
+    def withdrawn_page(self, release: Release) -> bytes:
+        """What stays at a withdrawn release's permanent URL: title, when and why, nothing of the body."""
+        assert release.withdrawn is not None
+        return self._page(
+            "withdrawn.html.j2",
+            release.path,
+            lang=release.language,
+            canonical=None,  # noindex: nothing here for search engines to keep
+            release=release,
+            published=self._dated(release.date),
+            withdrawn=self._dated(release.withdrawn.date) | {"reason": release.withdrawn.reason},
+        )
+
+    def _dated(self, moment: datetime) -> dict[str, str]:
+        return {"text": self._date_text(moment), "iso": moment.isoformat()}
 
     def listing(self, page: _Listing, *, tag: _Tag | None, feed_folder: str) -> bytes:
         root = "../" * page.path.count("/")
@@ -651,7 +720,7 @@ class _Renderer:
         # Served for any missing path, so its links are absolute from the site root.
         root = urlsplit(self.site.base_url).path.rstrip("/") + "/"
         # No canonical: it would tell search engines that every missing address is the home page.
-        return self._page("404.html.j2", "", root=root, lang=self.language, canonical=None, alternates=(), switcher=())
+        return self._page("404.html.j2", "", root=root, lang=self.language, canonical=None)
 
 
 def _sitemap(settings: Settings, trees: list[tuple[list[Release], list[_Tag]]]) -> bytes:
@@ -664,14 +733,14 @@ def _sitemap(settings: Settings, trees: list[tuple[list[Release], list[_Tag]]]) 
             versions_of.setdefault(release.slug, []).append((release.language, release.url))
     for versions, tags in trees:
         prefix = versions[0].prefix if versions else ""
-        newest = versions[0].date.isoformat() if versions else None
+        newest = max(release.modified for release in versions).isoformat() if versions else None
         rows.append((f"{base}/{prefix}", newest, []))
         for release in versions:
             others = versions_of[release.slug]
             alternates = [*others, ("x-default", others[0][1])] if len(others) > 1 else []
-            rows.append((release.url, release.date.isoformat(), alternates))
+            rows.append((release.url, release.modified.isoformat(), alternates))
         rows.append((f"{base}/{prefix}tags/", newest, []))
-        rows += [(f"{base}/{tag.path}", tag.releases[0].date.isoformat(), []) for tag in tags]
+        rows += [(f"{base}/{tag.path}", max(release.modified for release in tag.releases).isoformat(), []) for tag in tags]
     multilingual = any(alternates for _, _, alternates in rows)
     namespaces = ' xmlns:xhtml="http://www.w3.org/1999/xhtml"' if multilingual else ""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"{namespaces}>']

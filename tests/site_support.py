@@ -169,3 +169,27 @@ def assert_nothing_runs(public: Path) -> None:
         else:
             for item in json.loads(data)["items"]:
                 assert active_content(item["content_html"]) == [], path
+
+
+def broken_links(public: Path) -> list[tuple[str, str]]:
+    """(page, link) of every link or image in public/'s pages that leads to no file of public/."""
+    import lxml.html
+    from urllib.parse import unquote, urlsplit
+
+    broken = []
+    for page in sorted(public.rglob("*.html")):
+        if page.name == "404.html":
+            continue  # served at any missing address, so its links start at the site root, not here
+        document = lxml.html.fromstring(page.read_bytes())
+        for element in document.iter():
+            for attribute in ("href", "src"):
+                link = element.get(attribute) if isinstance(element.tag, str) else None
+                parts = urlsplit(link or "")
+                if not link or parts.scheme or parts.netloc or not parts.path:
+                    continue  # absolute URLs (canonical, og:) and fragments are not files of this folder
+                target = (page.parent / unquote(parts.path)).resolve()
+                if target.is_dir():
+                    target = target / "index.html"
+                if not target.is_file():
+                    broken.append((page.relative_to(public).as_posix(), link))
+    return broken

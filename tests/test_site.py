@@ -237,6 +237,7 @@ def test_a_new_release_rewrites_its_page_the_front_pages_feeds_and_sitemap_only(
     written = {path.relative_to(public).as_posix() for path in report.written}
     assert written == {
         "releases/item-new/index.html",
+        "releases/item-new/press-kit.zip",
         "releases/item-059/index.html",  # the previous newest gains its "next release" link
         "index.html",
         "tags/recycling/index.html",

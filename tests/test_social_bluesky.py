@@ -124,21 +124,30 @@ def test_the_servers_own_300_grapheme_limit(pds, account):
 
 
 def test_the_servers_own_1mb_thumb_limit_and_ours(pds, account, tmp_path: Path):
+    import io
+    import os
+
+    from PIL import Image
+
     settings_account, did = account
     big = tmp_path / "big.png"
-    big.write_bytes(SAMPLE_HERO.read_bytes() + b"\0" * (1_000_001 - SAMPLE_HERO.stat().st_size))
+    Image.frombytes("RGB", (1000, 700), os.urandom(1000 * 700 * 3)).save(big)  # noise: about 2 MB as PNG
+    assert big.stat().st_size > 1_000_000
     post = post_for(slug="big-hero", hero_file=big)
     network = network_for(settings_account)
     network.max_thumb_bytes = 5_000_000  # pretend we had no guard: the PDS itself refuses
-    with pytest.raises(PermanentError, match=r"blob too big \(maximum 1000000, got 1000001\)") as caught:
+    with pytest.raises(PermanentError, match=r"blob too big \(maximum 1000000, got \d+\)") as caught:
         network.publish(post, key="k")
     assert not isinstance(caught.value, RetryLater)
     assert pds.records(did) == []
-    network.max_thumb_bytes = 1_000_000  # our guard: the card goes out without a thumb
+    network.max_thumb_bytes = 1_000_000  # our guard: the thumb is made smaller, never dropped
     network.publish(post, key="k")
     network.close()
     [record] = pds.records(did)
-    assert "thumb" not in record["value"]["embed"]["external"]
+    thumb = record["value"]["embed"]["external"]["thumb"]
+    assert thumb["mimeType"] == "image/jpeg" and thumb["size"] <= 1_000_000
+    with Image.open(io.BytesIO(pds.blob(did, thumb["ref"]["$link"]))) as image:
+        assert image.format == "JPEG" and image.width >= 500  # still a picture worth showing
 
 
 class LoseResponses(httpx.BaseTransport):

@@ -27,6 +27,7 @@ class FakeLinkedIn:
         self.requests: list[httpx.Request] = []
         self.fail: list = []
         self.error_after_create: httpx.Response | None = None
+        self.deleted: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -62,6 +63,16 @@ class FakeLinkedIn:
         if path == "/rest/posts" and request.method == "GET":
             assert request.url.params["q"] == "author" and request.url.params["author"] == AUTHOR
             return httpx.Response(200, json={"paging": {"start": 0, "count": 10}, "elements": list(reversed(self.posts))})
+        if path.startswith("/rest/posts/") and request.method == "DELETE":
+            # DELETE /rest/posts/{encoded urn} with X-RestLi-Method: DELETE answers 204.
+            assert request.headers["X-RestLi-Method"] == "DELETE"
+            urn = unquote(path.removeprefix("/rest/posts/"))
+            for post in self.posts:
+                if post["id"] == urn:
+                    self.posts.remove(post)
+                    self.deleted.append(urn)
+                    return httpx.Response(204)
+            return httpx.Response(404, json={"status": 404, "code": "NOT_FOUND", "message": "Not Found"})
         if path.startswith("/rest/posts/"):
             urn = unquote(path.removeprefix("/rest/posts/"))
             for post in self.posts:

@@ -34,6 +34,7 @@ class FakeMastodon:
         # Scripted failures: called before handling; returns a response or raises, or None to go on.
         self.fail: list[Callable[[httpx.Request], httpx.Response | None]] = []
         self.lose_response_after_create = 0  # the status is made, then the connection times out
+        self.deleted: list[str] = []  # ids, in the order DELETE removed them
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -67,6 +68,7 @@ class FakeMastodon:
                 "url": f"{INSTANCE}/@press/{status_id}",
                 "content": "<p>" + data["status"].replace("\n", "<br />") + "</p>",
                 "card": None,
+                "account": {"id": "14715", "username": "press", "acct": "press"},
             }
             self.statuses.append(status)
             if key:
@@ -75,6 +77,26 @@ class FakeMastodon:
                 self.lose_response_after_create -= 1
                 raise httpx.ReadTimeout("timed out", request=request)
             return httpx.Response(200, json=status)
+        if path.startswith("/api/v1/statuses/") and path.endswith("/context"):
+            # GET /api/v1/statuses/:id/context: {ancestors, descendants}, descendants in thread order.
+            status_id = path.split("/")[-2]
+            if not any(status["id"] == status_id for status in self.statuses):
+                return httpx.Response(404, json={"error": "Record not found"})
+            descendants, parents = [], {status_id}
+            for status in self.statuses:
+                if status["in_reply_to_id"] in parents:
+                    descendants.append(status)
+                    parents.add(status["id"])
+            return httpx.Response(200, json={"ancestors": [], "descendants": descendants})
+        if path.startswith("/api/v1/statuses/") and request.method == "DELETE":
+            # DELETE /api/v1/statuses/:id answers with the deleted status (its text as source).
+            status_id = path.rsplit("/", 1)[-1]
+            for status in self.statuses:
+                if status["id"] == status_id:
+                    self.statuses.remove(status)
+                    self.deleted.append(status_id)
+                    return httpx.Response(200, json={**status, "text": status["content"]})
+            return httpx.Response(404, json={"error": "Record not found"})
         if path.startswith("/api/v1/statuses/"):
             status_id = path.rsplit("/", 1)[-1]
             for status in self.statuses:

@@ -8,7 +8,18 @@ Social networks are channels too (:class:`pressroom.social.publish.SocialChannel
 social room because httpx lives there.
 """
 
-from pressroom.dispatch.decide import Decision, digest_period, digest_releases, email_decision, social_decision
+from pressroom.dispatch.decide import (
+    Decision,
+    FollowUp,
+    digest_period,
+    digest_releases,
+    email_decision,
+    email_follow_ups,
+    silent_edits,
+    social_decision,
+    social_follow_ups,
+    vanished_releases,
+)
 from pressroom.dispatch.email import (
     EmailChannel,
     TransactionalSender,

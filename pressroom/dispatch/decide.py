@@ -15,7 +15,19 @@ from typing import Literal
 from pressroom.releases import Release, resolve_local_time
 from pressroom.settings import Settings, SocialAccount
 
-__all__ = ["Decision", "digest_period", "digest_releases", "email_decision", "embargo_decision", "social_decision"]
+__all__ = [
+    "Decision",
+    "FollowUp",
+    "digest_period",
+    "digest_releases",
+    "email_decision",
+    "email_follow_ups",
+    "embargo_decision",
+    "silent_edits",
+    "social_decision",
+    "social_follow_ups",
+    "vanished_releases",
+]
 
 
 @dataclass(frozen=True)
@@ -122,3 +134,80 @@ def embargo_decision(*, release: Release, settings: Settings, now: datetime, pla
     if approved is None:
         return Decision("approve", "an editor approves the journalist email first")
     return SEND if approved else Decision("skip", "not approved by an editor")
+
+
+# --------------------------------------------------------------------------- after publication
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One send after publication: a correction note or a withdrawal, on its own ledger channel."""
+
+    channel: str  # e.g. ``email:correction:2`` (the second note), ``email:withdrawal``
+    kind: Literal["correction", "withdrawal"]
+    note: str
+    date: datetime
+    number: int = 0  # 1-based number of the correction note; 0 for a withdrawal
+
+
+def email_follow_ups(*, release: Release, settings: Settings, first_seen: datetime) -> list[FollowUp]:
+    """What readers of ``release``'s email are told after it went out, first seen public at ``first_seen``.
+
+    Only notes written after that: a note already there when the release was first public
+    describes a text its readers never saw uncorrected. ``email: {corrections: ...}`` overrides
+    ``[email] send_corrections``; a withdrawal notice goes only with ``email: {withdrawal_notice: true}``.
+    """
+    options = release.channel("email")
+    if not settings.email.enabled or not options.enabled:
+        return []
+    follow_ups = _new_corrections(release, settings, first_seen, channel="email")
+    if release.withdrawn is not None and options.withdrawal_notice:
+        follow_ups.append(FollowUp(channel="email:withdrawal", kind="withdrawal", note=release.withdrawn.reason,
+                                   date=release.withdrawn.date))
+    return follow_ups
+
+
+def silent_edits(*, releases: Iterable[Release], published: dict[str, tuple[str | None, int]], now: datetime) -> list[str]:
+    """Slugs of public releases whose text changed since they were last published, with no new correction note.
+
+    ``published`` is slug -> (text digest, number of notes) as last published (Ledger.published_texts).
+    """
+    changed = []
+    for release in releases:
+        digest, notes = published.get(release.slug, (None, 0))
+        if release.is_public(now) and digest is not None and digest != release.text_digest and len(release.corrections) <= notes:
+            changed.append(release.slug)
+    return changed
+
+
+def vanished_releases(*, published: Iterable[str], present: Iterable[str]) -> list[str]:
+    """Slugs that were published but have no release file any more (``present``: every slug read or guessed)."""
+    seen = set(present)
+    return sorted(slug for slug in published if slug not in seen)
+
+
+def _new_corrections(release: Release, settings: Settings, first_seen: datetime, *, channel: str) -> list[FollowUp]:
+    """Correction notes written after ``first_seen``, when ``email: {corrections}`` (else ``[email] send_corrections``) asks."""
+    own = release.channel("email").corrections
+    if not (settings.email.send_corrections if own is None else own):
+        return []
+    return [
+        FollowUp(channel=f"{channel}:correction:{number}", kind="correction", note=c.note, date=c.date, number=number)
+        for number, c in enumerate(release.corrections, start=1)
+        if c.date > first_seen
+    ]
+
+
+def social_follow_ups(*, release: Release, settings: Settings, channel: str, threads: bool,
+                      first_seen: datetime) -> list[tuple[FollowUp, Decision]]:
+    """What an account that posted ``release`` (ledger ``channel``) does after publication.
+
+    Withdrawn: its post is deleted, whatever else. Otherwise each new correction note is a reply
+    to the post, on the networks whose posts have threads; elsewhere it is skipped, saying why.
+    """
+    if release.withdrawn is not None:
+        return [(FollowUp(channel=f"{channel}:delete", kind="withdrawal", note=release.withdrawn.reason,
+                          date=release.withdrawn.date), SEND)]
+    network = channel.split(":")[1] if channel.count(":") >= 2 else channel
+    skip = Decision("skip", f"{network} has no thread to reply in: post the correction there by hand")
+    return [(follow_up, SEND if threads else skip) for follow_up in _new_corrections(release, settings, first_seen, channel=channel)]

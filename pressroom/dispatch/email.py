@@ -136,7 +136,15 @@ def release_email(*, release: Any, settings: Settings, transport: Transport | No
     the site language's), still one email: the ledger row is the reader's, whatever the language."""
     from pressroom.mail import compose_release
 
-    renders = {release.language: _personaliser(composed=compose_release(release=release, settings=settings), settings=settings)}
+    render = _per_language(release=release, settings=settings,
+                           compose=lambda language: compose_release(release=release, settings=settings, language=language))
+    return EmailChannel(name="email", settings=settings, render=render, transport=transport)
+
+
+def _per_language(*, release: Any, settings: Settings, compose: Callable[[str], Any]) -> Render:
+    """Each delivery in its reader's version of ``release``: ``compose(language)`` runs once per
+    language (the site language's at once, so a broken template stops the send before anything goes)."""
+    renders = {release.language: _personaliser(composed=compose(release.language), settings=settings)}
     lock = threading.Lock()
 
     def render(delivery: Delivery) -> bytes:
@@ -145,12 +153,11 @@ def release_email(*, release: Any, settings: Settings, transport: Transport | No
         if personal is None:
             with lock:
                 if language not in renders:
-                    composed = compose_release(release=release, settings=settings, language=language)
-                    renders[language] = _personaliser(composed=composed, settings=settings)
+                    renders[language] = _personaliser(composed=compose(language), settings=settings)
                 personal = renders[language]
         return personal(delivery)
 
-    return EmailChannel(name="email", settings=settings, render=render, transport=transport)
+    return render
 
 
 def digest_email(*, releases: Sequence[Any], settings: Settings, ledger: Ledger, key: str,

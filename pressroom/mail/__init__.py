@@ -7,11 +7,12 @@ MJML, Jinja2 and the ``email`` package stay inside this package; callers see byt
 """
 
 from pressroom.mail.compose import (
-    compose_digest, compose_embargo, compose_release, compose_transactional, compose_withdrawn, digest_key, embargo_until,
+    compose_digest, compose_embargo, compose_follow_up, compose_release, compose_transactional, compose_withdrawn, digest_key,
+    embargo_until,
 )
 from pressroom.mail.message import Composed, Recipient
 
 __all__ = [
-    "Composed", "Recipient", "compose_digest", "compose_embargo", "compose_release", "compose_transactional",
-    "compose_withdrawn", "digest_key", "embargo_until",
+    "Composed", "Recipient", "compose_digest", "compose_embargo", "compose_follow_up", "compose_release",
+    "compose_transactional", "compose_withdrawn", "digest_key", "embargo_until",
 ]

@@ -27,11 +27,11 @@ from pressroom import i18n
 from pressroom.i18n import N_
 from pressroom.errors import TemplateError
 from pressroom.mail.message import Composed, build_composed, new_tokens
-from pressroom.releases import Release
+from pressroom.releases import PRESS_KIT, Release
 from pressroom.settings import Settings
 
-__all__ = ["compose_digest", "compose_embargo", "compose_release", "compose_withdrawn", "compose_transactional", "contrast_ratio", "digest_key",
-           "embargo_until"]
+__all__ = ["compose_digest", "compose_embargo", "compose_follow_up", "compose_release", "compose_transactional",
+           "compose_withdrawn", "contrast_ratio", "digest_key", "embargo_until"]
 
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 TransactionalKind = Literal["confirm", "welcome", "unsubscribed"]
@@ -424,14 +424,30 @@ def _release_context(
         "date_iso": release.date.isoformat(),
         "url": utm(release.url),
         "plain_url": release.url,
-        "hero": {"src": release.hero.src, "alt": release.hero.alt} if release.hero else None,
+        "hero": {"src": _email_hero(release), "alt": release.hero.alt} if release.hero else None,
         "body_html": body,
         "body_text": html_to_text(release.body_html),
         "about_html": about,
         "about_text": html_to_text(release.about_html),
         "contacts": [contact.model_dump() for contact in release.contacts],
         "tags": list(release.tags),
+        "downloads": [
+            {"title": d.title, "url": utm(urljoin(release.url, d.name)), "kind": d.kind, "size": d.size_text}
+            for d in release.downloads
+        ],
+        "press_kit": utm(urljoin(release.url, PRESS_KIT)),
     }
+
+
+def _email_hero(release: Release) -> str:
+    """The hero's URL at most EMAIL_WIDTH wide: the copy the site build publishes beside the page, if one is needed."""
+    from pressroom import images
+
+    assert release.hero is not None
+    file = release.hero.file
+    if file is not None and images.variant(file, images.EMAIL_WIDTH):
+        return release.url + images.sized_name(file.name, images.EMAIL_WIDTH)
+    return release.hero.src
 
 
 def compose_release(
@@ -673,3 +689,27 @@ def compose_withdrawn(*, slug: str, title: str, settings: Settings, language: st
         ),
         release={"title": title, "slug": slug}, language=language, key=f"withdrawn-{slug}", proof=None,
     )
+
+
+def compose_follow_up(*, release: Release, settings: Settings, kind: Literal["correction", "withdrawal"], note: str,
+                      date: datetime, number: int = 0, language: str = "") -> Composed:
+    """A short email after publication to the readers of ``release``: one correction note, or its withdrawal,
+    in ``language`` (the release's version in it, else the site language's).
+
+    Its Message-ID root is its own (``<slug>-correction-<number>``, ``<slug>-withdrawal``), the same on every rerun.
+    """
+    tokens = new_tokens()
+    release = release.version(language)
+    language = release.language
+    t = i18n.translations(language=language, settings=settings)
+    title = _clean_line(release.title)
+    subject = (t.gettext("Correction: %(title)s") if kind == "correction" else t.gettext("Withdrawn: %(title)s")) % {"title": title}
+    context = _base_context(settings, language=language, subject=subject, preheader=_clean_line(note), tokens=tokens)
+    context["notice"] = {"title": title, "note": _clean_line(note),
+                         "date": i18n.format_date(moment=date, language=language, settings=settings), "url": release.url,
+                         "published": i18n.format_date(moment=release.date, language=language, settings=settings)}
+    context["view_url"] = release.url if kind == "correction" else ""
+    html, text = _both(settings, kind, context)
+    key = f"{release.slug}-correction-{number}" if kind == "correction" else f"{release.slug}-withdrawal"
+    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True,
+                          greeting=_greeting(settings, language))

@@ -8,7 +8,7 @@ the ledger. httpx is used here and nowhere else in Pressroom.
 
 from pressroom.social.compose import Card, Facet, Limits, Part, Post, compose_post
 from pressroom.social.network import Published, SocialNetwork, open_networks
-from pressroom.social.publish import SocialReport, SocialResult, post_releases, preview_posts, preview_social
+from pressroom.social.publish import SocialReport, SocialResult, follow_up_releases, post_releases, preview_posts, preview_social
 
 __all__ = [
     "Card",
@@ -21,6 +21,7 @@ __all__ = [
     "SocialReport",
     "SocialResult",
     "compose_post",
+    "follow_up_releases",
     "open_networks",
     "post_releases",
     "preview_posts",

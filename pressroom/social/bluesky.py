@@ -4,7 +4,8 @@ Every part of a post gets a record key derived from the release (:func:`release_
 TID), so a post can be looked up before it is written: after an error, a timeout or a crash
 the record is read with ``com.atproto.repo.getRecord`` and only created when it is missing.
 Links and tags are facets at UTF-8 byte offsets; the release is an ``app.bsky.embed.external``
-card whose thumb is the hero image uploaded as a blob of at most 1,000,000 bytes (or, with
+card whose thumb is the hero image uploaded as a blob of at most 1,000,000 bytes, a smaller JPEG when the
+hero is larger (or, with
 ``embed = "image"``, the hero as an image with its alt text). A 429 says when to come back in
 ``RateLimit-Reset`` (epoch seconds).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +75,7 @@ class Bluesky:
 
     name = "bluesky"
     forms = ("bluesky",)
+    threads = True  # a correction can be a reply to the post
 
     def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         require(
@@ -126,7 +129,7 @@ class Bluesky:
             raise
 
     def _blob(self, post: Post) -> dict[str, Any] | None:
-        """The hero image as a blob; ``None`` (a card without a picture) when it is too large."""
+        """The hero image as a blob, resized to fit the network's limit; ``None`` when there is none to fetch."""
         card = post.card
         if card.image_file is not None and card.image_file.is_file():
             data = card.image_file.read_bytes()
@@ -145,7 +148,9 @@ class Bluesky:
         else:
             return None
         if len(data) > self.max_thumb_bytes:
-            return None
+            from pressroom.images import fit_bytes
+
+            data, mime = fit_bytes(data, max_bytes=self.max_thumb_bytes)  # a smaller picture, never none
         return self._request("POST", "com.atproto.repo.uploadBlob", content=data, headers={"Content-Type": mime}).json()["blob"]
 
     def _embed(self, post: Post) -> dict[str, Any]:
@@ -216,6 +221,45 @@ class Bluesky:
                 return None
             uris.append(existing["uri"])
         return Published(url=self._web_url(uris[0]), ids=tuple(uris))
+
+    def reply(self, *, to: str, text: str, key: str, when: datetime, language: str) -> Published:
+        """``text`` as a reply to the post at ``to`` (its bsky.app URL), under a record key derived
+        from ``key`` and ``when``: looked up before it is written, so it is written once."""
+        rkey = release_tid(slug=key, account=self.account.account, published=when)
+        existing = self._get_record(rkey)
+        if existing is None:
+            root = self._get_record(to.rstrip("/").rsplit("/", 1)[-1])
+            if root is None:
+                raise PermanentError(f"bluesky: the post {to} is gone: there is nothing to reply to",
+                                     hint="post the correction by hand, or withdraw the release")
+            ref = {"uri": root["uri"], "cid": root["cid"]}
+            parent_reply = root.get("value", {}).get("reply")
+            record = {
+                "$type": COLLECTION, "text": text, "langs": [language],
+                "createdAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "reply": {"root": parent_reply["root"] if parent_reply else ref, "parent": ref},
+            }
+            try:
+                self._request("POST", "com.atproto.repo.createRecord",
+                              json={"repo": self._did, "collection": COLLECTION, "rkey": rkey, "record": record})
+            except RetryLater:
+                if self._get_record(rkey) is None:  # the write may have happened before the error
+                    raise
+            existing = self._get_record(rkey)
+            if existing is None:
+                raise retry_soon("bluesky: the reply was created but cannot be read back")
+        return Published(url=self._web_url(existing["uri"]), ids=(existing["uri"],))
+
+    def delete(self, *, urls: Sequence[str], post: Post) -> None:
+        """Delete every part of ``post``'s thread and the records at ``urls`` (replies); a record already
+        gone counts as deleted. Read back: none of them is left."""
+        rkeys = [*self.rkeys(post), *(url.rstrip("/").rsplit("/", 1)[-1] for url in urls)]
+        for rkey in dict.fromkeys(reversed(rkeys)):  # replies first, the post last
+            if self._get_record(rkey) is not None:
+                self._request("POST", "com.atproto.repo.deleteRecord",
+                              json={"repo": self._did, "collection": COLLECTION, "rkey": rkey})
+        if any(self._get_record(rkey) is not None for rkey in rkeys):
+            raise retry_soon("bluesky: a deleted record can still be read")
 
     def _web_url(self, uri: str) -> str:
         rkey = uri.rsplit("/", 1)[-1]

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from pressroom.errors import PermanentError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import LINKEDIN, Limits, Post, find_facets
-from pressroom.social.network import Published, http_client, require, send
+from pressroom.social.network import Published, http_client, require, retry_soon, send
 
 __all__ = ["LinkedIn", "little_text", "linkedin_reset"]
 
@@ -63,6 +65,7 @@ class LinkedIn:
 
     name = "linkedin"
     forms = ("linkedin",)
+    threads = False  # a post's comments are not the author's thread: corrections are not posted there
 
     def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         require(
@@ -135,6 +138,25 @@ class LinkedIn:
                 return Published(url=f"https://www.linkedin.com/feed/update/{urn}/", ids=(urn,))
         return None
 
+    def delete(self, *, urls: Sequence[str], post: Post) -> None:
+        """Delete the posts at ``urls`` (``DELETE /rest/posts/{urn}``, 204); one already gone counts as deleted.
+        Read back: each answers 404."""
+        for url in urls:
+            path = f"/rest/posts/{quote(_urn(url), safe='')}"
+            if self._exists(path):
+                self._request("DELETE", path, headers={"X-RestLi-Method": "DELETE"})
+            if self._exists(path):
+                raise retry_soon("linkedin: a deleted post can still be read")
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self._request("GET", path)
+        except PermanentError as exc:
+            if exc.message.startswith("linkedin: 404"):
+                return False
+            raise
+        return True
+
     def verify(self) -> str:
         # Reading the author's posts needs the same token and permissions the read-back does.
         self._request(
@@ -145,3 +167,8 @@ class LinkedIn:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _urn(url: str) -> str:
+    """The post URN of ``https://www.linkedin.com/feed/update/urn:li:share:…/``."""
+    return url.rstrip("/").rsplit("/", 1)[-1]

@@ -10,6 +10,7 @@ that, :meth:`Mastodon.find` looks for the release link in the account's recent s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
@@ -20,7 +21,7 @@ import httpx
 from pressroom.errors import PermanentError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import MASTODON, Limits, Post
-from pressroom.social.network import Published, http_client, require, send
+from pressroom.social.network import Published, http_client, require, retry_soon, send
 
 __all__ = ["Mastodon", "mastodon_reset"]
 
@@ -41,6 +42,7 @@ class Mastodon:
 
     name = "mastodon"
     forms = ("mastodon",)
+    threads = True  # a correction can be a reply to the post
 
     def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         require(
@@ -108,9 +110,46 @@ class Mastodon:
                 return Published(url=status.get("url") or status.get("uri", ""), ids=(str(status["id"]),))
         return None
 
+    def reply(self, *, to: str, text: str, key: str, when: datetime, language: str) -> Published:
+        """``text`` as a public reply to the status at URL ``to``, read back. Within Mastodon's hour
+        the same ``key`` answers with the status already made, so a retry makes no second reply."""
+        data = {"status": text, "visibility": "public", "language": language, "in_reply_to_id": _status_id(to)}
+        status = self._request("POST", "/api/v1/statuses", json=data, headers={"Idempotency-Key": key}).json()
+        self._request("GET", f"/api/v1/statuses/{status['id']}")
+        return Published(url=status.get("url") or status.get("uri", ""), ids=(str(status["id"]),))
+
+    def delete(self, *, urls: Sequence[str], post: Post) -> None:
+        """Delete the statuses at ``urls`` and the account's own replies under them (thread parts,
+        corrections); one already gone counts as deleted. Read back: none of them is left."""
+        me = self._request("GET", "/api/v1/accounts/verify_credentials").json()["id"]
+        ids = [_status_id(url) for url in urls]
+        for status_id in list(ids):
+            if self._exists(status_id):
+                context = self._request("GET", f"/api/v1/statuses/{status_id}/context").json()
+                ids += [str(s["id"]) for s in context.get("descendants", []) if str(s.get("account", {}).get("id")) == str(me)]
+        for status_id in dict.fromkeys(reversed(ids)):  # replies first, the post last
+            if self._exists(status_id):
+                self._request("DELETE", f"/api/v1/statuses/{status_id}")
+        if any(self._exists(status_id) for status_id in ids):
+            raise retry_soon("mastodon: a deleted status can still be read")
+
+    def _exists(self, status_id: str) -> bool:
+        try:
+            self._request("GET", f"/api/v1/statuses/{status_id}")
+        except PermanentError as exc:
+            if exc.message.startswith("mastodon: 404"):
+                return False
+            raise
+        return True
+
     def verify(self) -> str:
         me = self._request("GET", "/api/v1/accounts/verify_credentials").json()
         return f"@{me.get('acct', me.get('username', '?'))} on {self.account.base_url}"
 
     def close(self) -> None:
         self._client.close()
+
+
+def _status_id(url: str) -> str:
+    """The id of a status from its public URL (``https://instance/@press/1032...``) or URI (``.../statuses/1032...``)."""
+    return url.rstrip("/").rsplit("/", 1)[-1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from typing import Any, Callable, Protocol
 
 import httpx
@@ -63,6 +64,16 @@ class SocialNetwork(Protocol):
 
     def find(self, post: Post, *, key: str) -> Published | None:
         """The post if it already exists on the network (after a crash or an ambiguous error)."""
+        ...
+
+    threads: bool  # whether a correction can be posted as a reply to the post
+
+    def reply(self, *, to: str, text: str, key: str, when: datetime, language: str) -> Published:
+        """Post ``text`` as a reply to the post at URL ``to`` and read it back; safe to call again with the same ``key``."""
+        ...
+
+    def delete(self, *, urls: Sequence[str], post: Post) -> None:
+        """Delete ``post`` (every part) and the posts at ``urls``; gone already counts as deleted; read back."""
         ...
 
     def verify(self) -> str:

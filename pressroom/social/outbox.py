@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,7 @@ class Outbox:
 
     name = "outbox"
     forms = ("mastodon", "bluesky", "linkedin")
+    threads = True  # a correction is written beside the post, as the reply it would be
 
     def __init__(self, *, account: SocialAccount, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         self.account = account
@@ -76,12 +79,7 @@ class Outbox:
 
     def publish(self, post: Post, *, key: str) -> Published:
         path = self._path(post)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(post_as_json(post, key=key, account=self.account.account), ensure_ascii=False, indent=2) + "\n"
-        # Write then rename, so a crash never leaves half a post behind.
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(data, encoding="utf-8")
-        os.replace(temporary, path)
+        _write(path, post_as_json(post, key=key, account=self.account.account))
         published = self.find(post, key=key)
         if published is None:  # read back what was just written: a post reported as sent exists
             raise TransientError(f"outbox: {path} cannot be read back after writing it")
@@ -97,8 +95,28 @@ class Outbox:
             return None
         return Published(url=path.as_uri(), ids=(str(path),))
 
+    def reply(self, *, to: str, text: str, key: str, when: datetime, language: str) -> Published:
+        path = self.folder / Path(to.removeprefix("file://")).parent.name / f"{self.account.account}-reply-{key}.json"
+        _write(path, {"in_reply_to": to, "text": text, "language": language, "idempotency_key": key,
+                      "created_at": when.isoformat()})
+        return Published(url=path.as_uri(), ids=(str(path),))
+
+    def delete(self, *, urls: Sequence[str], post: Post) -> None:
+        # The post in every network's form and its replies: a withdrawn release leaves no file behind.
+        for path in (self.folder / post.slug).glob(f"{self.account.account}-*.json"):
+            path.unlink(missing_ok=True)
+
     def verify(self) -> str:
         return f"files under {self.folder}"
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _write(path: Path, content: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(content, ensure_ascii=False, indent=2) + "\n"
+    # Write then rename, so a crash never leaves half a post behind.
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(data, encoding="utf-8")
+    os.replace(temporary, path)

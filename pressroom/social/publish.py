@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import httpx
 
-from pressroom.dispatch import DispatchResult, Pushed, backoff, dispatch, social_decision
+from pressroom.dispatch import DispatchResult, FollowUp, Pushed, backoff, dispatch, social_decision, social_follow_ups
 from pressroom.errors import PressroomError, RetryLater, TransientError
 from pressroom.ledger import Delivery
-from pressroom.releases import Release
+from pressroom.releases import Release, long_date
 from pressroom.settings import Settings
 from pressroom.social.compose import NETWORK_LIMITS, Post, compose_post
 from pressroom.social.network import Published, SocialNetwork, channel_name, idempotency_key, open_networks
@@ -28,7 +28,16 @@ from pressroom.social.network import Published, SocialNetwork, channel_name, ide
 if TYPE_CHECKING:
     from pressroom.ledger import Ledger
 
-__all__ = ["SocialChannel", "SocialReport", "SocialResult", "post_releases", "preview_posts", "preview_social"]
+__all__ = [
+    "SocialChannel",
+    "SocialFollowUpChannel",
+    "SocialReport",
+    "SocialResult",
+    "follow_up_releases",
+    "post_releases",
+    "preview_posts",
+    "preview_social",
+]
 
 MAX_ATTEMPTS = 8
 UNKNOWN_RETRY = 60.0  # seconds before asking again after an answer that could not be read
@@ -119,7 +128,7 @@ class SocialChannel:
     def _push_one(self, delivery: Delivery, posts: list[Post]) -> Pushed:
         key = idempotency_key(slug=self.release.slug, channel=self.name, recipient=delivery.recipient)
         try:
-            published = _post_one(self.network, posts, key=key, tried_before=delivery.attempts > 0)
+            published = self._act(delivery, posts, key=key)
         except RetryLater as exc:
             return Pushed(id=delivery.id, status="retry", response=str(exc), retry_at=exc.retry_at)
         except PressroomError as exc:
@@ -129,6 +138,9 @@ class SocialChannel:
             return Pushed(id=delivery.id, status="retry",
                           response=f"{self.network.name}: unexpected {type(exc).__name__}; the network is asked before a retry")
         return Pushed(id=delivery.id, status="sent", response=published.url)
+
+    def _act(self, delivery: Delivery, posts: list[Post], *, key: str) -> Published:
+        return _post_one(self.network, posts, key=key, tried_before=delivery.attempts > 0)
 
     async def close(self) -> None:
         return None
@@ -172,15 +184,92 @@ def post_releases(
                 if decision.skipped:
                     report.results.append(SocialResult(release.slug, channel.name, "skipped", decision.reason))
                     continue
-                ledger.plan(release=release.slug, channel=channel.name, recipients=[_recipient(network)], now=now)
-                # The lease outlives a request and its read-back, so a live post never looks dead.
-                done = dispatch(channel=channel, ledger=ledger, release=release.slug, batch_size=1, run_id=run_id,
-                                lease=timedelta(seconds=network.account.timeout * 3), now=now)
-                report.results.append(_result(ledger, release.slug, channel.name, done))
+                report.results.append(_send_one(channel, ledger=ledger, recipient=_recipient(network), now=now, run_id=run_id))
     finally:
         for network in networks:
             network.close()
     return report
+
+
+def _send_one(channel: SocialChannel, *, ledger: Ledger, recipient: str, now: datetime, run_id: str | None) -> SocialResult:
+    """Plan ``channel``'s one row (once) and send it through the dispatch loop, unless the ledger has it as sent."""
+    slug = channel.release.slug
+    ledger.plan(release=slug, channel=channel.name, recipients=[recipient], now=now)
+    # The lease outlives a request and its read-back, so a live post never looks dead.
+    done = dispatch(channel=channel, ledger=ledger, release=slug, batch_size=1, run_id=run_id,
+                    lease=timedelta(seconds=channel.network.account.timeout * 3), now=now)
+    return _result(ledger, slug, channel.name, done)
+
+
+class SocialFollowUpChannel(SocialChannel):
+    """After publication, on one account that posted the release: a correction as a reply to the post,
+    or the deletion of a withdrawn release's post and its replies. One ledger row, read back like a post."""
+
+    def __init__(self, *, release: Release, network: SocialNetwork, settings: Settings, follow_up: FollowUp,
+                 post_url: str, replies: Sequence[str]) -> None:
+        super().__init__(release=release, network=network, settings=settings)
+        self.name = follow_up.channel
+        self.follow_up, self.post_url, self.replies = follow_up, post_url.split()[0], tuple(replies)
+
+    def _act(self, delivery: Delivery, posts: list[Post], *, key: str) -> Published:
+        if self.follow_up.kind == "withdrawal":
+            # The post as composed tells each network its thread's parts; the replies are the corrections.
+            self.network.delete(urls=(self.post_url, *self.replies), post=posts[0])
+            return Published(url=f"deleted {self.post_url}")
+        limit = self.network.limits(self.network.forms[0]).chars
+        when = long_date(self.follow_up.date.astimezone(self.settings.site.tz))
+        text = f"Correction, {when}: {self.follow_up.note}"
+        text = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+        return self.network.reply(to=self.post_url, text=text, key=key, when=self.follow_up.date,
+                                  language=self.release.language)
+
+
+def follow_up_releases(
+    *,
+    releases: Sequence[Release],
+    settings: Settings,
+    ledger: Ledger,
+    now: datetime,
+    first_seen: dict[str, datetime],
+    run_id: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> SocialReport:
+    """Replies with new corrections and deletions of withdrawn releases, on every account that posted them, once each."""
+    report = SocialReport()
+    networks = open_networks(settings=settings, transport=transport)
+    try:
+        for release in releases:
+            if release.slug not in first_seen:
+                continue
+            for network in networks:
+                original = channel_name(network.account)
+                posted = _posted(ledger, release.slug, original)
+                if not posted:
+                    continue  # nothing of it on this account: nothing to reply to or delete
+                (recipient, post_url), = posted.items()
+                for follow_up, decision in social_follow_ups(release=release, settings=settings, channel=original,
+                                                             threads=network.threads, first_seen=first_seen[release.slug]):
+                    if decision.skipped:
+                        report.results.append(SocialResult(release.slug, follow_up.channel, "skipped", decision.reason))
+                        continue
+                    replies = [
+                        url
+                        for number in range(1, len(release.corrections) + 1)
+                        for url in _posted(ledger, release.slug, f"{original}:correction:{number}").values()
+                    ]
+                    channel = SocialFollowUpChannel(release=release, network=network, settings=settings,
+                                                    follow_up=follow_up, post_url=post_url, replies=replies)
+                    report.results.append(_send_one(channel, ledger=ledger, recipient=recipient, now=now, run_id=run_id))
+    finally:
+        for network in networks:
+            network.close()
+    return report
+
+
+def _posted(ledger: Ledger, release: str, channel: str) -> dict[str, str]:
+    """Recipient -> what the network answered (the post's URL), for the rows of ``channel`` marked sent."""
+    states = ledger.states(release=release, channel=channel)
+    return {r: url for r, url in ledger.responses(release=release, channel=channel).items() if states.get(r) == "sent"}
 
 
 def _result(ledger: Ledger, release: str, channel: str, done: DispatchResult) -> SocialResult:

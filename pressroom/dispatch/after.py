@@ -1,0 +1,85 @@
+"""After publication: correction notes and withdrawal notices to the readers who received a release.
+
+Each follow-up (:func:`~pressroom.dispatch.decide.email_follow_ups`) is its own ledger channel
+(``email:correction:<n>``, ``email:withdrawal``), planned once from the ``sent`` rows of the
+release's email and sent by the one dispatch loop: a rerun, or a run after a crash, sends only
+what the ledger does not have as sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from pathlib import Path
+
+from pressroom.dispatch.decide import FollowUp, email_follow_ups, silent_edits, vanished_releases
+from pressroom.dispatch.email import EmailChannel, _per_language, send_email
+from pressroom.errors import PressroomError
+from pressroom.ledger import DeliveryReport, Ledger
+from pressroom.mail.transports import Transport
+from pressroom.releases import LoadResult, Release, file_slug
+from pressroom.settings import Settings
+
+__all__ = ["follow_up_email", "reminders", "send_follow_ups"]
+
+#: The channel whose ``sent`` rows are the readers a follow-up goes to.
+ORIGINAL = "email"
+
+
+def follow_up_email(*, release: Release, follow_up: FollowUp, settings: Settings,
+                    transport: Transport | None = None) -> EmailChannel:
+    """The short email of one follow-up, composed once per language; each reader gets their own unsubscribe link."""
+    from pressroom.mail import compose_follow_up
+
+    def compose(language: str) -> Any:
+        return compose_follow_up(release=release, settings=settings, kind=follow_up.kind, note=follow_up.note,
+                                 date=follow_up.date, number=follow_up.number, language=language)
+
+    # In each reader's language, as they had the release.
+    render = _per_language(release=release, settings=settings, compose=compose)
+    return EmailChannel(name=follow_up.channel, settings=settings, render=render,
+                        key=lambda d: f"{d.release}/{follow_up.channel}/{d.recipient}", transport=transport)
+
+
+def send_follow_ups(*, release: Release, settings: Settings, ledger: Ledger, now: datetime, first_seen: datetime,
+                    run_id: str | None = None, transport: Transport | None = None) -> list[DeliveryReport]:
+    """Plan and send each follow-up ``release`` calls for; one report per follow-up channel."""
+    reports = []
+    for follow_up in email_follow_ups(release=release, settings=settings, first_seen=first_seen):
+        ledger.plan_received(release=release.slug, source=ORIGINAL, channel=follow_up.channel, now=now)
+        error = ""
+        try:
+            channel = follow_up_email(release=release, follow_up=follow_up, settings=settings, transport=transport)
+            send_email(channel=channel, ledger=ledger, release=release.slug, run_id=run_id, now=now)
+        except PressroomError as exc:  # a server away: the rows stay due for the next run, the others go on
+            error = str(exc)
+        report = ledger.report(release=release.slug, channel=follow_up.channel, run_id=run_id)
+        report.error = error
+        reports.append(report)
+    return reports
+
+
+def reminders(*, loaded: LoadResult, ledger: Ledger, now: datetime, root: Path) -> list[str]:
+    """What ``check`` and ``publish`` remind about published releases: a silent edit, a deleted file.
+    Files are named relative to ``root`` where they are below it."""
+    published = ledger.published_texts()
+    by_slug = {release.slug: release for release in loaded.releases}
+    lines = [
+        f"{_shown(by_slug[slug].source, root)}: reminder: the text changed since it was published, with no new correction note "
+        "(hint: add corrections: [{date: ..., note: ...}] saying what changed, so readers of the page and feeds see it)"
+        for slug in silent_edits(releases=loaded.releases, published=published, now=now)
+    ]
+    # A file that does not load still holds its release: only a slug with no file at all has vanished.
+    present = [*by_slug, *(file_slug(problem.path) for problem in loaded.problems)]
+    lines += [
+        f"releases/{slug}/: was published, but its file is gone: its URL is now a 404 and its posts stay up "
+        "(hint: restore the file with 'status: withdrawn' and withdrawn: {date: ..., reason: ...}; the URL then keeps "
+        "a notice and its posts are deleted)"
+        for slug in vanished_releases(published=published, present=present)
+    ]
+    return lines
+
+
+def _shown(path: Path, root: Path) -> str:
+    absolute = path.resolve()
+    return str(absolute.relative_to(root.resolve())) if absolute.is_relative_to(root.resolve()) else str(path)

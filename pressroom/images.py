@@ -1,0 +1,76 @@
+"""Images sized for each use, with Pillow (the only module that imports it).
+
+A release page shows its hero at most :data:`PAGE_WIDTH` wide and an email at most
+:data:`EMAIL_WIDTH`; the original stays beside them for the press kit and "Download the image".
+A sized copy is named after its width (``hero-600w.png``) and is a pure function of the original's
+bytes (no metadata, no timestamps), so a rebuild writes the same bytes and the site build rewrites nothing.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path, PurePosixPath
+
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["EMAIL_WIDTH", "PAGE_WIDTH", "fit_bytes", "resize", "sized_name", "variant"]
+
+PAGE_WIDTH = 1200
+EMAIL_WIDTH = 600
+# GIFs may be animated and SVGs have no pixels: they are shown as they are.
+_RESIZABLE = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+
+
+def sized_name(name: str, width: int) -> str:
+    """``photos/hero.png`` -> ``photos/hero-600w.png``: the sized copy beside the original."""
+    path = PurePosixPath(name)
+    return str(path.with_name(f"{path.stem}-{width}w{path.suffix}"))
+
+
+def variant(file: Path, width: int) -> tuple[int, int] | None:
+    """The size of ``file`` shown at most ``width`` wide, when that needs a smaller copy (else None)."""
+    if file.suffix.lower() not in _RESIZABLE:
+        return None
+    try:
+        with Image.open(file) as image:
+            original = image.size
+    except (OSError, UnidentifiedImageError):
+        return None
+    if original[0] <= width:
+        return None
+    return width, max(1, round(original[1] * width / original[0]))
+
+
+def resize(*, source: Path, width: int) -> bytes:
+    """``source`` scaled to ``width`` (aspect kept), in its own format, without metadata: the same bytes every time."""
+    try:
+        with Image.open(source) as image:
+            size = variant(source, width) or image.size
+            scaled = image.resize(size, Image.Resampling.LANCZOS)
+            return _encode(scaled, _RESIZABLE.get(source.suffix.lower(), "PNG"))
+    except (OSError, UnidentifiedImageError):
+        # A header that reads but pixels that do not (a truncated upload): the page links the copy,
+        # so the copy is the original, as broken as it came, rather than a missing file.
+        return source.read_bytes()
+
+
+def fit_bytes(data: bytes, *, max_bytes: int) -> tuple[bytes, str]:
+    """``data`` (an image) as a JPEG of at most ``max_bytes``, narrower step by step: for a network's thumbnail limit."""
+    with Image.open(io.BytesIO(data)) as image:
+        picture = image.convert("RGB")
+    width = min(picture.width, 2000)
+    while True:
+        scaled = picture.resize((width, max(1, round(picture.height * width / picture.width))), Image.Resampling.LANCZOS)
+        encoded = _encode(scaled, "JPEG")
+        if len(encoded) <= max_bytes or width <= 64:
+            return encoded, "image/jpeg"
+        width = int(width * 0.75)
+
+
+def _encode(image: Image.Image, kind: str) -> bytes:
+    buffer = io.BytesIO()
+    if kind == "JPEG":
+        image.convert("RGB").save(buffer, "JPEG", quality=85, optimize=True)
+    else:
+        image.save(buffer, kind, optimize=True)
+    return buffer.getvalue()
