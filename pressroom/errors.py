@@ -5,7 +5,8 @@ Every error carries a ``hint``: one sentence that tells the person reading it wh
     PressroomError                 base; never raised directly
     ├── ConfigError                pressroom.toml or a PRESSROOM_* variable is wrong
     ├── ReleaseError               one release file is wrong (file, line, field)
-    │   └── ReleaseWarning         worth a second look, yet the release loads; collected, never raised
+    │   ├── ReleaseWarning         worth a second look, yet the release loads; collected, never raised
+    │   └── OrganisationError      one content/organisations/*.yaml is wrong (file, line, field)
     ├── TemplateError              a template is missing or fails to render
     ├── AddressError               an email address (or a CSV row carrying one) is not acceptable
     ├── TokenError                 a signed link is forged, damaged, expired or for another action
@@ -31,6 +32,7 @@ __all__ = [
     "DatabaseUnavailable",
     "DeliveryError",
     "PermanentError",
+    "OrganisationError",
     "PressroomError",
     "ReleaseError",
     "ReleaseWarning",
@@ -109,6 +111,10 @@ class ReleaseWarning(ReleaseError):
         field = f" {self.field}:" if self.field else ""
         hint = f" (hint: {self.hint})" if self.hint else ""
         return f"{self.location(root)}:{field} warning: {self.message}{hint}"
+
+
+class OrganisationError(ReleaseError):
+    """A co-issuer's file is wrong; every release naming it is refused until it is fixed."""
 
 
 class TemplateError(PressroomError):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,6 +44,9 @@ from pydantic_core import PydanticCustomError
 
 from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.settings import Settings
+
+if TYPE_CHECKING:
+    from pressroom.organisations import Organisation, Organisations
 
 __all__ = [
     "Contact",
@@ -178,6 +181,7 @@ class Release(_Frozen):
     author: str = ""
     hero: HeroImage | None = None
     contacts: tuple[Contact, ...] = ()
+    issuers: tuple[Organisation, ...] = Field((), description="co-issuers, resolved from content/organisations/")
     about_html: str = ""
     canonical_url: str | None = None
     corrections: tuple[Correction, ...] = Field((), description="oldest first")
@@ -432,11 +436,12 @@ def _render_once(text: str) -> tuple[str, tuple[str, ...]]:
 class _Context:
     """What the validators need beyond the front matter: the file, the settings, and where warnings go."""
 
-    __slots__ = ("path", "settings", "warnings")
+    __slots__ = ("path", "settings", "warnings", "organisations")
 
-    def __init__(self, path: Path, settings: Settings) -> None:
+    def __init__(self, path: Path, settings: Settings, organisations: Organisations | None = None) -> None:
         self.path = path
         self.settings = settings
+        self.organisations = organisations
         self.warnings: list[tuple[str, str, str]] = []  # (message, field, hint)
 
 
@@ -472,6 +477,7 @@ class FrontMatter(BaseModel):
     author: str = ""
     hero: HeroImage | None = None
     contacts: list[Contact] = Field(default_factory=list)
+    issuers: list[str] = Field(default_factory=list, description="ids of content/organisations/<id>.yaml")
     about: str | None = None
     canonical_url: str | None = None
     corrections: list[Correction] = Field(default_factory=list)
@@ -609,6 +615,28 @@ class FrontMatter(BaseModel):
                 f"remove the line or write 'language: {named}'",
             )
         return language
+
+    @field_validator("issuers")
+    @classmethod
+    def _issuers(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        found = _context(info).organisations
+        known = found.by_id if found is not None else {}
+        for index, name in enumerate(value):
+            if found is not None and name in found.problems:
+                problem = found.problems[name]
+                raise _problem(
+                    f"issuer {name!r} cannot be used: {problem.location()}: {problem.field}: {problem.message}",
+                    f"fix content/organisations/{name}.yaml first (pressroom check lists its problem)",
+                    field="issuers", at=f"issuers.{index}",
+                )
+            if name not in known:
+                names = ", ".join(sorted(known)) or "none yet"
+                raise _problem(
+                    f"unknown issuer {name!r}",
+                    f"add content/organisations/{name}.yaml or check the spelling; known: {names}",
+                    field="issuers", at=f"issuers.{index}",
+                )
+        return list(dict.fromkeys(value))
 
     @field_validator("hero", mode="plain")
     @classmethod
@@ -822,7 +850,8 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
     front, body = _split_front_matter(text, path)
     node, data = _parse_yaml(front, path)
     lines = _line_map(node)
-    context = _Context(path, settings)
+    organisations = _organisations.load_organisations(settings=settings)  # read once per run, cached there
+    context = _Context(path, settings, organisations)
     try:
         meta = FrontMatter.model_validate(_clean_strings(data), context=context)
     except ValidationError as exc:
@@ -881,6 +910,7 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
         author=meta.author,
         hero=meta.hero,
         contacts=tuple(meta.contacts),
+        issuers=tuple(organisations.by_id[name] for name in meta.issuers),
         about_html=about_html,
         canonical_url=meta.canonical_url,
         corrections=tuple(meta.corrections),
@@ -893,7 +923,10 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
         url=url,
         source=path,
         assets=tuple(dict.fromkeys(assets)),
-        digest=hashlib.blake2b(raw + settings.fingerprint.encode(), digest_size=16).hexdigest(),
+        # The co-issuers' files shape the page too (logos, About texts, EU funding).
+        digest=hashlib.blake2b(
+            raw + settings.fingerprint.encode() + (organisations.fingerprint.encode() if meta.issuers else b""), digest_size=16
+        ).hexdigest(),
     )
 
 
@@ -956,13 +989,18 @@ def _line(lines: dict[tuple, int], loc: tuple) -> int:
 _SECTIONS: dict[str, type[BaseModel]] = {"email": ChannelOptions, "social": ChannelOptions, "contacts": Contact}
 
 
-def _release_error(error: Any, path: Path, lines: dict[tuple, int]) -> ReleaseError:
-    """The first pydantic error as a ReleaseError: the field, its line, a message and what to do."""
+def _release_error(
+    error: Any, path: Path, lines: dict[tuple, int], *,
+    sections: dict[str, type[BaseModel]] | None = None, fields: Iterable[str] | None = None, hints: dict[str, str] | None = None,
+) -> ReleaseError:
+    """The first pydantic error as a ReleaseError: the field, its line, a message and what to do.
+
+    ``sections``, ``fields`` and ``hints`` describe another YAML schema than the front matter (organisations.py)."""
     loc = tuple(error["loc"])
     kind, ctx = error["type"], error.get("ctx") or {}
     name = ctx.get("field") or ".".join(str(part) for part in loc)
     at = tuple(int(part) if part.isdigit() else part for part in ctx["at"].split(".")) if ctx.get("at") else loc
-    hint = _FIELD_HINTS.get(str(loc[0]), "see the front-matter fields in the README")
+    hint = (_FIELD_HINTS if hints is None else hints).get(str(loc[0]), "see the front-matter fields in the README")
     message = error["msg"].removeprefix("Value error, ")
     if kind == "release":
         hint = ctx["hint"]
@@ -973,11 +1011,11 @@ def _release_error(error: Any, path: Path, lines: dict[tuple, int]) -> ReleaseEr
     elif kind == "extra_forbidden":
         message = "unknown field"
         if len(loc) == 1:
-            hint = "remove it or check its spelling; known fields: " + ", ".join(FrontMatter.model_fields)
+            hint = "remove it or check its spelling; known fields: " + ", ".join(fields or FrontMatter.model_fields)
         else:
             section = ".".join(str(part) for part in loc[:-1])
-            fields = ", ".join(_SECTIONS[str(loc[0])].model_fields)
-            hint = f"remove it or check its spelling; the fields of {section} are: {fields}"
+            known = ", ".join((sections or _SECTIONS)[str(loc[0])].model_fields)
+            hint = f"remove it or check its spelling; the fields of {section} are: {known}"
     return ReleaseError(message, path=path, line=_line(lines, at), field=name, hint=hint)
 
 
@@ -1000,6 +1038,7 @@ _FIELD_HINTS = {
     "tags": "write tags as a list, e.g. 'tags: [recycling, lithium]'",
     "hero": "write hero: {src: photo.jpg, alt: what the photo shows}",
     "contacts": "write each contact as {name: ..., email: ..., phone: ...}",
+    "issuers": "write the ids of the co-issuers as a list, e.g. 'issuers: [cluster-hub, project-a]'",
     "social": "use mastodon, bluesky or linkedin, each with text: and/or enabled:",
     "email": "write email: {subject: ..., enabled: false}",
     "corrections": 'write corrections: [{date: 2026-12-03 10:00, note: "The rate is 91%, not 95%."}]',
@@ -1093,6 +1132,7 @@ def _attach_translations(result: LoadResult, translations: list[Release], settin
 def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult:
     """Load every release under ``path`` (default: content/releases); never raises for bad content."""
     result = LoadResult()
+    result.problems += _organisations.load_organisations(settings=settings).problems.values()
     seen: dict[str, Path] = {}
     cache = _ReleaseCache(settings)
     files = _release_files(Path(path) if path else settings.releases_dir)
@@ -1237,7 +1277,8 @@ class _ReleaseCache:
     def __init__(self, settings: Settings) -> None:
         self.file = settings.path("var") / "cache" / "releases.pickle"
         code = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
-        self.salt = f"{settings.fingerprint}:{code}"
+        # A release keeps its co-issuers inside it: an edited organisation file invalidates the cache.
+        self.salt = f"{settings.fingerprint}:{code}:{_organisations.load_organisations(settings=settings).fingerprint}"
         self.old: dict[str, tuple] = {}
         self.whole = False  # the file was read to its end: appending to it is safe
         try:
@@ -1307,3 +1348,7 @@ class _ReleaseCache:
 def public_releases(releases: list[Release], now: datetime) -> list[Release]:
     """The releases that may appear anywhere public at ``now``, newest first."""
     return [release for release in releases if release.is_public(now)]
+
+
+# Last: organisations.py builds on the models above, and completes Release.issuers when it loads.
+from pressroom import organisations as _organisations  # noqa: E402

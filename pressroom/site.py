@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,6 +46,7 @@ from pressroom import images
 from pressroom import releases as releases_module
 from pressroom.errors import ConfigError, TemplateError
 from pressroom.feeds import FEED_FILES, render_feeds
+from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
 from pressroom.presskit import press_kit
 from pressroom.releases import PRESS_KIT, Release, human_size, slugify
 from pressroom.settings import Settings
@@ -186,6 +188,7 @@ def _language_jobs(
             )
         )
         copies.update(_assets(release))
+        copies.update({issuer.logo_path: issuer.logo for issuer in release.issuers})
         hero = release.hero.file if release.hero is not None else None
         for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH) if hero is not None else ():
             # The page's and the email's copies; the original stays for the press kit and the download link.
@@ -652,6 +655,12 @@ class _Renderer:
             corrections=[self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
             downloads=release.downloads,
             press_kit={"name": PRESS_KIT, "size": human_size(len(kit))},
+            contacts=media_contacts(release=release),
+            issuer_about=[
+                (issuer, self._relative_html(html, root))
+                for issuer, html in about_blocks(release=release, site_language=self.site.language)
+            ],
+            eu=eu_acknowledgement(release=release),
         )
         return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
 
@@ -917,6 +926,7 @@ class _Writer:
     def __init__(self, public: Path, *, threads: int = min(4, os.cpu_count() or 1)) -> None:
         self.public = public
         self.folders: set[Path] = {public}
+        self.making_folders = threading.Lock()  # two files of one new folder: one thread makes it
         self.names = itertools.count()
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pressroom-write")
         self.pending: deque[Future[os.stat_result]] = deque()
@@ -942,7 +952,13 @@ class _Writer:
     def folder(self, folder: Path) -> None:
         if folder in self.folders:
             return
-        self.folder(folder.parent)
+        with self.making_folders:
+            self._make(folder)
+
+    def _make(self, folder: Path) -> None:
+        if folder in self.folders:
+            return
+        self._make(folder.parent)
         try:
             os.mkdir(folder)
         except FileExistsError:

@@ -24,8 +24,9 @@ READER = Recipient(
 
 
 def sample_project(project: Project) -> tuple[Settings, list[Release]]:
-    """The repo's sample release (with its hero image) plus a second, shorter one for the digest."""
+    """The repo's sample release (with its hero image and co-issuers) plus a second, shorter one for the digest."""
     shutil.copytree(REPO / "content" / "releases" / SAMPLE_SLUG, project.releases / SAMPLE_SLUG)
+    shutil.copytree(REPO / "content" / "organisations", project.root / "content" / "organisations")  # its co-issuers
     project.write_release(
         "pilot-plant-recovers-lithium",
         title="Pilot plant recovers its first tonne of battery-grade lithium",

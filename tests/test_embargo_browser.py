@@ -51,8 +51,10 @@ def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_
         """))
     (project.releases / "big-news").mkdir()
     (project.releases / "big-news" / "lab.png").write_bytes(png(120, 60))
+    (project.releases / "big-news" / "statement.pdf").write_bytes(b"%PDF-1.4 the statement")
     project.write_release("big-news", title="Big news from the lab", date="2026-12-02 09:00", body="A **secret** result.",
-                          bundle=True, extra="tags: [Energy]\nembargo: {notify: 48h}\nhero: {src: lab.png, alt: The lab}\n")
+                          bundle=True, extra="tags: [Energy]\nembargo: {notify: 48h}\nhero: {src: lab.png, alt: The lab}\n"
+                                            "downloads: [{file: statement.pdf, title: The statement}]\n")
     settings = project.settings()
     seed(settings, NOTIFIED)
     publish_once(settings, NOTIFIED)
@@ -82,6 +84,13 @@ def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_
             assert "noindex" in page.locator('meta[name="robots"]').get_attribute("content")
             assert page.locator(".release-hero img").evaluate("img => img.naturalWidth") == 120  # served before public/ has it
             assert not (settings.path("public") / "releases" / "big-news").exists()  # served, never written
+            # The journalist's downloads come through the same personal link, before public/ has them.
+            download = page.locator(".notice a[download]")
+            assert download.inner_text() == "The statement"
+            fetched = page.request.get(base + download.get_attribute("href"))
+            assert fetched.status == 200 and fetched.body() == b"%PDF-1.4 the statement"
+            assert fetched.headers["cache-control"] == "private, no-store"
+            assert page.request.get(f"{base}/preview/big-news/files/statement.pdf?token=forged").status == 400
 
             # The sports desk was never sent this release: its genuine-looking link is refused like a forged one.
             misdirected = preview_url(settings=settings, journalist_id=sport.id, slug="big-news")

@@ -51,6 +51,7 @@ chloe@example.org,Chloé Martin,fr,,per-release,confirmed
 def multilingual(tmp_path: Path) -> Project:
     project = Project(tmp_path, MULTILINGUAL)
     shutil.copytree(REPO / "content" / "releases" / SAMPLE_SLUG, project.releases / SAMPLE_SLUG)
+    shutil.copytree(REPO / "content" / "organisations", project.root / "content" / "organisations")  # its co-issuers
     return project
 
 

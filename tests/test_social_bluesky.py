@@ -302,3 +302,60 @@ def test_verify_logs_in_without_posting(pds, account):
     with pytest.raises(PermanentError, match="(?i)invalid identifier or password"):
         wrong.verify()
     wrong.close()
+
+
+def test_a_co_issuer_is_mentioned_with_a_facet_naming_its_did_resolved_once(pds, account, project):
+    """A second account on the PDS is a co-issuer: the post's facet covers exactly "@handle" and names its DID."""
+    import json
+    import shutil
+
+    from pressroom.organisations import Organisation
+
+    settings_account, did = account
+    partner_handle, _, partner_did = pds.create_account("partner")
+    folder = project.root / "content" / "organisations"
+    folder.mkdir(parents=True)
+    shutil.copy(SAMPLE_HERO, folder / "logo.png")
+    partner = Organisation.model_validate(
+        {"id": "partner", "name": "Partner project", "logo": "logo.png", "website": "https://partner.example.eu",
+         "social": {"bluesky": partner_handle}, "source": folder / "partner.yaml"},
+        context=folder / "partner.yaml",
+    )
+    release = make_release(title="Électricité: 电池回收 pilot opens 👨‍👩‍👧‍👦").model_copy(update={"issuers": (partner,)})
+    post = compose_post(release=release, network="bluesky", limits=BLUESKY, templates=TEMPLATES)
+    network = Bluesky(account=settings_account, settings=project.settings())
+    network.publish(post, key="k")
+    network.close()
+
+    [record] = pds.records(did)
+    text = record["value"]["text"].encode("utf-8")
+    [mention] = [f for f in record["value"]["facets"] if f["features"][0]["$type"] == "app.bsky.richtext.facet#mention"]
+    assert text[mention["index"]["byteStart"] : mention["index"]["byteEnd"]].decode() == f"@{partner_handle}"
+    assert mention["features"][0]["did"] == partner_did
+    cache = project.root / "var" / "cache" / "bluesky-dids.json"
+    assert json.loads(cache.read_text())[partner_handle][0] == partner_did
+
+    # Resolved once: a later post finds the DID in the cache, even with the resolver unreachable.
+    class NoResolver(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if "resolveHandle" in request.url.path:
+                raise httpx.ConnectError("the resolver is not asked twice")
+            return self.inner.handle_request(request)
+
+    second = compose_post(release=release.model_copy(update={"slug": "second-news"}), network="bluesky", limits=BLUESKY,
+                          templates=TEMPLATES)
+    network = Bluesky(account=settings_account, settings=project.settings(), transport=NoResolver())
+    network.publish(second, key="k2")
+    network.close()
+    newest = [r for r in pds.records(did) if r["uri"] != record["uri"]][0]
+    assert [f["features"][0].get("did") for f in newest["value"]["facets"] if "did" in f["features"][0]] == [partner_did]
+
+
+def test_an_unknown_handle_stays_plain_text_without_a_facet(pds, account, project):
+    settings_account, did = account
+    network = Bluesky(account=settings_account, settings=project.settings())
+    assert network.did_of("nobody-here.test") is None
+    network.close()

@@ -27,6 +27,7 @@ from pressroom import i18n
 from pressroom.i18n import N_
 from pressroom.errors import TemplateError
 from pressroom.mail.message import Composed, build_composed, new_tokens
+from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
 from pressroom.releases import PRESS_KIT, Release
 from pressroom.settings import Settings
 
@@ -429,13 +430,41 @@ def _release_context(
         "body_text": html_to_text(release.body_html),
         "about_html": about,
         "about_text": html_to_text(release.about_html),
-        "contacts": [contact.model_dump() for contact in release.contacts],
+        "contacts": [contact.model_dump() for contact in media_contacts(release=release)],
         "tags": list(release.tags),
         "downloads": [
             {"title": d.title, "url": utm(urljoin(release.url, d.name)), "kind": d.kind, "size": d.size_text}
             for d in release.downloads
         ],
         "press_kit": utm(urljoin(release.url, PRESS_KIT)),
+        **_issuers_context(release, settings, campaign, colors),
+    }
+
+
+_LOGO_HEIGHT = 48  # the EU emblem beside the logos is 56 px high: never less prominent than they are
+
+
+def _issuers_context(release: Release, settings: Settings, campaign: str, colors: dict[str, str]) -> dict[str, Any]:
+    """Co-issuers for the email: logos as absolute URLs on the site (the build copies them there)."""
+    base = settings.site.base_url
+    eu = eu_acknowledgement(release=release)
+    return {
+        "issuers": [
+            {"name": issuer.name, "alt": issuer.alt, "website": issuer.website, "logo_url": f"{base}/{issuer.logo_path}",
+             "logo_width": issuer.logo_width(_LOGO_HEIGHT), "logo_height": _LOGO_HEIGHT}
+            for issuer in release.issuers
+        ],
+        "issuer_about": [
+            {"html": _style_body(_utm_html(html, settings=settings, campaign=campaign), colors), "text": html_to_text(html)}
+            for _, html in about_blocks(release=release, site_language=settings.site.language)
+        ],
+        "eu": eu and {
+            "emblem_url": f"{base}/static/eu-emblem.png",
+            "groups": [
+                (statement, [{"project": issuer.label, "programme": g.programme, "grant": g.grant} for issuer, g in grants])
+                for statement, grants in eu
+            ],
+        },
     }
 
 

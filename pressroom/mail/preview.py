@@ -54,6 +54,10 @@ def local_assets(*, settings: Settings, releases: Sequence[Release]) -> dict[str
         folder = release.source.parent.resolve()
         for file in release.assets:
             assets[release.url + file.resolve().relative_to(folder).as_posix()] = file
+        for issuer in release.issuers:  # logos and the EU emblem live on the site, which may not be built yet
+            assets[f"{settings.site.base_url}/{issuer.logo_path}"] = issuer.logo
+    for file in (settings.path("templates") / "site" / "static").glob("*"):
+        assets[f"{settings.site.base_url}/static/{file.name}"] = file
     return assets
 
 

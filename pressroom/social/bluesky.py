@@ -3,7 +3,8 @@
 Every part of a post gets a record key derived from the release (:func:`release_tid`, a valid
 TID), so a post can be looked up before it is written: after an error, a timeout or a crash
 the record is read with ``com.atproto.repo.getRecord`` and only created when it is missing.
-Links and tags are facets at UTF-8 byte offsets; the release is an ``app.bsky.embed.external``
+Links, tags and mentions are facets at UTF-8 byte offsets (a mention names its account's DID, looked
+up once with ``com.atproto.identity.resolveHandle`` and kept for 30 days in ``var/cache/bluesky-dids.json``); the release is an ``app.bsky.embed.external``
 card whose thumb is the hero image uploaded as a blob of at most 1,000,000 bytes, a smaller JPEG when the
 hero is larger (or, with
 ``embed = "image"``, the hero as an image with its alt text). A 429 says when to come back in
@@ -13,9 +14,12 @@ hero is larger (or, with
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import os
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +29,7 @@ from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import BLUESKY, Limits, Part, Post
 from pressroom.social.network import Published, http_client, require, retry_soon, send
 
-__all__ = ["Bluesky", "MAX_THUMB_BYTES", "bluesky_reset", "release_tid"]
+__all__ = ["Bluesky", "DidCache", "MAX_THUMB_BYTES", "bluesky_reset", "release_tid"]
 
 COLLECTION = "app.bsky.feed.post"
 MAX_THUMB_BYTES = 1_000_000
@@ -58,16 +62,50 @@ def bluesky_reset(response: httpx.Response) -> datetime | None:
         return None
 
 
-def _facets(part: Part) -> list[dict[str, Any]]:
+def _facets(part: Part, did_of: Callable[[str], str | None]) -> list[dict[str, Any]]:
     facets = []
     for facet in part.facets:
-        feature = (
-            {"$type": "app.bsky.richtext.facet#link", "uri": facet.value}
-            if facet.kind == "link"
-            else {"$type": "app.bsky.richtext.facet#tag", "tag": facet.value}
-        )
+        if facet.kind == "link":
+            feature = {"$type": "app.bsky.richtext.facet#link", "uri": facet.value}
+        elif facet.kind == "tag":
+            feature = {"$type": "app.bsky.richtext.facet#tag", "tag": facet.value}
+        else:
+            did = did_of(facet.value)
+            if did is None:
+                continue  # a handle nobody holds: the name stays in the text, unlinked
+            feature = {"$type": "app.bsky.richtext.facet#mention", "did": did}
         facets.append({"index": {"byteStart": facet.start, "byteEnd": facet.end}, "features": [feature]})
     return facets
+
+
+class DidCache:
+    """Handle -> DID of mentioned accounts, in a small JSON file: a handle is looked up once, not
+    on every post, and again after ``max_age`` (a handle can move to another account)."""
+
+    def __init__(self, file: Path, *, max_age: timedelta = timedelta(days=30)) -> None:
+        self.file, self.max_age = file, max_age
+        try:
+            self.entries: dict[str, list[str]] = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.entries = {}  # missing or damaged: it only saves look-ups
+
+    def get(self, handle: str, *, now: datetime) -> str | None:
+        entry = self.entries.get(handle)
+        try:
+            fresh = entry is not None and now - datetime.fromisoformat(entry[1]) < self.max_age
+        except (TypeError, ValueError, IndexError):
+            fresh = False
+        return entry[0] if fresh and entry else None
+
+    def put(self, handle: str, did: str, *, now: datetime) -> None:
+        self.entries[handle] = [did, now.isoformat()]
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}")
+            temporary.write_text(json.dumps(self.entries, indent=1, sort_keys=True), encoding="utf-8")
+            temporary.replace(self.file)
+        except OSError:
+            pass  # looked up again next time
 
 
 class Bluesky:
@@ -88,6 +126,7 @@ class Bluesky:
         self._did: str | None = None
         self._handle = account.handle
         self.max_thumb_bytes = MAX_THUMB_BYTES
+        self.dids = DidCache(settings.path("var") / "cache" / "bluesky-dids.json")
 
     def __repr__(self) -> str:
         return f"Bluesky(account={self.account.account!r}, handle={self.account.handle!r})"
@@ -115,6 +154,18 @@ class Bluesky:
         ).json()
         self._did, self._handle = session["did"], session.get("handle", self._handle)
         self._client.headers["Authorization"] = f"Bearer {session['accessJwt']}"
+
+    def did_of(self, handle: str) -> str | None:
+        """The DID behind ``handle`` (cached), or None when the handle resolves to no account."""
+        now = datetime.now(UTC)
+        did = self.dids.get(handle, now=now)
+        if did is None:
+            try:
+                did = self._request("GET", "com.atproto.identity.resolveHandle", auth=False, params={"handle": handle}).json()["did"]
+            except PermanentError:
+                return None
+            self.dids.put(handle, did, now=now)
+        return did
 
     def _get_record(self, rkey: str) -> dict[str, Any] | None:
         if self._did is None:
@@ -186,7 +237,7 @@ class Bluesky:
                     "createdAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                     "langs": [post.language],
                 }
-                facets = _facets(post.parts[index])
+                facets = _facets(post.parts[index], self.did_of)
                 if facets:
                     record["facets"] = facets
                 if index == 0:

@@ -10,6 +10,12 @@ thread of replies where the network has threads.
 
 Facets (Bluesky's links and tags) are found in the final text, so their UTF-8 byte
 offsets always match the bytes that are sent.
+
+Co-issuers (``issuers:``) are named in each network's own form (:func:`mentions_for`): Mastodon
+``@user@instance`` (counted as ``@user``, as Mastodon counts it), a Bluesky ``@handle`` with a
+mention facet (its DID is looked up when posting), a LinkedIn organisation mention (the name,
+sent as ``@[Name](urn:li:organization:…)``). A mention is never cut: hashtags go first, then the
+text is shortened, and only a post with no room left at all loses mentions, last first.
 """
 
 from __future__ import annotations
@@ -38,12 +44,14 @@ __all__ = [
     "LINKEDIN",
     "Limits",
     "MASTODON",
+    "Mention",
     "NETWORK_LIMITS",
     "Part",
     "Post",
     "compose_post",
     "find_facets",
     "hashtags_for",
+    "mentions_for",
     "shorten",
 ]
 
@@ -52,6 +60,8 @@ ELLIPSIS = "…"
 _URL_RE = re.compile(r"https?://[^\s<>\"]+")
 _URL_TRAILING = ".,;:!?'\")]}»”’…"
 _SENTENCE_END = (".", "!", "?", "。", "！", "？", "؟", "…")
+# A Mastodon mention of another instance counts as its local part: "@user@example.social" as "@user".
+_REMOTE_MENTION = re.compile(r"(?<![\w@])(@\w[\w.-]*)@[\w-]+(?:\.[\w-]+)+")
 
 
 @dataclass(frozen=True)
@@ -63,9 +73,12 @@ class Limits:
     url_chars: int | None = None
     unit: Literal["graphemes", "utf16"] = "graphemes"
     max_parts: int = 1
+    mention_domains: bool = True  # False: "@user@instance" counts as "@user" (Mastodon)
 
     def count(self, text: str) -> int:
         """The length of ``text`` counted the network's way."""
+        if not self.mention_domains:
+            text = _REMOTE_MENTION.sub(r"\1", text)
         if self.url_chars is not None:
             weight = self.url_chars
             text = _URL_RE.sub(lambda m: "x" * weight + m.group(0)[len(_url_at(m)) :], text)
@@ -81,7 +94,7 @@ class Limits:
 
 
 # Defaults from each network's documentation; Mastodon's are replaced by the instance's own.
-MASTODON = Limits(chars=500, url_chars=23, max_parts=10)
+MASTODON = Limits(chars=500, url_chars=23, max_parts=10, mention_domains=False)
 BLUESKY = Limits(chars=300, bytes=3000, max_parts=10)
 LINKEDIN = Limits(chars=3000, unit="utf16", max_parts=1)
 NETWORK_LIMITS: dict[str, Limits] = {"mastodon": MASTODON, "bluesky": BLUESKY, "linkedin": LINKEDIN}
@@ -89,12 +102,20 @@ NETWORK_LIMITS: dict[str, Limits] = {"mastodon": MASTODON, "bluesky": BLUESKY, "
 
 @dataclass(frozen=True)
 class Facet:
-    """A link or a tag in a post, at UTF-8 byte offsets ``[start, end)`` of the text."""
+    """A link, a tag or a mention in a post, at UTF-8 byte offsets ``[start, end)`` of the text."""
 
-    kind: Literal["link", "tag"]
+    kind: Literal["link", "tag", "mention"]
     start: int
     end: int
-    value: str  # the URL, or the tag without its '#'
+    value: str  # the URL, the tag without its '#', or whom a mention names (Bluesky handle, LinkedIn URN)
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A co-issuer as a post names it: ``text`` as it reads, ``value`` whom it points at (None: plain text)."""
+
+    text: str
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,9 +182,10 @@ def _tag_body(candidate: str) -> str:
     return body if grapheme.length(body) <= 64 else ""
 
 
-def find_facets(text: str) -> tuple[Facet, ...]:
-    """Every URL and ``#tag`` in ``text`` with its UTF-8 byte offsets, in text order."""
-    spans: list[tuple[int, int, Literal["link", "tag"], str]] = []
+def find_facets(text: str, *, mentions: tuple[Mention, ...] = ()) -> tuple[Facet, ...]:
+    """Every URL and ``#tag`` in ``text`` with its UTF-8 byte offsets, in text order; and each of
+    ``mentions`` where the post names it (its last occurrence: the line the template gave mentions)."""
+    spans: list[tuple[int, int, Literal["link", "tag", "mention"], str]] = []
     for match in _URL_RE.finditer(text):
         url = _url_at(match)
         spans.append((match.start(), match.start() + len(url), "link", url))
@@ -175,6 +197,10 @@ def find_facets(text: str) -> tuple[Facet, ...]:
         body = _tag_body(text[index + 1 :])
         if body:
             spans.append((index, index + 1 + len(body), "tag", body))
+    for mention in mentions:
+        start = text.rfind(mention.text)
+        if mention.value is not None and start != -1 and not any(a < start + len(mention.text) and start < b for a, b, _, _ in spans):
+            spans.append((start, start + len(mention.text), "mention", mention.value))
     spans.sort()
     facets = []
     for start, end, kind, value in spans:
@@ -222,8 +248,8 @@ def _words(text: str) -> list[str]:
 
 
 def _protected(word: str) -> bool:
-    """A URL or a hashtag is kept whole or dropped whole."""
-    return "://" in word or "#" in word
+    """A URL, a hashtag or a mention (an @handle) is kept whole or dropped whole."""
+    return "://" in word or "#" in word or "@" in word
 
 
 def _largest(count: int, ok: Callable[[int], bool]) -> int:
@@ -331,19 +357,41 @@ def _render(template: jinja2.Template, **values: object) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def _part(text: str, limits: Limits) -> Part:
-    return Part(text=text, count=limits.count(text), bytes=len(text.encode("utf-8")), facets=find_facets(text))
+def _part(text: str, limits: Limits, mentions: tuple[Mention, ...] = ()) -> Part:
+    return Part(text=text, count=limits.count(text), bytes=len(text.encode("utf-8")), facets=find_facets(text, mentions=mentions))
+
+
+def mentions_for(*, release: Release, network: str, own: str | None = None) -> tuple[Mention, ...]:
+    """How a post on ``network`` names each co-issuer: its handle there (a LinkedIn page by its
+    name), or its name as plain text when it has no account there. ``own`` (the posting account's
+    handle or URN) is left out: an account does not mention itself."""
+    mentions = []
+    for issuer in release.issuers:
+        handle = getattr(issuer.social, network, None)
+        if handle is not None and own is not None and handle.removeprefix("@").casefold() == own.removeprefix("@").casefold():
+            continue
+        if handle is None:
+            mentions.append(Mention(issuer.label))
+        elif network == "linkedin":
+            mentions.append(Mention(issuer.name, handle))
+        elif network == "bluesky":
+            mentions.append(Mention(f"@{handle}", handle))
+        else:  # Mastodon finds mentions in the text itself; the facet only shows them in the outbox
+            mentions.append(Mention(handle, handle.removeprefix("@")))
+    return tuple(mentions)
 
 
 def compose_post(
-    *, release: Release, network: str, limits: Limits, templates: Path, settings: Settings | None = None
+    *, release: Release, network: str, limits: Limits, templates: Path, own: str | None = None,
+    settings: Settings | None = None,
 ) -> Post:
     """Write ``release`` for ``network`` within ``limits`` using ``templates/social/<network>.txt.j2``.
 
     The release URL is always in the root post, whole; hashtags that do not fit are left out,
     last first; the text is shortened, or, for an override text on a network with threads,
-    continued in replies. Fixed words come from the catalogue of the release's language
-    (with ``settings``: the project's catalogues too).
+    continued in replies. Co-issuers are mentioned in the root post (:func:`mentions_for`; ``own``
+    is the posting account, never mentioned). Fixed words come from the catalogue of the release's
+    language (with ``settings``: the project's catalogues too).
     """
     template = _template(templates, network, i18n.translations(language=release.language, settings=settings))
     override = release.channel(network).text
@@ -351,14 +399,20 @@ def compose_post(
     summary = "" if override or release.summary.strip() == release.title.strip() else release.summary.strip()
     present = {facet.value.casefold() for facet in find_facets(f"{body} {summary}") if facet.kind == "tag"}
     hashtags = [tag for tag in hashtags_for(release.tags) if tag[1:].casefold() not in present]
+    mentions = list(mentions_for(release=release, network=network, own=own))
 
     def render(text: str, tags: list[str], summary_text: str = "") -> str:
-        return _render(template, text=text, summary=summary_text, url=release.url, hashtags=tags, release=release)
+        return _render(
+            template, text=text, summary=summary_text, url=release.url, hashtags=tags, release=release,
+            mentions=[mention.text for mention in mentions],
+        )
 
     # Hashtags are the first thing to go (last first): the URL and a whole title matter more.
     minimal = ELLIPSIS if override else body
     while hashtags and not limits.fits(render(minimal, hashtags)):
         hashtags.pop()
+    while mentions and not limits.fits(render(ELLIPSIS, hashtags)):
+        mentions.pop()  # only when not even an ellipsis of the text would fit beside them
 
     parts: list[str]
     if limits.fits(render(body, hashtags, summary)):
@@ -390,7 +444,7 @@ def compose_post(
         network=network,
         slug=release.slug,
         published=release.date,
-        parts=tuple(_part(text, limits) for text in parts),
+        parts=tuple(_part(text, limits, tuple(mentions) if index == 0 else ()) for index, text in enumerate(parts)),
         card=card,
         language=release.language,
         limits=limits,

@@ -2,7 +2,8 @@
 
 The commentary is in LinkedIn's "little" text format: the reserved characters
 ``\\ | { } @ [ ] ( ) < > # * _ ~`` are escaped with a backslash (unescaped, LinkedIn cuts the
-post at the first one and still answers 201); hashtags become ``{hashtag|\\#|Tag}``.
+post at the first one and still answers 201); hashtags become ``{hashtag|\\#|Tag}``; a co-issuer's
+page is mentioned as ``@[Name](urn:li:organization:123)`` (linked only when Name is the page's own name).
 LinkedIn has no idempotency key, so before any retry :meth:`LinkedIn.find` reads the author's
 recent posts and looks for the release link.
 """
@@ -20,7 +21,7 @@ import httpx
 
 from pressroom.errors import PermanentError
 from pressroom.settings import Settings, SocialAccount
-from pressroom.social.compose import LINKEDIN, Limits, Post, find_facets
+from pressroom.social.compose import LINKEDIN, Facet, Limits, Post, find_facets
 from pressroom.social.network import Published, http_client, require, retry_soon, send
 
 __all__ = ["LinkedIn", "little_text", "linkedin_reset"]
@@ -32,16 +33,20 @@ def _escape(text: str) -> str:
     return _RESERVED.sub(r"\\\1", text)
 
 
-def little_text(text: str) -> str:
-    """Plain post text -> LinkedIn "little" commentary: reserved characters escaped, tags as templates."""
+def little_text(text: str, *, facets: tuple[Facet, ...] | None = None) -> str:
+    """Plain post text -> LinkedIn "little" commentary: reserved characters escaped, tags as templates,
+    mentions (in ``facets``, the post part's own) as ``@[Name](urn:li:organization:…)``."""
     out: list[str] = []
     data = text.encode("utf-8")
     position = 0
-    for facet in find_facets(text):
-        if facet.kind != "tag":
+    for facet in find_facets(text) if facets is None else facets:
+        if facet.kind == "link":
             continue
         out.append(_escape(data[position : facet.start].decode("utf-8")))
-        out.append("{hashtag|\\#|" + _escape(facet.value) + "}")
+        if facet.kind == "tag":
+            out.append("{hashtag|\\#|" + _escape(facet.value) + "}")
+        else:
+            out.append(f"@[{_escape(data[facet.start : facet.end].decode('utf-8'))}]({facet.value})")
         position = facet.end
     out.append(_escape(data[position:].decode("utf-8")))
     return "".join(out)
@@ -112,7 +117,7 @@ class LinkedIn:
             article["thumbnail"] = thumbnail
         body = {
             "author": self.account.author_urn,
-            "commentary": little_text(post.parts[0].text),
+            "commentary": little_text(post.parts[0].text, facets=post.parts[0].facets),
             "visibility": "PUBLIC",
             "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
             "content": {"article": article},

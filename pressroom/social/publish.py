@@ -21,7 +21,7 @@ from pressroom.dispatch import DispatchResult, FollowUp, Pushed, backoff, dispat
 from pressroom.errors import PressroomError, RetryLater, TransientError
 from pressroom.ledger import Delivery
 from pressroom.releases import Release, long_date
-from pressroom.settings import Settings
+from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import NETWORK_LIMITS, Post, compose_post
 from pressroom.social.network import Published, SocialNetwork, channel_name, idempotency_key, open_networks
 
@@ -86,6 +86,11 @@ def _recipient(network: SocialNetwork) -> str:
     return network.account.handle or network.account.author_urn or network.account.account
 
 
+def _own(account: SocialAccount) -> str | None:
+    """Who the account is on its network, so its posts do not mention it as a co-issuer."""
+    return account.author_urn or account.handle
+
+
 def _post_one(network: SocialNetwork, posts: list[Post], *, key: str, tried_before: bool) -> Published:
     urls: list[str] = []
     for post in posts:
@@ -114,7 +119,7 @@ class SocialChannel:
         # (Mastodon's limits) defers the row and nothing is posted.
         return [
             compose_post(release=self.release, network=form, limits=self.network.limits(form),
-                         templates=self.settings.path("templates"), settings=self.settings)
+                         templates=self.settings.path("templates"), own=_own(self.network.account), settings=self.settings)
             for form in self.network.forms
             if self.release.channel(form).enabled
         ]
@@ -299,7 +304,10 @@ def preview_posts(*, release: Release, settings: Settings) -> list[tuple[str, Po
         for form in forms:
             if form in NETWORK_LIMITS and release.channel(form).enabled:
                 templates = settings.path("templates")
-                post = compose_post(release=release, network=form, limits=NETWORK_LIMITS[form], templates=templates, settings=settings)
+                post = compose_post(
+                    release=release, network=form, limits=NETWORK_LIMITS[form], templates=templates, own=_own(account),
+                    settings=settings,
+                )
                 previews.append((channel_name(account), post))
     return previews
 

@@ -4,12 +4,15 @@
 the release's date the page shows it with an "EMBARGOED" band, ``noindex`` and ``Cache-Control:
 private, no-store`` (it is rendered per request, never written to ``public/``); from its date
 the link redirects to the public page. Its hero image is served beside it with the same link
-(``/preview/<slug>/hero?token=...``). Every open is recorded for ``pressroom journalists report``.
+(``/preview/<slug>/hero?token=...``), and so are its downloads (``/preview/<slug>/files/<name>?token=...``). Every open is recorded for ``pressroom journalists report``.
 A forged, tampered or misdirected link (another journalist's token, a release they were not sent)
 gets one and the same 400 page: nothing in it tells them apart.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -77,7 +80,9 @@ def routes(web: Web) -> list[Route]:
         release = release.version(language)
         response = web.page(request, "web/preview.html.j2", language=language, release=release, journalist=journalist,
                             until=embargo_until(release.date, web.settings, language),
-                            hero=f"/preview/{release.slug}/hero?token={token}" if release.hero and release.hero.file else "")
+                            hero=f"/preview/{release.slug}/hero?token={token}" if release.hero and release.hero.file else "",
+                            downloads=[(d, f"/preview/{release.slug}/files/{quote(d.name)}?token={quote(token)}")
+                                       for d in release.downloads])
         response.headers.update(_PRIVATE)
         return response
 
@@ -87,6 +92,15 @@ def routes(web: Web) -> list[Route]:
         if found is None or found[1].hero is None or found[1].hero.file is None:
             return refused(request)
         return FileResponse(found[1].hero.file, headers=_PRIVATE)
+
+    async def download(request: Request) -> Response:
+        # Downloads too reach public/ only at the date: the journalist's link fetches them from content/.
+        found = await run_in_threadpool(opened, request.path_params["slug"], request.query_params.get("token", ""), False)
+        name = request.path_params["name"]
+        file = next((d.file for d in found[1].downloads if d.name == name), None) if found else None
+        if file is None:
+            return refused(request)
+        return FileResponse(file, headers=_PRIVATE, filename=Path(name).name)
 
     async def unsubscribe_page(request: Request) -> Response:
         token = request.query_params.get("token", "")
@@ -119,6 +133,7 @@ def routes(web: Web) -> list[Route]:
     return [
         Route("/preview/{slug}", preview, methods=["GET"]),
         Route("/preview/{slug}/hero", hero, methods=["GET"]),
+        Route("/preview/{slug}/files/{name:path}", download, methods=["GET"]),
         Route("/journalists/unsubscribe", unsubscribe_page, methods=["GET"]),
         Route("/journalists/unsubscribe", unsubscribe, methods=["POST"]),
     ]

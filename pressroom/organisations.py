@@ -1,0 +1,298 @@
+"""Co-issuers: ``content/organisations/<id>.yaml``, one file per organisation or project.
+
+A release names them in ``issuers: [cluster-hub, project-a]``; the loaded :class:`Organisation`
+objects travel inside the frozen :class:`~pressroom.releases.Release`, so pages, emails and posts
+read logos, About texts, media contacts, social handles and EU funding from one place.
+
+Every problem in a file is a :class:`~pressroom.errors.OrganisationError` naming the file, the
+line and the field, with a hint, exactly like a release's; a release naming a broken or unknown
+organisation is refused (an EU-funded project must never appear without its acknowledgement).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import ValidationError, field_validator
+
+from pressroom import releases
+from pressroom.errors import OrganisationError
+from pressroom.settings import Settings
+
+__all__ = [
+    "EuFunding",
+    "Handles",
+    "Organisation",
+    "Organisations",
+    "about_blocks",
+    "eu_acknowledgement",
+    "load_organisations",
+    "media_contacts",
+]
+
+_ID = releases.SLUG_RE
+_LOGO_SUFFIXES = {".svg", ".png"}
+_MASTODON = re.compile(r"@[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+# An AT Protocol handle is a domain name: letters, digits and hyphens per label, a TLD that starts with a letter.
+_BLUESKY = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,61}[A-Za-z0-9]")
+_LINKEDIN = re.compile(r"(?:urn:li:organization:)?(\d{1,20})")
+
+
+class EuFunding(releases._Frozen):
+    """What an EU-funded project must show: the programme, the grant number, maybe its own wording."""
+
+    programme: str
+    grant: str
+    statement: str | None = None
+
+    @field_validator("grant", mode="before")
+    @classmethod
+    def _grant(cls, value: Any) -> Any:
+        text = str(value).strip() if isinstance(value, (str, int)) else value
+        if not text:
+            raise releases._problem(
+                "an EU-funded project needs its grant number",
+                "write the number of the grant agreement, e.g. grant: \"101069644\"",
+            )
+        return text
+
+
+class Handles(releases._Frozen):
+    """An organisation's accounts: Mastodon ``@user@instance``, a Bluesky handle, a LinkedIn organisation URN."""
+
+    mastodon: str | None = None
+    bluesky: str | None = None
+    linkedin: str | None = None
+
+    @field_validator("mastodon")
+    @classmethod
+    def _mastodon(cls, value: str | None) -> str | None:
+        if value is not None and not _MASTODON.fullmatch(value.strip()):
+            raise releases._problem(f"{value!r} is not a Mastodon handle", "write it whole: @user@instance, e.g. @clusterhub@mastodon.social")
+        return value.strip() if value else None
+
+    @field_validator("bluesky")
+    @classmethod
+    def _bluesky(cls, value: str | None) -> str | None:
+        handle = value.strip().removeprefix("@").lower() if value else None
+        if handle is not None and not _BLUESKY.fullmatch(handle):
+            raise releases._problem(f"{value!r} is not a Bluesky handle", "write the handle as a domain, e.g. clusterhub.bsky.social")
+        return handle
+
+    @field_validator("linkedin", mode="before")
+    @classmethod
+    def _linkedin(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        match = _LINKEDIN.fullmatch(str(value).strip())
+        if not match:
+            raise releases._problem(
+                f"{value!r} is not a LinkedIn organisation",
+                "write its URN or number, e.g. urn:li:organization:2414183 (the number in the page's admin URL)",
+            )
+        return f"urn:li:organization:{match.group(1)}"
+
+
+class Organisation(releases._Frozen):
+    """One co-issuer, as its YAML file says; ``id`` is the file name without ``.yaml``."""
+
+    id: str
+    name: str
+    short_name: str = ""
+    logo: Path
+    logo_alt: str = ""
+    website: str
+    about: dict[str, str] | str = ""
+    contact: releases.Contact | None = None
+    social: Handles = Handles()
+    eu_funding: EuFunding | None = None
+    source: Path
+
+    @field_validator("name", "short_name", "logo_alt")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return " ".join(value.split())
+
+    @field_validator("website")
+    @classmethod
+    def _website(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s<>\"']+", value.strip()):
+            raise releases._problem(f"{value!r} is not a web address", "write the whole address, e.g. https://www.example.eu")
+        return value.strip()
+
+    @field_validator("logo", mode="before")
+    @classmethod
+    def _logo(cls, value: Any, info: Any) -> Any:
+        source: Path = info.context
+        if not isinstance(value, str) or not value.strip():
+            raise releases._problem("is not a file name", "write the logo's file name, e.g. logo: cluster-hub.png, and put it beside the YAML file")
+        folder = source.parent.resolve()
+        target = (folder / PurePosixPath(value.strip())).resolve()
+        if not target.is_relative_to(folder):
+            raise releases._problem(f"{value!r} points outside {source.parent}", "keep the logo beside the organisation's YAML file")
+        if target.suffix.lower() not in _LOGO_SUFFIXES:
+            raise releases._problem(f"{value!r} is not an SVG or PNG file", "save the logo as .svg or .png")
+        if not target.is_file():
+            raise releases._problem(f"logo file {value!r} not found next to {source.name}", f"add the file to {source.parent} or fix the name")
+        return target
+
+    @property
+    def label(self) -> str:
+        """The name a reader sees beside a logo or in a post: the short name when there is one."""
+        return self.short_name or self.name
+
+    @property
+    def alt(self) -> str:
+        return self.logo_alt or self.name
+
+    @property
+    def logo_path(self) -> str:
+        """Site path of the logo, e.g. ``organisations/cluster-hub.png`` (copied there by the build)."""
+        return f"organisations/{self.logo.relative_to(self.source.parent.resolve()).as_posix()}"
+
+    def logo_width(self, height: int) -> int:
+        """The logo's width at ``height`` pixels, for clients that size images by their attributes (Outlook)."""
+        from pressroom.site import _image_size  # the one reader of image headers; site.py imports this module
+
+        size = _image_size(self.logo) if self.logo.suffix.lower() == ".png" else _svg_size(self.logo)
+        return round(height * size[0] / size[1]) if size and size[1] else height * 3
+
+    def about_for(self, language: str, fallback: str) -> str:
+        """The About Markdown in ``language``, else in ``fallback`` (the site language), else any given."""
+        if isinstance(self.about, str):
+            return self.about
+        for key in (language, language.split("-")[0], fallback):
+            if self.about.get(key):
+                return self.about[key]
+        return next(iter(self.about.values()), "")
+
+
+_SVG_BOX = re.compile(r'<svg\b[^>]*?\bviewBox="\s*[-\d.]+[\s,]+[-\d.]+[\s,]+([\d.]+)[\s,]+([\d.]+)\s*"')
+
+
+def _svg_size(path: Path) -> tuple[float, float] | None:
+    """Width and height of an SVG from its viewBox (what its aspect ratio is drawn in)."""
+    try:
+        match = _SVG_BOX.search(path.read_text(encoding="utf-8", errors="replace")[:4096])
+    except OSError:
+        return None
+    return (float(match.group(1)), float(match.group(2))) if match else None
+
+
+@dataclass
+class Organisations:
+    """Every valid organisation by id, the problems of the others, and a digest of all their files."""
+
+    by_id: dict[str, Organisation] = field(default_factory=dict)
+    problems: dict[str, OrganisationError] = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+def _stamps(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        files = sorted(path for path in folder.iterdir() if path.is_file())
+    except OSError:
+        return ()
+    return tuple((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files)
+
+
+_cache: dict[Path, tuple[tuple, Organisations]] = {}
+
+
+def load_organisations(*, settings: Settings) -> Organisations:
+    """Every ``content/organisations/*.yaml``, read once per run: again only when a file there changes."""
+    folder = settings.path("content") / "organisations"
+    stamps = _stamps(folder)
+    cached = _cache.get(folder)
+    if cached is not None and cached[0] == stamps:
+        return cached[1]
+    result = Organisations(fingerprint=hashlib.blake2b(repr(stamps).encode(), digest_size=8).hexdigest())
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            organisation = _load_one(path)
+        except OrganisationError as exc:
+            result.problems[path.stem] = exc
+            continue
+        except OSError as exc:
+            result.problems[path.stem] = OrganisationError(f"cannot read the file: {exc.strerror}", path=path, field="file")
+            continue
+        result.by_id[organisation.id] = organisation
+    _cache[folder] = (stamps, result)
+    return result
+
+
+def _load_one(path: Path) -> Organisation:
+    if not _ID.fullmatch(path.stem):
+        raise OrganisationError(
+            f"{path.name!r} is not a valid organisation id", path=path, line=1, field="file",
+            hint="name the file in lowercase letters, digits and hyphens, e.g. cluster-hub.yaml (releases name it so)",
+        )
+    try:
+        text = releases.clean_text(releases._decode(path.read_bytes(), path))
+    except releases.ReleaseError as exc:
+        raise OrganisationError(exc.message, path=path, line=exc.line, field=exc.field, hint=exc.hint) from None
+    try:
+        node, data = releases._parse_yaml(text, path)
+    except releases.ReleaseError as exc:  # the YAML reader counts lines after a release's "---"; none here
+        raise OrganisationError(exc.message, path=path, line=max(1, (exc.line or 2) - 1), field="yaml", hint=exc.hint) from None
+    lines = {key: line - 1 for key, line in releases._line_map(node).items()}  # _line() adds the release's "---" line
+    try:
+        return Organisation.model_validate({**releases._clean_strings(data), "id": path.stem, "source": path}, context=path)
+    except ValidationError as exc:
+        error = releases._release_error(
+            exc.errors(include_url=False)[0], path, lines, sections=_SECTIONS, fields=_FIELDS, hints=_HINTS
+        )
+        raise OrganisationError(error.message, path=path, line=error.line, field=error.field, hint=error.hint) from None
+
+
+def about_blocks(*, release: releases.Release, site_language: str) -> list[tuple[Organisation, str]]:
+    """Each issuer's About as sanitised HTML, in the release's language (else the site's), after the
+    release's own; one that says what the release's own About already says is not repeated."""
+    blocks = []
+    seen = {" ".join(release.about_html.split()), ""}  # compared as words: YAML and TOML fold lines differently
+    for issuer in release.issuers:
+        text = issuer.about_for(release.language, site_language)
+        html = releases._about_html(text, base_url=release.url) if text.strip() else ""
+        if " ".join(html.split()) not in seen:
+            seen.add(" ".join(html.split()))
+            blocks.append((issuer, html))
+    return blocks
+
+
+def media_contacts(*, release: releases.Release) -> list[releases.Contact]:
+    """The release's media contacts, then each issuer's, each person once (by address, else by name)."""
+    merged: dict[str, releases.Contact] = {}
+    for contact in (*release.contacts, *(issuer.contact for issuer in release.issuers if issuer.contact)):
+        merged.setdefault((contact.email or contact.name).casefold(), contact)
+    return list(merged.values())
+
+
+def eu_acknowledgement(*, release: releases.Release) -> list[tuple[str | None, list[tuple[Organisation, EuFunding]]]]:
+    """What the EU acknowledgement of a release lists (nothing when no issuer is EU-funded): each
+    funding statement (None: the standard "Funded by the European Union", which the templates
+    translate) with the EU-funded issuers and grants it covers, in the order of ``issuers``."""
+    groups: dict[str | None, list[tuple[Organisation, EuFunding]]] = {}
+    for issuer in release.issuers:
+        if issuer.eu_funding is not None:
+            groups.setdefault(issuer.eu_funding.statement, []).append((issuer, issuer.eu_funding))
+    return list(groups.items())
+
+
+_HINTS = {
+    "name": "add a line such as 'name: Cluster HUB'",
+    "logo": "add 'logo: <file>.png' (or .svg) and put the file beside the YAML file",
+    "website": "add 'website: https://…'",
+    "about": "write about: as Markdown text, or per language: {en: ..., de: ...}",
+    "contact": "write contact: {name: ..., role: ..., email: ...}",
+    "social": "write social: {mastodon: '@user@instance', bluesky: handle.bsky.social, linkedin: 'urn:li:organization:123'}",
+    "eu_funding": "write eu_funding: {programme: Horizon Europe, grant: \"101069644\"}",
+}
+_SECTIONS: dict[str, type[releases.BaseModel]] = {"social": Handles, "eu_funding": EuFunding, "contact": releases.Contact}
+_FIELDS = [name for name in Organisation.model_fields if name not in ("id", "source")]
+
+# The Release model names Organisation; it is complete once this module has defined it (see releases.py).
+releases.Release.model_rebuild(_types_namespace={"Organisation": Organisation})
