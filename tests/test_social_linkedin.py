@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from pressroom.errors import PermanentError
+from pressroom.errors import PermanentError, TransientError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import LINKEDIN, compose_post
 from pressroom.social.linkedin import LinkedIn, little_text
@@ -154,7 +154,7 @@ def test_429_and_timeouts_are_transient(server, linkedin):
         raise httpx.ConnectTimeout("timed out", request=request)
 
     server.fail.append(timeout)
-    with pytest.raises(RetryLater, match="ConnectTimeout"):
+    with pytest.raises(TransientError, match="ConnectTimeout"):
         linkedin.publish(post, key="k")
     assert server.posts == []
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from pressroom.errors import ConfigError, PermanentError
+from pressroom.errors import ConfigError, PermanentError, TransientError
 from pressroom.releases import ChannelOptions
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import compose_post
@@ -174,7 +174,7 @@ def test_the_instance_limit_is_used(server):
 def test_a_timeout_after_the_server_created_the_status_does_not_duplicate_it(server, mastodon):
     post = post_for(mastodon)
     server.lose_response_after_create = 1
-    with pytest.raises(RetryLater):
+    with pytest.raises(TransientError):
         mastodon.publish(post, key="pressroom-abc")
     assert len(server.statuses) == 1
     published = mastodon.publish(post, key="pressroom-abc")  # the retry: same key, same status

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from pressroom.errors import PermanentError, RetryLater
+from pressroom.errors import PermanentError, TransientError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import BLUESKY, Limits, Part, Post
 from pressroom.social.network import Published, http_client, require, retry_soon, send
@@ -249,7 +249,7 @@ class Bluesky:
                         "POST", "com.atproto.repo.createRecord",
                         json={"repo": self._did, "collection": COLLECTION, "rkey": rkey, "record": record},
                     ).json()
-                except RetryLater:
+                except TransientError:
                     # The write may have happened before the error: check before anyone retries.
                     existing = self._get_record(rkey)
                     if existing is None:
@@ -293,7 +293,7 @@ class Bluesky:
             try:
                 self._request("POST", "com.atproto.repo.createRecord",
                               json={"repo": self._did, "collection": COLLECTION, "rkey": rkey, "record": record})
-            except RetryLater:
+            except TransientError:
                 if self._get_record(rkey) is None:  # the write may have happened before the error
                     raise
             existing = self._get_record(rkey)

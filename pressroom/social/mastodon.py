@@ -10,6 +10,9 @@ that, :meth:`Mastodon.find` looks for the release link in the account's recent s
 
 from __future__ import annotations
 
+import html
+import re
+
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -111,9 +114,16 @@ class Mastodon:
         return None
 
     def reply(self, *, to: str, text: str, key: str, when: datetime, language: str) -> Published:
-        """``text`` as a public reply to the status at URL ``to``, read back. Within Mastodon's hour
-        the same ``key`` answers with the status already made, so a retry makes no second reply."""
-        data = {"status": text, "visibility": "public", "language": language, "in_reply_to_id": _status_id(to)}
+        """``text`` as a public reply to the status at URL ``to``, read back. The thread is looked at
+        first (Mastodon keeps an ``Idempotency-Key`` for an hour only), so a retry, however late,
+        makes no second reply."""
+        parent = _status_id(to)
+        me = self._request("GET", "/api/v1/accounts/verify_credentials").json()["id"]
+        for status in self._request("GET", f"/api/v1/statuses/{parent}/context").json().get("descendants", []):
+            if (str(status.get("in_reply_to_id")) == parent and str(status.get("account", {}).get("id")) == str(me)
+                    and _plain(status.get("content", "")) == " ".join(text.split())):
+                return Published(url=status.get("url") or status.get("uri", ""), ids=(str(status["id"]),))
+        data = {"status": text, "visibility": "public", "language": language, "in_reply_to_id": parent}
         status = self._request("POST", "/api/v1/statuses", json=data, headers={"Idempotency-Key": key}).json()
         self._request("GET", f"/api/v1/statuses/{status['id']}")
         return Published(url=status.get("url") or status.get("uri", ""), ids=(str(status["id"]),))
@@ -148,6 +158,12 @@ class Mastodon:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _plain(content: str) -> str:
+    """A status's HTML as its words: Mastodon answers with ``<p>…</p>`` where it was sent plain text."""
+    text = re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>|</p>\s*<p>", " ", content))
+    return " ".join(html.unescape(text).split())
 
 
 def _status_id(url: str) -> str:

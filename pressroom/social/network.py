@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 import httpx
 
-from pressroom.errors import ConfigError, PermanentError, RetryLater
+from pressroom.errors import ConfigError, PermanentError, RetryLater, TransientError
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import Limits, Post
 
@@ -96,9 +96,12 @@ def idempotency_key(*, slug: str, channel: str, recipient: str) -> str:
     return f"pressroom-{digest}"
 
 
-def retry_soon(message: str, *, now: datetime | None = None) -> RetryLater:
-    """A timeout or a dropped connection: the answer is unknown, so look (or retry) a little later."""
-    return RetryLater(message, retry_at=(now or datetime.now(UTC)) + timedelta(seconds=30))
+def retry_soon(message: str) -> TransientError:
+    """A timeout or a dropped connection: the answer is unknown, so look (or retry) a little later.
+
+    When is the send loop's to say (its backoff, on the run's clock), so a run with ``--now``
+    retries on its own timeline."""
+    return TransientError(message, hint="nothing to do: the post is retried on a later run")
 
 
 def require(account: SocialAccount, *fields: str, hint: str) -> None:
