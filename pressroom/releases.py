@@ -268,15 +268,6 @@ class LoadResult:
 # --------------------------------------------------------------------------- helpers
 
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")
-
-
-def long_date(moment: datetime) -> str:
-    """``3 December 2026``: how pages, feeds and emails write a day."""
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
-
-
 def human_size(size: int) -> str:
     """``1536`` -> ``"1.5 KB"``: decimal units, as file managers and browsers show them."""
     if size < 1000:
