@@ -33,7 +33,7 @@ __all__ = ["digest"]
       retry_condition_fn=only_transient)
 def plan_digest(*, ledger: Ledger, key: str, releases: list[Release], now: datetime) -> int | None:
     """Plan the digest once: which weekly subscriber gets which of ``releases``."""
-    return ledger.plan_digest(digest=key, items=[(r.slug, r.tag_slugs) for r in releases], now=now)
+    return ledger.plan_digest(digest=key, items=[(r.slug, r.topics) for r in releases], now=now)
 
 
 @flow(name="digest", log_prints=False, on_failure=[notify_failure], on_crashed=[notify_failure])

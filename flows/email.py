@@ -53,7 +53,7 @@ def run_id() -> str:
       retry_condition_fn=only_transient)
 def plan_audience(*, ledger: Ledger, release: Release, now: datetime) -> int | None:
     """Plan the per-release audience of ``release`` once; ``None`` when it was planned before."""
-    return ledger.plan_audience(release=release.slug, channel=CHANNEL, tags=release.tag_slugs,
+    return ledger.plan_audience(release=release.slug, channel=CHANNEL, tags=release.topics,
                                 cadence="per-release", now=now)
 
 

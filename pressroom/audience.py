@@ -54,6 +54,7 @@ from pressroom.db import (
     suppressions,
 )
 from pressroom.errors import AddressError, TokenError  # re-exported: callers import them from here too
+from pressroom.i18n import N_
 from pressroom.releases import LANGUAGE_RE
 from pressroom.settings import Settings
 
@@ -266,14 +267,14 @@ def verify_token(*, settings: Settings, token: str, action: str, now: datetime |
         number = int(subscriber)
         deadline = int(expiry) if expiry else None
     except (ValueError, TypeError, UnicodeError):
-        raise TokenError("the link token is damaged") from None
+        raise TokenError(N_("the link token is damaged")) from None
     if not any(hmac.compare_digest(mac, _mac(key, payload)) for key in settings.signing_keys()):
-        raise TokenError("the link token is not genuine")
+        raise TokenError(N_("the link token is not genuine"))
     if token_action != action:
         raise TokenError(f"this link is for {token_action!r}, not {action!r}")
     moment = now or datetime.now(UTC)
     if deadline is not None and moment.timestamp() >= deadline:
-        raise TokenError("the link has expired")
+        raise TokenError(N_("the link has expired"))
     return number
 
 
@@ -1005,9 +1006,9 @@ def check_request(*, audience: Audience, request_id: int) -> None:
 def _open_request(conn, request_id: int):  # noqa: ANN202
     request = conn.execute(select(subscription_requests).where(subscription_requests.c.id == request_id)).mappings().first()
     if request is None:
-        raise TokenError("the request it confirms no longer exists (erased, or not confirmed in time)")
+        raise TokenError(N_("the request it confirms no longer exists (erased, or not confirmed in time)"))
     if request["closed_at"] is not None:
-        raise TokenError("it has been used already, or a newer change of the subscription replaced it")
+        raise TokenError(N_("it has been used already, or a newer change of the subscription replaced it"))
     return request
 
 

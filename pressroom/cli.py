@@ -88,7 +88,8 @@ def check(
             state = "scheduled"
         utc = release.date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         local = release.date.astimezone(zone).strftime(f"%Y-%m-%d %H:%M %Z ({zone.key})")
-        console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}", markup=False, soft_wrap=True)
+        versions = f"  (also in {', '.join(release.translations)})" if release.translations else ""
+        console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}{versions}", markup=False, soft_wrap=True)
         if release.embargo is not None:
             notify = release.embargo.notify
             console.print(f"    embargo: journalists hear of it at {notify.astimezone(UTC):%Y-%m-%d %H:%M UTC} = "
@@ -324,6 +325,7 @@ def preview(
     digest: Annotated[bool, typer.Option("--digest", help="preview the weekly digest the digest flow would send at --now")] = False,
     no_screenshots: Annotated[bool, typer.Option("--no-screenshots", help="skip the Chromium PNGs")] = False,
     social: Annotated[bool, typer.Option("--social", help="show the release's social posts with their counts instead")] = False,
+    language: Annotated[str, typer.Option("--language", help="the email a reader of this language gets (e.g. de)")] = "",
     settings_file: SettingsOption = None,
     now: NowOption = None,
 ) -> None:
@@ -341,7 +343,7 @@ def preview(
         return
     try:
         files = write_preview(settings=settings, slug=slug, digest=digest, now=_now(now), shots=not no_screenshots,
-                              approved=_approval_reader(settings) if digest else None)
+                              approved=_approval_reader(settings) if digest else None, language=language)
     except PressroomError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None

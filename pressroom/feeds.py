@@ -18,7 +18,8 @@ from functools import lru_cache
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from pressroom.releases import Release, clean_text, long_date, slugify
+from pressroom import i18n
+from pressroom.releases import Release, clean_text, slugify
 from pressroom.settings import Settings
 
 __all__ = ["FEED_FILES", "render_feeds"]
@@ -41,34 +42,40 @@ def render_feeds(
     folder: str = "",
     title: str | None = None,
     description: str | None = None,
+    language: str = "",
 ) -> dict[str, bytes]:
-    """Render the RSS, Atom and JSON feeds of ``releases`` (public, newest first).
+    """Render the RSS, Atom and JSON feeds of ``releases`` (public, newest first), in ``language``
+    (default: the site's; another language's feeds live under ``<lang>/`` and say so).
 
     ``folder`` is the site-relative folder the feeds live in and describe (``""`` for the whole
     site, ``"tags/recycling/"`` for one topic). At most ``settings.site.feed_items`` newest
     releases are included. Returns ``{site-relative path: bytes}``.
     """
     site = settings.site
+    language = language or site.language
+    t = i18n.translations(language=language, settings=settings)
     items = list(releases)[: site.feed_items]
     home = f"{site.base_url}/{folder}"
     feed_title = clean_text(title or site.name)
-    feed_description = clean_text(description or site.description or f"Press releases of {site.name}")
+    default = t.gettext("Press releases of %(site)s") % {"site": site.name}
+    feed_description = clean_text(description or site.description_in(language) or default)
     updated = max((release.modified for release in items), default=_EMPTY_FEED_UPDATED)
     urls = {kind: f"{home}{name}" for kind, name in FEED_FILES.items()}
 
     # The full HTML of each item, built once for the three formats.
-    contents = {release.slug: clean_text(_full_content(release, settings)) for release in items}
+    contents = {release.slug: clean_text(_full_content(release, settings, language)) for release in items}
+    prefix = "" if language == site.language else f"{language}/"
 
     def generator(kind: str) -> FeedGenerator:
         return _feedgen(
             settings, items, kind=kind, home=home, self_url=urls[kind], title=feed_title,
-            description=feed_description, updated=updated, contents=contents,
+            description=feed_description, updated=updated, contents=contents, language=language, prefix=prefix,
         )
 
     rss = generator("rss").rss_str(pretty=True)
     atom = _atom_links(generator("atom").atom_str(pretty=True), items)
     json_feed = _json_feed(settings, items, home=home, self_url=urls["json"], title=feed_title,
-                           description=feed_description, contents=contents)
+                           description=feed_description, contents=contents, language=language)
     return {
         f"{folder}{FEED_FILES['rss']}": rss,
         f"{folder}{FEED_FILES['atom']}": atom,
@@ -87,6 +94,8 @@ def _feedgen(
     description: str,
     updated: datetime,
     contents: dict[str, str],
+    language: str,
+    prefix: str,
 ) -> FeedGenerator:
     site = settings.site
     # Atom declares title and summary as text. RSS does not say, and many readers take them as HTML:
@@ -101,7 +110,7 @@ def _feedgen(
     fg.id(home)
     fg.title(text(title))
     fg.description(text(description))
-    fg.language(site.language)
+    fg.language(language)
     fg.author(name=clean_text(site.name), uri=site.base_url)
     # The RSS channel <link> takes the href of the LAST link() call, so "self" goes first.
     fg.link(href=self_url, rel="self")
@@ -134,7 +143,7 @@ def _feedgen(
             entry.author(name=text(release.author))
         # One call for all of them: feedgen checks its arguments on every call, a fifth of a feed's time.
         categories = [
-            {"term": tag_slug, "label": text(tag), "scheme": f"{site.base_url}/tags/"}
+            {"term": tag_slug, "label": text(tag), "scheme": f"{site.base_url}/{prefix}tags/"}
             for tag, tag_slug in zip(release.tags, map(_slug, release.tags), strict=True)
             if tag_slug
         ]
@@ -197,16 +206,21 @@ def _summary(release: Release) -> str:
     return release.withdrawn.reason if release.withdrawn is not None else release.summary
 
 
-def _full_content(release: Release, settings: Settings) -> str:
-    """The release as a feed reader shows it: corrections, body, then media contacts, then About;
-    of a withdrawn release only the notice."""
-    zone = settings.site.tz
+def _full_content(release: Release, settings: Settings, language: str) -> str:
+    """The release as a feed reader shows it, in ``language``'s words: corrections, body, then media
+    contacts, then About; of a withdrawn release only the notice."""
+    t = i18n.translations(language=language, settings=settings)
+
+    def when(moment: datetime) -> str:
+        return html.escape(i18n.format_date(moment=moment, language=language, settings=settings))
+
     if release.withdrawn is not None:
-        when = long_date(release.withdrawn.date.astimezone(zone))
-        return f"<p><strong>Withdrawn, {when}:</strong> {html.escape(release.withdrawn.reason)}</p>"
+        label = t.gettext("Withdrawn, %(date)s:") % {"date": when(release.withdrawn.date)}
+        return f"<p><strong>{label}</strong> {html.escape(release.withdrawn.reason)}</p>"
+    correction = t.gettext("Correction, %(date)s:")
     parts = [
-        f"<p><strong>Correction, {long_date(correction.date.astimezone(zone))}:</strong> {html.escape(correction.note)}</p>"
-        for correction in release.corrections
+        f"<p><strong>{correction % {'date': when(note.date)}}</strong> {html.escape(note.note)}</p>"
+        for note in release.corrections
     ]
     parts.append(release.body_html)
     if release.contacts:
@@ -220,7 +234,8 @@ def _full_content(release: Release, settings: Settings) -> str:
             if contact.phone:
                 bits.append(html.escape(contact.phone))
             lines.append(f"<li>{', '.join(bits)}</li>")
-        parts.append(f"<h2>Media contacts</h2><ul>{''.join(lines)}</ul>")
+        heading = html.escape(t.gettext("Media contacts"))
+        parts.append(f"<h2>{heading}</h2><ul>{''.join(lines)}</ul>")
     if release.about_html:
         parts.append(release.about_html)
     return "\n".join(parts)
@@ -239,6 +254,7 @@ def _json_feed(
     title: str,
     description: str,
     contents: dict[str, str],
+    language: str,
 ) -> bytes:
     site = settings.site
     feed: dict[str, object] = {
@@ -247,7 +263,7 @@ def _json_feed(
         "home_page_url": home,
         "feed_url": self_url,
         "description": description,
-        "language": site.language,
+        "language": language,
         "authors": [{"name": clean_text(site.name), "url": site.base_url}],
     }
     if site.logo:

@@ -4,6 +4,10 @@ A release is ``content/releases/<slug>.md`` or a bundle folder ``content/release
 with its images beside it. The file starts with YAML front matter between ``---`` lines;
 :class:`FrontMatter` is the one table of what each field means and accepts.
 
+A bundle may hold the release in other languages too, ``index.de.md`` beside ``index.md``: each
+is read like any release file, then attached to the release as ``Release.translations`` when it
+agrees on what the versions share (slug, date, status, expiry, approval).
+
 Every problem becomes a :class:`~pressroom.errors.ReleaseError` naming the file, the line
 and the field, and the release is skipped; the other releases still load. What is only worth a
 second look (a date without a time) is a :class:`~pressroom.errors.ReleaseWarning`: the release loads.
@@ -56,6 +60,7 @@ __all__ = [
     "LoadResult",
     "load_releases",
     "load_release",
+    "translation_language",
     "resolve_local_time",
     "public_releases",
     "slugify",
@@ -63,6 +68,10 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 1_000_000
+# index.de.md beside index.md: the German version of the same release.
+_TRANSLATION_FILE = re.compile(r"^index\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.md$")
+# What every version of one release shares: one URL, one approval, one publication instant.
+_SHARED_FIELDS = ("slug", "date", "status", "expires", "embargo")
 #: The archive of a release's text, images and downloads, beside its page (built by pressroom.presskit).
 PRESS_KIT = "press-kit.zip"
 #: Images larger than this load slowly and fill journalists' inboxes: ``pressroom check`` warns.
@@ -165,6 +174,10 @@ class Release(_Frozen):
     embargo: Embargo | None = None
     tags: tuple[str, ...] = ()
     language: str
+    # The other languages of this release (index.<lang>.md beside index.md): language -> that
+    # version, a Release of its own (its title, summary, body, URL), sharing slug, date and status.
+    translations: dict[str, Release] = Field(default_factory=dict)
+    prefix: str = Field("", description="'de/' for a translation: its pages live under /de/")
     author: str = ""
     hero: HeroImage | None = None
     contacts: tuple[Contact, ...] = ()
@@ -217,8 +230,24 @@ class Release(_Frozen):
 
     @property
     def path(self) -> str:
-        """Site-relative folder of the release page, e.g. ``releases/my-slug/``."""
-        return f"releases/{self.slug}/"
+        """Site-relative folder of the release page, e.g. ``releases/my-slug/`` (``de/releases/my-slug/``)."""
+        return f"{self.prefix}releases/{self.slug}/"
+
+    def version(self, language: str | None) -> Release:
+        """This release in ``language`` (``pt-BR`` also finds ``pt``), else as written in the site language."""
+        if not language or not self.translations:
+            return self
+        return self.translations.get(language) or self.translations.get(language.split("-")[0]) or self
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The tag slugs of every version: a reader who follows a topic in any language gets the release."""
+        return tuple(dict.fromkeys(slug for version in self.versions for slug in version.tag_slugs))
+
+    @property
+    def versions(self) -> tuple[Release, ...]:
+        """Every language version, this one (the site language's) first."""
+        return (self, *self.translations.values())
 
     @property
     def tag_slugs(self) -> tuple[str, ...]:
@@ -248,15 +277,6 @@ class LoadResult:
 # --------------------------------------------------------------------------- helpers
 
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")
-
-
-def long_date(moment: datetime) -> str:
-    """``3 December 2026``: how pages, feeds and emails write a day."""
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
-
-
 def human_size(size: int) -> str:
     """``1536`` -> ``"1.5 KB"``: decimal units, as file managers and browsers show them."""
     if size < 1000:
@@ -272,8 +292,10 @@ def slugify(text: str) -> str:
 
 
 def file_slug(path: Path) -> str:
-    """The slug a release file gets when its front matter names none: its bundle folder's or its own name."""
-    return slugify(path.parent.name if path.name == "index.md" else path.stem)
+    """The slug a release file gets when its front matter names none: its bundle folder's (``index.md``,
+    ``index.de.md``) or its own name."""
+    bundled = path.name == "index.md" or translation_language(path) is not None
+    return slugify(path.parent.name if bundled else path.stem)
 
 
 def clean_text(text: str) -> str:
@@ -582,9 +604,16 @@ class FrontMatter(BaseModel):
     @field_validator("language", mode="before")
     @classmethod
     def _language(cls, value: Any, info: ValidationInfo) -> Any:
-        language = value or _context(info).settings.site.language
+        context = _context(info)
+        named = translation_language(context.path)
+        language = value or named or context.settings.site.language
         if not isinstance(language, str) or not LANGUAGE_RE.fullmatch(language):
             raise _problem(f"{language!r} is not a language tag", "use a tag such as en, de or pt-BR")
+        if named and language != named:
+            raise _problem(
+                f"{language!r} disagrees with the file name, which says {named!r}",
+                f"remove the line or write 'language: {named}'",
+            )
         return language
 
     @field_validator("issuers")
@@ -828,7 +857,8 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
     except ValidationError as exc:
         raise _release_error(exc.errors(include_url=False)[0], path, lines) from None
 
-    url = f"{settings.site.base_url}/releases/{meta.slug}/"
+    prefix = f"{meta.language}/" if translation_language(path) else ""
+    url = f"{settings.site.base_url}/{prefix}releases/{meta.slug}/"
     assets = [meta.hero.file] if meta.hero is not None and meta.hero.file is not None else []
     body_html, relative = render_markdown(body, base_url=url)
     downloads = {download.name: download for download in meta.downloads}
@@ -850,7 +880,7 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
                 raise ReleaseError(exc.context["message"], path=path, line=line, field="body", hint=exc.context["hint"]) from None
             downloads.setdefault(download.name, download)
     assets += [download.file for download in downloads.values()]
-    about_source = settings.site.about if meta.about is None else meta.about
+    about_source = settings.site.about_in(meta.language) if meta.about is None else meta.about
     about_html = _about_html(about_source, base_url=url) if about_source.strip() else ""
     if warnings is not None:
         for message, name, hint in context.warnings:
@@ -876,6 +906,7 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
         embargo=meta.embargo,
         tags=tuple(meta.tags),
         language=meta.language,
+        prefix=prefix,
         author=meta.author,
         hero=meta.hero,
         contacts=tuple(meta.contacts),
@@ -1021,11 +1052,81 @@ def _first_sentence(text: str, limit: int = 280) -> str:
     return sentence if len(sentence) <= limit else sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def translation_language(path: Path) -> str | None:
+    """``de`` for a bundle's ``index.de.md``; None for any other file."""
+    match = _TRANSLATION_FILE.fullmatch(path.name)
+    return match.group(1) if match else None
+
+
 def _release_files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
-    files = [p for p in root.glob("*.md")] + [p for p in root.glob("*/index.md")]
+    files = [p for p in root.glob("*.md")] + [p for p in root.glob("*/index.md")] + [p for p in root.glob("*/index.*.md")]
     return sorted(files)
+
+
+def _field_line(path: Path, name: str) -> int:
+    """The front-matter line of a top-level field (1 when it is not written)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return 1
+    match = re.search(rf"^{re.escape(name)}\s*:", text, re.M)
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
+def _disagreement(main: Release, version: Release) -> str | None:
+    """The first shared field on which a translation differs from the release, or None."""
+    for name in _SHARED_FIELDS:
+        if getattr(main, name) != getattr(version, name):
+            return name
+    return "email" if main.email.approval != version.email.approval else None
+
+
+def _attach_translations(result: LoadResult, translations: list[Release], settings: Settings) -> None:
+    """Give each release its language versions; report a version that disagrees, has no
+    release, or doubles a language, and (``require_translations``) a release missing one."""
+    mains = {release.source.parent: index for index, release in enumerate(result.releases) if release.source.name == "index.md"}
+    grouped: dict[int, dict[str, Release]] = {}
+    for version in translations:
+        index = mains.get(version.source.parent)
+        if index is None:
+            result.problems.append(ReleaseError(
+                "a translation without its release", path=version.source, line=1, field="file",
+                hint="put the release in the site language beside it as index.md",
+            ))
+            continue
+        main = result.releases[index]
+        name = _disagreement(main, version)
+        if version.language == main.language:
+            result.problems.append(ReleaseError(
+                f"the release itself is in {main.language!r} already", path=version.source, line=1, field="language",
+                hint=f"give index.md 'language: {settings.site.language}', or rename this file to the language it is in",
+            ))
+        elif name is not None:
+            shown = getattr(version, name) if name != "email" else version.email.approval
+            expected = getattr(main, name) if name != "email" else main.email.approval
+            result.problems.append(ReleaseError(
+                f"{shown!r} disagrees with {main.source.name} ({expected!r}): all versions of a release share it",
+                path=version.source, line=_field_line(version.source, name), field=name,
+                hint=f"write the same {name} as in {main.source.name}, or leave it out where it has a default",
+            ))
+        else:
+            grouped.setdefault(index, {})[version.language] = version
+    required = settings.site.all_languages if settings.site.require_translations else ()
+    kept: list[Release] = []
+    for index, release in enumerate(result.releases):
+        versions = grouped.get(index, {})
+        missing = [code for code in required if code != release.language and code not in versions]
+        if missing:
+            names = ", ".join(f"index.{code}.md" for code in missing)
+            result.problems.append(ReleaseError(
+                f"no version in {', '.join(missing)} ([site] require_translations)", path=release.source, line=1,
+                field="translations", hint=f"add {names} beside it, or set require_translations = false",
+            ))
+            continue
+        kept.append(release.model_copy(update={"translations": dict(sorted(versions.items()))}) if versions else release)
+    result.releases = kept
 
 
 def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult:
@@ -1036,6 +1137,7 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
     cache = _ReleaseCache(settings)
     files = _release_files(Path(path) if path else settings.releases_dir)
     cached = {file: cache.get(file) for file in files}
+    versions: list[Release] = []
     parsed = _parse_files([file for file, release in cached.items() if release is None], settings)
     for file in files:
         try:
@@ -1052,7 +1154,7 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
         except OSError as exc:
             result.problems.append(ReleaseError(f"cannot read the file: {exc.strerror}", path=file, field="file"))
             continue
-        if release.slug in seen:
+        if release.slug in seen and translation_language(file) is None:
             result.problems.append(
                 ReleaseError(
                     f"{release.slug!r} is already used by {seen[release.slug]}",
@@ -1063,9 +1165,14 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
                 )
             )
             continue
+        if translation_language(file) is not None:
+            versions.append(release)
+            result.warnings += warnings
+            continue
         seen[release.slug] = file
         result.releases.append(release)
         result.warnings += warnings
+    _attach_translations(result, versions, settings)
     result.releases.sort(key=lambda release: (release.date, release.slug), reverse=True)
     if path is None:  # a check of one file must not shrink the cache to that file
         cache.save()

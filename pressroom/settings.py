@@ -39,8 +39,10 @@ class SiteSettings(_Section):
     base_url: str = "http://localhost:8000"
     language: str = "en"
     timezone: str = "UTC"
-    description: str = ""
-    about: str = Field("", description="Markdown 'About' boilerplate appended to every release")
+    description: str | dict[str, str] = Field("", description="one sentence about the site; or a {language: text} table")
+    about: str | dict[str, str] = Field(
+        "", description="Markdown 'About' boilerplate appended to every release; or a {language: text} table"
+    )
     logo: str | None = None
     brand_color: str = "#0b5d7a"
     postal_address: str = ""
@@ -79,6 +81,34 @@ class SiteSettings(_Section):
         return ZoneInfo(self.timezone)
 
     withdrawn_days: int = Field(30, ge=0, le=3650, description="days a withdrawn release's notice stays in the feeds")
+
+    languages: list[str] = Field(
+        default_factory=list, description="the languages releases are published in; default: only `language`"
+    )
+    require_translations: bool = Field(False, description="check: every release needs a version in every language")
+    locale_dir: str = Field("", description="the project's own catalogues, <lang>/LC_MESSAGES/messages.po, over the shipped ones")
+
+    @property
+    def all_languages(self) -> tuple[str, ...]:
+        """The site language first, then the other published languages."""
+        return tuple(dict.fromkeys((self.language, *self.languages)))
+
+    def description_in(self, language: str) -> str:
+        """The site's description for ``language``: its own entry of the table, else the site language's."""
+        return _in_language(self.description, language, self.language)
+
+    def about_in(self, language: str) -> str:
+        """The About text for ``language``: its own entry of the table, else the site language's."""
+        return _in_language(self.about, language, self.language)
+
+
+def _in_language(text: str | dict[str, str], language: str, site_language: str) -> str:
+    if isinstance(text, str):
+        return text
+    for code in (language, language.split("-")[0], site_language):
+        if code in text:
+            return text[code]
+    return ""
 
 
 class PathSettings(_Section):
@@ -201,15 +231,23 @@ class WebSettings(_Section):
     previous_secret_keys: list[SecretStr] = Field(
         default_factory=list, description="older secret keys: links they signed still verify; they never sign"
     )
-    consent_text: str = Field(
+    consent_text: str | dict[str, str] = Field(
         "I want to receive press releases from {site} by email, on the topics and at the pace I chose. "
         "I can change this or unsubscribe at any time with the links in every email.",
-        description="the sentence a subscriber agrees to; {site} is the site name. Stored with each consent.",
+        description="the sentence a subscriber agrees to ({site}: the site name), or a {language: sentence} table. "
+        "Stored with each consent.",
     )
 
-    def consent(self, site_name: str) -> str:
-        """The consent sentence exactly as the subscribe forms show it."""
-        return self.consent_text.replace("{site}", site_name)
+    def consent(self, site_name: str, language: str = "") -> str:
+        """The consent sentence exactly as the subscribe forms show it, in ``language`` when the table has it.
+
+        The default sentence is translated by the catalogues instead (``pressroom.i18n.consent``).
+        """
+        text = self.consent_text
+        if isinstance(text, dict):
+            first = next(iter(text.values()), "")
+            text = text.get(language) or text.get(language.split("-")[0]) or first
+        return text.replace("{site}", site_name)
 
 
 class OpsSettings(_Section):

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
+from gettext import NullTranslations
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 from xml.sax.saxutils import escape as xml_escape
@@ -40,6 +41,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from pressroom import feeds as feeds_module
+from pressroom import i18n
 from pressroom import images
 from pressroom import releases as releases_module
 from pressroom.errors import ConfigError, TemplateError
@@ -75,10 +77,11 @@ class _Tag:
     name: str
     slug: str
     releases: tuple[Release, ...]
+    prefix: str = ""  # "de/": a topic of the German pages
 
     @property
     def path(self) -> str:
-        return f"tags/{self.slug}/"
+        return f"{self.prefix}tags/{self.slug}/"
 
 
 def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime) -> BuildReport:
@@ -108,31 +111,80 @@ def _frozen_heap() -> Iterator[None]:
 
 def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> BuildReport:
     public_dir = _public_dir(settings)
-    shown = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
-    tags = _collect_tags(shown)
+    public = sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True)
+    # The site language at the root, every other language (configured, or of a translation) under /<lang>/.
+    languages = tuple(dict.fromkeys((*settings.site.all_languages, *(code for r in public for code in r.translations))))
     notices = [r for r in releases if r.shows_notice(now)]
     # A withdrawn release's feed item turns into its notice for a while, so readers learn of it, then goes.
     recent = timedelta(days=settings.site.withdrawn_days)
     in_feeds = [r for r in notices if r.withdrawn is not None and now - r.withdrawn.date < recent]
-    renderer = _Renderer(settings, tags)
-    # Every page shows the subscribe form with all topics, so the topic list is part of every key.
-    common = (renderer.fingerprint, *(f"{tag.slug}={tag.name}" for tag in tags))
     cache = _BuildCache(settings.path("var") / "cache" / _MANIFEST)
 
+    trees: list[tuple[list[Release], list[_Tag]]] = []
+    release_jobs: list[_Job] = []
     jobs: list[_Job] = []
     copies: dict[str, Path] = {}
+    for language in languages:
+        withdrawn = (notices, in_feeds) if language == settings.site.language else ((), ())
+        trees.append(_language_jobs(settings, public, language, languages, release_jobs, jobs, copies, *withdrawn))
+    small = {
+        "sitemap.xml": partial(_sitemap, settings, trees),
+        "robots.txt": lambda: f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode(),
+    }
+    jobs += [_Job(paths=(path,), key=None, render=render) for path, render in small.items()]
+    pages = sum(1 for job in (*release_jobs, *jobs) if job.paths[0].endswith(".html"))
+    for static in sorted((settings.path("templates") / "site" / _STATIC).glob("*")):
+        if static.is_file():
+            copies[f"{_STATIC}/{static.name}"] = static
+
+    # Release pages are a stage of their own: they are all written before any page links to them.
+    report = _sync(public_dir, (release_jobs, jobs), copies, cache=cache)
+    cache.save()
+    return BuildReport(
+        written=report.written,
+        unchanged=report.unchanged,
+        removed=report.removed,
+        pages=pages,
+        releases=tuple(release.slug for release in public),
+    )
+
+
+def _language_jobs(
+    settings: Settings,
+    public: list[Release],
+    language: str,
+    languages: tuple[str, ...],
+    release_jobs: list[_Job],
+    jobs: list[_Job],
+    copies: dict[str, Path],
+    notices: Sequence[Release],
+    in_feeds: Sequence[Release],
+) -> tuple[list[Release], list[_Tag]]:
+    """The jobs of one language's pages and feeds (under ``<lang>/`` unless it is the site's); returns
+    its releases and topics, for the sitemap. ``notices``: the withdrawn releases whose page is a
+    notice, ``in_feeds`` those whose notice is still in the feeds."""
+    site_language = language == settings.site.language
+    pairs = [(r, r) for r in public] if site_language else [(r.translations[language], r) for r in public if language in r.translations]
+    shown = [version for version, _ in pairs]
+    mains = {version.slug: main for version, main in pairs}
+    prefix = "" if site_language else f"{language}/"
+    tags = _collect_tags(shown, prefix)
+    renderer = _Renderer(settings, tags, language=language, prefix=prefix, languages=languages)
+    # Every page shows the subscribe form with all topics, so the topic list is part of every key.
+    common = (renderer.fingerprint, language, ",".join(languages), *(f"{tag.slug}={tag.name}" for tag in tags))
 
     for index, release in enumerate(shown):
         newer = shown[index - 1] if index > 0 else None
         older = shown[index + 1] if index + 1 < len(shown) else None
-        jobs.append(
+        main = mains[release.slug]
+        release_jobs.append(
             _Job(
                 paths=(f"{release.path}index.html", f"{release.path}{PRESS_KIT}"),
                 key=_key(
                     *common, "release", _identity(release), *map(_file_stamp, release.assets),
-                    _identity(newer), _identity(older),
+                    _identity(newer), _identity(older), *(version.language for version in main.versions),
                 ),
-                render=partial(renderer.release_page, release, newer=newer, older=older),
+                render=partial(renderer.release_page, release, main=main, newer=newer, older=older),
             )
         )
         copies.update(_assets(release))
@@ -141,13 +193,13 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
             for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH):
                 # The page's and the email's copies; the original stays for the press kit and the download link.
                 if images.variant(image, width):
-                    jobs.append(_Job(
+                    release_jobs.append(_Job(
                         paths=(f"{release.path}{images.sized_name(name, width)}",),
                         key=_key("sized image", str(image), _file_stamp(image), str(width)),
                         render=partial(images.resize, source=image, width=width),
                     ))
     for release in notices:
-        jobs.append(
+        release_jobs.append(
             _Job(
                 paths=(f"{release.path}index.html",),
                 key=_key(*common, "withdrawn", _identity(release)),
@@ -183,44 +235,27 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
                 paths=tuple(f"{folder}{name}" for name in FEED_FILES.values()),
                 key=_key(*common, "feeds", folder, title or "", description or "", *identities, *heroes),
                 render=partial(
-                    render_feeds, settings=settings, releases=newest, folder=folder, title=title, description=description
+                    render_feeds, settings=settings, releases=newest, folder=folder, title=title, description=description,
+                    language=language,
                 ),
             )
         )
 
-    first = len(jobs)  # release pages and their images
-    listings(shown, "", None)
-    feeds(shown, "", None, None)
+    listings(shown, prefix, None)
+    feeds(shown, prefix, None, None)
+    about = i18n.translations(language=language, settings=settings).gettext("Press releases of %(site)s about %(topic)s")
     for tag in tags:
         listings(list(tag.releases), tag.path, tag)
         feeds(
             tag.releases,
             tag.path,
             f"{settings.site.name}: {tag.name}",
-            f"Press releases of {settings.site.name} about {tag.name}",
+            about % {"site": settings.site.name, "topic": tag.name},
         )
-    pages = sum(1 for job in jobs if job.paths[0].endswith(".html")) + 2
-    small = {
-        "tags/index.html": renderer.tag_index,
-        "404.html": renderer.not_found,
-        "sitemap.xml": partial(_sitemap, settings, shown, tags),
-        "robots.txt": lambda: f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode(),
-    }
-    jobs += [_Job(paths=(path,), key=None, render=render) for path, render in small.items()]
-    for static in sorted((settings.path("templates") / "site" / _STATIC).glob("*")):
-        if static.is_file():
-            copies[f"{_STATIC}/{static.name}"] = static
-
-    # Release pages are a stage of their own: they are all written before any page links to them.
-    report = _sync(public_dir, (jobs[:first], jobs[first:]), copies, cache=cache)
-    cache.save()
-    return BuildReport(
-        written=report.written,
-        unchanged=report.unchanged,
-        removed=report.removed,
-        pages=pages,
-        releases=tuple(release.slug for release in shown),
-    )
+    jobs.append(_Job(paths=(f"{prefix}tags/index.html",), key=None, render=renderer.tag_index))
+    if site_language:
+        jobs.append(_Job(paths=("404.html",), key=None, render=renderer.not_found))
+    return shown, tags
 
 
 @dataclass(frozen=True)
@@ -291,7 +326,7 @@ def _public_dir(settings: Settings) -> Path:
     return public
 
 
-def _collect_tags(releases: list[Release]) -> list[_Tag]:
+def _collect_tags(releases: list[Release], prefix: str) -> list[_Tag]:
     """Tags by slug, named as the newest release spells them, sorted by name."""
     names: dict[str, str] = {}
     members: dict[str, list[Release]] = {}
@@ -303,7 +338,7 @@ def _collect_tags(releases: list[Release]) -> list[_Tag]:
             if not members.setdefault(slug, []) or members[slug][-1] is not release:
                 members[slug].append(release)
     return sorted(
-        (_Tag(name=names[slug], slug=slug, releases=tuple(group)) for slug, group in members.items()),
+        (_Tag(name=names[slug], slug=slug, releases=tuple(group), prefix=prefix) for slug, group in members.items()),
         key=lambda tag: (tag.name.casefold(), tag.slug),
     )
 
@@ -418,19 +453,15 @@ def _default_image(settings: Settings) -> dict[str, object] | None:
     return {"src": f"{site.base_url}/{_STATIC}/{_DEFAULT_CARD}", "size": _image_size(card)}
 
 
-_date_text = releases_module.long_date
-
-
 # --------------------------------------------------------------------------- rendering
 
 
-@lru_cache(maxsize=4)
-def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
+@lru_cache(maxsize=16)
+def _environment(folder: Path, fingerprint: str, catalogue: NullTranslations) -> jinja2.Environment:
     # fingerprint is part of the cache key so an edited template is picked up by a long-lived process;
     # that is also why Jinja need not stat every template file again on each page (auto_reload).
     del fingerprint
     environment = jinja2.Environment(
-        extensions=["jinja2.ext.i18n"],
         loader=jinja2.FileSystemLoader(folder),
         auto_reload=False,
         autoescape=True,
@@ -439,9 +470,8 @@ def _environment(folder: Path, fingerprint: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     environment.filters["breakable"] = _breakable
-    return environment
+    return i18n.install(environment, translations=catalogue)
 
 
 def _breakable(text: str) -> Markup:
@@ -452,14 +482,14 @@ def _breakable(text: str) -> Markup:
 _TABLE = re.compile(r"<table>(.*?)</table>", re.S)
 
 
-def _scrolling_tables(fragment: str) -> str:
+def _scrolling_tables(fragment: str, table: str = "Table") -> str:
     """Each table in a box that scrolls sideways on a narrow screen, reachable and named for the keyboard."""
 
     def wrap(match: re.Match[str]) -> str:
         head = re.search(r"<tr>(.*?)</tr>", match.group(1), re.S)
         headers = re.findall(r"<th[^>]*>(.*?)</th>", head.group(1) if head else "", re.S)
         cells = [" ".join(re.sub(r"<[^>]+>", " ", cell).split()).replace('"', "&quot;") for cell in headers]
-        label = "Table: " + ", ".join(filter(None, cells)) if any(cells) else "Table"
+        label = f"{table}: " + ", ".join(filter(None, cells)) if any(cells) else table
         return f'<div class="table-scroll" tabindex="0" role="region" aria-label="{label}">{match.group(0)}</div>'
 
     return _TABLE.sub(wrap, fragment)
@@ -483,24 +513,31 @@ def _template_location(exc: jinja2.TemplateError, name: str) -> str:
 def _templates_fingerprint(folder: Path) -> str:
     """Digest of the templates and of the code that turns files into pages: a change to any re-renders all."""
     digest = hashlib.blake2b(digest_size=16)
-    code = [Path(module.__file__) for module in (sys.modules[__name__], feeds_module, releases_module)]
+    code = [Path(module.__file__) for module in (sys.modules[__name__], feeds_module, releases_module, i18n)]
     for path in [*sorted(folder.glob("*.j2")), *code]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
 class _Renderer:
-    """Renders the pages with the site's Jinja templates; one instance per build."""
+    """Renders the pages of one language with the site's Jinja templates; one instance per language and build.
 
-    def __init__(self, settings: Settings, tags: list[_Tag]) -> None:
+    ``prefix`` is where that language's pages live ("" for the site language, "de/" for German);
+    ``languages`` are all the site's languages, for the language switcher.
+    """
+
+    def __init__(self, settings: Settings, tags: list[_Tag], *, language: str, prefix: str, languages: Sequence[str]) -> None:
         self.settings = settings
         self.site = settings.site
+        self.language, self.prefix, self.languages = language, prefix, tuple(languages)
         folder = settings.path("templates") / "site"
         if not (folder / "base.html.j2").is_file():
             raise TemplateError(f"{folder / 'base.html.j2'}: the site templates are missing")
         templates = _templates_fingerprint(folder)
-        self.env = _environment(folder, templates)
-        self.fingerprint = f"{templates}:{settings.fingerprint}"
+        catalogue = i18n.translations(language=language, settings=settings)
+        self.env = _environment(folder, templates, catalogue)
+        self.table = catalogue.gettext("Table")  # a scrolling table's label
+        self.fingerprint = f"{templates}:{settings.fingerprint}:{i18n.fingerprint(settings=settings)}"
         # Card HTML by slug, with _ROOT standing for the page's way back to the site root: the same
         # card is on the index and on each of its topics' pages. Not kept between builds: a new
         # release re-renders front pages only, a few dozen cards.
@@ -512,16 +549,42 @@ class _Renderer:
         subscribe = self._render(
             "_subscribe.html.j2",
             topics=[(t.slug, t.name) for t in tags],
-            consent_text=settings.web.consent(self.site.name),  # recorded as consent evidence by pressroom.web
+            # recorded as consent evidence by pressroom.web, in the language of the page
+            consent_text=i18n.consent(language=language, settings=settings),
+            languages=[(code, i18n.language_name(code)) for code in self.languages],
+            lang=language,
         )
         self.common = {
             "site": self.site,
             "brand": brand,
             "feeds": FEED_FILES,
             "subscribe": Markup(subscribe),
-            "description": self.site.description or f"Press releases of {self.site.name}",
+            "description": self.site.description_in(language)
+            or catalogue.gettext("Press releases of %(site)s") % {"site": self.site.name},
+            "intro": self.site.description_in(language),
             "default_image": _default_image(settings),
+            "home": prefix,
         }
+
+    def _others(self, paths: dict[str, str], root: str) -> dict[str, object]:
+        """hreflang alternates (reciprocal: every version lists all, x-default the site language's)
+        and the language switcher, from ``{language: site-relative path}`` of one page's versions."""
+        if len(self.languages) < 2:
+            return {"alternates": (), "switcher": ()}
+        base = self.site.base_url
+        alternates = [(code, f"{base}/{path}") for code, path in paths.items()]
+        if len(alternates) > 1:
+            default = paths.get(self.site.language, next(iter(paths.values())))
+            alternates.append(("x-default", f"{base}/{default}"))
+        else:
+            alternates = []
+        homes = {code: "" if code == self.site.language else f"{code}/" for code in self.languages}
+        switcher = [(code, i18n.language_name(code), root + paths.get(code, homes[code])) for code in self.languages]
+        return {"alternates": alternates, "switcher": switcher}
+
+    def _homes(self, path: str) -> dict[str, str]:
+        """The same list page (front page, topics page) in every language."""
+        return {code: ("" if code == self.site.language else f"{code}/") + path for code in self.languages}
 
     def _render(self, name: str, **context: object) -> str:
         try:
@@ -531,8 +594,9 @@ class _Renderer:
 
     def _page(self, name: str, path: str, *, root: str | None = None, **context: object) -> bytes:
         root = "../" * path.count("/") if root is None else root
+        # A page in one language only (a notice, the 404) has no alternates and no switcher.
         text = self._render(
-            name, **self.common, root=root, url=f"{self.site.base_url}/{path}", **context
+            name, **self.common, root=root, url=f"{self.site.base_url}/{path}", **({"alternates": (), "switcher": ()} | context)
         )
         return text.encode("utf-8")
 
@@ -540,12 +604,16 @@ class _Renderer:
         """Sanitised release HTML with the site's own absolute URLs made relative (works on any host)."""
         base = self.site.base_url
         fragment = fragment.replace(f'href="{base}/', f'href="{root}').replace(f'src="{base}/', f'src="{root}')
-        return Markup(_scrolling_tables(fragment))  # noqa: S704 - body_html was sanitised by nh3 in releases.py
+        return Markup(_scrolling_tables(fragment, self.table))  # noqa: S704 - body_html was sanitised by nh3 in releases.py
+
+    def _date_text(self, moment: datetime) -> str:
+        return i18n.format_date(moment=moment, language=self.language, settings=self.settings)
 
     def _card(self, release: Release) -> dict[str, object]:
         return {
             "release": release,
-            "date_text": _date_text(release.date.astimezone(self.site.tz)),
+            "home": self.prefix,
+            "date_text": self._date_text(release.date),
             "date_iso": release.date.isoformat(),
             "tags": [(self.tag_names[slug], slug) for slug in dict.fromkeys(_tag_slugs(release)) if slug],
             "image": self._local_hero(release),
@@ -568,13 +636,14 @@ class _Renderer:
             return f"{release.path}{release.local_name(release.hero.file)}"
         return release.hero.src
 
-    def release_page(self, release: Release, *, newer: Release | None, older: Release | None) -> dict[str, bytes]:
+    def release_page(self, release: Release, *, main: Release, newer: Release | None, older: Release | None) -> dict[str, bytes]:
         root = "../" * release.path.count("/")
         emblem = self.settings.path("templates") / "site" / _STATIC / "eu-emblem.png"
         kit = press_kit(release=release, site_language=self.site.language, emblem=emblem if emblem.is_file() else None)
         page = self._page(
             "release.html.j2",
             release.path,
+            **self._others({version.language: version.path for version in main.versions}, root),
             lang=release.language,
             canonical=release.canonical_url or release.url,
             card=self._card(release),
@@ -624,15 +693,18 @@ class _Renderer:
         )
 
     def _dated(self, moment: datetime) -> dict[str, str]:
-        return {"text": _date_text(moment.astimezone(self.site.tz)), "iso": moment.isoformat()}
+        return {"text": self._date_text(moment), "iso": moment.isoformat()}
 
     def listing(self, page: _Listing, *, tag: _Tag | None, feed_folder: str) -> bytes:
         root = "../" * page.path.count("/")
         releases = page.releases
+        # Only a language's front page has the same page in the other languages.
+        paths = self._homes("") if page.path == self.prefix else {self.language: page.path}
         return self._page(
             "index.html.j2",
             page.path,
-            lang=self.site.language,
+            **self._others(paths, root),
+            lang=self.language,
             canonical=f"{self.site.base_url}/{page.path}",
             cards=[self._card_html(release, root) for release in releases],
             number=page.number,
@@ -640,7 +712,7 @@ class _Renderer:
             count=page.count,
             # A numbered page says which weeks it covers, which never changes, rather than where it stands.
             span=None if page.number is None else tuple(
-                _date_text(release.date.astimezone(self.site.tz)) for release in (releases[-1], releases[0])
+                self._date_text(release.date) for release in (releases[-1], releases[0])
             ),
             previous=page.newer,
             next=page.older,
@@ -649,29 +721,46 @@ class _Renderer:
         )
 
     def tag_index(self) -> bytes:
-        path = "tags/"
+        path = f"{self.prefix}tags/"
         return self._page(
-            "tags.html.j2", path, lang=self.site.language, canonical=f"{self.site.base_url}/{path}", tags=self.tags
+            "tags.html.j2", path, **self._others(self._homes("tags/"), "../" * path.count("/")),
+            lang=self.language, canonical=f"{self.site.base_url}/{path}", tags=self.tags,
         )
 
     def not_found(self) -> bytes:
         # Served for any missing path, so its links are absolute from the site root.
         root = urlsplit(self.site.base_url).path.rstrip("/") + "/"
         # No canonical: it would tell search engines that every missing address is the home page.
-        return self._page("404.html.j2", "", root=root, lang=self.site.language, canonical=None)
+        return self._page("404.html.j2", "", root=root, lang=self.language, canonical=None)
 
 
-def _sitemap(settings: Settings, releases: list[Release], tags: list[_Tag]) -> bytes:
+def _sitemap(settings: Settings, trees: list[tuple[list[Release], list[_Tag]]]) -> bytes:
+    """Every page of every language; a release in several languages lists its versions (hreflang)."""
     base = settings.site.base_url
-    newest = max(release.modified for release in releases).isoformat() if releases else None
-    rows = [(f"{base}/", newest)]
-    rows += [(release.url, release.modified.isoformat()) for release in releases]
-    rows += [(f"{base}/tags/", newest)]
-    rows += [(f"{base}/{tag.path}", max(release.modified for release in tag.releases).isoformat()) for tag in tags]
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
-    for loc, lastmod in rows:
+    rows: list[tuple[str, str | None, list[tuple[str, str]]]] = []
+    versions_of: dict[str, list[tuple[str, str]]] = {}
+    for versions, _tags in trees:
+        for release in versions:
+            versions_of.setdefault(release.slug, []).append((release.language, release.url))
+    for versions, tags in trees:
+        prefix = versions[0].prefix if versions else ""
+        newest = max(release.modified for release in versions).isoformat() if versions else None
+        rows.append((f"{base}/{prefix}", newest, []))
+        for release in versions:
+            others = versions_of[release.slug]
+            alternates = [*others, ("x-default", others[0][1])] if len(others) > 1 else []
+            rows.append((release.url, release.modified.isoformat(), alternates))
+        rows.append((f"{base}/{prefix}tags/", newest, []))
+        rows += [(f"{base}/{tag.path}", max(release.modified for release in tag.releases).isoformat(), []) for tag in tags]
+    multilingual = any(alternates for _, _, alternates in rows)
+    namespaces = ' xmlns:xhtml="http://www.w3.org/1999/xhtml"' if multilingual else ""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"{namespaces}>']
+    for loc, lastmod, alternates in rows:
         modified = f"<lastmod>{lastmod}</lastmod>" if lastmod else ""
-        lines.append(f"<url><loc>{xml_escape(loc)}</loc>{modified}</url>")
+        links = "".join(
+            f'<xhtml:link rel="alternate" hreflang="{code}" href="{xml_escape(href)}"/>' for code, href in alternates
+        )
+        lines.append(f"<url><loc>{xml_escape(loc)}</loc>{modified}{links}</url>")
     lines.append("</urlset>\n")
     return "\n".join(lines).encode("utf-8")
 

@@ -9,10 +9,11 @@ what the ledger does not have as sent.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from pathlib import Path
 
 from pressroom.dispatch.decide import FollowUp, email_follow_ups, silent_edits, vanished_releases
-from pressroom.dispatch.email import EmailChannel, _personaliser, send_email
+from pressroom.dispatch.email import EmailChannel, _per_language, send_email
 from pressroom.errors import PressroomError
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.mail.transports import Transport
@@ -27,12 +28,16 @@ ORIGINAL = "email"
 
 def follow_up_email(*, release: Release, follow_up: FollowUp, settings: Settings,
                     transport: Transport | None = None) -> EmailChannel:
-    """The short email of one follow-up, composed once; each reader gets their own unsubscribe link."""
+    """The short email of one follow-up, composed once per language; each reader gets their own unsubscribe link."""
     from pressroom.mail import compose_follow_up
 
-    composed = compose_follow_up(release=release, settings=settings, kind=follow_up.kind, note=follow_up.note,
-                                 date=follow_up.date, number=follow_up.number)
-    return EmailChannel(name=follow_up.channel, settings=settings, render=_personaliser(composed=composed, settings=settings),
+    def compose(language: str) -> Any:
+        return compose_follow_up(release=release, settings=settings, kind=follow_up.kind, note=follow_up.note,
+                                 date=follow_up.date, number=follow_up.number, language=language)
+
+    # In each reader's language, as they had the release.
+    render = _per_language(release=release, settings=settings, compose=compose)
+    return EmailChannel(name=follow_up.channel, settings=settings, render=render,
                         key=lambda d: f"{d.release}/{follow_up.channel}/{d.recipient}", transport=transport)
 
 

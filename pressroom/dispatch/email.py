@@ -131,12 +131,33 @@ def _personaliser(*, composed: Any, settings: Settings) -> Render:
 
 
 def release_email(*, release: Any, settings: Settings, transport: Transport | None = None) -> EmailChannel:
-    """The email of one release: MJML rendered here, once; each reader costs a few byte joins."""
+    """The email of one release: MJML rendered once per language version, the site language's
+    here; each reader costs a few byte joins. A reader gets the version in their language (else
+    the site language's), still one email: the ledger row is the reader's, whatever the language."""
     from pressroom.mail import compose_release
 
-    composed = compose_release(release=release, settings=settings)
-    return EmailChannel(name="email", settings=settings, render=_personaliser(composed=composed, settings=settings),
-                        transport=transport)
+    render = _per_language(release=release, settings=settings,
+                           compose=lambda language: compose_release(release=release, settings=settings, language=language))
+    return EmailChannel(name="email", settings=settings, render=render, transport=transport)
+
+
+def _per_language(*, release: Any, settings: Settings, compose: Callable[[str], Any]) -> Render:
+    """Each delivery in its reader's version of ``release``: ``compose(language)`` runs once per
+    language (the site language's at once, so a broken template stops the send before anything goes)."""
+    renders = {release.language: _personaliser(composed=compose(release.language), settings=settings)}
+    lock = threading.Lock()
+
+    def render(delivery: Delivery) -> bytes:
+        language = release.version(delivery.language).language
+        personal = renders.get(language)
+        if personal is None:
+            with lock:
+                if language not in renders:
+                    renders[language] = _personaliser(composed=compose(language), settings=settings)
+                personal = renders[language]
+        return personal(delivery)
+
+    return render
 
 
 def digest_email(*, releases: Sequence[Any], settings: Settings, ledger: Ledger, key: str,
@@ -145,19 +166,25 @@ def digest_email(*, releases: Sequence[Any], settings: Settings, ledger: Ledger,
     from pressroom.mail import compose_digest
 
     by_slug = {release.slug: release for release in releases}
-    composed: dict[tuple[str, ...], Render] = {}
+    composed: dict[tuple[tuple[str, ...], str], Render] = {}
     lock = threading.Lock()
+    offered = {*settings.site.all_languages, *(code for release in releases for code in release.translations)}
 
     def render(delivery: Delivery) -> bytes:
         slugs = ledger.digest_contents(digest=key, recipients=[delivery.recipient]).get(delivery.recipient, ())
+        # The reader's language when the site speaks it (else the site's); each release in its version in it.
+        asked = delivery.language or ""
+        language = next((code for code in (asked, asked.split("-")[0]) if code in offered), settings.site.language)
         with lock:
-            if slugs not in composed:
-                chosen = [by_slug[slug] for slug in slugs]
-                composed[slugs] = _personaliser(
-                    composed=compose_digest(releases=chosen, settings=settings, period_start=period[0], period_end=period[1]),
+            if (slugs, language) not in composed:
+                chosen = [by_slug[slug].version(language) for slug in slugs]
+                composed[slugs, language] = _personaliser(
+                    composed=compose_digest(
+                        releases=chosen, settings=settings, period_start=period[0], period_end=period[1], language=language
+                    ),
                     settings=settings,
                 )
-            personal = composed[slugs]
+            personal = composed[slugs, language]
         return personal(delivery)
 
     return EmailChannel(name="email", settings=settings, render=render, transport=transport)
@@ -205,9 +232,12 @@ def transactional_email(*, settings: Settings, transport: Transport | None = Non
     audience = Audience.from_settings(settings)
 
     # Readers share a few choices; the bound keeps a long-lived web process small whatever they pick.
+    offered = settings.site.all_languages
+
     @lru_cache(maxsize=128)
-    def composition(kind: str, cadence: str | None, topics: tuple[str, ...], language: str) -> Composed:
-        return compose_transactional(kind=kind, settings=settings, cadence=cadence, topics=topics, language=language)
+    def composition(kind: str, cadence: str | None, topics: tuple[str, ...], language: str, lang: str) -> Composed:
+        return compose_transactional(kind=kind, settings=settings, cadence=cadence, topics=topics, language=language,
+                                     lang=lang)
 
     def render(delivery: Delivery) -> bytes:
         payload = json.loads(delivery.payload or "{}")
@@ -216,7 +246,9 @@ def transactional_email(*, settings: Settings, transport: Transport | None = Non
         if subscriber is None:
             raise PermanentError(f"{delivery.release}: the subscriber is gone (erased or expired)")
         kind = payload["kind"]
-        composed = composition(kind, subscriber.cadence, tuple(payload.get("topics", ())), payload.get("language", ""))
+        # Written in the reader's language when the site speaks it.
+        lang = next((c for c in (subscriber.language, subscriber.language.split("-")[0]) if c in offered), "")
+        composed = composition(kind, subscriber.cadence, tuple(payload.get("topics", ())), payload.get("language", ""), lang)
         return composed.message(Recipient(
             address=delivery.recipient,
             # Text typed by the requester never reaches an address that has not confirmed it.

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +44,28 @@ _HAD_IT = ("sent", "ambiguous", "sending")  # rows whose email may have arrived
 def embargo_audience(*, release: Release, journalists: Iterable[Journalist]) -> list[Journalist]:
     """The journalists of ``release``'s beats (``embargo.topics``, default its tags); one without beats gets every release."""
     assert release.embargo is not None
-    topics = set(release.embargo.topics or release.tag_slugs)
+    topics = set(release.embargo.topics or release.topics)
     return [j for j in journalists if not j.beats or topics.intersection(j.beats)]
 
 
-def journalist_email(*, composed: Any, settings: Settings, media: MediaList, slug: str) -> Callable[[Delivery], bytes]:
-    """Personalise one media-list composition: the journalist's name, preview link and one-click opt-out."""
+def journalist_email(*, compose: Callable[..., Any], settings: Settings, media: MediaList, slug: str) -> Callable[[Delivery], bytes]:
+    """Personalise a media-list email: the journalist's name, preview link and one-click opt-out.
+
+    ``compose(language=...)`` renders it in a journalist's language, once per language (their
+    version of the release, else the site language's).
+    """
     from pressroom.mail import Recipient
+
+    compositions: dict[str, Any] = {}
 
     def render(delivery: Delivery) -> bytes:
         journalist = media.get(address=delivery.recipient)
         if journalist is None:
             raise PermanentError(f"{delivery.recipient} is no longer on the media list")
-        return composed.message(Recipient(
+        language = journalist.language or settings.site.language
+        if language not in compositions:
+            compositions[language] = compose(language=language)
+        return compositions[language].message(Recipient(
             address=journalist.address, name=journalist.name,
             unsubscribe_url=journalist_unsubscribe_url(settings=settings, journalist_id=journalist.id),
             action_url=preview_url(settings=settings, journalist_id=journalist.id, slug=slug),
@@ -89,10 +99,10 @@ def _announced(ledger: Ledger) -> dict[str, dict[str, _Had]]:
     return had
 
 
-def _send(*, name: str, key: str, composed: Any, settings: Settings, ledger: Ledger, media: MediaList, slug: str,
-          now: datetime, run_id: str | None, transport: Transport | None) -> DeliveryReport:
+def _send(*, name: str, key: str, compose: Callable[..., Any], settings: Settings, ledger: Ledger, media: MediaList,
+          slug: str, now: datetime, run_id: str | None, transport: Transport | None) -> DeliveryReport:
     channel = EmailChannel(name=name, settings=settings, transport=transport,
-                           render=journalist_email(composed=composed, settings=settings, media=media, slug=slug),
+                           render=journalist_email(compose=compose, settings=settings, media=media, slug=slug),
                            key=lambda d: f"{name}-{slug}/{d.recipient}")  # apart from subscribers' emails in the outbox
     send_email(channel=channel, ledger=ledger, release=key, run_id=run_id, wait=False, now=now)
     return ledger.report(release=key, channel=name, run_id=run_id, problems=20)
@@ -132,7 +142,7 @@ def run_embargo(
         for journalist in matching:
             ledger.enqueue(release=release.slug, channel=CHANNEL, recipient=journalist.address, subscriber_id=None,
                            payload=_payload(release), now=now)
-        reports.append(_send(name=CHANNEL, key=release.slug, composed=compose_embargo(release=release, settings=settings),
+        reports.append(_send(name=CHANNEL, key=release.slug, compose=partial(compose_embargo, release=release, settings=settings),
                              settings=settings, ledger=ledger, media=media, slug=release.slug, now=now, run_id=run_id,
                              transport=transport))
     by_slug = {release.slug: release for release in releases}
@@ -145,7 +155,8 @@ def run_embargo(
                 for address in moved:
                     ledger.enqueue(release=key, channel=MOVED, recipient=address, subscriber_id=None,
                                    payload=_payload(release), now=now)
-                reports.append(_send(name=MOVED, key=key, composed=compose_embargo(release=release, settings=settings, moved=True),
+                reports.append(_send(name=MOVED, key=key,
+                                     compose=partial(compose_embargo, release=release, settings=settings, moved=True),
                                      settings=settings, ledger=ledger, media=media, slug=slug, now=now, run_id=run_id,
                                      transport=transport))
             continue
@@ -159,7 +170,8 @@ def run_embargo(
         for address in recipients:
             ledger.enqueue(release=slug, channel=WITHDRAWN, recipient=address, subscriber_id=None,
                            payload=json.dumps({"title": latest.title}), now=now)
-        reports.append(_send(name=WITHDRAWN, key=slug, composed=compose_withdrawn(slug=slug, title=latest.title, settings=settings),
+        reports.append(_send(name=WITHDRAWN, key=slug,
+                             compose=partial(compose_withdrawn, slug=slug, title=latest.title, settings=settings),
                              settings=settings, ledger=ledger, media=media, slug=slug, now=now, run_id=run_id,
                              transport=transport))
     return reports

@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from gettext import NullTranslations
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import jinja2
 from mjml import mjml2html
 
+from pressroom import i18n
+from pressroom.i18n import N_
 from pressroom.errors import TemplateError
 from pressroom.mail.message import Composed, build_composed, new_tokens
 from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
@@ -319,10 +322,9 @@ def html_to_text(fragment: str) -> str:
 # --------------------------------------------------------------------------- templates
 
 
-@lru_cache(maxsize=8)
-def _environment(folder: Path) -> jinja2.Environment:
+@lru_cache(maxsize=16)
+def _environment(folder: Path, catalogue: NullTranslations) -> jinja2.Environment:
     environment = jinja2.Environment(
-        extensions=["jinja2.ext.i18n"],
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(_PACKAGED_TEMPLATES)]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",), default_for_string=False, default=False),
         undefined=jinja2.StrictUndefined,
@@ -330,19 +332,19 @@ def _environment(folder: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     environment.filters["wrap"] = lambda text, width=72: textwrap.fill(
         " ".join(str(text).split()), width=width, break_long_words=False, break_on_hyphens=False
     )
     environment.filters["underline"] = lambda text, char="=": char * max(
         len(line) for line in textwrap.wrap(" ".join(str(text).split()), width=72, break_long_words=False) or [""]
     )
-    return environment
+    return i18n.install(environment, translations=catalogue)
 
 
 def _render(settings: Settings, name: str, context: dict[str, Any]) -> str:
+    catalogue = i18n.translations(language=context["language"], settings=settings)
     try:
-        return _environment(settings.path("templates") / "email").get_template(name).render(context)
+        return _environment(settings.path("templates") / "email", catalogue).get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(f"email template {exc.name!r} not found in templates/email/") from None
     except jinja2.TemplateError as exc:
@@ -363,11 +365,6 @@ def _mjml(settings: Settings, name: str, context: dict[str, Any]) -> str:
 _HEIGHT_AUTO = re.compile(r'(<img\b[^>]*?)\sheight="auto"')
 
 
-def _human_date(moment: datetime, settings: Settings) -> str:
-    local = moment.astimezone(settings.site.tz)
-    return f"{local.day} {local:%B %Y}"
-
-
 def _absolute(url: str | None, settings: Settings) -> str:
     return urljoin(settings.site.base_url + "/", url) if url else ""
 
@@ -378,6 +375,7 @@ def _clean_line(text: str) -> str:
 
 def _base_context(settings: Settings, *, language: str, subject: str, preheader: str, tokens: dict) -> dict[str, Any]:
     site = settings.site
+    t = i18n.translations(language=language, settings=settings)
     return {
         "site": {
             "name": site.name,
@@ -391,13 +389,18 @@ def _base_context(settings: Settings, *, language: str, subject: str, preheader:
         "subject": subject,
         "preheader": preheader,
         "sender": settings.email.sender,
-        "reason": f"You receive this email because you subscribed to press releases from {site.name}"
-        f" at {urlsplit(site.base_url).netloc}.",
+        "reason": t.gettext("You receive this email because you subscribed to press releases from %(site)s at %(host)s.")
+        % {"site": site.name, "host": urlsplit(site.base_url).netloc},
         "footer_links": True,
         "proof": [],  # the links of an editors' proof (compose_release)
         "slot": {slot: token for (part, slot), token in tokens.items() if part == "html"},
         "text_slot": {slot: token for (part, slot), token in tokens.items() if part == "text"},
     }
+
+
+def _greeting(settings: Settings, language: str) -> tuple[str, str]:
+    t = i18n.translations(language=language, settings=settings)
+    return t.gettext("Hello %(name)s,") % {"name": "{name}"}, t.gettext("Hello,")
 
 
 def _both(settings: Settings, kind: str, context: dict[str, Any]) -> tuple[str, str]:
@@ -406,7 +409,9 @@ def _both(settings: Settings, kind: str, context: dict[str, Any]) -> tuple[str, 
     return html, text.strip() + "\n"
 
 
-def _release_context(release: Release, settings: Settings, campaign: str, colors: dict[str, str]) -> dict[str, Any]:
+def _release_context(
+    release: Release, settings: Settings, campaign: str, colors: dict[str, str], language: str
+) -> dict[str, Any]:
     def utm(url: str) -> str:
         return _with_utm(url, settings=settings, campaign=campaign)
 
@@ -419,7 +424,7 @@ def _release_context(release: Release, settings: Settings, campaign: str, colors
         "slug": release.slug,
         "title": release.title,
         "summary": release.summary,
-        "date": _human_date(release.date, settings),
+        "date": i18n.format_date(moment=release.date, language=language, settings=settings),
         "date_iso": release.date.isoformat(),
         "url": utm(release.url),
         "plain_url": release.url,
@@ -477,29 +482,38 @@ def _email_hero(release: Release) -> str:
     return release.hero.src
 
 
-def compose_release(*, release: Release, settings: Settings, proof: Mapping[str, str] | None = None) -> Composed:
+def compose_release(
+    *, release: Release, settings: Settings, proof: Mapping[str, str] | None = None, language: str = ""
+) -> Composed:
     """Render the email for one release, once; personalise it with ``Composed.message(recipient)``.
+
+    ``language`` picks the release's version in that language (else the site language's); every
+    fixed word is in the language of the version.
 
     The subject is the release's ``email.subject`` override when set, else its title.
     ``proof`` (label -> URL, e.g. Approve and Reject) makes the editors' proof instead: "[PROOF]"
     before the subject, a band on top with those links, no subscriber footer, no list headers.
     """
     tokens = new_tokens()
+    release = release.version(language)
+    language = release.language
+    t = i18n.translations(language=language, settings=settings)
     subject = _clean_line(release.channel("email").subject or release.title)
     if proof is not None:
-        subject = f"[PROOF] {subject}"
-    context = _base_context(settings, language=release.language, subject=subject, preheader=release.summary, tokens=tokens)
-    context["release"] = _release_context(release, settings, release.slug, context["colors"])
+        subject = t.gettext("[PROOF] %(subject)s") % {"subject": subject}
+    context = _base_context(settings, language=language, subject=subject, preheader=release.summary, tokens=tokens)
+    context["release"] = _release_context(release, settings, release.slug, context["colors"], language)
     context["view_url"] = context["release"]["url"]
     key = release.slug
     if proof is not None:
         context["proof"] = [{"label": label, "url": url} for label, url in proof.items()]
-        context["reason"] = f"This proof went to the editors of {settings.site.name} only."
+        context["reason"] = t.gettext("This proof went to the editors of %(site)s only.") % {"site": settings.site.name}
         context["footer_links"] = False
         key = f"proof-{release.slug}-{release.digest[:8]}"  # never the Message-ID of the real email
     html, text = _both(settings, "release", context)
     return build_composed(
-        key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=proof is None
+        key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=proof is None,
+        greeting=_greeting(settings, language),
     )
 
 
@@ -511,9 +525,10 @@ def digest_key(*, period_start: datetime, settings: Settings) -> str:
 
 
 def compose_digest(
-    *, releases: Sequence[Release], settings: Settings, period_start: datetime, period_end: datetime
+    *, releases: Sequence[Release], settings: Settings, period_start: datetime, period_end: datetime, language: str = ""
 ) -> Composed:
-    """Render the digest of ``releases`` (shown newest first) for the period, once.
+    """Render the digest of ``releases`` (shown newest first) for the period, once, in ``language``
+    (default: the site's).
 
     The key is ``digest-<ISO year>-W<week>`` of ``period_start`` in the site time zone.
     Raises ``ValueError`` when there is nothing to send or the period is not aware.
@@ -529,29 +544,28 @@ def compose_digest(
     last = period_end.astimezone(settings.site.tz)
     if (last.hour, last.minute, last.second, last.microsecond) == (0, 0, 0, 0):
         last = last.fromordinal(last.toordinal() - 1).replace(tzinfo=last.tzinfo)
-    period = (
-        f"{first.day}–{last.day} {last:%B %Y}"
-        if (first.year, first.month) == (last.year, last.month)
-        else f"{first.day} {first:%B} – {last.day} {last:%B %Y}"
-    )
-    subject = _clean_line(f"{settings.digest.subject}, {period}")
+    language = language or settings.site.language
+    period = i18n.format_period(first=first, last=last, language=language, settings=settings)
+    heading = i18n.digest_subject(language=language, settings=settings)
+    subject = _clean_line(f"{heading}, {period}")
     ordered = sorted(releases, key=lambda r: (r.date, r.slug), reverse=True)
     titles = "; ".join(r.title for r in ordered[:3])
-    context = _base_context(
-        settings, language=settings.site.language, subject=subject, preheader=titles, tokens=tokens
-    )
+    context = _base_context(settings, language=language, subject=subject, preheader=titles, tokens=tokens)
     context["period"] = period
-    context["heading"] = _clean_line(settings.digest.subject)
-    context["releases"] = [_release_context(r, settings, key, context["colors"]) for r in ordered]
+    context["heading"] = _clean_line(heading)
+    context["releases"] = [_release_context(r, settings, key, context["colors"], language) for r in ordered]
     context["view_url"] = _with_utm(settings.site.base_url + "/", settings=settings, campaign=key)
     html, text = _both(settings, "digest", context)
-    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True)
+    return build_composed(
+        key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True,
+        greeting=_greeting(settings, language),
+    )
 
 
 _TRANSACTIONAL_SUBJECTS = {
-    "confirm": "Confirm your subscription to {name} press releases",
-    "welcome": "Welcome: you now receive {name} press releases",
-    "unsubscribed": "You are unsubscribed from {name} press releases",
+    "confirm": N_("Confirm your subscription to %(site)s press releases"),
+    "welcome": N_("Welcome: you now receive %(site)s press releases"),
+    "unsubscribed": N_("You are unsubscribed from %(site)s press releases"),
 }
 
 
@@ -563,6 +577,7 @@ def compose_transactional(
     cadence: str | None = None,
     topics: Sequence[str] = (),
     language: str = "",
+    lang: str = "",
 ) -> Composed:
     """Render a subscription-flow email once: ``confirm``, ``welcome`` or ``unsubscribed``.
 
@@ -573,7 +588,8 @@ def compose_transactional(
 
     The welcome email says what the reader chose: ``cadence`` (``per-release`` or ``weekly``;
     without it the email makes no claim about it), ``topics`` (their names; none means every
-    topic) and ``language`` (its label).
+    topic) and ``language`` (its label). ``lang`` is the language the email is written in
+    (default: the site's).
     """
     if kind not in _TRANSACTIONAL_SUBJECTS:
         raise ValueError(f"unknown transactional email {kind!r}; use confirm, welcome or unsubscribed")
@@ -584,110 +600,148 @@ def compose_transactional(
     nonce = hashlib.blake2b(f"{action_url}\n{now.isoformat()}".encode(), digest_size=4).hexdigest()
     key = f"{kind}-{now:%Y%m%dT%H%M%S}-{nonce}"
     tokens = new_tokens()
-    subject = _TRANSACTIONAL_SUBJECTS[kind].format(name=_clean_line(settings.site.name))
-    context = _base_context(settings, language=settings.site.language, subject=subject, preheader="", tokens=tokens)
+    lang = lang or settings.site.language
+    t = i18n.translations(language=lang, settings=settings)
+    site = settings.site.name
+    subject = t.gettext(_TRANSACTIONAL_SUBJECTS[kind]) % {"site": _clean_line(site)}
+    context = _base_context(settings, language=lang, subject=subject, preheader="", tokens=tokens)
     context["kind"] = kind
     context["footer_links"] = kind == "welcome"
     context["chosen"] = {"cadence": cadence, "topics": [_clean_line(t) for t in topics], "language": _clean_line(language)}
     context["reason"] = {
-        "confirm": f"You receive this email because someone asked to subscribe this address to press releases"
-        f" from {settings.site.name}. If it was not you, ignore it: nothing will be sent without your confirmation.",
+        "confirm": t.gettext(
+            "You receive this email because someone asked to subscribe this address to press releases"
+            " from %(site)s. If it was not you, ignore it: nothing will be sent without your confirmation."
+        ) % {"site": site},
         "welcome": context["reason"],
-        "unsubscribed": f"You receive this email to confirm that this address was removed from the"
-        f" {settings.site.name} press list. We will not email it again unless you subscribe again.",
+        "unsubscribed": t.gettext(
+            "You receive this email to confirm that this address was removed from the"
+            " %(site)s press list. We will not email it again unless you subscribe again."
+        ) % {"site": site},
     }[kind]
     context["view_url"] = ""  # nothing to view online: these emails exist only in the inbox
-    context["preheader"] = {
-        "confirm": "One click and you will receive our press releases.",
-        "welcome": "Your subscription is confirmed.",
-        "unsubscribed": "You will not receive further press releases from us.",
+    preheader = {
+        "confirm": N_("One click and you will receive our press releases."),
+        "welcome": N_("Your subscription is confirmed."),
+        "unsubscribed": N_("You will not receive further press releases from us."),
     }[kind]
+    context["preheader"] = t.gettext(preheader)
     html, text = _both(settings, kind, context)
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
         bulk=kind == "welcome", action_url=action_url or ("" if kind == "confirm" else settings.site.base_url + "/"),
+        greeting=_greeting(settings, lang),
     )
 
 
-def embargo_until(moment: datetime, settings: Settings) -> str:
-    """``2 December 2026, 09:00 CET (08:00 UTC)``: the instant in the site time zone, then UTC."""
+def embargo_until(moment: datetime, settings: Settings, language: str = "") -> str:
+    """``2 December 2026, 09:00 CET (08:00 UTC)``: the instant in the site time zone, then UTC, in
+    ``language`` (default: the site's)."""
+    language = language or settings.site.language
+    t = i18n.translations(language=language, settings=settings)
     local, utc = moment.astimezone(settings.site.tz), moment.astimezone(UTC)
-    day = "" if utc.date() == local.date() else f" on {utc.day} {utc:%B}"
-    return f"{local.day} {local:%B %Y}, {local:%H:%M %Z} ({utc:%H:%M} UTC{day})"
+    values = {"date": i18n.format_date(moment=local, language=language, settings=settings),
+              "time": f"{local:%H:%M %Z}", "utc": f"{utc:%H:%M}"}
+    if utc.date() == local.date():
+        return t.gettext("%(date)s, %(time)s (%(utc)s UTC)") % values
+    day = i18n.format_date(moment=utc, language=language, settings=settings, year=False, zone=UTC)
+    return t.gettext("%(date)s, %(time)s (%(utc)s UTC on %(day)s)") % (values | {"day": day})
 
 
 def _media_email(*, settings: Settings, kind: str, headline: str, subject: str, paragraph: str, release: dict[str, Any],
                  language: str, key: str, proof: Mapping[str, str] | None) -> Composed:
+    t = i18n.translations(language=language, settings=settings)
     tokens = new_tokens()
     subject = _clean_line(subject)
     if proof is not None:
-        subject = f"[PROOF] {subject}"
+        subject = t.gettext("[PROOF] %(subject)s") % {"subject": subject}
     context = _base_context(settings, language=language, subject=subject, preheader=headline, tokens=tokens)
     context["release"] = release
     context["embargo"] = {"kind": kind, "headline": headline, "paragraphs": [paragraph]}
     context["view_url"] = ""  # the public page does not exist yet
     context["footer_links"] = False  # a journalist has no preferences page: the opt-out link is in the email
-    context["reason"] = (f"You receive this email because you are on the media list of {settings.site.name}."
-                         " One click on the link above takes you off it.")
+    context["reason"] = t.gettext(
+        "You receive this email because you are on the media list of %(site)s. One click on the link above takes you off it."
+    ) % {"site": settings.site.name}
     if proof is not None:
         context["proof"] = [{"label": label, "url": url} for label, url in proof.items()]
-        context["reason"] = f"This proof went to the editors of {settings.site.name} only."
+        context["reason"] = t.gettext("This proof went to the editors of %(site)s only.") % {"site": settings.site.name}
         key = f"proof-{key}"
     html, text = _both(settings, "embargo", context)
     # An editor has no preview link of their own: the proof's button shows where the journalists' goes.
     return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
-                          bulk=proof is None, action_url="" if proof is None else f"{settings.site.base_url}/preview/")
+                          bulk=proof is None, action_url="" if proof is None else f"{settings.site.base_url}/preview/",
+                          greeting=_greeting(settings, language))
 
 
 def compose_embargo(*, release: Release, settings: Settings, moved: bool = False,
-                    proof: Mapping[str, str] | None = None) -> Composed:
+                    proof: Mapping[str, str] | None = None, language: str = "") -> Composed:
     """The media list's email of ``release`` before its date, rendered once: embargoed until
     its date, or (``moved``) the embargo moved to its new date. Each journalist's preview link
     is the action slot (``Recipient.action_url``), their opt-out the unsubscribe slot
     (one-click, RFC 8058). ``proof`` (label -> URL) makes the editors' proof of it.
+    ``language`` picks the release's version in it (else the site language's) and its words.
     """
-    until = embargo_until(release.date, settings)
+    release = release.version(language)
+    language = release.language
+    t = i18n.translations(language=language, settings=settings)
+    until = embargo_until(release.date, settings, language)
     if moved:
-        headline = f"EMBARGO MOVED TO {until}"
-        paragraph = f"The embargo of this release now ends at {until}. Please do not publish anything of it before then."
+        headline = t.gettext("EMBARGO MOVED TO %(until)s") % {"until": until}
+        paragraph = t.gettext(
+            "The embargo of this release now ends at %(until)s. Please do not publish anything of it before then."
+        ) % {"until": until}
     else:
-        headline = f"EMBARGOED UNTIL {until}"
-        paragraph = (f"This release is under embargo: please do not publish or share anything of it before {until}."
-                     " Your personal preview link below, with the photos, is for you alone.")
+        headline = t.gettext("EMBARGOED UNTIL %(until)s") % {"until": until}
+        paragraph = t.gettext(
+            "This release is under embargo: please do not publish or share anything of it before %(until)s."
+            " Your personal preview link below, with the photos, is for you alone."
+        ) % {"until": until}
     key = f"{'moved' if moved else 'embargo'}-{release.slug}-{int(release.date.timestamp())}"
     if proof is not None:
         key += f"-{release.digest[:8]}"
+    colors = _palette(settings.site.brand_color)
     return _media_email(
         settings=settings, kind="moved" if moved else "embargo", headline=headline, subject=f"{headline}: {release.title}",
-        paragraph=paragraph, release=_release_context(release, settings, f"embargo-{release.slug}", _palette(settings.site.brand_color)),
-        language=release.language, key=key, proof=proof,
+        paragraph=paragraph, release=_release_context(release, settings, f"embargo-{release.slug}", colors, language),
+        language=language, key=key, proof=proof,
     )
 
 
-def compose_withdrawn(*, slug: str, title: str, settings: Settings) -> Composed:
+def compose_withdrawn(*, slug: str, title: str, settings: Settings, language: str = "") -> Composed:
     """"Withdrawn: please do not publish", to the journalists who had the embargoed release
-    (its file may be gone: only its slug and title are needed)."""
+    (its file may be gone: only its slug and title are needed), in ``language`` (default: the site's)."""
+    language = language or settings.site.language
+    t = i18n.translations(language=language, settings=settings)
     return _media_email(
-        settings=settings, kind="withdrawn", headline="WITHDRAWN: PLEASE DO NOT PUBLISH",
-        subject=f"WITHDRAWN: please do not publish: {title}",
-        paragraph="We have withdrawn this release. Please do not publish anything of it, and delete what we sent you.",
-        release={"title": title, "slug": slug}, language=settings.site.language, key=f"withdrawn-{slug}", proof=None,
+        settings=settings, kind="withdrawn", headline=t.gettext("WITHDRAWN: PLEASE DO NOT PUBLISH"),
+        subject=t.gettext("WITHDRAWN: please do not publish: %(title)s") % {"title": title},
+        paragraph=t.gettext(
+            "We have withdrawn this release. Please do not publish anything of it, and delete what we sent you."
+        ),
+        release={"title": title, "slug": slug}, language=language, key=f"withdrawn-{slug}", proof=None,
     )
 
 
 def compose_follow_up(*, release: Release, settings: Settings, kind: Literal["correction", "withdrawal"], note: str,
-                      date: datetime, number: int = 0) -> Composed:
-    """A short email after publication to the readers of ``release``: one correction note, or its withdrawal.
+                      date: datetime, number: int = 0, language: str = "") -> Composed:
+    """A short email after publication to the readers of ``release``: one correction note, or its withdrawal,
+    in ``language`` (the release's version in it, else the site language's).
 
     Its Message-ID root is its own (``<slug>-correction-<number>``, ``<slug>-withdrawal``), the same on every rerun.
     """
     tokens = new_tokens()
+    release = release.version(language)
+    language = release.language
+    t = i18n.translations(language=language, settings=settings)
     title = _clean_line(release.title)
-    subject = f"Correction: {title}" if kind == "correction" else f"Withdrawn: {title}"
-    context = _base_context(settings, language=release.language, subject=subject, preheader=_clean_line(note), tokens=tokens)
-    context["notice"] = {"title": title, "note": _clean_line(note), "date": _human_date(date, settings),
-                         "url": release.url, "published": _human_date(release.date, settings)}
+    subject = (t.gettext("Correction: %(title)s") if kind == "correction" else t.gettext("Withdrawn: %(title)s")) % {"title": title}
+    context = _base_context(settings, language=language, subject=subject, preheader=_clean_line(note), tokens=tokens)
+    context["notice"] = {"title": title, "note": _clean_line(note),
+                         "date": i18n.format_date(moment=date, language=language, settings=settings), "url": release.url,
+                         "published": i18n.format_date(moment=release.date, language=language, settings=settings)}
     context["view_url"] = release.url if kind == "correction" else ""
     html, text = _both(settings, kind, context)
     key = f"{release.slug}-correction-{number}" if kind == "correction" else f"{release.slug}-withdrawal"
-    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True)
+    return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True,
+                          greeting=_greeting(settings, language))

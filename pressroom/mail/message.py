@@ -215,6 +215,8 @@ class Composed:
     _dkim: DkimKey | None = field(repr=False, default=None)
     _action_url: str = field(repr=False, default="")
     _needs_action: bool = field(repr=False, default=False)
+    # The greeting in the email's language: with a name ("{name}" stands for it) and without.
+    _greeting: tuple[str, str] = field(repr=False, default=("Hello {name},", "Hello,"))
 
     @cached_property
     def _message_id_domain(self) -> str:
@@ -259,7 +261,7 @@ class Composed:
         return {
             "unsubscribe_url": unsubscribe or preferences or base + "/",
             "preferences_url": preferences or unsubscribe or base + "/",
-            "greeting": f"Hello {name}," if name else "Hello,",
+            "greeting": self._greeting[0].replace("{name}", name) if name else self._greeting[1],
             "action_url": action or base + "/",
         }
 
@@ -322,11 +324,13 @@ def build_composed(
     settings: Settings,
     bulk: bool,
     action_url: str = "",
+    greeting: tuple[str, str] = ("Hello {name},", "Hello,"),
 ) -> Composed:
     """Build the MIME skeleton once from parts that carry slot tokens (see :func:`new_tokens`).
 
     ``action_url`` is the action link of every recipient who brings none; without it, a
     recipient of an email that has an action link must bring their own (Recipient.action_url).
+    ``greeting`` is the email's "Hello {name}," and "Hello," in its language.
     """
     html_tokens = {slot: token for (part, slot), token in tokens.items() if part == "html"}
     text_tokens = {slot: token for (part, slot), token in tokens.items() if part == "text"}
@@ -373,7 +377,7 @@ def build_composed(
     neutral = {
         "unsubscribe_url": f"{settings.site.base_url}/",
         "preferences_url": f"{settings.site.base_url}/",
-        "greeting": "Hello,",
+        "greeting": greeting[1],
         "action_url": action_url or f"{settings.site.base_url}/",
     }
     return Composed(
@@ -388,6 +392,7 @@ def build_composed(
         _dkim=DkimKey.from_settings(settings),
         _action_url=action_url,
         _needs_action=any(segment[1] == "action_url" for segment in segments if isinstance(segment, tuple)),
+        _greeting=greeting,
     )
 
 

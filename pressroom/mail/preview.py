@@ -173,6 +173,7 @@ def write_preview(
     directory: Path | None = None,
     shots: bool = True,
     approved: Callable[[Release], bool] | None = None,
+    language: str = "",
 ) -> PreviewFiles:
     """Write the preview of release ``slug`` (any status) or of the digest the digest flow would send at ``now``.
 
@@ -180,8 +181,11 @@ def write_preview(
     ``approved`` says whether a release that needs an editor was approved (default: none was).
     Files go to ``var/preview/`` unless ``directory`` is given. Raises ReleaseError when the
     release does not exist or is invalid, or when the digest period has no release to send.
+    ``language``: the email a reader of that language gets (its version, its words), in ``var/preview/<language>/``.
     """
     now = now or datetime.now(UTC)
+    if language:
+        directory = (directory or settings.path("var") / "preview") / language
     loaded = load_releases(settings)
     if digest:
         from pressroom.dispatch import digest_period, digest_releases
@@ -200,7 +204,8 @@ def write_preview(
                 field="date",
                 hint="pass --now to preview the digest of another week",
             )
-        composed = compose_digest(releases=chosen, settings=settings, period_start=start, period_end=end)
+        chosen = [release.version(language) for release in chosen]
+        composed = compose_digest(releases=chosen, settings=settings, period_start=start, period_end=end, language=language)
         return write_files(composed=composed, settings=settings, releases=chosen, directory=directory, shots=shots)
     found = [r for r in loaded.releases if r.slug == slug]
     if not found:
@@ -211,5 +216,6 @@ def write_preview(
         raise ReleaseError(
             f"no release with slug {slug!r}", path=settings.releases_dir, field="slug", hint=f"known slugs: {known}"
         )
-    composed = compose_release(release=found[0], settings=settings)
-    return write_files(composed=composed, settings=settings, releases=found, directory=directory, shots=shots)
+    composed = compose_release(release=found[0], settings=settings, language=language)
+    return write_files(composed=composed, settings=settings, releases=[found[0].version(language)], directory=directory,
+                       shots=shots)

@@ -25,14 +25,17 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from gettext import NullTranslations
 from pathlib import Path
 from typing import Callable, Literal
 
 import grapheme
 import jinja2
 
+from pressroom import i18n
 from pressroom.errors import TemplateError
 from pressroom.releases import Release
+from pressroom.settings import Settings
 
 __all__ = [
     "BLUESKY",
@@ -321,9 +324,8 @@ def _split_thread(
 
 
 @lru_cache(maxsize=8)
-def _environment(folder: str) -> jinja2.Environment:
+def _environment(folder: str, catalogue: NullTranslations) -> jinja2.Environment:
     environment = jinja2.Environment(
-        extensions=["jinja2.ext.i18n"],
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -331,13 +333,12 @@ def _environment(folder: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-    return environment
+    return i18n.install(environment, translations=catalogue)
 
 
-def _template(templates: Path, network: str) -> jinja2.Template:
+def _template(templates: Path, network: str, catalogue: NullTranslations) -> jinja2.Template:
     try:
-        return _environment(str(templates / "social")).get_template(f"{network}.txt.j2")
+        return _environment(str(templates / "social"), catalogue).get_template(f"{network}.txt.j2")
     except jinja2.TemplateNotFound:
         raise TemplateError(
             f"templates/social/{network}.txt.j2 is missing",
@@ -381,16 +382,18 @@ def mentions_for(*, release: Release, network: str, own: str | None = None) -> t
 
 
 def compose_post(
-    *, release: Release, network: str, limits: Limits, templates: Path, own: str | None = None
+    *, release: Release, network: str, limits: Limits, templates: Path, own: str | None = None,
+    settings: Settings | None = None,
 ) -> Post:
     """Write ``release`` for ``network`` within ``limits`` using ``templates/social/<network>.txt.j2``.
 
     The release URL is always in the root post, whole; hashtags that do not fit are left out,
     last first; the text is shortened, or, for an override text on a network with threads,
     continued in replies. Co-issuers are mentioned in the root post (:func:`mentions_for`; ``own``
-    is the posting account, never mentioned).
+    is the posting account, never mentioned). Fixed words come from the catalogue of the release's
+    language (with ``settings``: the project's catalogues too).
     """
-    template = _template(templates, network)
+    template = _template(templates, network, i18n.translations(language=release.language, settings=settings))
     override = release.channel(network).text
     body = override.strip() if override else release.title
     summary = "" if override or release.summary.strip() == release.title.strip() else release.summary.strip()

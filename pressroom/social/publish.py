@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import httpx
 
+from pressroom import i18n
 from pressroom.dispatch import DispatchResult, FollowUp, Pushed, backoff, dispatch, social_decision, social_follow_ups
 from pressroom.errors import PressroomError, RetryLater, TransientError
 from pressroom.ledger import Delivery
-from pressroom.releases import Release, long_date
+from pressroom.releases import Release
 from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import NETWORK_LIMITS, Post, compose_post
 from pressroom.social.network import Published, SocialNetwork, channel_name, idempotency_key, open_networks
@@ -119,7 +120,7 @@ class SocialChannel:
         # (Mastodon's limits) defers the row and nothing is posted.
         return [
             compose_post(release=self.release, network=form, limits=self.network.limits(form),
-                         templates=self.settings.path("templates"), own=_own(self.network.account))
+                         templates=self.settings.path("templates"), own=_own(self.network.account), settings=self.settings)
             for form in self.network.forms
             if self.release.channel(form).enabled
         ]
@@ -222,8 +223,11 @@ class SocialFollowUpChannel(SocialChannel):
             self.network.delete(urls=(self.post_url, *self.replies), post=posts[0])
             return Published(url=f"deleted {self.post_url}")
         limit = self.network.limits(self.network.forms[0]).chars
-        when = long_date(self.follow_up.date.astimezone(self.settings.site.tz))
-        text = f"Correction, {when}: {self.follow_up.note}"
+        # In the language of the post it answers.
+        language = self.release.language
+        when = i18n.format_date(moment=self.follow_up.date, language=language, settings=self.settings)
+        label = i18n.translations(language=language, settings=self.settings).gettext("Correction, %(date)s:")
+        text = f"{label % {'date': when}} {self.follow_up.note}"
         text = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
         return self.network.reply(to=self.post_url, text=text, key=key, when=self.follow_up.date,
                                   language=self.release.language)
@@ -305,7 +309,8 @@ def preview_posts(*, release: Release, settings: Settings) -> list[tuple[str, Po
             if form in NETWORK_LIMITS and release.channel(form).enabled:
                 templates = settings.path("templates")
                 post = compose_post(
-                    release=release, network=form, limits=NETWORK_LIMITS[form], templates=templates, own=_own(account)
+                    release=release, network=form, limits=NETWORK_LIMITS[form], templates=templates, own=_own(account),
+                    settings=settings,
                 )
                 previews.append((channel_name(account), post))
     return previews

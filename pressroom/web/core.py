@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from gettext import NullTranslations
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -35,6 +36,8 @@ from pressroom.audience import (
     normalise_address,
     verify_token,
 )
+from pressroom import i18n
+from pressroom.i18n import N_
 from pressroom.errors import PressroomError, TemplateError
 from pressroom.releases import LANGUAGE_RE
 from pressroom.settings import Settings
@@ -43,12 +46,6 @@ from pressroom.web.security import CSRF_COOKIE, CSRF_MAX_AGE, Csrf, Limiter, cli
 log = logging.getLogger("pressroom.web")
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_LANGUAGE_NAMES = {
-    "bg": "Български", "cs": "Čeština", "da": "Dansk", "de": "Deutsch", "el": "Ελληνικά", "en": "English",
-    "es": "Español", "et": "Eesti", "fi": "Suomi", "fr": "Français", "ga": "Gaeilge", "hr": "Hrvatski",
-    "hu": "Magyar", "it": "Italiano", "lt": "Lietuvių", "lv": "Latviešu", "mt": "Malti", "nl": "Nederlands",
-    "pl": "Polski", "pt": "Português", "ro": "Română", "sk": "Slovenčina", "sl": "Slovenščina", "sv": "Svenska",
-}
 # A strict policy is possible because no page has script; inline style only for the brand colour.
 _CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
@@ -140,16 +137,18 @@ class _Lazy:
 
 
 def language_label(code: str) -> str:
-    name = _LANGUAGE_NAMES.get(code.split("-")[0].lower())
-    return f"{name} ({code})" if name else code
+    return i18n.language_name(code)
 
 
-def duration(seconds: int) -> str:
+def duration(seconds: int, translations: NullTranslations | None = None) -> str:
+    ngettext = (translations or NullTranslations()).ngettext
     if seconds < 120:
-        return f"{seconds} seconds"
+        return ngettext("%(num)d second", "%(num)d seconds", seconds) % {"num": seconds}
     if seconds < 7200:
-        return f"{round(seconds / 60)} minutes"
-    return f"{round(seconds / 3600)} hours"
+        minutes = round(seconds / 60)
+        return ngettext("%(num)d minute", "%(num)d minutes", minutes) % {"num": minutes}
+    hours = round(seconds / 3600)
+    return ngettext("%(num)d hour", "%(num)d hours", hours) % {"num": hours}
 
 
 def _load_choices(settings: Settings, *, now: datetime) -> Choices:
@@ -157,11 +156,11 @@ def _load_choices(settings: Settings, *, now: datetime) -> Choices:
     from pressroom.releases import load_releases
 
     topics: dict[str, str] = {}
-    languages = {settings.site.language}
+    languages = set(settings.site.all_languages)
     for release in load_releases(settings).releases:
         if not release.is_public(now):
             continue
-        languages.add(release.language)
+        languages.update(version.language for version in release.versions)
         for name, slug in zip(release.tags, release.tag_slugs, strict=True):
             if slug:
                 topics.setdefault(slug, name)
@@ -195,28 +194,23 @@ class Web:
         self.writes = threading.Lock()
         self._choices: Choices | None = None
         folder = settings.path("templates")
-        self.env = jinja2.Environment(
-            # templates/ first ("web/x", "site/base.html.j2"), then templates/site/ for the names the site's
-            # own templates use among themselves ("base.html.j2", "_card.html.j2").
-            loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(folder / "site")]),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,  # templates are read once per process: a stat of each on every page cost more than its render
-        )
+        # templates/ first ("web/x", "site/base.html.j2"), then templates/site/ for the names the site's
+        # own templates use among themselves ("base.html.j2", "_card.html.j2").
+        self._loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(folder / "site")])
+        self._envs: dict[str, jinja2.Environment] = {}
         self.stylesheet = folder / "web" / "web.css"
         site = settings.site
         self.common = {
             "site": site,
-            "lang": site.language,
             "root": "/",
             "brand": site.brand_color,
             "feeds": FEED_FILES,
             "subscribe": Markup(""),
-            "description": site.description or f"Press releases of {site.name}",
+            "home": "",
+            "alternates": (),
+            "switcher": (),
         }
-        self.consent_text = self.web.consent(site.name)
+        self.consent_text = i18n.consent(language=site.language, settings=settings)
         self.form_version = "c" + hashlib.blake2b(self.consent_text.encode(), digest_size=5).hexdigest()
         self.site_origin = origin_of(site.base_url)
 
@@ -235,6 +229,37 @@ class Web:
     def reload_choices(self) -> Choices:
         self._choices = _load_choices(self.settings, now=self.clock())
         return self._choices
+
+    def env(self, language: str) -> jinja2.Environment:
+        """The page templates with the words of ``language`` (one environment per language, made once)."""
+        environment = self._envs.get(language)
+        if environment is None:
+            environment = jinja2.Environment(
+                loader=self._loader, autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                auto_reload=False,  # templates are read once per process: a stat of each on every page cost more than its render
+            )
+            environment = self._envs[language] = i18n.install(environment, translations=self.translations(language))
+        return environment
+
+    def translations(self, language: str) -> NullTranslations:
+        return i18n.translations(language=language, settings=self.settings)
+
+    def language(self, request: Request, subscriber: Subscriber | None = None) -> str:
+        """The language a page speaks: ``?lang=``, else the subscriber's, else the browser's
+        (Accept-Language), among the site's languages; else the site language."""
+        offered = self.settings.site.all_languages
+        asked = request.query_params.get("lang", "")
+        if asked in offered:
+            return asked
+        if subscriber is not None:
+            for code in (subscriber.language, subscriber.language.split("-")[0]):
+                if code in offered:
+                    return code
+        return i18n.negotiate(request.headers.get("accept-language", ""), offered) or self.settings.site.language
+
+    def consent(self, language: str) -> str:
+        """The consent sentence as the form in ``language`` shows it (stored as the consent evidence)."""
+        return i18n.consent(language=language, settings=self.settings)
 
     def ip_hash(self, request: Request) -> str:
         return hmac.new(self._ip_key, client(request).encode(), hashlib.sha256).hexdigest()[:24]
@@ -265,16 +290,22 @@ class Web:
         *,
         status: int = 200,
         background: BackgroundTask | None = None,
+        language: str | None = None,
         **context: Any,
     ) -> Response:
-        """Render a page with the site layout; issues the CSRF cookie when the page has a form."""
+        """Render a page with the site layout in ``language`` (default: :meth:`language` of the
+        request); issues the CSRF cookie when the page has a form."""
+        language = language or self.language(request)
         nonce = request.cookies.get(CSRF_COOKIE) or ""
         fresh = not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", nonce)
         if fresh:
             nonce = secrets.token_urlsafe(18)
         try:
-            html = self.env.get_template(template).render(
+            html = self.env(language).get_template(template).render(
                 **self.common,
+                lang=language,
+                description=self.settings.site.description_in(language)
+                or self.translations(language).gettext("Press releases of %(site)s") % {"site": self.settings.site.name},
                 canonical=f"{self.settings.site.base_url}{request.url.path}",
                 csrf_token=_Lazy(lambda: self.csrf.token(nonce)),  # signed only for pages with a form
                 **context,
@@ -305,105 +336,127 @@ class Web:
         paragraphs: list[str],
         status: int = 200,
         tone: str = "ok",
-        eyebrow: str = "Your subscription",
+        eyebrow: str | None = None,
         links: list[tuple[str, str]] | None = None,
         background: BackgroundTask | None = None,
         headers: Mapping[str, str] | None = None,
+        language: str | None = None,
     ) -> Response:
+        """A page of a few paragraphs; the texts come translated, in ``language`` (default: the request's)."""
+        language = language or self.language(request)
         response = self.page(
             request,
             "web/message.html.j2",
             status=status,
             background=background,
+            language=language,
             heading=heading,
             paragraphs=paragraphs,
             tone=tone,
-            eyebrow=eyebrow,
+            eyebrow=eyebrow or self.translations(language).gettext("Your subscription"),
             links=links or [],
         )
         response.headers.update(headers or {})
         return response
 
     def bad_link(self, request: Request, reason: str) -> Response:
+        language = self.language(request)
+        _ = self.translations(language).gettext
         return self.message(
             request,
             status=400,
             tone="error",
-            heading="This link does not work",
+            language=language,
+            heading=_("This link does not work"),
             paragraphs=[
-                f"We could not use this link: {reason}. Nothing was changed.",
-                "Links in our emails must be opened exactly as they arrived. If the link has expired, subscribe "
-                "again and we will send a new one; every email we send also has working links at its end.",
+                _("We could not use this link: %(reason)s. Nothing was changed.") % {"reason": _(reason)},
+                _("Links in our emails must be opened exactly as they arrived. If the link has expired, subscribe "
+                  "again and we will send a new one; every email we send also has working links at its end."),
             ],
-            links=[("Subscribe again", "/subscribe"), ("Press releases", "/")],
+            links=[(_("Subscribe again"), "/subscribe"), (_("Press releases"), "/")],
         )
 
     def bad_form(self, request: Request, reason: str) -> Response:
+        language = self.language(request)
+        _ = self.translations(language).gettext
         return self.message(
             request,
             status=400,
             tone="error",
-            eyebrow="Sorry",
-            heading="This form could not be read",
-            paragraphs=[f"Nothing was changed: {reason}. Please go back and send the form again."],
-            links=[("Subscribe", "/subscribe"), ("Press releases", "/")],
+            language=language,
+            eyebrow=_("Sorry"),
+            heading=_("This form could not be read"),
+            paragraphs=[_("Nothing was changed: %(reason)s. Please go back and send the form again.") % {"reason": _(reason)}],
+            links=[(_("Subscribe"), "/subscribe"), (_("Press releases"), "/")],
         )
 
     def too_many(self, request: Request, limiter: Limiter) -> Response:
         wait = limiter.retry_after()
+        language = self.language(request)
+        translations = self.translations(language)
+        _ = translations.gettext
         return self.message(
             request,
             status=429,
             tone="error",
-            eyebrow="Please wait",
-            heading="Too many attempts",
-            paragraphs=[f"We received many requests from your network. Please try again in {duration(wait)}."],
+            language=language,
+            eyebrow=_("Please wait"),
+            heading=_("Too many attempts"),
+            paragraphs=[
+                _("We received many requests from your network. Please try again in %(wait)s.")
+                % {"wait": duration(wait, translations)}
+            ],
             headers={"Retry-After": str(wait)},
         )
 
     def unavailable(self, request: Request) -> Response:
+        language = self.language(request)
+        _ = self.translations(language).gettext
         return self.message(
             request,
             status=503,
             tone="error",
-            eyebrow="Sorry",
-            heading="Please try again later",
-            paragraphs=["We could not do this just now. Nothing was saved; please try again in a few minutes."],
+            language=language,
+            eyebrow=_("Sorry"),
+            heading=_("Please try again later"),
+            paragraphs=[_("We could not do this just now. Nothing was saved; please try again in a few minutes.")],
             headers={"Retry-After": "120"},
         )
 
     # ----------------------------------------------------------------- forms and links
 
     def read_form(self, form: FormData, *, current_language: str = "", with_email: bool = False) -> Form:
-        """Clean and check the fields shared by the subscribe (``with_email``) and preferences forms."""
+        """Clean and check the fields shared by the subscribe (``with_email``) and preferences forms;
+        the messages are in ``current_language`` (the page's)."""
+        _ = self.translations(current_language or self.settings.site.language).gettext
         errors: dict[str, str] = {}
         raw_email = str(form.get("email") or "").strip()[:320]
         email = raw_email
         if with_email:
             if not raw_email:
-                errors["email"] = "Enter your email address."
+                errors["email"] = _("Enter your email address.")
             else:
                 try:
                     email = normalise_address(raw_email)
                 except AddressError:
-                    errors["email"] = "Enter an email address in the form name@example.org."
+                    errors["email"] = _("Enter an email address in the form name@example.org.")
         raw_name = str(form.get("name") or "")
         try:
             name = clean_name(raw_name)
         except AddressError:
             name = clean_name(raw_name, links=True)
-            errors["name"] = "A name cannot contain a web or email address."
+            errors["name"] = _("A name cannot contain a web or email address.")
         topics = tuple(dict.fromkeys(str(value) for value in form.getlist("topics")))
         if len(topics) > 100 or not all(_SLUG.match(slug) for slug in topics):
-            errors["topics"] = "Choose topics from the list."
+            errors["topics"] = _("Choose topics from the list.")
             topics = tuple(slug for slug in topics if _SLUG.match(slug))[:100]
         cadence = str(form.get("cadence") or "per-release")
         if cadence not in CADENCES:
-            errors["cadence"] = "Choose how often: every release or a weekly digest."
+            errors["cadence"] = _("Choose how often: every release or a weekly digest.")
             cadence = "per-release"
         language = str(form.get("language") or current_language or self.settings.site.language)
         if "language" in form and language not in {code for code, _ in self.choices().languages}:
-            errors["language"] = "Choose a language from the list."
+            errors["language"] = _("Choose a language from the list.")
             language = current_language or self.settings.site.language
         return Form(email=email, name=name, topics=topics, cadence=cadence, language=language, errors=errors)
 
@@ -421,7 +474,7 @@ class Web:
             return exc.message
         subscriber = self.audience.get(subscriber_id=subscriber_id)
         if subscriber is None:
-            return "the subscription it belongs to no longer exists (erased, or never confirmed in time)"
+            return N_("the subscription it belongs to no longer exists (erased, or never confirmed in time)")
         return subscriber
 
     async def linked_subscriber(self, request: Request, action: str) -> tuple[Subscriber, str] | Response:

@@ -27,6 +27,7 @@ def routes(web: Web) -> list[Route]:
             request,
             "web/data.html.j2",
             status=status,
+            language=web.language(request, subscriber),
             subscriber=subscriber,
             token=token,
             events=events,
@@ -46,8 +47,10 @@ def routes(web: Web) -> list[Route]:
         if isinstance(checks, Response):
             return checks
         subscriber, token, form = checks
+        language = web.language(request, subscriber)
+        _ = web.translations(language).gettext
         if web.csrf_verdict(request, form) != "ok":
-            return await data_view(request, subscriber, token, error="This form had expired. Please try again.", status=403)
+            return await data_view(request, subscriber, token, error=_("This form had expired. Please try again."), status=403)
         action = form.get("action")
         if action == "export":
             document = await run_in_threadpool(export, subscriber)
@@ -63,7 +66,7 @@ def routes(web: Web) -> list[Route]:
         if action == "erase":
             if form.get("confirm") != "yes":
                 return await data_view(
-                    request, subscriber, token, error="Tick the box to confirm that everything should be erased.", status=400
+                    request, subscriber, token, error=_("Tick the box to confirm that everything should be erased."), status=400
                 )
 
             def forget() -> None:
@@ -73,15 +76,16 @@ def routes(web: Web) -> list[Route]:
             await run_in_threadpool(forget)
             return web.message(
                 request,
-                eyebrow="Erased",
-                heading="Your data is erased",
+                language=language,
+                eyebrow=_("Erased"),
+                heading=_("Your data is erased"),
                 paragraphs=[
-                    "We deleted your subscription, your address, your name, your choices and the record of your consent. "
-                    "You will receive nothing more from us, and the links in our earlier emails no longer work."
+                    _("We deleted your subscription, your address, your name, your choices and the record of your consent. "
+                      "You will receive nothing more from us, and the links in our earlier emails no longer work.")
                 ],
-                links=[("Read the press releases", "/")],
+                links=[(_("Read the press releases"), "/")],
             )
-        return await data_view(request, subscriber, token, error="Choose download or erase.", status=400)
+        return await data_view(request, subscriber, token, error=_("Choose download or erase."), status=400)
 
     def export(subscriber: Subscriber) -> dict[str, Any]:
         """Everything kept about one subscriber, as a JSON-ready document."""

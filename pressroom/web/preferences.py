@@ -16,11 +16,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from pressroom.audience import Subscriber, sign_token
+from pressroom.i18n import N_
 from pressroom.web.core import Web, language_label
 from pressroom.web.security import client, read_form
 
 # The words on the button: stored with each change as the text the subscriber acted on.
-_PREFERENCES_TEXT = "Save preferences"
+_PREFERENCES_TEXT = N_("Save preferences")
 
 
 async def token_post(web: Web, request: Request) -> tuple[Subscriber, str, FormData] | Response:
@@ -55,10 +56,12 @@ def routes(web: Web) -> list[Route]:
         if subscriber.language not in {code for code, _ in languages}:
             languages.append((subscriber.language, language_label(subscriber.language)))
         unsubscribe = sign_token(settings=web.settings, action="unsubscribe", subscriber_id=subscriber.id)
+        language = web.language(request, subscriber)
         return web.page(
             request,
             "web/preferences.html.j2",
             status=status,
+            language=language,
             subscriber=subscriber,
             token=token,
             values=values,
@@ -68,7 +71,7 @@ def routes(web: Web) -> list[Route]:
             languages=languages,
             autofocus=next(iter(errors), ""),
             unsubscribe_href=f"/unsubscribe?token={quote(unsubscribe)}",
-            save_label=_PREFERENCES_TEXT,
+            save_label=web.translations(language).gettext(_PREFERENCES_TEXT),
         )
 
     async def preferences_page(request: Request) -> Response:
@@ -76,7 +79,8 @@ def routes(web: Web) -> list[Route]:
         if isinstance(linked, Response):
             return linked
         subscriber, token = linked
-        notice = {"tone": "ok", "text": "Your preferences are saved."} if request.query_params.get("saved") else None
+        _ = web.translations(web.language(request, subscriber)).gettext
+        notice = {"tone": "ok", "text": _("Your preferences are saved.")} if request.query_params.get("saved") else None
         values = {"name": subscriber.name, "topics": subscriber.topics, "cadence": subscriber.cadence, "language": subscriber.language}
         return preferences_form(request, subscriber, token, values=values, errors={}, notice=notice)
 
@@ -88,11 +92,14 @@ def routes(web: Web) -> list[Route]:
         checked = web.read_form(form, current_language=subscriber.language)
         values = checked.values()
         if web.csrf_verdict(request, form) != "ok":
-            notice = {"tone": "error", "text": "This form had expired. Nothing was saved: please check it and save again."}
+            _ = web.translations(web.language(request, subscriber)).gettext
+            notice = {"tone": "error", "text": _("This form had expired. Nothing was saved: please check it and save again.")}
             return preferences_form(request, subscriber, token, values=values, errors={}, notice=notice, status=403)
         if checked.errors:
             return preferences_form(request, subscriber, token, values=values, errors=checked.errors, status=400)
-        evidence = web.evidence(request, form="preferences", text=_PREFERENCES_TEXT)
+        evidence = web.evidence(
+            request, form="preferences", text=web.translations(web.language(request, subscriber)).gettext(_PREFERENCES_TEXT)
+        )
 
         def save() -> None:
             with web.writes:

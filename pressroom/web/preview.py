@@ -55,11 +55,13 @@ def routes(web: Web) -> list[Route]:
 
     def refused(request: Request) -> Response:
         # One fixed answer for every bad link: which check failed is nobody's business.
+        language = web.language(request)
+        _ = web.translations(language).gettext
         response = web.message(
-            request, status=400, tone="error", eyebrow="Media list", heading="This link does not work",
-            paragraphs=["We could not open this preview link. Please use the link exactly as it arrived in our email,"
-                        " or ask the press contacts of the release for a new one."],
-            links=[("Press releases", "/")],
+            request, status=400, tone="error", language=language, eyebrow=_("Media list"), heading=_("This link does not work"),
+            paragraphs=[_("We could not open this preview link. Please use the link exactly as it arrived in our email,"
+                          " or ask the press contacts of the release for a new one.")],
+            links=[(_("Press releases"), "/")],
         )
         response.headers.update(_PRIVATE)
         return response
@@ -74,8 +76,10 @@ def routes(web: Web) -> list[Route]:
         if release.is_public(web.clock()):
             return RedirectResponse(release.url, status_code=303, headers=_PRIVATE)
         token = request.query_params["token"]
-        response = web.page(request, "web/preview.html.j2", release=release, journalist=journalist,
-                            until=embargo_until(release.date, web.settings),
+        language = web.language(request, journalist)  # their version of the release, in their words
+        release = release.version(language)
+        response = web.page(request, "web/preview.html.j2", language=language, release=release, journalist=journalist,
+                            until=embargo_until(release.date, web.settings, language),
                             hero=f"/preview/{release.slug}/hero?token={token}" if release.hero and release.hero.file else "",
                             downloads=[(d, f"/preview/{release.slug}/files/{quote(d.name)}?token={quote(token)}")
                                        for d in release.downloads])
@@ -103,7 +107,8 @@ def routes(web: Web) -> list[Route]:
         journalist = await run_in_threadpool(journalist_for, token, JOURNALIST_UNSUBSCRIBE)
         if journalist is None:
             return refused(request)
-        return web.page(request, "web/journalist_unsubscribe.html.j2", journalist=journalist, token=token)
+        return web.page(request, "web/journalist_unsubscribe.html.j2", language=web.language(request, journalist),
+                        journalist=journalist, token=token)
 
     async def unsubscribe(request: Request) -> Response:
         # RFC 8058: the token in the URL is the credential; the body is never read.
@@ -119,9 +124,11 @@ def routes(web: Web) -> list[Route]:
         journalist = await run_in_threadpool(apply)
         if journalist is None:
             return refused(request)
-        return web.message(request, eyebrow="Media list", heading="You are off our media list",
-                           paragraphs=[f"We will send no more media-list emails to {journalist.address}."],
-                           links=[("Press releases", "/")])
+        language = web.language(request, journalist)
+        _ = web.translations(language).gettext
+        return web.message(request, language=language, eyebrow=_("Media list"), heading=_("You are off our media list"),
+                           paragraphs=[_("We will send no more media-list emails to %(address)s.") % {"address": journalist.address}],
+                           links=[(_("Press releases"), "/")])
 
     return [
         Route("/preview/{slug}", preview, methods=["GET"]),

@@ -44,41 +44,48 @@ def routes(web: Web) -> list[Route]:
         topics: tuple[tuple[str, str], ...] | list[tuple[str, str]],
         status: int = 200,
         notice: dict[str, str] | None = None,
+        language: str,
     ) -> Response:
-        values = values or {"email": "", "name": "", "topics": (), "cadence": "per-release"}
+        values = values or {"email": "", "name": "", "topics": (), "cadence": "per-release", "language": language}
         first_error = next(iter(errors), "email" if not values.get("email") else "")
         return web.page(
             request,
             "web/subscribe.html.j2",
             status=status,
+            language=language,
             values=values,
             errors=errors,
             topics=topics,
+            languages=web.choices().languages,
             autofocus=first_error,
             notice=notice,
-            consent_text=web.consent_text,
+            consent_text=web.consent(language),
         )
 
     async def subscribe_page(request: Request) -> Response:
         choices = await run_in_threadpool(web.choices)
-        return subscribe_form(request, values=None, errors={}, topics=choices.topics)
+        return subscribe_form(request, values=None, errors={}, topics=choices.topics, language=web.language(request))
 
-    inbox_pages: dict[str, tuple[str, dict[str, str]]] = {}
+    inbox_pages: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
 
-    def check_your_inbox(request: Request, address: str) -> Response:
-        """The answer to every well-formed POST: rendered once, then only the address changes (the busiest page)."""
-        key = request.url.path
+    def check_your_inbox(request: Request, address: str, language: str) -> Response:
+        """The answer to every well-formed POST: rendered once per language, then only the address changes (the busiest page)."""
+        key = (request.url.path, language)
         if key not in inbox_pages:
+            translations = web.translations(language)
+            _ = translations.gettext
+            wait = duration(int(web.web.confirm_token_hours * 3600), translations)
             page = web.message(
                 request,
-                eyebrow="Almost done",
-                heading="Check your inbox",
+                language=language,
+                eyebrow=_("Almost done"),
+                heading=_("Check your inbox"),
                 paragraphs=[
-                    f"If {ADDRESS_SLOT} can receive our emails, a message with a confirmation link is on its way to it.",
-                    f"Open it and click the link within {duration(int(web.web.confirm_token_hours * 3600))}. "
-                    "Until you do, we send you nothing else.",
+                    _("If %(address)s can receive our emails, a message with a confirmation link is on its way to it.")
+                    % {"address": ADDRESS_SLOT},
+                    _("Open it and click the link within %(wait)s. Until you do, we send you nothing else.") % {"wait": wait},
                 ],
-                links=[("Back to the press releases", "/")],
+                links=[(_("Back to the press releases"), "/")],
             )
             # The page has no form: no CSRF cookie to carry over.
             headers = {k: v for k, v in page.headers.items() if k not in ("content-length", "set-cookie")}
@@ -92,8 +99,12 @@ def routes(web: Web) -> list[Route]:
         form = await read_form(request)
         if isinstance(form, str):
             return web.bad_form(request, form)
-        checked = web.read_form(form, with_email=True)
-        sent = check_your_inbox(request, checked.email)
+        # The language of the page the form was on: its consent sentence is the one agreed to.
+        shown = str(form.get("lang") or "")
+        language = shown if shown in web.settings.site.all_languages else web.language(request)
+        _ = web.translations(language).gettext
+        checked = web.read_form(form, current_language=language, with_email=True)
+        sent = check_your_inbox(request, checked.email, language)
         # A bot that fills the hidden field gets the page a person gets, and nothing happens.
         if str(form.get("website") or "").strip():
             log.info("honeypot field filled from %s: ignored", web.ip_hash(request))
@@ -102,18 +113,22 @@ def routes(web: Web) -> list[Route]:
         if verdict != "ok" or checked.errors:
             topics = web.topic_choices(checked.topics)
             if verdict == "ok":
-                return subscribe_form(request, values=checked.values(), errors=checked.errors, topics=topics, status=400)
+                return subscribe_form(
+                    request, values=checked.values(), errors=checked.errors, topics=topics, status=400, language=language
+                )
             notice = (
-                {"tone": "error", "text": "This form had expired or came from another site. Please check it and press Subscribe again."}
+                {"tone": "error", "text": _("This form had expired or came from another site. Please check it and press Subscribe again.")}
                 if verdict == "bad"
-                else {"tone": "info", "text": "Please check your details and press Subscribe to continue."}
+                else {"tone": "info", "text": _("Please check your details and press Subscribe to continue.")}
             )
             return subscribe_form(
-                request, values=checked.values(), errors={}, topics=topics, notice=notice, status=403 if verdict == "bad" else 200
+                request, values=checked.values(), errors={}, topics=topics, notice=notice, status=403 if verdict == "bad" else 200,
+                language=language,
             )
         form_kind = "subscribe-page" if form.get("form") == "subscribe-page" else "archive-page"
         evidence = web.evidence(
-            request, form=form_kind, topics=list(checked.topics), cadence=checked.cadence, language=checked.language
+            request, form=form_kind, text=web.consent(language), topics=list(checked.topics), cadence=checked.cadence,
+            language=checked.language,
         )
         client_ok = web.confirmations.allow(client(request))
         now = web.clock()
@@ -122,11 +137,13 @@ def routes(web: Web) -> list[Route]:
             # The link names the request, so a later request cannot change what this one confirms.
             expires = now + timedelta(hours=web.web.confirm_token_hours)
             token = sign_token(settings=web.settings, action=CONFIRM_ACTION, subscriber_id=requested.request_id, expires_at=expires)
-            payload = transactional_payload(kind="confirm", subscriber_id=requested.subscriber_id, action_url=web.link("confirm", token))
+            # The confirm page speaks the language the reader chose.
+            link = web.link("confirm", token) + f"&lang={checked.language}"
+            payload = transactional_payload(kind="confirm", subscriber_id=requested.subscriber_id, action_url=link)
             return f"confirm-{requested.request_id}", TRANSACTIONAL, payload
 
         requested = await subscriptions.submit(SubscribeRequest(
-            address=checked.email, evidence=evidence, name=checked.name, language=web.settings.site.language,
+            address=checked.email, evidence=evidence, name=checked.name, language=checked.language,
             topics=tuple(checked.topics), cadence=checked.cadence, may_confirm=client_ok, confirmation=confirmation,
         ))
         if requested is not None:
@@ -172,14 +189,16 @@ def routes(web: Web) -> list[Route]:
         checked = await run_in_threadpool(usable, token)
         if isinstance(checked, str):
             return web.bad_link(request, checked)
-        return web.page(request, "web/confirm.html.j2", token=token)
+        # A language asked for in the link goes on to the button's POST; without one, the subscriber's decides there.
+        asked = request.query_params.get("lang", "")
+        return web.page(request, "web/confirm.html.j2", token=token, asked=asked if asked in web.settings.site.all_languages else "")
 
     async def confirm(request: Request) -> Response:
         token = request.query_params.get("token", "")
         checked = request_id(token)
         if isinstance(checked, str):
             return web.bad_link(request, checked)
-        evidence = web.evidence(request, form="confirm-button")
+        evidence = web.evidence(request, form="confirm-button", text=web.consent(web.language(request)))
 
         def apply():  # noqa: ANN202
             with web.writes:
@@ -190,18 +209,24 @@ def routes(web: Web) -> list[Route]:
         except TokenError as exc:
             return web.bad_link(request, exc.message)
         preferences = "/preferences?token=" + sign_token(settings=web.settings, action="preferences", subscriber_id=subscriber.id)
+        language = web.language(request, subscriber)
+        _ = web.translations(language).gettext
+        if subscriber.cadence == "weekly":
+            what = _("%(address)s will receive a weekly digest of our press releases on the topics you chose.") if subscriber.topics \
+                else _("%(address)s will receive a weekly digest of our press releases.")
+        else:
+            what = _("%(address)s will receive our press releases as they are published, on the topics you chose.") \
+                if subscriber.topics else _("%(address)s will receive our press releases as they are published.")
         return web.message(
             request,
-            eyebrow="Subscribed",
-            heading="You are subscribed",
+            language=language,
+            eyebrow=_("Subscribed"),
+            heading=_("You are subscribed"),
             paragraphs=[
-                f"{subscriber.address} will receive "
-                + ("a weekly digest of our press releases" if subscriber.cadence == "weekly" else "our press releases as they are published")
-                + ("" if not subscriber.topics else " on the topics you chose")
-                + ".",
-                "Every email has a link to change your preferences or unsubscribe.",
+                what % {"address": subscriber.address},
+                _("Every email has a link to change your preferences or unsubscribe."),
             ],
-            links=[("Change your preferences", preferences), ("Read the press releases", "/")],
+            links=[(_("Change your preferences"), preferences), (_("Read the press releases"), "/")],
             background=BackgroundTask(
                 web.send_subscription_email,
                 kind="welcome",

@@ -25,14 +25,19 @@ def routes(web: Web) -> list[Route]:
             return linked
         subscriber, token = linked
         preferences = preferences_url(settings=web.settings, subscriber_id=subscriber.id)
+        language = web.language(request, subscriber)
+        _ = web.translations(language).gettext
         if subscriber.status == "unsubscribed":
             return web.message(
                 request,
-                heading="You are unsubscribed",
-                paragraphs=[f"{subscriber.address} receives no press releases from us."],
-                links=[("Subscribe again", "/subscribe"), ("Read the press releases", "/")],
+                language=language,
+                heading=_("You are unsubscribed"),
+                paragraphs=[_("%(address)s receives no press releases from us.") % {"address": subscriber.address}],
+                links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
             )
-        return web.page(request, "web/unsubscribe.html.j2", subscriber=subscriber, token=token, preferences_href=preferences)
+        return web.page(
+            request, "web/unsubscribe.html.j2", language=language, subscriber=subscriber, token=token, preferences_href=preferences
+        )
 
     async def unsubscribe(request: Request) -> Response:
         # The body is not needed to act (and is never read): the token is in the URL.
@@ -53,11 +58,14 @@ def routes(web: Web) -> list[Route]:
         if isinstance(outcome, str):
             return web.bad_link(request, outcome)
         subscriber, changed = outcome
+        language = web.language(request, subscriber)
+        _ = web.translations(language).gettext
         return web.message(
             request,
-            heading="You are unsubscribed",
-            paragraphs=[f"We will send no more press releases to {subscriber.address}."],
-            links=[("Subscribe again", "/subscribe"), ("Read the press releases", "/")],
+            language=language,
+            heading=_("You are unsubscribed"),
+            paragraphs=[_("We will send no more press releases to %(address)s.") % {"address": subscriber.address}],
+            links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
             background=BackgroundTask(
                 web.send_subscription_email,
                 kind="unsubscribed",

@@ -1,0 +1,211 @@
+"""Every fixed word of the site, the emails and the web pages, in the reader's language.
+
+The only room that imports Babel. Catalogues are gettext ``.po`` files shipped in
+``pressroom/i18n/locale/<lang>/LC_MESSAGES/messages.po`` (en, de, fr), compiled in memory when a
+language is first asked for: there is no build step and no ``.mo`` file in git. A project's own
+catalogues under ``[site] locale_dir`` (same layout) extend and override them, message by message.
+
+A message missing from a language's catalogue falls back to the site language's, then to the
+English text written in the template or the code. ``scripts/extract-messages`` collects every
+message into ``messages.pot`` and updates the catalogues.
+"""
+
+from __future__ import annotations
+
+import gettext as gettext_module
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+
+import jinja2
+from babel import Locale, UnknownLocaleError, negotiate_locale
+from babel.dates import format_date as babel_format_date
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+from pressroom.errors import ConfigError
+from pressroom.settings import Settings
+
+__all__ = [
+    "N_", "consent", "digest_subject", "fingerprint", "format_date", "format_period", "install", "language_name", "negotiate",
+    "translations",
+]
+
+_LOCALE = Path(__file__).resolve().parent / "locale"  # the shipped catalogues: en, de, fr
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention Babel's extractor looks for
+    """Mark a message for extraction where it is defined; it is translated where it is shown."""
+    return message
+
+
+# Translators: how a date reads, as a CLDR pattern (d: day, MMMM: month name, y: year), e.g. "d. MMMM y".
+_DATE = N_("d MMMM y")
+# Translators: the first day of a period within one month ("1–7 December 2026"), as a CLDR pattern.
+_DAY = N_("d")
+# Translators: the first day of a period across two months ("28 November – 4 December 2026"), as a CLDR pattern.
+_DAY_MONTH = N_("d MMMM")
+
+
+def translations(*, language: str, settings: Settings | None) -> gettext_module.NullTranslations:
+    """The messages of ``language``, falling back to the site language's, then to English.
+
+    Without settings: the shipped catalogues only (no project catalogue, no site language).
+    """
+    if settings is None:
+        return _translations(language, "en", "")
+    return _translations(language, settings.site.language, _project_dir(settings))
+
+
+def install(environment: jinja2.Environment, *, translations: gettext_module.NullTranslations) -> jinja2.Environment:
+    """Give ``environment`` the ``_()``, ``ngettext()`` and ``{% trans %}`` of one language (newstyle
+    gettext: ``_("Page %(number)s", number=n)``, escaped in HTML templates): one environment per
+    render language, so a template compiled for German never shows English."""
+    environment.add_extension("jinja2.ext.i18n")
+    environment.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    return environment
+
+
+def format_date(
+    *, moment: datetime, language: str, settings: Settings, year: bool = True, zone: tzinfo | None = None
+) -> str:
+    """``moment``'s day in the site time zone (or ``zone``) as ``language`` writes it: "2 December 2026",
+    "2. Dezember 2026"; without ``year``: "2 December"."""
+    pattern = translations(language=language, settings=settings).gettext(_DATE if year else _DAY_MONTH)
+    return babel_format_date(moment.astimezone(zone or settings.site.tz), pattern, locale=_locale(language))
+
+
+def format_period(*, first: datetime, last: datetime, language: str, settings: Settings) -> str:
+    """Two days as one period: "1–7 December 2026", or "28 November – 4 December 2026" across months."""
+    zone = settings.site.tz
+    first, last = first.astimezone(zone), last.astimezone(zone)
+    end = format_date(moment=last, language=language, settings=settings)
+    same_month = (first.year, first.month) == (last.year, last.month)
+    pattern = translations(language=language, settings=settings).gettext(_DAY if same_month else _DAY_MONTH)
+    start = babel_format_date(first, pattern, locale=_locale(language))
+    return f"{start}–{end}" if same_month else f"{start} – {end}"
+
+
+_DEFAULT_CONSENT = N_(
+    "I want to receive press releases from {site} by email, on the topics and at the pace I chose. "
+    "I can change this or unsubscribe at any time with the links in every email."
+)
+
+
+def consent(*, language: str, settings: Settings) -> str:
+    """The consent sentence a form shows in ``language``: the project's own (``[web] consent_text``,
+    a string or a {language: sentence} table), else the default sentence from the catalogues."""
+    web, name = settings.web, settings.site.name
+    if web.consent_text != type(web).model_fields["consent_text"].default:
+        return web.consent(name, language)
+    return translations(language=language, settings=settings).gettext(_DEFAULT_CONSENT).replace("{site}", name)
+
+
+_DEFAULT_DIGEST = N_("This week's press releases")
+
+
+def digest_subject(*, language: str, settings: Settings) -> str:
+    """The digest's heading in ``language``: the project's own ``[digest] subject``, else the default from the catalogues."""
+    subject = settings.digest.subject
+    if subject != type(settings.digest).model_fields["subject"].default:
+        return subject
+    return translations(language=language, settings=settings).gettext(_DEFAULT_DIGEST)
+
+
+def negotiate(header: str, offered: Sequence[str]) -> str | None:
+    """The first of ``offered`` that an Accept-Language header asks for (``de-AT`` finds ``de``), or None."""
+    asked: list[tuple[float, int, str]] = []
+    for position, item in enumerate(header.split(",")[:32]):  # a header is the client's: bounded
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag and quality > 0:
+            asked.append((-quality, position, tag.strip().replace("_", "-")))
+    preferred = [tag for _, _, tag in sorted(asked)]
+    return negotiate_locale(preferred, list(offered), sep="-") if preferred else None
+
+
+def fingerprint(*, settings: Settings) -> str:
+    """A digest of every catalogue (shipped and the project's): a changed message re-renders what shows it."""
+    digest = hashlib.blake2b(digest_size=16)
+    project = _project_dir(settings)
+    for folder in filter(None, (str(_LOCALE), project)):
+        for file in sorted(Path(folder).glob("*/LC_MESSAGES/messages.po")):
+            digest.update(file.relative_to(folder).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def language_name(code: str) -> str:
+    """A language as its speakers write it, for a language menu: "Deutsch (de)", "Français (fr)"."""
+    try:
+        name = Locale.parse(code.replace("-", "_")).get_display_name() or ""
+    except (UnknownLocaleError, ValueError):
+        name = ""
+    return f"{name[:1].upper()}{name[1:]} ({code})" if name else code
+
+
+def _project_dir(settings: Settings) -> str:
+    folder = settings.site.locale_dir
+    if not folder:
+        return ""
+    path = Path(folder) if Path(folder).is_absolute() else settings.root / folder
+    if not path.is_dir():
+        raise ConfigError(
+            f"[site] locale_dir {folder!r} is not a folder ({path})",
+            hint="point it at a folder holding <lang>/LC_MESSAGES/messages.po, or remove the setting",
+        )
+    return str(path)
+
+
+@lru_cache(maxsize=64)
+def _translations(language: str, site_language: str, project: str) -> gettext_module.NullTranslations:
+    first, *fallbacks = (_compiled(code, project) for code in dict.fromkeys((language, site_language, "en")))
+    for fallback in fallbacks:
+        first.add_fallback(fallback)  # appended to the end of the chain
+    return first
+
+
+def _compiled(language: str, project: str) -> Translations:
+    """The shipped catalogue of ``language`` with the project's messages over it; empty when neither has one."""
+    merged = Catalog(locale=str(_locale(language)))  # its plural rule
+    for folder in (str(_LOCALE), project):
+        if not folder:
+            continue
+        for code in dict.fromkeys((language.replace("-", "_"), language.split("-")[0])):
+            file = Path(folder) / code / "LC_MESSAGES" / "messages.po"
+            if file.is_file():
+                for message in _read(file):
+                    if message.id and message.string:
+                        if message.id in merged:
+                            del merged[message.id]  # setting an existing id would keep its old text
+                        merged[message.id] = message
+                break
+    buffer = BytesIO()
+    write_mo(buffer, merged)
+    buffer.seek(0)
+    return Translations(fp=buffer)
+
+
+def _read(file: Path) -> Catalog:
+    try:
+        with file.open("rb") as stream:
+            return read_po(stream)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{file}: the catalogue cannot be read: {exc}", hint="fix the .po file (msgfmt -c shows where)") from None
+
+
+@lru_cache(maxsize=64)
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse("en")
