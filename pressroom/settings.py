@@ -206,6 +206,7 @@ class SocialAccount(_Section):
     max_age_days: float | None = Field(
         None, gt=0, description="never post a release older than this on an account that has not posted it yet"
     )
+    language: str | None = Field(None, description="which translation this account posts (default: the release as written)")
 
     @field_validator("token", "password", mode="before")
     @classmethod

@@ -353,6 +353,31 @@ def test_preview_shows_the_email_a_german_reader_gets(multilingual) -> None:
     assert files.text.read_text(encoding="utf-8").startswith("Test Hub · Pressemitteilung · 30. Juli 2024\n")
 
 
+def test_an_account_with_a_language_posts_that_version_once(multilingual) -> None:
+    import json
+
+    from pressroom.settings import SocialAccount
+    from pressroom.social import post_releases
+
+    settings = multilingual.settings()
+    settings = settings.model_copy(update={"social": [SocialAccount(network="outbox", account="de", language="de"),
+                                                       SocialAccount(network="outbox", account="main")]})
+    (release,) = load_releases(settings).releases
+    german = release.version("de")
+    assert german.title != release.title
+    ledger = Ledger.from_settings(settings)
+    for _ in range(2):
+        post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW)
+    posts = {path.name: json.loads(path.read_text(encoding="utf-8"))
+             for path in (settings.path("var") / "outbox" / "social" / SAMPLE_SLUG).glob("*.json")}
+    texts = {name: " ".join(part["text"] for part in post.get("parts", [post])) for name, post in posts.items()}
+    german_posts = [text for name, text in texts.items() if name.startswith("de-")]
+    main_posts = [text for name, text in texts.items() if name.startswith("main-")]
+    assert german_posts and all(german.url in text for text in german_posts)
+    assert main_posts and all(release.url in text and german.url not in text for text in main_posts)
+    assert ledger.states(release=SAMPLE_SLUG, channel="social:outbox:de") == {"de": "sent"}  # one row, sent once
+
+
 def test_a_german_journalist_gets_the_embargoed_email_of_the_german_version(multilingual) -> None:
     from datetime import UTC, datetime
 

@@ -112,7 +112,8 @@ class SocialChannel:
     resolves_ambiguous = True
 
     def __init__(self, *, release: Release, network: SocialNetwork, settings: Settings) -> None:
-        self.release, self.network, self.settings = release, network, settings
+        # The account's language picks the version it posts; slug and ledger row are the release's.
+        self.release, self.network, self.settings = release.version(network.account.language), network, settings
         self.name = channel_name(network.account)
 
     def render(self, delivery: Delivery) -> list[Post]:
@@ -309,7 +310,8 @@ def preview_posts(*, release: Release, settings: Settings) -> list[tuple[str, Po
             if form in NETWORK_LIMITS and release.channel(form).enabled:
                 templates = settings.path("templates")
                 post = compose_post(
-                    release=release, network=form, limits=NETWORK_LIMITS[form], templates=templates, own=_own(account),
+                    release=release.version(account.language), network=form, limits=NETWORK_LIMITS[form], templates=templates,
+                    own=_own(account),
                     settings=settings,
                 )
                 previews.append((channel_name(account), post))
