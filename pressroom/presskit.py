@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+from pressroom.i18n import translations
 from pressroom.mail.compose import html_to_text
 from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
 from pressroom.releases import Release
+from pressroom.settings import Settings
+
+Gettext = Callable[[str], str]
 
 __all__ = ["press_kit"]
 
@@ -21,28 +26,21 @@ __all__ = ["press_kit"]
 _TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
 
-EU_DISCLAIMER = (
-    "Views and opinions expressed are however those of the author(s) only and do not necessarily reflect those of the"
-    " European Union or the granting authority. Neither the European Union nor the granting authority can be held"
-    " responsible for them."
-)
-
-
-def press_kit(*, release: Release, site_language: str, emblem: Path | None = None) -> bytes:
-    """The press kit of ``release``, the same bytes for the same release and files.
-
-    ``emblem``: the EU emblem's file, put beside the issuers' logos when an issuer is EU-funded.
-    """
+def press_kit(*, release: Release, settings: Settings) -> bytes:
+    """The press kit of ``release``, in its language, the same bytes for the same release and files."""
+    _ = translations(language=release.language, settings=settings).gettext
+    site_language = settings.site.language
     entries: dict[str, bytes] = {
-        f"{release.slug}.md": _markdown(release, site_language).encode("utf-8"),
-        f"{release.slug}.txt": _text(release, site_language).encode("utf-8"),
+        f"{release.slug}.md": _markdown(release, site_language, _).encode("utf-8"),
+        f"{release.slug}.txt": _text(release, site_language, _).encode("utf-8"),
     }
     for asset in release.assets:
         entries[release.local_name(asset)] = Path(asset).read_bytes()
     for issuer in release.issuers:
         entries[f"logos/{issuer.id}{issuer.logo.suffix}"] = issuer.logo.read_bytes()
-    if emblem is not None and eu_acknowledgement(release=release):
-        entries[f"logos/eu-emblem{emblem.suffix}"] = emblem.read_bytes()
+    emblem = settings.path("templates") / "site" / "static" / "eu-emblem.png"
+    if eu_acknowledgement(release=release) and emblem.is_file():
+        entries["logos/eu-emblem.png"] = emblem.read_bytes()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):
@@ -62,36 +60,43 @@ def _contacts(release: Release) -> list[str]:
     return lines
 
 
-def _issuers(release: Release, site_language: str) -> list[tuple[str, str]]:
-    """(heading, text) of each co-issuer's part: who issued it, each About, the EU acknowledgement."""
-    if not release.issuers:
-        return []
-    parts = [("Projects involved", "\n".join(f"{issuer.name} ({issuer.website})" if issuer.website else issuer.name
-                                              for issuer in release.issuers))]
-    parts += [(f"About {issuer.name}", html_to_text(html)) for issuer, html in about_blocks(release=release, site_language=site_language) if html]
-    for statement, grants in eu_acknowledgement(release=release):
-        lines = [f"{issuer.label}: {grant.programme}, grant agreement No {grant.grant}" for issuer, grant in grants]
-        parts.append((statement or "Funded by the European Union", "\n".join(lines)))
-    if eu_acknowledgement(release=release):
-        parts.append(("", EU_DISCLAIMER))
+def _sections(release: Release, site_language: str, _: Gettext) -> list[tuple[str, str]]:
+    """(heading, text) after the body: media contacts, who issued it, each About, the EU acknowledgement."""
+    parts = [(_("Media contacts"), "\n".join(_contacts(release)))] if release.contacts or release.issuers else []
+    if release.issuers:
+        parts.append((_("Projects involved"), "\n".join(
+            f"{issuer.name} ({issuer.website})" if issuer.website else issuer.name for issuer in release.issuers
+        )))
+    parts += [(_("About %(name)s") % {"name": issuer.name}, html_to_text(html))
+              for issuer, html in about_blocks(release=release, site_language=site_language) if html]
+    acknowledgement = eu_acknowledgement(release=release)
+    for statement, grants in acknowledgement:
+        lines = [_("%(project)s: %(programme)s, grant agreement No %(grant)s")
+                 % {"project": issuer.label, "programme": grant.programme, "grant": grant.grant} for issuer, grant in grants]
+        parts.append((statement or _("Funded by the European Union"), "\n".join(lines)))
+    if acknowledgement:
+        parts.append(("", _(
+            "Views and opinions expressed are however those of the author(s) only and do not necessarily reflect those of"
+            " the European Union or the granting authority. Neither the European Union nor the granting authority can be"
+            " held responsible for them."
+        )))
     return parts
 
 
-def _markdown(release: Release, site_language: str) -> str:
+def _markdown(release: Release, site_language: str, _: Gettext) -> str:
     parts = [f"# {release.title}", release.summary, release.body_markdown.strip()]
-    if release.contacts or release.issuers:
-        parts.append("## Media contacts\n\n" + "\n".join(f"- {line}" for line in _contacts(release)))
-    parts += [f"## {heading}\n\n{text}" if heading else text for heading, text in _issuers(release, site_language)]
-    parts.append(f"Permanent link: <{release.url}>")
+    parts += [f"## {heading}\n\n{text}" if heading else text for heading, text in _sections(release, site_language, _)]
+    parts.append(f"{_('Permanent link')}: <{release.url}>")
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def _text(release: Release, site_language: str) -> str:
+def _text(release: Release, site_language: str, _: Gettext) -> str:
     parts = [release.title, release.summary, html_to_text(release.body_html)]
-    if release.contacts or release.issuers:
-        parts.append("MEDIA CONTACTS\n\n" + "\n".join(_contacts(release)))
-    if release.about_html:
-        parts.append(html_to_text(release.about_html))
-    parts += [f"{heading.upper()}\n\n{text}" if heading else text for heading, text in _issuers(release, site_language)]
-    parts.append(f"Permanent link: {release.url}")
+    sections = _sections(release, site_language, _)
+    if sections and release.about_html:  # the release's own About after its contacts, as on the page
+        sections.insert(1, ("", html_to_text(release.about_html)))
+    elif release.about_html:
+        sections.append(("", html_to_text(release.about_html)))
+    parts += [f"{heading.upper()}\n\n{text}" if heading else text for heading, text in sections]
+    parts.append(f"{_('Permanent link')}: {release.url}")
     return "\n\n".join(part for part in parts if part) + "\n"

@@ -638,8 +638,7 @@ class _Renderer:
 
     def release_page(self, release: Release, *, main: Release, newer: Release | None, older: Release | None) -> dict[str, bytes]:
         root = "../" * release.path.count("/")
-        emblem = self.settings.path("templates") / "site" / _STATIC / "eu-emblem.png"
-        kit = press_kit(release=release, site_language=self.site.language, emblem=emblem if emblem.is_file() else None)
+        kit = press_kit(release=release, settings=self.settings)
         page = self._page(
             "release.html.j2",
             release.path,

@@ -168,6 +168,12 @@ def test_the_german_page_has_no_english_fixed_text_and_a_language_switcher(multi
     assert '<option value="de" selected>Deutsch (de)</option>' in german_page
     french_index = (public / "fr" / "index.html").read_text(encoding="utf-8")
     assert "Aucun communiqué de presse n’a encore été publié." in french_index
+    # The German press kit speaks German too: its headings come from the same catalogue.
+    import zipfile
+
+    kit = zipfile.ZipFile(public / "de" / "releases" / SAMPLE_SLUG / "press-kit.zip")
+    text = kit.read(f"{SAMPLE_SLUG}/{SAMPLE_SLUG}.txt").decode()
+    assert "PRESSEKONTAKTE" in text and "BETEILIGTE PROJEKTE" in text and "FINANZIERT VON DER EUROPÄISCHEN UNION" in text
 
 
 def test_a_rebuild_rewrites_nothing_and_a_changed_translation_only_its_pages(multilingual) -> None:
