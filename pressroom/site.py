@@ -125,8 +125,10 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
     jobs: list[_Job] = []
     copies: dict[str, Path] = {}
     for language in languages:
-        withdrawn = (notices, in_feeds) if language == settings.site.language else ((), ())
-        trees.append(_language_jobs(settings, public, language, languages, release_jobs, jobs, copies, *withdrawn))
+        withdrawn = [_withdrawn_version(r, language, settings) for r in notices]
+        feeds = [_withdrawn_version(r, language, settings) for r in in_feeds]
+        trees.append(_language_jobs(settings, public, language, languages, release_jobs, jobs, copies,
+                                    [r for r in withdrawn if r], [r for r in feeds if r]))
     small = {
         "sitemap.xml": partial(_sitemap, settings, trees),
         "robots.txt": lambda: f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode(),
@@ -147,6 +149,11 @@ def _build(settings: Settings, releases: Sequence[Release], now: datetime) -> Bu
         pages=pages,
         releases=tuple(release.slug for release in public),
     )
+
+
+def _withdrawn_version(release: Release, language: str, settings: Settings) -> Release | None:
+    """A withdrawn release's version in ``language`` (None when it has none): its URL keeps a notice too."""
+    return release if language == settings.site.language else release.translations.get(language)
 
 
 def _language_jobs(

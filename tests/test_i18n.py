@@ -176,6 +176,21 @@ def test_the_german_page_has_no_english_fixed_text_and_a_language_switcher(multi
     assert "PRESSEKONTAKTE" in text and "BETEILIGTE PROJEKTE" in text and "FINANZIERT VON DER EUROPÄISCHEN UNION" in text
 
 
+def test_a_withdrawn_release_keeps_its_notice_at_every_languages_url(multilingual) -> None:
+    for name in ("index.md", "index.de.md", "index.fr.md"):
+        file = multilingual.releases / SAMPLE_SLUG / name
+        if file.exists():
+            reason = "Irrtümlich versandt." if name == "index.de.md" else "Sent in error."
+            text = file.read_text(encoding="utf-8").replace(
+                "status: approved", f"status: withdrawn\nwithdrawn: {{date: 2024-08-01 10:00, reason: {reason}}}", 1)
+            file.write_text(text, encoding="utf-8")
+    build(multilingual, NOW)
+    german = (multilingual.root / "public" / "de" / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
+    assert "Irrtümlich versandt." in german and 'name="robots" content="noindex' in german and '<html lang="de">' in german
+    english = (multilingual.root / "public" / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
+    assert "Sent in error." in english
+
+
 def test_a_rebuild_rewrites_nothing_and_a_changed_translation_only_its_pages(multilingual) -> None:
     build(multilingual, NOW)
     again, _ = build(multilingual, NOW)
