@@ -49,7 +49,8 @@ def three_issuers(project):  # noqa: ANN001, ANN201 - the conftest Project
     folder = project.releases / "three-projects"
     folder.mkdir()
     shutil.copy(CASE / "release.md", folder / "index.md")
-    settings = project.settings()
+    shutil.copy(CASE / "release.de.md", folder / "index.de.md")
+    settings = project.settings(PRESSROOM_SITE__LANGUAGES='["en", "de"]')
     result = load_releases(settings)
     assert not result.problems, [str(problem) for problem in result.problems]
     return settings, result.releases[0]
@@ -108,6 +109,24 @@ def test_three_issuer_posts_match_their_golden_files(project, network):
     ]
     _golden(f"{network}.txt", post.text + "\n\n-- facets\n" + "\n".join(facets) + "\n")
     assert post.parts[0].count <= NETWORK_LIMITS[network].chars
+
+
+def test_the_german_version_of_the_three_issuer_release_matches_its_golden_files(project):
+    """Two languages, three issuers: the German page's issuer sections, email text and posts."""
+    settings, release = three_issuers(project)
+    german = release.version("de")
+    assert german.language == "de" and german is not release
+    build(project, NOW, PRESSROOM_SITE__LANGUAGES='["en", "de"]')
+    page = lxml.html.fromstring((project.root / "public" / "de" / "releases" / "three-projects" / "index.html").read_bytes())
+    sections = by_class(page, "issuer-about", "issuers", "eu-funding", "contacts")
+    _golden("page-issuers.de.html", "\n".join(lxml.html.tostring(s, encoding="unicode").strip() for s in sections) + "\n")
+    composed = compose_release(release=release, settings=settings, language="de")
+    _golden("text.de.txt", email.message_from_bytes(composed.message(READER), policy=email.policy.default)
+            .get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n"))
+    for network in sorted(NETWORK_LIMITS):
+        post = compose_post(release=german, network=network, limits=NETWORK_LIMITS[network],
+                            templates=settings.path("templates"), settings=settings)
+        _golden(f"{network}.de.txt", post.text + "\n")
 
 
 # --------------------------------------------------------------------------- what readers get
