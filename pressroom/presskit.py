@@ -24,6 +24,7 @@ __all__ = ["press_kit"]
 
 # ZIP cannot store dates before 1980; a fixed date (not the files' mtimes) keeps the bytes stable.
 _TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+_PACKED = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".pdf", ".zip", ".docx", ".xlsx", ".pptx", ".mp4", ".mp3"}
 
 
 def press_kit(*, release: Release, settings: Settings) -> bytes:
@@ -47,8 +48,10 @@ def press_kit(*, release: Release, settings: Settings) -> bytes:
             info = zipfile.ZipInfo(f"{release.slug}/{name}", date_time=_TIMESTAMP)
             info.external_attr = 0o100644 << 16  # a regular file, readable by all: whatever the umask was
             info.create_system = 3  # Unix, so the permissions above are read as such
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, entries[name], compresslevel=9)
+            # Images, PDFs and archives are compressed already: deflating them again costs time and saves nothing.
+            packed = Path(name).suffix.lower() in _PACKED
+            info.compress_type = zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED
+            archive.writestr(info, entries[name], compresslevel=None if packed else 6)
     return buffer.getvalue()
 
 

@@ -311,6 +311,7 @@ def _table_text(rows: list[list[tuple[str, str, bool]]]) -> str:
     return "\n".join(lines)
 
 
+@lru_cache(maxsize=64)  # the About boilerplates recur in every release, email and press kit
 def html_to_text(fragment: str) -> str:
     """Plain text of a sanitised HTML fragment, wrapped at 72 columns, links shown as ``<url>``."""
     writer = _TextWriter()
