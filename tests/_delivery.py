@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes
 from pathlib import Path
 
@@ -80,6 +82,22 @@ class Received:
             for (rcpt, _mid), n in self.counts.items():
                 result[rcpt] += n
             return result
+
+
+@contextmanager
+def serving(server) -> Iterator[None]:  # noqa: ANN001 - a uvicorn.Server
+    """Run a uvicorn server in a thread on loopback until the block ends (the web app, as `pressroom serve` runs it)."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def free_port() -> int:

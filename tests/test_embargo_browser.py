@@ -6,16 +6,14 @@ driven by Playwright, SQLite. The clock of the app is the test's, so the date ca
 
 from __future__ import annotations
 
-import socket
 import textwrap
-import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
 
 from pressroom.audience import MediaList, preview_url
 from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
+from tests._delivery import free_port, serving
 from tests.conftest import Project
 from tests.embargo_support import publish_once, seed
 from tests.site_support import png
@@ -26,19 +24,13 @@ NOTIFIED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 PUBLIC = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_400(tmp_path) -> None:  # noqa: ANN001
     import uvicorn
     from playwright.sync_api import sync_playwright
 
     from pressroom.web import create_app
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     project = Project(tmp_path, textwrap.dedent(f"""
         [site]
@@ -64,13 +56,7 @@ def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_
     clock = [NOTIFIED]
     server = uvicorn.Server(uvicorn.Config(create_app(settings=settings, clock=lambda: clock[0]), host="127.0.0.1", port=port,
                                            log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with serving(server):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()
@@ -111,8 +97,5 @@ def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_
             assert page.locator("h1").inner_text() == "Big news from the lab"
             assert page.locator(".embargo-band").count() == 0
             browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     opened = media.opens(release="big-news")
     assert [(journalist.address, times) for journalist, times, _, _ in opened] == [("energy@example.com", 1)]

@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import select
 from starlette.testclient import TestClient
-from tests._delivery import db_url, pg_server_url, settle_subscription_emails  # noqa: F401  (fixtures)
+from tests._delivery import db_url, free_port, pg_server_url, serving, settle_subscription_emails  # noqa: F401  (fixtures)
 from tests.conftest import NOW, Project
 from tests.test_web import BASE, Clock, Web, link_in, press_confirm
 
@@ -344,29 +343,13 @@ def test_fuzzed_bounce_webhook_never_gets_a_5xx(web: Web, body: bytes, content_t
 # --------------------------------------------------------------------------- a real server on loopback
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def running(web: Web, **env: str) -> Iterator[int]:
     """``pressroom serve``'s uvicorn server for ``web``'s project (plus ``env``) on a free loopback port."""
     settings = web.project.settings(PRESSROOM_DATABASE_URL=web.settings.db_url, **env)
-    port = _free_port()
-    instance = server(settings=settings, host="127.0.0.1", port=port)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
+    port = free_port()
+    with serving(server(settings=settings, host="127.0.0.1", port=port)):
         yield port
-    finally:
-        instance.should_exit = True
-        thread.join(timeout=30)
 
 
 def test_a_200_mb_body_is_refused_before_it_is_sent(web: Web) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 import textwrap
 import threading
 import time
@@ -22,16 +21,11 @@ import pytest
 
 from pressroom.audience import Audience
 from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
+from tests._delivery import free_port, serving
 from tests.conftest import NOW, Project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Mailbox:
@@ -71,7 +65,7 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
     from aiosmtpd.controller import Controller
 
     box = Mailbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     yield box, port
@@ -86,7 +80,7 @@ def site(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[tuple[Project
     from pressroom.web import create_app
 
     _, smtp_port = mailbox
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     toml = textwrap.dedent(
         f"""
@@ -115,15 +109,8 @@ def site(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[tuple[Project
                           extra="tags: [Recycling, Policy]\n")
     settings = project.settings()
     server = uvicorn.Server(uvicorn.Config(create_app(settings=settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield project, base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(server):
+        yield project, base
 
 
 def publish(project: Project, *, now) -> None:  # noqa: ANN001

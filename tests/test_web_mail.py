@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from pressroom.ledger import Ledger
 from pressroom.web import create_app
-from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
+from tests._delivery import db_url, free_port, pg_server_url, serving  # noqa: F401  (fixtures)
 from tests.test_exactly_once import CountingSmtp
 
 BASE = "https://press.example.org"
@@ -46,8 +46,6 @@ def test_a_subscription_answers_while_smtp_hangs_and_the_confirmation_follows(pr
 def test_subscribe_posts_that_arrive_together_each_get_one_confirmation(project, db_url: str) -> None:  # noqa: F811
     """Requests written in one batch still answer each for itself: one bad address spoils none of the others."""
     import asyncio
-    import socket
-    import threading
 
     import httpx
 
@@ -58,16 +56,7 @@ def test_subscribe_posts_that_arrive_together_each_get_one_confirmation(project,
         settings = project.settings(**smtp.env(), PRESSROOM_DATABASE_URL=db_url,
                                     PRESSROOM_WEB__POSTS_PER_IP_PER_MINUTE="100000",
                                     PRESSROOM_WEB__CONFIRMATIONS_PER_IP_PER_HOUR="100000")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        instance = server(settings=settings, host="127.0.0.1", port=port)
-        thread = threading.Thread(target=instance.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not instance.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-            time.sleep(0.05)
+        port = free_port()
         addresses = [f"reader{n}@example.org" for n in range(60)] + ["reader7@example.org", "not an address"]
 
         async def post_all() -> list[httpx.Response]:
@@ -76,14 +65,11 @@ def test_subscribe_posts_that_arrive_together_each_get_one_confirmation(project,
                 return await asyncio.gather(*(client.post("/subscribe", data={"email": a, "cadence": "per-release"})
                                               for a in addresses))
 
-        try:
+        with serving(server(settings=settings, host="127.0.0.1", port=port)):
             answers = asyncio.run(post_all())
             deadline = time.monotonic() + 30
             while smtp.total() < 60 and time.monotonic() < deadline:
                 time.sleep(0.05)
-        finally:
-            instance.should_exit = True
-            thread.join(timeout=30)
     assert [a.status_code for a in answers] == [200] * 61 + [400]
     # reader7 asked twice: each request has its own link (within the per-mailbox daily limit).
     assert smtp.counts() == {address: 2 if address == "reader7@example.org" else 1 for address in addresses[:60]}
