@@ -77,6 +77,10 @@ def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_
             assert fetched.status == 200 and fetched.body() == b"%PDF-1.4 the statement"
             assert fetched.headers["cache-control"] == "private, no-store"
             assert page.request.get(f"{base}/preview/big-news/files/statement.pdf?token=forged").status == 400
+            # With a genuine link, only the release's own downloads: no other file of content/ or of the project.
+            token = link.split("token=", 1)[1]
+            for other in ("index.md", "lab.png", "..%2F..%2F..%2Fpressroom.toml", "../../../pressroom.toml"):
+                assert page.request.get(f"{base}/preview/big-news/files/{other}?token={token}").status in (400, 404), other
 
             # The sports desk was never sent this release: its genuine-looking link is refused like a forged one.
             misdirected = preview_url(settings=settings, journalist_id=sport.id, slug="big-news")
