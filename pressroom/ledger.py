@@ -215,6 +215,11 @@ _BEGIN = (
             lease_until=bindparam("b_lease", type_=deliveries.c.lease_until.type), updated_at=_NOW)
     .returning(deliveries.c.id)
 )
+_REMEMBER_TEXT = (
+    update(publications)
+    .where(publications.c.slug == bindparam("p_slug"))
+    .values(text_digest=bindparam("p_digest"), corrections=bindparam("p_corrections"))
+)
 _HOLD_BACK = (
     update(deliveries)
     .where(_MINE)
@@ -626,14 +631,18 @@ class Ledger:
             return {slug: (digest, corrections) for slug, digest, corrections in rows.tuples()}
 
     def remember_texts(self, *, releases: Iterable[Release]) -> None:
-        """Record what each (already recorded) public release says now: the next check compares with it."""
-        with self._engine.begin() as conn:
-            for release in releases:
-                conn.execute(
-                    update(publications)
-                    .where(publications.c.slug == release.slug)
-                    .values(text_digest=release.text_digest, corrections=len(release.corrections))
-                )
+        """Record what each (already recorded) public release says now: the next check compares with it.
+
+        Only releases that changed are written: every publish run calls this for the whole archive."""
+        known = self.published_texts()
+        changed = [
+            {"p_slug": release.slug, "p_digest": release.text_digest, "p_corrections": len(release.corrections)}
+            for release in releases
+            if release.slug in known and known[release.slug] != (release.text_digest, len(release.corrections))
+        ]
+        if changed:
+            with self._engine.begin() as conn:
+                conn.execute(_REMEMBER_TEXT, changed)
 
     def plan_received(self, *, release: str, source: str, channel: str, now: datetime) -> int | None:
         """Plan ``channel`` for everyone ``source`` reached (its ``sent`` rows), with their subscriber ids,

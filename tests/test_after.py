@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import lxml.html
 from lxml import etree

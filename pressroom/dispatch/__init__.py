@@ -14,11 +14,8 @@ from pressroom.dispatch.decide import (
     digest_period,
     digest_releases,
     email_decision,
-    email_follow_ups,
-    silent_edits,
     social_decision,
     social_follow_ups,
-    vanished_releases,
 )
 from pressroom.dispatch.email import (
     EmailChannel,
@@ -37,6 +34,7 @@ __all__ = [
     "Decision",
     "DispatchResult",
     "EmailChannel",
+    "FollowUp",
     "Pushed",
     "Pusher",
     "TransactionalSender",
@@ -51,5 +49,6 @@ __all__ = [
     "send_email",
     "send_staff",
     "social_decision",
+    "social_follow_ups",
     "transactional_email",
 ]

@@ -9,8 +9,8 @@ what the ledger does not have as sent.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from pressroom.dispatch.decide import FollowUp, email_follow_ups, silent_edits, vanished_releases
 from pressroom.dispatch.email import EmailChannel, _per_language, send_email

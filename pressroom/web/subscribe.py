@@ -28,7 +28,7 @@ from pressroom.audience import (
     Requested, SubscribeRequest, TokenError, check_request, confirm_request, request_subscriptions, sign_token, verify_token,
 )
 from pressroom.dispatch.email import TRANSACTIONAL, transactional_payload
-from pressroom.web.core import CONFIRM_ACTION, Form, GroupCommit, Web, duration
+from pressroom.web.core import CONFIRM_ACTION, GroupCommit, Web, duration
 from pressroom.web.security import client, read_form
 
 log = logging.getLogger("pressroom.web")
