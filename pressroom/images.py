@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
@@ -42,13 +43,24 @@ def variant(file: Path, width: int) -> tuple[int, int] | None:
     if file.suffix.lower() not in _RESIZABLE:
         return None
     try:
-        with Image.open(file) as image:
-            original = image.size
-    except (OSError, UnidentifiedImageError):
+        stat = file.stat()
+    except OSError:
         return None
-    if original[0] <= width:
+    original = _pixels(file, stat.st_mtime_ns, stat.st_size)
+    if original is None or original[0] <= width:
         return None
     return width, max(1, round(original[1] * width / original[0]))
+
+
+@lru_cache(maxsize=4096)
+def _pixels(file: Path, mtime_ns: int, size: int) -> tuple[int, int] | None:
+    """An image's size in pixels, read once per version of the file: every build asks it of every image twice or more."""
+    del mtime_ns, size  # part of the cache key only
+    try:
+        with Image.open(file) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError):
+        return None
 
 
 def resize(*, source: Path, width: int) -> bytes:
