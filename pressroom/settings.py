@@ -273,6 +273,11 @@ def _refuse_public(value: SecretStr | None, where: str) -> None:
         raise ConfigError(f"{where} is the public development secret (or empty): anyone could forge links with it", hint=_SECRET_HINT)
 
 
+@functools.lru_cache(maxsize=64)  # asked for on every page and press kit of a build; resolving means a syscall per part
+def _resolved(folder: Path) -> Path:
+    return folder.resolve()
+
+
 class Settings(_Section):
     """Everything Pressroom is told. Build it with :func:`load_settings`."""
 
@@ -297,7 +302,7 @@ class Settings(_Section):
     def path(self, name: Literal["content", "public", "var", "templates"]) -> Path:
         """An absolute folder from [paths], resolved against the project root."""
         folder = getattr(self.paths, name)
-        return folder if folder.is_absolute() else (self.root / folder).resolve()
+        return folder if folder.is_absolute() else _resolved(self.root / folder)
 
     @property
     def releases_dir(self) -> Path:
