@@ -22,7 +22,9 @@ medians (issue 10: the answer must not tell them apart).
 
 Last lines:
 ``web_enumeration: known_ms=<x> unknown_ms=<x> pending_ms=<x> suppressed_ms=<x> samples=<n>``
-``web: post_rps=<n> post_ref_rps=<n> post_ratio=<x> post_p99_ms=<n> get_rps=<n> get_ref_rps=<n> get_ratio=<x> errors=<n> lost=<n>``
+``web: post_rps=<n> post_ref_rps=<n> post_ratio=<x> post_p99_ms=<n> get_rps=<n> get_ref_rps=<n> get_ratio=<x> errors=<n> lost=<n>
+confirmations_drain_s=<s>`` (the last: how long after the POST run the server was still sending the
+confirmations it queued; the GET run starts once they are all sent)
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -161,6 +164,21 @@ def _wrk(url: str, *, connections: int, duration: int, script: Path | None = Non
     }
 
 
+def _drain(ledger: Any, timeout: float = 600.0) -> float:
+    """Seconds until the server has sent every confirmation the POST run queued (the reference has none to
+    send: its GET run must not be compared with a server still busy with tens of thousands of emails)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        report = ledger.report(channel="transactional")
+        if not report.pending and not report.in_flight:
+            sent = report.sent
+            print(f"pressroom: every confirmation sent ({sent} in all, {report.total - sent} not sent) "
+                  f"{time.monotonic() - started:.1f} s after the POST run", flush=True)
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise SystemExit(f"the confirmations were still being sent {timeout:.0f} s after the POST run")
+
+
 def _enumeration(origin: str, *, samples: int) -> dict[str, float]:
     """Median ms of POST /subscribe for each kind of address, one request at a time, interleaved.
 
@@ -198,6 +216,7 @@ def main() -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PRESSROOM_")}
     sys.path.insert(0, str(REPO))
     from pressroom.audience import Audience
+    from pressroom.ledger import Ledger
     from pressroom.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="pressroom-web-bench-") as folder:
@@ -215,6 +234,7 @@ def main() -> None:
         audience.add(address="pending@example.org", now=now, source="benchmark", status="pending")
         audience.suppress(address="suppressed@example.org", reason="hard-bounce", now=now)
         public = settings.path("public")
+        ledger = Ledger.from_settings(settings)
 
         pressroom = subprocess.Popen(
             [*cli, "serve", "-s", str(root / "pressroom.toml"), "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
@@ -234,6 +254,8 @@ def main() -> None:
                 script.write_text(POST_SCRIPT.replace("ORIGIN", base).replace("PREFIX", f"load-{name}"), encoding="utf-8")
                 print(f"{name}: POST /subscribe (a new address each), {args.connections} connections, {args.duration} s", flush=True)
                 post = _wrk(f"{base}/subscribe", connections=args.connections, duration=args.duration, script=script)
+                if name == "pressroom":
+                    drained = _drain(ledger)
                 print(f"{name}: GET /index.html, {args.connections} connections, {args.duration} s", flush=True)
                 get = _wrk(f"{base}/index.html", connections=args.connections, duration=args.duration)
                 results[name] = (post, get)
@@ -260,7 +282,7 @@ def main() -> None:
     print(
         f"web: post_rps={post['rps']:.0f} post_ref_rps={ref_post['rps']:.0f} post_ratio={post['rps'] / ref_post['rps']:.2f} "
         f"post_p99_ms={post['p99_ms']:.0f} get_rps={get['rps']:.0f} get_ref_rps={ref_get['rps']:.0f} "
-        f"get_ratio={get['rps'] / ref_get['rps']:.2f} errors={errors} lost={lost}"
+        f"get_ratio={get['rps'] / ref_get['rps']:.2f} errors={errors} lost={lost} confirmations_drain_s={drained:.1f}"
     )
 
 
