@@ -20,6 +20,7 @@ import gc
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -27,7 +28,8 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -805,44 +807,47 @@ def _sync(
     after: dict[str, list] = {}
     pages = {path for stage in stages for job in stage for path in job.paths}
     produced: set[str] = set(pages)
-    with _Writer(public) as writer:
-        # Images and the stylesheet first, then each stage (release pages, then the pages and feeds
-        # that link to them), removals last: a reader during a build never follows a link to a file
-        # not there yet.
-        for relative, source in copies.items():
-            if relative in pages:
-                continue  # a page wins over an image that happens to share its name
-            produced.add(relative)
-            target = public / relative
-            if _same_file(target, source):
-                result.unchanged += 1
-                continue
-            writer.write(target, source.read_bytes(), like=source)
-            result.written.append(target)
-        writer.wait()
-        for stage in stages:
-            stamps: list[tuple[str, str, Path]] = []
-            for job in stage:
-                if job.key is not None and all(_fresh(public / path, before.get(path), job.key) for path in job.paths):
-                    for path in job.paths:
-                        after[path] = before[path]
-                    result.unchanged += len(job.paths)
+    stale: list[list[_Job]] = []
+    for stage in stages:
+        stale.append([])
+        for job in stage:
+            if job.key is not None and all(_fresh(public / path, before.get(path), job.key) for path in job.paths):
+                for path in job.paths:
+                    after[path] = before[path]
+                result.unchanged += len(job.paths)
+            else:
+                stale[-1].append(job)
+    global _forked
+    _forked = (public, stale, existing)
+    try:
+        with _renderers(sum(map(len, stale))) as pool, _Writer(public) as writer:
+            # Images and the stylesheet first, then each stage (release pages, then the pages and feeds
+            # that link to them), removals last: a reader during a build never follows a link to a file
+            # not there yet.
+            for relative, source in copies.items():
+                if relative in pages:
+                    continue  # a page wins over an image that happens to share its name
+                produced.add(relative)
+                target = public / relative
+                if _same_file(target, source):
+                    result.unchanged += 1
                     continue
-                for relative, data in job.outputs().items():
-                    target = public / relative
-                    if os.path.join(root, relative) in existing and _same_bytes(target, data):
-                        result.unchanged += 1
-                        if job.key is not None:
-                            stat = target.stat()
-                            after[relative] = [job.key, stat.st_size, stat.st_mtime_ns]
-                        continue
-                    writer.write(target, data)
-                    result.written.append(target)
-                    if job.key is not None:
-                        stamps.append((relative, job.key, target))
+                writer.write(target, source.read_bytes(), like=source)
+                result.written.append(target)
             writer.wait()
-            for relative, key, target in stamps:
-                after[relative] = [key, *writer.stamps.pop(target)]
+            for number, jobs in enumerate(stale):
+                size = max(_SMALLEST_CHUNK, len(jobs) // (_RENDERERS * 4))
+                chunks = [range(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
+                if pool is not None and len(chunks) > 1:
+                    outcomes = pool.map(_render_chunk, itertools.repeat(number), chunks)
+                else:
+                    outcomes = iter([_render_jobs(jobs, public, existing, writer)])
+                for written, unchanged, stamps in outcomes:
+                    result.written += map(Path, written)
+                    result.unchanged += unchanged
+                    after.update(stamps)
+    finally:
+        _forked = None
     wanted = {os.path.join(root, relative) for relative in produced}
     for path in sorted(existing - wanted):
         try:
@@ -856,6 +861,67 @@ def _sync(
             os.rmdir(folder)
     cache.files = after
     return result
+
+
+def _render_jobs(
+    jobs: Sequence[_Job], public: Path, existing: set[str], writer: _Writer
+) -> tuple[list[str], int, dict[str, list]]:
+    """Render ``jobs`` and write what differs from disk: (files written, files unchanged, manifest entries)."""
+    written: list[str] = []
+    unchanged = 0
+    stamps: list[tuple[str, str, Path]] = []
+    entries: dict[str, list] = {}
+    for job in jobs:
+        for relative, data in job.outputs().items():
+            target = public / relative
+            if str(target) in existing and _same_bytes(target, data):
+                unchanged += 1
+                if job.key is not None:
+                    stat = target.stat()
+                    entries[relative] = [job.key, stat.st_size, stat.st_mtime_ns]
+                continue
+            writer.write(target, data)
+            written.append(str(target))
+            if job.key is not None:
+                stamps.append((relative, job.key, target))
+    writer.wait()
+    for relative, key, target in stamps:
+        entries[relative] = [key, *writer.stamps.pop(target)]
+    return written, unchanged, entries
+
+
+# Rendering is CPU-bound Python (Jinja, a press kit's text: about half a millisecond a release), so
+# from this many jobs to render, worker processes share each stage, one contiguous chunk of jobs at a
+# time, each writing its own files. They are forked, as they must inherit the jobs (whose templates
+# and partial renders do not pickle), and so only from a process that has no other thread yet: a
+# fork could copy a lock another thread holds. Elsewhere (a Prefect flow run) the build renders here.
+_PARALLEL_FROM = 400
+_RENDERERS = min(4, os.cpu_count() or 1)
+_SMALLEST_CHUNK = 16  # jobs: a chunk costs a round trip to a worker
+_forked: tuple[Path, list[list[_Job]], set[str]] | None = None  # what the workers inherit
+
+
+@contextmanager
+def _renderers(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    if jobs < _PARALLEL_FROM or _RENDERERS < 2 or threading.active_count() > 1:
+        yield None
+        return
+    try:
+        pool = ProcessPoolExecutor(max_workers=_RENDERERS, mp_context=multiprocessing.get_context("fork"))
+        pool.submit(int).result()  # forks every worker now, before this process starts its writing threads
+    except (OSError, BrokenProcessPool):
+        yield None  # no processes here (a sandbox, a full process table): render in this one
+        return
+    with pool:
+        yield pool
+
+
+def _render_chunk(stage: int, indexes: range) -> tuple[list[str], int, dict[str, list]]:
+    """In a worker: render and write one chunk of a stage's jobs."""
+    assert _forked is not None, "only forked by _sync"
+    public, stale, existing = _forked
+    with _Writer(public) as writer:
+        return _render_jobs([stale[stage][index] for index in indexes], public, existing, writer)
 
 
 class _BuildCache:

@@ -11,6 +11,7 @@ from xml.etree import ElementTree
 import lxml.html
 import pytest
 
+from pressroom import site
 from pressroom.errors import ConfigError, TemplateError
 from pressroom.releases import load_releases
 from pressroom.settings import load_settings
@@ -185,6 +186,31 @@ def test_a_second_build_rewrites_nothing(project):
     second, _ = build(project, NOW)
     assert (second.written, second.removed, second.unchanged) == ([], [], len(before))
     assert _mtimes(public) == before
+
+
+def test_worker_processes_build_the_same_site_as_one_process(project, monkeypatch):
+    write_sample(project)
+    for number in range(12):
+        project.write_release(f"more-{number}", title=f"More {number}", date=f"2024-06-{number + 10} 09:00",
+                              extra=f"tags: [recycling, topic {number % 3}]\n")
+    public = project.root / "public"
+    monkeypatch.setattr(site, "_PARALLEL_FROM", 10**9)
+    alone, _ = build(project, NOW)
+    files = {path: path.read_bytes() for path in public.rglob("*") if path.is_file()}
+    shutil.rmtree(public)
+    shutil.rmtree(project.root / "var" / "cache")
+    # A few jobs a chunk, two workers, and this test process taken for one with no other thread.
+    monkeypatch.setattr(site, "_PARALLEL_FROM", 2)
+    monkeypatch.setattr(site, "_RENDERERS", 2)
+    monkeypatch.setattr(site.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(site, "_SMALLEST_CHUNK", 1)
+    shared, _ = build(project, NOW)
+    assert {path: path.read_bytes() for path in public.rglob("*") if path.is_file()} == files
+    assert sorted(shared.written) == sorted(alone.written)
+    # The workers' manifest is exact: the next build renders nothing (a press kit would be made again).
+    monkeypatch.setattr(site, "press_kit", lambda **_: pytest.fail("a fresh release page was rendered again"))
+    again, _ = build(project, NOW)
+    assert (again.written, again.removed, again.unchanged) == ([], [], len(files))
 
 
 def test_adding_a_release_rewrites_only_the_pages_it_changes(project):
