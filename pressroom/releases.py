@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import sys
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -90,16 +91,37 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Every release comes out of a pickle (the cache, a parsing worker), each with its own set of the
-        # fields it was given: 2.7 KB a release, 27 MB at 10,000. One shared set per shape instead; pydantic
+        # Every release comes out of a pickle (the cache, a parsing worker), each with its own copy of what
+        # thousands of releases share: the set of the fields it was given (2.7 KB a release, 27 MB at 10,000)
+        # and short values (status, language, tags, contacts). One shared object each instead; pydantic
         # copies the set before it changes one (model_copy), and a frozen model never changes its own.
         given = state.get("__pydantic_fields_set__")
         if given is not None:
             state = {**state, "__pydantic_fields_set__": _FIELD_SETS.setdefault(frozenset(given), given)}
+        values = state.get("__dict__") or {}
+        for name, value in values.items():
+            if type(value) is str and len(value) <= _SHORT:
+                values[name] = sys.intern(value)
+            elif type(value) is tuple and all(type(item) is str and len(item) <= _SHORT for item in value):
+                values[name] = tuple(map(sys.intern, value))
         super().__setstate__(state)
 
 
 _FIELD_SETS: dict[frozenset[str], set[str]] = {}
+_SHORT = 64  # characters: a value this short is likely one many releases share
+
+
+class _Shared(_Frozen):
+    """A small model many releases hold equal copies of (the default channel options, the press office's
+    contact): unpickled, equal ones are one shared object (0.5 KB a release each)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _shared, (type(self), tuple(self.__dict__.items()), frozenset(self.__pydantic_fields_set__))
+
+
+@lru_cache(maxsize=1024)
+def _shared(model: type[_Shared], values: tuple[tuple[str, Any], ...], given: frozenset[str]) -> _Shared:
+    return model.model_construct(_fields_set=set(given), **dict(values))
 
 
 class HeroImage(_Frozen):
@@ -108,7 +130,7 @@ class HeroImage(_Frozen):
     file: Path | None = Field(None, description="the local file, copied next to the release page")
 
 
-class Contact(_Frozen):
+class Contact(_Shared):
     name: str
     role: str = ""
     organisation: str = ""
@@ -156,7 +178,7 @@ class Download(_Frozen):
         return human_size(self.size)
 
 
-class ChannelOptions(_Frozen):
+class ChannelOptions(_Shared):
     """Per-channel overrides in front matter: ``email: {subject: ..., enabled: false}``."""
 
     enabled: bool = True
@@ -1292,16 +1314,19 @@ class _ReleaseCache:
         # A release keeps its co-issuers inside it: an edited organisation file invalidates the cache.
         self.salt = f"{settings.fingerprint}:{code}:{_organisations.load_organisations(settings=settings).fingerprint}"
         self.old: dict[str, tuple] = {}
+        self.new: dict[str, tuple] = {}
         self.whole = False  # the file was read to its end: appending to it is safe
         try:
             with open(self.file, "rb") as stream, _collector_paused():
+                # The salt comes first: after a settings or code change not one entry is read.
+                if pickle.load(stream) != self.salt:
+                    return
                 while stream.peek(1):
                     key, entry = pickle.load(stream)  # a fresh memo for each, as they were written
                     self.old[key] = entry  # a later entry (appended) wins
             self.whole = True
         except Exception:  # noqa: S110 - missing, torn or from another version: what was read is kept, the rest parsed
             pass
-        self.new: dict[str, tuple] = {}
 
     @staticmethod
     def _stamp(path: Path) -> tuple[int, int]:
@@ -1311,19 +1336,19 @@ class _ReleaseCache:
     def get(self, file: Path) -> tuple[Release, list[ReleaseWarning]] | None:
         entry = self.old.get(str(file))
         try:
-            if not entry or entry[:2] != (self.salt, self._stamp(file)):
+            if not entry or entry[0] != self._stamp(file):
                 return None
-            if [self._stamp(asset) for asset in entry[3].assets] != entry[2]:
+            if [self._stamp(asset) for asset in entry[2].assets] != entry[1]:
                 return None
         except OSError:
             return None  # the file or an image went away: parse again, which reports it
         self.new[str(file)] = entry
-        return entry[3], [_from_fields(warning) for warning in entry[4]]  # type: ignore[misc]
+        return entry[2], [_from_fields(warning) for warning in entry[3]]  # type: ignore[misc]
 
     def put(self, file: Path, release: Release, warnings: list[ReleaseWarning]) -> tuple[Release, list[ReleaseWarning]]:
         stamps = [self._stamp(asset) for asset in release.assets]
         # Warnings as fields: a pickled ReleaseWarning would not load, and the whole cache with it.
-        self.new[str(file)] = (self.salt, self._stamp(file), stamps, release, [_fields(w) for w in warnings])
+        self.new[str(file)] = (self._stamp(file), stamps, release, [_fields(w) for w in warnings])
         return release, warnings
 
     def save(self) -> None:
@@ -1342,6 +1367,7 @@ class _ReleaseCache:
                 return
             temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}")
             with open(temporary, "wb") as stream:
+                pickle.dump(self.salt, stream, protocol=pickle.HIGHEST_PROTOCOL)
                 self._dump(stream, self.new.items())
             temporary.replace(self.file)
         except OSError:
