@@ -65,7 +65,10 @@ def check(
     result = load_releases(settings, path=path)
     for problem in sorted([*result.problems, *result.warnings], key=lambda found: (str(found.path), found.line or 1)):
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
-    if path is None:  # only the whole folder tells a deleted release from one not checked
+    # Only the whole folder tells a deleted release from one not checked. With the embedded
+    # database not created yet nothing was ever published: a check does not create it.
+    published = settings.database_url or settings.embedded_database.exists()
+    if path is None and published:
         from pressroom.dispatch.after import reminders
         from pressroom.errors import PressroomError
         from pressroom.ledger import Ledger
@@ -153,7 +156,7 @@ def _dry_run(settings: Settings) -> Path:
     base = settings.path("var") / "dry-run"
     shutil.rmtree(base, ignore_errors=True)
     (base / "var").mkdir(parents=True)
-    database = settings.path("var") / "pressroom.db"
+    database = settings.embedded_database
     if database.exists():
         with sqlite3.connect(database) as source, sqlite3.connect(base / "var" / "pressroom.db") as copy:
             source.backup(copy)  # consistent even while a WAL is in use

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from pressroom.errors import ReleaseError, ReleaseWarning
+from pressroom.i18n import format_size
 from pressroom.settings import Settings
 
 if TYPE_CHECKING:
@@ -173,9 +174,9 @@ class Download(_Frozen):
         """What the file is, for people: its extension in capitals (PDF, DOCX, ZIP)."""
         return PurePosixPath(self.name).suffix.lstrip(".").upper() or "File"
 
-    @property
-    def size_text(self) -> str:
-        return human_size(self.size)
+    def size_in(self, language: str) -> str:
+        """"1.5 MB", "1,5 Mo": the file's size as readers of ``language`` write it."""
+        return format_size(self.size, language=language)
 
 
 class ChannelOptions(_Shared):
@@ -309,14 +310,6 @@ class LoadResult:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def human_size(size: int) -> str:
-    """``1536`` -> ``"1.5 KB"``: decimal units, as file managers and browsers show them."""
-    if size < 1000:
-        return f"{size} bytes"
-    value, unit = (size / 1e6, "MB") if size >= 1_000_000 else (size / 1e3, "KB")
-    return f"{value:.1f} {unit}".replace(".0 ", " ")
 
 
 def slugify(text: str) -> str:
@@ -924,8 +917,8 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
             if image.suffix.lower() in _IMAGE_SUFFIXES and size > MAX_IMAGE_BYTES:
                 # Pages and emails show smaller copies, but the original still goes into every press kit download.
                 warnings.append(ReleaseWarning(
-                    f"image {image.name} is {human_size(size)}", path=path, line=1, field="images",
-                    hint=f"export it at most {human_size(MAX_IMAGE_BYTES)} (e.g. 3000 px wide, JPEG quality 85)",
+                    f"image {image.name} is {format_size(size, language="en")}", path=path, line=1, field="images",
+                    hint=f"export it at most {format_size(MAX_IMAGE_BYTES, language="en")} (e.g. 3000 px wide, JPEG quality 85)",
                 ))
 
     # Not the body's whole text: a table or list after a sentence without a full stop would join it.

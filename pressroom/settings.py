@@ -311,7 +311,12 @@ class Settings(_Section):
     @property
     def db_url(self) -> str:
         """SQLAlchemy URL; the embedded default is a SQLite file under var/."""
-        return self.database_url or f"sqlite:///{self.path('var') / 'pressroom.db'}"
+        return self.database_url or f"sqlite:///{self.embedded_database}"
+
+    @property
+    def embedded_database(self) -> Path:
+        """The SQLite file used when no ``database_url`` is set."""
+        return self.path("var") / "pressroom.db"
 
     @field_validator("secret_key", mode="before")
     @classmethod

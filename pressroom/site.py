@@ -50,7 +50,7 @@ from pressroom.errors import ConfigError, TemplateError
 from pressroom.feeds import FEED_FILES, render_feeds
 from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
 from pressroom.presskit import press_kit
-from pressroom.releases import PRESS_KIT, Release, human_size, slugify
+from pressroom.releases import PRESS_KIT, Release, slugify
 from pressroom.settings import Settings
 
 __all__ = ["BuildReport", "build_site"]
@@ -681,7 +681,7 @@ class _Renderer:
             older=older,
             corrections=[self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
             downloads=release.downloads,
-            press_kit={"name": PRESS_KIT, "size": human_size(len(kit))},
+            press_kit={"name": PRESS_KIT, "size": i18n.format_size(len(kit), language=release.language)},
             contacts=media_contacts(release=release),
             issuer_about=[
                 (issuer, self._relative_html(html, root))

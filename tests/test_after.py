@@ -55,7 +55,7 @@ def test_linked_and_listed_files_are_published_beside_the_page_and_listed_on_it_
 
     box = _page(project).get_element_by_id("downloads-title").getparent()
     rows = [" ".join(item.text_content().split()) for item in box.iter("li")]
-    assert rows[:2] == ["Fact sheet DOCX, 122 bytes", "statement.pdf PDF, 2.4 KB"]
+    assert rows[:2] == ["Fact sheet DOCX, 122 bytes", "statement.pdf PDF, 2.4 kB"]
     assert rows[2].startswith("Press kit ZIP")
 
     settings = project.settings()
@@ -68,6 +68,17 @@ def test_linked_and_listed_files_are_published_beside_the_page_and_listed_on_it_
     ):
         assert f'href="{url}"' in email.html and url in email.text
     assert "Fact sheet (DOCX, 122 bytes)" in email.text
+
+
+def test_download_sizes_are_written_as_the_release_language_writes_them(project):
+    _with_downloads(project)
+    _edit(project, "summary:", "language: fr\nsummary:")
+    _, releases = build(project, NOW)
+    box = _page(project).get_element_by_id("downloads-title").getparent()
+    rows = [" ".join(item.text_content().split()) for item in box.iter("li")]
+    assert rows[:2] == ["Fact sheet DOCX, 122 octets", "statement.pdf PDF, 2,4 ko"]
+    email = compose_release(release=next(r for r in releases if r.slug == SLUG), settings=project.settings())
+    assert "Fact sheet (DOCX, 122\xa0octets)" in email.text and "(PDF, 2,4\u202fko)" in email.text
 
 
 def test_a_missing_linked_file_is_reported_with_its_line_and_the_other_releases_still_load(project):

@@ -58,6 +58,14 @@ def test_scheduled_release_shows_as_scheduled(project):
     assert "later  scheduled  2030-01-01 08:00 UTC = 2030-01-01 09:00 CET (Europe/Brussels)" in result.output
 
 
+def test_check_of_a_fresh_project_creates_no_database(project):
+    project.write_release("fresh")
+    result = CliRunner().invoke(app, ["check", "--settings", str(project.root / "pressroom.toml")])
+    assert result.exit_code == 0, result.output
+    assert "fresh" in result.output
+    assert not (project.root / "var" / "pressroom.db").exists()
+
+
 def test_a_warning_is_listed_but_the_release_still_loads_and_check_passes(project):
     project.write_release("midnight", date="2024-07-29")
     runner = CliRunner()

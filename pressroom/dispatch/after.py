@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pressroom.dispatch.decide import FollowUp, email_follow_ups, silent_edits, vanished_releases
-from pressroom.dispatch.email import EmailChannel, _per_language, send_email
+from pressroom.dispatch.email import EmailChannel, per_language, send_email
 from pressroom.errors import PressroomError
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.mail.transports import Transport
@@ -36,7 +36,7 @@ def follow_up_email(*, release: Release, follow_up: FollowUp, settings: Settings
                                  date=follow_up.date, number=follow_up.number, language=language)
 
     # In each reader's language, as they had the release.
-    render = _per_language(release=release, settings=settings, compose=compose)
+    render = per_language(release=release, settings=settings, compose=compose)
     return EmailChannel(name=follow_up.channel, settings=settings, render=render,
                         key=lambda d: f"{d.release}/{follow_up.channel}/{d.recipient}", transport=transport)
 

@@ -33,6 +33,7 @@ __all__ = [
     "TransactionalSender",
     "digest_email",
     "enqueue_transactional",
+    "per_language",
     "release_email",
     "send_email",
     "send_staff",
@@ -136,12 +137,12 @@ def release_email(*, release: Any, settings: Settings, transport: Transport | No
     the site language's), still one email: the ledger row is the reader's, whatever the language."""
     from pressroom.mail import compose_release
 
-    render = _per_language(release=release, settings=settings,
+    render = per_language(release=release, settings=settings,
                            compose=lambda language: compose_release(release=release, settings=settings, language=language))
     return EmailChannel(name="email", settings=settings, render=render, transport=transport)
 
 
-def _per_language(*, release: Any, settings: Settings, compose: Callable[[str], Any]) -> Render:
+def per_language(*, release: Any, settings: Settings, compose: Callable[[str], Any]) -> Render:
     """Each delivery in its reader's version of ``release``: ``compose(language)`` runs once per
     language (the site language's at once, so a broken template stops the send before anything goes)."""
     renders = {release.language: _personaliser(composed=compose(release.language), settings=settings)}

@@ -27,6 +27,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
+from babel.units import format_unit
 from markupsafe import Markup
 
 from pressroom.errors import ConfigError
@@ -163,6 +164,15 @@ def language_name(code: str) -> str:
     except (UnknownLocaleError, ValueError):
         name = ""
     return f"{name[:1].upper()}{name[1:]} ({code})" if name else code
+
+
+def format_size(size: int, *, language: str) -> str:
+    """A file size as ``language`` writes it, in decimal units as file managers and browsers show them:
+    "1.5 MB", "1,5 MB", "1,5 Mo", "340 kB"."""
+    if size < 1000:  # "122 bytes", "122 octets": the short form would be "122 byte"
+        return format_unit(size, "digital-byte", length="long", locale=_locale(language))
+    unit, value = ("digital-megabyte", size / 1e6) if size >= 1_000_000 else ("digital-kilobyte", size / 1e3)
+    return format_unit(value, unit, length="short", format="#,##0.#", locale=_locale(language))
 
 
 def _project_dir(settings: Settings) -> str:

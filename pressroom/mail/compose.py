@@ -453,7 +453,7 @@ def _release_context(
         "contacts": [contact.model_dump() for contact in media_contacts(release=release)],
         "tags": list(release.tags),
         "downloads": [
-            {"title": d.title, "url": utm(urljoin(release.url, d.name)), "kind": d.kind, "size": d.size_text}
+            {"title": d.title, "url": utm(urljoin(release.url, d.name)), "kind": d.kind, "size": d.size_in(release.language)}
             for d in release.downloads
         ],
         "press_kit": utm(urljoin(release.url, PRESS_KIT)),
