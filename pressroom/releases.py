@@ -917,8 +917,8 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
             if image.suffix.lower() in _IMAGE_SUFFIXES and size > MAX_IMAGE_BYTES:
                 # Pages and emails show smaller copies, but the original still goes into every press kit download.
                 warnings.append(ReleaseWarning(
-                    f"image {image.name} is {format_size(size, language="en")}", path=path, line=1, field="images",
-                    hint=f"export it at most {format_size(MAX_IMAGE_BYTES, language="en")} (e.g. 3000 px wide, JPEG quality 85)",
+                    f"image {image.name} is {format_size(size, language='en')}", path=path, line=1, field="images",
+                    hint=f"export it at most {format_size(MAX_IMAGE_BYTES, language='en')} (e.g. 3000 px wide, JPEG quality 85)",
                 ))
 
     # Not the body's whole text: a table or list after a sentence without a full stop would join it.
