@@ -4,10 +4,12 @@ Starts postfix's ``smtp-sink`` on 127.0.0.1 and measures, in one run:
 
 (a) ``smtp-source`` sending messages of the sample release's size over ``--connections``
     sessions: the ceiling of this machine;
-(b) Pressroom sending the sample release to ``--subscribers`` readers through the engine
-    (:func:`engine_send`: plan, claim, mark a window sending, push, record; the ledger on SQLite,
-    personalisation per reader) and the SMTP transport, ``--connections`` senders in one process
-    each handed ``--window`` messages at a time: the ``pressroom`` figure; and, to tell the engine's
+(b) Pressroom sending the sample release to ``--subscribers`` readers through the engine: plan,
+    then ``--senders`` processes (default: one per core) sharing the send, as the flow's sender
+    tasks do with ``email.processes``, each running the dispatch loop (claim, mark a window
+    sending, push, record; the ledger on SQLite, personalisation per reader) over
+    ``--connections`` SMTP connections handed ``--window`` messages at a time: the ``pressroom``
+    figure; and, to tell the engine's
     share from the client's, the transport alone driven the same way with ready bytes (``transport``,
     on stderr). (a) and (b) alternate for ``--rounds`` rounds and the best of each is kept, so a
     neighbour's burst on a shared machine does not decide the ratio;
@@ -21,7 +23,8 @@ Starts postfix's ``smtp-sink`` on 127.0.0.1 and measures, in one run:
     rows the kill left ambiguous (their fate unknown). The largest is ``ambiguous_max``, beside
     the bound it must not exceed: ``connections x window`` (the messages one worker has in flight).
 
-Usage: ``python benchmarks/fanout.py [--subscribers 20000] [--connections 8] [--window 2] [--rss-subscribers 1000000]``.
+Usage: ``python benchmarks/fanout.py [--subscribers 20000] [--senders 2] [--connections 8] [--window 2]
+[--rss-subscribers 1000000]``.
 The last line is ``fanout: pressroom=<msgs/s> ceiling=<msgs/s> naive=<msgs/s> ratio=<x> peak_rss_mb_1m=<n>
 ambiguous_max=<n> ambiguous_bound=<n>``.
 """
@@ -144,29 +147,48 @@ def pressroom_rate(settings_file: Path, port: int, *, count: int, message: bytes
     return sent / elapsed
 
 
-def engine_rate(root: Path, port: int, *, count: int, connections: int, window: int) -> float:
-    """(b): messages per second of one release to ``count`` new subscribers through the engine into smtp-sink."""
+def engine_rate(root: Path, port: int, *, count: int, connections: int, window: int, senders: int) -> float:
+    """(b): messages per second of one release to ``count`` new subscribers through the engine into smtp-sink:
+    plan, then ``senders`` processes sharing the send, as the flow's sender tasks do with ``email.processes``.
+    Timed from the moment every sender has started (imports, settings, the release read)."""
     from pressroom.audience import Audience
+    from pressroom.ledger import Ledger
     from pressroom.releases import load_releases
     from pressroom.settings import load_settings
 
-    settings = load_settings(make_project(root), environ=_smtp_env(port, connections=connections, window=window))
+    settings_file = make_project(root)
+    env = _smtp_env(port, connections=connections, window=window)
+    settings = load_settings(settings_file, environ=env)
     readers = "".join(f"reader{i}@example.org,Reader {i}\n" for i in range(count))
     Audience.from_settings(settings).import_csv(file=io.StringIO("address,name\n" + readers), now=datetime.now(UTC))
     release = load_releases(settings).releases[0]
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PRESSROOM_")} | env
+    children = [
+        subprocess.Popen([sys.executable, __file__, "--send-child", str(settings_file), "--on-cue"], env=child_env, cwd=REPO,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(senders)
+    ]
+    for child in children:
+        if child.stdout.readline().strip() != "ready":
+            raise SystemExit("a sender did not start")
     started = time.perf_counter()
-    sent = engine_send(settings=settings, release=release)
+    ledger = Ledger.from_settings(settings)
+    ledger.plan_audience(release=release.slug, channel="email", tags=release.tag_slugs, cadence="per-release",
+                         now=datetime.now(UTC))
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.close()
+    if any(child.wait() for child in children):
+        raise SystemExit("a sender failed")
     elapsed = time.perf_counter() - started
+    sent = ledger.report(release=release.slug, problems=0).sent
     if sent != count:
         raise SystemExit(f"the engine sent {sent} of {count} messages")
     return sent / elapsed
 
 
 def engine_send(*, settings, release) -> int:  # noqa: ANN001
-    """Plan ``release`` for every subscriber and send it through the dispatch engine; the number sent.
-
-    The one place this benchmark calls the send loop (claim, mark a window sending, push, record).
-    """
+    """Plan ``release`` for every subscriber and send it through the dispatch engine in this process; the number sent."""
     from pressroom.dispatch import release_email, send_email
     from pressroom.ledger import Ledger
 
@@ -215,8 +237,9 @@ def _smtp_env(port: int, *, connections: int, window: int) -> dict[str, str]:
             "PRESSROOM_AUDIENCE__SEED_CSV": ""}
 
 
-def send_child(settings_file: Path) -> None:
-    """(e)'s sender: the engine's send of the sample release, settings from the environment."""
+def send_child(settings_file: Path, *, on_cue: bool) -> None:
+    """A sender of (b) and (e): the engine's send of the sample release, settings from the environment;
+    ``on_cue``: once ready, it says so and waits for a line on stdin."""
     from pressroom.dispatch import release_email, send_email
     from pressroom.ledger import Ledger
     from pressroom.releases import load_releases
@@ -224,6 +247,9 @@ def send_child(settings_file: Path) -> None:
 
     settings = load_settings(settings_file)
     release = load_releases(settings).releases[0]
+    if on_cue:
+        print("ready", flush=True)
+        sys.stdin.readline()
     send_email(channel=release_email(release=release, settings=settings), ledger=Ledger.from_settings(settings),
                release=release.slug)
 
@@ -274,7 +300,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--senders", type=int, default=os.cpu_count() or 1, help="sender processes in (b)")
     parser.add_argument("--send-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--on-cue", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["import", "send"], default="send", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -282,7 +310,7 @@ def main() -> None:
         rss_child(args.rss_child, args.rss_subscribers, args.phase)
         return
     if args.send_child:
-        send_child(args.send_child)
+        send_child(args.send_child, on_cue=args.on_cue)
         return
 
     work = Path(tempfile.mkdtemp(prefix="fanout-"))
@@ -301,10 +329,10 @@ def main() -> None:
                 alone.append(pressroom_rate(settings_file, port, count=args.subscribers, message=message,
                                             connections=args.connections, window=args.window))
                 rates.append(engine_rate(work / f"engine{round_}", port, count=args.subscribers,
-                                         connections=args.connections, window=args.window))
+                                         connections=args.connections, window=args.window, senders=args.senders))
                 print(f"round {round_}: (a) smtp-source {tops[-1]:.0f} msgs/s ({args.connections} sessions); "
                       f"(b) pressroom {rates[-1]:.0f} msgs/s, transport alone {alone[-1]:.0f} msgs/s "
-                      f"({args.connections} connections x window {args.window})", file=sys.stderr)
+                      f"({args.senders} senders x {args.connections} connections x window {args.window})", file=sys.stderr)
             top, rate = max(tops), max(rates)
             print(f"transport: {max(alone):.0f} msgs/s, {max(alone) / top:.2f} of the ceiling", file=sys.stderr)
             slow = naive(port, count=args.subscribers, message=message)
