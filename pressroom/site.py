@@ -926,8 +926,8 @@ def _renderers(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
     try:
         pool = ProcessPoolExecutor(max_workers=_RENDERERS, mp_context=multiprocessing.get_context("fork"))
         pool.submit(int).result()  # forks every worker now, before this process starts its writing threads
-    except (OSError, BrokenProcessPool):
-        yield None  # no processes here (a sandbox, a full process table): render in this one
+    except (OSError, ValueError, BrokenProcessPool):
+        yield None  # no fork here (a sandbox, a full process table, another OS): render in this one
         return
     with pool:
         yield pool

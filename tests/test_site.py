@@ -487,13 +487,19 @@ def test_body_images_are_published_beside_the_page(project):
         ("{% block main %}\n{{ no_such_thing.title }}{% endblock %}", "templates/site/release.html.j2:2"),
     ],
 )
-def test_a_broken_template_is_named_with_its_line(project, tmp_path, broken, where):
+@pytest.mark.parametrize("workers", [False, True], ids=["one process", "workers"])
+def test_a_broken_template_is_named_with_its_line(project, tmp_path, monkeypatch, broken, where, workers):
     templates = tmp_path / "my-templates"
     (templates / "site").mkdir(parents=True)
     for source in (REPO / "templates" / "site").glob("*.j2"):
         (templates / "site" / source.name).write_text(source.read_text())
     (templates / "site" / "release.html.j2").write_text(broken)
     project.write_release("one")
+    project.write_release("two", date="2024-07-31 09:00")
+    if workers:  # each release page in a chunk of its own, rendered by a forked worker
+        for name, value in {"_PARALLEL_FROM": 2, "_RENDERERS": 2, "_SMALLEST_CHUNK": 1}.items():
+            monkeypatch.setattr(site, name, value)
+        monkeypatch.setattr(site.threading, "active_count", lambda: 1)
     settings = project.settings(PRESSROOM_PATHS__TEMPLATES=str(templates))
     with pytest.raises(TemplateError) as caught:
         build_site(settings=settings, releases=load_releases(settings).releases, now=NOW)
