@@ -173,9 +173,12 @@ def clean_name(value: str, *, links: bool = False) -> str:
             decoded = str(make_header(decode_header(value)))
         except (HeaderParseError, LookupError, UnicodeError, ValueError):
             decoded = value
-    kept = "".join(" " if unicodedata.category(ch) in _UNSAFE_IN_NAME else ch for ch in decoded)
+    # Printable ASCII (most names, checked again for every message of a fan-out) has no unsafe
+    # character and nothing for NFKC or the look-alike dots to fold.
+    plain = decoded.isascii() and decoded.isprintable()
+    kept = decoded if plain else "".join(" " if unicodedata.category(ch) in _UNSAFE_IN_NAME else ch for ch in decoded)
     name = " ".join(kept.split())[:_MAX_NAME].strip()
-    if not links and _LINK_IN_NAME.search(unicodedata.normalize("NFKC", name).translate(_DOT_LIKE)):
+    if not links and _LINK_IN_NAME.search(name if plain else unicodedata.normalize("NFKC", name).translate(_DOT_LIKE)):
         raise AddressError(
             f"the name {name!r} reads as a web or email address",
             hint="a name cannot contain a web address, an email address or a domain; write the name alone",

@@ -296,7 +296,7 @@ class Composed:
             ("html", slot): _qp(html.escape(value)) for slot, value in values.items()
         } | {("text", slot): _qp(value) for slot, value in values.items()}
         # When this message was made, not its composition: a subscription email's composition serves for days.
-        encoded[_DATE] = f"Date: {format_datetime(datetime.now(UTC))}\r\n".encode("ascii")
+        encoded[_DATE] = _date_header()
         data = b"".join(
             [
                 "".join(head).encode("ascii"),
@@ -306,6 +306,19 @@ class Composed:
         if self._dkim is not None:
             data = self._dkim.sign(data) + data
         return data
+
+
+def _date_header() -> bytes:
+    """``Date:`` of a message made now; formatted once a second (the header counts whole seconds),
+    not for each of the thousands of messages a fan-out makes in it."""
+    global _dated
+    now = datetime.now(UTC).replace(microsecond=0)
+    if _dated[0] != now:
+        _dated = (now, f"Date: {format_datetime(now)}\r\n".encode("ascii"))
+    return _dated[1]
+
+
+_dated: tuple[datetime | None, bytes] = (None, b"")
 
 
 def _fill(text: str, tokens: Mapping[str, str], values: Mapping[str, str]) -> str:
