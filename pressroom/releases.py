@@ -1161,7 +1161,8 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
     result = LoadResult()
     result.problems += _organisations.load_organisations(settings=settings).problems.values()
     seen: dict[str, Path] = {}
-    cache = _ReleaseCache(settings)
+    # One release (a check of one file, a journalist's preview): parsing it beats reading the cache of all.
+    cache = _ReleaseCache(settings, read=path is None)
     files = _release_files(Path(path) if path else settings.releases_dir)
     cached = {file: cache.get(file) for file in files}
     versions: list[Release] = []
@@ -1301,7 +1302,7 @@ class _ReleaseCache:
     one new release parses one file. The pickle lives in var/cache/, which only Pressroom writes.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, read: bool = True) -> None:
         self.file = settings.path("var") / "cache" / "releases.pickle"
         code = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
         # A release keeps its co-issuers inside it: an edited organisation file invalidates the cache.
@@ -1309,6 +1310,8 @@ class _ReleaseCache:
         self.old: dict[str, tuple] = {}
         self.new: dict[str, tuple] = {}
         self.whole = False  # the file was read to its end: appending to it is safe
+        if not read:
+            return
         try:
             with open(self.file, "rb") as stream, _collector_paused():
                 # The salt comes first: after a settings or code change not one entry is read.

@@ -173,6 +173,34 @@ def test_at_notify_each_matching_journalist_gets_one_embargoed_email_and_nothing
     assert sorted(_messages(settings, "embargo-big-news")) == ["energy@example.com", "everything@example.com"]
 
 
+def test_a_preview_shows_its_file_as_it_is_now_reading_that_file_alone(project: Project, monkeypatch) -> None:
+    from starlette.testclient import TestClient
+
+    from pressroom.web import create_app, preview
+
+    settings = project.settings()
+    seed(settings, BEFORE_NOTIFY)
+    path = _embargoed(project)
+    project.write_release("older-news", date="2026-11-01 09:00")
+    publish_once(settings, AFTER_NOTIFY)
+    link = preview_url(settings=settings, journalist_id=MediaList.from_settings(settings).get(address="energy@example.com").id,
+                       slug="big-news")
+    loads: list[Path | None] = []
+
+    def counted(settings, *, path=None):  # noqa: ANN001, ANN202
+        loads.append(path)
+        return load_releases(settings, path=path)
+
+    monkeypatch.setattr(preview, "load_releases", counted)
+    with TestClient(create_app(settings=settings, clock=lambda: AFTER_NOTIFY)) as client:
+        assert "Big news from the lab" in client.get(link).text
+        path.write_text(path.read_text().replace("Big news from the lab", "Bigger news from the lab"))
+        assert "Bigger news from the lab" in client.get(link).text  # an edit shows at once
+        path.write_text(path.read_text().replace("status: approved", "status: draft"))
+        assert client.get(link).status_code == 400  # set back to draft: the link stops at once
+    assert loads == [None, path, path]  # one whole load of the folder, then only the release's own file
+
+
 def test_date_moved_and_withdrawn_each_go_once_to_those_who_had_it(project: Project) -> None:
     settings = project.settings()
     seed(settings, BEFORE_NOTIFY)

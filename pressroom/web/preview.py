@@ -37,6 +37,23 @@ def routes(web: Web) -> list[Route]:
             return None
         return _media().get(journalist_id=journalist_id)
 
+    sources: dict[str, Path] = {}  # slug -> the file the last whole load of content/releases accepted for it
+
+    def current(slug: str) -> Release | None:
+        """The release ``slug`` as its file says now, so a release set back to draft stops its previews at
+        once. Read alone (a millisecond, not the whole archive's cache) while its file is where the last
+        whole load found it."""
+        source = sources.get(slug)
+        if source is not None:
+            alone = load_releases(web.settings, path=source.parent if source.name.startswith("index.") else source)
+            found = next((r for r in alone.releases if r.slug == slug), None)
+            if found is not None:
+                return found
+        releases = load_releases(web.settings).releases
+        sources.clear()
+        sources.update((r.slug, r.source) for r in releases)
+        return next((r for r in releases if r.slug == slug), None)
+
     def opened(slug: str, token: str, record: bool = True) -> tuple[Journalist, Release] | None:
         from pressroom.dispatch.embargo import CHANNEL
         from pressroom.ledger import Ledger
@@ -46,7 +63,7 @@ def routes(web: Web) -> list[Route]:
             return None
         if journalist.address not in Ledger.from_settings(web.settings).states(release=slug, channel=CHANNEL):
             return None  # a genuine link, of a release this journalist was never sent
-        release = next((r for r in load_releases(web.settings).releases if r.slug == slug), None)
+        release = current(slug)
         if release is None or release.status != "approved" or release.embargo is None:
             return None  # withdrawn
         if record and not release.is_public(web.clock()):
