@@ -175,7 +175,7 @@ class Download(_Frozen):
         return PurePosixPath(self.name).suffix.lstrip(".").upper() or "File"
 
     def size_in(self, language: str) -> str:
-        """"1.5 MB", "1,5 Mo": the file's size as readers of ``language`` write it."""
+        """The file's size as readers of ``language`` write it: "1.5 MB", "1,5 Mo"."""
         return format_size(self.size, language=language)
 
 
