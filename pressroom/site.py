@@ -486,7 +486,7 @@ def _environment(folder: Path, fingerprint: str, catalogue: NullTranslations, co
 
 class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
     """Compiled templates in var/cache/, checked against each template's source and Jinja's version:
-    compiling them was half of a rebuild after one new release at 1,000 releases. Like every cache
+    compiling them was a third of a rebuild after one new release at 1,000 releases. Like every cache
     there, it only saves time: one that cannot be written (var/cache/ deleted mid-run) is skipped."""
 
     def __init__(self, folder: Path) -> None:

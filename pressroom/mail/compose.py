@@ -180,7 +180,7 @@ _TEXT_WIDTH = 72
 
 def _fill(text: str, width: int, first: str, rest: str) -> str:
     """``textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False,
-    break_on_hyphens=False)`` for single-spaced text, in a fifth of the time (it runs on every paragraph of
+    break_on_hyphens=False)`` for single-spaced text, in a quarter of the time (it runs on every paragraph of
     every email's and press kit's text). A word longer than the line stands alone on its own line."""
     lines: list[str] = []
     words: list[str] = []
