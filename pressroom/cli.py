@@ -7,15 +7,19 @@ and the exit code says whether anything was wrong.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from pressroom.errors import PressroomError, TransientError
 from pressroom.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pressroom.audience import ImportReport
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 console = Console(highlight=False)
@@ -385,6 +389,29 @@ def subscribers_add(
     console.print(f"added {sub.address} ({sub.status}, {sub.cadence}, topics: {', '.join(sub.topics) or 'everything'})")
 
 
+def _import_csv(file: Path, run: Callable[[], ImportReport]) -> None:
+    """What every CSV import prints: each skipped row with its line, then the counts; exit 1 if any was skipped."""
+    if not file.is_file():
+        err.print(f"[red]error:[/red] {file}: no such file")
+        raise typer.Exit(2)
+    report = run()
+    for line, message in report.problems:
+        err.print(f"{file}:{line}: {message}", markup=False, soft_wrap=True)
+    console.print(f"imported {report.added}; skipped {len(report.problems)} ({report.duplicates} duplicates)")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+def _export_csv(file: Path, export: Callable[..., int], what: str) -> None:
+    """``export`` into ``file``, or to standard output for ``-``."""
+    if str(file) == "-":
+        export(file=sys.stdout)
+        return
+    with file.open("w", encoding="utf-8", newline="") as handle:
+        count = export(file=handle)
+    console.print(f"exported {count} {what} to {file}")
+
+
 @subscribers_app.command("import")
 def subscribers_import(
     file: Annotated[Path, typer.Argument(help="CSV with a header: address[,name,language,topics,cadence,status,consent]")],
@@ -392,15 +419,8 @@ def subscribers_import(
     settings_file: SettingsOption = None,
 ) -> None:
     """Import subscribers from CSV; each bad row or duplicate is reported with its line and skipped."""
-    if not file.is_file():
-        err.print(f"[red]error:[/red] {file}: no such file")
-        raise typer.Exit(2)
-    report = _audience(settings_file).import_csv(file=file, now=datetime.now(UTC), status="pending" if pending else "confirmed")
-    for line, message in report.problems:
-        err.print(f"{file}:{line}: {message}", markup=False, soft_wrap=True)
-    console.print(f"imported {report.added}; skipped {len(report.problems)} ({report.duplicates} duplicates)")
-    if report.problems:
-        raise typer.Exit(1)
+    status = "pending" if pending else "confirmed"
+    _import_csv(file, lambda: _audience(settings_file).import_csv(file=file, now=datetime.now(UTC), status=status))
 
 
 @subscribers_app.command("export")
@@ -409,13 +429,7 @@ def subscribers_export(
     settings_file: SettingsOption = None,
 ) -> None:
     """Export every subscriber as CSV (the import format)."""
-    audience = _audience(settings_file)
-    if str(file) == "-":
-        audience.export_csv(file=sys.stdout)
-        return
-    with file.open("w", encoding="utf-8", newline="") as handle:
-        count = audience.export_csv(file=handle)
-    console.print(f"exported {count} subscribers to {file}")
+    _export_csv(file, _audience(settings_file).export_csv, "subscribers")
 
 
 @subscribers_app.command("remove")
@@ -486,15 +500,7 @@ def journalists_import(
     settings_file: SettingsOption = None,
 ) -> None:
     """Import journalists from CSV; each bad row or duplicate is reported with its line and skipped."""
-    if not file.is_file():
-        err.print(f"[red]error:[/red] {file}: no such file")
-        raise typer.Exit(2)
-    report = _media(settings_file).import_csv(file=file, now=datetime.now(UTC))
-    for line, message in report.problems:
-        err.print(f"{file}:{line}: {message}", markup=False, soft_wrap=True)
-    console.print(f"imported {report.added}; skipped {len(report.problems)} ({report.duplicates} duplicates)")
-    if report.problems:
-        raise typer.Exit(1)
+    _import_csv(file, lambda: _media(settings_file).import_csv(file=file, now=datetime.now(UTC)))
 
 
 @journalists_app.command("export")
@@ -503,13 +509,7 @@ def journalists_export(
     settings_file: SettingsOption = None,
 ) -> None:
     """Export the media list as CSV (the import format)."""
-    media = _media(settings_file)
-    if str(file) == "-":
-        media.export_csv(file=sys.stdout)
-        return
-    with file.open("w", encoding="utf-8", newline="") as handle:
-        count = media.export_csv(file=handle)
-    console.print(f"exported {count} journalists to {file}")
+    _export_csv(file, _media(settings_file).export_csv, "journalists")
 
 
 @journalists_app.command("remove")
