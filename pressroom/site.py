@@ -860,7 +860,7 @@ def _sync(
                 else:
                     outcomes = iter([_render_jobs(jobs, public, existing, writer)])
                 for written, unchanged, stamps in outcomes:
-                    result.written += map(Path, written)
+                    result.written += written
                     result.unchanged += unchanged
                     after.update(stamps)
     finally:
@@ -882,9 +882,9 @@ def _sync(
 
 def _render_jobs(
     jobs: Sequence[_Job], public: Path, existing: set[str], writer: _Writer
-) -> tuple[list[str], int, dict[str, list]]:
+) -> tuple[list[Path], int, dict[str, list]]:
     """Render ``jobs`` and write what differs from disk: (files written, files unchanged, manifest entries)."""
-    written: list[str] = []
+    written: list[Path] = []
     unchanged = 0
     stamps: list[tuple[str, str, Path]] = []
     entries: dict[str, list] = {}
@@ -898,7 +898,7 @@ def _render_jobs(
                     entries[relative] = [job.key, stat.st_size, stat.st_mtime_ns]
                 continue
             writer.write(target, data)
-            written.append(str(target))
+            written.append(target)
             if job.key is not None:
                 stamps.append((relative, job.key, target))
     writer.wait()
@@ -933,7 +933,7 @@ def _renderers(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
         yield pool
 
 
-def _render_chunk(stage: int, indexes: range) -> tuple[list[str], int, dict[str, list]]:
+def _render_chunk(stage: int, indexes: range) -> tuple[list[Path], int, dict[str, list]]:
     """In a worker: render and write one chunk of a stage's jobs."""
     assert _forked is not None, "only forked by _sync"
     public, stale, existing = _forked
