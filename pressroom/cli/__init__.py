@@ -1,0 +1,28 @@
+"""The ``pressroom`` command, one module per group of commands.
+
+Bad content never shows a traceback: every PressroomError is printed as one line with its hint,
+and the exit code says whether anything was wrong.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pressroom.cli import content, deliveries, people, runs
+from pressroom.cli.base import app, err
+from pressroom.errors import PressroomError, TransientError
+
+__all__ = ["app", "main"]
+
+# Importing a group module registers its commands on ``app``.
+COMMAND_GROUPS = (content, runs, people, deliveries)
+
+
+def main() -> None:
+    """Entry point of the ``pressroom`` script."""
+    try:
+        app()
+    except PressroomError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        # A server away (the database, SMTP) is a failed run, 1; wrong settings or usage, 2.
+        sys.exit(1 if isinstance(exc, TransientError) else 2)

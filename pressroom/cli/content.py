@@ -1,0 +1,155 @@
+"""Commands about release files: check, build, preview."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pressroom.cli.base import (
+    NowOption,
+    SettingsOption,
+    app,
+    console,
+    err,
+    open_settings,
+    parse_now,
+    use_local_prefect,
+)
+from pressroom.errors import PressroomError
+from pressroom.settings import Settings
+
+
+@app.command()
+def check(
+    path: Annotated[Optional[Path], typer.Argument(help="a release file or folder (default: content/releases)")] = None,
+    settings_file: SettingsOption = None,
+    now: NowOption = None,
+) -> None:
+    """Validate releases: one line per problem (file:line: field: message), then each valid release's status."""
+    from pressroom.releases import load_releases
+
+    settings = open_settings(settings_file)
+    moment = parse_now(now)
+    result = load_releases(settings, path=path)
+    for problem in sorted([*result.problems, *result.warnings], key=lambda found: (str(found.path), found.line or 1)):
+        console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
+    # Only the whole folder tells a deleted release from one not checked. With the embedded
+    # database not created yet nothing was ever published: a check does not create it.
+    published = settings.database_url or settings.embedded_database.exists()
+    if path is None and published:
+        from pressroom.dispatch.after import reminders
+        from pressroom.errors import PressroomError
+        from pressroom.ledger import Ledger
+
+        try:
+            lines = reminders(loaded=result, ledger=Ledger.from_settings(settings), now=moment, root=Path.cwd())
+        except PressroomError as exc:  # the files are checked all the same; only what was published is unknown
+            lines = [f"reminders about published releases skipped: {exc}"]
+        for line in lines:
+            console.print(line, markup=False, soft_wrap=True)
+    zone = settings.site.tz
+    for release in sorted(result.releases, key=lambda r: r.date):
+        if release.status in ("draft", "withdrawn"):
+            state = release.status
+        elif release.is_public(moment):
+            state = "public"
+        elif release.expires is not None and moment >= release.expires:
+            state = "expired"
+        else:
+            state = "scheduled"
+        utc = release.date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        local = release.date.astimezone(zone).strftime(f"%Y-%m-%d %H:%M %Z ({zone.key})")
+        versions = f"  (also in {', '.join(release.translations)})" if release.translations else ""
+        console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}{versions}", markup=False, soft_wrap=True)
+        if release.embargo is not None:
+            notify = release.embargo.notify
+            console.print(f"    embargo: journalists hear of it at {notify.astimezone(UTC):%Y-%m-%d %H:%M UTC} = "
+                          f"{notify.astimezone(zone):%Y-%m-%d %H:%M %Z}", markup=False, soft_wrap=True)
+    total = len(result.releases) + len(result.problems)
+    summary = f"{len(result.releases)} of {total} releases valid"
+    if result.problems:
+        err.print(f"[red]{summary}; {len(result.problems)} with problems[/red]")
+        raise typer.Exit(1)
+    console.print(summary)
+
+
+@app.command()
+def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
+    """Render public/ (pages, feeds, sitemap) from content/ and the clock; rewrites only what changed."""
+    from pressroom.releases import load_releases
+    from pressroom.site import build_site
+
+    settings = open_settings(settings_file)
+    result = load_releases(settings)
+    for problem in result.problems:
+        err.print(f"[yellow]skipped:[/yellow] {problem.line_for_humans(Path.cwd())}", soft_wrap=True)
+    for warning in result.warnings:
+        err.print(warning.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
+    report = build_site(settings=settings, releases=result.releases, now=parse_now(now))
+    console.print(
+        f"public/: {report.pages} pages; wrote {len(report.written)}, unchanged {report.unchanged}, "
+        f"removed {len(report.removed)} ({settings.path('public')})"
+    )
+
+
+
+def _preview_social(settings: Settings, slug: str) -> None:
+    """Print every social post of a release with its count; nothing is sent."""
+    from pressroom.releases import load_releases
+    from pressroom.social import preview_social
+
+    result = load_releases(settings)
+    release = next((r for r in result.releases if r.slug == slug), None)
+    if release is None:
+        for problem in result.problems:
+            if slug in str(problem.path):
+                err.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] no valid release with slug {slug!r} (see `pressroom check`)")
+        raise typer.Exit(2)
+    console.print(preview_social(release=release, settings=settings), markup=False, soft_wrap=True)
+
+
+def _approval_reader(settings: Settings):
+    """The editors' decisions, read from Prefect only when some release needs one (it costs a server)."""
+    def approved(release) -> bool:
+        use_local_prefect(settings)
+        from flows.approval import email_approved
+
+        return email_approved(release=release, settings=settings)
+
+    return approved
+
+
+@app.command()
+def preview(
+    slug: Annotated[Optional[str], typer.Argument(help="the release to preview (any status)")] = None,
+    digest: Annotated[bool, typer.Option("--digest", help="preview the weekly digest the digest flow would send at --now")] = False,
+    no_screenshots: Annotated[bool, typer.Option("--no-screenshots", help="skip the Chromium PNGs")] = False,
+    social: Annotated[bool, typer.Option("--social", help="show the release's social posts with their counts instead")] = False,
+    language: Annotated[str, typer.Option("--language", help="the email a reader of this language gets (e.g. de)")] = "",
+    settings_file: SettingsOption = None,
+    now: NowOption = None,
+) -> None:
+    """Write an email's HTML, text, .eml and PNG screenshots (375 px, 600 px) to var/preview/ and print the paths."""
+    from rich.markup import escape
+
+    from pressroom.mail.preview import write_preview
+
+    if digest == (slug is not None):
+        err.print("[red]error:[/red] give a release SLUG or --digest (one of the two)")
+        raise typer.Exit(2)
+    settings = open_settings(settings_file)
+    if social:
+        _preview_social(settings, slug or "")
+        return
+    try:
+        files = write_preview(settings=settings, slug=slug, digest=digest, now=parse_now(now), shots=not no_screenshots,
+                              approved=_approval_reader(settings) if digest else None, language=language)
+    except PressroomError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    for path in files.all():
+        console.print(str(path), markup=False, soft_wrap=True)
