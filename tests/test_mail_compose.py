@@ -75,6 +75,17 @@ def test_project_templates_override_the_shipped_ones(project) -> None:
     assert "Our own footer." in compose_release(release=release, settings=settings).text
 
 
+def test_an_email_template_edited_in_a_running_process_is_used_for_the_next_email(project) -> None:
+    (project.root / "templates").unlink()
+    shutil.copytree(REPO / "templates", project.root / "templates")
+    project.write_release("edited")
+    settings, release = one_release(project)
+    assert "Edited footer." not in compose_release(release=release, settings=settings).text
+    footer = project.root / "templates" / "email" / "_footer.txt.j2"
+    footer.write_text(footer.read_text(encoding="utf-8").replace("-- ", "-- \nEdited footer."), encoding="utf-8")
+    assert "Edited footer." in compose_release(release=release, settings=settings).text
+
+
 def test_text_twin_of_html() -> None:
     html = (
         "<h2>Reach us</h2><p>Visit <a href=\"https://x.org/a\">our site</a> or "

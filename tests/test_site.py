@@ -507,6 +507,19 @@ def test_a_broken_template_is_named_with_its_line(project, tmp_path, monkeypatch
     assert not (project.root / "public" / "releases" / "one").exists()  # the broken page is not written
 
 
+def test_a_site_template_edited_between_two_builds_of_one_process_is_used(project, tmp_path):
+    templates = tmp_path / "my-templates"
+    shutil.copytree(REPO / "templates", templates)
+    project.write_release("one")
+    build(project, NOW, PRESSROOM_PATHS__TEMPLATES=str(templates))
+    page = project.root / "public" / "releases" / "one" / "index.html"
+    assert "Edited here" not in page.read_text()
+    release_template = templates / "site" / "release.html.j2"
+    release_template.write_text(release_template.read_text().replace("{% block main %}", "{% block main %}Edited here"))
+    build(project, NOW, PRESSROOM_PATHS__TEMPLATES=str(templates))
+    assert "Edited here" in page.read_text()
+
+
 def test_missing_site_templates_are_a_clear_error(project, tmp_path):
     settings = project.settings(PRESSROOM_PATHS__TEMPLATES=str(tmp_path / "nowhere"))
     with pytest.raises(TemplateError, match="site templates are missing"):

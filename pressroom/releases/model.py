@@ -32,6 +32,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".
 
 
 class HeroImage(Frozen):
+    """The picture at the top of a release, and what it shows for those who cannot see it."""
+
     src: str = Field(description="absolute URL of the image on the public site")
     alt: str
     file: Path | None = Field(None, description="the local file, copied next to the release page")
