@@ -11,16 +11,18 @@ from __future__ import annotations
 import html
 import json
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from pressroom import i18n
-from pressroom.releases import Release, clean_text, slugify
+from pressroom.releases.model import Release
 from pressroom.settings import Settings
+from pressroom.text import clean_text, slugify
 
 __all__ = ["FEED_FILES", "render_feeds"]
 
@@ -120,43 +122,48 @@ def _feedgen(
     if site.logo:
         fg.logo(site.logo)
     for release in items:
-        entry = fg.add_entry(order="append")
-        entry.id(release.url)
-        entry.guid(release.url, permalink=True)
-        entry.title(text(release.title))
-        entry.link(href=release.url, rel="alternate")
-        # summary before content: RSS gets <description> = summary and <content:encoded> = full text.
-        entry.summary(text(_summary(release)))
-        content = contents[release.slug]
-        if kind == "atom":
-            entry.content(content, type="html")
-        else:
-            # CDATA keeps the RSS readable; "]]>" cannot go inside it, so such a body is escaped instead.
-            entry.content(content, type=None if "]]>" in content else "CDATA")
-        entry.published(release.date)
-        entry.updated(release.modified)
-        if kind == "rss":
-            # A release without an author is the organisation's word: a reader then shows the site's
-            # name rather than nothing (Atom entries inherit the feed's author for the same effect).
-            entry.dc.dc_creator(text(release.author or site.name))
-        elif release.author:
-            entry.author(name=text(release.author))
-        # One call for all of them: feedgen checks its arguments on every call, a fifth of a feed's time.
-        categories = [
-            {"term": tag_slug, "label": text(tag), "scheme": f"{site.base_url}/{prefix}tags/"}
-            for tag, tag_slug in zip(release.tags, map(_slug, release.tags), strict=True)
-            if tag_slug
-        ]
-        if categories:
-            entry.category(categories)
-        if release.hero is not None and release.withdrawn is None:
-            mime, length = _hero_file(release)
-            if kind == "rss":  # Atom gets its enclosure link in _atom_links
-                entry.enclosure(url=release.hero.src, length=str(length), type=mime)
-            # Outside any <media:group>: a group is for several versions of one object, and validators
-            # flag a group of one.
-            entry.media.content(url=release.hero.src, type=mime, medium="image", group=None)
+        _entry(fg.add_entry(order="append"), release, kind=kind, text=text, content=contents[release.slug],
+               site_name=site.name, scheme=f"{site.base_url}/{prefix}tags/")
     return fg
+
+
+def _entry(entry: FeedEntry, release: Release, *, kind: str, text: Callable[[str], str], content: str, site_name: str,
+           scheme: str) -> None:
+    """One release as a feed item of ``kind``."""
+    entry.id(release.url)
+    entry.guid(release.url, permalink=True)
+    entry.title(text(release.title))
+    entry.link(href=release.url, rel="alternate")
+    # summary before content: RSS gets <description> = summary and <content:encoded> = full text.
+    entry.summary(text(_summary(release)))
+    if kind == "atom":
+        entry.content(content, type="html")
+    else:
+        # CDATA keeps the RSS readable; "]]>" cannot go inside it, so such a body is escaped instead.
+        entry.content(content, type=None if "]]>" in content else "CDATA")
+    entry.published(release.date)
+    entry.updated(release.modified)
+    if kind == "rss":
+        # A release without an author is the organisation's word: a reader then shows the site's
+        # name rather than nothing (Atom entries inherit the feed's author for the same effect).
+        entry.dc.dc_creator(text(release.author or site_name))
+    elif release.author:
+        entry.author(name=text(release.author))
+    # One call for all of them: feedgen checks its arguments on every call, a fifth of a feed's time.
+    categories = [
+        {"term": tag_slug, "label": text(tag), "scheme": scheme}
+        for tag, tag_slug in zip(release.tags, map(_slug, release.tags), strict=True)
+        if tag_slug
+    ]
+    if categories:
+        entry.category(categories)
+    if release.hero is not None and release.withdrawn is None:
+        mime, length = _hero_file(release)
+        if kind == "rss":  # Atom gets its enclosure link in _atom_links
+            entry.enclosure(url=release.hero.src, length=str(length), type=mime)
+        # Outside any <media:group>: a group is for several versions of one object, and validators
+        # flag a group of one.
+        entry.media.content(url=release.hero.src, type=mime, medium="image", group=None)
 
 
 # A site has a few dozen distinct tags and each is in many feeds: slugify each once per process.

@@ -1,4 +1,4 @@
-"""Images sized for each use, with Pillow (the only module that imports it).
+"""Image facts and images sized for each use, with Pillow (the only module that imports it).
 
 A release page shows its images (hero and body) at most :data:`PAGE_WIDTH` wide and an email at
 most :data:`EMAIL_WIDTH`; the original stays beside them for the press kit and "Download the image".
@@ -9,13 +9,16 @@ bytes (no metadata, no timestamps), so a rebuild writes the same bytes and the s
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["EMAIL_WIDTH", "PAGE_WIDTH", "fit_bytes", "resize", "sized_html", "sized_name", "variant"]
+__all__ = [
+    "EMAIL_WIDTH", "PAGE_WIDTH", "fit_bytes", "header_size", "resize", "sized_html", "sized_name", "variant", "width_at",
+]
 
 PAGE_WIDTH = 1200
 EMAIL_WIDTH = 600
@@ -61,6 +64,59 @@ def _pixels(file: Path, mtime_ns: int, size: int) -> tuple[int, int] | None:
             return image.size
     except (OSError, UnidentifiedImageError):
         return None
+
+
+def header_size(path: Path | None) -> tuple[int, int] | None:
+    """Width and height of a PNG, GIF or JPEG from its header, for og:image:width/height and img attributes.
+
+    Networks that know the size can draw the card on the very first share. Anything else: None.
+    """
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(65536)
+    except OSError:
+        return None
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"\xff\xd8"):
+        return _jpeg_size(head)
+    return None
+
+
+_JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _jpeg_size(head: bytes) -> tuple[int, int] | None:
+    """The size a JPEG's start-of-frame segment gives, walking the segments before it."""
+    index = 2
+    while index + 9 < len(head) and head[index] == 0xFF:
+        marker, length = head[index + 1], int.from_bytes(head[index + 2 : index + 4], "big")
+        if marker in _JPEG_FRAMES:
+            return int.from_bytes(head[index + 7 : index + 9], "big"), int.from_bytes(head[index + 5 : index + 7], "big")
+        index += 2 + length
+    return None
+
+
+_SVG_BOX = re.compile(r'<svg\b[^>]*?\bviewBox="\s*[-\d.]+[\s,]+[-\d.]+[\s,]+([\d.]+)[\s,]+([\d.]+)\s*"')
+
+
+def _svg_size(path: Path) -> tuple[float, float] | None:
+    """Width and height of an SVG from its viewBox (what its aspect ratio is drawn in)."""
+    try:
+        match = _SVG_BOX.search(path.read_text(encoding="utf-8", errors="replace")[:4096])
+    except OSError:
+        return None
+    return (float(match.group(1)), float(match.group(2))) if match else None
+
+
+def width_at(file: Path, height: int) -> int:
+    """A logo's width at ``height`` pixels (PNG or SVG), for clients that size images by their attributes (Outlook)."""
+    size = header_size(file) if file.suffix.lower() == ".png" else _svg_size(file)
+    return round(height * size[0] / size[1]) if size and size[1] else height * 3
 
 
 def resize(*, source: Path, width: int) -> bytes:

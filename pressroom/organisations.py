@@ -2,7 +2,8 @@
 
 A release names them in ``issuers: [cluster-hub, project-a]``; the loaded :class:`Organisation`
 objects travel inside the frozen :class:`~pressroom.releases.Release`, so pages, emails and posts
-read logos, About texts, media contacts, social handles and EU funding from one place.
+read logos, About texts, media contacts, social handles and EU funding from one place
+(what a release shows of them: :mod:`pressroom.releases.blocks`).
 
 Every problem in a file is a :class:`~pressroom.errors.OrganisationError` naming the file, the
 line and the field, with a hint, exactly like a release's; a release naming a broken or unknown
@@ -19,22 +20,16 @@ from typing import Any
 
 from pydantic import ValidationError, field_validator
 
-from pressroom import releases
+from pressroom import frontmatter
 from pressroom.errors import OrganisationError
+from pressroom.frontmatter import problem
+from pressroom.records import Contact, Frozen
 from pressroom.settings import Settings
+from pressroom.text import SLUG_RE, clean_text
 
-__all__ = [
-    "EuFunding",
-    "Handles",
-    "Organisation",
-    "Organisations",
-    "about_blocks",
-    "eu_acknowledgement",
-    "load_organisations",
-    "media_contacts",
-]
+__all__ = ["EuFunding", "Handles", "Organisation", "Organisations", "load_organisations"]
 
-_ID = releases.SLUG_RE
+_ID = SLUG_RE
 _LOGO_SUFFIXES = {".svg", ".png"}
 _MASTODON = re.compile(r"@[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
 # An AT Protocol handle is a domain name: letters, digits and hyphens per label, a TLD that starts with a letter.
@@ -42,7 +37,7 @@ _BLUESKY = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Z
 _LINKEDIN = re.compile(r"(?:urn:li:organization:)?(\d{1,20})")
 
 
-class EuFunding(releases._Frozen):
+class EuFunding(Frozen):
     """What an EU-funded project must show: the programme, the grant number, maybe its own wording."""
 
     programme: str
@@ -54,14 +49,14 @@ class EuFunding(releases._Frozen):
     def _grant(cls, value: Any) -> Any:
         text = str(value).strip() if isinstance(value, (str, int)) else value
         if not text:
-            raise releases._problem(
+            raise problem(
                 "an EU-funded project needs its grant number",
                 "write the number of the grant agreement, e.g. grant: \"101069644\"",
             )
         return text
 
 
-class Handles(releases._Frozen):
+class Handles(Frozen):
     """An organisation's accounts: Mastodon ``@user@instance``, a Bluesky handle, a LinkedIn organisation URN."""
 
     mastodon: str | None = None
@@ -72,7 +67,7 @@ class Handles(releases._Frozen):
     @classmethod
     def _mastodon(cls, value: str | None) -> str | None:
         if value is not None and not _MASTODON.fullmatch(value.strip()):
-            raise releases._problem(f"{value!r} is not a Mastodon handle", "write it whole: @user@instance, e.g. @clusterhub@mastodon.social")
+            raise problem(f"{value!r} is not a Mastodon handle", "write it whole: @user@instance, e.g. @clusterhub@mastodon.social")
         return value.strip() if value else None
 
     @field_validator("bluesky")
@@ -80,7 +75,7 @@ class Handles(releases._Frozen):
     def _bluesky(cls, value: str | None) -> str | None:
         handle = value.strip().removeprefix("@").lower() if value else None
         if handle is not None and not _BLUESKY.fullmatch(handle):
-            raise releases._problem(f"{value!r} is not a Bluesky handle", "write the handle as a domain, e.g. clusterhub.bsky.social")
+            raise problem(f"{value!r} is not a Bluesky handle", "write the handle as a domain, e.g. clusterhub.bsky.social")
         return handle
 
     @field_validator("linkedin", mode="before")
@@ -90,14 +85,14 @@ class Handles(releases._Frozen):
             return None
         match = _LINKEDIN.fullmatch(str(value).strip())
         if not match:
-            raise releases._problem(
+            raise problem(
                 f"{value!r} is not a LinkedIn organisation",
                 "write its URN or number, e.g. urn:li:organization:2414183 (the number in the page's admin URL)",
             )
         return f"urn:li:organization:{match.group(1)}"
 
 
-class Organisation(releases._Frozen):
+class Organisation(Frozen):
     """One co-issuer, as its YAML file says; ``id`` is the file name without ``.yaml``."""
 
     id: str
@@ -107,7 +102,7 @@ class Organisation(releases._Frozen):
     logo_alt: str = ""
     website: str
     about: dict[str, str] | str = ""
-    contact: releases.Contact | None = None
+    contact: Contact | None = None
     social: Handles = Handles()
     eu_funding: EuFunding | None = None
     source: Path
@@ -121,7 +116,7 @@ class Organisation(releases._Frozen):
     @classmethod
     def _website(cls, value: str) -> str:
         if not re.fullmatch(r"https?://[^\s<>\"']+", value.strip()):
-            raise releases._problem(f"{value!r} is not a web address", "write the whole address, e.g. https://www.example.eu")
+            raise problem(f"{value!r} is not a web address", "write the whole address, e.g. https://www.example.eu")
         return value.strip()
 
     @field_validator("logo", mode="before")
@@ -129,15 +124,15 @@ class Organisation(releases._Frozen):
     def _logo(cls, value: Any, info: Any) -> Any:
         source: Path = info.context
         if not isinstance(value, str) or not value.strip():
-            raise releases._problem("is not a file name", "write the logo's file name, e.g. logo: cluster-hub.png, and put it beside the YAML file")
+            raise problem("is not a file name", "write the logo's file name, e.g. logo: cluster-hub.png, and put it beside the YAML file")
         folder = source.parent.resolve()
         target = (folder / PurePosixPath(value.strip())).resolve()
         if not target.is_relative_to(folder):
-            raise releases._problem(f"{value!r} points outside {source.parent}", "keep the logo beside the organisation's YAML file")
+            raise problem(f"{value!r} points outside {source.parent}", "keep the logo beside the organisation's YAML file")
         if target.suffix.lower() not in _LOGO_SUFFIXES:
-            raise releases._problem(f"{value!r} is not an SVG or PNG file", "save the logo as .svg or .png")
+            raise problem(f"{value!r} is not an SVG or PNG file", "save the logo as .svg or .png")
         if not target.is_file():
-            raise releases._problem(f"logo file {value!r} not found next to {source.name}", f"add the file to {source.parent} or fix the name")
+            raise problem(f"logo file {value!r} not found next to {source.name}", f"add the file to {source.parent} or fix the name")
         return target
 
     @property
@@ -154,13 +149,6 @@ class Organisation(releases._Frozen):
         """Site path of the logo, e.g. ``organisations/cluster-hub.png`` (copied there by the build)."""
         return f"organisations/{self.logo.relative_to(self.source.parent.resolve()).as_posix()}"
 
-    def logo_width(self, height: int) -> int:
-        """The logo's width at ``height`` pixels, for clients that size images by their attributes (Outlook)."""
-        from pressroom.site import _image_size  # the one reader of image headers; site.py imports this module
-
-        size = _image_size(self.logo) if self.logo.suffix.lower() == ".png" else _svg_size(self.logo)
-        return round(height * size[0] / size[1]) if size and size[1] else height * 3
-
     def about_for(self, language: str, fallback: str) -> str:
         """The About Markdown in ``language``, else in ``fallback`` (the site language), else any given."""
         if isinstance(self.about, str):
@@ -169,18 +157,6 @@ class Organisation(releases._Frozen):
             if self.about.get(key):
                 return self.about[key]
         return next(iter(self.about.values()), "")
-
-
-_SVG_BOX = re.compile(r'<svg\b[^>]*?\bviewBox="\s*[-\d.]+[\s,]+[-\d.]+[\s,]+([\d.]+)[\s,]+([\d.]+)\s*"')
-
-
-def _svg_size(path: Path) -> tuple[float, float] | None:
-    """Width and height of an SVG from its viewBox (what its aspect ratio is drawn in)."""
-    try:
-        match = _SVG_BOX.search(path.read_text(encoding="utf-8", errors="replace")[:4096])
-    except OSError:
-        return None
-    return (float(match.group(1)), float(match.group(2))) if match else None
 
 
 @dataclass
@@ -231,55 +207,15 @@ def _load_one(path: Path) -> Organisation:
             f"{path.name!r} is not a valid organisation id", path=path, line=1, field="file",
             hint="name the file in lowercase letters, digits and hyphens, e.g. cluster-hub.yaml (releases name it so)",
         )
+    text = clean_text(frontmatter.decode(path.read_bytes(), path, error=OrganisationError))
+    node, data = frontmatter.parse_yaml(text, path, first_line=1, field="yaml", error=OrganisationError)
     try:
-        text = releases.clean_text(releases._decode(path.read_bytes(), path))
-    except releases.ReleaseError as exc:
-        raise OrganisationError(exc.message, path=path, line=exc.line, field=exc.field, hint=exc.hint) from None
-    try:
-        node, data = releases._parse_yaml(text, path)
-    except releases.ReleaseError as exc:  # the YAML reader counts lines after a release's "---"; none here
-        raise OrganisationError(exc.message, path=path, line=max(1, (exc.line or 2) - 1), field="yaml", hint=exc.hint) from None
-    lines = {key: line - 1 for key, line in releases._line_map(node).items()}  # _line() adds the release's "---" line
-    try:
-        return Organisation.model_validate({**releases._clean_strings(data), "id": path.stem, "source": path}, context=path)
+        return Organisation.model_validate({**frontmatter.clean_strings(data), "id": path.stem, "source": path}, context=path)
     except ValidationError as exc:
-        error = releases._release_error(
-            exc.errors(include_url=False)[0], path, lines, sections=_SECTIONS, fields=_FIELDS, hints=_HINTS
-        )
-        raise OrganisationError(error.message, path=path, line=error.line, field=error.field, hint=error.hint) from None
-
-
-def about_blocks(*, release: releases.Release, site_language: str) -> list[tuple[Organisation, str]]:
-    """Each issuer's About as sanitised HTML, in the release's language (else the site's), after the
-    release's own; one that says what the release's own About already says is not repeated."""
-    blocks = []
-    seen = {" ".join(release.about_html.split()), ""}  # compared as words: YAML and TOML fold lines differently
-    for issuer in release.issuers:
-        text = issuer.about_for(release.language, site_language)
-        html = releases._about_html(text, base_url=release.url) if text.strip() else ""
-        if " ".join(html.split()) not in seen:
-            seen.add(" ".join(html.split()))
-            blocks.append((issuer, html))
-    return blocks
-
-
-def media_contacts(*, release: releases.Release) -> list[releases.Contact]:
-    """The release's media contacts, then each issuer's, each person once (by address, else by name)."""
-    merged: dict[str, releases.Contact] = {}
-    for contact in (*release.contacts, *(issuer.contact for issuer in release.issuers if issuer.contact)):
-        merged.setdefault((contact.email or contact.name).casefold(), contact)
-    return list(merged.values())
-
-
-def eu_acknowledgement(*, release: releases.Release) -> list[tuple[str | None, list[tuple[Organisation, EuFunding]]]]:
-    """What the EU acknowledgement of a release lists (nothing when no issuer is EU-funded): each
-    funding statement (None: the standard "Funded by the European Union", which the templates
-    translate) with the EU-funded issuers and grants it covers, in the order of ``issuers``."""
-    groups: dict[str | None, list[tuple[Organisation, EuFunding]]] = {}
-    for issuer in release.issuers:
-        if issuer.eu_funding is not None:
-            groups.setdefault(issuer.eu_funding.statement, []).append((issuer, issuer.eu_funding))
-    return list(groups.items())
+        raise frontmatter.field_error(
+            exc.errors(include_url=False)[0], path, frontmatter.line_map(node, first_line=1),
+            sections=_SECTIONS, fields=_FIELDS, hints=_HINTS, kind=OrganisationError,
+        ) from None
 
 
 _HINTS = {
@@ -291,8 +227,6 @@ _HINTS = {
     "social": "write social: {mastodon: '@user@instance', bluesky: handle.bsky.social, linkedin: 'urn:li:organization:123'}",
     "eu_funding": "write eu_funding: {programme: Horizon Europe, grant: \"101069644\"}",
 }
-_SECTIONS: dict[str, type[releases.BaseModel]] = {"social": Handles, "eu_funding": EuFunding, "contact": releases.Contact}
+_SECTIONS: dict[str, type] = {"social": Handles, "eu_funding": EuFunding, "contact": Contact}
 _FIELDS = [name for name in Organisation.model_fields if name not in ("id", "source")]
 
-# The Release model names Organisation; it is complete once this module has defined it (see releases.py).
-releases.Release.model_rebuild(_types_namespace={"Organisation": Organisation})

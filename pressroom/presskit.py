@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pressroom.i18n import translations
-from pressroom.mail.compose import html_to_text
-from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
-from pressroom.releases import Release
+from pressroom.releases.blocks import about_blocks, eu_acknowledgement, media_contacts
+from pressroom.releases.model import Release
 from pressroom.settings import Settings
+from pressroom.text import html_to_text
 
 Gettext = Callable[[str], str]
 

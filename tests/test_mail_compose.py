@@ -9,8 +9,9 @@ from hypothesis import given, strategies as st
 
 from pressroom.errors import TemplateError
 from pressroom.mail import compose_release
-from pressroom.mail.compose import _palette, contrast_ratio, html_to_text
+from pressroom.mail.style import contrast_ratio, palette
 from pressroom.releases import load_releases
+from pressroom.text import html_to_text
 from tests.conftest import REPO
 
 
@@ -45,7 +46,7 @@ def test_logo_is_an_absolute_image_with_the_site_name_as_alt(project) -> None:
 
 @given(st.from_regex(r"#[0-9a-f]{6}", fullmatch=True))
 def test_any_brand_colour_gives_readable_text_in_light_and_dark_mode(brand: str) -> None:
-    colors = _palette(brand)
+    colors = palette(brand)
     assert contrast_ratio(colors["accent"], colors["card"]) >= 4.5  # links and headings on white
     assert contrast_ratio(colors["on_accent"], colors["accent"]) >= 4.5  # button label
     assert contrast_ratio(colors["dark_accent"], colors["dark_card"]) >= 4.5
@@ -72,6 +73,17 @@ def test_project_templates_override_the_shipped_ones(project) -> None:
     project.write_release("override")
     settings, release = one_release(project)
     assert "Our own footer." in compose_release(release=release, settings=settings).text
+
+
+def test_an_email_template_edited_in_a_running_process_is_used_for_the_next_email(project) -> None:
+    (project.root / "templates").unlink()
+    shutil.copytree(REPO / "templates", project.root / "templates")
+    project.write_release("edited")
+    settings, release = one_release(project)
+    assert "Edited footer." not in compose_release(release=release, settings=settings).text
+    footer = project.root / "templates" / "email" / "_footer.txt.j2"
+    footer.write_text(footer.read_text(encoding="utf-8").replace("-- ", "-- \nEdited footer."), encoding="utf-8")
+    assert "Edited footer." in compose_release(release=release, settings=settings).text
 
 
 def test_text_twin_of_html() -> None:

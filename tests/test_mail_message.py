@@ -249,14 +249,14 @@ def test_digest_lists_releases_newest_first(project) -> None:
 
 def test_two_confirmations_share_one_composition_with_their_own_links_and_message_ids(project, monkeypatch) -> None:
     """Through the ledger and the outbox, as the web app's sender sends them."""
-    import pressroom.mail.compose as compose
+    import pressroom.mail.render as render
     from pressroom.audience import Audience
     from pressroom.dispatch import enqueue_transactional, send_email, transactional_email
     from pressroom.ledger import Ledger
 
     mjml_runs: list[str] = []
-    real_mjml = compose.mjml2html
-    monkeypatch.setattr(compose, "mjml2html", lambda source, **kw: mjml_runs.append(source) or real_mjml(source, **kw))
+    real_mjml = render.mjml2html
+    monkeypatch.setattr(render, "mjml2html", lambda source, **kw: mjml_runs.append(source) or real_mjml(source, **kw))
     settings = project.settings()
     audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
     now = datetime(2024, 8, 1, 12, 0, tzinfo=UTC)

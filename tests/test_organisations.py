@@ -148,7 +148,7 @@ def test_media_contacts_are_merged_once_and_about_texts_follow_the_release(proje
 
 def test_about_per_language_falls_back_to_the_site_language(project):
     settings, release = three_issuers(project)
-    from pressroom.organisations import about_blocks
+    from pressroom.releases.blocks import about_blocks
 
     german = release.model_copy(update={"language": "de"})
     french = release.model_copy(update={"language": "fr"})

@@ -174,3 +174,13 @@ def test_the_about_boilerplate_is_the_same_everywhere_and_relative_links_follow_
     assert 'href="https://press.example.org/releases/first/facts.pdf"' in first.about_html
     assert 'href="https://press.example.org/releases/second/facts.pdf"' in second.about_html
     assert first.about_html.replace("first", "second") == second.about_html
+
+
+def test_a_summary_left_out_is_the_first_sentence_of_the_first_paragraph_in_plain_words(project):
+    project.write_release(
+        "derived",
+        body="Partners meet in **Brussels** on [Friday](https://example.org/friday) &amp; Saturday. More follows.\n\n"
+             "| Day | Room |\n|---|---|\n| Friday | A |\n",
+    )
+    release = load_release(project.releases / "derived.md", project.settings())
+    assert release.summary == "Partners meet in Brussels on Friday & Saturday."

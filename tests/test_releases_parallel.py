@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pressroom import releases
+from pressroom.releases import parallel
 from pressroom.releases import load_releases
 
 
@@ -30,13 +30,13 @@ def _seen(result) -> tuple:  # noqa: ANN001
 def test_workers_give_the_same_releases_and_problems_as_one_process(project, monkeypatch, threads):
     _write_mixed(project)
     settings = project.settings()
-    monkeypatch.setattr(releases, "_PARALLEL_FROM", 10**9)
+    monkeypatch.setattr(parallel, "_PARALLEL_FROM", 10**9)
     alone = _seen(load_releases(settings))
     (project.root / "var" / "cache" / "releases.pickle").unlink()
-    monkeypatch.setattr(releases, "_PARALLEL_FROM", 2)
-    monkeypatch.setattr(releases, "_WORKERS", 2)
+    monkeypatch.setattr(parallel, "_PARALLEL_FROM", 2)
+    monkeypatch.setattr(parallel, "_WORKERS", 2)
     # Another thread in the process makes the pool spawn its workers instead of forking them.
-    monkeypatch.setattr(releases.threading, "active_count", lambda: threads)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: threads)
     shared = _seen(load_releases(settings))
     assert shared == alone
     slugs, problems, warnings = shared
@@ -81,11 +81,11 @@ def test_a_torn_cache_keeps_what_was_whole_and_is_written_whole_again(project, m
 def _count_parses(monkeypatch) -> list[str]:  # noqa: ANN001
     """The names of the files parsed from now on (not read back from the cache)."""
     parsed: list[str] = []
-    original = releases.load_release
+    original = parallel.load_release
 
     def counting(path, settings, **options):  # noqa: ANN001, ANN003, ANN202
         parsed.append(path.name)
         return original(path, settings, **options)
 
-    monkeypatch.setattr(releases, "load_release", counting)
+    monkeypatch.setattr(parallel, "load_release", counting)
     return parsed

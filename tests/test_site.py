@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import lxml.html
 import pytest
 
-from pressroom import site
+from pressroom.site import render, sync
 from pressroom.errors import ConfigError, TemplateError
 from pressroom.releases import load_releases
 from pressroom.settings import load_settings
@@ -194,21 +194,21 @@ def test_worker_processes_build_the_same_site_as_one_process(project, monkeypatc
         project.write_release(f"more-{number}", title=f"More {number}", date=f"2024-06-{number + 10} 09:00",
                               extra=f"tags: [recycling, topic {number % 3}]\n")
     public = project.root / "public"
-    monkeypatch.setattr(site, "_PARALLEL_FROM", 10**9)
+    monkeypatch.setattr(sync, "_PARALLEL_FROM", 10**9)
     alone, _ = build(project, NOW)
     files = {path: path.read_bytes() for path in public.rglob("*") if path.is_file()}
     shutil.rmtree(public)
     shutil.rmtree(project.root / "var" / "cache")
     # A few jobs a chunk, two workers, and this test process taken for one with no other thread.
-    monkeypatch.setattr(site, "_PARALLEL_FROM", 2)
-    monkeypatch.setattr(site, "_RENDERERS", 2)
-    monkeypatch.setattr(site.threading, "active_count", lambda: 1)
-    monkeypatch.setattr(site, "_SMALLEST_CHUNK", 1)
+    monkeypatch.setattr(sync, "_PARALLEL_FROM", 2)
+    monkeypatch.setattr(sync, "_RENDERERS", 2)
+    monkeypatch.setattr(sync.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(sync, "_SMALLEST_CHUNK", 1)
     shared, _ = build(project, NOW)
     assert {path: path.read_bytes() for path in public.rglob("*") if path.is_file()} == files
     assert sorted(shared.written) == sorted(alone.written)
     # The workers' manifest is exact: the next build renders nothing (a press kit would be made again).
-    monkeypatch.setattr(site, "press_kit", lambda **_: pytest.fail("a fresh release page was rendered again"))
+    monkeypatch.setattr(render, "press_kit", lambda **_: pytest.fail("a fresh release page was rendered again"))
     again, _ = build(project, NOW)
     assert (again.written, again.removed, again.unchanged) == ([], [], len(files))
 
@@ -498,13 +498,26 @@ def test_a_broken_template_is_named_with_its_line(project, tmp_path, monkeypatch
     project.write_release("two", date="2024-07-31 09:00")
     if workers:  # each release page in a chunk of its own, rendered by a forked worker
         for name, value in {"_PARALLEL_FROM": 2, "_RENDERERS": 2, "_SMALLEST_CHUNK": 1}.items():
-            monkeypatch.setattr(site, name, value)
-        monkeypatch.setattr(site.threading, "active_count", lambda: 1)
+            monkeypatch.setattr(sync, name, value)
+        monkeypatch.setattr(sync.threading, "active_count", lambda: 1)
     settings = project.settings(PRESSROOM_PATHS__TEMPLATES=str(templates))
     with pytest.raises(TemplateError) as caught:
         build_site(settings=settings, releases=load_releases(settings).releases, now=NOW)
     assert str(caught.value).startswith(where), str(caught.value)
     assert not (project.root / "public" / "releases" / "one").exists()  # the broken page is not written
+
+
+def test_a_site_template_edited_between_two_builds_of_one_process_is_used(project, tmp_path):
+    templates = tmp_path / "my-templates"
+    shutil.copytree(REPO / "templates", templates)
+    project.write_release("one")
+    build(project, NOW, PRESSROOM_PATHS__TEMPLATES=str(templates))
+    page = project.root / "public" / "releases" / "one" / "index.html"
+    assert "Edited here" not in page.read_text()
+    release_template = templates / "site" / "release.html.j2"
+    release_template.write_text(release_template.read_text().replace("{% block main %}", "{% block main %}Edited here"))
+    build(project, NOW, PRESSROOM_PATHS__TEMPLATES=str(templates))
+    assert "Edited here" in page.read_text()
 
 
 def test_missing_site_templates_are_a_clear_error(project, tmp_path):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -21,6 +22,10 @@ from pressroom.cli.base import (
 from pressroom.errors import PressroomError
 from pressroom.settings import Settings
 
+if TYPE_CHECKING:  # the commands import what they use when they run: `pressroom --help` stays quick
+    from pressroom.mail.preview import PreviewFiles
+    from pressroom.releases.model import LoadResult, Release
+
 
 @app.command()
 def check(
@@ -29,7 +34,7 @@ def check(
     now: NowOption = None,
 ) -> None:
     """Validate releases: one line per problem (file:line: field: message), then each valid release's status."""
-    from pressroom.releases import load_releases
+    from pressroom.releases.loading import load_releases
 
     settings = open_settings(settings_file)
     moment = parse_now(now)
@@ -38,36 +43,12 @@ def check(
         console.print(problem.line_for_humans(Path.cwd()), markup=False, soft_wrap=True)
     # Only the whole folder tells a deleted release from one not checked. With the embedded
     # database not created yet nothing was ever published: a check does not create it.
-    published = settings.database_url or settings.embedded_database.exists()
-    if path is None and published:
-        from pressroom.dispatch.after import reminders
-        from pressroom.errors import PressroomError
-        from pressroom.ledger import Ledger
-
-        try:
-            lines = reminders(loaded=result, ledger=Ledger.from_settings(settings), now=moment, root=Path.cwd())
-        except PressroomError as exc:  # the files are checked all the same; only what was published is unknown
-            lines = [f"reminders about published releases skipped: {exc}"]
-        for line in lines:
+    if path is None and (settings.database_url or settings.embedded_database.exists()):
+        for line in _reminders(settings, result, moment):
             console.print(line, markup=False, soft_wrap=True)
-    zone = settings.site.tz
     for release in sorted(result.releases, key=lambda r: r.date):
-        if release.status in ("draft", "withdrawn"):
-            state = release.status
-        elif release.is_public(moment):
-            state = "public"
-        elif release.expires is not None and moment >= release.expires:
-            state = "expired"
-        else:
-            state = "scheduled"
-        utc = release.date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        local = release.date.astimezone(zone).strftime(f"%Y-%m-%d %H:%M %Z ({zone.key})")
-        versions = f"  (also in {', '.join(release.translations)})" if release.translations else ""
-        console.print(f"ok  {release.slug}  {state:<9}  {utc} = {local}{versions}", markup=False, soft_wrap=True)
-        if release.embargo is not None:
-            notify = release.embargo.notify
-            console.print(f"    embargo: journalists hear of it at {notify.astimezone(UTC):%Y-%m-%d %H:%M UTC} = "
-                          f"{notify.astimezone(zone):%Y-%m-%d %H:%M %Z}", markup=False, soft_wrap=True)
+        for line in _release_lines(release, moment, settings.site.tz):
+            console.print(line, markup=False, soft_wrap=True)
     total = len(result.releases) + len(result.problems)
     summary = f"{len(result.releases)} of {total} releases valid"
     if result.problems:
@@ -76,11 +57,43 @@ def check(
     console.print(summary)
 
 
+def _reminders(settings: Settings, result: LoadResult, moment: datetime) -> list[str]:
+    """What ``check`` reminds about published releases (a silent edit, a deleted file)."""
+    from pressroom.dispatch.after import reminders
+    from pressroom.ledger import Ledger
+
+    try:
+        return reminders(loaded=result, ledger=Ledger.from_settings(settings), now=moment, root=Path.cwd())
+    except PressroomError as exc:  # the files are checked all the same; only what was published is unknown
+        return [f"reminders about published releases skipped: {exc}"]
+
+
+def _release_lines(release: Release, moment: datetime, zone: ZoneInfo) -> list[str]:
+    """A valid release's line: its state and its publication instant in UTC and the site time zone (and its embargo's)."""
+    if release.status in ("draft", "withdrawn"):
+        state = release.status
+    elif release.is_public(moment):
+        state = "public"
+    elif release.expires is not None and moment >= release.expires:
+        state = "expired"
+    else:
+        state = "scheduled"
+    utc = release.date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    local = release.date.astimezone(zone).strftime(f"%Y-%m-%d %H:%M %Z ({zone.key})")
+    versions = f"  (also in {', '.join(release.translations)})" if release.translations else ""
+    lines = [f"ok  {release.slug}  {state:<9}  {utc} = {local}{versions}"]
+    if release.embargo is not None:
+        notify = release.embargo.notify
+        lines.append(f"    embargo: journalists hear of it at {notify.astimezone(UTC):%Y-%m-%d %H:%M UTC} = "
+                     f"{notify.astimezone(zone):%Y-%m-%d %H:%M %Z}")
+    return lines
+
+
 @app.command()
 def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
     """Render public/ (pages, feeds, sitemap) from content/ and the clock; rewrites only what changed."""
-    from pressroom.releases import load_releases
-    from pressroom.site import build_site
+    from pressroom.releases.loading import load_releases
+    from pressroom.site.build import build_site
 
     settings = open_settings(settings_file)
     result = load_releases(settings)
@@ -98,7 +111,7 @@ def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
 
 def _preview_social(settings: Settings, slug: str) -> None:
     """Print every social post of a release with its count; nothing is sent."""
-    from pressroom.releases import load_releases
+    from pressroom.releases.loading import load_releases
     from pressroom.social import preview_social
 
     result = load_releases(settings)
@@ -121,6 +134,21 @@ def _approval_reader(settings: Settings):
         return email_approved(release=release, settings=settings)
 
     return approved
+
+
+def _digest_preview(settings: Settings, now: datetime, language: str, *, shots: bool) -> PreviewFiles:
+    """The digest the digest flow would send at ``now``: the same period and selection
+    (:func:`pressroom.dispatch.digest_releases`), with the editors' decisions."""
+    from pressroom.dispatch import digest_period, digest_releases
+    from pressroom.ledger import Ledger
+    from pressroom.mail.preview import write_digest_preview
+    from pressroom.releases.loading import load_releases
+
+    start, end = digest_period(now=now, settings=settings)
+    chosen = digest_releases(releases=load_releases(settings).releases, settings=settings, now=now,
+                             first_seen=Ledger.from_settings(settings).first_published(), approved=_approval_reader(settings))
+    return write_digest_preview(settings=settings, releases=chosen, period_start=start, period_end=end, language=language,
+                                shots=shots)
 
 
 @app.command()
@@ -146,8 +174,10 @@ def preview(
         _preview_social(settings, slug or "")
         return
     try:
-        files = write_preview(settings=settings, slug=slug, digest=digest, now=parse_now(now), shots=not no_screenshots,
-                              approved=_approval_reader(settings) if digest else None, language=language)
+        if digest:
+            files = _digest_preview(settings, parse_now(now), language, shots=not no_screenshots)
+        else:
+            files = write_preview(settings=settings, slug=slug, shots=not no_screenshots, language=language)
     except PressroomError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None

@@ -1,385 +1,34 @@
 """Compose: a release, a digest or a transactional email rendered ONCE (MJML -> HTML, text twin).
 
-Templates live in ``templates/email/``: ``<kind>.mjml.j2`` (Jinja2 with autoescape, then MJML)
-and ``<kind>.txt.j2`` (the plain-text twin, no escaping). The personal values are slot
-tokens at this stage; :class:`~pressroom.mail.message.Composed` fills them per recipient.
+Each ``compose_*`` gathers what its email says and renders it once (:mod:`pressroom.mail.render`);
+the personal values are slot tokens at this stage; :class:`~pressroom.mail.message.Composed`
+fills them per recipient.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html as html_module
 import re
-import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
-from gettext import NullTranslations
-from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
-import jinja2
-from mjml import mjml2html
-
-from pressroom import i18n
+from pressroom import i18n, images
 from pressroom.i18n import N_
-from pressroom.errors import TemplateError
+from pressroom.mail.links import utm_html, with_utm
 from pressroom.mail.message import Composed, build_composed, new_tokens
-from pressroom.organisations import about_blocks, eu_acknowledgement, media_contacts
-from pressroom.releases import PRESS_KIT, Release
+from pressroom.mail.render import both
+from pressroom.mail.style import contrast_ratio, palette, style_body
+from pressroom.releases.blocks import about_blocks, eu_acknowledgement, media_contacts
+from pressroom.releases.model import PRESS_KIT, Release
 from pressroom.settings import Settings
+from pressroom.text import html_to_text
 
 __all__ = ["compose_digest", "compose_embargo", "compose_follow_up", "compose_release", "compose_transactional",
            "compose_withdrawn", "contrast_ratio", "digest_key", "embargo_until"]
 
-_PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 TransactionalKind = Literal["confirm", "welcome", "unsubscribed"]
-
-
-# --------------------------------------------------------------------------- colours
-
-
-def _luminance(hex_color: str) -> float:
-    value = hex_color.lstrip("#")
-    if len(value) == 3:
-        value = "".join(c * 2 for c in value)
-    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
-    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def contrast_ratio(foreground: str, background: str) -> float:
-    """WCAG 2 contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
-    a, b = sorted((_luminance(foreground), _luminance(background)), reverse=True)
-    return (a + 0.05) / (b + 0.05)
-
-
-def _mix(hex_color: str, target: str, amount: float) -> str:
-    a = hex_color.lstrip("#")
-    b = target.lstrip("#")
-    mixed = [round(int(a[i : i + 2], 16) * (1 - amount) + int(b[i : i + 2], 16) * amount) for i in (0, 2, 4)]
-    return "#" + "".join(f"{c:02x}" for c in mixed)
-
-
-def _readable(color: str, background: str, toward: str) -> str:
-    """``color`` moved toward ``toward`` until it reads at 4.5:1 (WCAG AA) on ``background``."""
-    for step in range(21):
-        candidate = _mix(color, toward, step / 20)
-        if contrast_ratio(candidate, background) >= 4.5:
-            return candidate
-    return toward
-
-
-def _palette(brand: str) -> dict[str, str]:
-    brand = brand if re.fullmatch(r"#[0-9a-fA-F]{6}", brand or "") else "#0b5d7a"
-    light_bg, dark_bg = "#ffffff", "#1a1f24"
-    accent = _readable(brand, light_bg, "#000000")
-    return {
-        "brand": brand,
-        "accent": accent,  # links, button, headings on white
-        "on_accent": "#ffffff" if contrast_ratio("#ffffff", accent) >= contrast_ratio("#111111", accent) else "#111111",
-        "text": "#1f2933",
-        "muted": "#52606d",
-        "page": "#eef2f5",
-        "card": light_bg,
-        "rule": "#d9e2ec",
-        "dark_page": "#0f1316",
-        "dark_card": dark_bg,
-        "dark_text": "#e4e9ee",
-        "dark_muted": "#aab6c2",
-        "dark_accent": _readable(brand, dark_bg, "#ffffff"),
-    }
-
-
-# --------------------------------------------------------------------------- links
-
-
-def _with_utm(url: str, *, settings: Settings, campaign: str) -> str:
-    """Add utm_* parameters to links into the public site when settings.email.utm is on."""
-    email = settings.email
-    if not email.utm or not url:
-        return url
-    parts = urlsplit(url)
-    if parts.netloc.lower() != urlsplit(settings.site.base_url).netloc.lower():
-        return url
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {name for name, _ in query}
-    extra = [
-        (name, value)
-        for name, value in (("utm_source", email.utm_source), ("utm_medium", email.utm_medium), ("utm_campaign", campaign))
-        if name not in present
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query + extra)))
-
-
-_HREF = re.compile(r'href="([^"]*)"')
-
-
-def _utm_html(fragment: str, *, settings: Settings, campaign: str) -> str:
-    if not settings.email.utm:
-        return fragment
-
-    def replace(match: re.Match[str]) -> str:
-        url = html_module.unescape(match.group(1))
-        return f'href="{html_module.escape(_with_utm(url, settings=settings, campaign=campaign))}"'
-
-    return _HREF.sub(replace, fragment)
-
-
-# Inline styles for the sanitised release body: some clients drop <style>, none drops style="".
-_BODY_STYLES = {
-    "p": "margin:0 0 16px 0;",
-    "h1": "margin:24px 0 12px 0;font-size:22px;line-height:1.3;",
-    "h2": "margin:24px 0 12px 0;font-size:20px;line-height:1.3;",
-    "h3": "margin:20px 0 10px 0;font-size:18px;line-height:1.3;",
-    "ul": "margin:0 0 16px 0;padding-left:24px;",
-    "ol": "margin:0 0 16px 0;padding-left:24px;",
-    "li": "margin:0 0 6px 0;",
-    "blockquote": "margin:0 0 16px 0;padding:4px 0 4px 16px;border-left:4px solid {accent};",
-    # CSS width:auto beats the width attribute where CSS works; Outlook desktop reads only the attribute.
-    "img": "max-width:100%;width:auto;height:auto;",
-    # MJML gives every text block word-break:break-word, which would split "Quarter" into
-    # "Qu/art/er" to squeeze a table: words stay whole and the box around the table scrolls instead.
-    "table": "border-collapse:collapse;word-break:normal;overflow-wrap:normal;margin:0;",
-    "th": "padding:6px 10px;border-bottom:2px solid {rule};text-align:{align};vertical-align:bottom;font-weight:bold;",
-    "td": "padding:6px 10px;border-bottom:1px solid {rule};text-align:{align};vertical-align:top;",
-    "a": "color:{accent};text-decoration:underline;word-break:break-word;",
-}
-_OPEN_TAG = re.compile(r"<(p|h1|h2|h3|ul|ol|li|blockquote|img|table|th|td|a)(\s[^>]*)?>")
-_ALIGN = re.compile(r'\salign="(left|right|center)"')
-#: The width of the release body in the 600px layout (32px padding each side), for img width="".
-_BODY_WIDTH = 536
-
-
-def _style_body(fragment: str, palette: dict[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        tag, attributes = match.group(1), match.group(2) or ""
-        align = _ALIGN.search(attributes)
-        style = _BODY_STYLES[tag].format(**palette, align=align.group(1) if align else "left")
-        closing = "/" if attributes.rstrip().endswith("/") else ""
-        attributes = attributes.rstrip().removesuffix("/")
-        if tag == "img" and " width=" not in attributes:
-            attributes += f' width="{_BODY_WIDTH}"'
-        opening = f'<{tag}{attributes} style="{style}"{closing}>'
-        if tag == "table":
-            # width:0 keeps the table from widening MJML's layout tables (which size to their content);
-            # min-width:100% then gives the box the text's width, and a wider table scrolls inside it.
-            return f'<div style="overflow-x:auto;width:0;min-width:100%;margin:0 0 16px 0;">{opening}'
-        return opening
-
-    return _OPEN_TAG.sub(replace, fragment).replace("</table>", "</table></div>")
-
-
-# --------------------------------------------------------------------------- HTML -> text
-
-
-_TEXT_WIDTH = 72
-
-
-def _fill(text: str, width: int, first: str, rest: str) -> str:
-    """``textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False,
-    break_on_hyphens=False)`` for single-spaced text, in a quarter of the time (it runs on every paragraph of
-    every email's and press kit's text). A word longer than the line stands alone on its own line."""
-    lines: list[str] = []
-    words: list[str] = []
-    indent, used = first, 0
-    for word in text.split(" ") if text else ():
-        if words and used + 1 + len(word) > width - len(indent):
-            lines.append(indent + " ".join(words))
-            indent, words, used = rest, [word], len(word)
-        else:
-            used += len(word) + 1 if words else len(word)
-            words.append(word)
-    if words:
-        lines.append(indent + " ".join(words))
-    return "\n".join(lines)
-
-
-class _TextWriter(HTMLParser):
-    """Sanitised release HTML -> readable plain text (paragraphs, lists, quotes, links)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.blocks: list[tuple[str, bool]] = []  # (wrapped text, is a list item)
-        self.line: list[str] = []
-        self.lists: list[list[int]] = []  # per open list: [is_ordered, counter]
-        self.quote = 0
-        self.links: list[str] = []
-        self.heading = False
-        self.rows: list[list[tuple[str, str, bool]]] | None = None  # inside a table: (text, align, header)
-        self.outside: list[str] = []  # the line around the table cell being read
-        self.cell_align = "left"
-
-    def _flush(self, prefix: str = "") -> None:
-        text = " ".join("".join(self.line).split())
-        self.line = []
-        if not text:
-            return
-        if self.heading:
-            text = text.upper()
-        indent = "  " * max(len(self.lists) - 1, 0)
-        lead = indent + prefix
-        quote = "> " * self.quote
-        wrapped = _fill(text, _TEXT_WIDTH, quote + lead, quote + " " * len(lead))
-        self.blocks.append((wrapped, bool(prefix)))
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"td", "th"}:
-            self.cell_align = dict(attrs).get("align") or "left"
-        if tag in {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "table", "tr"}:
-            self._flush()
-        if tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
-            self.heading = True
-        elif tag == "blockquote":
-            self.quote += 1
-        elif tag in {"ul", "ol"}:
-            self.lists.append([tag == "ol", 0])
-        elif tag == "li":
-            self._flush()
-            if self.lists:
-                self.lists[-1][1] += 1
-        elif tag == "br":
-            self.line.append("\n")
-        elif tag == "a":
-            self.links.append(dict(attrs).get("href") or "")
-        elif tag == "img":
-            alt = dict(attrs).get("alt") or ""
-            if alt:
-                self.line.append(f"[{alt}]")
-        elif tag == "table":
-            self.rows = []
-        elif tag == "tr" and self.rows is not None:
-            self.rows.append([])
-        elif tag in {"td", "th"}:
-            self.outside, self.line = self.line, []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in {"td", "th"} and self.rows:
-            text = " ".join("".join(self.line).split())
-            self.rows[-1].append((text, self.cell_align, tag == "th"))
-            self.line = self.outside
-        elif tag == "table" and self.rows is not None:
-            self.blocks.append((_table_text([row for row in self.rows if row]), False))
-            self.rows = None
-        elif tag == "li":
-            ordered, counter = self.lists[-1] if self.lists else (False, 0)
-            self._flush(f"{counter}. " if ordered else "- ")
-        elif tag in {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "tr"}:
-            self._flush()
-            self.heading = False
-        elif tag == "blockquote":
-            self._flush()
-            self.quote = max(self.quote - 1, 0)
-        elif tag in {"ul", "ol"}:
-            self._flush()
-            if self.lists:
-                self.lists.pop()
-        elif tag == "a" and self.links:
-            href = self.links.pop()
-            label = " ".join("".join(self.line).split()[-8:])
-            # Show the target unless the label already says it (a bare link or address).
-            if href and not href.startswith("#") and label.split()[-1:] and label.split()[-1] not in href:
-                self.line.append(f" <{href}>")
-
-    def handle_data(self, data: str) -> None:
-        self.line.append(data)
-
-    def text(self) -> str:
-        self._flush()
-        out: list[str] = []
-        for index, (block, item) in enumerate(self.blocks):
-            if index:
-                # List items stay together; every other block is a paragraph.
-                out.append("\n" if item and self.blocks[index - 1][1] else "\n\n")
-            out.append(block)
-        return "".join(out)
-
-
-def _table_text(rows: list[list[tuple[str, str, bool]]]) -> str:
-    """A table as aligned columns under a dashed header rule; as "header: value" lines per row
-    when the columns would not fit in 72 characters."""
-    columns = max((len(row) for row in rows), default=0)
-    rows = [row + [("", "left", False)] * (columns - len(row)) for row in rows]
-    header = rows[0] if rows and all(is_header for _, _, is_header in rows[0]) else None
-    body = rows[1:] if header else rows
-    widths = [max(len(row[index][0]) for row in rows) for index in range(columns)]
-    if sum(widths) + 2 * (columns - 1) > _TEXT_WIDTH and header:
-        names = [text for text, _, _ in header]
-
-        def record(row: list[tuple[str, str, bool]]) -> str:
-            fields = (f"{name}: {text}" if name else text for name, (text, _, _) in zip(names, row) if text)
-            return "\n".join(
-                _fill(field, _TEXT_WIDTH, "", "  ")
-                for field in fields
-            )
-
-        return "\n\n".join(record(row) for row in body)
-
-    def line(row: list[tuple[str, str, bool]]) -> str:
-        pad = {"right": str.rjust, "center": str.center}
-        return "  ".join(pad.get(align, str.ljust)(text, width) for (text, align, _), width in zip(row, widths)).rstrip()
-
-    lines = [line(row) for row in rows]
-    if header:
-        lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-@lru_cache(maxsize=64)  # the About boilerplates recur in every release, email and press kit
-def html_to_text(fragment: str) -> str:
-    """Plain text of a sanitised HTML fragment, wrapped at 72 columns, links shown as ``<url>``."""
-    writer = _TextWriter()
-    writer.feed(fragment)
-    writer.close()
-    return writer.text()
-
-
-# --------------------------------------------------------------------------- templates
-
-
-@lru_cache(maxsize=16)
-def _environment(folder: Path, catalogue: NullTranslations) -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), jinja2.FileSystemLoader(_PACKAGED_TEMPLATES)]),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",), default_for_string=False, default=False),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    environment.filters["wrap"] = lambda text, width=72: textwrap.fill(
-        " ".join(str(text).split()), width=width, break_long_words=False, break_on_hyphens=False
-    )
-    environment.filters["underline"] = lambda text, char="=": char * max(
-        len(line) for line in textwrap.wrap(" ".join(str(text).split()), width=72, break_long_words=False) or [""]
-    )
-    return i18n.install(environment, translations=catalogue)
-
-
-def _render(settings: Settings, name: str, context: dict[str, Any]) -> str:
-    catalogue = i18n.translations(language=context["language"], settings=settings)
-    try:
-        return _environment(settings.path("templates") / "email", catalogue).get_template(name).render(context)
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"email template {exc.name!r} not found in templates/email/") from None
-    except jinja2.TemplateError as exc:
-        where = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
-        raise TemplateError(f"templates/email/{name}{where}: {exc.message}") from None
-
-
-def _mjml(settings: Settings, name: str, context: dict[str, Any]) -> str:
-    source = _render(settings, name, context)
-    try:
-        html = mjml2html(source, disable_comments=True)
-    except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
-        raise TemplateError(f"templates/email/{name}: MJML could not be rendered: {exc}") from None
-    # mj-image writes height="auto", which is not a valid value of the attribute; its style says the same.
-    return _HEIGHT_AUTO.sub(r"\1", html)
-
-
-_HEIGHT_AUTO = re.compile(r'(<img\b[^>]*?)\sheight="auto"')
 
 
 def _absolute(url: str | None, settings: Settings) -> str:
@@ -401,7 +50,7 @@ def _base_context(settings: Settings, *, language: str, subject: str, preheader:
             "logo": _absolute(site.logo, settings),
             "postal_address": site.postal_address,
         },
-        "colors": _palette(site.brand_color),
+        "colors": palette(site.brand_color),
         "language": language,
         "subject": subject,
         "preheader": preheader,
@@ -420,23 +69,15 @@ def _greeting(settings: Settings, language: str) -> tuple[str, str]:
     return t.gettext("Hello %(name)s,") % {"name": "{name}"}, t.gettext("Hello,")
 
 
-def _both(settings: Settings, kind: str, context: dict[str, Any]) -> tuple[str, str]:
-    html = _mjml(settings, f"{kind}.mjml.j2", context | {"slot": context["slot"]})
-    text = _render(settings, f"{kind}.txt.j2", context | {"slot": context["text_slot"]})
-    return html, text.strip() + "\n"
-
-
 def _release_context(
     release: Release, settings: Settings, campaign: str, colors: dict[str, str], language: str
 ) -> dict[str, Any]:
     def utm(url: str) -> str:
-        return _with_utm(url, settings=settings, campaign=campaign)
-
-    from pressroom import images
+        return with_utm(url, settings=settings, campaign=campaign)
 
     sized = images.sized_html(release.body_html, base_url=release.url, files=release.images, width=images.EMAIL_WIDTH)
-    body = _style_body(_utm_html(sized, settings=settings, campaign=campaign), colors)
-    about = _style_body(_utm_html(release.about_html, settings=settings, campaign=campaign), colors)
+    body = style_body(utm_html(sized, settings=settings, campaign=campaign), colors)
+    about = style_body(utm_html(release.about_html, settings=settings, campaign=campaign), colors)
     return {
         "slug": release.slug,
         "title": release.title,
@@ -471,11 +112,11 @@ def _issuers_context(release: Release, settings: Settings, campaign: str, colors
     return {
         "issuers": [
             {"name": issuer.name, "alt": issuer.alt, "website": issuer.website, "logo_url": f"{base}/{issuer.logo_path}",
-             "logo_width": issuer.logo_width(_LOGO_HEIGHT), "logo_height": _LOGO_HEIGHT}
+             "logo_width": images.width_at(issuer.logo, _LOGO_HEIGHT), "logo_height": _LOGO_HEIGHT}
             for issuer in release.issuers
         ],
         "issuer_about": [
-            {"html": _style_body(_utm_html(html, settings=settings, campaign=campaign), colors), "text": html_to_text(html)}
+            {"html": style_body(utm_html(html, settings=settings, campaign=campaign), colors), "text": html_to_text(html)}
             for _, html in about_blocks(release=release, site_language=settings.site.language)
         ],
         "eu": eu and {
@@ -490,8 +131,6 @@ def _issuers_context(release: Release, settings: Settings, campaign: str, colors
 
 def _email_hero(release: Release) -> str:
     """The hero's URL at most EMAIL_WIDTH wide: the copy the site build publishes beside the page, if one is needed."""
-    from pressroom import images
-
     assert release.hero is not None
     file = release.hero.file
     if file is not None and images.variant(file, images.EMAIL_WIDTH):
@@ -527,7 +166,7 @@ def compose_release(
         context["reason"] = t.gettext("This proof went to the editors of %(site)s only.") % {"site": settings.site.name}
         context["footer_links"] = False
         key = f"proof-{release.slug}-{release.digest[:8]}"  # never the Message-ID of the real email
-    html, text = _both(settings, "release", context)
+    html, text = both(settings, "release", context)
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=proof is None,
         greeting=_greeting(settings, language),
@@ -571,8 +210,8 @@ def compose_digest(
     context["period"] = period
     context["heading"] = _clean_line(heading)
     context["releases"] = [_release_context(r, settings, key, context["colors"], language) for r in ordered]
-    context["view_url"] = _with_utm(settings.site.base_url + "/", settings=settings, campaign=key)
-    html, text = _both(settings, "digest", context)
+    context["view_url"] = with_utm(settings.site.base_url + "/", settings=settings, campaign=key)
+    html, text = both(settings, "digest", context)
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True,
         greeting=_greeting(settings, language),
@@ -643,7 +282,7 @@ def compose_transactional(
         "unsubscribed": N_("You will not receive further press releases from us."),
     }[kind]
     context["preheader"] = t.gettext(preheader)
-    html, text = _both(settings, kind, context)
+    html, text = both(settings, kind, context)
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
         bulk=kind == "welcome", action_url=action_url or ("" if kind == "confirm" else settings.site.base_url + "/"),
@@ -684,7 +323,7 @@ def _media_email(*, settings: Settings, kind: str, headline: str, subject: str, 
         context["proof"] = [{"label": label, "url": url} for label, url in proof.items()]
         context["reason"] = t.gettext("This proof went to the editors of %(site)s only.") % {"site": settings.site.name}
         key = f"proof-{key}"
-    html, text = _both(settings, "embargo", context)
+    html, text = both(settings, "embargo", context)
     # An editor has no preview link of their own: the proof's button shows where the journalists' goes.
     return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
                           bulk=proof is None, action_url="" if proof is None else f"{settings.site.base_url}/preview/",
@@ -717,7 +356,7 @@ def compose_embargo(*, release: Release, settings: Settings, moved: bool = False
     key = f"{'moved' if moved else 'embargo'}-{release.slug}-{int(release.date.timestamp())}"
     if proof is not None:
         key += f"-{release.digest[:8]}"
-    colors = _palette(settings.site.brand_color)
+    colors = palette(settings.site.brand_color)
     return _media_email(
         settings=settings, kind="moved" if moved else "embargo", headline=headline, subject=f"{headline}: {release.title}",
         paragraph=paragraph, release=_release_context(release, settings, f"embargo-{release.slug}", colors, language),
@@ -758,7 +397,7 @@ def compose_follow_up(*, release: Release, settings: Settings, kind: Literal["co
                          "date": i18n.format_date(moment=date, language=language, settings=settings), "url": release.url,
                          "published": i18n.format_date(moment=release.date, language=language, settings=settings)}
     context["view_url"] = release.url if kind == "correction" else ""
-    html, text = _both(settings, kind, context)
+    html, text = both(settings, kind, context)
     key = f"{release.slug}-correction-{number}" if kind == "correction" else f"{release.slug}-withdrawal"
     return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True,
                           greeting=_greeting(settings, language))

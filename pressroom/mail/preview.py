@@ -7,10 +7,10 @@ so a preview of an unpublished release still shows its hero image and never need
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,10 +18,14 @@ from pressroom import images
 from pressroom.errors import ConfigError, ReleaseError
 from pressroom.mail.compose import compose_digest, compose_release
 from pressroom.mail.message import Composed, Recipient
-from pressroom.releases import Release, load_releases
+from pressroom.releases.loading import load_releases
+from pressroom.releases.model import LoadResult, Release
 from pressroom.settings import Settings
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PreviewFiles", "local_assets", "screenshots", "write_files", "write_preview"]
+__all__ = [
+    "CHROMIUM", "CHROMIUM_ARGS", "PreviewFiles", "local_assets", "screenshots", "write_digest_preview", "write_files",
+    "write_preview",
+]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -165,57 +169,55 @@ def write_files(
 
 
 def write_preview(
-    *,
-    settings: Settings,
-    slug: str | None = None,
-    digest: bool = False,
-    now: datetime | None = None,
-    directory: Path | None = None,
-    shots: bool = True,
-    approved: Callable[[Release], bool] | None = None,
-    language: str = "",
+    *, settings: Settings, slug: str | None, directory: Path | None = None, shots: bool = True, language: str = "",
 ) -> PreviewFiles:
-    """Write the preview of release ``slug`` (any status) or of the digest the digest flow would send at ``now``.
+    """Write the preview of the email of release ``slug`` (any status).
 
-    The digest is the same period and selection as the flow's (:func:`pressroom.dispatch.digest_releases`);
-    ``approved`` says whether a release that needs an editor was approved (default: none was).
     Files go to ``var/preview/`` unless ``directory`` is given. Raises ReleaseError when the
-    release does not exist or is invalid, or when the digest period has no release to send.
-    ``language``: the email a reader of that language gets (its version, its words), in ``var/preview/<language>/``.
+    release does not exist or is invalid. ``language``: the email a reader of that language gets
+    (its version, its words), in ``var/preview/<language>/``.
     """
-    now = now or datetime.now(UTC)
-    if language:
-        directory = (directory or settings.path("var") / "preview") / language
-    loaded = load_releases(settings)
-    if digest:
-        from pressroom.dispatch import digest_period, digest_releases
-        from pressroom.ledger import Ledger
+    release = _release_of(load_releases(settings), slug, settings)
+    composed = compose_release(release=release, settings=settings, language=language)
+    return write_files(composed=composed, settings=settings, releases=[release.version(language)],
+                       directory=_directory(settings, directory, language), shots=shots)
 
-        start, end = digest_period(now=now, settings=settings)
-        chosen = digest_releases(releases=loaded.releases, settings=settings, now=now,
-                                 first_seen=Ledger.from_settings(settings).first_published(),
-                                 approved=approved or (lambda release: False))
-        if not chosen:
-            zone = settings.site.tz
-            raise ReleaseError(
-                f"no release for the digest of {start.astimezone(zone):%Y-%m-%d} to {end.astimezone(zone):%Y-%m-%d} "
-                f"(Monday to Monday, {zone.key})",
-                path=settings.releases_dir,
-                field="date",
-                hint="pass --now to preview the digest of another week",
-            )
-        chosen = [release.version(language) for release in chosen]
-        composed = compose_digest(releases=chosen, settings=settings, period_start=start, period_end=end, language=language)
-        return write_files(composed=composed, settings=settings, releases=chosen, directory=directory, shots=shots)
-    found = [r for r in loaded.releases if r.slug == slug]
-    if not found:
-        problems = [p for p in loaded.problems if slug and slug in str(p.path)]
-        if problems:
-            raise problems[0]
-        known = ", ".join(r.slug for r in loaded.releases[:10]) or "none"
+
+def write_digest_preview(
+    *, settings: Settings, releases: Sequence[Release], period_start: datetime, period_end: datetime,
+    directory: Path | None = None, shots: bool = True, language: str = "",
+) -> PreviewFiles:
+    """Write the preview of the digest of ``releases`` (the digest flow's selection) for the period, in ``language``.
+
+    Raises ReleaseError when the period has no release to send.
+    """
+    if not releases:
+        zone = settings.site.tz
         raise ReleaseError(
-            f"no release with slug {slug!r}", path=settings.releases_dir, field="slug", hint=f"known slugs: {known}"
+            f"no release for the digest of {period_start.astimezone(zone):%Y-%m-%d} to {period_end.astimezone(zone):%Y-%m-%d} "
+            f"(Monday to Monday, {zone.key})",
+            path=settings.releases_dir,
+            field="date",
+            hint="pass --now to preview the digest of another week",
         )
-    composed = compose_release(release=found[0], settings=settings, language=language)
-    return write_files(composed=composed, settings=settings, releases=[found[0].version(language)], directory=directory,
-                       shots=shots)
+    chosen = [release.version(language) for release in releases]
+    composed = compose_digest(releases=chosen, settings=settings, period_start=period_start, period_end=period_end,
+                              language=language)
+    return write_files(composed=composed, settings=settings, releases=chosen,
+                       directory=_directory(settings, directory, language), shots=shots)
+
+
+def _directory(settings: Settings, directory: Path | None, language: str) -> Path | None:
+    return (directory or settings.path("var") / "preview") / language if language else directory
+
+
+def _release_of(loaded: LoadResult, slug: str | None, settings: Settings) -> Release:
+    """The valid release ``slug``; else its file's problem, or a ReleaseError naming the known slugs."""
+    found = [r for r in loaded.releases if r.slug == slug]
+    if found:
+        return found[0]
+    problems = [p for p in loaded.problems if slug and slug in str(p.path)]
+    if problems:
+        raise problems[0]
+    known = ", ".join(r.slug for r in loaded.releases[:10]) or "none"
+    raise ReleaseError(f"no release with slug {slug!r}", path=settings.releases_dir, field="slug", hint=f"known slugs: {known}")

@@ -24,7 +24,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from gettext import NullTranslations
 from pathlib import Path
 from typing import Callable, Literal
@@ -32,9 +31,9 @@ from typing import Callable, Literal
 import grapheme
 import jinja2
 
-from pressroom import i18n
+from pressroom import i18n, templating
 from pressroom.errors import TemplateError
-from pressroom.releases import Release
+from pressroom.releases.model import Release
 from pressroom.settings import Settings
 
 __all__ = [
@@ -185,18 +184,11 @@ def _tag_body(candidate: str) -> str:
 def find_facets(text: str, *, mentions: tuple[Mention, ...] = ()) -> tuple[Facet, ...]:
     """Every URL and ``#tag`` in ``text`` with its UTF-8 byte offsets, in text order; and each of
     ``mentions`` where the post names it (its last occurrence: the line the template gave mentions)."""
-    spans: list[tuple[int, int, Literal["link", "tag", "mention"], str]] = []
+    spans: list[_Span] = []
     for match in _URL_RE.finditer(text):
         url = _url_at(match)
         spans.append((match.start(), match.start() + len(url), "link", url))
-    for index, char in enumerate(text):
-        if char != "#" or (index and not text[index - 1].isspace()):
-            continue
-        if any(start <= index < end for start, end, _, _ in spans):
-            continue
-        body = _tag_body(text[index + 1 :])
-        if body:
-            spans.append((index, index + 1 + len(body), "tag", body))
+    spans += _tag_spans(text, spans)
     for mention in mentions:
         start = text.rfind(mention.text)
         if mention.value is not None and start != -1 and not any(a < start + len(mention.text) and start < b for a, b, _, _ in spans):
@@ -207,6 +199,23 @@ def find_facets(text: str, *, mentions: tuple[Mention, ...] = ()) -> tuple[Facet
         byte_start = len(text[:start].encode("utf-8"))
         facets.append(Facet(kind, byte_start, byte_start + len(text[start:end].encode("utf-8")), value))
     return tuple(facets)
+
+
+_Span = tuple[int, int, Literal["link", "tag", "mention"], str]  # (start, end) in characters, kind, value
+
+
+def _tag_spans(text: str, links: list[_Span]) -> list[_Span]:
+    """Each ``#tag`` of ``text`` that starts a word and is not inside one of ``links``."""
+    spans: list[_Span] = []
+    for index, char in enumerate(text):
+        if char != "#" or (index and not text[index - 1].isspace()):
+            continue
+        if any(start <= index < end for start, end, _, _ in links):
+            continue
+        body = _tag_body(text[index + 1 :])
+        if body:
+            spans.append((index, index + 1 + len(body), "tag", body))
+    return spans
 
 
 def hashtags_for(tags: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -323,22 +332,11 @@ def _split_thread(
 # --------------------------------------------------------------------------- templates and compose
 
 
-@lru_cache(maxsize=8)
-def _environment(folder: str, catalogue: NullTranslations) -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return i18n.install(environment, translations=catalogue)
-
-
 def _template(templates: Path, network: str, catalogue: NullTranslations) -> jinja2.Template:
     try:
-        return _environment(str(templates / "social"), catalogue).get_template(f"{network}.txt.j2")
+        environment = templating.environment((templates / "social",), translations=catalogue, autoescape=False,
+                                             trailing_newline=False)
+        return environment.get_template(f"{network}.txt.j2")
     except jinja2.TemplateNotFound:
         raise TemplateError(
             f"templates/social/{network}.txt.j2 is missing",
@@ -381,6 +379,47 @@ def mentions_for(*, release: Release, network: str, own: str | None = None) -> t
     return tuple(mentions)
 
 
+@dataclass
+class _Draft:
+    """A post being fitted to a network: the hashtags and mentions it still has room for."""
+
+    template: jinja2.Template
+    release: Release
+    limits: Limits
+    hashtags: list[str]
+    mentions: list[Mention]
+
+    def render(self, text: str, summary: str = "") -> str:
+        return _render(
+            self.template, text=text, summary=summary, url=self.release.url, hashtags=self.hashtags, release=self.release,
+            mentions=[mention.text for mention in self.mentions],
+        )
+
+    def fits(self, text: str, summary: str = "") -> bool:
+        return self.limits.fits(self.render(text, summary))
+
+    def make_room(self, minimal: str) -> None:
+        """Hashtags are the first thing to go (last first): the URL and a whole title matter more.
+        Mentions go only when not even an ellipsis of the text would fit beside them."""
+        while self.hashtags and not self.fits(minimal):
+            self.hashtags.pop()
+        while self.mentions and not self.fits(ELLIPSIS):
+            self.mentions.pop()
+
+    def parts(self, body: str, summary: str, *, thread: bool) -> list[str]:
+        """The root post (and, for an override text on a network with threads, its replies)."""
+        if self.fits(body, summary):
+            return [self.render(body, summary)]
+        if summary and self.fits(body, ELLIPSIS):
+            return [self.render(body, shorten(summary, fits=lambda s: self.fits(body, s)))]
+        if thread:
+            chunks = _split_thread(
+                body, fits_first=self.fits, fits_reply=self.limits.fits, max_parts=self.limits.max_parts,
+            )
+            return [self.render(chunks[0]), *chunks[1:]]
+        return [self.render(shorten(body, fits=self.fits))]
+
+
 def compose_post(
     *, release: Release, network: str, limits: Limits, templates: Path, own: str | None = None,
     settings: Settings | None = None,
@@ -398,55 +437,32 @@ def compose_post(
     body = override.strip() if override else release.title
     summary = "" if override or release.summary.strip() == release.title.strip() else release.summary.strip()
     present = {facet.value.casefold() for facet in find_facets(f"{body} {summary}") if facet.kind == "tag"}
-    hashtags = [tag for tag in hashtags_for(release.tags) if tag[1:].casefold() not in present]
-    mentions = list(mentions_for(release=release, network=network, own=own))
+    draft = _Draft(
+        template=template, release=release, limits=limits,
+        hashtags=[tag for tag in hashtags_for(release.tags) if tag[1:].casefold() not in present],
+        mentions=list(mentions_for(release=release, network=network, own=own)),
+    )
+    draft.make_room(ELLIPSIS if override else body)
+    parts = draft.parts(body, summary, thread=bool(override) and limits.max_parts > 1)
+    return Post(
+        network=network,
+        slug=release.slug,
+        published=release.date,
+        parts=tuple(_part(text, limits, tuple(draft.mentions) if index == 0 else ()) for index, text in enumerate(parts)),
+        card=_card(release),
+        language=release.language,
+        limits=limits,
+        hashtags=tuple(draft.hashtags),
+    )
 
-    def render(text: str, tags: list[str], summary_text: str = "") -> str:
-        return _render(
-            template, text=text, summary=summary_text, url=release.url, hashtags=tags, release=release,
-            mentions=[mention.text for mention in mentions],
-        )
 
-    # Hashtags are the first thing to go (last first): the URL and a whole title matter more.
-    minimal = ELLIPSIS if override else body
-    while hashtags and not limits.fits(render(minimal, hashtags)):
-        hashtags.pop()
-    while mentions and not limits.fits(render(ELLIPSIS, hashtags)):
-        mentions.pop()  # only when not even an ellipsis of the text would fit beside them
-
-    parts: list[str]
-    if limits.fits(render(body, hashtags, summary)):
-        parts = [render(body, hashtags, summary)]
-    elif summary and limits.fits(render(body, hashtags, ELLIPSIS)):
-        short = shorten(summary, fits=lambda s: limits.fits(render(body, hashtags, s)))
-        parts = [render(body, hashtags, short)]
-    elif override and limits.max_parts > 1:
-        chunks = _split_thread(
-            body,
-            fits_first=lambda t: limits.fits(render(t, hashtags)),
-            fits_reply=limits.fits,
-            max_parts=limits.max_parts,
-        )
-        parts = [render(chunks[0], hashtags), *chunks[1:]]
-    else:
-        parts = [render(shorten(body, fits=lambda t: limits.fits(render(t, hashtags))), hashtags)]
-
+def _card(release: Release) -> Card:
     hero = release.hero
-    card = Card(
+    return Card(
         url=release.url,
         title=release.title,
         description=release.summary,
         image_url=hero.src if hero else None,
         image_file=hero.file if hero else None,
         image_alt=hero.alt if hero else "",
-    )
-    return Post(
-        network=network,
-        slug=release.slug,
-        published=release.date,
-        parts=tuple(_part(text, limits, tuple(mentions) if index == 0 else ()) for index, text in enumerate(parts)),
-        card=card,
-        language=release.language,
-        limits=limits,
-        hashtags=tuple(hashtags),
     )

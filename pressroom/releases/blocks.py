@@ -1,0 +1,45 @@
+"""What every output shows of a release beyond its own text: media contacts, the co-issuers' About texts,
+the EU acknowledgement. The page, the emails, the feeds and the press kit take them from here.
+"""
+
+from __future__ import annotations
+
+from pressroom.organisations import EuFunding, Organisation
+from pressroom.records import Contact
+from pressroom.releases.model import Release
+from pressroom.text import render_about
+
+__all__ = ["about_blocks", "eu_acknowledgement", "media_contacts"]
+
+
+def about_blocks(*, release: Release, site_language: str) -> list[tuple[Organisation, str]]:
+    """Each issuer's About as sanitised HTML, in the release's language (else the site's), after the
+    release's own; one that says what the release's own About already says is not repeated."""
+    blocks = []
+    seen = {" ".join(release.about_html.split()), ""}  # compared as words: YAML and TOML fold lines differently
+    for issuer in release.issuers:
+        text = issuer.about_for(release.language, site_language)
+        html = render_about(text, base_url=release.url) if text.strip() else ""
+        if " ".join(html.split()) not in seen:
+            seen.add(" ".join(html.split()))
+            blocks.append((issuer, html))
+    return blocks
+
+
+def media_contacts(*, release: Release) -> list[Contact]:
+    """The release's media contacts, then each issuer's, each person once (by address, else by name)."""
+    merged: dict[str, Contact] = {}
+    for contact in (*release.contacts, *(issuer.contact for issuer in release.issuers if issuer.contact)):
+        merged.setdefault((contact.email or contact.name).casefold(), contact)
+    return list(merged.values())
+
+
+def eu_acknowledgement(*, release: Release) -> list[tuple[str | None, list[tuple[Organisation, EuFunding]]]]:
+    """What the EU acknowledgement of a release lists (nothing when no issuer is EU-funded): each
+    funding statement (None: the standard "Funded by the European Union", which the templates
+    translate) with the EU-funded issuers and grants it covers, in the order of ``issuers``."""
+    groups: dict[str | None, list[tuple[Organisation, EuFunding]]] = {}
+    for issuer in release.issuers:
+        if issuer.eu_funding is not None:
+            groups.setdefault(issuer.eu_funding.statement, []).append((issuer, issuer.eu_funding))
+    return list(groups.items())

@@ -1,0 +1,147 @@
+"""The release cache: valid releases of the last run, kept in ``var/cache/releases.pickle``.
+
+Parsing is most of a build (YAML, Markdown, sanitising: ~1 ms a release), so a rebuild after one
+new release parses one file. An entry is reused while its file, its images, the settings, the
+co-issuers' files and the code that reads releases are unchanged; the pickle lives in var/cache/,
+which only Pressroom writes.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import pickle
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
+
+from pressroom.errors import ReleaseError, ReleaseWarning
+from pressroom.organisations import load_organisations
+from pressroom.releases.model import Release
+from pressroom.settings import Settings
+
+__all__ = ["ReleaseCache", "as_fields", "collector_paused", "from_fields"]
+
+_CACHE_CHUNK = 64  # entries of the release cache pickled together
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Unpickling makes only live objects; the cycle collector would walk them again and again
+    as they pile up (half the time of loading 10,000 cached releases)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def as_fields(problem: ReleaseError) -> tuple:
+    """A problem or warning as plain fields, to pickle: its keyword-only constructor does not unpickle."""
+    return (isinstance(problem, ReleaseWarning), problem.message, problem.path, problem.line, problem.field, problem.hint)
+
+
+def from_fields(fields: tuple) -> ReleaseError:
+    warning, message, path, line, field_name, hint = fields
+    return (ReleaseWarning if warning else ReleaseError)(message, path=path, line=line, field=field_name, hint=hint)
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """The code that turns a file into a Release: a change to it makes every cached release stale."""
+    folder = Path(__file__).resolve().parent
+    sources = [*sorted(folder.glob("*.py")), *(folder.parent / name for name in _READERS)]
+    digest = hashlib.blake2b(digest_size=8)
+    for source in sources:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+_READERS = ("text.py", "frontmatter.py", "records.py", "organisations.py")
+
+
+class ReleaseCache:
+    """Valid releases of the last run, reused while their file, images, settings and this code are unchanged."""
+
+    def __init__(self, settings: Settings, *, read: bool = True) -> None:
+        self.file = settings.path("var") / "cache" / "releases.pickle"
+        # A release keeps its co-issuers inside it: an edited organisation file invalidates the cache.
+        self.salt = f"{settings.fingerprint}:{_code_digest()}:{load_organisations(settings=settings).fingerprint}"
+        self.old: dict[str, tuple] = {}
+        self.new: dict[str, tuple] = {}
+        self.whole = False  # the file was read to its end: appending to it is safe
+        if read:
+            self._read()
+
+    def _read(self) -> None:
+        try:
+            with open(self.file, "rb") as stream, collector_paused():
+                # The salt comes first: after a settings or code change not one entry is read.
+                if pickle.load(stream) != self.salt:
+                    return
+                while stream.peek(1):
+                    self.old.update(pickle.load(stream))  # a later entry (appended) wins
+        except Exception:  # missing, torn or from another version: what was read is kept, the rest parsed
+            return
+        self.whole = True
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int]:
+        stat = path.stat()
+        return stat.st_size, stat.st_mtime_ns
+
+    def get(self, file: Path) -> tuple[Release, list[ReleaseWarning]] | None:
+        entry = self.old.get(str(file))
+        try:
+            if not entry or entry[0] != self._stamp(file):
+                return None
+            if [self._stamp(asset) for asset in entry[2].assets] != entry[1]:
+                return None
+        except OSError:
+            return None  # the file or an image went away: parse again, which reports it
+        self.new[str(file)] = entry
+        return entry[2], [from_fields(warning) for warning in entry[3]]  # type: ignore[misc]
+
+    def put(self, file: Path, release: Release, warnings: list[ReleaseWarning]) -> tuple[Release, list[ReleaseWarning]]:
+        stamps = [self._stamp(asset) for asset in release.assets]
+        # Warnings as fields: a pickled ReleaseWarning would not load, and the whole cache with it.
+        self.new[str(file)] = (self._stamp(file), stamps, release, [as_fields(w) for w in warnings])
+        return release, warnings
+
+    def save(self) -> None:
+        kept = self.whole and self.old.keys() <= self.new.keys() and all(self.new[k] is self.old[k] for k in self.old)
+        added = [(key, entry) for key, entry in self.new.items() if key not in self.old]
+        if kept and not added:
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            if kept:
+                # Only new releases: appended, not 50 MB rewritten at 10,000. A torn append loses
+                # only what follows the tear (the reader keeps the entries before it), and the
+                # next save rewrites the file whole.
+                with open(self.file, "ab") as stream:
+                    self._dump(stream, added)
+                return
+            temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}")
+            with open(temporary, "wb") as stream:
+                pickle.dump(self.salt, stream, protocol=pickle.HIGHEST_PROTOCOL)
+                self._dump(stream, self.new.items())
+            temporary.replace(self.file)
+        except OSError:
+            pass  # the cache only saves time
+
+    @staticmethod
+    def _dump(stream: BinaryIO, items: Iterable[tuple[str, tuple]]) -> None:
+        # A few dozen entries a pickle, the memo cleared between them: one pickle of 10,000 releases
+        # would hold tens of MB of bytes, or of memo, beside the releases; one pickle an entry took
+        # twice as long to read (a load call each, and no string shared between entries).
+        pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
+        items = list(items)
+        for start in range(0, len(items), _CACHE_CHUNK):
+            pickler.dump(items[start : start + _CACHE_CHUNK])
+            pickler.clear_memo()

@@ -1,0 +1,106 @@
+"""Every release of ``content/releases/``: read (from the cache, else parsed, in parallel when many), validated,
+each with its language versions, and every file that is not a release named.
+
+A bad file is reported and skipped; the other releases still load. :func:`load_releases` never
+raises for bad content.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pressroom.errors import ReleaseError, ReleaseWarning
+from pressroom.organisations import load_organisations
+from pressroom.releases import parallel
+from pressroom.releases.cache import ReleaseCache
+from pressroom.releases.files import is_release_name, not_a_release, scan, translation_language, unread_files
+from pressroom.releases.languages import attach_translations
+from pressroom.releases.model import LoadResult, Release
+from pressroom.settings import Settings
+
+__all__ = ["load_releases"]
+
+
+def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult:
+    """Load every release under ``path`` (default: content/releases); never raises for bad content.
+
+    Below content/releases, every other file is named too (:func:`~pressroom.releases.files.unread_files`);
+    a file named by ``path`` that is not a release says what it is.
+    """
+    result = LoadResult()
+    result.problems += load_organisations(settings=settings).problems.values()
+    root = Path(path) if path else settings.releases_dir
+    if root.is_file() and not is_release_name(root):
+        result.problems.append(not_a_release(root))
+        return result
+    within = _within(root, settings.releases_dir)
+    found = scan(root, bundle=bool(within), others=within is not None)
+    # One release (a check of one file, a journalist's preview): parsing it beats reading the cache of all.
+    cache = ReleaseCache(settings, read=path is None)
+    versions = _read_all(found.releases, cache, settings, result)
+    attach_translations(result, versions, settings)
+    result.releases.sort(key=lambda release: (release.date, release.slug), reverse=True)
+    if found.others:
+        problems, warnings = unread_files(
+            found.others, root=root, within=within or (), releases=result.releases, problems=result.problems
+        )
+        result.problems += problems
+        result.warnings += warnings
+    if path is None:  # a check of one file must not shrink the cache to that file
+        cache.save()
+    return result
+
+
+def _within(root: Path, releases_dir: Path) -> tuple[str, ...] | None:
+    """Where a folder to load is in content/releases, where every file is named: ``()`` for content/releases
+    itself, ``(name,)`` for one of its bundle folders; None for a file, a folder elsewhere or deeper."""
+    if root.is_file():
+        return None
+    try:
+        parts = root.resolve().relative_to(releases_dir.resolve()).parts
+    except (OSError, ValueError):
+        return None
+    return parts if len(parts) <= 1 else None
+
+
+def _read_all(files: list[Path], cache: ReleaseCache, settings: Settings, result: LoadResult) -> list[Release]:
+    """Each file's release (from ``cache``, else parsed) into ``result``; returns the language versions."""
+    cached = {file: cache.get(file) for file in files}
+    parsed = parallel.parse_files([file for file, release in cached.items() if release is None], settings)
+    seen: dict[str, Path] = {}
+    versions: list[Release] = []
+    for file in files:
+        try:
+            release, warnings = cached[file] or _fresh(file, parsed[file], cache)
+        except ReleaseError as exc:
+            result.problems.append(exc)
+            continue
+        except OSError as exc:
+            result.problems.append(ReleaseError(f"cannot read the file: {exc.strerror}", path=file, field="file"))
+            continue
+        if translation_language(file) is not None:
+            versions.append(release)
+        elif release.slug in seen:
+            result.problems.append(_duplicate(release, file, seen[release.slug]))
+            continue
+        else:
+            seen[release.slug] = file
+            result.releases.append(release)
+        result.warnings += warnings
+    return versions
+
+
+def _fresh(file: Path, outcome: parallel.Parsed | Exception, cache: ReleaseCache) -> tuple[Release, list[ReleaseWarning]]:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return cache.put(file, *outcome)
+
+
+def _duplicate(release: Release, file: Path, first: Path) -> ReleaseError:
+    return ReleaseError(
+        f"{release.slug!r} is already used by {first}",
+        path=file,
+        line=1,
+        field="slug",
+        hint="give this release its own 'slug:' (a slug is its permanent URL)",
+    )

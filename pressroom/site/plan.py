@@ -1,0 +1,206 @@
+"""The build as a list of jobs: each page, press kit, sized image or folder of feeds, with a key of
+everything that goes into it, and the files copied as they are (images, logos, the stylesheet).
+
+Only releases that are public at ``now`` (approved, due, not expired) are looked at; everything
+else is dropped before any job exists, so a draft or an embargoed release cannot leak anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+from pressroom import i18n, images
+from pressroom.feeds import FEED_FILES, render_feeds
+from pressroom.releases.model import PRESS_KIT, Release
+from pressroom.settings import Settings
+from pressroom.site.listing import Tag, collect_tags, paginate, tag_slugs
+from pressroom.site.render import STATIC, Renderer
+from pressroom.site.sitemap import Tree, sitemap
+from pressroom.site.sync import Job
+
+__all__ = ["Plan", "plan"]
+
+
+@dataclass
+class Plan:
+    """Release pages (a stage of their own: all written before any page links to them), every other
+    job, the files copied as they are (site path -> file), and the public releases, newest first."""
+
+    release_jobs: list[Job] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+    copies: dict[str, Path] = field(default_factory=dict)
+    public: list[Release] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return sum(1 for job in (*self.release_jobs, *self.jobs) if job.paths[0].endswith(".html"))
+
+
+def plan(settings: Settings, releases: Sequence[Release], now: datetime) -> Plan:
+    """Every job of the build of ``releases`` at ``now``."""
+    planned = Plan(public=sorted((r for r in releases if r.is_public(now)), key=lambda r: (r.date, r.slug), reverse=True))
+    # The site language at the root, every other language (configured, or of a translation) under /<lang>/.
+    languages = tuple(dict.fromkeys((*settings.site.all_languages, *(code for r in planned.public for code in r.translations))))
+    notices = [r for r in releases if r.shows_notice(now)]
+    # A withdrawn release's feed item turns into its notice for a while, so readers learn of it, then goes.
+    recent = timedelta(days=settings.site.withdrawn_days)
+    in_feeds = [r for r in notices if r.withdrawn is not None and now - r.withdrawn.date < recent]
+    trees: list[Tree] = []
+    for language in languages:
+        trees.append(_LanguageJobs(settings, planned, language, languages).add(
+            notices=_versions(notices, language, settings), in_feeds=_versions(in_feeds, language, settings),
+        ))
+    small = {
+        "sitemap.xml": partial(sitemap, settings, trees),
+        "robots.txt": lambda: f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode(),
+    }
+    planned.jobs += [Job(paths=(path,), key=None, render=render) for path, render in small.items()]
+    for static in sorted((settings.path("templates") / "site" / STATIC).glob("*")):
+        if static.is_file():
+            planned.copies[f"{STATIC}/{static.name}"] = static
+    return planned
+
+
+def _versions(releases: list[Release], language: str, settings: Settings) -> list[Release]:
+    """The withdrawn releases' versions in ``language`` (those that have one): their URLs keep a notice too."""
+    found = (release if language == settings.site.language else release.translations.get(language) for release in releases)
+    return [release for release in found if release is not None]
+
+
+class _LanguageJobs:
+    """The jobs of one language's pages and feeds (under ``<lang>/`` unless it is the site's)."""
+
+    def __init__(self, settings: Settings, planned: Plan, language: str, languages: tuple[str, ...]) -> None:
+        self.settings, self.planned, self.language = settings, planned, language
+        site_language = language == settings.site.language
+        pairs = [(r, r) for r in planned.public] if site_language else [
+            (r.translations[language], r) for r in planned.public if language in r.translations
+        ]
+        self.shown = [version for version, _ in pairs]
+        self.mains = {version.slug: main for version, main in pairs}
+        self.prefix = "" if site_language else f"{language}/"
+        self.tags = collect_tags(self.shown, self.prefix)
+        self.renderer = Renderer(settings, self.tags, language=language, prefix=self.prefix, languages=languages)
+        # Every page shows the subscribe form with all topics, so the topic list is part of every key.
+        self.common = (self.renderer.fingerprint, language, ",".join(languages), *(f"{t.slug}={t.name}" for t in self.tags))
+
+    def add(self, *, notices: Sequence[Release], in_feeds: Sequence[Release]) -> Tree:
+        """Add this language's jobs to the plan; returns its releases and topics, for the sitemap.
+        ``notices``: the withdrawn releases whose page is a notice, ``in_feeds`` those whose notice is
+        still in the feeds."""
+        for index, release in enumerate(self.shown):
+            self._release(release, index)
+        for release in notices:
+            self.planned.release_jobs.append(Job(
+                paths=(f"{release.path}index.html",), key=_key(*self.common, "withdrawn", _identity(release)),
+                render=partial(self.renderer.withdrawn_page, release),
+            ))
+        self._listings(self.shown, self.prefix, None)
+        self._feeds(self.shown, self.prefix, None, None, in_feeds)
+        about = i18n.translations(language=self.language, settings=self.settings).gettext(
+            "Press releases of %(site)s about %(topic)s"
+        )
+        for tag in self.tags:
+            self._listings(list(tag.releases), tag.path, tag)
+            title = f"{self.settings.site.name}: {tag.name}"
+            self._feeds(tag.releases, tag.path, title, about % {"site": self.settings.site.name, "topic": tag.name}, in_feeds)
+        self.planned.jobs.append(Job(paths=(f"{self.prefix}tags/index.html",), key=None, render=self.renderer.tag_index))
+        if not self.prefix:
+            self.planned.jobs.append(Job(paths=("404.html",), key=None, render=self.renderer.not_found))
+        return self.shown, self.tags
+
+    def _release(self, release: Release, index: int) -> None:
+        """A release's page and press kit, its images' sized copies, and the files copied beside it."""
+        newer = self.shown[index - 1] if index > 0 else None
+        older = self.shown[index + 1] if index + 1 < len(self.shown) else None
+        main = self.mains[release.slug]
+        self.planned.release_jobs.append(Job(
+            paths=(f"{release.path}index.html", f"{release.path}{PRESS_KIT}"),
+            key=_key(
+                *self.common, "release", _identity(release), *map(_file_stamp, release.assets),
+                _identity(newer), _identity(older), *(version.language for version in main.versions),
+            ),
+            render=partial(self.renderer.release_page, release, main=main, newer=newer, older=older),
+        ))
+        self.planned.copies.update(_assets(release))
+        self.planned.copies.update({issuer.logo_path: issuer.logo for issuer in release.issuers})
+        for name, image in release.images:
+            for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH):
+                # The page's and the email's copies; the original stays for the press kit and the download link.
+                if images.variant(image, width):
+                    self.planned.release_jobs.append(Job(
+                        paths=(f"{release.path}{images.sized_name(name, width)}",),
+                        key=_key("sized image", str(image), _file_stamp(image), str(width)),
+                        render=partial(images.resize, source=image, width=width),
+                    ))
+
+    def _listings(self, items: list[Release], base: str, tag: Tag | None) -> None:
+        for page in paginate(items, self.settings.site.page_size, base):
+            self.planned.jobs.append(Job(
+                paths=(f"{page.path}index.html",),
+                # A numbered page's key holds only what it shows, so it is never rendered again.
+                key=_key(
+                    *self.common, "listing", page.path, page.newer or "-", page.older or "-",
+                    str(page.total), str(page.count), *map(_identity, page.releases),
+                ),
+                render=partial(self.renderer.listing, page, tag=tag, feed_folder=base),
+            ))
+
+    def _feeds(self, items: Sequence[Release], folder: str, title: str | None, description: str | None,
+               in_feeds: Sequence[Release]) -> None:
+        tag = folder.removeprefix("tags/").rstrip("/")
+        withdrawn = [r for r in in_feeds if not folder or tag in tag_slugs(r)]
+        if withdrawn:
+            items = sorted([*items, *withdrawn], key=lambda r: (r.date, r.slug), reverse=True)
+        newest = items[: self.settings.site.feed_items]
+        self.planned.jobs.append(Job(
+            paths=tuple(f"{folder}{name}" for name in FEED_FILES.values()),
+            key=_key(*self.common, "feeds", folder, title or "", description or "", *map(_identity, newest),
+                     *map(_hero_stamp, newest)),
+            render=partial(
+                render_feeds, settings=self.settings, releases=newest, folder=folder, title=title, description=description,
+                language=self.language,
+            ),
+        ))
+
+
+def _identity(release: Release | None) -> str:
+    """What a page needs to know changed about a release: the file (digest), where it is, what it is called."""
+    if release is None:
+        return "-"
+    return f"{release.slug}:{release.digest}:{release.source}"
+
+
+def _key(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def _hero_stamp(release: Release) -> str:
+    """Size and mtime of the hero file: pages and feeds show its dimensions and length, which the
+    release's digest (the Markdown file) does not cover."""
+    return _file_stamp(release.hero.file if release.hero is not None else None)
+
+
+def _file_stamp(file: Path | None) -> str:
+    """Size and mtime of a file the release shows or packs (``-`` when missing)."""
+    try:
+        stat = file.stat() if file is not None else None
+    except OSError:
+        stat = None
+    return f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "-"
+
+
+def _assets(release: Release) -> dict[str, Path]:
+    """Site path -> local file for the images a release references, kept beside its page.
+
+    Every image keeps its path relative to the release file: that is what its URL was made from
+    (the releases' reader refuses images outside the release's folder).
+    """
+    if not release.assets:
+        return {}  # most releases: spares a resolve(), a few system calls each
+    return {f"{release.path}{release.local_name(asset)}": asset for asset in release.assets}

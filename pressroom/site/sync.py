@@ -1,0 +1,203 @@
+"""Make public/ hold exactly what the build's jobs render, touching only what differs, with forked render workers.
+
+A job is files rendered together with a key of everything that goes into them. The manifest
+(:class:`~pressroom.site.writer.BuildCache`) remembers, per file, the key of what it was rendered
+from and its size and mtime after writing. A job whose key is unchanged and whose files are as the
+manifest left them is not even rendered: that is what keeps a rebuild after one new release cheap.
+Without a manifest (first build, deleted var/) every file is rendered and compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pressroom.site.writer import BuildCache, Writer, fresh, same_bytes, same_file
+
+__all__ = ["Job", "SyncResult", "sync"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Files rendered together, with a key of everything that goes into them (None: always render)."""
+
+    paths: tuple[str, ...]
+    key: str | None
+    render: Callable[[], bytes | dict[str, bytes]]
+
+    def outputs(self) -> dict[str, bytes]:
+        rendered = self.render()
+        return rendered if isinstance(rendered, dict) else {self.paths[0]: rendered}
+
+
+@dataclass
+class SyncResult:
+    written: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[Path] = field(default_factory=list)
+
+
+# Rendering is CPU-bound Python (Jinja, a press kit's text: about half a millisecond a release), so
+# from this many jobs to render, worker processes share each stage, one contiguous chunk of jobs at a
+# time, each writing its own files. They are forked, as they must inherit the jobs (whose templates
+# and partial renders do not pickle), and so only from a process that has no other thread yet: a
+# fork could copy a lock another thread holds. Elsewhere (a Prefect flow run) the build renders here.
+_PARALLEL_FROM = 400
+_RENDERERS = min(4, os.cpu_count() or 1)
+_SMALLEST_CHUNK = 16  # jobs: a chunk costs a round trip to a worker
+_forked: tuple[Path, list[list[Job]], set[str]] | None = None  # what the workers inherit
+
+
+def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path], *, cache: BuildCache) -> SyncResult:
+    """Make ``public`` hold exactly what the jobs of ``stages`` render and ``copies`` (site path -> file).
+
+    Images and the stylesheet first, then each stage (release pages, then the pages and feeds that
+    link to them), removals last: a reader during a build never follows a link to a file not there yet.
+    """
+    result = SyncResult()
+    public.mkdir(parents=True, exist_ok=True)
+    existing, files_in = _existing(public)
+    pages = {path for stage in stages for job in stage for path in job.paths}
+    after: dict[str, list] = {}
+    stale = [_stale(stage, public, cache.files, after, result) for stage in stages]
+    global _forked
+    _forked = (public, stale, existing)
+    try:
+        with _renderers(sum(map(len, stale))) as pool, Writer(public) as writer:
+            produced = pages | _copy(copies, pages, public, writer, result)
+            writer.wait()
+            for number, jobs in enumerate(stale):
+                for written, unchanged, stamps in _render_stage(number, jobs, pool, public, existing, writer):
+                    result.written += written
+                    result.unchanged += unchanged
+                    after.update(stamps)
+    finally:
+        _forked = None
+    result.removed = _remove(public, existing - {os.path.join(str(public), relative) for relative in produced}, files_in)
+    cache.files = after
+    return result
+
+
+def _existing(public: Path) -> tuple[set[str], dict[str, int]]:
+    """Every file in public/ and how many files each folder holds. Plain strings: this walk sees every
+    file of the site on every build. Done first, it also spares a new file the read that would compare
+    it with nothing."""
+    existing: set[str] = set()
+    files_in: dict[str, int] = {}
+    for folder, _subfolders, names in os.walk(str(public)):
+        existing.update(os.path.join(folder, name) for name in names)
+        files_in[folder] = len(names)
+    return existing, files_in
+
+
+def _stale(stage: Sequence[Job], public: Path, before: dict[str, list], after: dict[str, list], result: SyncResult) -> list[Job]:
+    """The jobs of ``stage`` to render; those whose files are as the manifest left them keep their entries."""
+    stale = []
+    for job in stage:
+        if job.key is not None and all(fresh(public / path, before.get(path), job.key) for path in job.paths):
+            for path in job.paths:
+                after[path] = before[path]
+            result.unchanged += len(job.paths)
+        else:
+            stale.append(job)
+    return stale
+
+
+def _copy(copies: dict[str, Path], pages: set[str], public: Path, writer: Writer, result: SyncResult) -> set[str]:
+    """Copy the files of ``copies`` that differ; returns the site paths copied or kept."""
+    produced = set()
+    for relative, source in copies.items():
+        if relative in pages:
+            continue  # a page wins over an image that happens to share its name
+        produced.add(relative)
+        target = public / relative
+        if same_file(target, source):
+            result.unchanged += 1
+            continue
+        writer.write(target, source.read_bytes(), like=source)
+        result.written.append(target)
+    return produced
+
+
+def _render_stage(
+    number: int, jobs: list[Job], pool: ProcessPoolExecutor | None, public: Path, existing: set[str], writer: Writer
+) -> Iterable[tuple[list[Path], int, dict[str, list]]]:
+    """Render one stage's jobs: in chunks by the workers when there are several, else here."""
+    size = max(_SMALLEST_CHUNK, len(jobs) // (_RENDERERS * 4))
+    chunks = [range(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
+    if pool is not None and len(chunks) > 1:
+        return pool.map(_render_chunk, itertools.repeat(number), chunks)
+    return [render_jobs(jobs, public, existing, writer)]
+
+
+def _remove(public: Path, unwanted: set[str], files_in: dict[str, int]) -> list[Path]:
+    """Delete the files the build no longer produces, then the folders that this leaves empty."""
+    removed = []
+    for path in sorted(unwanted):
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue  # this build turned it into a folder, or the folder it was in into a file
+        removed.append(Path(path))
+        files_in[os.path.dirname(path)] -= 1
+    root = str(public)
+    for folder in sorted(files_in, key=len, reverse=True):  # deepest first, so a parent can empty too
+        if folder != root and not files_in[folder] and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+    return removed
+
+
+def render_jobs(jobs: Sequence[Job], public: Path, existing: set[str], writer: Writer) -> tuple[list[Path], int, dict[str, list]]:
+    """Render ``jobs`` and write what differs from disk: (files written, files unchanged, manifest entries)."""
+    written: list[Path] = []
+    unchanged = 0
+    stamps: list[tuple[str, str, Path]] = []
+    entries: dict[str, list] = {}
+    for job in jobs:
+        for relative, data in job.outputs().items():
+            target = public / relative
+            if str(target) in existing and same_bytes(target, data):
+                unchanged += 1
+                if job.key is not None:
+                    stat = target.stat()
+                    entries[relative] = [job.key, stat.st_size, stat.st_mtime_ns]
+                continue
+            writer.write(target, data)
+            written.append(target)
+            if job.key is not None:
+                stamps.append((relative, job.key, target))
+    writer.wait()
+    for relative, key, target in stamps:
+        entries[relative] = [key, *writer.stamps.pop(target)]
+    return written, unchanged, entries
+
+
+@contextmanager
+def _renderers(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    if jobs < _PARALLEL_FROM or _RENDERERS < 2 or threading.active_count() > 1:
+        yield None
+        return
+    try:
+        pool = ProcessPoolExecutor(max_workers=_RENDERERS, mp_context=multiprocessing.get_context("fork"))
+        pool.submit(int).result()  # forks every worker now, before this process starts its writing threads
+    except (OSError, ValueError, BrokenProcessPool):
+        yield None  # no fork here (a sandbox, a full process table, another OS): render in this one
+        return
+    with pool:
+        yield pool
+
+
+def _render_chunk(stage: int, indexes: range) -> tuple[list[Path], int, dict[str, list]]:
+    """In a worker: render and write one chunk of a stage's jobs."""
+    assert _forked is not None, "only forked by sync"
+    public, stale, existing = _forked
+    with Writer(public) as writer:
+        return render_jobs([stale[stage][index] for index in indexes], public, existing, writer)
