@@ -30,6 +30,11 @@ def deliveries_report(
     for slug, recipient, state, answer in Ledger.from_settings(open_settings(settings_file)).conflicts(release=release, channel=channel):
         console.print(f"  conflict   {slug}  {recipient}  a sender that no longer held the row reported {state}: {answer}",
                       markup=False, soft_wrap=True)
+    from pressroom.bounces import complaint_rate_line
+
+    for slug, complaints, delivered in Ledger.from_settings(open_settings(settings_file)).complaint_rates(release=release, channel=channel):
+        line, alarming = complaint_rate_line(release=slug, complaints=complaints, delivered=delivered)
+        (err if alarming else console).print(f"complaints {line}", markup=False, soft_wrap=True)
 
 
 @deliveries_app.command("retry")
@@ -69,7 +74,7 @@ def deliveries_bounces(
     report = scan_maildir(path=maildir, audience=Audience.from_settings(settings), ledger=Ledger.from_settings(settings),
                           now=datetime.now(UTC))
     for address in report.suppressed:
-        console.print(f"  suppressed  {address}", markup=False)
+        console.print(f"  suppressed  {address}" + ("  (spam complaint)" if address in report.complaints else ""), markup=False)
     for problem in report.problems:
         err.print(f"  skipped     {problem}", markup=False, soft_wrap=True)
     console.print(report.as_text())
