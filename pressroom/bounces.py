@@ -204,17 +204,18 @@ def _key(message_id: str) -> tuple[str, str]:
 
 
 def _recipient_of(bounce: Bounce, ledger: Ledger) -> str:
-    """The address a complaint is about: as stated, else the one whose Message-ID it quotes."""
+    """The address a complaint is about. The Message-ID of ours it quotes decides: a provider that hides
+    the complainer (Microsoft writes a placeholder in To) still quotes it. Else the address stated."""
     from pressroom.mail.message import message_id_hash
 
     key, digest = _key(bounce.message_id)
-    if bounce.recipient or not (key and digest):
+    if not (key and digest) or (bounce.recipient and message_id_hash(key, bounce.recipient) == digest):
         return bounce.recipient
     for channel in ledger.channels(release=key):
         for recipient in ledger.states(release=key, channel=channel):
             if message_id_hash(key, recipient) == digest:
                 return recipient
-    return ""
+    return bounce.recipient
 
 
 def _apply(bounces: list[Bounce], *, audience: Audience, ledger: Ledger, now: datetime, report: BounceReport) -> None:
