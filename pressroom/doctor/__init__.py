@@ -286,7 +286,7 @@ def _seeded_readers(settings: Settings, path: Path) -> list[Finding]:
         return []
     return [_sample(
         settings, f"{len(present)} fictional reader(s) from {path.name} are subscribers (e.g. {present[0]})",
-        f"remove each with `pressroom subscribers remove --erase ADDRESS` (e.g. {present[0]}) before the first real send")]
+        f"before the first real send, erase each one: `pressroom subscribers remove --erase {present[0]}`, and so on")]
 
 
 def run_doctor(*, settings: Settings, checks: list[Callable[[Settings], list[Finding]]] | None = None) -> list[Finding]:
