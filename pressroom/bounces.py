@@ -265,12 +265,13 @@ def _apply_complaint(bounce: Bounce, *, audience: Audience, ledger: Ledger, now:
         return
     key = _key(bounce.message_id)[0]
     # Anyone can mail the bounce address: a complaint about an address Pressroom never emailed changes nothing.
-    counted, new = ledger.record_complaint(release=key, recipient=recipient, feedback_type=bounce.status,
+    kind = bounce.status or "abuse"  # a provider's JSON event may name no feedback type
+    counted, new = ledger.record_complaint(release=key, recipient=recipient, feedback_type=kind,
                                            reporter=bounce.reporter or "feedback loop", now=now)
     if counted is None:
         report.problems.append(f"a spam complaint about {recipient}, to whom Pressroom sent nothing: nobody suppressed")
         return
-    detail = f"spam complaint ({bounce.status}) from {bounce.reporter or 'a feedback loop'} about {counted}"
+    detail = f"spam complaint ({kind}) from {bounce.reporter or 'a feedback loop'} about {counted}"
     if audience.suppress(address=recipient, reason="complaint", detail=detail, now=now):
         report.suppressed.append(recipient)
     if new:
