@@ -175,9 +175,9 @@ def parse_report(raw: bytes) -> list[Bounce]:
         kind = part.get_content_type()
         if kind == "message/delivery-status":
             # The body is one per-message block then one block per recipient, separated by blank lines.
-            text = _payload_text(part).replace("\r\n", "\n") if not isinstance(part.get_payload(), list) else \
-                "\n\n".join(p.as_string() for p in part.get_payload())
-            blocks = [_fields(block) for block in re.split(r"\n\s*\n", text) if block.strip()]
+            payload = part.get_payload()
+            text = "\n\n".join(p.as_string() for p in payload) if isinstance(payload, list) else str(payload)
+            blocks = [_fields(block) for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if block.strip()]
             for block in blocks:
                 recipient = block.get("final-recipient") or block.get("original-recipient")
                 # A report with empty fields states nothing: skipped, so it ends as "not a report" (400).
