@@ -1,4 +1,4 @@
-"""Bounces: RFC 3464 delivery status notifications (and ARF complaints) -> suppression list + ledger.
+"""Bounces and complaints: RFC 3464 delivery status notifications and RFC 5965 (ARF) reports -> suppression.
 
 Two doors, one parser:
 
@@ -6,13 +6,17 @@ Two doors, one parser:
   with fetchmail or the provider's IMAP-to-Maildir sync) and moves every message it understood
   to ``cur/`` marked seen; anything it cannot read stays and is reported.
 - :func:`handle_webhook` is the body of an HTTP endpoint the web app mounts
-  (``POST /bounces?token=...``): it takes a raw DSN (``message/rfc822`` or
+  (``POST /bounces?token=...``): it takes a raw report (``message/rfc822`` or
   ``multipart/report``) or JSON ``{"recipient", "status", "action", "diagnostic"}`` (one object
   or a list), as mail providers post them.
 
-A hard bounce (``Action: failed`` with a 5.x.x status) or a complaint suppresses the address
-for good and turns its ledger row into ``failed`` with the server's diagnostic, so the report
-counts it as bounced. Delays and 4.x.x statuses are only reported: the address may recover.
+A hard bounce (``Action: failed`` with a 5.x.x status) suppresses the address for good and turns
+its ledger row into ``failed`` with the server's diagnostic, so the report counts it as bounced.
+A spam complaint suppresses the address for every channel (subscribers and journalists share the
+list), records the consent event ``complained`` and counts toward its release's complaint rate;
+its row stays ``sent``: the email arrived, the reader did not want it. A complaint is believed
+only about an address Pressroom has sent to; when a provider redacts the address (Microsoft
+does), the Message-ID finds it. Delays and 4.x.x statuses are only reported.
 """
 
 from __future__ import annotations
@@ -26,11 +30,27 @@ from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
 
-from pressroom.audience import AddressError, Audience, TokenError, sign_token, verify_token
+from pressroom.audience import AddressError, Audience, TokenError, normalise_address, sign_token, verify_token
 from pressroom.ledger import Ledger
 from pressroom.settings import Settings
 
-__all__ = ["Bounce", "BounceReport", "handle_webhook", "parse_report", "scan_maildir", "webhook_token"]
+__all__ = [
+    "Bounce", "BounceReport", "COMPLAINT_ADVISED", "COMPLAINT_LIMIT", "Explanation", "complaint_rate_line", "explain", "handle_webhook",
+    "parse_report", "scan_maildir", "webhook_token",
+]
+
+# Gmail's and Yahoo's bulk-sender rules (2024), Outlook.com's (2025): keep spam complaints under
+# 0.3% of delivered mail (past it they junk or reject), and under 0.1% to stay clear.
+COMPLAINT_LIMIT = 0.003
+COMPLAINT_ADVISED = 0.001
+
+# No report is this large (a DSN or ARF report quotes at most one message); larger files are not read.
+MAX_REPORT_BYTES = 5 * 1024 * 1024
+# RFC 5965 feedback types a reader's complaint comes as; "not-spam" and "auth-failure" (a DMARC
+# failure report) are not complaints about the sender.
+_COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})
+_ADDRESS_IN = re.compile(r"[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+")
+_MESSAGE_ID = re.compile(r"<?([A-Za-z0-9_.-]+)\.([0-9a-f]{20})@[^>\s]+>?")
 
 
 @dataclass(frozen=True)
@@ -39,9 +59,10 @@ class Bounce:
 
     recipient: str
     action: str  # failed, delayed, delivered, relayed, expanded, complaint
-    status: str  # e.g. 5.1.1
+    status: str  # e.g. 5.1.1; for a complaint, its feedback type
     diagnostic: str
     message_id: str = ""
+    reporter: str = ""  # who sent the report (a complaint's User-Agent or Reporting-MTA)
 
     @property
     def hard(self) -> bool:
@@ -55,22 +76,32 @@ class BounceReport:
     suppressed: list[str] = field(default_factory=list)
     soft: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    complaints: list[str] = field(default_factory=list)  # complainers (also in ``suppressed`` when new)
 
     def as_text(self) -> str:
-        return f"bounces: {len(self.suppressed)} suppressed, {len(self.soft)} soft (not suppressed), {len(self.problems)} unreadable"
+        return (f"bounces: {len(self.suppressed)} suppressed, {len(self.soft)} soft (not suppressed), {len(self.problems)} unreadable"
+                + (f", {len(self.complaints)} spam complaint(s)" if self.complaints else ""))
+
+
+class MalformedReport(ValueError):
+    """A report that says it is one but breaks its RFC: named, never acted on."""
 
 
 def _fields(block: str) -> dict[str, str]:
-    """``Name: value`` lines (with folded continuations) -> lower-case name -> value."""
-    result: dict[str, str] = {}
+    """``Name: value`` lines (with folded continuations) -> lower-case name -> value (the first of a repeated name)."""
+    return {name: values[0] for name, values in _all_fields(block).items()}
+
+
+def _all_fields(block: str) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
     name = ""
     for line in block.splitlines():
         if line[:1] in (" ", "\t") and name:
-            result[name] += " " + line.strip()
+            result[name][-1] += " " + line.strip()
         elif ":" in line:
             name, value = line.split(":", 1)
             name = name.strip().lower()
-            result[name] = value.strip()
+            result.setdefault(name, []).append(value.strip())
     return result
 
 
@@ -79,21 +110,64 @@ def _address(value: str) -> str:
     return value.split(";", 1)[-1].strip().strip("<>")
 
 
-def _original_message_id(report: Message) -> str:
+def _original_headers(report: Message) -> str:
+    """The header block of the reported message (``text/rfc822-headers`` or ``message/rfc822``), as text."""
     for part in report.walk():
-        if part.get_content_type() in ("text/rfc822-headers", "message/rfc822"):
-            payload = part.get_payload(decode=True)
-            if payload is None and part.is_multipart():
-                inner = part.get_payload()[0]
-                return str(inner.get("Message-ID", "")).strip()
-            found = re.search(rb"^Message-ID:\s*(<[^>]+>)", payload or b"", re.I | re.M)
-            if found:
-                return found.group(1).decode("ascii", "replace")
+        kind = part.get_content_type()
+        if kind == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload:
+                return "".join(f"{name}: {value}\n" for name, value in payload[0].items())
+        elif kind == "text/rfc822-headers":
+            raw = part.get_payload(decode=True) or b""
+            return raw.decode("utf-8", "replace").replace("\r\n", "\n").split("\n\n", 1)[0]
     return ""
 
 
+def _original_message_id(report: Message) -> str:
+    found = _all_fields(_original_headers(report)).get("message-id")
+    return found[0] if found else ""
+
+
+def _payload_text(part: Message) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return "\n".join(p.as_string() for p in payload)
+    return str(payload)
+
+
+def _complaint(report: Message, part: Message, message_id: str) -> list[Bounce]:
+    """The complaint of one ARF report (RFC 5965 §3.1: Feedback-Type, User-Agent and Version are required)."""
+    fields = _all_fields(_payload_text(part))
+    kind = (fields.get("feedback-type") or [""])[0].lower().split()
+    if not kind:
+        raise MalformedReport("an ARF report without Feedback-Type (RFC 5965 section 3.1)")
+    reporter = (fields.get("user-agent") or fields.get("reporting-mta") or [""])[0][:200]
+    if kind[0] not in _COMPLAINT_TYPES:
+        return [Bounce(recipient="", action=kind[0], status=kind[0], diagnostic=f"{kind[0]} report", message_id=message_id,
+                       reporter=reporter)]
+    original = _all_fields(_original_headers(report))
+    # Where a provider puts the complainer: Original-Rcpt-To (RFC 5965), Hotmail's own header, the To of the copy.
+    candidates = fields.get("original-rcpt-to", []) + original.get("x-hmxmroriginalrecipient", []) + original.get("to", [])
+    recipients = []
+    for value in candidates:
+        found = _ADDRESS_IN.search(_address(value))
+        if found:
+            recipients.append(found.group().lower())
+    recipient = recipients[0] if recipients else ""
+    return [Bounce(recipient=recipient, action="complaint", status=kind[0], diagnostic=f"spam complaint ({kind[0]})",
+                   message_id=message_id, reporter=reporter)]
+
+
 def parse_report(raw: bytes) -> list[Bounce]:
-    """The bounces stated by one DSN (RFC 3464) or ARF complaint (RFC 5965); ``[]`` if it is neither."""
+    """The bounces stated by one DSN (RFC 3464) or ARF report (RFC 5965); ``[]`` if it is neither.
+
+    A complaint whose provider redacted the address has ``recipient == ""``: the Message-ID
+    (``message_id``) still names the email, and :func:`_apply` finds its recipient in the ledger.
+    Raises :class:`MalformedReport` for an ARF report that lacks what RFC 5965 requires.
+    """
+    if len(raw) > MAX_REPORT_BYTES:
+        raise MalformedReport(f"{len(raw)} bytes: larger than any delivery report ({MAX_REPORT_BYTES} at most)")
     message = message_from_bytes(raw, policy=policy.compat32)
     message_id = _original_message_id(message)
     bounces: list[Bounce] = []
@@ -117,41 +191,167 @@ def parse_report(raw: bytes) -> list[Bounce]:
                     message_id=message_id,
                 ))
         elif kind == "message/feedback-report":
-            payload = part.get_payload()
-            text = "\n".join(p.as_string() for p in payload) if isinstance(payload, list) else str(payload)
-            block = _fields(text)
-            recipient = block.get("original-rcpt-to", "")
-            if not recipient:
-                for inner in message.walk():
-                    if inner.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
-                        body = inner.get_payload(decode=True) or b""
-                        found = re.search(rb"^To:.*?([\w.+'-]+@[\w.-]+)", body, re.I | re.M)
-                        if found:
-                            recipient = found.group(1).decode()
-            if recipient:
-                bounces.append(Bounce(recipient=_address(recipient).lower(), action="complaint",
-                                      status="", diagnostic=f"complaint: {block.get('feedback-type', 'abuse')}",
-                                      message_id=message_id))
+            bounces += _complaint(message, part, message_id)
     return bounces
+
+
+def _key(message_id: str) -> tuple[str, str]:
+    """``<key.hash@domain>`` -> (key, hash): the key is the release slug or digest key of the ledger row."""
+    found = _MESSAGE_ID.fullmatch(message_id.strip())
+    if found:
+        return found.group(1), found.group(2)
+    return message_id.strip("<> ").split("@", 1)[0].rsplit(".", 1)[0], ""
+
+
+def _recipient_of(bounce: Bounce, ledger: Ledger) -> str:
+    """The address a complaint is about. The Message-ID of ours it quotes decides: a provider that hides
+    the complainer (Microsoft writes a placeholder in To) still quotes it. Else the address stated."""
+    from pressroom.mail.message import message_id_hash
+
+    key, digest = _key(bounce.message_id)
+    if not (key and digest) or (bounce.recipient and message_id_hash(key, bounce.recipient) == digest):
+        return bounce.recipient
+    for channel in ledger.channels(release=key):
+        for recipient in ledger.states(release=key, channel=channel):
+            if message_id_hash(key, recipient) == digest:
+                return recipient
+    return bounce.recipient
 
 
 def _apply(bounces: list[Bounce], *, audience: Audience, ledger: Ledger, now: datetime, report: BounceReport) -> None:
     for bounce in bounces:
+        if bounce.action == "complaint":
+            _apply_complaint(bounce, audience=audience, ledger=ledger, now=now, report=report)
+            continue
+        if bounce.action == "auth-failure":
+            report.problems.append(f"a DMARC failure report from {bounce.reporter or 'a receiver'}: mail in your name did"
+                                   " not pass SPF or DKIM (run pressroom doctor --dns); nobody suppressed")
+            continue
+        if bounce.action == "not-spam":  # a reader took one of ours out of the spam folder: nothing to do
+            continue
+        detail = " ".join(part for part in (bounce.status, bounce.diagnostic) if part) or bounce.action
+        why = explain(detail)
+        if why is not None and why.about_sender and bounce.action == "failed":
+            # The provider refused the sender (its DMARC, its IP, its rate), not this reader: no suppression.
+            report.problems.append(f"{bounce.recipient}: {why.line()}")
+            key = _key(bounce.message_id)[0]
+            if key and not why.rate_limit:
+                ledger.mark_bounced(release=key, recipient=bounce.recipient, response=f"refused: {detail}", now=now)
+            continue
         if not bounce.hard:
             report.soft.append(bounce.recipient)
             continue
-        detail = " ".join(part for part in (bounce.status, bounce.diagnostic) if part) or bounce.action
         try:
-            audience.suppress(address=bounce.recipient, reason="complaint" if bounce.action == "complaint" else "hard-bounce",
-                              detail=detail, now=now)
+            audience.suppress(address=bounce.recipient, reason="hard-bounce", detail=detail, now=now)
         except AddressError as exc:
             report.problems.append(f"{bounce.recipient}: {exc.message}")
             continue
         report.suppressed.append(bounce.recipient)
-        # Message-IDs are <key.hash@domain>; the key is the release slug or digest key of the ledger row.
-        key = bounce.message_id.strip("<>").split("@", 1)[0].rsplit(".", 1)[0]
+        key = _key(bounce.message_id)[0]
         if key:
             ledger.mark_bounced(release=key, recipient=bounce.recipient, response=f"bounced: {detail}", now=now)
+
+
+def _apply_complaint(bounce: Bounce, *, audience: Audience, ledger: Ledger, now: datetime, report: BounceReport) -> None:
+    recipient = _recipient_of(bounce, ledger)
+    if not recipient:
+        report.problems.append(f"a spam complaint ({bounce.status}) names no address and quotes no Message-ID of ours"
+                               f" ({bounce.message_id[:200] or 'none'}): nobody suppressed")
+        return
+    try:
+        recipient = normalise_address(recipient)
+    except AddressError as exc:
+        report.problems.append(f"a spam complaint about {recipient[:80]!r}: {exc.message}")
+        return
+    key = _key(bounce.message_id)[0]
+    # Anyone can mail the bounce address: a complaint about an address Pressroom never emailed changes nothing.
+    kind = bounce.status or "abuse"  # a provider's JSON event may name no feedback type
+    counted, new = ledger.record_complaint(release=key, recipient=recipient, feedback_type=kind,
+                                           reporter=bounce.reporter or "feedback loop", now=now)
+    if counted is None:
+        report.problems.append(f"a spam complaint about {recipient}, to whom Pressroom sent nothing: nobody suppressed")
+        return
+    detail = f"spam complaint ({kind}) from {bounce.reporter or 'a feedback loop'} about {counted}"
+    if audience.suppress(address=recipient, reason="complaint", detail=detail, now=now):
+        report.suppressed.append(recipient)
+    if new:
+        report.complaints.append(recipient)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a provider's refusal means for the sender, and what to do about it."""
+
+    provider: str
+    cause: str
+    hint: str
+    rate_limit: bool = False  # the server asks to slow down: retry later, spending none of the recipient's attempts
+    about_sender: bool = True  # the domain, the IP or the rate is refused, not the address: never suppress it
+
+    def line(self) -> str:
+        return f"{self.provider}: {self.cause} (hint: {self.hint})"
+
+
+_DOCTOR = "the domain's DMARC does not pass: run pressroom doctor --dns"
+# The big providers' policy answers (their postmaster pages), most specific first; matched on the
+# enhanced status code and the text. Each is about the sender, so none ever suppresses a reader.
+_PROVIDERS: tuple[tuple[re.Pattern[str], Explanation], ...] = tuple((re.compile(pattern, re.I | re.S), explanation) for pattern, explanation in (
+    (r"\b5\.7\.515\b", Explanation("Outlook.com", "the sending domain does not meet the required authentication level"
+                                   " (SPF, DKIM and an aligned DMARC for bulk senders, since May 2025)", _DOCTOR)),
+    (r"\b5\.7\.26\b", Explanation("Gmail", "the message failed DMARC: neither SPF nor DKIM passed aligned with the From domain",
+                                  _DOCTOR)),
+    (r"\b5\.7\.27\b", Explanation("Gmail", "SPF failed for the bounce domain", "the domain's SPF does not allow the relay:"
+                                  " run pressroom doctor --dns")),
+    (r"\b5\.7\.25\b", Explanation("Gmail", "the sending IP address has no reverse DNS (PTR) name",
+                                  "ask the relay's provider for a PTR record; pressroom doctor --dns checks it")),
+    (r"\b5\.7\.1\b.*\b(unauthenticated|not authenticated|authentication)", Explanation(
+        "Gmail", "the message is unauthenticated: Gmail requires SPF or DKIM, and DMARC for bulk senders", _DOCTOR)),
+    (r"\b[45]\.7\.28\b", Explanation("Gmail", "an unusual rate of mail, or of complaints, from this sender: Gmail is"
+                                      " slowing it down", "send more slowly ([smtp] rate_per_second) and check the complaint"
+                                      " rate in pressroom deliveries report", rate_limit=True)),
+    (r"\b4\.7\.0\b.*\bTS(S)?0[14]\b|\[TSS04\]", Explanation(
+        "Yahoo", "messages deferred for unexpected volume or user complaints", "send more slowly and check the complaint rate;"
+        " Yahoo's sender hub explains the codes", rate_limit=True)),
+    (r"\[TSS09\]|\b5\.7\.9\b", Explanation("Yahoo", "mail refused for policy reasons (authentication or reputation)",
+                                           _DOCTOR)),
+    (r"\b4\.7\.[5-6]\d\d\b", Explanation("Outlook.com", "server busy: Outlook.com limits how fast this IP may send",
+                                          "send more slowly ([smtp] rate_per_second); the mail is retried", rate_limit=True)),
+    (r"\bS3140\b|\bS3150\b", Explanation("Outlook.com", "the sending IP address is on Microsoft's block list",
+                                         "ask the relay's provider to request delisting (Microsoft's sender support form)")),
+    (r"^4\d\d\b.*\b4\.7\.\d{1,3}\b|^4\.7\.\d{1,3}\b", Explanation(
+        "the receiving server", "a temporary policy refusal (4.7.x), usually a rate limit", "the mail is retried; send more"
+        " slowly if it persists ([smtp] rate_per_second)", rate_limit=True)),
+))
+
+
+def explain(answer: str) -> Explanation | None:
+    """The cause and hint of a provider's policy refusal in ``answer`` (an SMTP reply or a DSN diagnostic), or None.
+
+    Pure: the SMTP client's classifier can use it to defer rate limits without spending the
+    recipient's attempts, the report to say what a refusal means, and :func:`_apply` to never
+    suppress a reader for what is the sender's fault.
+    """
+    text = answer.strip()[:2000]
+    for pattern, explanation in _PROVIDERS:
+        if pattern.search(text):
+            return explanation
+    return None
+
+
+def complaint_rate_line(*, release: str, complaints: int, delivered: int) -> tuple[str, bool]:
+    """One line on a release's spam complaints beside the providers' thresholds; ``True`` when it needs a look."""
+    if not delivered:
+        return f"{release}: {complaints} spam complaint(s), nothing delivered to count them against", complaints > 0
+    rate = complaints / delivered
+    line = (f"{release}: {complaints} spam complaint(s) of {delivered} delivered = {rate:.2%}"
+            f" (Gmail, Yahoo and Outlook.com: under {COMPLAINT_LIMIT:.1%}, {COMPLAINT_ADVISED:.1%} advised)")
+    if rate >= COMPLAINT_LIMIT:
+        return (line + ": WARNING above the providers' limit; they junk or reject bulk mail from this domain now."
+                " Send only to people who asked, make the unsubscribe link obvious, and check the list before the next release"), True
+    if rate >= COMPLAINT_ADVISED:
+        return (line + ": WARNING above the advised 0.1%; remove readers who never open, say in the first line why"
+                " they receive this email"), True
+    return line, False
 
 
 def scan_maildir(*, path: Path, audience: Audience, ledger: Ledger, now: datetime) -> BounceReport:
@@ -162,11 +362,22 @@ def scan_maildir(*, path: Path, audience: Audience, ledger: Ledger, now: datetim
         message = box.get_message(key)
         if message.get_subdir() == "cur" and "S" in message.get_flags():
             continue
+        where = f"{path}/{message.get_subdir()}/{key}"
+        with box.get_file(key) as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+        if size > MAX_REPORT_BYTES:
+            report.problems.append(f"{where}: {size} bytes, larger than any delivery report: left unread")
+            continue
         raw = box.get_bytes(key)
-        bounces = parse_report(raw)
+        try:
+            bounces = parse_report(raw)
+        except (MalformedReport, LookupError, ValueError, TypeError, AttributeError) as exc:
+            report.problems.append(f"{where}: unreadable report: {str(exc)[:200]}")
+            continue
         if not bounces:
             subject = message.get("Subject", "(no subject)")
-            report.problems.append(f"{path}/{message.get_subdir()}/{key}: not a delivery report ({subject})")
+            report.problems.append(f"{where}: not a delivery report ({subject})")
             continue
         _apply(bounces, audience=audience, ledger=ledger, now=now, report=report)
         message.set_subdir("cur")
@@ -206,9 +417,11 @@ def handle_webhook(
     else:
         try:
             bounces = parse_report(body)
-        except (LookupError, ValueError, TypeError, AttributeError) as exc:  # the email package on hostile bytes
+        except (MalformedReport, LookupError, ValueError, TypeError, AttributeError) as exc:  # the email package on hostile bytes
             return 400, {"error": f"unreadable report: {str(exc)[:200]}"}
         if not bounces:
             return 400, {"error": "not a delivery status notification (RFC 3464) or complaint (RFC 5965)"}
     _apply(bounces, audience=audience, ledger=ledger, now=now, report=report)
-    return 200, {"suppressed": report.suppressed, "soft": report.soft, "problems": report.problems}
+    if not (report.suppressed or report.soft or report.complaints) and report.problems:
+        return 422, {"error": "; ".join(report.problems)[:1000], "suppressed": [], "soft": [], "problems": report.problems}
+    return 200, {"suppressed": report.suppressed, "soft": report.soft, "complaints": report.complaints, "problems": report.problems}

@@ -223,6 +223,18 @@ journalists = Table(
     sqlite_autoincrement=True,  # ids are never reused: preview links name journalists by id
 )
 
+# Spam complaints (ARF reports), one per email complained about: the complaint rate per release.
+# No address here: the delivery row names the recipient, and erasing them there is enough.
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, nullable=False, unique=True),
+    Column("feedback_type", String(32), nullable=False),
+    Column("reporter", String(200), nullable=False, server_default=""),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 # Who opened an embargoed preview, and when (``pressroom journalists report SLUG``).
 preview_opens = Table(
     "preview_opens",

@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, type_coerce, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_, select, type_coerce, update
 
 from pressroom.audience import eligible
 from pressroom.db import (
-    deliveries, delivery_conflicts, dialect_insert, engine_for, engine_for_url, plans, queue_deliveries, publications, subscribers, suppressions,
+    complaints, consent_events, deliveries, delivery_conflicts, dialect_insert, engine_for, engine_for_url, plans, queue_deliveries, publications, subscribers, suppressions,
 )
 from pressroom.settings import Settings
 
@@ -476,6 +476,57 @@ class Ledger:
                 .values(state="failed", response=response[:1000], updated_at=now)
             )
             return result.rowcount > 0
+
+    def record_complaint(self, *, release: str, recipient: str, feedback_type: str, reporter: str,
+                         now: datetime) -> tuple[str | None, bool]:
+        """A spam complaint about the email of ``release`` (its Message-ID key) to ``recipient``.
+
+        Counts it once against that delivery (the complaint rate of its release; a second report of
+        the same email counts nothing) and records the consent event ``complained``. Without a row
+        for that key, the newest email the address was sent is the one complained about. Returns
+        (the release it counted for, whether it was new); (None, False), changing nothing, when
+        Pressroom never sent this address anything.
+        """
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                select(deliveries.c.id, deliveries.c.release)
+                .where(deliveries.c.recipient == recipient, deliveries.c.state.in_(("sent", "failed")))
+                .order_by((deliveries.c.release == release).desc(), deliveries.c.id.desc()).limit(1)
+            ).first()
+            if row is None:
+                return None, False
+            new = conn.execute(
+                dialect_insert(conn, complaints)
+                .values(delivery_id=row.id, feedback_type=feedback_type[:32], reporter=reporter[:200], at=now)
+                .on_conflict_do_nothing()
+                .returning(complaints.c.id)
+            ).first() is not None
+            if new:
+                subscriber = conn.execute(select(subscribers.c.id).where(subscribers.c.address == recipient)).scalar()
+                conn.execute(insert(consent_events).values(
+                    subscriber_id=subscriber, address=recipient, kind="complained", at=now, source=reporter[:200],
+                    detail=f"spam complaint ({feedback_type[:32]}) about {row.release}; suppressed for every channel",
+                ))
+        return row.release, new
+
+    def complaint_rates(self, *, release: str | None = None, channel: str | None = None) -> list[tuple[str, int, int]]:
+        """(release, complaints, emails delivered) for each release with a complaint or, with ``release``, that one."""
+        where = _scope(release, channel)
+        with self._engine.connect() as conn:
+            counted = dict(conn.execute(
+                select(deliveries.c.release, func.count())
+                .select_from(complaints.join(deliveries, deliveries.c.id == complaints.c.delivery_id))
+                .where(*where).group_by(deliveries.c.release)
+            ).tuples().all())
+            names = sorted(set(counted) | ({release} if release is not None else set()))
+            if not names:
+                return []
+            delivered = dict(conn.execute(
+                select(deliveries.c.release, func.count())
+                .where(*where, deliveries.c.release.in_(names), deliveries.c.state == "sent", deliveries.c.channel.not_like("social:%"))
+                .group_by(deliveries.c.release)
+            ).tuples().all())
+        return [(name, int(counted.get(name, 0)), int(delivered.get(name, 0))) for name in names]
 
     # ----------------------------------------------------------------- reporting and repair
 

@@ -170,6 +170,26 @@ class EmailSettings(_Section):
     retry_window_seconds: float = Field(120.0, ge=0, description="how long one run waits for deferred retries")
     claim_lease_seconds: float = Field(60.0, gt=0, description="a claimed batch left unsent is taken over after this")
     send_corrections: bool = Field(False, description="email each new correction note to those who received the release")
+    complaints_address: str | None = Field(
+        None, description="where providers send spam complaints (ARF) about bulk mail: the CFBL-Address header (RFC 9477)"
+    )
+    feedback_id: str | None = Field(
+        None, description="the sender id ending every Feedback-ID header (Gmail's complaint statistics); default: the list id"
+    )
+
+    @field_validator("complaints_address")
+    @classmethod
+    def _plain_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s<>;,\"\x00-\x1f\x7f]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+", value):
+            raise ValueError(f"{value!r} is not a plain address such as fbl@example.org")
+        return value
+
+    @field_validator("feedback_id")
+    @classmethod
+    def _feedback_field(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+            raise ValueError(f"{value!r}: use letters, digits, '.', '_' and '-' only (at most 64)")
+        return value
 
 
 class AudienceSettings(_Section):
@@ -251,6 +271,65 @@ class WebSettings(_Section):
         return text.replace("{site}", site_name)
 
 
+class DoctorSettings(_Section):
+    """What `pressroom doctor --dns` asks, and of whom."""
+
+    nameserver: str | None = Field(
+        None, description="the resolver doctor asks, as an address with an optional port (9.9.9.9, 127.0.0.1:5353); "
+        "default: the system's"
+    )
+    relay_addresses: list[str] = Field(
+        default_factory=list,
+        description="the public IP addresses your mail leaves from, as receivers see them (SPF and reverse DNS are "
+        "checked for each); default: smtp.host when it is a public IP address",
+    )
+    timeout: float = Field(5.0, gt=0, le=60, description="seconds to wait for one DNS answer")
+
+    @field_validator("nameserver")
+    @classmethod
+    def _address_and_port(cls, value: str | None) -> str | None:
+        import ipaddress
+
+        if value is None or not value.strip():
+            return None
+        host, port = _split_port(value.strip())
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address (with an optional :port)") from None
+        if not 0 < port < 65536:
+            raise ValueError(f"{value!r}: the port must be between 1 and 65535")
+        return value.strip()
+
+    @field_validator("relay_addresses")
+    @classmethod
+    def _ip_addresses(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for value in values:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address") from None
+        return values
+
+    @property
+    def resolver_address(self) -> tuple[str, int] | None:
+        """(address, port) of the configured nameserver, or None for the system's."""
+        return None if self.nameserver is None else _split_port(self.nameserver)
+
+
+def _split_port(value: str) -> tuple[str, int]:
+    """``1.2.3.4``, ``1.2.3.4:53``, ``::1``, ``[::1]:53`` -> (address, port)."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+    if value.count(":") == 1:
+        host, _, port = value.partition(":")
+        return host, int(port) if port.isdigit() else -1
+    return value, 53
+
+
 class OpsSettings(_Section):
     """Running Pressroom as a service: who hears about failures, how long an approval may wait."""
 
@@ -296,6 +375,7 @@ class Settings(_Section):
     web: WebSettings = WebSettings()
     ops: OpsSettings = OpsSettings()
     audience: AudienceSettings = AudienceSettings()
+    doctor: DoctorSettings = DoctorSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -341,7 +421,7 @@ class Settings(_Section):
         """A digest of every setting that changes what is rendered; secrets excluded."""
         import hashlib
 
-        data = self.model_dump_json(exclude={"secret_key", "smtp", "dkim", "social", "database_url", "ops"})
+        data = self.model_dump_json(exclude={"secret_key", "smtp", "dkim", "social", "database_url", "ops", "doctor"})
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
 
 

@@ -52,7 +52,9 @@ def test_maildir_scan_suppresses_hard_bounces_and_complaints_once(tmp_path, sent
     assert audience.is_suppressed(address="gone@example.org") and audience.is_suppressed(address="annoyed@example.com")
     assert not audience.is_suppressed(address="busy@example.org")
     news = ledger.report(release="news", channel="email")
-    assert (news.sent, news.failed) == (2, 2)
+    # The complained-about email arrived: its row stays sent and counts toward the release's complaint rate.
+    assert (news.sent, news.failed) == (3, 1)
+    assert ledger.complaint_rates(release="news") == [("news", 1, 3)]
     assert any(r[1] == "gone@example.org" and "5.1.1" in r[3] for r in news.problems)
     again = scan_maildir(path=tmp_path / "bounces", audience=audience, ledger=ledger, now=NOW)
     assert again.suppressed == [] and len(again.problems) == 1

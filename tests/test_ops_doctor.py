@@ -152,3 +152,37 @@ def test_social_accounts_are_verified_and_a_broken_one_is_named(project: Project
     findings = run_doctor(settings=project.settings(PRESSROOM_SOCIAL__MASTODON__TOKEN="t0ken"), checks=[check_social])
     [problem] = [f for f in findings if not f.ok]
     assert "base_url" in problem.hint and "t0ken" not in problem.line()
+
+
+def test_doctor_warns_about_the_shipped_sample_data_before_going_live(project: Project, monkeypatch) -> None:
+    """A fresh clone's fictional readers, example organisation and example addresses: advice while mail goes to
+    the outbox, problems once the SMTP transport sends to real people."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from pressroom.audience import Audience
+    from pressroom.doctor import check_sample_data
+    from tests.conftest import REPO
+
+    shutil.copytree(REPO / "content" / "organisations", project.root / "content" / "organisations")
+    shutil.copy(REPO / "content" / "subscribers.sample.csv", project.root / "content")
+    env = {"PRESSROOM_AUDIENCE__SEED_CSV": "content/subscribers.sample.csv"}
+    Audience.from_settings(project.settings(**env)).seed_if_empty(
+        file=project.root / "content" / "subscribers.sample.csv", now=datetime.now(UTC))
+    found = check_sample_data(project.settings(**env))
+    assert all(f.ok and f.advice for f in found), [f.line() for f in found]
+    said = "\n".join(f.line() for f in found)
+    assert "[audience] seed_csv = 'content/subscribers.sample.csv'" in said
+    assert "fictional reader(s) from subscribers.sample.csv are subscribers (e.g. amira.haddad@example.org)" in said
+    assert "pressroom subscribers remove --erase amira.haddad@example.org" in said
+    assert "example-project.yaml is the fictional example organisation" in said
+    assert "email.sender = 'press@example.org' is an example address" in said
+    live = check_sample_data(project.settings(**env, PRESSROOM_EMAIL__TRANSPORT="smtp"))
+    assert live and all(not f.ok for f in live)
+
+
+def test_doctor_finds_no_sample_data_in_a_real_project(project: Project) -> None:
+    from pressroom.doctor import check_sample_data
+
+    [finding] = check_sample_data(project.settings(PRESSROOM_EMAIL__SENDER="press@materialsforbatterieshub.eu"))
+    assert finding.ok and not finding.advice, finding.line()

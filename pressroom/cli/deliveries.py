@@ -21,15 +21,28 @@ def deliveries_report(
     settings_file: SettingsOption = None,
 ) -> None:
     """Counts per state (sent, deferred, failed, suppressed, ambiguous, pending) and the rows that need a look."""
+    from collections import Counter
+
+    from pressroom.bounces import complaint_rate_line, explain
     from pressroom.ledger import Ledger
 
     report = Ledger.from_settings(open_settings(settings_file)).report(release=release, channel=channel, problems=1000)
     console.print(report.as_text(), markup=False, soft_wrap=True)
+    # The providers' policy refusals, grouped: what each means for the sender and what to do.
+    causes: Counter[str] = Counter()
     for slug, recipient, state, answer in report.problems:
         console.print(f"  {state:<10} {slug}  {recipient}  {answer}", markup=False, soft_wrap=True)
+        why = explain(answer)
+        if why is not None:
+            causes[why.line()] += 1
+    for line, count in causes.most_common():
+        err.print(f"refused    {count} x {line}", markup=False, soft_wrap=True)
     for slug, recipient, state, answer in Ledger.from_settings(open_settings(settings_file)).conflicts(release=release, channel=channel):
         console.print(f"  conflict   {slug}  {recipient}  a sender that no longer held the row reported {state}: {answer}",
                       markup=False, soft_wrap=True)
+    for slug, complaints, delivered in Ledger.from_settings(open_settings(settings_file)).complaint_rates(release=release, channel=channel):
+        line, alarming = complaint_rate_line(release=slug, complaints=complaints, delivered=delivered)
+        (err if alarming else console).print(f"complaints {line}", markup=False, soft_wrap=True)
 
 
 @deliveries_app.command("retry")
@@ -69,7 +82,7 @@ def deliveries_bounces(
     report = scan_maildir(path=maildir, audience=Audience.from_settings(settings), ledger=Ledger.from_settings(settings),
                           now=datetime.now(UTC))
     for address in report.suppressed:
-        console.print(f"  suppressed  {address}", markup=False)
+        console.print(f"  suppressed  {address}" + ("  (spam complaint)" if address in report.complaints else ""), markup=False)
     for problem in report.problems:
         err.print(f"  skipped     {problem}", markup=False, soft_wrap=True)
     console.print(report.as_text())

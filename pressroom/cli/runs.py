@@ -114,12 +114,15 @@ def digest(settings_file: SettingsOption = None, now: NowOption = None) -> None:
 
 
 @app.command()
-def doctor(settings_file: SettingsOption = None) -> None:
-    """Check settings, credentials (SMTP login, social tokens), DKIM key, templates and the database; exit 1 on problems."""
-    from pressroom.doctor import run_doctor
+def doctor(
+    dns: Annotated[bool, typer.Option("--dns", help="only read the sending domain's DNS: SPF, DKIM, DMARC, reverse DNS, MTA-STS, TLS-RPT, BIMI")] = False,
+    settings_file: SettingsOption = None,
+) -> None:
+    """Check settings, sample data, credentials (SMTP login, social tokens), DKIM key and DNS, templates and the database; exit 1 on problems."""
+    from pressroom.doctor import DNS_CHECKS, run_doctor
 
     settings = _ops_settings(open_settings(settings_file))
-    findings = run_doctor(settings=settings)
+    findings = run_doctor(settings=settings, checks=DNS_CHECKS if dns else None)
     for finding in findings:
         (console if finding.ok else err).print(finding.line(), markup=False, soft_wrap=True)
     problems = sum(not finding.ok for finding in findings)

@@ -29,16 +29,28 @@ from typing import Literal
 from pressroom.errors import ConfigError, PermanentError
 from pressroom.settings import Settings
 
-__all__ = ["Composed", "DkimKey", "Recipient", "SLOTS", "build_composed", "new_tokens"]
+__all__ = ["Composed", "DkimKey", "Recipient", "SLOTS", "build_composed", "feedback_campaign", "message_id_hash", "new_tokens"]
 
 #: Personal values a template may use; compose passes a token for each into the templates.
 SLOTS: tuple[str, ...] = ("unsubscribe_url", "preferences_url", "greeting", "action_url")
 
-# Headers DKIM covers. RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post to be signed.
+# Headers DKIM covers. RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post to be signed;
+# RFC 9477 requires CFBL-Address (and CFBL-Feedback-ID) to be, and Gmail trusts a Feedback-ID only when signed.
 _DKIM_HEADERS = (
     "from", "to", "subject", "date", "message-id", "reply-to", "mime-version", "content-type",
-    "list-id", "list-unsubscribe", "list-unsubscribe-post",
+    "list-id", "list-unsubscribe", "list-unsubscribe-post", "feedback-id", "cfbl-address", "cfbl-feedback-id",
 )
+# Message keys of the kinds of bulk mail: (prefix or suffix pattern, mail type). The campaign of
+# each is the release it is about, so complaint statistics group by release.
+_MAIL_TYPES = (
+    (re.compile(r"^(digest-.+)$"), "digest"),
+    (re.compile(r"^(?:embargo|moved)-(.+)-\d+$"), "embargo"),
+    (re.compile(r"^withdrawn-(.+)$"), "withdrawn"),
+    (re.compile(r"^(.+)-correction-\d+$"), "correction"),
+    (re.compile(r"^(.+)-withdrawal$"), "withdrawal"),
+    (re.compile(r"^(welcome)-.+$"), "welcome"),
+)
+_FEEDBACK_FIELD = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_URL = 900  # an SMTP line may hold 998 octets; the List-Unsubscribe line must fit
 # Controls (C0, DEL, C1) and the Unicode line/paragraph separators: none belongs in a header or a greeting.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -149,6 +161,41 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
+def message_id_hash(key: str, address: str) -> str:
+    """The hash part of ``<key.hash@domain>``: bounces.py recomputes it to find who a redacted report is about."""
+    return hashlib.blake2b(f"{key}\n{address.lower()}".encode(), digest_size=10).hexdigest()
+
+
+def feedback_campaign(key: str) -> tuple[str, str]:
+    """(campaign, mail type) of a composition key: the release (or digest) and which kind of bulk mail it is."""
+    for pattern, kind in _MAIL_TYPES:
+        found = pattern.match(key)
+        if found:
+            return found.group(1), kind
+    return key, "release"
+
+
+def _feedback_id(key: str, settings: Settings) -> str:
+    """``Feedback-ID: campaign:type:sender`` as Gmail reads it (the last field identifies the sender).
+
+    A colon would shift the fields, so anything but letters, digits, ``.``, ``_`` and ``-`` becomes ``_``.
+    """
+    campaign, kind = feedback_campaign(key)
+    email = settings.email
+    sender = email.feedback_id or email.list_id or f"releases.{_domain(email.sender)}"
+    return ":".join(_FEEDBACK_FIELD.sub("_", field) for field in (campaign[:100], kind, sender))
+
+
+def _feedback_lines(key: str, settings: Settings) -> bytes:
+    """Feedback-ID, and with a complaints address CFBL-Address and CFBL-Feedback-ID (RFC 9477), as raw lines:
+    the email package would fold a long field without spaces into encoded words no provider reads."""
+    value = _feedback_id(key, settings)
+    lines = [f"Feedback-ID: {value}\r\n"]
+    if settings.email.complaints_address:
+        lines += [f"CFBL-Address: {settings.email.complaints_address}; report=arf\r\n", f"CFBL-Feedback-ID: {value}\r\n"]
+    return "".join(lines).encode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class DkimKey:
     """A loaded DKIM key; built once per Composed from settings.dkim."""
@@ -234,8 +281,7 @@ class Composed:
                 hint=f"use letters, digits, '-', '_' and inner dots only, at most {_MAX_MESSAGE_KEY} characters",
             )
         key = message_key or self.key
-        digest = hashlib.blake2b(f"{key}\n{address.lower()}".encode(), digest_size=10).hexdigest()
-        return f"<{key}.{digest}@{self._message_id_domain}>"
+        return f"<{key}.{message_id_hash(key, address)}@{self._message_id_domain}>"
 
     def personal_values(self, recipient: Recipient, *, name: str | None = None) -> dict[str, str]:
         """The slot values for one recipient, checked (raises PermanentError for unusable input).
@@ -370,6 +416,10 @@ def build_composed(
     text_part.set_payload(_qp_body(text_body.replace("\r\n", "\n"), text_tokens))
     html_part.set_payload(_qp_body(html_body.replace("\r\n", "\n"), html_tokens))
     skeleton = msg.as_bytes(policy=SMTP)
+    if bulk:
+        post = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        at = skeleton.index(post) + len(post)
+        skeleton = skeleton[:at] + _feedback_lines(key, settings) + skeleton[at:]
 
     date_line = f"Date: {format_datetime(_PLACEHOLDER_DATE)}\r\n".encode("ascii")
     date_at = skeleton.index(date_line, 0, skeleton.index(b"\r\n\r\n"))

@@ -11,39 +11,19 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 
+from pressroom.doctor.findings import Finding, advice, ok, problem
 from pressroom.errors import PressroomError
 from pressroom.settings import Settings
 
-__all__ = ["Finding", "run_doctor"]
+__all__ = ["CHECKS", "DNS_CHECKS", "Finding", "message_findings", "run_doctor"]
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
-@dataclass(frozen=True)
-class Finding:
-    """The outcome of one check: ``ok`` with what was verified, or a problem with a hint."""
-
-    check: str
-    ok: bool
-    message: str
-    hint: str = ""
-
-    def line(self) -> str:
-        """One line for the terminal: ``ok  smtp: ...`` or ``PROBLEM  smtp: ... (hint: ...)``."""
-        if self.ok:
-            return f"ok       {self.check}: {self.message}"
-        hint = f" (hint: {self.hint})" if self.hint else ""
-        return f"PROBLEM  {self.check}: {self.message}{hint}"
-
-
-def _ok(check: str, message: str) -> Finding:
-    return Finding(check, True, message)
-
-
-def _problem(check: str, message: str, hint: str) -> Finding:
-    return Finding(check, False, message, hint)
+_ok = ok
+_problem = problem
 
 
 def _from_error(check: str, exc: PressroomError) -> Finding:
@@ -196,6 +176,119 @@ def check_database(settings: Settings) -> list[Finding]:
     return [_ok("database", "reachable, migrations applied")]
 
 
+def check_message_headers(settings: Settings) -> list[Finding]:
+    """A composed release email carries what the providers read: Feedback-ID, CFBL-Address when a complaints
+    address is set (RFC 9477), and a DKIM signature that covers them."""
+    from pressroom.mail import Recipient, compose_release
+    from pressroom.releases import load_releases
+
+    releases = load_releases(settings).releases
+    if not releases:
+        return [ok("headers", "no valid release to compose yet")]
+    try:
+        composed = compose_release(release=releases[0], settings=settings)
+        raw = composed.message(Recipient(address=f"reader@{_domain_of(settings.email.sender)}",
+                                         unsubscribe_url=f"{settings.site.base_url}/unsubscribe"))
+    except PressroomError as exc:
+        return [_from_error("headers", exc)]
+    return message_findings(raw, settings=settings)
+
+
+def _domain_of(address: str) -> str:
+    return address.rpartition("@")[2] or "example.org"
+
+
+def message_findings(raw: bytes, *, settings: Settings) -> list[Finding]:
+    """What a receiver reads in one composed bulk message's headers (the pure part of :func:`check_message_headers`)."""
+    from email import message_from_bytes
+
+    message = message_from_bytes(raw)
+    found = []
+    signature = message.get("DKIM-Signature", "")
+    signed = {name.strip().lower() for name in (re.search(r"\bh=([^;]+)", re.sub(r"\s+", "", signature)) or [None, ""])[1].split(":") if name}
+    wanted = ["Feedback-ID"] + (["CFBL-Address", "CFBL-Feedback-ID"] if settings.email.complaints_address else [])
+    for header in wanted:
+        if header not in message:
+            found.append(problem("headers", f"the release email has no {header} header",
+                                 "this is a bug in the templates or message builder: report it"))
+        elif signature and header.lower() not in signed:
+            found.append(problem("headers", f"{header} is not covered by the DKIM signature: providers ignore it",
+                                 "this is a bug in the message builder: report it"))
+    if not signature:
+        found.append(advice("headers", "the release email is not DKIM-signed, so providers trust none of its headers",
+                            "set [dkim] domain, selector and key_file (pressroom doctor --dns checks the published key)"))
+    if not settings.email.complaints_address:
+        found.append(advice("headers", "no CFBL-Address: providers that offer a complaint feedback loop (RFC 9477) have"
+                            " nowhere to send complaints", "set [email] complaints_address to a mailbox that"
+                            " `pressroom deliveries bounces` reads, at the domain that signs the mail"))
+    if not any(not f.ok for f in found):
+        present = ", ".join(h for h in wanted if h in message)
+        found.insert(0, ok("headers", f"the release email carries {present}" + (" under its DKIM signature" if signature else "")))
+    return found
+
+
+# RFC 2606 and RFC 6761 names, and the example domains of the shipped sample data.
+_EXAMPLE = re.compile(r"@(?:[\w-]+\.)*(?:example\.(?:org|com|net|eu)|example|test|invalid)$", re.I)
+
+
+def check_sample_data(settings: Settings) -> list[Finding]:
+    """The fictional data a fresh clone ships with, still in place before going live."""
+    found = []
+    seed = settings.audience.seed_csv
+    if seed is not None:
+        path = seed if seed.is_absolute() else settings.root / seed
+        found.append(_sample(settings, f"[audience] seed_csv = {str(seed)!r}: its fictional readers are imported into"
+                          " an empty list", "remove the seed_csv line from pressroom.toml before importing your real list"))
+        found += _seeded_readers(settings, path)
+    example_org = settings.path("content") / "organisations" / "example-project.yaml"
+    if example_org.exists():
+        found.append(_sample(settings, f"{example_org} is the fictional example organisation",
+                          "delete it (and its logo), or replace it with a real partner, and remove it from any release's issuers"))
+    addresses = [("email.sender", settings.email.sender), ("email.reply_to", settings.email.reply_to),
+                 ("email.return_path", settings.email.return_path), ("email.complaints_address", settings.email.complaints_address),
+                 *[("email.editors", a) for a in settings.email.editors], *[("ops.notify", a) for a in settings.ops.notify]]
+    for where, address in addresses:
+        if address and _EXAMPLE.search(address):
+            found.append(_sample(settings, f"{where} = {address!r} is an example address", "write your real address in pressroom.toml"))
+    organisations = settings.path("content") / "organisations"
+    for file in sorted(organisations.glob("*.yaml")) if organisations.is_dir() else []:
+        if file == example_org:
+            continue
+        text = file.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            found_address = re.search(r"[\w.+-]+@[\w.-]+", line)
+            if found_address and _EXAMPLE.search(found_address.group()):
+                found.append(_sample(settings, f"{file}:{number}: {found_address.group()!r} is an example address",
+                                  "write the organisation's real contact address"))
+    return found or [ok("sample-data", "no sample subscribers, example organisation or example address in place")]
+
+
+def _sample(settings: Settings, message: str, hint: str) -> Finding:
+    """Sample data is a problem once mail goes to real people (the SMTP transport), advice before."""
+    live = settings.email.enabled and settings.email.transport == "smtp"
+    return (problem if live else advice)("sample-data", message, hint)
+
+
+def _seeded_readers(settings: Settings, path: Path) -> list[Finding]:
+    """Sample readers from the seed file who are in the database now."""
+    import csv
+
+    from pressroom.audience import Audience
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            sample = [row.get("address", "") for row in csv.DictReader(handle)]
+    except OSError:
+        return []
+    audience = Audience.from_settings(settings)
+    present = [address for address in sample if address and audience.get(address=address) is not None]
+    if not present:
+        return []
+    return [_sample(
+        settings, f"{len(present)} fictional reader(s) from {path.name} are subscribers (e.g. {present[0]})",
+        f"before the first real send, erase each one: `pressroom subscribers remove --erase {present[0]}`, and so on")]
+
+
 def run_doctor(*, settings: Settings, checks: list[Callable[[Settings], list[Finding]]] | None = None) -> list[Finding]:
     """Run every check (or ``checks``) and return all findings; one failing check never stops the others."""
     found: list[Finding] = []
@@ -210,12 +303,32 @@ def run_doctor(*, settings: Settings, checks: list[Callable[[Settings], list[Fin
     return found
 
 
+def check_dns_when_configured(settings: Settings) -> list[Finding]:
+    """The DNS checks of ``--dns``, when a signing domain is configured (``[dkim] domain``)."""
+    if not settings.dkim.domain:
+        return [ok("dns", "not read: no [dkim] domain is set (pressroom doctor --dns reads it for the sender's domain)")]
+    from pressroom.doctor.dns import check_dns
+
+    return check_dns(settings)
+
+
+def check_dns(settings: Settings) -> list[Finding]:
+    """SPF, DKIM, DMARC (RFC 9989), reverse DNS, MTA-STS, TLS-RPT and BIMI of the sending domain."""
+    from pressroom.doctor.dns import check_dns as read_dns
+
+    return read_dns(settings)
+
+
 CHECKS: list[Callable[[Settings], list[Finding]]] = [
     check_settings,
+    check_sample_data,
     check_releases,
     check_templates,
+    check_message_headers,
     check_dkim,
+    check_dns_when_configured,
     check_smtp,
     check_social,
     check_database,
 ]
+DNS_CHECKS: list[Callable[[Settings], list[Finding]]] = [check_dns]
