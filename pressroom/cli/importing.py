@@ -27,8 +27,7 @@ def import_file(
 ) -> None:
     """Make a draft release from a Word, OpenDocument, text or Markdown file, say what was guessed, then check it.
 
-    The draft goes to content/releases/<slug>/ with its pictures and status: draft, so nothing is
-    published until you write status: approved. An existing release is never overwritten.
+    The draft goes to content/releases/<slug>/ with its pictures and status: draft: nothing of it is published until you write status: approved. An existing release is never overwritten.
     """
     from pressroom.errors import DocumentError
     from pressroom.importer import check_draft, import_document, organisation_stub
