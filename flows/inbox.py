@@ -22,7 +22,11 @@ def import_inbox_step(*, settings: Settings, now: datetime) -> InboxReport:
     from flows.ops import _plain_email, send_to_people
 
     logger = get_run_logger()
-    report = import_inbox(settings=settings, now=now)
+    try:
+        report = import_inbox(settings=settings, now=now)
+    except OSError as exc:  # an inbox that cannot be read or written must not keep the releases from going out
+        logger.error("inbox: not imported this run: %s", exc)
+        return InboxReport()
     if report.waiting:
         logger.info("inbox: still being written, imported on a later run: %s", ", ".join(report.waiting))
     if report.empty:

@@ -124,6 +124,7 @@ def _word_release(path: Path, *, alt: str = "Cathode powder in a glass dish") ->
     from docx.shared import Inches
 
     document = docx.Document()
+    document.add_picture(_png(40, 40, "blue"), width=Inches(0.4))  # a letterhead logo: first, but not the hero
     document.add_paragraph("PRESS RELEASE")
     document.add_heading("Recycled cathodes match new ones", level=1)
     document.add_paragraph("Brussels, 30 July 2024 – The pilot line produced cathode material as good as new.")
@@ -142,7 +143,6 @@ def _word_release(path: Path, *, alt: str = "Cathode powder in a glass dish") ->
     table = document.add_table(rows=2, cols=2)
     for (row, column), text in {(0, 0): "Cycles", (0, 1): "Capacity", (1, 0): "500", (1, 1): "98 %"}.items():
         table.cell(row, column).text = text
-    document.add_picture(_png(40, 40, "blue"), width=Inches(0.4))  # an icon: first, but not the hero
     document.add_picture(_png(1200, 600, "red"), width=Inches(4))
     document.inline_shapes[1]._inline.docPr.set("descr", alt)
     for line in ("Media contact", "Jane Doe, Communication Officer", "jane.doe@example.org", "Tel: +32 2 123 45 67"):
@@ -167,12 +167,12 @@ def test_a_word_document_puts_each_part_where_it_belongs(site: Project, tmp_path
     assert meta["issuers"] == ["cluster-hub", "example-project"]
     assert sorted(path.name for path in folder.iterdir()) == ["hero.png", "image1.png", "index.md"]
     assert body.strip().split("\n\n") == [
+        "![](image1.png)",
         "The pilot line produced cathode material as good as new.",
         "The results are **better than expected**, says the *final report*. It covers:",
         "- capacity after 500 cycles\n- cost per kilogram",
         "> “Recycled material is ready for the market.”",
         "| Cycles | Capacity |\n|---|---|\n| 500 | 98 % |",
-        "![](image1.png)",
     ]
     lines = [guess.line() for guess in result.guesses]
     assert 'kicker: removed "PRESS RELEASE"' in lines
@@ -242,6 +242,17 @@ def test_a_windows_text_file_gives_its_dateline_contacts_and_title(site: Project
     assert body.strip() == "The pilot plant recovered 95 % of the lithium.\n\n- no waste water\n- no new mining"
     assert result.guesses[0].line() == "encoding: the file is not UTF-8: read as Windows-1252 (Word's plain-text default)"
     assert result.slug == "pilot-plant-reaches-95-recovery"
+
+
+def test_an_embargo_line_gives_the_date_and_time(site: Project, tmp_path: Path) -> None:
+    source = tmp_path / "embargoed.md"
+    source.write_text("EMBARGOED UNTIL 00:01 CET, Tuesday 2 June 2030\n\n# Pilot results\n\nThe pilot **worked**.\n",
+                      encoding="utf-8")
+    result = import_document(source, settings=site.settings(), now=NOW)
+    meta, body = _front(result.path)
+    assert (meta["title"], meta["date"], body.strip()) == ("Pilot results", "2030-06-02 00:01", "The pilot **worked**.")
+    assert "embargo: the document was under embargo: to tell journalists first, add embargo: {notify: 48h}" in \
+        [guess.line() for guess in result.guesses]
 
 
 # --------------------------------------------------------------------------- never overwrite; translations

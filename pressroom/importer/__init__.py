@@ -190,9 +190,13 @@ def _write_translation(draft: Draft, *, settings: Settings, source: Path, source
             hint=f"edit {name} instead, or delete it first if this document replaces it",
         )
     for picture in draft.pictures:
-        # The release's own pictures are beside it: one of the same name and other bytes gets the language in front.
-        if (folder / picture.name).exists():
-            picture.name = f"{language}-{picture.name}"
+        # The release's own pictures are beside it: this version's get the language in front, and a number if need be.
+        stem, suffix = Path(picture.name).stem, Path(picture.name).suffix
+        picture.name = f"{language}-{stem}{suffix}"
+        number = 1
+        while (folder / picture.name).exists():
+            number += 1
+            picture.name = f"{language}-{stem}-{number}{suffix}"
     main = (folder / "index.md").read_text(encoding="utf-8", errors="replace")
     shared = _raw_fields(main, _SHARED if not draft.issuers else tuple(n for n in _SHARED if n != "issuers"))
     if "issuers" in shared:

@@ -196,9 +196,12 @@ def _take_line(draft: Draft, index: int) -> str:
 def _lead(draft: Draft, zone: ZoneInfo) -> None:
     """Kicker, embargo line and dateline above the title; the title; a subtitle; a dateline under them."""
     dateline_seen = False
-    index = 0  # the lines above the title are taken one by one, so the next is always in the first block
-    while draft.blocks:
+    index = 0  # a letterhead logo may come first: the lines above the title are read past pictures
+    while index < len(draft.blocks):
         block = draft.blocks[index]
+        if block.kind == "picture":
+            index += 1
+            continue
         if block.kind not in ("paragraph", "heading"):
             break
         text = plain(block.lines[0])

@@ -206,8 +206,11 @@ def _read_docx(data: bytes, archive: zipfile.ZipFile, path: Path) -> list[Block]
     pictures: list[Picture] = []
 
     def keep(image: Any) -> dict[str, str]:
-        with image.open() as stream:
-            content = stream.read()
+        try:
+            with image.open() as stream:
+                content = stream.read()
+        except Exception:  # a picture linked to a file outside the document: never fetched, left out
+            return {}
         kind = (image.content_type or "").lower()
         pictures.append(Picture(data=content, suffix=IMAGE_TYPES.get(kind, ""), alt=" ".join((image.alt_text or "").split()),
                                 kind=kind or "unknown"))
