@@ -41,7 +41,7 @@ def _run(project: Project, *command: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **WIDE, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", "from pressroom.cli import main; main()", *command,
                            "--settings", str(project.root / "pressroom.toml")],
-                          cwd=project.root, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=project.root, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_output_lines_are_printed_whole_at_80_columns(project: Project) -> None:

@@ -11,19 +11,19 @@ from tests.conftest import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 _LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_CODE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
+_CODE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 
 
 def _links(page: Path) -> list[str]:
     text = _INLINE_CODE.sub("", _CODE.sub("", page.read_text(encoding="utf-8")))
-    return [target for target in _LINK.findall(text) if not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I)]
+    return [target for target in _LINK.findall(text) if not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE)]
 
 
 def _anchors(page: Path) -> set[str]:
     """The ids GitHub gives the headings of ``page``: lowercase, punctuation dropped, spaces as hyphens."""
     text = _CODE.sub("", page.read_text(encoding="utf-8"))
-    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in re.findall(r"^#+\s+(.+)$", text, re.M)}
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in re.findall(r"^#+\s+(.+)$", text, re.MULTILINE)}
 
 
 def test_the_guides_are_linked_from_the_readme() -> None:

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from pressroom.cli.base import NowOption, SettingsOption, app, console, err, open_settings, parse_now
+from pressroom.cli.base import (
+    NowOption,
+    SettingsOption,
+    app,
+    console,
+    err,
+    open_settings,
+    parse_now,
+)
 
 
 @app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(help="the press release: a Word (.docx), OpenDocument (.odt), text (.txt) or Markdown (.md) file")],
-    slug: Annotated[Optional[str], typer.Option("--slug", help="the release's web address, e.g. pilot-results (default: from the title)")] = None,
+    slug: Annotated[str | None, typer.Option("--slug", help="the release's web address, e.g. pilot-results (default: from the title)")] = None,
     issuers: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--issuers", help="co-issuing organisations by file name in content/organisations/ (repeat it, or separate with commas)"),
     ] = None,
     language: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--language", help="the document's language, e.g. de; with the slug of an existing release it becomes that release's translation"),
     ] = None,
     settings_file: SettingsOption = None,

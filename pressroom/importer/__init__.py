@@ -1,6 +1,6 @@
 """A Word, OpenDocument, text or Markdown file becomes a draft release: ``pressroom import FILE``.
 
-``readers`` turns the file into blocks (mammoth and odfdo live there and nowhere else), ``guess``
+``readers`` turns the file into ``blocks`` (mammoth and odfdo live there and nowhere else), ``guess``
 reads the front matter out of them, and this module writes the bundle folder
 ``content/releases/<slug>/`` (``index.md``, or ``index.<lang>.md`` for a translation of an existing
 release) with the pictures beside it, then checks it as ``pressroom check`` would. ``inbox`` does
@@ -203,7 +203,7 @@ def _write_translation(draft: Draft, *, settings: Settings, source: Path, source
         draft.guesses = [guess for guess in draft.guesses if guess.field != "issuers"]
         draft.guess("issuers", "as index.md names them")
     draft.guess("translation", f"{language} version of {folder.name}: date, status and embargo as its index.md says")
-    if "status" in shared and not re.search(r"^status:\s*draft\b", shared["status"], re.M):
+    if "status" in shared and not re.search(r"^status:\s*draft\b", shared["status"], re.MULTILINE):
         draft.guess("status", "draft, while index.md is approved: `pressroom check` refuses this version (and the "
                     "release goes on without it) until you write the same status", warning=True)
     if draft.hero is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pressroom.importer.readers import Block, Picture, linkify_markdown, plain
+from pressroom.importer.blocks import Block, Picture, linkify_markdown, plain
 from pressroom.organisations import Organisations
 from pressroom.releases import slugify
 
@@ -94,7 +94,7 @@ _DATE = (
 _PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][^\W\d_]*\.?(?:[ '’-]+[^\W\d_]+\.?){0,3}(?:\s*\([^)]{1,30}\))?)\s*[,/–-]\s*"
 _DATELINE = re.compile(rf"^(?:{_PLACE})?{_WEEKDAY}{_DATE}(?:\s*[-–—:|.]\s*|\s*$)")
 _TIME = re.compile(r"(?<![\d.])(?P<h>\d{1,2})(?:[:.h](?P<min>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)?\s*(?:h\b|hrs\b|uhr\b)?\s*"
-                   r"(?P<zone>CET|CEST|MEZ|MESZ|UTC|GMT|BST|WET|WEST|EET|EEST)?(?![\d.])", re.I)
+                   r"(?P<zone>CET|CEST|MEZ|MESZ|UTC|GMT|BST|WET|WEST|EET|EEST)?(?![\d.])", re.IGNORECASE)
 _UTC_NAMES = {"utc", "gmt"}
 
 
@@ -129,30 +129,30 @@ def _time_in(text: str) -> tuple[time, str] | None:
 _KICKER = re.compile(
     r"^(?:joint\s+)?(?:(?:press|news|media)\s+(?:release|statement|information|advisory)|for\s+immediate\s+release"
     r"|pressemitteilung|pressemeldung|presseinformation|medienmitteilung|communiqu[ée]\s+de\s+presse"
-    r"|comunicato\s+stampa|nota\s+de\s+prensa|persbericht)\b\s*[-–—:|,]?\s*(?P<rest>.*)$", re.I)
+    r"|comunicato\s+stampa|nota\s+de\s+prensa|persbericht)\b\s*[-–—:|,]?\s*(?P<rest>.*)$", re.IGNORECASE)
 _EMBARGO = re.compile(r"^(?:strictly\s+)?(?:under\s+)?(?:embargo(?:ed)?|sperrfrist)\b\s*(?:until|till|to|bis|jusqu[’']au)?\s*[:-]?\s*(?P<rest>.+)$",
-                      re.I)
-_END = re.compile(r"^(?:#{3}|-{1,3}\s*ends?\s*-{1,3}|[–—]\s*ends?\s*[–—]|ends|end|\*{3})$", re.I)
+                      re.IGNORECASE)
+_END = re.compile(r"^(?:#{3}|-{1,3}\s*ends?\s*-{1,3}|[–—]\s*ends?\s*[–—]|ends|end|\*{3})$", re.IGNORECASE)
 _CONTACTS = re.compile(
     r"^(?:(?:media|press|pr|communications?)\s+)?(?:contacts?|enquiries|inquiries|office)"
     r"(?:\s+(?:persons?|details|information|for\s+(?:the\s+)?(?:media|press|journalists)))?"
     r"|for\s+(?:media|press)\s+(?:enquiries|inquiries|information)|for\s+(?:more|further)\s+information(?:,?\s+please\s+contact)?"
     r"|pressekontakte?|kontakt|ansprechpartner(?:in)?|contacts?\s+(?:presse|médias?)|perscontact|contatti\s+stampa$",
-    re.I)
+    re.IGNORECASE)
 _PARTNERS = re.compile(
     r"^(?:projects?\s+involved|(?:project\s+|consortium\s+)?partners?(?:\s+projects?)?|consortium(?:\s+(?:members|partners))?"
     r"|participating\s+(?:projects|partners|organi[sz]ations)|co-?issuers|beteiligte\s+(?:projekte|partner)|projektpartner"
-    r"|partenaires?|projets?\s+impliqués?)$", re.I)
+    r"|partenaires?|projets?\s+impliqués?)$", re.IGNORECASE)
 # Where a partners or contact section ends: the About texts and notes that follow it, a closing line.
-_SECTION_END = re.compile(r"^(?:about\b|über\b|à propos\b|notes?\s+(?:to|for)\s+editors|reach us|follow us|find out more|learn more)", re.I)
+_SECTION_END = re.compile(r"^(?:about\b|über\b|à propos\b|notes?\s+(?:to|for)\s+editors|reach us|follow us|find out more|learn more)", re.IGNORECASE)
 _EMAIL = re.compile(r"(?:mailto:)?([\w.+'-]+@[\w-]+(?:\.[\w-]+)+)")
 _PHONE = re.compile(r"(?:\b(?:tel|phone|telephone|mobile|mob|cell|gsm|t|m|p|tél|telefon|handy)\.?\s*[:.]?\s*)?"
-                    r"(\+?\(?\d[\d\s().\/-]{5,}\d)", re.I)
-_PHONE_LABEL = re.compile(r"^\s*(?:tel|phone|telephone|mobile|mob|cell|gsm|t|m|p|tél|telefon|handy)\.?\s*[:.]", re.I)
-_FAX = re.compile(r"\bfax\b", re.I)
-_LABEL = re.compile(r"^\s*(?:e-?mail|mail|name|role|position|organi[sz]ation|company|web(?:site)?)\s*[:.]\s*", re.I)
+                    r"(\+?\(?\d[\d\s().\/-]{5,}\d)", re.IGNORECASE)
+_PHONE_LABEL = re.compile(r"^\s*(?:tel|phone|telephone|mobile|mob|cell|gsm|t|m|p|tél|telefon|handy)\.?\s*[:.]", re.IGNORECASE)
+_FAX = re.compile(r"\bfax\b", re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(?:e-?mail|mail|name|role|position|organi[sz]ation|company|web(?:site)?)\s*[:.]\s*", re.IGNORECASE)
 _AUTO_ALT = re.compile(r"description automatically generated|automatically generated description|automatisch generierte beschreibung"
-                       r"|description générée automatiquement", re.I)
+                       r"|description générée automatiquement", re.IGNORECASE)
 # Quote marks Word writes (English, German, French and straight) around a statement.
 _QUOTED = re.compile(r"^(?P<intro>.{10,}?:)\s+(?P<quote>[*_]{0,2}[“„«\"‘‚].{40,}[”“»\"’‘][*_]{0,2})$")
 

@@ -18,7 +18,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pressroom.errors import DocumentError
-from pressroom.importer import CheckResult, ImportResult, check_draft, import_document, organisation_stub
+from pressroom.importer import (
+    CheckResult,
+    ImportResult,
+    check_draft,
+    import_document,
+    organisation_stub,
+)
 from pressroom.settings import Settings
 
 __all__ = ["InboxReport", "import_inbox", "inbox_folder"]

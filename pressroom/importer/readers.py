@@ -14,15 +14,24 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 from pressroom.errors import DocumentError
+from pressroom.importer.blocks import (
+    IMAGE_TYPES,
+    Block,
+    Picture,
+    escape,
+    linkify,
+    sniff,
+    text_blocks,
+    word_line,
+)
 from pressroom.releases import MAX_FILE_BYTES
 
-__all__ = ["Block", "Picture", "SUFFIXES", "read_document"]
+__all__ = ["MAX_DOCUMENT_BYTES", "SUFFIXES", "read_document"]
 
 SUFFIXES = (".docx", ".odt", ".txt", ".md")
 # Word files carry their pictures: a release with a few photos is a few MB; past this it is not a release.
@@ -42,45 +51,6 @@ _ALIENS = {
     ".htm": ("a web page", "copy its text into a .txt file and import that"),
 }
 _MACRO_SUFFIXES = {".docm", ".dotm"}
-# What browsers and email clients show; Windows metafiles and TIFFs from Word are not among them.
-IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
-
-
-@dataclass
-class Picture:
-    """An image of the document: its bytes, the type they are, the document's alt text."""
-
-    data: bytes
-    suffix: str  # ".png"; "" when browsers cannot show it (kept out of the draft)
-    alt: str
-    kind: str  # what it is, for the one line that says why it was left out ("image/x-emf")
-    name: str = ""  # the file name in the bundle, given when the draft is written
-
-
-@dataclass
-class Block:
-    """One block of the document. ``lines`` hold Markdown: a paragraph's or heading's lines, a list's
-    item lines (marker and indent included), a quote's or table's lines without the ``>``."""
-
-    kind: Literal["heading", "paragraph", "list", "quote", "table", "picture", "code"]
-    lines: list[str]
-    level: int = 0
-    hard_breaks: bool = False  # lines were separate lines in the document (Word's Shift+Enter)
-    picture: Picture | None = None
-    pictures: list[Picture] = field(default_factory=list)  # pictures inside a table's cells
-
-    @property
-    def plain_lines(self) -> list[str]:
-        return [plain(line) for line in self.lines]
-
-    def markdown(self) -> str:
-        if self.kind == "heading":
-            return "#" * self.level + " " + " ".join(self.lines)
-        if self.kind == "quote":
-            return "\n".join(f"> {line}".rstrip() for line in self.lines)
-        if self.kind == "picture" and self.picture is not None:
-            return f"![{escape(self.picture.alt)}]({self.picture.name})"
-        return ("\\\n" if self.hard_breaks else "\n").join(self.lines)
 
 
 def read_document(path: Path) -> tuple[list[Block], str]:
@@ -226,7 +196,7 @@ def _read_docx(data: bytes, archive: zipfile.ZipFile, path: Path) -> list[Block]
 
 
 class _Node:
-    __slots__ = ("tag", "attrs", "children")
+    __slots__ = ("attrs", "children", "tag")
 
     def __init__(self, tag: str, attrs: dict[str, str]) -> None:
         self.tag, self.attrs, self.children = tag, attrs, []
@@ -235,7 +205,7 @@ class _Node:
 class _Tree(HTMLParser):
     """mammoth's HTML as a small tree (it is well formed: one element kind per block or run)."""
 
-    _VOID = {"br", "img", "hr"}
+    _VOID = frozenset({"br", "img", "hr"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -328,7 +298,7 @@ class _HtmlBlocks:
 
     def _link(self, node: _Node) -> str:
         href = node.attrs.get("href", "")
-        if href.startswith("#footnote-ref") or href.startswith("#endnote-ref"):
+        if href.startswith(("#footnote-ref", "#endnote-ref")):
             return ""  # the "back to the text" arrow of a footnote
         inner = self._inline(node.children, in_link=True)
         if not href or href.startswith("#") or not inner.strip():
@@ -345,7 +315,7 @@ class _HtmlBlocks:
                 if picture is not None:
                     blocks.append(Block("picture", [], picture=picture))
                 continue
-            lines = [_clean_line(line) for line in part.split(_BREAK)]
+            lines = [word_line(line) for line in part.split(_BREAK)]
             while lines and not lines[0]:
                 lines.pop(0)
             while lines and not lines[-1]:
@@ -365,9 +335,9 @@ class _HtmlBlocks:
             marker = f"{number}. " if node.tag == "ol" else "- "
             inline = [c for c in item.children if isinstance(c, str) or c.tag not in ("ul", "ol", "p")]
             texts = [self._inline(c.children) for c in item.children if not isinstance(c, str) and c.tag == "p"]
-            text = " ".join(_clean_line(_PICTURES.sub("", part).replace(_BREAK, " ")) for part in [self._inline(inline), *texts])
+            text = " ".join(word_line(_PICTURES.sub("", part).replace(_BREAK, " ")) for part in [self._inline(inline), *texts])
             text = text.strip()
-            lines.append(f"{indent}{marker}{_guard(text)}" if text else f"{indent}{marker}".rstrip())
+            lines.append(f"{indent}{marker}{text}" if text else f"{indent}{marker}".rstrip())
             for child in item.children:
                 if not isinstance(child, str) and child.tag in ("ul", "ol"):
                     lines += self._list(child, indent=indent + " " * len(marker))
@@ -396,7 +366,7 @@ class _HtmlBlocks:
                     if picture is not None:
                         pictures.append(picture)  # logos in a table, mostly: not shown in the cell
                     elif not index % 2 and piece.strip():
-                        parts.append(_clean_line(piece.replace(_BREAK, " ")))
+                        parts.append(word_line(piece.replace(_BREAK, " ")))
                 cells.append(" ".join(parts).replace("|", "\\|"))
             if any(cells):
                 rows.append(cells)
@@ -431,13 +401,6 @@ def _wrap(marker: str, inner: str) -> str:
     return f"{lead}{marker}{core}{marker}{trail}"
 
 
-def _clean_line(line: str) -> str:
-    """One line of a Word paragraph: tabs and runs of spaces as one space, a typed bullet as a list marker."""
-    line = " ".join(line.split())
-    bullet = _BULLET.match(line)
-    return "- " + line[bullet.end():] if bullet else _guard(line)
-
-
 # --------------------------------------------------------------------------- .odt with odfdo
 
 
@@ -468,7 +431,7 @@ def _read_odt(data: bytes, archive: zipfile.ZipFile, path: Path) -> list[Block]:
         for url, alt in descriptions.items():
             content = document.get_part(url)
             if isinstance(content, bytes):
-                kind = _sniff(content)
+                kind = sniff(content)
                 pictures[url] = Picture(data=content, suffix=IMAGE_TYPES.get(kind, ""), alt=" ".join(alt.split()), kind=kind)
     except DocumentError:
         raise
@@ -476,211 +439,3 @@ def _read_odt(data: bytes, archive: zipfile.ZipFile, path: Path) -> list[Block]:
         raise _damaged(path, exc) from None
     return text_blocks(markdown, markdown=True, pictures=pictures)
 
-
-def _sniff(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/other"
-
-
-# --------------------------------------------------------------------------- text and Markdown
-
-_BULLET = re.compile(r"^(\s*)(?:[-*+•◦▪·–—]|o(?=\t))[ \t]+(?=\S)")
-_NUMBERED = re.compile(r"^(\s*)(\d{1,3})[.)][ \t]+(?=\S)")
-_HEADING = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t#]*$")
-_PICTURE = re.compile(r"^!\[([^\]]*)\]\(<?([^)>\s]+)>?(?:\s+\"[^\"]*\")?\)$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_RULE = re.compile(r"^\s*([-=_*])(?:\s*\1){2,}\s*$")
-
-
-def text_blocks(text: str, *, markdown: bool, folder: Path | None = None,
-                pictures: dict[str, Picture] | None = None) -> list[Block]:
-    """Blocks of a text file (read as Markdown: its ``**bold**`` stays bold) or of odfdo's Markdown.
-
-    A pasted text keeps Word's bullets (•, –, "o" and a tab) and its tabs and indents, which would make
-    Markdown code blocks: those are turned into list markers and dropped.
-    """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    chunks: list[list[str]] = [[]]
-    fenced = False
-    for raw in lines:
-        if _FENCE.match(raw):
-            fenced = not fenced
-        if fenced or _FENCE.match(raw):
-            chunks[-1].append(raw)
-            continue
-        bullet = _BULLET.match(raw)
-        line = raw
-        if bullet:
-            line = bullet.group(1) + "- " + raw[bullet.end():]
-        line = line.replace("\t", " ").rstrip()
-        if not markdown:
-            line = line.lstrip()
-        if not line.strip():
-            if chunks[-1]:
-                chunks.append([])
-            continue
-        chunks[-1].append(line)
-    blocks: list[Block] = []
-    for chunk in chunks:
-        if chunk:
-            blocks += _chunk_blocks(chunk, folder=folder, pictures=pictures or {}, markdown_headings=markdown)
-    return blocks
-
-
-def _chunk_blocks(chunk: list[str], *, folder: Path | None, pictures: dict[str, Picture],
-                  markdown_headings: bool) -> list[Block]:
-    if _FENCE.match(chunk[0]):
-        return [Block("code", chunk)]
-    blocks: list[Block] = []
-    run: list[str] = []
-    kind = ""
-
-    def flush() -> None:
-        if not run:
-            return
-        if kind == "list":
-            indent = min(len(line) - len(line.lstrip()) for line in run)
-            blocks.append(Block("list", [_list_line(line[indent:]) for line in run]))
-        elif kind == "quote":
-            blocks.append(Block("quote", [re.sub(r"^\s*>\s?", "", line) for line in run]))
-        elif kind == "table":
-            blocks.append(Block("table", [line.strip() for line in run]))
-        else:
-            blocks.append(Block("paragraph", [line.strip() for line in run]))
-        run.clear()
-
-    for line in chunk:
-        if _RULE.match(line):
-            if run and kind == "paragraph" and _RULE.match(line).group(1)[0] in "=-" and markdown_headings:
-                title = run.pop()  # a Markdown "setext" heading: the line above, underlined
-                flush()
-                blocks.append(Block("heading", [title.strip()], level=1 if line.strip()[0] == "=" else 2))
-            continue  # otherwise a line drawn with dashes or stars, which no reader needs
-        heading = _HEADING.match(line.strip())
-        picture = _PICTURE.match(line.strip())
-        if heading:
-            flush()
-            if heading.group(2):
-                blocks.append(Block("heading", [heading.group(2).strip()], level=len(heading.group(1))))
-            continue
-        if picture:
-            flush()
-            found = _local_picture(picture.group(2), picture.group(1), folder, pictures)
-            blocks.append(Block("picture", [], picture=found) if found else Block("paragraph", [line.strip()]))
-            continue
-        if _BULLET.match(line) or _NUMBERED.match(line):
-            line_kind = "list"
-        elif line.lstrip().startswith(">"):
-            line_kind = "quote"
-        elif line.lstrip().startswith("|"):
-            line_kind = "table"
-        elif kind == "list" and line.startswith(" "):
-            line_kind = "list"  # an item's continuation
-        else:
-            line_kind = "paragraph"
-        if line_kind != kind:
-            flush()
-            kind = line_kind
-        run.append(line)
-    flush()
-    return blocks
-
-
-def _list_line(line: str) -> str:
-    bullet = _BULLET.match(line)
-    if bullet:
-        return f"{bullet.group(1)}- {line[bullet.end():].strip()}"
-    numbered = _NUMBERED.match(line)
-    if numbered:
-        return f"{numbered.group(1)}{numbered.group(2)}. {line[numbered.end():].strip()}"
-    return line.rstrip()
-
-
-def _local_picture(reference: str, alt: str, folder: Path | None, pictures: dict[str, Picture]) -> Picture | None:
-    if reference in pictures:
-        found = pictures[reference]
-        found.alt = found.alt or ("" if alt == "image" else alt)
-        return found
-    if folder is None or re.match(r"^[a-z]+:", reference):
-        return None
-    target = (folder / reference).resolve()
-    if not target.is_relative_to(folder.resolve()) or not target.is_file() or target.stat().st_size > MAX_DOCUMENT_BYTES:
-        return None
-    content = target.read_bytes()
-    kind = _sniff(content)
-    return Picture(data=content, suffix=IMAGE_TYPES.get(kind, ""), alt=alt, kind=kind)
-
-
-# --------------------------------------------------------------------------- Markdown text helpers
-
-_ESCAPED = re.compile(r"([\\`*_\[\]<>])")
-
-# www.example.eu, https://example.eu/page: not inside a word, an address or a link already.
-_URL = re.compile(r"(?<![\w@/.\-])((?:https?://|www\.)[\w-]+(?:\.[\w-]+)+(?:[/?#][^\s<>]*)?)", re.I)
-_LINK = re.compile(r"!?\[[^\]]*\]\([^)]*\)|<https?://[^>]+>")
-
-
-def escape(text: str) -> str:
-    """Text from Word as Markdown that shows it as it was (a ``*`` stays a star)."""
-    return _ESCAPED.sub(r"\\\1", text)
-
-
-def _guard(line: str) -> str:
-    """A Word line starting with ``#`` is text, not a Markdown heading."""
-    return "\\" + line if line.startswith("#") else line
-
-
-def _url_parts(text: str) -> list[tuple[str, str]]:
-    """``text`` cut into ("text", …) and ("url", …) pieces; trailing punctuation stays text."""
-    parts: list[tuple[str, str]] = []
-    position = 0
-    for match in _URL.finditer(text):
-        url = match.group(1)
-        trimmed = url.rstrip(".,;:!?)'\"’”")
-        parts.append(("text", text[position:match.start()]))
-        parts.append(("url", trimmed))
-        position = match.start() + len(trimmed)
-    parts.append(("text", text[position:]))
-    return parts
-
-
-def linkify(text: str) -> str:
-    """Word's text escaped as Markdown, its bare web addresses made links: www.x.eu -> [www.x.eu](https://www.x.eu)."""
-    return "".join(escape(piece) if kind == "text" else _link_for(piece, escape(piece)) for kind, piece in _url_parts(text))
-
-
-def linkify_markdown(line: str) -> str:
-    """The bare web addresses of a Markdown line made links, leaving its links alone."""
-    out: list[str] = []
-    position = 0
-    for match in _LINK.finditer(line):
-        out.append(_linkify_plain(line[position:match.start()]))
-        out.append(match.group(0))
-        position = match.end()
-    out.append(_linkify_plain(line[position:]))
-    return "".join(out)
-
-
-def _linkify_plain(text: str) -> str:
-    return "".join(piece if kind == "text" else _link_for(piece, piece) for kind, piece in _url_parts(text))
-
-
-def _link_for(url: str, shown: str) -> str:
-    href = url if re.match(r"https?://", url, re.I) else f"https://{url}"
-    return f"[{shown}]({href})"
-
-
-_MARKUP = re.compile(r"\*\*|\*|~~|</?su[bp]>|\\(?=[\\`*_\[\]<>#>+\-.|!])")
-_LINK_TEXT = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-
-
-def plain(line: str) -> str:
-    """A Markdown line as the words a reader sees: no emphasis marks, links as their text."""
-    return _MARKUP.sub("", _LINK_TEXT.sub(r"\1", line)).strip()
