@@ -33,7 +33,8 @@ from pressroom.releases import MAX_FILE_BYTES
 
 __all__ = ["MAX_DOCUMENT_BYTES", "SUFFIXES", "read_document"]
 
-SUFFIXES = (".docx", ".odt", ".txt", ".md")
+SUFFIXES = (".docx", ".odt", ".txt", ".md", ".markdown")
+_MARKDOWN = (".md", ".markdown")
 # Word files carry their pictures: a release with a few photos is a few MB; past this it is not a release.
 MAX_DOCUMENT_BYTES = 25_000_000
 # What a .docx or .odt may unpack to: a small file that inflates to gigabytes is an attack, not a release.
@@ -81,14 +82,14 @@ def read_document(path: Path) -> tuple[list[Block], str]:
                 if suffix in (".docx", ".odt") else "a release's text is much shorter: is this the right file?")
         raise DocumentError(f"the file is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB", path=path, hint=hint)
     data = path.read_bytes()
-    if suffix in (".txt", ".md"):
+    if suffix == ".txt" or suffix in _MARKDOWN:
         text, note = _decode(data, path)
-        if suffix == ".md" and text.lstrip("\ufeff").startswith("---"):
+        if suffix in _MARKDOWN and text.lstrip("\ufeff").startswith("---"):
             raise DocumentError(
                 "the file has front matter already: it is a release, not a document to import", path=path,
-                hint="copy it into content/releases/ as it is, and run `pressroom check`",
+                hint=f"copy it into content/releases/ as {path.stem}.md, and run `pressroom check`",
             )
-        blocks = text_blocks(text, markdown=suffix == ".md", folder=path.parent)
+        blocks = text_blocks(text, markdown=suffix in _MARKDOWN, folder=path.parent)
     else:
         archive = _open_archive(data, path)
         blocks = _read_odt(data, archive, path) if suffix == ".odt" else _read_docx(data, archive, path)
