@@ -25,7 +25,7 @@ from pressroom.errors import DocumentError
 from pressroom.importer.guess import Draft, Guess, analyse, organisation_stub
 from pressroom.importer.readers import SUFFIXES, read_document
 from pressroom.organisations import load_organisations
-from pressroom.releases import SLUG_RE, load_releases, slugify
+from pressroom.releases import LANGUAGE_RE, SLUG_RE, load_releases, slugify
 from pressroom.settings import Settings
 
 __all__ = ["SUFFIXES", "CheckResult", "Guess", "ImportResult", "check_draft", "import_document", "organisation_stub"]
@@ -80,6 +80,9 @@ def import_document(
     if slug is not None and not SLUG_RE.fullmatch(slug):
         raise DocumentError(f"--slug {slug!r} is not a valid slug", path=source,
                             hint="use lowercase letters, digits and single hyphens, e.g. cluster-hub-launch")
+    if language is not None and not LANGUAGE_RE.fullmatch(language):
+        raise DocumentError(f"--language {language!r} is not a language tag", path=source,
+                            hint="write the language's two-letter code, e.g. --language de")
     organisations = load_organisations(settings=settings)
     unknown = [name for name in issuers if name not in organisations.by_id]
     if unknown:
