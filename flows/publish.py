@@ -23,6 +23,7 @@ from pressroom.site import BuildReport, build_site
 
 from flows.approval import approve_email
 from flows.email import run_id, send_release
+from flows.inbox import import_inbox_step
 from flows.ops import notify_failure, resolve_secrets
 from flows.social import post_social
 
@@ -194,6 +195,7 @@ def publish(settings_file: str | None = None, now: datetime | None = None) -> Pu
     """Publish every approved, due release: site and feeds first, then each channel once."""
     settings = resolve_secrets(load_settings(Path(settings_file) if settings_file else None))
     now = now or datetime.now(UTC)
+    import_inbox_step(settings=settings, now=now)  # drafts only: nothing of them is published until approved
     loaded = load_task(settings)
     public = public_releases(loaded.releases, now)
     summary = PublishSummary(

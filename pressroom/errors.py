@@ -7,6 +7,7 @@ Every error carries a ``hint``: one sentence that tells the person reading it wh
     ├── ReleaseError               one release file is wrong (file, line, field)
     │   ├── ReleaseWarning         worth a second look, yet the release loads; collected, never raised
     │   └── OrganisationError      one content/organisations/*.yaml is wrong (file, line, field)
+    ├── DocumentError              a file given to `pressroom import` cannot become a draft (nothing was written)
     ├── TemplateError              a template is missing or fails to render
     ├── AddressError               an email address (or a CSV row carrying one) is not acceptable
     ├── TokenError                 a signed link is forged, damaged, expired or for another action
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DatabaseUnavailable",
     "DeliveryError",
+    "DocumentError",
     "PermanentError",
     "OrganisationError",
     "PressroomError",
@@ -115,6 +117,17 @@ class ReleaseWarning(ReleaseError):
 
 class OrganisationError(ReleaseError):
     """A co-issuer's file is wrong; every release naming it is refused until it is fixed."""
+
+
+class DocumentError(PressroomError):
+    """A Word, OpenDocument or text file that cannot be imported: damaged, protected, with macros, too big, empty."""
+
+    def __init__(self, message: str, *, path: Path | str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {super().__str__()}"
 
 
 class TemplateError(PressroomError):

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from pressroom.cli import content, deliveries, people, runs
+from pressroom.cli import content, deliveries, importing, people, runs
 from pressroom.cli.base import app, err
 from pressroom.errors import PressroomError, TransientError
 
 __all__ = ["app", "main"]
 
 # Importing a group module registers its commands on ``app``.
-COMMAND_GROUPS = (content, runs, people, deliveries)
+COMMAND_GROUPS = (content, importing, runs, people, deliveries)
 
 
 def main() -> None:

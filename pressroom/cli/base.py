@@ -15,17 +15,24 @@ from pressroom.settings import Settings, load_settings
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help="Press releases from Markdown to an archive site, feeds, email and social networks, exactly once.",
+    help=(
+        "Pressroom puts your press releases out: on the website and its news feeds, by email to subscribers "
+        "(and to journalists before an embargo ends), and on Mastodon, Bluesky and LinkedIn.\n\n"
+        "Have a Word file? `pressroom import FILE` makes a draft of it. `pressroom check` says what is wrong, "
+        "line by line; `pressroom preview SLUG` shows the email. A release goes out once its status is approved "
+        "and its date has come. Guides: docs/writing.md (writing releases), docs/operations.md (running it)."
+    ),
 )
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Long lines (a problem with its hint, a path) stay whole: a terminal wraps them where it must, never mid-phrase.
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SettingsOption = Annotated[
-    Optional[Path], typer.Option("--settings", "-s", help="pressroom.toml to use (default: ./pressroom.toml)")
+    Optional[Path], typer.Option("--settings", "-s", help="the settings file (default: pressroom.toml in this folder)")
 ]
 NowOption = Annotated[
     Optional[str],
-    typer.Option("--now", help="pretend it is this time (ISO 8601 with offset, e.g. 2024-07-30T09:00+02:00)"),
+    typer.Option("--now", help="act as if it were this time, to see what a later run would do (e.g. 2024-07-30T09:00+02:00)"),
 ]
 
 

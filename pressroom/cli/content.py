@@ -29,11 +29,11 @@ if TYPE_CHECKING:  # the commands import what they use when they run: `pressroom
 
 @app.command()
 def check(
-    path: Annotated[Optional[Path], typer.Argument(help="a release file or folder (default: content/releases)")] = None,
+    path: Annotated[Optional[Path], typer.Argument(help="one release file or folder (default: all of content/releases)")] = None,
     settings_file: SettingsOption = None,
     now: NowOption = None,
 ) -> None:
-    """Validate releases: one line per problem (file:line: field: message), then each valid release's status."""
+    """Check releases: one line per problem (file, line, field, what to do), then each valid release and when it goes out."""
     from pressroom.releases.loading import load_releases
 
     settings = open_settings(settings_file)
@@ -91,7 +91,7 @@ def _release_lines(release: Release, moment: datetime, zone: ZoneInfo) -> list[s
 
 @app.command()
 def build(settings_file: SettingsOption = None, now: NowOption = None) -> None:
-    """Render public/ (pages, feeds, sitemap) from content/ and the clock; rewrites only what changed."""
+    """Build the website and its feeds in public/ from the releases that are due; only changed files are rewritten."""
     from pressroom.releases.loading import load_releases
     from pressroom.site.build import build_site
 
@@ -153,7 +153,7 @@ def _digest_preview(settings: Settings, now: datetime, language: str, *, shots: 
 
 @app.command()
 def preview(
-    slug: Annotated[Optional[str], typer.Argument(help="the release to preview (any status)")] = None,
+    slug: Annotated[Optional[str], typer.Argument(help="the release to preview, by its slug (drafts too)")] = None,
     digest: Annotated[bool, typer.Option("--digest", help="preview the weekly digest the digest flow would send at --now")] = False,
     no_screenshots: Annotated[bool, typer.Option("--no-screenshots", help="skip the Chromium PNGs")] = False,
     social: Annotated[bool, typer.Option("--social", help="show the release's social posts with their counts instead")] = False,
@@ -161,7 +161,7 @@ def preview(
     settings_file: SettingsOption = None,
     now: NowOption = None,
 ) -> None:
-    """Write an email's HTML, text, .eml and PNG screenshots (375 px, 600 px) to var/preview/ and print the paths."""
+    """See a release's email before it goes out: HTML, text and screenshots (phone, wide, dark) in var/preview/."""
     from rich.markup import escape
 
     from pressroom.mail.preview import write_preview

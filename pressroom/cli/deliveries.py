@@ -10,7 +10,7 @@ import typer
 
 from pressroom.cli.base import SettingsOption, app, console, err, open_settings
 
-deliveries_app = typer.Typer(no_args_is_help=True, help="The delivery ledger: report, retry ambiguous sends.")
+deliveries_app = typer.Typer(no_args_is_help=True, help="What was sent to whom: report, resend after a crash, read bounces.")
 app.add_typer(deliveries_app, name="deliveries")
 
 

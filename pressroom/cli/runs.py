@@ -18,7 +18,7 @@ from pressroom.cli.base import (
     parse_now,
     use_local_prefect,
 )
-from pressroom.settings import Settings
+from pressroom.settings import Settings, WebSettings
 
 
 def _seed_sample_audience(settings: Settings) -> None:
@@ -76,7 +76,7 @@ def publish(
     now: NowOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="send nothing: write what would be sent under var/dry-run/ (a copy of the database; the real ledger is untouched)")] = False,
 ) -> None:
-    """Run the publish flow once: build the site, then email and post every newly public release."""
+    """Publish now: update the website, then email and post each release that has become public, once."""
     settings = open_settings(settings_file)
     moment = parse_now(now)
     live = _live_parts(settings)
@@ -102,7 +102,7 @@ def publish(
 
 @app.command()
 def digest(settings_file: SettingsOption = None, now: NowOption = None) -> None:
-    """Run the digest flow once: send the week before --now (Monday to Monday, site time zone) to its readers."""
+    """Send the weekly digest now: the week before (Monday to Monday) to the readers who chose a weekly email."""
     settings = open_settings(settings_file)
     use_local_prefect(settings)
     from flows.digest import digest as digest_flow
@@ -118,7 +118,7 @@ def doctor(
     dns: Annotated[bool, typer.Option("--dns", help="only read the sending domain's DNS: SPF, DKIM, DMARC, reverse DNS, MTA-STS, TLS-RPT, BIMI")] = False,
     settings_file: SettingsOption = None,
 ) -> None:
-    """Check settings, sample data, credentials (SMTP login, social tokens), DKIM key and DNS, templates and the database; exit 1 on problems."""
+    """Before going live: check the settings, sample data, mail server login, social accounts, DKIM key and DNS, templates and database."""
     from pressroom.doctor import DNS_CHECKS, run_doctor
 
     settings = _ops_settings(open_settings(settings_file))
@@ -142,7 +142,7 @@ def serve_flows(
     ] = None,
     settings_file: SettingsOption = None,
 ) -> None:
-    """Serve the deployments of prefect.yaml from this process, on their schedules, without a worker.
+    """Run the scheduled jobs of prefect.yaml (publish every few minutes, the Monday digest) from this process.
 
     Starts (or finds) the project's local Prefect server first, as `pressroom prefect-server` does: its scheduler makes the schedules fire. The server keeps running after serve-flows stops.
     """
@@ -166,7 +166,7 @@ def prefect_server(
     settings_file: SettingsOption = None,
     stop: Annotated[bool, typer.Option("--stop", help="stop the project's local server")] = False,
 ) -> None:
-    """Start a local Prefect server under var/prefect/ that later commands find, so a run skips Prefect's 7-19 s start."""
+    """Start a local Prefect server under var/prefect/ that later commands use, so each run starts in seconds."""
     from flows.ops import start_local_server, stop_local_server
 
     settings = open_settings(settings_file)
@@ -194,11 +194,13 @@ def _ops_settings(settings: Settings) -> Settings:
 @app.command()
 def serve(
     settings_file: SettingsOption = None,
-    host: Annotated[Optional[str], typer.Option(help="address to listen on (default: [web] host)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="port to listen on (default: [web] port)")] = None,
+    host: Annotated[Optional[str], typer.Option(
+        help=f"address to listen on (default: {WebSettings.model_fields['host'].default}, or \\[web] host in pressroom.toml)")] = None,
+    port: Annotated[Optional[int], typer.Option(
+        help=f"port to listen on (default: {WebSettings.model_fields['port'].default}, or \\[web] port in pressroom.toml)")] = None,
     access_log: Annotated[bool, typer.Option(help="log every request")] = True,
 ) -> None:
-    """Serve public/ and the subscription pages (subscribe, confirm, unsubscribe, preferences, data)."""
+    """Run the website: public/, the subscribe, unsubscribe and preferences pages, and journalists' embargoed previews."""
     from pressroom.web import serve as serve_web
 
     settings = open_settings(settings_file)
