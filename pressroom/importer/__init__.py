@@ -25,8 +25,9 @@ from pressroom.errors import DocumentError
 from pressroom.importer.guess import Draft, Guess, analyse, organisation_stub
 from pressroom.importer.readers import SUFFIXES, read_document
 from pressroom.organisations import load_organisations
-from pressroom.releases import LANGUAGE_RE, SLUG_RE, load_releases, slugify
+from pressroom.releases import load_releases
 from pressroom.settings import Settings
+from pressroom.text import LANGUAGE_RE, SLUG_RE, slugify
 
 __all__ = ["SUFFIXES", "CheckResult", "Guess", "ImportResult", "check_draft", "import_document", "organisation_stub"]
 

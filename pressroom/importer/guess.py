@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from pressroom.importer.blocks import Block, Picture, linkify_markdown, plain
 from pressroom.organisations import Organisations
-from pressroom.releases import slugify
+from pressroom.text import slugify
 
 __all__ = ["Draft", "Guess", "analyse", "organisation_stub"]
 
