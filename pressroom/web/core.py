@@ -41,18 +41,12 @@ from pressroom.i18n import N_
 from pressroom.errors import PressroomError, TemplateError
 from pressroom.releases import LANGUAGE_RE
 from pressroom.settings import Settings
-from pressroom.web.security import CSRF_COOKIE, CSRF_MAX_AGE, Csrf, Limiter, client, csrf_verdict, origin_of
+from pressroom.tokens import CONFIRM_ACTION, CSRF_MAX_AGE
+from pressroom.web.security import CSP, CSRF_COOKIE, Csrf, Limiter, client, csrf_verdict, origin_of
 
 log = logging.getLogger("pressroom.web")
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-# A strict policy is possible because no page has script; inline style only for the brand colour.
-_CSP = (
-    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-#: The action of the token in a confirmation link; its number is a subscription request's id.
-CONFIRM_ACTION = "confirm-request"
 
 
 @dataclass(frozen=True)
@@ -183,7 +177,7 @@ class Web:
         self.web = settings.web
         self.mail = TransactionalSender(settings=settings)  # started and stopped by the app's lifespan
         key = settings.signing_keys()[0]
-        self.csrf = Csrf(key)
+        self.csrf = Csrf(settings.signing_keys())
         self._ip_key = hashlib.sha256(b"pressroom-ip\x00" + key).digest()
         self.posts = Limiter(limit=self.web.posts_per_ip_per_minute, period=60.0)
         self.confirmations = Limiter(limit=self.web.confirmations_per_ip_per_hour, period=3600.0)
@@ -314,7 +308,7 @@ class Web:
             raise TemplateError(f"templates/{template}: {exc}") from exc
         response = Response(html, status_code=status, media_type="text/html; charset=utf-8", background=background)
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Content-Security-Policy"] = _CSP
+        response.headers["Content-Security-Policy"] = CSP
         response.headers["Referrer-Policy"] = "no-referrer"
         if fresh and "csrf_token" in html:
             response.set_cookie(
