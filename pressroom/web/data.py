@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pressroom.audience import Subscriber, erase
+from pressroom.web import links, pages
 from pressroom.web.core import Web
 from pressroom.web.preferences import token_post
 
@@ -23,7 +24,7 @@ def routes(web: Web) -> list[Route]:
     async def data_view(request: Request, subscriber: Subscriber, token: str, *, error: str = "", status: int = 200) -> Response:
         events = await run_in_threadpool(lambda: web.audience.events(address=subscriber.address))
         names = dict(web.choices().topics)
-        return web.page(
+        return pages.page(web, 
             request,
             "web/data.html.j2",
             status=status,
@@ -36,7 +37,7 @@ def routes(web: Web) -> list[Route]:
         )
 
     async def data_page(request: Request) -> Response:
-        linked = await web.linked_subscriber(request, "preferences")
+        linked = await links.linked_subscriber(web, request, "preferences")
         if isinstance(linked, Response):
             return linked
         subscriber, token = linked
@@ -74,7 +75,7 @@ def routes(web: Web) -> list[Route]:
                     erase(settings=web.settings, subscriber_id=subscriber.id)
 
             await run_in_threadpool(forget)
-            return web.message(
+            return pages.message(web, 
                 request,
                 language=language,
                 eyebrow=_("Erased"),

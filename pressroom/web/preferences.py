@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from pressroom.audience import Subscriber, sign_token
 from pressroom.i18n import N_
+from pressroom.web import forms, links, pages
 from pressroom.web.core import Web, language_label
 from pressroom.web.security import client, read_form
 
@@ -30,14 +31,14 @@ async def token_post(web: Web, request: Request) -> tuple[Subscriber, str, FormD
     Returns (subscriber, token, form), or the response that ends the request.
     """
     if not web.posts.allow(client(request)):
-        return web.too_many(request, web.posts)
-    linked = await web.linked_subscriber(request, "preferences")
+        return pages.too_many(web, request, web.posts)
+    linked = await links.linked_subscriber(web, request, "preferences")
     if isinstance(linked, Response):
         return linked
     subscriber, token = linked
     form = await read_form(request)
     if isinstance(form, str):
-        return web.bad_form(request, form)
+        return pages.bad_form(web, request, form)
     return subscriber, token, form
 
 
@@ -57,7 +58,7 @@ def routes(web: Web) -> list[Route]:
             languages.append((subscriber.language, language_label(subscriber.language)))
         unsubscribe = sign_token(settings=web.settings, action="unsubscribe", subscriber_id=subscriber.id)
         language = web.language(request, subscriber)
-        return web.page(
+        return pages.page(web, 
             request,
             "web/preferences.html.j2",
             status=status,
@@ -67,7 +68,7 @@ def routes(web: Web) -> list[Route]:
             values=values,
             errors=errors,
             notice=notice,
-            topics=web.topic_choices(tuple(values["topics"])),
+            topics=forms.topic_choices(web, tuple(values["topics"])),
             languages=languages,
             autofocus=next(iter(errors), ""),
             unsubscribe_href=f"/unsubscribe?token={quote(unsubscribe)}",
@@ -75,7 +76,7 @@ def routes(web: Web) -> list[Route]:
         )
 
     async def preferences_page(request: Request) -> Response:
-        linked = await web.linked_subscriber(request, "preferences")
+        linked = await links.linked_subscriber(web, request, "preferences")
         if isinstance(linked, Response):
             return linked
         subscriber, token = linked
@@ -89,7 +90,7 @@ def routes(web: Web) -> list[Route]:
         if isinstance(checks, Response):
             return checks
         subscriber, token, form = checks
-        checked = web.read_form(form, current_language=subscriber.language)
+        checked = forms.read_form(web, form, current_language=subscriber.language)
         values = checked.values()
         if web.csrf_verdict(request, form) != "ok":
             _ = web.translations(web.language(request, subscriber)).gettext

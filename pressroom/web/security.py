@@ -33,7 +33,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pressroom.tokens import CSRF_MAX_AGE, csrf_token, csrf_valid
+from pressroom.tokens import csrf_token, csrf_valid
 
 log = logging.getLogger("pressroom.web")
 

@@ -25,10 +25,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pressroom.audience import (
-    Requested, SubscribeRequest, TokenError, check_request, confirm_request, request_subscriptions, sign_token, verify_token,
+    Requested,
+    SubscribeRequest,
+    TokenError,
+    check_request,
+    confirm_request,
+    request_subscriptions,
+    sign_token,
+    verify_token,
 )
 from pressroom.dispatch.email import TRANSACTIONAL, transactional_payload
-from pressroom.web.core import CONFIRM_ACTION, GroupCommit, Web, duration
+from pressroom.tokens import CONFIRM_ACTION
+from pressroom.web import forms, links, pages
+from pressroom.web.core import GroupCommit, Web, duration
 from pressroom.web.security import client, read_form
 
 log = logging.getLogger("pressroom.web")
@@ -48,7 +57,7 @@ def routes(web: Web) -> list[Route]:
     ) -> Response:
         values = values or {"email": "", "name": "", "topics": (), "cadence": "per-release", "language": language}
         first_error = next(iter(errors), "email" if not values.get("email") else "")
-        return web.page(
+        return pages.page(web, 
             request,
             "web/subscribe.html.j2",
             status=status,
@@ -75,7 +84,7 @@ def routes(web: Web) -> list[Route]:
             translations = web.translations(language)
             _ = translations.gettext
             wait = duration(int(web.web.confirm_token_hours * 3600), translations)
-            page = web.message(
+            page = pages.message(web, 
                 request,
                 language=language,
                 eyebrow=_("Almost done"),
@@ -95,15 +104,15 @@ def routes(web: Web) -> list[Route]:
 
     async def subscribe(request: Request) -> Response:
         if not web.posts.allow(client(request)):
-            return web.too_many(request, web.posts)
+            return pages.too_many(web, request, web.posts)
         form = await read_form(request)
         if isinstance(form, str):
-            return web.bad_form(request, form)
+            return pages.bad_form(web, request, form)
         # The language of the page the form was on: its consent sentence is the one agreed to.
         shown = str(form.get("lang") or "")
         language = shown if shown in web.settings.site.all_languages else web.language(request)
         _ = web.translations(language).gettext
-        checked = web.read_form(form, current_language=language, with_email=True)
+        checked = forms.read_form(web, form, current_language=language, with_email=True)
         sent = check_your_inbox(request, checked.email, language)
         # A bot that fills the hidden field gets the page a person gets, and nothing happens.
         if str(form.get("website") or "").strip():
@@ -111,7 +120,7 @@ def routes(web: Web) -> list[Route]:
             return sent
         verdict = web.csrf_verdict(request, form)
         if verdict != "ok" or checked.errors:
-            topics = web.topic_choices(checked.topics)
+            topics = forms.topic_choices(web, checked.topics)
             if verdict == "ok":
                 return subscribe_form(
                     request, values=checked.values(), errors=checked.errors, topics=topics, status=400, language=language
@@ -188,16 +197,16 @@ def routes(web: Web) -> list[Route]:
         token = request.query_params.get("token", "")
         checked = await run_in_threadpool(usable, token)
         if isinstance(checked, str):
-            return web.bad_link(request, checked)
+            return pages.bad_link(web, request, checked)
         # A language asked for in the link goes on to the button's POST; without one, the subscriber's decides there.
         asked = request.query_params.get("lang", "")
-        return web.page(request, "web/confirm.html.j2", token=token, asked=asked if asked in web.settings.site.all_languages else "")
+        return pages.page(web, request, "web/confirm.html.j2", token=token, asked=asked if asked in web.settings.site.all_languages else "")
 
     async def confirm(request: Request) -> Response:
         token = request.query_params.get("token", "")
         checked = request_id(token)
         if isinstance(checked, str):
-            return web.bad_link(request, checked)
+            return pages.bad_link(web, request, checked)
         evidence = web.evidence(request, form="confirm-button", text=web.consent(web.language(request)))
 
         def apply():  # noqa: ANN202
@@ -207,7 +216,7 @@ def routes(web: Web) -> list[Route]:
         try:
             subscriber = await run_in_threadpool(apply)
         except TokenError as exc:
-            return web.bad_link(request, exc.message)
+            return pages.bad_link(web, request, exc.message)
         preferences = "/preferences?token=" + sign_token(settings=web.settings, action="preferences", subscriber_id=subscriber.id)
         language = web.language(request, subscriber)
         _ = web.translations(language).gettext
@@ -217,7 +226,7 @@ def routes(web: Web) -> list[Route]:
         else:
             what = _("%(address)s will receive our press releases as they are published, on the topics you chose.") \
                 if subscriber.topics else _("%(address)s will receive our press releases as they are published.")
-        return web.message(
+        return pages.message(web, 
             request,
             language=language,
             eyebrow=_("Subscribed"),
@@ -228,7 +237,8 @@ def routes(web: Web) -> list[Route]:
             ],
             links=[(_("Change your preferences"), preferences), (_("Read the press releases"), "/")],
             background=BackgroundTask(
-                web.send_subscription_email,
+                links.send_subscription_email,
+                web,
                 kind="welcome",
                 subscriber_id=subscriber.id,
                 action_url="",

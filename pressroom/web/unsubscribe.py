@@ -15,12 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pressroom.audience import Subscriber, preferences_url
+from pressroom.web import links, pages
 from pressroom.web.core import Web
 
 
 def routes(web: Web) -> list[Route]:
     async def unsubscribe_page(request: Request) -> Response:
-        linked = await web.linked_subscriber(request, "unsubscribe")
+        linked = await links.linked_subscriber(web, request, "unsubscribe")
         if isinstance(linked, Response):
             return linked
         subscriber, token = linked
@@ -28,14 +29,14 @@ def routes(web: Web) -> list[Route]:
         language = web.language(request, subscriber)
         _ = web.translations(language).gettext
         if subscriber.status == "unsubscribed":
-            return web.message(
+            return pages.message(web, 
                 request,
                 language=language,
                 heading=_("You are unsubscribed"),
                 paragraphs=[_("%(address)s receives no press releases from us.") % {"address": subscriber.address}],
                 links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
             )
-        return web.page(
+        return pages.page(web, 
             request, "web/unsubscribe.html.j2", language=language, subscriber=subscriber, token=token, preferences_href=preferences
         )
 
@@ -45,7 +46,7 @@ def routes(web: Web) -> list[Route]:
         evidence = web.evidence(request, form="unsubscribe", text="Unsubscribe")
 
         def apply() -> tuple[Subscriber, bool] | str:
-            subscriber = web.subscriber_for(token, "unsubscribe")
+            subscriber = links.subscriber_for(web, token, "unsubscribe")
             if isinstance(subscriber, str):
                 return subscriber
             if subscriber.status == "unsubscribed":
@@ -56,18 +57,19 @@ def routes(web: Web) -> list[Route]:
 
         outcome = await run_in_threadpool(apply)
         if isinstance(outcome, str):
-            return web.bad_link(request, outcome)
+            return pages.bad_link(web, request, outcome)
         subscriber, changed = outcome
         language = web.language(request, subscriber)
         _ = web.translations(language).gettext
-        return web.message(
+        return pages.message(web, 
             request,
             language=language,
             heading=_("You are unsubscribed"),
             paragraphs=[_("We will send no more press releases to %(address)s.") % {"address": subscriber.address}],
             links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
             background=BackgroundTask(
-                web.send_subscription_email,
+                links.send_subscription_email,
+                web,
                 kind="unsubscribed",
                 subscriber_id=subscriber.id,
                 action_url=f"{web.settings.site.base_url}/subscribe",
