@@ -196,6 +196,17 @@ def check_database(settings: Settings) -> list[Finding]:
     return [_ok("database", "reachable, migrations applied")]
 
 
+def check_consent(settings: Settings) -> list[Finding]:
+    """The consent evidence is whole: every event sealed and chained (:func:`pressroom.audience.check_consent`)."""
+    from pressroom.audience import check_consent as verify
+
+    report = verify(settings=settings)
+    if report.ok:
+        return [_ok("consent", f"{report.events} events sealed in one chain ({report.erased} removed by erasures, each recorded)")]
+    return [_problem("consent", "; ".join(report.problems[:3]),
+                     "the evidence was changed outside Pressroom: restore consent_events from a backup and find out who did it")]
+
+
 def run_doctor(*, settings: Settings, checks: list[Callable[[Settings], list[Finding]]] | None = None) -> list[Finding]:
     """Run every check (or ``checks``) and return all findings; one failing check never stops the others."""
     found: list[Finding] = []
@@ -218,4 +229,5 @@ CHECKS: list[Callable[[Settings], list[Finding]]] = [
     check_smtp,
     check_social,
     check_database,
+    check_consent,
 ]
