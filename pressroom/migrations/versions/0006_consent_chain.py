@@ -21,7 +21,7 @@ _PERSONAL = {
     "subscription_requests": ("mailbox", "name", "evidence"),
     "suppressions": ("address", "detail"),
     "journalists": ("address", "name"),
-    "deliveries": ("recipient", "response"),
+    "deliveries": ("recipient", "response", "payload"),
     "delivery_conflicts": ("response",),
 }
 
