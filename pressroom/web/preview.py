@@ -71,10 +71,13 @@ class Previews:
                     self._releases[slug] = (state, found)
                 return found
         releases = load_releases(web.settings).releases
+        found = next((r for r in releases if r.slug == slug), None)
         with self._lock:
             self._sources = {r.slug: r.source for r in releases}
             self._releases.pop(slug, None)
-        return next((r for r in releases if r.slug == slug), None)
+            if found is not None:
+                self._releases[slug] = (_state(found.source.parent if found.source.name.startswith("index.") else found.source), found)
+        return found
 
     def count_open(self, web: Web, journalist: Journalist, slug: str) -> None:
         """Record an open unless this link's last one counted less than the window ago (here, then in the database)."""
