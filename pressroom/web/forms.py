@@ -39,10 +39,7 @@ def read_form(web: Web, form: FormData, *, current_language: str = "", with_emai
     errors: dict[str, str] = {}
     email = _email(form, errors, _) if with_email else str(form.get("email") or "").strip()[:320]
     name = _name(form, errors, _)
-    topics = tuple(dict.fromkeys(str(value) for value in form.getlist("topics")))
-    if len(topics) > 100 or not all(_SLUG.match(slug) for slug in topics):
-        errors["topics"] = _("Choose topics from the list.")
-        topics = tuple(slug for slug in topics if _SLUG.match(slug))[:100]
+    topics = _topics(form, errors, _)
     cadence = str(form.get("cadence") or "per-release")
     if cadence not in CADENCES:
         errors["cadence"] = _("Choose how often: every release or a weekly digest.")
@@ -53,6 +50,14 @@ def read_form(web: Web, form: FormData, *, current_language: str = "", with_emai
         errors["language"] = _("Choose a language from the list.")
         language = fallback
     return Form(email=email, name=name, topics=topics, cadence=cadence, language=language, errors=errors)
+
+
+def _topics(form: FormData, errors: dict[str, str], _: Callable[[str], str]) -> tuple[str, ...]:
+    topics = tuple(dict.fromkeys(str(value) for value in form.getlist("topics")))
+    if len(topics) > 100 or not all(_SLUG.match(slug) for slug in topics):
+        errors["topics"] = _("Choose topics from the list.")
+        return tuple(slug for slug in topics if _SLUG.match(slug))[:100]
+    return topics
 
 
 def _email(form: FormData, errors: dict[str, str], _: Callable[[str], str]) -> str:
