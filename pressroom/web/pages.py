@@ -82,7 +82,8 @@ def message(
 ) -> Response:
     """A page of a few paragraphs; the texts come translated, in ``language`` (default: the request's)."""
     language = language or web.language(request)
-    response = page(web, 
+    response = page(
+        web,
         request,
         "web/message.html.j2",
         status=status,
@@ -101,7 +102,8 @@ def message(
 def bad_link(web: Web, request: Request, reason: str) -> Response:
     language = web.language(request)
     _ = web.translations(language).gettext
-    return message(web, 
+    return message(
+        web,
         request,
         status=400,
         tone="error",
@@ -119,7 +121,8 @@ def bad_link(web: Web, request: Request, reason: str) -> Response:
 def bad_form(web: Web, request: Request, reason: str) -> Response:
     language = web.language(request)
     _ = web.translations(language).gettext
-    return message(web, 
+    return message(
+        web,
         request,
         status=400,
         tone="error",
@@ -136,7 +139,8 @@ def too_many(web: Web, request: Request, limiter: Limiter) -> Response:
     language = web.language(request)
     translations = web.translations(language)
     _ = translations.gettext
-    return message(web, 
+    return message(
+        web,
         request,
         status=429,
         tone="error",
@@ -154,7 +158,8 @@ def too_many(web: Web, request: Request, limiter: Limiter) -> Response:
 def unavailable(web: Web, request: Request) -> Response:
     language = web.language(request)
     _ = web.translations(language).gettext
-    return message(web, 
+    return message(
+        web,
         request,
         status=503,
         tone="error",

@@ -68,7 +68,8 @@ def subscribe_form(
 ) -> Response:
     values = values or {"email": "", "name": "", "topics": (), "cadence": "per-release", "language": language}
     first_error = next(iter(errors), "email" if not values.get("email") else "")
-    return pages.page(web, 
+    return pages.page(
+        web,
         request,
         "web/subscribe.html.j2",
         status=status,
@@ -95,7 +96,8 @@ def check_your_inbox(room: _Room, request: Request, address: str, language: str)
         translations = web.translations(language)
         _ = translations.gettext
         wait = duration(int(web.web.confirm_token_hours * 3600), translations)
-        page = pages.message(web, 
+        page = pages.message(
+            web,
             request,
             language=language,
             eyebrow=_("Almost done"),
@@ -236,7 +238,8 @@ async def confirm(room: _Room, request: Request) -> Response:
     else:
         what = _("%(address)s will receive our press releases as they are published, on the topics you chose.") \
             if subscriber.topics else _("%(address)s will receive our press releases as they are published.")
-    return pages.message(web, 
+    return pages.message(
+        web,
         request,
         language=language,
         eyebrow=_("Subscribed"),
