@@ -142,3 +142,25 @@ def test_a_leaked_preview_link_counts_one_open_per_few_minutes_and_reads_the_rel
     [(_, opens, first, last)] = media.opens(release="big-news")
     assert (opens, first, last) == (2, notify, notify + timedelta(minutes=6))
     assert loads == [None]  # the release was read once: its file did not change
+
+
+def test_forged_oversized_and_garbage_preview_links_get_one_400_and_count_nothing(project: Project) -> None:
+    settings = project.settings()
+    notify = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    seed(settings, notify - timedelta(minutes=1))
+    project.write_release("big-news", title="Big news", date="2026-12-02 09:00", extra="tags: [Energy]\nembargo: {notify: 48h}\n")
+    publish_once(settings, notify)
+    media = MediaList.from_settings(settings)
+    energy, sport = media.get(address="energy@example.com"), media.get(address="sport@example.com")
+    token = preview_url(settings=settings, journalist_id=energy.id, slug="big-news").split("token=")[1]
+    payload, mac = token.split(".")
+    bad = [f"{payload}.{mac[:3]}!{mac[3:]}", f"{payload}.{mac}==", f"{payload}.{mac[:3]}.{mac[3:]}", "x" * 5000, "%ff%fe", "",
+           preview_url(settings=settings, journalist_id=sport.id, slug="big-news").split("token=")[1]]  # sport was never sent it
+    with TestClient(create_app(settings=settings, clock=lambda: notify)) as client:
+        for forged in bad:
+            for path in ("/preview/big-news", "/preview/big-news/hero", "/preview/big-news/files/x.pdf", "/journalists/unsubscribe"):
+                answer = client.get(path, params={"token": forged})
+                assert answer.status_code == 400 and answer.headers["cache-control"] == "private, no-store", (path, forged)
+            assert client.post("/journalists/unsubscribe", params={"token": forged}).status_code == 400
+    assert media.opens(release="big-news") == []
+    assert [j.address for j in media.reachable()] == ["energy@example.com", "everything@example.com", "sport@example.com"]
