@@ -72,8 +72,8 @@ __all__ = [
 MAX_TOKEN = 1024
 _MAC_BYTES = 18
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
-_ACTION = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
-_SUBSCRIBER_PAYLOAD = re.compile(r"([a-z0-9][a-z0-9-]{0,99}):(0|[1-9][0-9]{0,18}):((?:[1-9][0-9]{0,11})?)")
+_ACTION = re.compile(r"[a-z0-9][a-z0-9-]{0,249}")
+_SUBSCRIBER_PAYLOAD = re.compile(r"([a-z0-9][a-z0-9-]{0,249}):(0|[1-9][0-9]{0,18}):((?:[1-9][0-9]{0,11})?)")
 _CSRF = re.compile(r"([A-Za-z0-9_-]{16,64})\.([1-9][0-9]{0,11})\.([0-9a-f]{32})")
 
 #: The action of the token in a confirmation link; its number is a subscription request's id.

@@ -260,7 +260,9 @@ def verify_chain(engine: Engine, keys: Sequence[bytes]) -> ChainReport:
     """Check the whole chain with ``keys`` (current and previous): every seal, the head, the guards, and that every subscriber has evidence."""
     by_id = {key_id(key): key for key in keys}
     report = ChainReport()
-    with engine.connect() as conn:
+    # One snapshot for the rows, the head and the subscribers, so a write meanwhile is not taken for a gap.
+    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**snapshot) as conn:
         for name in _missing_triggers(conn):
             report.add(f"the database trigger {name} is missing: consent events can be changed or deleted unnoticed from now on")
         last_id, last_seal = _walk(conn, by_id, report)

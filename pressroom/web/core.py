@@ -1,4 +1,4 @@
-"""What every page flow shares: settings, templates and the page frame, the subscription-email seam, form reading."""
+"""What every page flow shares: settings, the clock, the audience, limits, templates by language, the consent record."""
 
 from __future__ import annotations
 
