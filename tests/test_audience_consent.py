@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
-from tests._delivery import PG_ADMIN, db_url, pg_server_url  # noqa: F401  (fixtures)
+from tests import _delivery
 from tests.conftest import NOW, Project
 
 from pressroom.audience import Audience, MediaList, erase, expire_pending, request_subscription, verify_chain
@@ -23,10 +23,13 @@ from pressroom.db import engine_for_url, queue_deliveries
 from pressroom.settings import Settings
 
 ZELDA = "zelda.erasure@victim.example"
+PG_ADMIN = _delivery.PG_ADMIN
+db_url = _delivery.db_url  # the fixtures: every test here runs on SQLite and PostgreSQL
+pg_server_url = _delivery.pg_server_url
 
 
 @pytest.fixture
-def settings(project: Project, db_url: str) -> Settings:  # noqa: F811
+def settings(project: Project, db_url: str) -> Settings:
     return project.settings(PRESSROOM_DATABASE_URL=db_url)
 
 
@@ -179,7 +182,7 @@ def test_erasure_leaves_the_address_in_no_file_of_a_sqlite_database(project: Pro
     assert _verify(settings) == []
 
 
-def test_erasure_leaves_the_address_in_no_file_of_a_postgresql_database(project: Project, pg_server_url: str) -> None:  # noqa: F811
+def test_erasure_leaves_the_address_in_no_file_of_a_postgresql_database(project: Project, pg_server_url: str) -> None:
     settings = project.settings(PRESSROOM_DATABASE_URL=pg_server_url)
     _hold_everything_about_zelda(settings)
     engine = engine_for_url(pg_server_url)
