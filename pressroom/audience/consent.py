@@ -18,6 +18,7 @@ key is listed in ``[web] previous_secret_keys``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from pressroom.db import (
@@ -44,11 +45,13 @@ _CHUNK = 10_000
 _TRIGGERS = ("consent_events_append_only", "consent_events_delete_guard")
 
 
+@functools.lru_cache(maxsize=16)
 def key_id(key: bytes) -> str:
     """A short name for a key that gives nothing of it away."""
     return hashlib.sha256(b"pressroom-key-id\x00" + key).hexdigest()[:12]
 
 
+@functools.lru_cache(maxsize=16)
 def _chain_key(key: bytes) -> bytes:
     return hashlib.sha256(b"pressroom-consent\x00" + key).digest()
 
@@ -75,13 +78,18 @@ def _signing_key(keys: Sequence[bytes]) -> bytes:
 
 # --------------------------------------------------------------------------- writing
 
+# Built once: every subscribe POST's batch appends to the chain.
+_HEAD_ROW = select(consent_chain.c.last_id, consent_chain.c.last_seal).where(consent_chain.c.id == _HEAD)
+_HEAD_LOCKED = _HEAD_ROW.with_for_update()
+_SET_HEAD = update(consent_chain).where(consent_chain.c.id == _HEAD).values(
+    last_id=bindparam("p_last_id"), last_seal=bindparam("p_last_seal"), key_id=bindparam("p_key_id"), mac=bindparam("p_mac"),
+)
+_INSERT_EVENTS = insert(consent_events)
+
 
 def _locked_head(conn: Connection) -> tuple[int, str | None]:
     """(last id, last seal) of the chain, locked for this transaction; made when missing."""
-    query = select(consent_chain.c.last_id, consent_chain.c.last_seal).where(consent_chain.c.id == _HEAD)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(_HEAD_LOCKED if conn.dialect.name == "postgresql" else _HEAD_ROW).first()
     if row is not None:
         return int(row.last_id), row.last_seal
     # A fresh database, or a head someone removed: rows already there stay where they are, and
@@ -92,10 +100,8 @@ def _locked_head(conn: Connection) -> tuple[int, str | None]:
 
 
 def _set_head(conn: Connection, key: bytes, last_id: int, last_seal: str) -> None:
-    conn.execute(
-        update(consent_chain).where(consent_chain.c.id == _HEAD)
-        .values(last_id=last_id, last_seal=last_seal, key_id=key_id(key), mac=_head_mac(key, last_id, last_seal))
-    )
+    conn.execute(_SET_HEAD, {"p_last_id": last_id, "p_last_seal": last_seal, "p_key_id": key_id(key),
+                             "p_mac": _head_mac(key, last_id, last_seal)})
 
 
 def _sealed(key: bytes, previous: str, rows: list[dict]) -> tuple[list[dict], str]:
@@ -117,7 +123,7 @@ def append_events(conn: Connection, keys: Sequence[bytes], events: Sequence[dict
         last_seal = _seal_unsealed(conn, key, last_id)
     rows = [{**event, "source": event["source"][:200], "id": last_id + number} for number, event in enumerate(events, 1)]
     sealed, last_seal = _sealed(key, last_seal, rows)
-    conn.execute(insert(consent_events), sealed)
+    conn.execute(_INSERT_EVENTS, sealed)
     _set_head(conn, key, sealed[-1]["id"], last_seal)
 
 
