@@ -37,6 +37,7 @@ from pressroom.db import (
     consent_events,
     subscribers,
 )
+from pressroom.settings import Settings
 
 __all__ = ["ChainReport", "append_events", "check_consent", "remove_events", "seal_legacy", "verify_chain"]
 
