@@ -5,8 +5,8 @@ matter) :func:`pressroom.dispatch.email_decision` answers "approve" for a releas
 never planned, and only then does the publish flow call :func:`approve_email`. The gate sends each of ``[email] editors``
 a proof ("[PROOF]" subject, a band saying it is not sent yet, no subscriber footer) with two signed
 links of their own, Approve and Reject; posts a markdown artifact (preview link, audience size);
-and pauses the run until an editor answers: through a link (served by the web app from
-:func:`approval_routes`), the Approve/Reject form in the Prefect UI, or ``resume_flow_run`` through the API.
+and pauses the run until an editor answers: through a link (served by the web app,
+:mod:`pressroom.web.approval`), the Approve/Reject form in the Prefect UI, or ``resume_flow_run`` through the API.
 
 The decision is kept per release version in a Prefect Variable (``pressroom-approval-<slug>``), so
 the runs that follow every five minutes neither ask again nor send a second proof: an approved
@@ -17,33 +17,25 @@ The same Variable remembers the links already used: each works once, until the w
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
-import hmac
-import html
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
-from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout, NotPausedError
+from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.variables import Variable
 from pydantic import Field
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route
 
 from pressroom.releases import Release
 from pressroom.settings import Settings
+from pressroom.tokens import approval_url
 
-__all__ = ["Approval", "approval_routes", "approval_url", "approve_email"]
+__all__ = ["Approval", "approval_url", "approve_email"]
 
 # A wait longer than this, in a run that belongs to a deployment, suspends the run instead of
 # blocking a worker slot; the run starts again from the top when an editor answers.
@@ -66,7 +58,7 @@ class _Decision:
     expires: str = ""
     note: str = ""
     title: str = ""
-    used: tuple[str, ...] = ()  # the links already used (their MACs): each works once
+    used: tuple[str, ...] = ()  # the links already used (fingerprints of their payloads): each works once
 
 
 def _variable_name(slug: str) -> str:
@@ -228,132 +220,3 @@ def _send_proof(*, release: Release, settings: Settings, expires: datetime) -> l
         settings=settings, addresses=list(settings.email.editors), key=f"proof-{release.slug}-{release.digest[:8]}",
         message=proof,
     )
-
-
-# --------------------------------------------------------------------------- the proof's links
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _mac(settings: Settings, payload: bytes) -> bytes:
-    # As pressroom.audience signs subscriber links, under a key of its own: a subscriber's token
-    # can never pass for an editor's decision.
-    key = hashlib.sha256(b"pressroom-approval\x00" + settings.signing_keys()[0]).digest()
-    return hmac.new(key, payload, hashlib.sha256).digest()[:18]
-
-
-def approval_url(*, settings: Settings, release: Release, editor: str, approve: bool, expires: datetime) -> str:
-    """The signed link that lets ``editor`` approve (or reject) this version of ``release`` once, until ``expires``."""
-    payload = json.dumps([release.slug, release.digest[:16], editor, approve, int(expires.timestamp())], separators=(",", ":"))
-    token = f"{_b64(payload.encode())}.{_b64(_mac(settings, payload.encode()))}"
-    return f"{settings.site.base_url}/approval/{token}"
-
-
-@dataclass(frozen=True)
-class _Link:
-    slug: str
-    digest: str  # the first 16 hex digits of the release version's digest
-    editor: str
-    approve: bool
-    mac: str
-
-
-def _open_link(settings: Settings, token: str, now: datetime) -> _Link | str:
-    """The link inside ``token``, or why it cannot be used (forged, damaged, expired, not an editor's)."""
-    try:
-        payload_text, mac_text = token.split(".", 1)
-        payload = base64.urlsafe_b64decode(payload_text + "=" * (-len(payload_text) % 4))
-        mac = base64.urlsafe_b64decode(mac_text + "=" * (-len(mac_text) % 4))
-    except ValueError:
-        return "This link is damaged: open it from the proof email again."
-    if not hmac.compare_digest(mac, _mac(settings, payload)):
-        return "This link was not made by Pressroom for this site."
-    slug, digest, editor, approve, expires = json.loads(payload)
-    if now.timestamp() >= expires:
-        return "This link has expired: the wait for an answer is over, and nothing was sent."
-    if editor.lower() not in {address.lower() for address in settings.email.editors}:
-        return f"{editor} is no longer among the editors of this site ([email] editors)."
-    return _Link(slug=slug, digest=digest, editor=editor, approve=bool(approve), mac=mac_text)
-
-
-async def _question(link: _Link) -> _Decision | str:
-    """The pending decision ``link`` answers, or why there is none to answer."""
-    decision = _parse(await Variable.aget(_variable_name(link.slug), default=None))
-    if decision is None or decision.digest[:16] != link.digest:
-        return "No question is open for this version of the release (edited since the proof?): try again in a minute."
-    if link.mac in decision.used:
-        return "This link was already used."
-    if decision.state != "pending":
-        return f"The email of this release was already {decision.state} ({decision.at[:16].replace('T', ' ')} UTC)."
-    return decision
-
-
-def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
-    document = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font:17px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1f2933}"
-        "button{font:inherit;font-weight:bold;padding:.7rem 1.6rem;border:0;border-radius:4px;background:#0b5d7a;color:#fff;cursor:pointer}"
-        "</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
-    # The token is in the URL: never cached, never sent on as a referrer, never indexed.
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
-    return HTMLResponse(document, status_code=status, headers=headers)
-
-
-def approval_routes(*, settings: Settings) -> list[Route]:
-    """The web app's pages for the proof's links: ``GET /approval/<token>`` shows one button, its ``POST`` decides.
-
-    Only the POST decides, so a mail scanner that opens every link decides nothing. A used,
-    expired, forged or no-longer-an-editor's link gets a 400 page and changes nothing; a run that
-    is not waiting (yet, or any more) gets a 409. The answer resumes the paused run through the
-    Prefect API, exactly as the Prefect UI's Resume form does.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-    from prefect.flow_runs import aresume_flow_run
-
-    decide = asyncio.Lock()  # one answer at a time in this process: a double click is one click
-
-    async def approval(request: Request) -> HTMLResponse:
-        link = _open_link(settings, request.path_params["token"], datetime.now(UTC))
-        if isinstance(link, str):
-            return _page("This link cannot be used", f"<p>{html.escape(link)}</p>", status=400)
-        verb = "approve" if link.approve else "reject"
-        async with decide:
-            decision = await _question(link)
-            if isinstance(decision, str):
-                return _page("This link cannot be used", f"<p>{html.escape(decision)}</p>", status=400)
-            title = html.escape(decision.title or link.slug)
-            if request.method == "GET":
-                what = "goes to the subscribers now" if link.approve else "is not sent to anyone"
-                return _page(
-                    f"{verb.capitalize()} this email?",
-                    f"<p>The email of <strong>{title}</strong> {what} when you press the button.</p>"
-                    f'<form method="post"><button type="submit">{verb.capitalize()} the email</button></form>'
-                    f"<p><small>This link is {html.escape(link.editor)}'s, from the proof email.</small></p>",
-                )
-            run_id = UUID(decision.flow_run_id)
-            try:
-                async with get_client() as client:
-                    run = await client.read_flow_run(run_id)
-            except ObjectNotFound:
-                run = None
-            if run is None or run.state is None or not run.state.is_paused():
-                return _page("Not waiting for an answer", "<p>The run that asked is not waiting for an answer right now; "
-                             "try again in a minute, or answer in the Prefect UI.</p>", status=409)
-            used = _Decision(**{**asdict(decision), "used": (*decision.used, link.mac)})
-            await Variable.aset(_variable_name(link.slug), json.dumps(asdict(used)), tags=["pressroom", "approval"], overwrite=True)
-            note = f"{verb}d by {link.editor} from the proof's link"
-            try:
-                await aresume_flow_run(run_id, run_input={"approve": link.approve, "note": note})
-            except (NotPausedError, FlowPauseTimeout, RuntimeError) as exc:
-                return _page("Not waiting for an answer", f"<p>{html.escape(str(exc))}</p>", status=409)
-        done = "It goes to the subscribers now." if link.approve else "Nothing is sent."
-        return _page(f"Email {verb}d", f"<p>The email of <strong>{title}</strong> is {verb}d. {done}</p>")
-
-    return [Route("/approval/{token}", approval, methods=["GET", "POST"])]

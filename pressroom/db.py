@@ -6,7 +6,7 @@ inside the package (``pressroom/migrations``) and are applied automatically, onc
 process first connects; concurrent first connections are serialised by the database itself
 (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock).
 
-Only ``db.py``, ``audience.py`` and ``ledger.py`` import SQLAlchemy; nothing here leaks out.
+Only ``db.py``, ``audience/`` and ``ledger.py`` import SQLAlchemy; nothing here leaks out.
 """
 
 from __future__ import annotations
@@ -110,6 +110,29 @@ consent_events = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("source", String(200), nullable=False),
     Column("detail", Text, nullable=False, server_default=""),
+    # The chain (pressroom.audience.consent): a keyed hash of this row and the seal of the one
+    # before, and which key made it. NULL only on rows written before the chain, until sealed.
+    Column("seal", String(64), nullable=True),
+    Column("key_id", String(16), nullable=True),
+)
+
+# The head of the consent chain: one row, the last event's id and seal under a keyed MAC, so a
+# deleted last event or an emptied table shows.
+consent_chain = Table(
+    "consent_chain",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_id", Id, nullable=False),
+    Column("last_seal", String(64), nullable=True),  # NULL: rows from before the chain wait to be sealed
+    Column("key_id", String(16), nullable=True),
+    Column("mac", String(64), nullable=True),
+)
+
+# Present only inside an erasure's transaction: the database refuses to delete a consent event otherwise.
+consent_erasure_grant = Table(
+    "consent_erasure_grant",
+    metadata,
+    Column("token", String(32), primary_key=True),
 )
 
 suppressions = Table(
@@ -244,6 +267,7 @@ preview_opens = Table(
     Column("journalist_id", Id, ForeignKey("journalists.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_preview_opens_release", "release"),
+    Index("ix_preview_opens_link_at", "journalist_id", "release", "at"),  # one open per link per few minutes
 )
 
 def dialect_insert(conn: Connection, table: Table) -> Any:

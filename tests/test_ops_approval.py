@@ -220,9 +220,10 @@ def _client(project: Project):
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
-    from flows.approval import approval_routes
+    from pressroom.cli.gate import prefect_gate
+    from pressroom.web.approval import approval_routes
 
-    return TestClient(Starlette(routes=approval_routes(settings=project.settings())))
+    return TestClient(Starlette(routes=approval_routes(settings=project.settings(), gate=prefect_gate())))
 
 
 def _state(run_id: UUID) -> str:
@@ -279,8 +280,14 @@ def test_approving_from_the_proof_resumes_the_run_and_the_email_goes_out_once(pr
     page = client.get(approve)
     assert page.status_code == 200 and '<form method="post">' in page.text and "News by link" in page.text
     assert page.headers["cache-control"] == "no-store"
-    time.sleep(1.5)  # longer than the run's one-second poll: had the GET resumed it, it would be running
+    # Link checkers and scanners also send HEAD and OPTIONS: to both links, and none decides.
+    for link in (approve, reject):
+        assert client.head(link).status_code == 200
+        assert client.options(link).status_code == 405
+        assert client.get(link).status_code == 200
+    time.sleep(1.5)  # longer than the run's one-second poll: had any of them resumed it, it would be running
     assert _state(paused) == "Paused"
+    assert not (project.root / "var" / "outbox" / "email" / "by-link").exists()  # no email to the audience
 
     # Forged and damaged tokens, and a token for another release, change nothing.
     token = approve.rsplit("/", 1)[1]
@@ -339,11 +346,12 @@ def test_a_link_of_someone_no_longer_an_editor_or_after_the_wait_decides_nothing
 def test_the_web_app_serves_the_proofs_links_before_public_files(project) -> None:
     from starlette.testclient import TestClient
 
-    from flows.approval import approval_routes
+    from pressroom.cli.gate import prefect_gate
     from pressroom.web import create_app
+    from pressroom.web.approval import approval_routes
 
     settings = project.settings()
-    with TestClient(create_app(settings=settings, extra_routes=approval_routes(settings=settings))) as client:
+    with TestClient(create_app(settings=settings, extra_routes=approval_routes(settings=settings, gate=prefect_gate()))) as client:
         assert client.get("/approval/forged-token").status_code == 400
     with TestClient(create_app(settings=settings)) as client:
         assert client.get("/approval/forged-token").status_code == 404

@@ -399,8 +399,9 @@ def test_a_suspended_run_is_approved_from_the_proofs_link(stack: Stack) -> None:
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
-    from flows.approval import approval_routes
+    from pressroom.cli.gate import prefect_gate
     from pressroom.settings import load_settings
+    from pressroom.web.approval import approval_routes
 
     if stack.workers.get("beta") is None or stack.workers["beta"].poll() is not None:
         stack.start_worker("beta")
@@ -415,7 +416,7 @@ def test_a_suspended_run_is_approved_from_the_proofs_link(stack: Stack) -> None:
     text = message.get_body(preferencelist=("plain",)).get_content()
     [approve] = re.findall(r"^Approve: https://press\.example\.org(/approval/\S+)", text, flags=re.MULTILINE)
 
-    client = TestClient(Starlette(routes=approval_routes(settings=load_settings(stack.root / "approval.toml", environ={}))))
+    client = TestClient(Starlette(routes=approval_routes(settings=load_settings(stack.root / "approval.toml", environ={}), gate=prefect_gate())))
     assert client.get(approve).status_code == 200 and stack.flow_run(run_id).state.name == "Suspended"
     assert client.post(approve).status_code == 200
     run = stack.wait_final(run_id, timeout=300)

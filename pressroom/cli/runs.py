@@ -209,11 +209,11 @@ def serve(
         # The proof's Approve/Reject links resume paused runs on the Prefect API the flows use,
         # signed with the secret the flows sign with (a Secret block, when there is one).
         from flows.ops import resolve_secrets, use_local_server
+        from pressroom.cli.gate import prefect_gate
+        from pressroom.web.approval import approval_routes
 
         if use_local_server(settings):
             settings = resolve_secrets(settings)
-        from flows.approval import approval_routes
-
-        routes = approval_routes(settings=settings)
+        routes = approval_routes(settings=settings, gate=prefect_gate())
     console.print(f"serving {settings.path('public')} and the subscription pages on http://{host or settings.web.host}:{port or settings.web.port}/")
     serve_web(settings=settings, host=host, port=port, access_log=access_log, extra_routes=routes)

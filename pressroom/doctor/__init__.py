@@ -289,6 +289,17 @@ def _seeded_readers(settings: Settings, path: Path) -> list[Finding]:
         f"before the first real send, erase each one: `pressroom subscribers remove --erase {present[0]}`, and so on")]
 
 
+def check_consent(settings: Settings) -> list[Finding]:
+    """The consent evidence is whole: every event sealed and chained (:func:`pressroom.audience.check_consent`)."""
+    from pressroom.audience import check_consent as verify
+
+    report = verify(settings=settings)
+    if report.ok:
+        return [ok("consent", f"{report.events} events sealed in one chain ({report.erased} removed by erasures, each recorded)")]
+    return [problem("consent", "; ".join(report.problems[:3]),
+                     "the evidence was changed outside Pressroom: restore consent_events from a backup and find out who did it")]
+
+
 def run_doctor(*, settings: Settings, checks: list[Callable[[Settings], list[Finding]]] | None = None) -> list[Finding]:
     """Run every check (or ``checks``) and return all findings; one failing check never stops the others."""
     found: list[Finding] = []
@@ -330,5 +341,6 @@ CHECKS: list[Callable[[Settings], list[Finding]]] = [
     check_smtp,
     check_social,
     check_database,
+    check_consent,
 ]
 DNS_CHECKS: list[Callable[[Settings], list[Finding]]] = [check_dns]

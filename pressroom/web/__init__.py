@@ -14,12 +14,18 @@ POST /unsubscribe       ``?token=`` RFC 8058 one-click: the link's token authent
 GET  /preferences       ``?token=`` topics, cadence, language, name; POST saves them
 GET  /data              ``?token=`` what we keep; POST ``action=export`` (JSON) or ``action=erase``
 POST /bounces           ``?token=`` the mail provider's bounce webhook
+GET  /preview/<slug>    ``?token=`` a journalist's embargoed preview (its hero and downloads beside it)
+GET  /approval/<token>  an editor's Approve or Reject page (with ``serve``'s Gate); POST decides
 ======================  =========================================================================
 
 Rooms: :mod:`.app` (routes, middleware, lifespan, uvicorn), :mod:`.security` (body limits,
-CSRF, origin, rate limits, headers, log redaction), :mod:`.core` (what the flows share: pages,
-forms, the one seam that sends a subscription email), and one module per page flow:
-:mod:`.subscribe`, :mod:`.unsubscribe`, :mod:`.preferences`, :mod:`.data`, :mod:`.bounces`.
+CSRF, origin, rate limits, headers with the Content-Security-Policy of every answer, log
+redaction), :mod:`.core` (the state the flows share), :mod:`.pages` (the page frame and fixed
+messages), :mod:`.forms` (the shared form fields), :mod:`.links` (the subscriber a link is for,
+and the one seam that sends a subscription email), and one module of plain handler functions
+per page flow: :mod:`.subscribe`, :mod:`.unsubscribe`, :mod:`.preferences`, :mod:`.data`,
+:mod:`.preview`, :mod:`.bounces`, and :mod:`.approval` (the editors' links; ``pressroom serve``
+passes it Prefect's side as a :class:`~pressroom.web.approval.Gate`).
 
 Every answer to a link-bearing page says ``Referrer-Policy: no-referrer`` and
 ``Cache-Control: no-store``; no page has any script. Any :class:`~pressroom.errors.TransientError`

@@ -8,11 +8,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -20,7 +21,15 @@ from starlette.types import Scope
 from pressroom.audience import expire_pending
 from pressroom.errors import PressroomError, TransientError
 from pressroom.settings import Settings
-from pressroom.web import bounces, data, preferences, preview, subscribe, unsubscribe
+from pressroom.web import (
+    bounces,
+    data,
+    pages,
+    preferences,
+    preview,
+    subscribe,
+    unsubscribe,
+)
 from pressroom.web.core import Web
 from pressroom.web.security import BodyLimit, SecurityHeaders, redact_access_log
 
@@ -39,6 +48,18 @@ def _utcnow() -> datetime:
 
 class _PublicFiles(StaticFiles):
     """public/ with validators (StaticFiles sends ETag and Last-Modified and answers 304) and cache policy."""
+
+    def __init__(self, *, base_url: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.base_url = base_url.rstrip("/")
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if isinstance(response, RedirectResponse):
+            # StaticFiles builds a folder's redirect from the Host header, which the client chooses.
+            target = urlsplit(response.headers["location"])
+            response.headers["location"] = self.base_url + target.path + (f"?{target.query}" if target.query else "")
+        return response
 
     def file_response(self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
@@ -112,7 +133,7 @@ def create_app(
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         log.error("%s %s: %s", request.method, request.url.path, exc)
-        return web.unavailable(request)
+        return pages.unavailable(web, request)
 
     routes: list[BaseRoute] = [
         *subscribe.routes(web),
@@ -123,7 +144,7 @@ def create_app(
         *preview.routes(web),
         Route("/_pressroom/web.css", stylesheet, methods=["GET"]),
         *extra_routes,
-        Mount("/", app=_PublicFiles(directory=public, html=True, check_dir=False)),
+        Mount("/", app=_PublicFiles(base_url=settings.site.base_url, directory=public, html=True, check_dir=False)),
     ]
     app = Starlette(routes=routes, lifespan=_lifespan(web), exception_handlers={TransientError: unavailable})
     app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes)

@@ -8,6 +8,8 @@ from a few shared addresses.
 
 from __future__ import annotations
 
+import functools
+
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,69 +17,75 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pressroom.audience import Subscriber, preferences_url
+from pressroom.web import links, pages
 from pressroom.web.core import Web
 
 
-def routes(web: Web) -> list[Route]:
-    async def unsubscribe_page(request: Request) -> Response:
-        linked = await web.linked_subscriber(request, "unsubscribe")
-        if isinstance(linked, Response):
-            return linked
-        subscriber, token = linked
-        preferences = preferences_url(settings=web.settings, subscriber_id=subscriber.id)
-        language = web.language(request, subscriber)
-        _ = web.translations(language).gettext
-        if subscriber.status == "unsubscribed":
-            return web.message(
-                request,
-                language=language,
-                heading=_("You are unsubscribed"),
-                paragraphs=[_("%(address)s receives no press releases from us.") % {"address": subscriber.address}],
-                links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
-            )
-        return web.page(
-            request, "web/unsubscribe.html.j2", language=language, subscriber=subscriber, token=token, preferences_href=preferences
-        )
-
-    async def unsubscribe(request: Request) -> Response:
-        # The body is not needed to act (and is never read): the token is in the URL.
-        token = request.query_params.get("token", "")
-        evidence = web.evidence(request, form="unsubscribe", text="Unsubscribe")
-
-        def apply() -> tuple[Subscriber, bool] | str:
-            subscriber = web.subscriber_for(token, "unsubscribe")
-            if isinstance(subscriber, str):
-                return subscriber
-            if subscriber.status == "unsubscribed":
-                return subscriber, False
-            with web.writes:
-                changed = web.audience.unsubscribe(subscriber_id=subscriber.id, now=web.clock(), source="web:unsubscribe", evidence=evidence)
-            return changed, True
-
-        outcome = await run_in_threadpool(apply)
-        if isinstance(outcome, str):
-            return web.bad_link(request, outcome)
-        subscriber, changed = outcome
-        language = web.language(request, subscriber)
-        _ = web.translations(language).gettext
-        return web.message(
+async def unsubscribe_page(web: Web, request: Request) -> Response:
+    linked = await links.linked_subscriber(web, request, "unsubscribe")
+    if isinstance(linked, Response):
+        return linked
+    subscriber, token = linked
+    preferences = preferences_url(settings=web.settings, subscriber_id=subscriber.id)
+    language = web.language(request, subscriber)
+    _ = web.translations(language).gettext
+    if subscriber.status == "unsubscribed":
+        return pages.message(
+    web,
             request,
             language=language,
             heading=_("You are unsubscribed"),
-            paragraphs=[_("We will send no more press releases to %(address)s.") % {"address": subscriber.address}],
+            paragraphs=[_("%(address)s receives no press releases from us.") % {"address": subscriber.address}],
             links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
-            background=BackgroundTask(
-                web.send_subscription_email,
-                kind="unsubscribed",
-                subscriber_id=subscriber.id,
-                action_url=f"{web.settings.site.base_url}/subscribe",
-                key=f"unsubscribed-{subscriber.id}-{int(web.clock().timestamp())}",
-            )
-            if changed
-            else None,
         )
+    return pages.page(
+    web,
+        request, "web/unsubscribe.html.j2", language=language, subscriber=subscriber, token=token, preferences_href=preferences
+    )
 
+async def unsubscribe(web: Web, request: Request) -> Response:
+    # The body is not needed to act (and is never read): the token is in the URL.
+    token = request.query_params.get("token", "")
+    evidence = web.evidence(request, form="unsubscribe", text="Unsubscribe")
+
+    def apply() -> tuple[Subscriber, bool] | str:
+        subscriber = links.subscriber_for(web, token, "unsubscribe")
+        if isinstance(subscriber, str):
+            return subscriber
+        if subscriber.status == "unsubscribed":
+            return subscriber, False
+        with web.writes:
+            changed = web.audience.unsubscribe(subscriber_id=subscriber.id, now=web.clock(), source="web:unsubscribe", evidence=evidence)
+        return changed, True
+
+    outcome = await run_in_threadpool(apply)
+    if isinstance(outcome, str):
+        return pages.bad_link(web, request, outcome)
+    subscriber, changed = outcome
+    language = web.language(request, subscriber)
+    _ = web.translations(language).gettext
+    return pages.message(
+    web,
+        request,
+        language=language,
+        heading=_("You are unsubscribed"),
+        paragraphs=[_("We will send no more press releases to %(address)s.") % {"address": subscriber.address}],
+        links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
+        background=BackgroundTask(
+            links.send_subscription_email,
+            web,
+            kind="unsubscribed",
+            subscriber_id=subscriber.id,
+            action_url=f"{web.settings.site.base_url}/subscribe",
+            key=f"unsubscribed-{subscriber.id}-{int(web.clock().timestamp())}",
+        )
+        if changed
+        else None,
+    )
+
+
+def routes(web: Web) -> list[Route]:
     return [
-        Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
-        Route("/unsubscribe", unsubscribe, methods=["POST"]),
+        Route("/unsubscribe", functools.partial(unsubscribe_page, web), methods=["GET"]),
+        Route("/unsubscribe", functools.partial(unsubscribe, web), methods=["POST"]),
     ]
