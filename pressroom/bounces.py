@@ -271,8 +271,9 @@ def _apply_complaint(bounce: Bounce, *, audience: Audience, ledger: Ledger, now:
     if counted is None:
         report.problems.append(f"a spam complaint about {recipient}, to whom Pressroom sent nothing: nobody suppressed")
         return
-    detail = f"spam complaint ({kind}) from {bounce.reporter or 'a feedback loop'} about {counted}"
-    if audience.suppress(address=recipient, reason="complaint", detail=detail, now=now):
+    detail = f"spam complaint ({kind}) about {counted}; suppressed for every channel"
+    if audience.suppress(address=recipient, reason="complaint", detail=detail, now=now,
+                         event="complained" if new else "", source=bounce.reporter or "feedback loop"):
         report.suppressed.append(recipient)
     if new:
         report.complaints.append(recipient)

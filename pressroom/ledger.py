@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_, select, type_coerce, update
+from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, type_coerce, update
 
 from pressroom.audience import eligible
 from pressroom.db import (
-    complaints, consent_events, deliveries, delivery_conflicts, dialect_insert, engine_for, engine_for_url, plans, queue_deliveries, publications, subscribers, suppressions,
+    complaints, deliveries, delivery_conflicts, dialect_insert, engine_for, engine_for_url, plans, queue_deliveries, publications, subscribers, suppressions,
 )
 from pressroom.settings import Settings
 
@@ -482,7 +482,7 @@ class Ledger:
         """A spam complaint about the email of ``release`` (its Message-ID key) to ``recipient``.
 
         Counts it once against that delivery (the complaint rate of its release; a second report of
-        the same email counts nothing) and records the consent event ``complained``. Without a row
+        the same email counts nothing). Without a row
         for that key, the newest email the address was sent is the one complained about. Returns
         (the release it counted for, whether it was new); (None, False), changing nothing, when
         Pressroom never sent this address anything.
@@ -501,12 +501,6 @@ class Ledger:
                 .on_conflict_do_nothing()
                 .returning(complaints.c.id)
             ).first() is not None
-            if new:
-                subscriber = conn.execute(select(subscribers.c.id).where(subscribers.c.address == recipient)).scalar()
-                conn.execute(insert(consent_events).values(
-                    subscriber_id=subscriber, address=recipient, kind="complained", at=now, source=reporter[:200],
-                    detail=f"spam complaint ({feedback_type[:32]}) about {row.release}; suppressed for every channel",
-                ))
         return row.release, new
 
     def complaint_rates(self, *, release: str | None = None, channel: str | None = None) -> list[tuple[str, int, int]]:

@@ -273,10 +273,13 @@ class Audience:
         self._set_status(row.id, "unsubscribed", now=now, source=source, evidence="removed by an operator")
         return True
 
-    def suppress(self, *, address: str, reason: str, now: datetime, detail: str = "") -> bool:
+    def suppress(self, *, address: str, reason: str, now: datetime, detail: str = "", event: str = "",
+                 source: str = "") -> bool:
         """Never email ``address`` again (hard bounce, complaint, unsubscribe, manual); idempotent.
 
-        Returns ``True`` when the address was not suppressed before.
+        ``event``: a consent event to record with it, in the same transaction (``complained``: the
+        reader told their provider our email is spam). Returns ``True`` when the address was not
+        suppressed before.
         """
         clean = normalise_address(address)
         with self.engine.begin() as conn:
@@ -286,7 +289,11 @@ class Audience:
                 .on_conflict_do_nothing()
                 .returning(suppressions.c.address)
             )
-            return result.first() is not None
+            new = result.first() is not None
+            if event:
+                subscriber = conn.execute(select(subscribers.c.id).where(subscribers.c.address == clean)).scalar()
+                self.event(conn, subscriber, clean, event, now, source[:200] or reason, detail[:2000])
+            return new
 
     def seed_if_empty(self, *, file: Path, now: datetime) -> ImportReport | None:
         """Import ``file`` only while there is no subscriber at all (the sample list of a fresh clone)."""
