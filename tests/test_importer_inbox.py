@@ -75,8 +75,9 @@ def test_a_dropped_file_becomes_a_draft_and_one_editors_email_and_nothing_is_pub
         mail = message_from_bytes(raw, policy=policy.default)
         assert mail["Subject"] == "[Pressroom] 1 new draft from the inbox, 1 file not imported"
         text = mail.get_content()
-        assert "1. (no title yet): draft, content/releases/cluster-hub-press-release/index.md" in text
-        assert "content/releases/cluster-hub-press-release/index.md:" in text and ": title: " in text
+        assert ('1. "Back in 2022, the clustering workshop “Production of Raw Material for Batteries…": draft, '
+                "content/releases/cluster-hub-press-release/index.md") in text
+        assert "pressroom check: valid" in text and "title: TODO: from the first line, shortened" in text
         assert 'kicker: removed "PRESS RELEASE"' in text
         assert "issuers: the PROJECTS INVOLVED section names no one" in text
         assert "- broken.docx: the file is damaged" in text
@@ -90,7 +91,9 @@ def test_a_dropped_file_becomes_a_draft_and_one_editors_email_and_nothing_is_pub
 
         # Once an editor gives it a title and approves it, the same publish flow puts it out (so the above could fail).
         text = draft.read_text(encoding="utf-8")
-        draft.write_text(text.replace('title: ""  # TODO: write the title', 'title: "Friends in research"')
+        stand_in = 'title: "Back in 2022, the clustering workshop “Production of Raw Material for Batteries…"'
+        assert stand_in in text
+        draft.write_text(text.replace(stand_in, 'title: "Friends in research"')
                          .replace("status: draft", "status: approved"), encoding="utf-8")
         publish(settings_file=str(toml), now=datetime(2026, 12, 8, 8, 5, tzinfo=UTC))
         assert (public / "releases" / "cluster-hub-press-release" / "index.html").is_file()

@@ -96,7 +96,7 @@ def import_document(
         draft.guesses.insert(0, Guess("encoding", note))
     site_language = settings.site.language
     language = language or site_language
-    chosen = slug or _slug_for(draft.title, source_name or source.name)
+    chosen = slug or _slug_for("" if draft.title_stand_in else draft.title, source_name or source.name)
     releases = settings.releases_dir
     existing = releases / chosen / "index.md"
     translation = language if language != site_language and existing.is_file() else None
@@ -114,7 +114,7 @@ def import_document(
     elif slug:
         draft.guess("slug", "from --slug")
     else:
-        draft.guess("slug", f"{folder.name}, from the {'title' if draft.title else 'file name'}")
+        draft.guess("slug", f"{folder.name}, from the {'title' if draft.title and not draft.title_stand_in else 'file name'}")
     if language != site_language:
         draft.guess("language", f"{language}: a release of its own (no release {chosen} to be a translation of)")
     text = _front_matter(draft, source_name=source_name or source.name, now=now, settings=settings,

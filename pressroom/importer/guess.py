@@ -45,6 +45,7 @@ class Draft:
     """The front matter and body guessed from a document."""
 
     title: str = ""
+    title_stand_in: bool = False  # made from the opening line: a person writes the real one
     summary: str = ""
     date: datetime | None = None  # wall-clock time in the site time zone, as front matter writes it
     contacts: list[dict[str, str]] = field(default_factory=list)
@@ -239,9 +240,13 @@ def _lead(draft: Draft, zone: ZoneInfo) -> None:
             draft.guess("title", "from the first line")
     if not draft.title:
         opening = next((plain(b.lines[0]) for b in draft.blocks if b.kind == "paragraph" and b.lines), "")
-        shown = f'"{opening[:40]}…"' if len(opening) > 40 else f'"{opening}"'
-        draft.guess("title", f"none found: the text starts with a paragraph ({shown}), not a title: write one in index.md",
-                    todo=True)
+        draft.title = _title_from(opening)
+        draft.title_stand_in = bool(draft.title)
+        if draft.title:
+            draft.guess("title", f'from the first line, shortened: the document has no heading ("{draft.title}"):'
+                        " write a better one in index.md", todo=True)
+        else:
+            draft.guess("title", "none found: write one in index.md", todo=True)
     if not dateline_seen and draft.date is None:
         for position, block in enumerate(draft.blocks[index:index + 3], start=index):
             if block.kind != "paragraph":
@@ -254,6 +259,19 @@ def _lead(draft: Draft, zone: ZoneInfo) -> None:
                 else:
                     _take_line(draft, position)
                 break
+
+
+_TITLE_WORDS = 12
+
+
+def _title_from(opening: str) -> str:
+    """A stand-in title from the opening line: its first sentence, cut after a dozen words at most.
+    The text stays in the body; the writer is asked to write a real title."""
+    sentence = re.split(r"(?<=[.!?])\s", opening.strip(), maxsplit=1)[0].rstrip(" .")
+    words = sentence.split()
+    if len(words) <= _TITLE_WORDS:
+        return sentence
+    return " ".join(words[:_TITLE_WORDS]).rstrip(",;:–—-") + "…"
 
 
 def _title_like(line: str) -> bool:
