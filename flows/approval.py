@@ -51,7 +51,7 @@ from pressroom.dispatch import SEND, WAIT, Decision, Due
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
-__all__ = ["Approval", "approval_routes", "approval_url", "approve_email", "editor", "email_approved", "waits"]
+__all__ = ["Approval", "approval_routes", "approval_url", "approve_email", "editor", "email_approved", "keep_answer", "waits"]
 
 # A wait longer than this, in a run that belongs to a deployment, suspends the run instead of
 # blocking a worker slot; the run starts again from the top when an editor answers.
@@ -242,8 +242,10 @@ def _finish(release: Release, settings: Settings, decision: _Decision, *, state:
     return _answered(release, decided)
 
 
-async def _keep(slug: str, decision: _Decision, *, approve: bool, note: str, link: str) -> None:
-    """An answer to a question no run waits on (it was asked from the terminal): kept for the next run."""
+async def keep_answer(slug: str, decision: _Decision, *, approve: bool, note: str, link: str) -> None:
+    """An answer to a question no run waits on (it was asked from the terminal): kept for the next run,
+    which sends the email (approved) and says so in its artifact. What the approval page does when the
+    run that asked is not paused; a paused run is resumed instead."""
     decided = _Decision(**{**asdict(decision), "state": "approved" if approve else "rejected",
                            "at": datetime.now(UTC).isoformat(), "note": note, "used": (*decision.used, link), "told": False})
     await Variable.aset(_variable_name(slug), json.dumps(asdict(decided)), tags=["pressroom", "approval"], overwrite=True)
@@ -413,7 +415,7 @@ def approval_routes(*, settings: Settings) -> list[Route]:
             note = f"{verb}d by {link.editor} from the proof's link"
             if run is None or run.state is None or not run.state.is_paused():
                 # Asked by a run that does not wait (from the terminal): the next run sends it.
-                await _keep(link.slug, decision, approve=link.approve, note=note, link=link.mac)
+                await keep_answer(link.slug, decision, approve=link.approve, note=note, link=link.mac)
                 done = "It goes to the subscribers with the next publish run." if link.approve else "Nothing is sent."
                 return _page(f"Email {verb}d", f"<p>The email of <strong>{title}</strong> is {verb}d. {done}</p>")
             used = _Decision(**{**asdict(decision), "used": (*decision.used, link.mac)})
