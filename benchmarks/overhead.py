@@ -39,7 +39,7 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     from pressroom.settings import load_settings
 
-    from flows.ops import start_local_server, stop_local_server
+    from flows.server import start_local_server, stop_local_server
 
     with tempfile.TemporaryDirectory(prefix="pressroom-overhead-") as scratch:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "PRESSROOM_"))}
@@ -47,6 +47,8 @@ def main() -> None:
             "PRESSROOM_PATHS__VAR": f"{scratch}/var",
             "PRESSROOM_PATHS__PUBLIC": f"{scratch}/public",
             "PREFECT_LOGGING_LEVEL": "WARNING",
+            # A shared machine may need more than Prefect's default 20 s to start a temporary server.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         }
         settings = load_settings(REPO / "pressroom.toml", environ=env)
         started = time.perf_counter()

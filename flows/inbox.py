@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from pressroom.dispatch import email_staff
 from pressroom.importer.inbox import InboxReport, import_inbox
 from pressroom.settings import Settings
 
@@ -19,8 +20,6 @@ from pressroom.settings import Settings
 @task(name="import the inbox", cache_policy=NO_CACHE)
 def import_inbox_step(*, settings: Settings, now: datetime) -> InboxReport:
     """Import content/inbox/ into drafts (never published: their status is draft) and email the editors one list."""
-    from flows.ops import _plain_email, send_to_people
-
     logger = get_run_logger()
     try:
         report = import_inbox(settings=settings, now=now)
@@ -37,8 +36,5 @@ def import_inbox_step(*, settings: Settings, now: datetime) -> InboxReport:
     if not editors:
         logger.warning("inbox: %s; no [email] editors to tell (set them in pressroom.toml)", report.subject())
         return report
-    send_to_people(
-        settings=settings, addresses=editors, key=report.key,
-        message=lambda address: _plain_email(settings=settings, to=address, subject=report.subject(), text=text),
-    )
+    email_staff(settings=settings, key=report.key, to=editors, subject=report.subject(), text=text)
     return report

@@ -339,6 +339,15 @@ class OpsSettings(_Section):
     send_helpers: int = Field(1, ge=0, le=32, description="extra runs (other workers) sharing one big email send")
 
 
+class PrefectSettings(_Section):
+    """The project's local Prefect server (``pressroom prefect-server``) and Prefect's temporary one."""
+
+    port: int | None = Field(None, ge=1, le=65535, description="the local server's port (default: a free one at each start)")
+    start_timeout: float = Field(
+        180.0, gt=0, le=3600, description="seconds a Prefect server may take to start; a busy machine needs more than idle"
+    )
+
+
 # The secret that shipped in the source of earlier versions: public, so it signs nothing.
 PUBLIC_SECRET = "pressroom-development-secret-change-me"
 _SECRET_HINT = (
@@ -376,6 +385,7 @@ class Settings(_Section):
     ops: OpsSettings = OpsSettings()
     audience: AudienceSettings = AudienceSettings()
     doctor: DoctorSettings = DoctorSettings()
+    prefect: PrefectSettings = PrefectSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -421,7 +431,7 @@ class Settings(_Section):
         """A digest of every setting that changes what is rendered; secrets excluded."""
         import hashlib
 
-        data = self.model_dump_json(exclude={"secret_key", "smtp", "dkim", "social", "database_url", "ops", "doctor"})
+        data = self.model_dump_json(exclude={"secret_key", "smtp", "dkim", "social", "database_url", "ops", "doctor", "prefect"})
         return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
 
 

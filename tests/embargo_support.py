@@ -6,13 +6,12 @@ import io
 from datetime import datetime
 
 from pressroom.audience import Audience, MediaList
-from pressroom.dispatch import digest_releases, release_email, send_email
+from pressroom.dispatch import digest_releases, post_releases, release_email, send_email
 from pressroom.dispatch.embargo import run_embargo
 from pressroom.ledger import Ledger
 from pressroom.releases import load_releases, public_releases
 from pressroom.settings import Settings
 from pressroom.site import build_site
-from pressroom.social.publish import post_releases
 
 JOURNALISTS = """address,name,outlet,beats,language,country
 energy@example.com,Erin Energy,Example Daily,energy,en,BE

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from pressroom.ledger import Ledger
 from pressroom.releases import Correction, Withdrawal
 from pressroom.settings import SocialAccount
-from pressroom.social import follow_up_releases, post_releases
+from pressroom.dispatch import follow_up_releases, post_releases
 from tests.conftest import NOW
 from tests.pds import running_pds
 from tests.social_helpers import make_release

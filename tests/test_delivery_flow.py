@@ -27,19 +27,23 @@ bounced@example.org,Bounced Reader,,per-release,confirmed
 
 @pytest.fixture
 def email_step(prefect_harness):
+    """The publish flow's email step for one release, as the flow calls it: the core sends, Prefect tasks work."""
     from prefect import flow
 
-    from flows.publish import email_step
+    from flows.approval import editor
+    from flows.send import TaskWorkers, run_id
+    from pressroom.dispatch import record_public, send_release_emails
     from pressroom.settings import load_settings
 
     @flow(name="test-email-step")
     def step(settings_file: str, slug: str, now: datetime):
         settings = load_settings(settings_file)
         release = next(r for r in load_releases(settings).releases if r.slug == slug)
-        ledger = Ledger.from_settings(settings)
-        ledger.record_public(releases=[release], now=now)
-        return email_step(release=release, settings=settings, ledger=ledger, now=now,
-                          first_seen=ledger.first_published()[slug], settings_file=settings_file)
+        record_public(settings=settings, releases=[release], now=now)
+        [report] = send_release_emails(settings=settings, releases=[release], now=now, run_id=run_id(),
+                                       ask=editor(settings, wait=True),
+                                       workers=TaskWorkers(settings=settings, settings_file=settings_file))
+        return report
 
     return step
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from pressroom.audience import Audience, MediaList, journalist_unsubscribe_url, preview_url
 from pressroom.cli import app
+from pressroom.dispatch.decide import NOT_APPROVED, SEND
 from pressroom.dispatch.embargo import run_embargo
 from pressroom.ledger import Ledger
 from pressroom.mail.transports import OutboxTransport
@@ -275,12 +276,12 @@ def test_a_release_that_needs_approval_waits_for_the_editor(project: Project) ->
     (report,) = run_embargo(releases=releases, settings=settings, ledger=ledger, now=AFTER_NOTIFY)
     assert "not approved" in report.skipped and not _messages(settings, "embargo-big-news")
     run_embargo(releases=releases, settings=settings, ledger=ledger, now=AFTER_NOTIFY,
-                approved=lambda release: asked.append(release.slug) or False)
+                ask=lambda due: asked.append(due.release.slug) or NOT_APPROVED)
     assert asked == ["big-news"] and not _messages(settings, "embargo-big-news")
-    run_embargo(releases=releases, settings=settings, ledger=ledger, now=AFTER_NOTIFY, approved=lambda release: True)
+    run_embargo(releases=releases, settings=settings, ledger=ledger, now=AFTER_NOTIFY, ask=lambda due: SEND)
     assert len(_messages(settings, "embargo-big-news")) == 2
     # Planned once approved: later runs finish sending without asking again.
-    run_embargo(releases=releases, settings=settings, ledger=ledger, now=AFTER_NOTIFY, approved=lambda release: asked.append("again") or False)
+    run_embargo(releases=releases, settings=settings, ledger=ledger, now=AFTER_NOTIFY, ask=lambda due: asked.append("again") or NOT_APPROVED)
     assert asked == ["big-news"]
 
 

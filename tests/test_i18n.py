@@ -378,7 +378,7 @@ def test_an_account_with_a_language_posts_that_version_once(multilingual) -> Non
     import json
 
     from pressroom.settings import SocialAccount
-    from pressroom.social import post_releases
+    from pressroom.dispatch import post_releases
 
     settings = multilingual.settings()
     settings = settings.model_copy(update={"social": [SocialAccount(network="outbox", account="de", language="de"),

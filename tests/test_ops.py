@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.ops import PREFECT_FILE, read_deployments, resolve_secrets, secret_block_names
+from flows.deployments import PREFECT_FILE, read_deployments
+from flows.secrets import resolve_secrets, secret_block_names
 from tests.conftest import Project
 
 BIN = Path(sys.executable).parent
@@ -82,7 +83,7 @@ def test_secret_blocks_are_read_from_the_prefect_api(project: Project) -> None:
 
 
 def test_use_local_server_prefers_the_operators_api_url(project: Project, monkeypatch) -> None:
-    from flows.ops import use_local_server
+    from flows.server import use_local_server
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     settings = project.settings()
@@ -134,7 +135,7 @@ def test_a_social_secret_in_the_environment_wins_over_its_block(project: Project
 
 
 def test_serve_flows_builds_the_deployments_of_prefect_yaml(tmp_path: Path) -> None:
-    from flows.ops import _runner_deployments
+    from flows.deployments import _runner_deployments
 
     deployments = {d.name: d for d in _runner_deployments(prefect_file=PREFECT_FILE)}
     assert set(deployments) == {"publish", "digest", "send"}
@@ -212,7 +213,7 @@ def test_a_run_without_the_local_server_does_not_phone_home(project: Project) ->
 @pytest.mark.timeout(240)
 def test_serve_flows_publishes_a_release_when_it_becomes_due(project: Project) -> None:
     """`pressroom serve-flows` alone: the local server's scheduler starts publish runs; nobody runs anything."""
-    from flows.ops import stop_local_server
+    from flows.server import stop_local_server
     from pressroom.audience import Audience
     from tests.test_ops_server import _kill_tree
 
@@ -249,7 +250,7 @@ def test_serve_flows_publishes_a_release_when_it_becomes_due(project: Project) -
 
 
 def test_serve_flows_overrides_change_only_what_they_name(tmp_path: Path) -> None:
-    from flows.ops import _runner_deployments
+    from flows.deployments import _runner_deployments
 
     toml = tmp_path / "pressroom.toml"
     deployments = {d.name: d for d in _runner_deployments(prefect_file=PREFECT_FILE, settings_file=toml, publish_interval=5)}

@@ -25,7 +25,8 @@ def probe(release: Release, settings_toml: str, audience_size: int) -> bool:
     """A flow run that asks the gate once, as the publish flow does before its email step."""
     from pressroom.settings import load_settings
 
-    return approve_email(release=release, settings=load_settings(settings_toml), audience_size=audience_size)
+    return approve_email(release=release, settings=load_settings(settings_toml), audience_size=audience_size,
+                         wait=True).action == "send"
 
 
 def _project(project: Project, *, timeout_minutes: float = 5.0) -> Project:
@@ -269,7 +270,7 @@ def test_approving_from_the_proof_resumes_the_run_and_the_email_goes_out_once(pr
     Audience.from_settings(project.settings()).add(address="reader@example.org", now=NOW, source="test")
     toml = str(project.root / "pressroom.toml")
     outcome: list = []
-    thread = threading.Thread(target=lambda: outcome.append(publish(settings_file=toml, now=NOW)))
+    thread = threading.Thread(target=lambda: outcome.append(publish(settings_file=toml, now=NOW, wait_for_editor=True)))
     thread.start()
     paused = _paused_run("by-link")
     [desk, editor] = _proofs(project, "by-link")
@@ -355,3 +356,73 @@ def test_the_web_app_serves_the_proofs_links_before_public_files(project) -> Non
         assert client.get("/approval/forged-token").status_code == 400
     with TestClient(create_app(settings=settings)) as client:
         assert client.get("/approval/forged-token").status_code == 404
+
+
+# --------------------------------------------------------------------------- a run from the terminal
+
+
+def _emails(project: Project, slug: str) -> list[str]:
+    return sorted(p.name for p in (project.root / "var" / "outbox" / "email" / slug).glob("*.eml"))
+
+
+def _terminal(project: Project, slug: str):
+    """A project that needs approval, one release, one reader, and the `pressroom publish` a person types."""
+    from typer.testing import CliRunner
+
+    from pressroom.audience import Audience
+    from pressroom.cli import app
+    from tests.conftest import NOW
+
+    _project(project)
+    project.write_release(slug, title=f"News {slug}")
+    Audience.from_settings(project.settings()).add(address="reader@example.org", now=NOW, source="test")
+    command = ["publish", "--settings", str(project.root / "pressroom.toml"), "--now", NOW.isoformat()]
+    return lambda: CliRunner().invoke(app, command)
+
+
+def test_a_publish_from_the_terminal_does_not_wait_and_the_next_run_sends_the_approved_email(project: Project) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    publish = _terminal(project, "from-the-desk")
+    first = publish()
+    assert first.exit_code == 0, first.output
+    assert "from-the-desk: waiting for an editor: the email goes out when approved" in first.output
+    # Everything that needs no decision went out; the email did not, and the run ended.
+    assert (project.root / "public" / "releases" / "from-the-desk" / "index.html").exists()
+    assert len(list((project.root / "var" / "outbox" / "social").rglob("*.json"))) == 3
+    assert _emails(project, "from-the-desk") == [] and len(_proofs(project, "from-the-desk")) == 2
+    with get_client(sync_client=True) as client:
+        [asked] = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["approval-from-the-desk"])))
+        assert client.read_flow_run(asked.flow_run_id).state.is_completed()
+
+    waiting = publish()  # no answer yet: still waiting, no second proof
+    assert "from-the-desk: waiting for an editor" in waiting.output and len(_proofs(project, "from-the-desk")) == 2
+    assert _emails(project, "from-the-desk") == []
+
+    approve = _links(_proofs(project, "from-the-desk")[1])["Approve"]
+    client = _client(project)
+    assert "when you press the button" in client.get(approve).text  # opening the link decides nothing
+    assert "waiting for an editor" in publish().output
+    done = client.post(approve)
+    assert done.status_code == 200 and "with the next publish run" in done.text
+    assert client.post(approve).status_code == 400  # each link works once
+
+    sent = publish()
+    assert "waiting" not in sent.output and "from-the-desk email: sent 1 (1 this run)" in sent.output
+    assert "approved by editor@example.org" in _artifact("from-the-desk")  # the run that sent it says who said yes
+    assert _emails(project, "from-the-desk") == ["reader@example.org.eml"]
+    assert "from-the-desk email: sent 1 (0 this run)" in publish().output
+    assert _emails(project, "from-the-desk") == ["reader@example.org.eml"] and len(_proofs(project, "from-the-desk")) == 2
+
+
+def test_a_rejection_from_the_proof_after_a_terminal_run_sends_nothing(project: Project) -> None:
+    publish = _terminal(project, "not-this-one")
+    assert "waiting for an editor" in publish().output
+    reject = _links(_proofs(project, "not-this-one")[1])["Reject"]
+    answer = _client(project).post(reject)
+    assert answer.status_code == 200 and "Nothing is sent" in answer.text
+    after = publish()
+    assert "waiting" not in after.output and "not approved by an editor (rejected" in after.output
+    assert _emails(project, "not-this-one") == []
+    assert "rejected: **no email was sent**" in _artifact("not-this-one")

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from prefect import flow
 
-from flows.ops import notify_failure
+from flows.alerts import notify_failure
 from tests.conftest import Project
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -58,7 +58,8 @@ def test_failed_run_emails_the_operators_and_calls_the_webhook(project: Project)
     mail = message_from_bytes(mails[1].read_bytes(), policy=policy.default)
     assert mail["To"] == "ops@example.org"
     assert mail["Subject"].startswith("[pressroom] doomed run ") and mail["Subject"].endswith(" failed")
-    assert "the SMTP relay is on fire" in mail.get_content()
+    assert mail["Auto-Submitted"] == "auto-generated"  # RFC 3834: no vacation replies to an alert
+    assert "the SMTP relay is on fire" in mail.get_body(preferencelist=("plain",)).get_content()
     [call] = Hook.received
     assert "doomed run" in call["text"] and "the SMTP relay is on fire" in call["text"]
 

@@ -13,7 +13,7 @@ from pressroom.errors import PermanentError
 from pressroom.ledger import Ledger
 from pressroom.releases import ChannelOptions
 from pressroom.settings import Settings, SocialAccount
-from pressroom.social import post_releases
+from pressroom.dispatch import post_releases
 from pressroom.social.bluesky import Bluesky, release_tid
 from pressroom.social.compose import BLUESKY, Part, compose_post
 from pressroom.errors import RetryLater

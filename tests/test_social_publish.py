@@ -13,7 +13,8 @@ from pressroom.errors import ConfigError
 from pressroom.ledger import Ledger
 from pressroom.releases import ChannelOptions
 from pressroom.settings import Settings, SocialAccount
-from pressroom.social import post_releases, preview_posts
+from pressroom.dispatch import post_releases
+from pressroom.social import preview_posts
 from tests.conftest import NOW
 from tests.social_helpers import make_release
 from tests.test_social_mastodon import INSTANCE, TOKEN, FakeMastodon, rate_limited
@@ -162,7 +163,7 @@ def test_flow_step_posts_and_leaves_a_table_artifact_of_post_urls(prefect_harnes
 
     @flow
     def run() -> str:
-        return post_social(releases=[release], settings=settings, ledger=ledger, now=NOW).as_text()
+        return post_social(releases=[release], settings=settings, now=NOW).as_text()
 
     assert run() == "social: sent 1"
     artifact = Artifact.get("social-posts")

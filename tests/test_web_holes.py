@@ -17,7 +17,7 @@ from pressroom.audience import MediaList, preview_url
 from pressroom.settings import Settings
 from pressroom.tokens import approval_url
 from pressroom.web import create_app
-from pressroom.web.approval import Gate, Question, approval_routes
+from pressroom.web.approval import Answered, Gate, Question, approval_routes
 from pressroom.web.security import CSP
 from tests.conftest import Project
 from tests.embargo_support import publish_once, seed
@@ -39,10 +39,10 @@ class RecordingGate:
     async def read(self, slug: str) -> Question | None:
         return self.question if slug == self.question.slug else None
 
-    async def answer(self, question: Question, approve: bool, note: str, used: str) -> str | None:
+    async def answer(self, question: Question, approve: bool, note: str, used: str) -> Answered:
         self.answers.append((approve, note, used))
         self.question = Question(**{**question.__dict__, "used": question.used | {used}})
-        return None
+        return Answered()
 
     def gate(self) -> Gate:
         return Gate(question=self.read, answer=self.answer)

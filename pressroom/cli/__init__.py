@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from pressroom.cli import content, deliveries, importing, people, runs
 from pressroom.cli.base import app, err
 from pressroom.errors import PressroomError, TransientError
@@ -23,6 +25,7 @@ def main() -> None:
     try:
         app()
     except PressroomError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        # Escaped: "[prefect] port" or "[[social]]" in a message is text, not console markup.
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         # A server away (the database, SMTP) is a failed run, 1; wrong settings or usage, 2.
         sys.exit(1 if isinstance(exc, TransientError) else 2)

@@ -59,6 +59,6 @@ def parse_now(value: str | None) -> datetime:
 
 def use_local_prefect(settings: Settings) -> None:
     """Before Prefect is imported: use the project's running local server (`pressroom prefect-server`), if any."""
-    from flows.ops import use_local_server
+    from flows.server import use_local_server
 
     use_local_server(settings)

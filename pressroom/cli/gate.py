@@ -2,7 +2,8 @@
 
 The pages (:mod:`pressroom.web.approval`) know nothing of Prefect; this is the shell's half: the
 question the approval gate (:mod:`flows.approval`) keeps in a Prefect Variable, and the resume of
-the run that waits for it, through the Prefect API as the UI's Resume form does. Prefect and the
+the run that waits for it, through the Prefect API as the UI's Resume form does (or, when no run
+waits, the answer kept for the next run). Prefect and the
 flows are imported inside the functions only: the CLI's one door to them.
 """
 
@@ -12,7 +13,7 @@ import json
 from dataclasses import asdict, replace
 from uuid import UUID
 
-from pressroom.web.approval import Gate, Question
+from pressroom.web.approval import Answered, Gate, Question
 
 __all__ = ["prefect_gate"]
 
@@ -29,18 +30,18 @@ async def _question(slug: str) -> Question | None:
                     used=frozenset(decision.used))
 
 
-async def _answer(question: Question, approve: bool, note: str, used: str) -> str | None:
+async def _answer(question: Question, approve: bool, note: str, used: str) -> Answered:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
     from prefect.flow_runs import aresume_flow_run
     from prefect.variables import Variable
 
-    from flows.approval import _parse, _variable_name
+    from flows.approval import _parse, _variable_name, keep_answer
 
     name = _variable_name(question.slug)
     decision = _parse(await Variable.aget(name, default=None))
     if decision is None or decision.digest != question.digest:
-        return "No question is open for this version of the release any more."
+        return Answered(failed="No question is open for this version of the release any more.")
     run_id = UUID(decision.flow_run_id)
     try:
         async with get_client() as client:
@@ -48,14 +49,16 @@ async def _answer(question: Question, approve: bool, note: str, used: str) -> st
     except ObjectNotFound:
         run = None
     if run is None or run.state is None or not run.state.is_paused():
-        return "The run that asked is not waiting for an answer right now; try again in a minute, or answer in the Prefect UI."
+        # Asked by a run that did not wait (from the terminal): the next run sends it.
+        await keep_answer(question.slug, decision, approve=approve, note=note, link=used)
+        return Answered(later=True)
     marked = replace(decision, used=(*decision.used, used))
     await Variable.aset(name, json.dumps(asdict(marked)), tags=["pressroom", "approval"], overwrite=True)
     try:
         await aresume_flow_run(run_id, run_input={"approve": approve, "note": note})
     except (NotPausedError, FlowPauseTimeout, RuntimeError) as exc:
-        return str(exc)
-    return None
+        return Answered(failed=str(exc))
+    return Answered()
 
 
 def prefect_gate() -> Gate:

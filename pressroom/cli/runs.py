@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TypeVar
 
 import typer
 
@@ -19,6 +21,23 @@ from pressroom.cli.base import (
     use_local_prefect,
 )
 from pressroom.settings import Settings, WebSettings
+
+T = TypeVar("T")
+
+
+def _in_prefect(run: Callable[[], T]) -> T:
+    """Run a flow from the terminal: Prefect's temporary server not starting in time is one line with
+    the next step, never a traceback."""
+    try:
+        return run()
+    except RuntimeError as exc:
+        if "ephemeral Prefect API server" not in str(exc):
+            raise
+        waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20")
+        err.print(f"[red]error:[/red] Prefect's temporary server did not start within {waited} s (hint: start the "
+                  "project's own server once with `pressroom prefect-server`, which later commands find; on a busy "
+                  "machine raise \\[prefect] start_timeout)", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _seed_sample_audience(settings: Settings) -> None:
@@ -94,8 +113,8 @@ def publish(
     use_local_prefect(settings)
     from flows.publish import publish as publish_flow
 
-    summary = publish_flow(settings_file=str(settings_file) if settings_file else None, now=moment)
-    console.print(summary.as_text())
+    summary = _in_prefect(lambda: publish_flow(settings_file=str(settings_file) if settings_file else None, now=moment))
+    console.print(summary.as_text(), markup=False, soft_wrap=True)
     if summary.problems:
         raise typer.Exit(1)
 
@@ -107,7 +126,8 @@ def digest(settings_file: SettingsOption = None, now: NowOption = None) -> None:
     use_local_prefect(settings)
     from flows.digest import digest as digest_flow
 
-    report = digest_flow(settings_file=str(settings_file) if settings_file else None, now=parse_now(now))
+    moment = parse_now(now)
+    report = _in_prefect(lambda: digest_flow(settings_file=str(settings_file) if settings_file else None, now=moment))
     console.print(report.as_text(), markup=False, soft_wrap=True)
     if report.error:  # stopped early; the rest stays due for the next run
         raise typer.Exit(1)
@@ -146,8 +166,8 @@ def serve_flows(
 
     Starts (or finds) the project's local Prefect server first, as `pressroom prefect-server` does: its scheduler makes the schedules fire. The server keeps running after serve-flows stops.
     """
-    from flows.ops import serve_flows as serve
-    from flows.ops import start_local_server
+    from flows.deployments import serve_flows as serve
+    from flows.server import start_local_server
 
     settings = open_settings(settings_file)
     url = start_local_server(settings)
@@ -167,7 +187,7 @@ def prefect_server(
     stop: Annotated[bool, typer.Option("--stop", help="stop the project's local server")] = False,
 ) -> None:
     """Start a local Prefect server under var/prefect/ that later commands use, so each run starts in seconds."""
-    from flows.ops import start_local_server, stop_local_server
+    from flows.server import start_local_server, stop_local_server
 
     settings = open_settings(settings_file)
     if stop:
@@ -180,11 +200,11 @@ def prefect_server(
 
 def _ops_settings(settings: Settings) -> Settings:
     """Settings with Prefect Secret blocks applied, when a Prefect API is configured; plain settings otherwise."""
-    from flows.ops import use_local_server
+    from flows.server import use_local_server
 
     if not use_local_server(settings):
         return settings  # no server to hold Secret blocks; starting a temporary one would only cost time
-    from flows.ops import resolve_secrets
+    from flows.secrets import resolve_secrets
 
     return resolve_secrets(settings)
 
@@ -208,7 +228,8 @@ def serve(
     if settings.email.editors:
         # The proof's Approve/Reject links resume paused runs on the Prefect API the flows use,
         # signed with the secret the flows sign with (a Secret block, when there is one).
-        from flows.ops import resolve_secrets, use_local_server
+        from flows.secrets import resolve_secrets
+        from flows.server import use_local_server
         from pressroom.cli.gate import prefect_gate
         from pressroom.web.approval import approval_routes
 

@@ -8,19 +8,22 @@ what the ledger does not have as sent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pressroom.dispatch.decide import FollowUp, email_follow_ups, silent_edits, vanished_releases
-from pressroom.dispatch.email import EmailChannel, per_language, send_email
-from pressroom.errors import PressroomError
+from pressroom.dispatch.deliver import Send, deliver
+from pressroom.dispatch.email import EmailChannel, per_language
+from pressroom.dispatch.engine import Channel
+from pressroom.dispatch.social import SocialReport, follow_up_releases
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.mail.transports import Transport
-from pressroom.releases import LoadResult, Release, file_slug
+from pressroom.releases import LoadResult, Release, file_slug, public_releases
 from pressroom.settings import Settings
 
-__all__ = ["follow_up_email", "reminders", "send_follow_ups"]
+__all__ = ["AfterPublication", "FollowUpEmail", "after_publication", "follow_up_email", "reminders", "send_follow_ups"]
 
 #: The channel whose ``sent`` rows are the readers a follow-up goes to.
 ORIGINAL = "email"
@@ -41,22 +44,68 @@ def follow_up_email(*, release: Release, follow_up: FollowUp, settings: Settings
                         key=lambda d: f"{d.release}/{follow_up.channel}/{d.recipient}", transport=transport)
 
 
-def send_follow_ups(*, release: Release, settings: Settings, ledger: Ledger, now: datetime, first_seen: datetime,
-                    run_id: str | None = None, transport: Transport | None = None) -> list[DeliveryReport]:
-    """Plan and send each follow-up ``release`` calls for; one report per follow-up channel."""
-    reports = []
-    for follow_up in email_follow_ups(release=release, settings=settings, first_seen=first_seen):
-        ledger.plan_received(release=release.slug, source=ORIGINAL, channel=follow_up.channel, now=now)
-        error = ""
-        try:
-            channel = follow_up_email(release=release, follow_up=follow_up, settings=settings, transport=transport)
-            send_email(channel=channel, ledger=ledger, release=release.slug, run_id=run_id, now=now)
-        except PressroomError as exc:  # a server away: the rows stay due for the next run, the others go on
-            error = str(exc)
-        report = ledger.report(release=release.slug, channel=follow_up.channel, run_id=run_id)
-        report.error = error
-        reports.append(report)
-    return reports
+@dataclass(frozen=True)
+class FollowUpEmail(Send):
+    """A correction note or a withdrawal notice to every reader the release's email reached."""
+
+    release: Release
+    follow_up: FollowUp
+    transport: Transport | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return self.release.slug
+
+    @property
+    def channel(self) -> str:  # type: ignore[override]
+        return self.follow_up.channel
+
+    def plan(self, ledger: Ledger, now: datetime) -> int | None:
+        return ledger.plan_received(release=self.release.slug, source=ORIGINAL, channel=self.follow_up.channel, now=now)
+
+    def open(self, settings: Settings, ledger: Ledger) -> Channel:
+        return follow_up_email(release=self.release, follow_up=self.follow_up, settings=settings, transport=self.transport)
+
+
+def send_follow_ups(*, release: Release, settings: Settings, ledger: Ledger | None = None, now: datetime,
+                    first_seen: datetime, run_id: str | None = None,
+                    transport: Transport | None = None) -> list[DeliveryReport]:
+    """Plan and send each follow-up ``release`` calls for; one report per follow-up channel. A server
+    away stops one follow-up (its rows stay due for the next run), never the others."""
+    return [
+        deliver(FollowUpEmail(release=release, follow_up=follow_up, transport=transport), settings=settings, now=now,
+                run_id=run_id, ledger=ledger).report
+        for follow_up in email_follow_ups(release=release, settings=settings, first_seen=first_seen)
+    ]
+
+
+@dataclass
+class AfterPublication:
+    """What a run told the readers and followers of releases already out, and what it reminds of."""
+
+    emails: list[DeliveryReport]
+    social: SocialReport
+    reminders: list[str]
+
+
+def after_publication(*, loaded: LoadResult, settings: Settings, now: datetime,
+                      run_id: str | None = None) -> AfterPublication:
+    """Corrections and withdrawals to those who received a release (emails, replies, deleted posts);
+    reminders of silent edits and deleted files; then what each public release says now, for the next run."""
+    ledger = Ledger.from_settings(settings)
+    notes = reminders(loaded=loaded, ledger=ledger, now=now, root=settings.root)
+    first_seen = ledger.first_published()
+    published = [r for r in loaded.releases if r.slug in first_seen and (r.is_public(now) or r.shows_notice(now))]
+    social = follow_up_releases(releases=published, settings=settings, ledger=ledger, now=now, first_seen=first_seen,
+                                run_id=run_id)
+    emails = [
+        report
+        for release in published
+        for report in send_follow_ups(release=release, settings=settings, ledger=ledger, now=now,
+                                      first_seen=first_seen[release.slug], run_id=run_id)
+    ]
+    ledger.remember_texts(releases=public_releases(loaded.releases, now))
+    return AfterPublication(emails=emails, social=social, reminders=notes)
 
 
 def reminders(*, loaded: LoadResult, ledger: Ledger, now: datetime, root: Path) -> list[str]:

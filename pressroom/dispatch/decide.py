@@ -1,13 +1,15 @@
 """Whether a release goes out on a channel: pure functions, asked before any gate, plan or send.
 
 Each answers :class:`Decision`: ``send``; ``skip`` with the reason shown in the run report and
-artifact; or ``approve``: an editor must say yes first (the flows pause for that). Nothing here
-reads the clock, the database or Prefect; the callers pass what they know.
+artifact; or ``approve``: an editor must say yes first. The editor's gate (in the flows) answers
+``send``, ``skip`` (rejected, not answered in time) or ``wait`` (asked, no answer yet: a later run
+sends it once approved). Nothing here reads the clock, the database or Prefect; the callers pass
+what they know.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -18,11 +20,16 @@ from pressroom.settings import Settings, SocialAccount
 __all__ = [
     "Decision",
     "FollowUp",
+    "NOT_APPROVED",
+    "SEND",
+    "WAIT",
     "digest_period",
     "digest_releases",
     "email_decision",
     "email_follow_ups",
     "embargo_decision",
+    "embargo_moved",
+    "embargo_withdrawn",
     "silent_edits",
     "social_decision",
     "social_follow_ups",
@@ -32,7 +39,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Decision:
-    action: Literal["send", "skip", "approve"]
+    action: Literal["send", "skip", "approve", "wait"]
     reason: str = ""
 
     @property
@@ -41,6 +48,8 @@ class Decision:
 
 
 SEND = Decision("send")
+NOT_APPROVED = Decision("skip", "not approved by an editor")
+WAIT = Decision("wait", "waiting for an editor: the email goes out when approved")
 
 
 def _too_old(release: Release, first_seen: datetime, max_age_days: float | None) -> str:
@@ -133,7 +142,27 @@ def embargo_decision(*, release: Release, settings: Settings, now: datetime, pla
         return SEND
     if approved is None:
         return Decision("approve", "an editor approves the journalist email first")
-    return SEND if approved else Decision("skip", "not approved by an editor")
+    return SEND if approved else NOT_APPROVED
+
+
+def embargo_moved(*, release: Release | None, announced: Mapping[str, datetime], now: datetime) -> list[str]:
+    """The journalists told another date than ``release``'s date now (``announced``: address -> the last
+    date they were told): they hear "embargo moved", while it is still before its date."""
+    if release is None or release.status != "approved" or now >= release.date:
+        return []
+    return [address for address, date in announced.items() if date != release.date]
+
+
+def embargo_withdrawn(*, release: Release | None, announced: Mapping[str, datetime], file_exists: bool,
+                      now: datetime) -> bool:
+    """Whether the journalists who had an embargoed email hear that it is withdrawn: the release went back
+    to draft, or its file is gone (a file that does not parse is no withdrawal), before the latest date
+    they were told (after it, there is nothing left to hold back)."""
+    if release is not None and (release.status != "draft" or not announced):
+        return False
+    if release is None and (file_exists or not announced):
+        return False
+    return now < max(announced.values())
 
 
 # --------------------------------------------------------------------------- after publication

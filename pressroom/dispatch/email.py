@@ -1,7 +1,9 @@
 """Email channels: a release, a weekly digest, subscription emails and staff emails, one transport each.
 
 They differ only in whom they reach (planned in the ledger) and how one delivery renders;
-pushing, pacing and the retry policy are the same :class:`EmailChannel`.
+pushing, pacing and the retry policy are the same :class:`EmailChannel`. Each has its
+:class:`~pressroom.dispatch.deliver.Send` (:class:`ReleaseEmail`, :class:`Digest`,
+:class:`SubscriptionEmails`, :class:`Staff`), sent by :func:`~pressroom.dispatch.deliver.deliver`.
 
 - ``email``: a release (compiled once, personalised per reader) or a digest (composed once per
   distinct selection of releases).
@@ -18,24 +20,51 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pressroom.audience import Audience, preferences_url, unsubscribe_url
-from pressroom.dispatch.engine import DispatchResult, Pushed, backoff, dispatch
+from pressroom.dispatch.decide import (
+    SEND,
+    Decision,
+    digest_period,
+    digest_releases,
+    email_decision,
+)
+from pressroom.dispatch.deliver import (
+    Ask,
+    Drain,
+    Due,
+    Pacing,
+    Send,
+    Workers,
+    deliver,
+    drive,
+)
+from pressroom.dispatch.engine import Channel, DispatchResult, Pushed, backoff, dispatch
 from pressroom.errors import PermanentError, PressroomError
-from pressroom.ledger import Delivery, Ledger
+from pressroom.ledger import Delivery, DeliveryReport, Ledger
 from pressroom.mail.transports import Envelope, Transport, transport_for
+from pressroom.releases import Release, load_releases, public_releases
 from pressroom.settings import Settings
 
 __all__ = [
+    "Digest",
     "EmailChannel",
+    "ReleaseEmail",
+    "Staff",
+    "SubscriptionEmails",
     "TransactionalSender",
+    "digest_due",
     "digest_email",
+    "email_due",
     "enqueue_transactional",
     "per_language",
     "release_email",
+    "send_digest",
     "send_email",
+    "send_release_emails",
     "send_staff",
     "staff_email",
     "transactional_email",
@@ -102,13 +131,10 @@ class EmailChannel:
 
 def send_email(*, channel: EmailChannel, ledger: Ledger, release: str | None, run_id: str | None = None,
                wait: bool = True, now: datetime | None = None) -> DispatchResult:
-    """:func:`~pressroom.dispatch.engine.dispatch` with the email settings (batch size, lease, retry window)."""
-    settings = channel.settings
-    return dispatch(
-        channel=channel, ledger=ledger, release=release, run_id=run_id, now=now,
-        batch_size=settings.email.batch_size, lease=timedelta(seconds=settings.email.claim_lease_seconds),
-        retry_window=settings.email.retry_window_seconds if wait else 0.0,
-    )
+    """The engine's loop on rows planned before, with the email settings (batch size, lease, retry window)."""
+    pacing = Pacing.email(channel.settings, wait=wait)
+    return dispatch(channel=channel, ledger=ledger, release=release, run_id=run_id, now=now,
+                    batch_size=pacing.batch_size, lease=pacing.lease, retry_window=pacing.retry_window)
 
 
 # --------------------------------------------------------------------------- releases and digests
@@ -191,6 +217,121 @@ def digest_email(*, releases: Sequence[Any], settings: Settings, ledger: Ledger,
     return EmailChannel(name="email", settings=settings, render=render, transport=transport)
 
 
+@dataclass(frozen=True)
+class ReleaseEmail(Send):
+    """A release's email to its subscribers: those of its topics who take every release."""
+
+    release: Release
+    channel = "email"
+
+    @property
+    def key(self) -> str:
+        return self.release.slug
+
+    @property
+    def keep(self) -> str:
+        return f"email\n{self.release.slug}\n{self.release.digest}"
+
+    def check(self, settings: Settings) -> None:
+        transport_for(settings=settings)  # an unknown transport fails here, before anything is planned
+
+    def plan(self, ledger: Ledger, now: datetime) -> int | None:
+        return ledger.plan_audience(release=self.release.slug, channel=self.channel, tags=self.release.topics,
+                                    cadence="per-release", now=now)
+
+    def open(self, settings: Settings, ledger: Ledger) -> Channel:
+        return release_email(release=self.release, settings=settings)
+
+    def workers(self, settings: Settings) -> int:
+        return settings.email.workers
+
+
+@dataclass(frozen=True)
+class Digest(Send):
+    """The weekly digest ``key``: each weekly reader gets the ``releases`` of ``period`` they have not had."""
+
+    key: str
+    releases: tuple[Release, ...]
+    period: tuple[datetime, datetime]
+    channel = "email"
+
+    @property
+    def keep(self) -> str:
+        return "\n".join(["digest", self.key, *(release.digest for release in self.releases)])
+
+    def check(self, settings: Settings) -> None:
+        transport_for(settings=settings)
+
+    def plan(self, ledger: Ledger, now: datetime) -> int | None:
+        return ledger.plan_digest(digest=self.key, items=[(r.slug, r.topics) for r in self.releases], now=now)
+
+    def open(self, settings: Settings, ledger: Ledger) -> Channel:
+        return digest_email(releases=self.releases, settings=settings, key=self.key, period=self.period, ledger=ledger)
+
+    def workers(self, settings: Settings) -> int:
+        return settings.email.workers
+
+
+def email_due(*, settings: Settings, releases: Sequence[Release], now: datetime, ledger: Ledger | None = None) -> list[Due]:
+    """The email of every public release at ``now``, with its decision; a release sent before is settled."""
+    ledger = ledger or Ledger.from_settings(settings)
+    first_seen = ledger.first_published()
+    subscribers: int | None = None
+    due = []
+    for release in public_releases(releases, now):
+        send = ReleaseEmail(release)
+        planned = ledger.is_planned(release=send.key, channel=send.channel)
+        decision = email_decision(release=release, settings=settings, first_seen=first_seen.get(release.slug, now),
+                                  planned=planned)
+        settled = None
+        if planned and not ledger.outstanding(release=send.key, channel=send.channel, now=now)[0]:
+            settled = ledger.report(release=send.key, channel=send.channel)
+            settled.sent_now = 0
+        if decision.action == "approve" and subscribers is None:
+            # An upper bound (topics and cadence narrow it) the editor sees before anything is
+            # planned, so a rejected release leaves nothing queued.
+            subscribers = Audience.from_settings(settings).count(status="confirmed")
+        due.append(Due(send=send, decision=decision, release=release, audience=subscribers or 0, settled=settled))
+    return due
+
+
+def send_release_emails(*, settings: Settings, releases: Sequence[Release], now: datetime, run_id: str | None = None,
+                        ask: Ask | None = None, workers: Workers | None = None) -> list[DeliveryReport]:
+    """Every public release's email that may go out at ``now``, once: decided, asked (``ask``), delivered."""
+    return drive(email_due(settings=settings, releases=releases, now=now), settings=settings, now=now, run_id=run_id,
+                 ask=ask, workers=workers)
+
+
+def digest_due(*, settings: Settings, now: datetime, approved: Callable[[Release], bool],
+               ledger: Ledger | None = None) -> Due:
+    """The weekly digest due at ``now`` (the week before, :func:`~pressroom.dispatch.decide.digest_period`).
+
+    ``approved`` says whether an editor approved a release that needs it: one waiting for an
+    answer, or rejected, must not reach weekly readers by the back door.
+    """
+    from pressroom.mail import digest_key
+
+    start, end = digest_period(now=now, settings=settings)
+    send = Digest(key=digest_key(period_start=start, settings=settings), releases=(), period=(start, end))
+    if not (settings.email.enabled and settings.digest.enabled):
+        return Due(send=send, decision=Decision("skip", "email or digest is turned off in settings"))
+    send.check(settings)  # before the releases are read and the editors' answers asked
+    ledger = ledger or Ledger.from_settings(settings)
+    chosen = digest_releases(releases=load_releases(settings).releases, settings=settings, now=now,
+                             first_seen=ledger.first_published(), approved=approved)
+    if not chosen:
+        return Due(send=send, decision=Decision("skip", f"no release first published {start:%Y-%m-%d} to {end:%Y-%m-%d}"))
+    return Due(send=Digest(key=send.key, releases=tuple(chosen), period=(start, end)), decision=SEND)
+
+
+def send_digest(*, settings: Settings, now: datetime, approved: Callable[[Release], bool], run_id: str | None = None,
+                workers: Workers | None = None) -> DeliveryReport:
+    """Send the digest due at ``now`` to the weekly readers; a rerun sends only what is still due."""
+    [report] = drive([digest_due(settings=settings, now=now, approved=approved)], settings=settings, now=now,
+                     run_id=run_id, workers=workers)
+    return report
+
+
 # --------------------------------------------------------------------------- subscription emails
 
 TRANSACTIONAL = "transactional"
@@ -264,6 +405,24 @@ def transactional_email(*, settings: Settings, transport: Transport | None = Non
                         transport=transport)
 
 
+@dataclass(frozen=True)
+class SubscriptionEmails(Send):
+    """Every subscription email not sent yet. Each request plans its own row (:func:`enqueue_transactional`)."""
+
+    key = None
+    channel = TRANSACTIONAL
+    keep = "transactional"  # its bounded cache of compositions outlives a round
+
+    def plan(self, ledger: Ledger, now: datetime) -> None:
+        return None
+
+    def open(self, settings: Settings, ledger: Ledger) -> Channel:
+        return transactional_email(settings=settings)
+
+    def pacing(self, settings: Settings) -> Pacing:
+        return Pacing.email(settings, wait=False)
+
+
 class TransactionalSender:
     """Delivers subscription emails in the background of one process (the web app's), within a second.
 
@@ -291,15 +450,14 @@ class TransactionalSender:
             self._thread.join(timeout=30)
 
     def _loop(self) -> None:
-        channel: EmailChannel | None = None
         while not self._stopping.is_set():
             self._event.wait(self.interval)
             self._event.clear()
             if self._stopping.is_set():
                 return
             try:
-                channel = channel or transactional_email(settings=self.settings)
-                send_email(channel=channel, ledger=Ledger.from_settings(self.settings), release=None, wait=False)
+                # The requests planned the rows (enqueue_transactional): a round only drains them.
+                Drain(send=SubscriptionEmails(), settings=self.settings, now=_now())()
             except PressroomError as exc:
                 log.warning("subscription emails: %s", exc)
             except Exception:  # noqa: BLE001 - the web app keeps serving; the rows stay due
@@ -317,25 +475,57 @@ def staff_email(*, settings: Settings, transport: Transport | None = None) -> Em
                         render=lambda d: base64.b64decode(d.payload or ""))
 
 
+@dataclass(frozen=True)
+class Staff(Send):
+    """A handful of ready messages to staff under one ``key``, one per address (a proof, an alert)."""
+
+    key: str
+    messages: tuple[tuple[str, bytes], ...]
+    transport: Transport | None = field(default=None, compare=False)
+    channel = STAFF
+
+    def plan(self, ledger: Ledger, now: datetime) -> int:
+        return sum(ledger.enqueue(release=self.key, channel=STAFF, recipient=address, subscriber_id=None,
+                                  payload=base64.b64encode(data).decode(), now=now)
+                   for address, data in self.messages)
+
+    def open(self, settings: Settings, ledger: Ledger) -> Channel:
+        return staff_email(settings=settings, transport=self.transport)
+
+    def pacing(self, settings: Settings) -> Pacing:
+        return Pacing.email(settings, wait=False)
+
+
 def send_staff(*, settings: Settings, key: str, messages: Mapping[str, bytes], now: datetime | None = None) -> list[str]:
     """Send each of ``messages`` (address -> bytes) once for ``key``; returns who has it.
 
     A second call with the same ``key`` sends nothing new (a proof is sent once per release
-    version, an alert once per failed run). One failing address never stops the others.
+    version, an alert once per failed run). One failing address never stops the others; a
+    refused login or a server away leaves the rows queued and the caller goes on.
     """
     if not messages:
         return []
-    now = now or _now()
     ledger = Ledger.from_settings(settings)
-    for address, data in messages.items():
-        ledger.enqueue(release=key, channel=STAFF, recipient=address, subscriber_id=None,
-                       payload=base64.b64encode(data).decode(), now=now)
-    try:
-        send_email(channel=staff_email(settings=settings), ledger=ledger, release=key, wait=False)
-    except PressroomError as exc:  # a refused login, a server away: the rows stay queued, the caller goes on
-        log.warning("staff email %s: %s", key, exc)
+    delivered = deliver(Staff(key=key, messages=tuple(messages.items())), settings=settings, now=now or _now(), ledger=ledger)
+    if delivered.report.error:
+        log.warning("staff email %s: %s", key, delivered.report.error)
     states = ledger.states(release=key, channel=STAFF)
     for address in messages:
         if states.get(address) != "sent":
             log.warning("could not email %s (%s): %s", address, key, states.get(address, "not planned"))
     return [address for address in messages if states.get(address) == "sent"]
+
+
+
+def email_staff(*, settings: Settings, key: str, to: Sequence[str], subject: str, text: str) -> list[str]:
+    """One plain note to staff (an operator alert, the inbox's new drafts), sent once for ``key``
+    through :func:`send_staff`; the same bytes for each but the To line. Returns who has it."""
+    import html
+
+    from pressroom.mail.message import Recipient, build_composed, new_tokens
+
+    composed = build_composed(
+        key=key, subject=subject, html_body=f"<pre>{html.escape(text)}</pre>", text_body=text, tokens=new_tokens(),
+        settings=settings, bulk=False, headers={"Auto-Submitted": "auto-generated"},  # RFC 3834: no vacation replies
+    )
+    return send_staff(settings=settings, key=key, messages={address: composed.message(Recipient(address=address)) for address in to})

@@ -18,22 +18,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pressroom.audience import Audience, Journalist, MediaList, journalist_unsubscribe_url, preview_url
-from pressroom.dispatch.decide import embargo_decision
-from pressroom.dispatch.email import EmailChannel, send_email
+from pressroom.dispatch.decide import NOT_APPROVED, SEND, embargo_decision, embargo_moved, embargo_withdrawn
+from pressroom.dispatch.deliver import Ask, Due, Pacing, Send, drive
+from pressroom.dispatch.email import EmailChannel
+from pressroom.dispatch.engine import Channel
 from pressroom.errors import PermanentError
 from pressroom.ledger import Delivery, DeliveryReport, Ledger
 from pressroom.mail.transports import Transport
 from pressroom.releases import Release
 from pressroom.settings import Settings
 
-__all__ = ["CHANNEL", "MOVED", "WITHDRAWN", "embargo_audience", "journalist_email", "run_embargo"]
+__all__ = ["CHANNEL", "MOVED", "WITHDRAWN", "MediaEmail", "embargo_audience", "journalist_email", "journalists_due",
+           "run_embargo"]
 
 CHANNEL = "embargo"
 MOVED = "embargo-moved"
@@ -99,79 +102,106 @@ def _announced(ledger: Ledger) -> dict[str, dict[str, _Had]]:
     return had
 
 
-def _send(*, name: str, key: str, compose: Callable[..., Any], settings: Settings, ledger: Ledger, media: MediaList,
-          slug: str, now: datetime, run_id: str | None, transport: Transport | None) -> DeliveryReport:
-    channel = EmailChannel(name=name, settings=settings, transport=transport,
-                           render=journalist_email(compose=compose, settings=settings, media=media, slug=slug),
-                           key=lambda d: f"{name}-{slug}/{d.recipient}")  # apart from subscribers' emails in the outbox
-    send_email(channel=channel, ledger=ledger, release=key, run_id=run_id, wait=False, now=now)
-    return ledger.report(release=key, channel=name, run_id=run_id, problems=20)
+@dataclass(frozen=True)
+class MediaEmail(Send):
+    """One of the media list's emails about one release (``channel``: embargoed, moved or withdrawn)
+    to ``recipients``; planned row by row on every run of its window, so a journalist added meanwhile
+    gets it too, and the ledger's uniqueness keeps it once each."""
+
+    channel: str
+    key: str
+    slug: str
+    recipients: tuple[str, ...]
+    payload: str
+    release: Release | None = None  # embargoed and moved: the release as it is now
+    title: str = ""  # withdrawn: the title the journalists had
+    transport: Transport | None = field(default=None, compare=False)
+    problems = 20
+
+    def plan(self, ledger: Ledger, now: datetime) -> int:
+        return sum(ledger.enqueue(release=self.key, channel=self.channel, recipient=address, subscriber_id=None,
+                                  payload=self.payload, now=now)
+                   for address in self.recipients)
+
+    def open(self, settings: Settings, ledger: Ledger) -> Channel:
+        from pressroom.mail import compose_embargo, compose_withdrawn
+
+        if self.channel == WITHDRAWN:
+            compose = partial(compose_withdrawn, slug=self.slug, title=self.title, settings=settings)
+        else:
+            compose = partial(compose_embargo, release=self.release, settings=settings, moved=self.channel == MOVED)
+        media = MediaList(audience=Audience.from_settings(settings))
+        name, slug = self.channel, self.slug
+        return EmailChannel(name=name, settings=settings, transport=self.transport,
+                            render=journalist_email(compose=compose, settings=settings, media=media, slug=slug),
+                            key=lambda d: f"{name}-{slug}/{d.recipient}")  # apart from subscribers' emails in the outbox
+
+    def pacing(self, settings: Settings) -> Pacing:
+        return Pacing.email(settings, wait=False)
 
 
-def run_embargo(
-    *, releases: Sequence[Release], settings: Settings, ledger: Ledger, now: datetime,
-    approved: Callable[[Release], bool] | None = None, run_id: str | None = None, transport: Transport | None = None,
-) -> list[DeliveryReport]:
-    """Every media-list email due at ``now``: embargoed, moved, withdrawn. Safe to run as often as wanted.
-
-    ``approved`` asks an editor (the flows' approval gate) when a release needs approval;
-    without it such a release waits. ``releases`` are every valid release read (drafts too).
-    """
-    from pressroom.mail import compose_embargo, compose_withdrawn
-
-    media = MediaList(audience=Audience.from_settings(settings))
-    reports: list[DeliveryReport] = []
-    had = _announced(ledger)
+def _embargoed(*, releases: Iterable[Release], settings: Settings, ledger: Ledger, now: datetime,
+               transport: Transport | None) -> list[Due]:
+    due: list[Due] = []
     journalists: list[Journalist] | None = None
     for release in releases:
         if release.embargo is None:
             continue
         planned = bool(ledger.states(release=release.slug, channel=CHANNEL))
         decision = embargo_decision(release=release, settings=settings, now=now, planned=planned)
+        if decision.skipped and now >= release.date:
+            continue  # a release public already has nothing to say here, run after run
         if journalists is None and not decision.skipped:
-            journalists = media.reachable()
-        matching = embargo_audience(release=release, journalists=journalists or [])
-        if decision.action == "approve":
-            # No editor is asked (nor a run paused) for an email that would reach nobody.
-            decision = embargo_decision(release=release, settings=settings, now=now, planned=planned,
-                                        approved=bool(matching) and approved is not None and approved(release))
-        if decision.skipped:
-            if now < release.date:  # a release public already has nothing to say here, run after run
-                reports.append(DeliveryReport(release=release.slug, channel=CHANNEL, skipped=decision.reason))
-            continue
-        for journalist in matching:
-            ledger.enqueue(release=release.slug, channel=CHANNEL, recipient=journalist.address, subscriber_id=None,
-                           payload=_payload(release), now=now)
-        reports.append(_send(name=CHANNEL, key=release.slug, compose=partial(compose_embargo, release=release, settings=settings),
-                             settings=settings, ledger=ledger, media=media, slug=release.slug, now=now, run_id=run_id,
-                             transport=transport))
+            journalists = MediaList(audience=Audience.from_settings(settings)).reachable()
+        matching = [j.address for j in embargo_audience(release=release, journalists=journalists or [])]
+        if decision.action == "approve" and not matching:
+            decision = NOT_APPROVED  # no editor is asked (nor a run paused) for an email that would reach nobody
+        send = MediaEmail(channel=CHANNEL, key=release.slug, slug=release.slug, recipients=tuple(matching),
+                          payload=_payload(release), release=release, transport=transport)
+        due.append(Due(send=send, decision=decision, release=release, audience=len(matching)))
+    return due
+
+
+def _told_again(*, releases: Iterable[Release], had: dict[str, dict[str, _Had]], now: datetime,
+                transport: Transport | None) -> list[Due]:
     by_slug = {release.slug: release for release in releases}
+    due: list[Due] = []
     for slug, recipients in had.items():
         release = by_slug.get(slug)
-        if release is not None and release.status == "approved" and now < release.date:
-            moved = [address for address, last in recipients.items() if last.date != release.date]
-            if moved:
-                key = f"{slug}@{int(release.date.timestamp())}"
-                for address in moved:
-                    ledger.enqueue(release=key, channel=MOVED, recipient=address, subscriber_id=None,
-                                   payload=_payload(release), now=now)
-                reports.append(_send(name=MOVED, key=key,
-                                     compose=partial(compose_embargo, release=release, settings=settings, moved=True),
-                                     settings=settings, ledger=ledger, media=media, slug=slug, now=now, run_id=run_id,
-                                     transport=transport))
+        announced = {address: last.date for address, last in recipients.items()}
+        moved = embargo_moved(release=release, announced=announced, now=now)
+        if release is not None and moved:
+            send = MediaEmail(channel=MOVED, key=f"{slug}@{int(release.date.timestamp())}", slug=slug,
+                              recipients=tuple(moved), payload=_payload(release), release=release, transport=transport)
+            due.append(Due(send=send, decision=SEND))
             continue
-        # A file that does not parse is not a withdrawal: only a draft or a file that is gone.
-        gone = release is None and not any(Path(last.source).exists() for last in recipients.values())
-        if not (gone or (release is not None and release.status == "draft")):
-            continue
-        latest = max(recipients.values(), key=lambda last: last.date)
-        if now >= latest.date:
-            continue  # its time has passed: nothing left to hold back
-        for address in recipients:
-            ledger.enqueue(release=slug, channel=WITHDRAWN, recipient=address, subscriber_id=None,
-                           payload=json.dumps({"title": latest.title}), now=now)
-        reports.append(_send(name=WITHDRAWN, key=slug,
-                             compose=partial(compose_withdrawn, slug=slug, title=latest.title, settings=settings),
-                             settings=settings, ledger=ledger, media=media, slug=slug, now=now, run_id=run_id,
-                             transport=transport))
-    return reports
+        exists = any(Path(last.source).exists() for last in recipients.values())
+        if embargo_withdrawn(release=release, announced=announced, file_exists=exists, now=now):
+            latest = max(recipients.values(), key=lambda last: last.date)
+            send = MediaEmail(channel=WITHDRAWN, key=slug, slug=slug, recipients=tuple(recipients),
+                              payload=json.dumps({"title": latest.title}), title=latest.title, transport=transport)
+            due.append(Due(send=send, decision=SEND))
+    return due
+
+
+def journalists_due(*, releases: Sequence[Release], settings: Settings, now: datetime, ledger: Ledger | None = None,
+                    transport: Transport | None = None) -> list[Due]:
+    """Every media-list email at ``now`` with its decision: embargoed (between ``embargo.notify`` and
+    ``date``), moved, withdrawn. ``releases`` are every valid release read (drafts too)."""
+    ledger = ledger or Ledger.from_settings(settings)
+    had = _announced(ledger)
+    return [*_embargoed(releases=releases, settings=settings, ledger=ledger, now=now, transport=transport),
+            *_told_again(releases=releases, had=had, now=now, transport=transport)]
+
+
+def run_embargo(
+    *, releases: Sequence[Release], settings: Settings, now: datetime, ledger: Ledger | None = None,
+    ask: Ask | None = None, run_id: str | None = None, transport: Transport | None = None,
+) -> list[DeliveryReport]:
+    """Every media-list email due at ``now``: embargoed, moved, withdrawn. Safe to run as often as wanted.
+
+    ``ask`` is the editor's gate for a release that needs approval (one proof covers the journalists'
+    email and the subscribers'); without it such a release waits.
+    """
+    return drive(journalists_due(releases=releases, settings=settings, now=now, ledger=ledger, transport=transport),
+                 settings=settings, now=now, run_id=run_id, ask=ask, ledger=ledger)

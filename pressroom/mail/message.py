@@ -384,12 +384,14 @@ def build_composed(
     bulk: bool,
     action_url: str = "",
     greeting: tuple[str, str] = ("Hello {name},", "Hello,"),
+    headers: Mapping[str, str] | None = None,
 ) -> Composed:
     """Build the MIME skeleton once from parts that carry slot tokens (see :func:`new_tokens`).
 
     ``action_url`` is the action link of every recipient who brings none; without it, a
     recipient of an email that has an action link must bring their own (Recipient.action_url).
-    ``greeting`` is the email's "Hello {name}," and "Hello," in its language.
+    ``greeting`` is the email's "Hello {name}," and "Hello," in its language. ``headers`` are
+    further header fields of every message (an alert's ``Auto-Submitted``).
     """
     html_tokens = {slot: token for (part, slot), token in tokens.items() if part == "html"}
     text_tokens = {slot: token for (part, slot), token in tokens.items() if part == "text"}
@@ -399,6 +401,8 @@ def build_composed(
     msg["From"] = Address(display_name=clean_name(email.sender_name, links=True), addr_spec=email.sender)
     if email.reply_to:
         msg["Reply-To"] = email.reply_to
+    for name, value in (headers or {}).items():
+        msg[name] = value
     msg["Date"] = format_datetime(_PLACEHOLDER_DATE)
     mailto = ""
     if bulk:

@@ -30,6 +30,7 @@ __all__ = [
     "idempotency_key",
     "message_of",
     "open_networks",
+    "own_handle",
     "require",
     "retry_soon",
     "send",
@@ -88,6 +89,11 @@ class SocialNetwork(Protocol):
 def channel_name(account: SocialAccount) -> str:
     """The ledger channel of an account, e.g. ``social:bluesky:default``."""
     return f"social:{account.network}:{account.account}"
+
+
+def own_handle(account: SocialAccount) -> str | None:
+    """Who the account is on its network, so its posts do not mention it as a co-issuer."""
+    return account.author_urn or account.handle
 
 
 def idempotency_key(*, slug: str, channel: str, recipient: str) -> str:

@@ -2,8 +2,9 @@
 
 Only the POST decides. A GET (and the HEAD that link checkers and mail scanners send, and an
 OPTIONS) shows the question and changes nothing. A used, expired, forged or
-no-longer-an-editor's link gets a 400 page and changes nothing; a run that is not waiting (yet,
-or any more) gets a 409.
+no-longer-an-editor's link gets a 400 page and changes nothing. The answer resumes the run that
+waits for it; when none waits (the question was asked from the terminal) it is kept, and the next
+publish run acts on it.
 
 The pages know nothing of Prefect: the shell that serves them (``pressroom serve``) passes a
 :class:`Gate`, whose ``question`` reads what the waiting run asked and whose ``answer`` records
@@ -29,7 +30,7 @@ from pressroom.settings import Settings
 from pressroom.tokens import ApprovalLink, open_approval
 from pressroom.web.security import CSP
 
-__all__ = ["Gate", "Question", "approval_routes"]
+__all__ = ["Answered", "Gate", "Question", "approval_routes"]
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,21 @@ class Question:
 
 
 @dataclass(frozen=True)
+class Answered:
+    """What became of an editor's answer."""
+
+    failed: str = ""  # why it could not be taken; empty when it was
+    later: bool = False  # no run waited (it asked from the terminal): the next publish run acts on it
+
+
+@dataclass(frozen=True)
 class Gate:
     """The shell's side of the question: how to read it, and how to answer it."""
 
     #: The question open for release ``slug``, or None.
     question: Callable[[str], Awaitable[Question | None]]
-    #: Record the link ``used`` and resume the run with (approve, note); None when done, else why it could not.
-    answer: Callable[[Question, bool, str, str], Awaitable[str | None]]
+    #: Record the link ``used`` and give the answer (approve, note) to the run that waits, or keep it for the next run.
+    answer: Callable[[Question, bool, str, str], Awaitable[Answered]]
 
 
 @dataclass(frozen=True)
@@ -133,9 +142,11 @@ async def decide(desk: _Desk, request: Request) -> HTMLResponse:
             return opened
         link, question = opened
         verb = "approve" if link.approve else "reject"
-        failed = await desk.gate.answer(question, link.approve, f"{verb}d by {link.editor} from the proof's link", link.fingerprint)
-        if failed is not None:
-            return _page("Not waiting for an answer", f"<p>{html.escape(failed)}</p>", status=409)
-    done = "It goes to the subscribers now." if link.approve else "Nothing is sent."
+        answered = await desk.gate.answer(question, link.approve, f"{verb}d by {link.editor} from the proof's link",
+                                          link.fingerprint)
+        if answered.failed:
+            return _page("Not waiting for an answer", f"<p>{html.escape(answered.failed)}</p>", status=409)
+    when = "with the next publish run" if answered.later else "now"
+    done = f"It goes to the subscribers {when}." if link.approve else "Nothing is sent."
     title = html.escape(question.title or link.slug)
     return _page(f"Email {verb}d", f"<p>The email of <strong>{title}</strong> is {verb}d. {done}</p>")
