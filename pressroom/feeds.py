@@ -20,21 +20,27 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from pressroom import i18n
+from pressroom.releases.blocks import media_contacts
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
 from pressroom.text import clean_text, slugify
 
-__all__ = ["FEED_FILES", "render_feeds"]
+__all__ = ["FEED_FILES", "FEED_MEDIA_TYPES", "render_feeds"]
 
 #: Feed kind -> file name inside the folder the feeds describe (site root or ``tags/<slug>/``).
 FEED_FILES = {"rss": "feed.xml", "atom": "atom.xml", "json": "feed.json"}
+#: Feed file name -> the media type it is served as, the one the pages' <link rel="alternate"> announce.
+FEED_MEDIA_TYPES = {
+    FEED_FILES["rss"]: "application/rss+xml",
+    FEED_FILES["atom"]: "application/atom+xml",
+    FEED_FILES["json"]: "application/feed+json",
+}
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 # The updated time of a feed without items: fixed, so an empty site's feeds are stable too.
 _EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
-
 
 
 def render_feeds(
@@ -143,12 +149,13 @@ def _entry(entry: FeedEntry, release: Release, *, kind: str, text: Callable[[str
         entry.content(content, type=None if "]]>" in content else "CDATA")
     entry.published(release.date)
     entry.updated(release.modified)
+    # A release without an author is the organisation's word: a reader then shows the site's name rather
+    # than nothing. An Atom entry would inherit the feed's author by the standard, but readers such as
+    # newsboat show only an entry's own.
     if kind == "rss":
-        # A release without an author is the organisation's word: a reader then shows the site's
-        # name rather than nothing (Atom entries inherit the feed's author for the same effect).
         entry.dc.dc_creator(text(release.author or site_name))
-    elif release.author:
-        entry.author(name=text(release.author))
+    else:
+        entry.author(name=text(release.author or site_name))
     # One call for all of them: feedgen checks its arguments on every call, a fifth of a feed's time.
     categories = [
         {"term": tag_slug, "label": text(tag), "scheme": scheme}
@@ -230,9 +237,10 @@ def _full_content(release: Release, settings: Settings, language: str) -> str:
         for note in release.corrections
     ]
     parts.append(release.body_html)
-    if release.contacts:
+    contacts = media_contacts(release=release)  # as the page lists them: the issuers' too, each person once
+    if contacts:
         lines = []
-        for contact in release.contacts:
+        for contact in contacts:
             bits = [f"<strong>{html.escape(contact.name)}</strong>"]
             bits += [html.escape(value) for value in (contact.role, contact.organisation) if value]
             if contact.email:

@@ -8,6 +8,7 @@ markdown-it and nh3.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 from html.parser import HTMLParser
@@ -17,7 +18,10 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 from markdown_it import MarkdownIt
 
-__all__ = ["LANGUAGE_RE", "SLUG_RE", "clean_text", "html_to_text", "render_about", "render_markdown", "slugify"]
+__all__ = [
+    "ALIGN_CLASSES", "LANGUAGE_RE", "SLUG_RE", "cell_alignment", "clean_text", "html_to_text", "render_about", "render_markdown",
+    "slugify",
+]
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
@@ -46,17 +50,38 @@ def _markdown() -> MarkdownIt:
     return parser
 
 
+#: The class a ``---:`` / ``:---:`` column's cells get: the sanitiser drops every style attribute (it would let a
+#: release restyle the page) and ``align`` is obsolete HTML; the site's stylesheet and the email's inline styles
+#: (pressroom.mail.style) align by these.
+ALIGN_CLASSES = {"left": "align-left", "right": "align-right", "center": "align-center"}
+_ALIGNED = {name: alignment for alignment, name in ALIGN_CLASSES.items()}
+
+
 def _cell_alignment(state: Any) -> None:
-    """``---:`` columns as ``align="right"``: the sanitiser drops every style attribute (it would
-    let a release restyle the page), but keeps ``align``, which the site and email clients both honour."""
     if "|" not in state.src:
         return  # no table: most releases
     for token in state.tokens:
         if token.type in ("th_open", "td_open") and "style" in token.attrs:
-            token.attrs = {"align": str(token.attrs.pop("style")).removeprefix("text-align:")}
+            token.attrs = {"class": ALIGN_CLASSES[str(token.attrs.pop("style")).removeprefix("text-align:")]}
+
+
+def cell_alignment(classes: str | None) -> str:
+    """``left``, ``right`` or ``center``: how a table cell of a release body is aligned, by its ``class``."""
+    for name in (classes or "").split():
+        if name in _ALIGNED:
+            return _ALIGNED[name]
+    return "left"
 
 
 _URL_ATTRIBUTES = {("a", "href"), ("img", "src")}
+# ammonia's attributes without the obsolete ones (align, char, charoff, summary, hr's size and width): the Nu
+# HTML checker refuses them, and a release's raw HTML should not bring them onto a page.
+_OBSOLETE = {"align", "char", "charoff", "summary", "size"}
+_ATTRIBUTES = {
+    tag: {name for name in names if name not in _OBSOLETE and not (tag == "hr" and name == "width")}
+    for tag, names in nh3.ALLOWED_ATTRIBUTES.items()
+}
+_CELL_CLASSES = {"th": set(ALIGN_CLASSES.values()), "td": set(ALIGN_CLASSES.values())}
 
 
 def render_markdown(text: str, *, base_url: str) -> tuple[str, list[str]]:
@@ -66,22 +91,33 @@ def render_markdown(text: str, *, base_url: str) -> tuple[str, list[str]]:
     element, no event handler attribute, no ``javascript:`` URL survives.
     """
     relative: list[str] = []
+    _CALL.base_url, _CALL.relative = base_url, relative
+    return _cleaner().clean(_markdown().render(text)), relative
 
-    def absolutise(tag: str, attribute: str, value: str) -> str | None:
-        if (tag, attribute) in _URL_ATTRIBUTES and value and not value.startswith("#"):
-            parts = urlsplit(value)
-            if not parts.scheme and not parts.netloc:
-                relative.append(value)
-                return urljoin(base_url, value)
-        return value
 
-    html = nh3.clean(
-        _markdown().render(text),
-        attribute_filter=absolutise,
+# What one render_markdown call is making absolute, for the sanitiser's filter (which is made once: a sanitiser
+# made per call, with its tables of tags and attributes, took a third of the time of sanitising).
+_CALL = threading.local()
+
+
+def _absolutise(tag: str, attribute: str, value: str) -> str | None:
+    if (tag, attribute) in _URL_ATTRIBUTES and value and not value.startswith("#"):
+        parts = urlsplit(value)
+        if not parts.scheme and not parts.netloc:
+            _CALL.relative.append(value)
+            return urljoin(_CALL.base_url, value)
+    return value
+
+
+@lru_cache(maxsize=1)
+def _cleaner() -> nh3.Cleaner:
+    return nh3.Cleaner(
+        attributes=_ATTRIBUTES,
+        allowed_classes=_CELL_CLASSES,
+        attribute_filter=_absolutise,
         url_schemes={"http", "https", "mailto", "tel"},
         link_rel="noopener",
     )
-    return html, relative
 
 
 def render_about(text: str, *, base_url: str) -> str:
@@ -112,7 +148,8 @@ def html_to_text(fragment: str, *, layout: Literal["blocks", "line"] = "blocks")
 
     ``blocks`` (emails, the press kit): paragraphs, lists, quotes and tables laid out and wrapped at
     72 columns, headings in capitals, links shown as ``<url>``, images as ``[alt]``. ``line`` (a
-    derived summary, a meta description): the words on one line, each tag read as a space.
+    derived summary, a meta description): the words on one line; a block, a line break or an image
+    parts words, an inline tag (``**bold**``, a link) does not, so "**the HUB**." stays "the HUB.".
     """
     return _read(_LineWriter(), fragment) if layout == "line" else _blocks(fragment)
 
@@ -147,18 +184,27 @@ def _fill(text: str, width: int, first: str, rest: str) -> str:
     return "\n".join(lines)
 
 
+#: Tags inside a line of text: they part no words (a browser shows "<b>HUB</b>." as "HUB.").
+_INLINE = frozenset({
+    "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "del", "dfn", "em", "i", "ins", "kbd", "mark", "q", "s",
+    "samp", "small", "span", "strike", "strong", "sub", "sup", "time", "tt", "u", "var",
+})
+
+
 class _LineWriter(HTMLParser):
-    """The ``line`` layout: every tag is a word break, entities are decoded, white space is folded."""
+    """The ``line`` layout: every tag but an inline one is a word break, entities are decoded, white space is folded."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.parts.append(" ")
+        if tag not in _INLINE:
+            self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
-        self.parts.append(" ")
+        if tag not in _INLINE:
+            self.parts.append(" ")
 
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
@@ -197,7 +243,7 @@ class _TextWriter(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _CELLS:
-            self.cell_align = dict(attrs).get("align") or "left"
+            self.cell_align = cell_alignment(dict(attrs).get("class"))
         if tag in _BLOCKS or tag == "li":
             self._flush()
         opener = self._OPENERS.get(tag)

@@ -39,9 +39,9 @@ MULTILINGUAL = SITE_TOML.replace('language = "en"', 'language = "en"\nlanguages 
     'about = "**About us.** We test things."',
     'about = {en = "**About us.** We test things.", de = "**Über uns.** Wir testen.", fr = "**À propos.** Nous testons."}',
 )
-# Anna follows a topic of the German pages: the release's tags in every language count.
+# Anna follows a topic of the German pages, which are index.md's tags: the German version inherits them.
 READERS = """address,name,language,topics,cadence,status
-anna@example.org,Anna Schmidt,de,batterierohstoffe,per-release,confirmed
+anna@example.org,Anna Schmidt,de,battery-raw-materials,per-release,confirmed
 ben@example.org,Ben Jones,en,,per-release,confirmed
 chloe@example.org,Chloé Martin,fr,,per-release,confirmed
 """
@@ -176,19 +176,25 @@ def test_the_german_page_has_no_english_fixed_text_and_a_language_switcher(multi
     assert "PRESSEKONTAKTE" in text and "BETEILIGTE PROJEKTE" in text and "FINANZIERT VON DER EUROPÄISCHEN UNION" in text
 
 
-def test_a_withdrawn_release_keeps_its_notice_at_every_languages_url(multilingual) -> None:
-    for name in ("index.md", "index.de.md", "index.fr.md"):
-        file = multilingual.releases / SAMPLE_SLUG / name
-        if file.exists():
-            reason = "Irrtümlich versandt." if name == "index.de.md" else "Sent in error."
-            text = file.read_text(encoding="utf-8").replace(
-                "status: approved", f"status: withdrawn\nwithdrawn: {{date: 2024-08-01 10:00, reason: {reason}}}", 1)
-            file.write_text(text, encoding="utf-8")
+def test_a_withdrawal_is_one_edit_in_index_md_and_its_notice_stays_at_every_languages_url(multilingual) -> None:
+    folder = multilingual.releases / SAMPLE_SLUG
+    main = folder / "index.md"
+    main.write_text(main.read_text(encoding="utf-8").replace(
+        "status: approved", "status: withdrawn\nwithdrawn: {date: 2024-08-01 10:00, reason: Sent in error.}", 1), encoding="utf-8")
     build(multilingual, NOW)
-    german = (multilingual.root / "public" / "de" / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
-    assert "Irrtümlich versandt." in german and 'name="robots" content="noindex' in german and '<html lang="de">' in german
-    english = (multilingual.root / "public" / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
+    public = multilingual.root / "public"
+    german = (public / "de" / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
+    assert "Sent in error." in german and 'name="robots" content="noindex' in german and '<html lang="de">' in german
+    assert "Der Cluster HUB feiert" in german and "Im Jahr 2022" not in german  # its title, none of its body
+    english = (public / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
     assert "Sent in error." in english
+    # The German reason is the German version's own words: the date still comes from index.md.
+    german_file = folder / "index.de.md"
+    german_file.write_text(german_file.read_text(encoding="utf-8").replace(
+        "\nauthor:", "\nwithdrawn: {reason: Irrtümlich versandt.}\nauthor:", 1), encoding="utf-8")
+    build(multilingual, NOW)
+    german = (public / "de" / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
+    assert "Irrtümlich versandt." in german and "1. August 2024" in german
 
 
 def test_a_rebuild_rewrites_nothing_and_a_changed_translation_only_its_pages(multilingual) -> None:
@@ -205,13 +211,14 @@ def test_a_rebuild_rewrites_nothing_and_a_changed_translation_only_its_pages(mul
 
 def test_check_reports_a_translation_that_disagrees_and_a_missing_one(multilingual) -> None:
     german = multilingual.releases / SAMPLE_SLUG / "index.de.md"
-    german.write_text(german.read_text(encoding="utf-8").replace("date: 2024-07-30 09:00", "date: 2024-07-31 09:00"),
+    german.write_text(german.read_text(encoding="utf-8").replace("\nauthor:", "\ndate: 2024-07-31 09:00\nauthor:", 1),
                       encoding="utf-8")
     settings = multilingual.settings()
     result = load_releases(settings)
     problem = next(p for p in result.problems if p.path == german)
     assert (problem.field, problem.line) == ("date", 7)
-    assert "disagrees with index.md" in problem.message
+    assert problem.message == "2024-07-31 09:00+02:00 disagrees with index.md (2024-07-30 09:00+02:00): every language " \
+        "version of a release shares it"
     # The release itself still publishes, without the bad translation.
     assert [r.slug for r in result.releases] == [SAMPLE_SLUG] and not result.releases[0].translations
 
@@ -221,6 +228,26 @@ def test_check_reports_a_translation_that_disagrees_and_a_missing_one(multilingu
     assert [(p.field, p.path.name) for p in result.problems] == [("translations", "index.md")]
     assert "index.de.md, index.fr.md" in result.problems[0].hint
     assert result.releases == []
+
+
+def test_a_full_copy_of_the_release_in_another_language_still_works(multilingual) -> None:
+    """A German version written before versions inherited (every field copied, tags and contact roles translated)
+    loads as it did; ``check`` lists what it sets apart from index.md."""
+    german = multilingual.releases / SAMPLE_SLUG / "index.de.md"
+    shutil.copy(DATA / "site-translated" / "full-copy.de.md", german)
+    result = load_releases(multilingual.settings())
+    assert result.problems == []
+    assert [(w.path, w.field, w.line) for w in result.warnings] == [(german, "tags", 9), (german, "contacts", 14)]
+    (release,) = result.releases
+    version = release.version("de")
+    assert version.tags == ("Cluster HUB", "Batterierohstoffe", "Kreislaufwirtschaft", "Zusammenarbeit")
+    assert version.contacts[0].role == "EU Business Operations Manager, Initiator des Cluster HUB"
+    for name in ("date", "status", "issuers", "embargo"):
+        assert getattr(version, name) == getattr(release, name)
+    assert version.hero.src == release.hero.src and version.hero.alt.startswith("Titelbild")
+    build(multilingual, NOW)
+    page = (multilingual.root / "public" / "de" / "releases" / SAMPLE_SLUG / "index.html").read_text(encoding="utf-8")
+    assert "/de/tags/batterierohstoffe/" in page and "Initiator des Cluster HUB" in page
 
 
 def test_a_translation_may_not_claim_another_language_than_its_file_name(multilingual) -> None:
@@ -307,7 +334,8 @@ def test_web_pages_speak_the_browsers_then_the_subscribers_language(tmp_path: Pa
 
 
 def test_a_two_language_release_matches_golden_files(multilingual) -> None:
-    """The German version's page head (hreflang, language switcher), its feed items and its email text.
+    """The inheriting German version's page (head with hreflang and og:locale, main, language switcher), its feed
+    items and its email text (its posts: tests/test_social_compose.py).
 
     ``REGEN_GOLDEN=1`` rewrites them (tests/data/site-translated/, tests/data/mail-release-de/).
     """
@@ -324,8 +352,12 @@ def test_a_two_language_release_matches_golden_files(multilingual) -> None:
         if element.tag in {"meta", "link", "title"} and element.get("rel") != "stylesheet"
     ]
     switcher = page.find_class("language-switcher")[0]
+    main = page.find(".//main")
     actual = {
         "page-head.html": "\n".join(head) + "\n",
+        # The German version writes only its words: the hero, contacts, issuers, EU acknowledgement and
+        # tags on its page are index.md's.
+        "page-main.html": lxml.html.tostring(main, encoding="unicode") + "\n",
         "language-switcher.html": etree.tostring(switcher, encoding="unicode", with_tail=False) + "\n",
         "rss-item.xml": etree.tostring(etree.fromstring((german / "feed.xml").read_bytes()).find("channel/item"),
                                        encoding="unicode", with_tail=False) + "\n",

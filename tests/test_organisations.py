@@ -146,6 +146,42 @@ def test_media_contacts_are_merged_once_and_about_texts_follow_the_release(proje
     assert text.count("sam@second.example.eu") == 1 and text.count("press@materialsforbatterieshub.eu") == 1
 
 
+def test_one_person_listed_by_the_release_and_an_organisation_with_two_addresses_appears_once(project):
+    organisation(project, "hub", """\
+        name: The Hub
+        logo: logo.png
+        website: https://hub.example.org
+        contact: {name: Maria  Example, role: Head of communication, email: maria@hub.example.org, phone: "+32 2 555 01 02"}
+        """)
+    organisation(project, "desk", """\
+        name: The Desk
+        logo: logo.png
+        website: https://desk.example.org
+        contact: {name: Press desk, email: Press@Example.org}
+        """)
+    project.write_release("one-person", extra=(
+        "issuers: [hub, desk]\ncontacts:\n  - {name: maria example, email: maria.example@release.example.org}\n"
+        "  - {name: Ana Example, email: press@example.org}\n"))
+    settings = project.settings()
+    (release,) = load_releases(settings).releases
+    from pressroom.releases.blocks import media_contacts
+
+    # Maria once: the release's address (its own), the organisation's phone and role beside it; the desk's
+    # address is Ana's already.
+    assert [(c.name, c.email, c.phone, c.role) for c in media_contacts(release=release)] == [
+        ("maria example", "maria.example@release.example.org", "+32 2 555 01 02", "Head of communication"),
+        ("Ana Example", "press@example.org", "", ""),
+    ]
+    build(project, NOW)
+    page = lxml.html.fromstring((project.root / "public" / "releases" / "one-person" / "index.html").read_bytes())
+    assert [p.text_content() for p in by_class(page, "contact-name")] == ["maria example", "Ana Example"]
+    text = email.message_from_bytes(compose_release(release=release, settings=settings).message(READER),
+                                    policy=email.policy.default).get_body(("plain",)).get_content()
+    assert text.count("+32 2 555 01 02") == 1 and "maria@hub.example.org" not in text
+    feed = (project.root / "public" / "feed.xml").read_text(encoding="utf-8")
+    assert feed.count("maria.example@release.example.org") == 2 and "maria@hub.example.org" not in feed  # mailto: and shown
+
+
 def test_about_per_language_falls_back_to_the_site_language(project):
     settings, release = three_issuers(project)
     from pressroom.releases.blocks import about_blocks

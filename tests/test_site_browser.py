@@ -161,3 +161,18 @@ def test_subscribe_form_is_usable_at_phone_width(browser, site):
         assert button["x"] + button["width"] <= 375
     finally:
         page.close()
+
+
+def test_a_tables_columns_align_as_its_markdown_says(browser, project):
+    project.write_release("figures", body=(
+        "| Quarter | Revenue (EUR) | Change |\n|:---|---:|:---:|\n| Q1 2024 | 1,200,000 | +4 % |\n"))
+    build(project, NOW)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        with serve(project.root / "public") as base:
+            page.goto(base + "releases/figures/")
+            aligned = page.evaluate("() => [...document.querySelectorAll('.body tr')].map(row => "
+                                    "[...row.children].map(cell => getComputedStyle(cell).textAlign))")
+    finally:
+        page.close()
+    assert aligned == [["left", "right", "center"], ["left", "right", "center"]]

@@ -217,6 +217,21 @@ def test_sample_release_matches_the_golden_post(network):
     _check_post(post, release)
 
 
+@pytest.mark.parametrize("network", sorted(NETWORK_LIMITS))
+def test_the_inheriting_german_version_of_the_sample_matches_its_golden_post(network):
+    """index.de.md writes its words (and a Mastodon text); the co-issuers it mentions and the tags come from index.md."""
+    site = load_settings(REPO / "pressroom.toml", environ={})
+    german = load_releases(site).releases[0].version("de")
+    assert german.language == "de" and "issuers" not in german.written and german.issuers
+    post = compose_post(release=german, network=network, limits=NETWORK_LIMITS[network], templates=TEMPLATES, settings=site)
+    text = "\n\n--- reply ---\n\n".join(part.text for part in post.parts) + "\n"
+    golden = GOLDEN / f"{network}.de.txt"
+    if os.environ.get("REGEN_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+    _check_post(post, german)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=prose.filter(lambda t: t.strip()), tag_list=tags, network=st.sampled_from(sorted(NETWORK_LIMITS)))
 def test_any_override_text_fits_in_every_part_of_its_thread(text, tag_list, network):

@@ -69,7 +69,10 @@ def _reminders(settings: Settings, result: LoadResult, moment: datetime) -> list
 
 
 def _release_lines(release: Release, moment: datetime, zone: ZoneInfo) -> list[str]:
-    """A valid release's line: its state and its publication instant in UTC and the site time zone (and its embargo's)."""
+    """A valid release's line: its state and its publication instant in UTC and the site time zone (and its embargo's),
+    then what each of its language versions writes and takes from index.md."""
+    from pressroom.releases.languages import describe
+
     if release.status in ("draft", "withdrawn"):
         state = release.status
     elif release.is_public(moment):
@@ -86,7 +89,7 @@ def _release_lines(release: Release, moment: datetime, zone: ZoneInfo) -> list[s
         notify = release.embargo.notify
         lines.append(f"    embargo: journalists hear of it at {notify.astimezone(UTC):%Y-%m-%d %H:%M UTC} = "
                      f"{notify.astimezone(zone):%Y-%m-%d %H:%M %Z}")
-    return lines
+    return lines + describe(release)
 
 
 @app.command()

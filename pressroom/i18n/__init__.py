@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jinja2
 from babel import Locale, UnknownLocaleError, negotiate_locale
+from babel.core import get_global
 from babel.dates import format_date as babel_format_date
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
@@ -35,7 +36,7 @@ from pressroom.settings import Settings
 
 __all__ = [
     "N_", "consent", "digest_subject", "fingerprint", "format_date", "format_period", "install", "language_name", "negotiate",
-    "translations",
+    "og_locale", "translations",
 ]
 
 _LOCALE = Path(__file__).resolve().parent / "locale"  # the shipped catalogues: en, de, fr
@@ -69,6 +70,7 @@ def install(environment: jinja2.Environment, *, translations: gettext_module.Nul
     gettext: ``_("Page %(number)s", number=n)``, escaped in HTML templates): one environment per
     render language, so a template compiled for German never shows English."""
     environment.add_extension("jinja2.ext.i18n")
+    environment.filters["og_locale"] = og_locale
     environment.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     if isinstance(environment.autoescape, bool):
         # What newstyle ``_()`` does, minus its two context calls per message: a site page has twenty
@@ -164,6 +166,21 @@ def language_name(code: str) -> str:
     except (UnknownLocaleError, ValueError):
         name = ""
     return f"{name[:1].upper()}{name[1:]} ({code})" if name else code
+
+
+@lru_cache(maxsize=64)
+def og_locale(code: str) -> str:
+    """A language as Open Graph's ``og:locale`` writes it, language_TERRITORY: "de" -> "de_DE", "pt-BR" ->
+    "pt_BR"; a language alone gets the territory where it is most spoken (CLDR's likely subtags: "en" -> "en_US")."""
+    language, *subtags = code.replace("-", "_").split("_")
+    territory = next((tag.upper() for tag in subtags if len(tag) == 2 or tag.isdigit()), None)
+    if territory is None:
+        likely = get_global("likely_subtags").get(language.lower())
+        try:
+            territory = Locale.parse(likely).territory if likely else None
+        except (UnknownLocaleError, ValueError):
+            territory = None
+    return f"{language.lower()}_{territory}" if territory else language.lower()
 
 
 def format_size(size: int, *, language: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from pressroom.text import cell_alignment
+
 __all__ = ["contrast_ratio", "palette", "style_body"]
 
 
@@ -81,7 +83,7 @@ _BODY_STYLES = {
     "a": "color:{accent};text-decoration:underline;word-break:break-word;",
 }
 _OPEN_TAG = re.compile(r"<(p|h1|h2|h3|ul|ol|li|blockquote|img|table|th|td|a)(\s[^>]*)?>")
-_ALIGN = re.compile(r'\salign="(left|right|center)"')
+_CLASS = re.compile(r'\sclass="([^"]*)"')
 #: The width of the release body in the 600px layout (32px padding each side), for img width="".
 _BODY_WIDTH = 536
 
@@ -91,8 +93,8 @@ def style_body(fragment: str, colors: dict[str, str]) -> str:
 
     def replace(match: re.Match[str]) -> str:
         tag, attributes = match.group(1), match.group(2) or ""
-        align = _ALIGN.search(attributes)
-        style = _BODY_STYLES[tag].format(**colors, align=align.group(1) if align else "left")
+        classes = _CLASS.search(attributes) if tag in ("th", "td") else None
+        style = _BODY_STYLES[tag].format(**colors, align=cell_alignment(classes.group(1) if classes else None))
         closing = "/" if attributes.rstrip().endswith("/") else ""
         attributes = attributes.rstrip().removesuffix("/")
         if tag == "img" and " width=" not in attributes:

@@ -27,11 +27,27 @@ def about_blocks(*, release: Release, site_language: str) -> list[tuple[Organisa
 
 
 def media_contacts(*, release: Release) -> list[Contact]:
-    """The release's media contacts, then each issuer's, each person once (by address, else by name)."""
-    merged: dict[str, Contact] = {}
+    """The release's media contacts, then each issuer's, each person once.
+
+    Two entries are one person when they have the same name or the same address. The first (the release's
+    own before an issuer's) keeps what it says, its address included, and takes from the other only what it
+    lacks: a phone number, a role, an organisation, an address."""
+    merged: list[Contact] = []
     for contact in (*release.contacts, *(issuer.contact for issuer in release.issuers if issuer.contact)):
-        merged.setdefault((contact.email or contact.name).casefold(), contact)
-    return list(merged.values())
+        same = next((index for index, seen in enumerate(merged) if _same_person(seen, contact)), None)
+        if same is None:
+            merged.append(contact)
+        else:
+            missing = {name: value for name, value in contact if value and not getattr(merged[same], name)}
+            if missing:
+                merged[same] = merged[same].model_copy(update=missing)
+    return merged
+
+
+def _same_person(one: Contact, other: Contact) -> bool:
+    if one.email and one.email.casefold() == other.email.casefold():
+        return True
+    return " ".join(one.name.split()).casefold() == " ".join(other.name.split()).casefold()
 
 
 def eu_acknowledgement(*, release: Release) -> list[tuple[str | None, list[tuple[Organisation, EuFunding]]]]:

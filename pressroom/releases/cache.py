@@ -1,9 +1,9 @@
 """The release cache: valid releases of the last run, kept in ``var/cache/releases.pickle``.
 
 Parsing is most of a build (YAML, Markdown, sanitising: ~1 ms a release), so a rebuild after one
-new release parses one file. An entry is reused while its file, its images, the settings, the
-co-issuers' files and the code that reads releases are unchanged; the pickle lives in var/cache/,
-which only Pressroom writes.
+new release parses one file. An entry is reused while its file, its images (and a language version's
+index.md), the settings, the co-issuers' files and the code that reads releases are unchanged; the
+pickle lives in var/cache/, which only Pressroom writes.
 """
 
 from __future__ import annotations
@@ -65,6 +65,12 @@ def _code_digest() -> str:
 _READERS = ("text.py", "frontmatter.py", "records.py", "organisations.py")
 
 
+def _depends(release: Release) -> tuple[Path, ...]:
+    """The files a cached release was made from besides its own: its images and downloads, and a language
+    version's index.md, whose front matter it reads."""
+    return release.assets if release.base is None else (*release.assets, release.base)
+
+
 class ReleaseCache:
     """Valid releases of the last run, reused while their file, images, settings and this code are unchanged."""
 
@@ -100,7 +106,7 @@ class ReleaseCache:
         try:
             if not entry or entry[0] != self._stamp(file):
                 return None
-            if [self._stamp(asset) for asset in entry[2].assets] != entry[1]:
+            if [self._stamp(source) for source in _depends(entry[2])] != entry[1]:
                 return None
         except OSError:
             return None  # the file or an image went away: parse again, which reports it
@@ -108,7 +114,7 @@ class ReleaseCache:
         return entry[2], [from_fields(warning) for warning in entry[3]]  # type: ignore[misc]
 
     def put(self, file: Path, release: Release, warnings: list[ReleaseWarning]) -> tuple[Release, list[ReleaseWarning]]:
-        stamps = [self._stamp(asset) for asset in release.assets]
+        stamps = [self._stamp(source) for source in _depends(release)]
         # Warnings as fields: a pickled ReleaseWarning would not load, and the whole cache with it.
         self.new[str(file)] = (self._stamp(file), stamps, release, [as_fields(w) for w in warnings])
         return release, warnings

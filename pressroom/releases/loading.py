@@ -13,7 +13,7 @@ from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.organisations import load_organisations
 from pressroom.releases import parallel
 from pressroom.releases.cache import ReleaseCache
-from pressroom.releases.files import is_release_name, not_a_release, scan, translation_language, unread_files
+from pressroom.releases.files import INDEX_NAMES, is_release_name, not_a_release, scan, translation_language, unread_files
 from pressroom.releases.languages import attach_translations
 from pressroom.releases.model import LoadResult, Release
 from pressroom.settings import Settings
@@ -25,11 +25,13 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
     """Load every release under ``path`` (default: content/releases); never raises for bad content.
 
     Below content/releases, every other file is named too (:func:`~pressroom.releases.files.unread_files`);
-    a file named by ``path`` that is not a release says what it is.
+    a file named by ``path`` that is not a release says what it is; a bundle's file is read with its bundle.
     """
     result = LoadResult()
     result.problems += load_organisations(settings=settings).problems.values()
     root = Path(path) if path else settings.releases_dir
+    if root.is_file() and (root.name in INDEX_NAMES or translation_language(root) is not None):
+        root = root.parent  # a bundle's file is read with its language versions: they are one release
     if root.is_file() and not is_release_name(root):
         result.problems.append(not_a_release(root))
         return result
@@ -37,8 +39,8 @@ def load_releases(settings: Settings, *, path: Path | None = None) -> LoadResult
     found = scan(root, bundle=bool(within), others=within is not None)
     # One release (a check of one file, a journalist's preview): parsing it beats reading the cache of all.
     cache = ReleaseCache(settings, read=path is None)
-    versions = _read_all(found.releases, cache, settings, result)
-    attach_translations(result, versions, settings)
+    versions, version_problems = _read_all(found.releases, cache, settings, result)
+    attach_translations(result, versions, version_problems, settings)
     result.releases.sort(key=lambda release: (release.date, release.slug), reverse=True)
     if found.others:
         problems, warnings = unread_files(
@@ -63,31 +65,37 @@ def _within(root: Path, releases_dir: Path) -> tuple[str, ...] | None:
     return parts if len(parts) <= 1 else None
 
 
-def _read_all(files: list[Path], cache: ReleaseCache, settings: Settings, result: LoadResult) -> list[Release]:
-    """Each file's release (from ``cache``, else parsed) into ``result``; returns the language versions."""
+def _read_all(
+    files: list[Path], cache: ReleaseCache, settings: Settings, result: LoadResult
+) -> tuple[list[tuple[Release, list[ReleaseWarning]]], list[ReleaseError]]:
+    """Each file's release (from ``cache``, else parsed) into ``result``; returns the language versions with their
+    warnings, and the problems of those that could not be read (which depend on their index.md's)."""
     cached = {file: cache.get(file) for file in files}
     parsed = parallel.parse_files([file for file, release in cached.items() if release is None], settings)
     seen: dict[str, Path] = {}
-    versions: list[Release] = []
+    versions: list[tuple[Release, list[ReleaseWarning]]] = []
+    version_problems: list[ReleaseError] = []
     for file in files:
+        is_version = translation_language(file) is not None
+        problems = version_problems if is_version else result.problems
         try:
             release, warnings = cached[file] or _fresh(file, parsed[file], cache)
         except ReleaseError as exc:
-            result.problems.append(exc)
+            problems.append(exc)
             continue
         except OSError as exc:
-            result.problems.append(ReleaseError(f"cannot read the file: {exc.strerror}", path=file, field="file"))
+            problems.append(ReleaseError(f"cannot read the file: {exc.strerror}", path=file, field="file"))
             continue
-        if translation_language(file) is not None:
-            versions.append(release)
-        elif release.slug in seen:
+        if is_version:
+            versions.append((release, warnings))
+            continue
+        if release.slug in seen:
             result.problems.append(_duplicate(release, file, seen[release.slug]))
             continue
-        else:
-            seen[release.slug] = file
-            result.releases.append(release)
+        seen[release.slug] = file
+        result.releases.append(release)
         result.warnings += warnings
-    return versions
+    return versions, version_problems
 
 
 def _fresh(file: Path, outcome: parallel.Parsed | Exception, cache: ReleaseCache) -> tuple[Release, list[ReleaseWarning]]:

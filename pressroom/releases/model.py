@@ -102,9 +102,11 @@ class Release(Frozen):
     tags: tuple[str, ...] = ()
     language: str
     # The other languages of this release (index.<lang>.md beside index.md): language -> that
-    # version, a Release of its own (its title, summary, body, URL), sharing slug, date and status.
+    # version, a whole Release of its own words (title, summary, body, URL) and index.md's shared facts.
     translations: dict[str, Release] = Field(default_factory=dict)
     prefix: str = Field("", description="'de/' for a translation: its pages live under /de/")
+    base: Path | None = Field(None, description="a language version's index.md, whose shared fields it takes")
+    written: tuple[str, ...] = Field((), description="a language version's own front-matter fields (hero.alt, email.subject…)")
     author: str = ""
     hero: HeroImage | None = None
     contacts: tuple[Contact, ...] = ()

@@ -19,6 +19,7 @@ from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.i18n import format_size
 from pressroom.organisations import load_organisations
 from pressroom.releases.files import translation_language
+from pressroom.releases.languages import base_of, merge, written_fields
 from pressroom.releases.model import IMAGE_SUFFIXES, Download, Release
 from pressroom.releases.schema import Context, FrontMatter, download, local_file, validate
 from pressroom.settings import Settings
@@ -45,9 +46,13 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
     front, body = frontmatter.split(text, path)
     node, data = frontmatter.parse_yaml(front, path, first_line=2)
     lines = frontmatter.line_map(node, first_line=2)
+    base = base_of(path)  # a language version reads its index.md's front matter under its own
+    written = written_fields(data) if base is not None else ()
+    if base is not None:
+        data = merge(base.data, data)
     organisations = load_organisations(settings=settings)  # read once per run, cached there
     context = Context(path, settings, organisations)
-    meta = validate(data, context, lines)
+    meta = validate(data, context, lines, base=base)
 
     prefix = f"{meta.language}/" if translation_language(path) else ""
     url = f"{settings.site.base_url}/{prefix}releases/{meta.slug}/"
@@ -55,9 +60,11 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
     assets, downloads = _files(meta, relative, path, text, body)
     about_source = settings.site.about_in(meta.language) if meta.about is None else meta.about
     if warnings is not None:
-        warnings += _warnings(context, lines, assets)
-    # The co-issuers' files shape the page too (logos, About texts, EU funding).
+        warnings += _warnings(context, lines, assets, written=written if base is not None else None)
+    # The co-issuers' files shape the page too (logos, About texts, EU funding), and a version's index.md.
     shaped_by = raw + settings.fingerprint.encode() + (organisations.fingerprint.encode() if meta.issuers else b"")
+    if base is not None:
+        shaped_by += base.front.encode()
     return Release(
         slug=meta.slug,
         title=meta.title,
@@ -69,6 +76,8 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
         tags=tuple(meta.tags),
         language=meta.language,
         prefix=prefix,
+        base=base.path if base is not None else None,
+        written=written,
         author=meta.author,
         hero=meta.hero,
         contacts=tuple(meta.contacts),
@@ -128,11 +137,16 @@ def _files(meta: FrontMatter, relative: list[str], path: Path, text: str, body: 
     return assets, list(downloads.values())
 
 
-def _warnings(context: Context, lines: frontmatter.Lines, assets: list[Path]) -> list[ReleaseWarning]:
+def _warnings(
+    context: Context, lines: frontmatter.Lines, assets: list[Path], *, written: tuple[str, ...] | None
+) -> list[ReleaseWarning]:
+    """What is worth a second look; of a language version (``written``: its own fields), only about what it
+    wrote: index.md warns of the rest."""
     path = context.path
     found = [
         ReleaseWarning(message, path=path, line=frontmatter.line(lines, (name,)), field=name, hint=hint)
         for message, name, hint in context.warnings
+        if written is None or name.split(".")[0] in written
     ]
     for image in dict.fromkeys(assets):
         size = image.stat().st_size

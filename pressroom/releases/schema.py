@@ -21,6 +21,7 @@ from pressroom.frontmatter import problem
 from pressroom.organisations import Organisations
 from pressroom.records import Contact
 from pressroom.releases.files import file_slug, translation_language
+from pressroom.releases.languages import Base, owned_by_version
 from pressroom.releases.model import ChannelOptions, Correction, Download, Embargo, HeroImage, Withdrawal
 from pressroom.settings import Settings
 from pressroom.text import LANGUAGE_RE, SLUG_RE, slugify
@@ -433,12 +434,18 @@ _FIELD_HINTS = {
 _SECTIONS: dict[str, type[BaseModel]] = {"email": ChannelOptions, "social": ChannelOptions, "contacts": Contact}
 
 
-def validate(data: dict, context: Context, lines: frontmatter.Lines) -> FrontMatter:
-    """The front matter of ``context.path`` as :class:`FrontMatter`; the first problem as a ReleaseError at its line."""
+def validate(data: dict, context: Context, lines: frontmatter.Lines, *, base: Base | None = None) -> FrontMatter:
+    """The front matter of ``context.path`` as :class:`FrontMatter`; the first problem as a ReleaseError at its line.
+
+    A language version's ``data`` is merged over its index.md's (``base``): a problem in what it did not
+    write itself is index.md's, and named there."""
     try:
         return FrontMatter.model_validate(frontmatter.clean_strings(data), context=context)
     except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        path = context.path
+        if base is not None and not owned_by_version(error, lines):
+            path, lines = base.path, base.lines
         raise frontmatter.field_error(
-            exc.errors(include_url=False)[0], context.path, lines,
-            sections=_SECTIONS, fields=FrontMatter.model_fields, hints=_FIELD_HINTS,
+            error, path, lines, sections=_SECTIONS, fields=FrontMatter.model_fields, hints=_FIELD_HINTS,
         ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from starlette.types import Scope
 
 from pressroom.audience import expire_pending
 from pressroom.errors import PressroomError, TransientError
+from pressroom.feeds import FEED_MEDIA_TYPES
 from pressroom.settings import Settings
 from pressroom.web import (
     bounces,
@@ -63,6 +65,10 @@ class _PublicFiles(StaticFiles):
 
     def file_response(self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
+        # A feed as the type the pages announce it (guessed from its name, it would be application/xml or json).
+        feed_type = FEED_MEDIA_TYPES.get(os.path.basename(full_path))
+        if feed_type is not None:
+            response.headers["content-type"] = feed_type
         # Pages change on every publish and keep their URL: revalidate each time (a cheap 304).
         # Other files (CSS, images) may be reused for an hour.
         if str(full_path).endswith((".html", ".xml", ".json")):
