@@ -284,11 +284,13 @@ def test_a_german_document_becomes_the_translation_of_an_existing_release(site: 
     result = import_document(source, settings=settings, now=NOW, slug="pilot-results", language="de")
     assert result.path == site.releases / "pilot-results" / "index.de.md" and result.translation == "de"
     meta, _ = _front(result.path)
-    assert meta == {"title": "Ergebnisse des Pilotprojekts", "date": "2030-06-02 09:00", "embargo": {"notify": "48h"},
-                    "status": "draft", "issuers": ["cluster-hub"]}
+    # Only its own words: the date, embargo and issuers are index.md's, inherited.
+    assert meta == {"title": "Ergebnisse des Pilotprojekts", "status": "draft"}
     assert check_draft(result, settings=settings).ok
     (release,) = load_releases(settings).releases
-    assert release.translations["de"].title == "Ergebnisse des Pilotprojekts"
+    german = release.translations["de"]
+    assert german.title == "Ergebnisse des Pilotprojekts" and german.date == release.date
+    assert german.embargo == release.embargo and [issuer.id for issuer in german.issuers] == ["cluster-hub"]
     with pytest.raises(DocumentError, match="index.de.md exists already"):
         import_document(source, settings=settings, now=NOW, slug="pilot-results", language="de")
 
@@ -365,3 +367,21 @@ def test_a_file_that_cannot_be_imported_gets_one_line_and_changes_nothing(
     [line] = outcome.stderr.splitlines()
     assert line.startswith(f"error: {source}: {message}") and "(hint: " in line
     assert _tree(site.root) == before
+
+
+def test_a_translation_imported_for_a_public_release_waits_until_its_status_line_goes(site: Project, tmp_path: Path) -> None:
+    """Nothing imported is published before someone says so: the German version of an approved, public
+    release stays off the site (and check names it) while its imported `status: draft` is there."""
+    settings = site.settings()
+    site.write_release("pilot-results", title="Pilot results", date="2024-06-02 09:00", status="approved", bundle=True)
+    source = tmp_path / "pilot-de.txt"
+    source.write_text("# Ergebnisse des Pilotprojekts\n\nDie Anlage **übertrifft** die Erwartungen.\n", encoding="utf-8")
+    result = import_document(source, settings=settings, now=NOW, slug="pilot-results", language="de")
+    assert any(g.field == "status" and g.warning for g in result.guesses)
+    loaded = load_releases(settings)
+    (release,) = loaded.releases
+    assert "de" not in release.translations
+    assert any(problem.path == result.path and "status" in str(problem) for problem in loaded.problems)
+    result.path.write_text(result.path.read_text(encoding="utf-8").replace("status: draft\n", ""), encoding="utf-8")
+    (release,) = load_releases(settings).releases
+    assert release.translations["de"].title == "Ergebnisse des Pilotprojekts"

@@ -32,7 +32,6 @@ from pressroom.text import LANGUAGE_RE, SLUG_RE, slugify
 __all__ = ["SUFFIXES", "CheckResult", "Guess", "ImportResult", "check_draft", "import_document", "organisation_stub"]
 
 _SLUG_WORDS = 60  # characters: a slug is a permanent URL, typed and read by people
-_SHARED = ("timezone", "date", "status", "expires", "embargo", "issuers")  # what a translation copies from its release
 # The guesses in the order of the front matter they explain.
 _ORDER = ("encoding", "kicker", "title", "summary", "slug", "translation", "language", "date", "embargo", "status",
           "issuers", "contacts", "hero", "pictures", "quotes")
@@ -202,21 +201,20 @@ def _write_translation(draft: Draft, *, settings: Settings, source: Path, source
             number += 1
             picture.name = f"{language}-{stem}-{number}{suffix}"
     main = (folder / "index.md").read_text(encoding="utf-8", errors="replace")
-    shared = _raw_fields(main, _SHARED if not draft.issuers else tuple(n for n in _SHARED if n != "issuers"))
-    if "issuers" in shared:
-        draft.guesses = [guess for guess in draft.guesses if guess.field != "issuers"]
-        draft.guess("issuers", "as index.md names them")
-    draft.guess("translation", f"{language} version of {folder.name}: date, status and embargo as its index.md says")
-    if "status" in shared and not re.search(r"^status:\s*draft\b", shared["status"], re.MULTILINE):
-        draft.guess("status", "draft, while index.md is approved: `pressroom check` refuses this version (and the "
-                    "release goes on without it) until you write the same status", warning=True)
+    # A version writes only its own words: date, embargo, issuers, contacts and the hero come from index.md.
+    draft.guesses = [guess for guess in draft.guesses if guess.field not in ("date", "issuers")]
+    draft.issuers, draft.unmatched, draft.contacts = [], [], []
+    draft.guess("translation", f"{language} version of {folder.name}: its date, embargo, issuers, contacts and"
+                " downloads are index.md's")
+    if not re.search(r"^status:\s*draft\b", _raw_fields(main, ("status",)).get("status", ""), re.MULTILINE):
+        draft.guess("status", "draft, while index.md is approved: `pressroom check` names this version and the release"
+                    " goes on without it until you delete the status line (it then shares index.md's)", warning=True)
     if draft.hero is None:
         hero = _raw_fields(main, ("hero",)).get("hero", "")
-        src = re.search(r"src:\s*([^\s,}]+)", hero)
-        if src:
-            draft.guess("hero", f"{src.group(1)}, the release's: write its alt text in {language}", todo=True)
-            draft.hero_src = src.group(1)
-    text = _front_matter(draft, source_name=source_name, now=now, settings=settings, language=None, shared=shared)
+        if re.search(r"src:\s*([^\s,}]+)", hero):
+            draft.guess("hero", f"the release's picture: write its alt text in {language}", todo=True)
+            draft.hero_inherited = True
+    text = _front_matter(draft, source_name=source_name, now=now, settings=settings, language=None, translation=True)
     files = _write_files(folder, name, text, draft)
     return ImportResult(source=source, path=folder / name, slug=folder.name, title=draft.title, translation=language,
                         guesses=draft.guesses, files=files, unmatched=draft.unmatched)
@@ -250,7 +248,7 @@ def _quote(value: str) -> str:
 
 
 def _front_matter(draft: Draft, *, source_name: str, now: datetime, settings: Settings, language: str | None,
-                  shared: dict[str, str] | None = None) -> str:
+                  translation: bool = False) -> str:
     draft.guesses.sort(key=lambda guess: _ORDER.index(guess.field) if guess.field in _ORDER else len(_ORDER))
     zone = settings.site.tz
     lines = ["---", f"# Imported from {source_name} by `pressroom import` on {now.astimezone(zone):%Y-%m-%d %H:%M %Z}.",
@@ -261,24 +259,21 @@ def _front_matter(draft: Draft, *, source_name: str, now: datetime, settings: Se
     lines.append(f"title: {_quote(draft.title)}" if draft.title else 'title: ""  # TODO: write the title')
     if draft.summary:
         lines.append(f"summary: {_quote(draft.summary)}")
-    if shared is not None:
-        lines += [shared[name] for name in _SHARED if name in shared and name != "status" and name != "issuers"]
-    else:
+    if not translation:
         lines.append(f"date: {draft.date:%Y-%m-%d %H:%M}")
     lines.append("status: draft")
     if language:
         lines.append(f"language: {language}")
     if draft.issuers:
         lines.append(f"issuers: [{', '.join(draft.issuers)}]")
-    elif shared is not None and "issuers" in shared:
-        lines.append(shared["issuers"])
     for name in draft.unmatched:
         lines.append(f"# not an issuer yet: {name} (no {organisation_stub(name)[0]})")
-    hero_src = draft.hero.name if draft.hero is not None else draft.hero_src
-    if hero_src:
-        alt = draft.hero.alt if draft.hero is not None else ""
-        lines += ["hero:", f"  src: {hero_src}",
-                  f"  alt: {_quote(alt)}" if alt else '  alt: ""  # TODO: say what the picture shows, for people who cannot see it']
+    todo_alt = '""  # TODO: say what the picture shows, for people who cannot see it'
+    if draft.hero is not None:
+        alt = f"{_quote(draft.hero.alt)}" if draft.hero.alt else todo_alt
+        lines += ["hero:", f"  src: {draft.hero.name}", f"  alt: {alt}"]
+    elif draft.hero_inherited:
+        lines += ["hero:", f"  alt: {todo_alt}"]
     if draft.contacts:
         lines.append("contacts:")
         for contact in draft.contacts:

@@ -52,7 +52,7 @@ class Draft:
     issuers: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     hero: Picture | None = None
-    hero_src: str = ""  # a translation's hero: the release's picture, already in the folder
+    hero_inherited: bool = False  # a translation shows the release's picture: it writes only the alt text
     pictures: list[Picture] = field(default_factory=list)  # every picture to save, the hero first
     blocks: list[Block] = field(default_factory=list)
     guesses: list[Guess] = field(default_factory=list)
