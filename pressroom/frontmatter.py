@@ -205,6 +205,8 @@ def _explained(
         return error["msg"].removeprefix("Value error, "), ctx["hint"]
     if kind == "missing":
         return "is required", hint
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "is empty", hint
     if kind == "literal_error":
         return f"{error['input']!r} is not one of: {ctx['expected'].replace(' or ', ', ')}", hint
     if kind == "extra_forbidden":

@@ -161,6 +161,14 @@ def test_a_missing_field_inside_a_section_points_at_that_section(project):
     assert (caught.value.field, caught.value.line, caught.value.message) == ("contacts.0.name", 6, "is required")
 
 
+def test_an_empty_title_is_said_in_plain_words_with_what_to_write(project):
+    project.write_release("untitled", title="")
+    with pytest.raises(ReleaseError) as caught:
+        load_release(project.releases / "untitled.md", project.settings())
+    assert (caught.value.field, caught.value.line, caught.value.message) == ("title", 2, "is empty")
+    assert "title:" in caught.value.hint
+
+
 def test_an_empty_slug_falls_back_to_the_file_name(project):
     project.write_release("from-the-file", extra="slug:\n")
     assert load_release(project.releases / "from-the-file.md", project.settings()).slug == "from-the-file"
