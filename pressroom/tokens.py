@@ -56,6 +56,7 @@ __all__ = [
     "encode",
     "journalist_unsubscribe_url",
     "link_count_token",
+    "link_count_url",
     "open_approval",
     "open_link_count",
     "open_token",
@@ -284,6 +285,12 @@ def link_count_token(*, settings: Settings, release: str, link: str, channel: st
     """A token for counting clicks on ``link`` of ``release`` sent on ``channel`` in ``language``: the same for every recipient."""
     payload = json.dumps([release, link, channel, language], separators=(",", ":"), ensure_ascii=False)
     return sign(LINK_COUNT, settings.signing_keys(), payload.encode())
+
+
+def link_count_url(*, settings: Settings, release: str, link: str, channel: str, language: str) -> str:
+    """The site's counting redirect (``/r/<token>``) to ``link``: the same URL in every recipient's copy."""
+    token = link_count_token(settings=settings, release=release, link=link, channel=channel, language=language)
+    return f"{settings.site.base_url}/r/{token}"
 
 
 def open_link_count(*, settings: Settings, token: str) -> LinkCount:
