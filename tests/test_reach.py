@@ -1,0 +1,178 @@
+"""Reach without tracking people: counted links in real emails, followed over real HTTP, and the reports."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import email
+import io
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from email.policy import default
+
+import httpx
+from typer.testing import CliRunner
+
+from pressroom.audience import Audience
+from pressroom.cli import app
+from pressroom.dispatch import ReleaseEmail, deliver
+from pressroom.ledger import Ledger
+from pressroom.mail import compose_release
+from pressroom.reach import ClickCounter, Period, as_csv, build_report, eu_rows
+from pressroom.releases import load_releases
+from pressroom.tokens import LinkCount, link_count_url
+from pressroom.web.app import server
+from tests._delivery import SmtpServer, free_port, serving
+from tests.conftest import NOW
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+READERS = ("ada@example.org", "ben@example.org", "cleo@example.org")
+
+
+class Keep:
+    """An aiosmtpd handler that keeps every message."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201 - aiosmtpd's hook
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default))
+        return "250 OK"
+
+
+def _payload(url: str) -> list[str]:
+    token = url.rsplit("/r/", 1)[1]
+    body = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+
+
+def test_links_followed_from_a_real_email_are_counted_people_and_machines_apart_and_name_no_one(project, tmp_path) -> None:
+    port = free_port()
+    project.write_release("reach-news", title="Reach news", body="Read [the study](https://study.example.net/paper).")
+    keep = Keep()
+    with SmtpServer(keep) as smtp:
+        settings = project.settings(**smtp.env(), PRESSROOM_ANALYTICS__LINKS="true",
+                                    PRESSROOM_SITE__BASE_URL=f"http://127.0.0.1:{port}",
+                                    PRESSROOM_WEB__FORWARDED_ALLOW_IPS="127.0.0.1")
+        Audience.from_settings(settings).import_csv(file=io.StringIO("address\n" + "\n".join(READERS) + "\n"), now=NOW)
+        [release] = load_releases(settings).releases
+        assert deliver(ReleaseEmail(release), settings=settings, now=NOW).report.sent == 3
+    pages = {message["To"]: message.get_body(("html",)).get_content() for message in keep.messages}
+    links = {address: re.findall(rf'href="(http://127\.0\.0\.1:{port}/r/[^"]+)"', page) for address, page in pages.items()}
+    assert sorted(links) == sorted(READERS) and all(links.values())
+    # Every reader's copy carries the same counted links: no link can say whose copy it came from.
+    assert len({tuple(found) for found in links.values()}) == 1
+    study = next(url for url in links[READERS[0]] if "study.example.net" in _payload(url)[1])
+    assert _payload(study) == ["reach-news", "https://study.example.net/paper", "email", "en"]
+    assert not any(reader in url or reader.split("@")[0] in json.dumps(_payload(url)) for url in links[READERS[0]] for reader in READERS)
+
+    log_file = tmp_path / "access.log"
+    with serving(server(settings=settings, port=port)):
+        handler = logging.FileHandler(log_file)
+        for name in ("uvicorn.access", "uvicorn.error", "pressroom.web"):
+            logging.getLogger(name).addHandler(handler)
+        try:
+            with httpx.Client(follow_redirects=False, timeout=10) as client:
+                for person in range(100):
+                    for _ in range(2):  # the same person twice: folded into one
+                        answer = client.get(study, headers={"User-Agent": BROWSER, "X-Forwarded-For": f"10.9.{person // 200}.{person % 200 + 1}"})
+                        assert (answer.status_code, answer.headers["location"]) == (302, "https://study.example.net/paper")
+                for scan in range(10):
+                    assert client.head(study, headers={"User-Agent": BROWSER, "X-Forwarded-For": f"10.8.0.{scan + 1}"}).status_code == 302
+                    assert client.get(study, headers={"User-Agent": "Mozilla/5.0 (compatible; Barracuda Sentinel)",
+                                                      "X-Forwarded-For": f"10.8.1.{scan + 1}"}).status_code == 302
+                forged = study[:-3] + ("AAA" if not study.endswith("AAA") else "BBB")
+                refused = client.get(forged, headers={"User-Agent": BROWSER})
+                assert refused.status_code == 404 and "location" not in refused.headers
+                assert client.get(f"http://127.0.0.1:{port}/r/not-a-token").status_code == 404
+        finally:
+            for name in ("uvicorn.access", "uvicorn.error", "pressroom.web"):
+                logging.getLogger(name).removeHandler(handler)
+            handler.close()
+
+    made = build_report(settings=settings, releases=load_releases(settings).releases, period=None, now=datetime.now(UTC))
+    [reach] = made.releases
+    assert (reach.people, reach.machines) == (100, 20)
+    [link] = [link for link in reach.links if link.link == "https://study.example.net/paper"]
+    assert (link.channel, link.language, link.people, link.machines) == ("email", "en", 100, 20)
+    # The report's email totals are the ledger's.
+    ledger = Ledger.from_settings(settings).report(release="reach-news", channel="email")
+    assert reach.emails["email"] == {"sent": ledger.sent, "deferred": ledger.deferred, "ambiguous": ledger.ambiguous,
+                                     "failed": ledger.failed} == {"sent": 3, "deferred": 0, "ambiguous": 0, "failed": 0}
+    rows = list(csv.DictReader(io.StringIO(as_csv(made))))
+    assert sum(int(r["value"]) for r in rows if r["metric"] == "clicks by people") == 100
+    assert sum(int(r["value"]) for r in rows if r["metric"] == "emails sent") == ledger.sent
+
+    # Nothing of the clients reached the database or the logs: no address, no user agent.
+    logged = log_file.read_text()
+    assert "/r/" in logged  # the access log did see the clicks
+    stored = b"".join(path.read_bytes() for path in settings.path("var").glob("pressroom.db*"))
+    for trace in ("10.9.", "10.8.", "Firefox", "Barracuda"):
+        assert trace not in logged and trace.encode() not in stored, trace
+
+
+def test_a_client_that_follows_every_link_of_a_message_within_seconds_is_a_machine() -> None:
+    counter = ClickCounter(burst=timedelta(seconds=10))
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    links = [LinkCount(release="r", link=f"https://example.org/{n}", channel="email", language="en") for n in range(4)]
+    first = counter.click(link=links[0], client="gw", user_agent=BROWSER, head=False, now=at)
+    second = counter.click(link=links[1], client="gw", user_agent=BROWSER, head=False, now=at + timedelta(seconds=1))
+    assert [(c.people, c.machines) for c in first + second] == [(1, 0), (1, 0)]  # two links: could be a reader
+    third = counter.click(link=links[2], client="gw", user_agent=BROWSER, head=False, now=at + timedelta(seconds=2))
+    # The third link within seconds shows a scanner: its earlier two move to the machines.
+    assert sorted((c.link.link[-1], c.people, c.machines) for c in third) == [("0", -1, 1), ("1", -1, 1), ("2", 0, 1)]
+    # A reader elsewhere, clicking slowly, stays a person.
+    slow = [counter.click(link=link, client="reader", user_agent=BROWSER, head=False, now=at + timedelta(minutes=n))
+            for n, link in enumerate(links)]
+    assert [[(c.people, c.machines) for c in clicks] for clicks in slow] == [[(1, 0)]] * 4
+
+
+def test_links_off_sends_plain_links_and_proofs_are_never_counted(project) -> None:
+    project.write_release("plain", title="Plain", body="See [the study](https://study.example.net/paper).")
+    counted = project.settings(PRESSROOM_ANALYTICS__LINKS="true")
+    [release] = load_releases(counted).releases
+    on = compose_release(release=release, settings=counted).html
+    off = compose_release(release=release, settings=project.settings()).html
+    proof = compose_release(release=release, settings=counted, proof={"Approve": "https://press.example.org/approval/x"}).html
+    assert "/r/" in on and "https://study.example.net/paper" not in on
+    assert "/r/" not in off and "https://study.example.net/paper" in off
+    assert "/r/" not in proof
+    assert link_count_url(settings=counted, release="plain", link="https://study.example.net/paper", channel="email",
+                          language="en") in on
+
+
+ORG = """name: "{name}"
+logo: {id}.png
+website: https://{id}.example.eu
+eu_funding:
+  programme: Horizon Europe
+  grant: "{grant}"
+"""
+
+
+def test_the_eu_csv_of_a_two_project_release_has_one_row_per_project_with_its_grant(project) -> None:
+    from tests.conftest import REPO
+
+    folder = project.root / "content" / "organisations"
+    folder.mkdir(parents=True)
+    for org_id, name, grant in (("alpha", "ALPHA project", "101111111"), ("beta", "BETA project", "101222222")):
+        (folder / f"{org_id}.yaml").write_text(ORG.format(id=org_id, name=name, grant=grant), encoding="utf-8")
+        (folder / f"{org_id}.png").write_bytes((REPO / "content" / "organisations" / "example-project.png").read_bytes())
+    project.write_release("joint", title="Joint results", date="2026-11-03 10:00", extra="issuers: [alpha, beta]\n")
+    settings = project.settings()
+    loaded = load_releases(settings)
+    assert not loaded.problems, loaded.problems
+    result = CliRunner().invoke(app, ["report", "--eu", "--period", "2026-Q4", "--settings", str(project.root / "pressroom.toml")])
+    assert result.exit_code == 0, result.output
+    assert "ALPHA project (grant 101111111" in result.output and "BETA project (grant 101222222" in result.output
+    rows = list(csv.DictReader((settings.path("var") / "reports" / "eu-2026-Q4.csv").open(encoding="utf-8")))
+    assert [(r["project"], r["grant"], r["activity_type"], r["title"], r["date"]) for r in rows] == [
+        ("ALPHA project", "101111111", "Press release", "Joint results", "2026-11-03"),
+        ("BETA project", "101222222", "Press release", "Joint results", "2026-11-03"),
+    ]
+    made = build_report(settings=settings, releases=loaded.releases, period=Period.parse("2026-Q4"), now=datetime(2026, 12, 1, tzinfo=UTC))
+    assert [r["grant"] for r in eu_rows(made, project="beta")] == ["101222222"]
+    assert build_report(settings=settings, releases=loaded.releases, period=Period.parse("2026-Q3"),
+                        now=datetime(2026, 12, 1, tzinfo=UTC)).releases == ()
