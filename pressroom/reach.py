@@ -24,6 +24,7 @@ import hmac
 import html
 import io
 import json
+import logging
 import re
 import secrets
 import threading
@@ -32,16 +33,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pressroom.ledger.counts import Counts, PostCount
 from pressroom.settings import Settings
 from pressroom.tokens import LinkCount
 
 if TYPE_CHECKING:
+    import httpx
+
     from pressroom.releases import Release
 
-__all__ = ["Click", "ClickCounter", "is_scanner"]
+log = logging.getLogger("pressroom.reach")
+
+__all__ = [
+    "Click", "ClickCounter", "Period", "ReachReport", "ReleaseReach", "as_csv", "as_html", "as_json", "as_markdown",
+    "build_report", "eu_csv", "eu_rows", "eu_summary", "is_scanner", "read_back", "write_html",
+]
 
 # Known scanners, link-preview fetchers and scripts: security gateways (Safe Links, Proofpoint,
 # Mimecast, Barracuda...), chat and social previews (a Mastodon server fetching the card of a
@@ -309,6 +317,62 @@ def build_report(*, settings: Settings, releases: Sequence[Release], period: Per
             timeline=tuple((hour, p, m) for hour, (p, m) in sorted(hours.items())),
         ))
     return ReachReport(period=period.label if period else "all", made_at=now, releases=tuple(made))
+
+
+# --------------------------------------------------------------------------- social posts' counts read back
+
+
+@runtime_checkable
+class ReadsBack(Protocol):
+    """A network client that can say how a post of ours fared: (likes, reposts, replies) now."""
+
+    def engagement(self, url: str) -> tuple[int, int, int]: ...
+
+
+def _due_age(published: datetime, now: datetime) -> str | None:
+    """The age whose reading is due at ``now`` (the latest passed; 7d stays due once passed)."""
+    due = [age for age, after in AGES if published + after <= now]
+    return due[-1] if due else None
+
+
+def read_back(*, settings: Settings, releases: Sequence[Release], now: datetime,
+              transport: httpx.BaseTransport | None = None) -> list[PostCount]:
+    """Read the counts of each social post of ``releases`` whose next age (1 h, 24 h, 7 days after the
+    release went public) has come, once per age; what was read. A network that cannot answer now is
+    asked again by the next run; one that gives no counts (LinkedIn, the outbox) is not asked."""
+    from pressroom.errors import PressroomError
+    from pressroom.ledger import Ledger
+    from pressroom.social.network import channel_name, open_networks
+
+    ledger, counts = Ledger.from_settings(settings), Counts(settings=settings)
+    public = ledger.first_published()
+    read = {(row.release, row.channel, row.age) for row in counts.posts(releases=[r.slug for r in releases])}
+    made: list[PostCount] = []
+    for network in open_networks(settings=settings, transport=transport):
+        try:
+            if not isinstance(network, ReadsBack):
+                continue
+            channel = channel_name(network.account)
+            for release in releases:
+                age = _due_age(public[release.slug], now) if release.slug in public else None
+                if age is None or (release.slug, channel, age) in read:
+                    continue
+                answers = [a for a in ledger.responses(release=release.slug, channel=channel).values() if a.startswith("https://")]
+                if not answers:
+                    continue
+                url = answers[0].split()[0]
+                try:
+                    likes, reposts, replies = network.engagement(url)
+                except PressroomError as exc:
+                    log.warning("could not read back %s: %s", url, exc)
+                    continue
+                count = PostCount(release=release.slug, channel=channel, url=url, age=age, likes=likes,
+                                  reposts=reposts, replies=replies, read_at=now)
+                if counts.record_post(count):
+                    made.append(count)
+        finally:
+            network.close()
+    return made
 
 
 # --------------------------------------------------------------------------- its forms

@@ -20,7 +20,7 @@ from pressroom.cli import app
 from pressroom.dispatch import ReleaseEmail, deliver
 from pressroom.ledger import Ledger
 from pressroom.mail import compose_release
-from pressroom.reach import ClickCounter, Period, as_csv, build_report, eu_rows
+from pressroom.reach import ClickCounter, Period, as_csv, as_markdown, build_report, eu_rows
 from pressroom.releases import load_releases
 from pressroom.tokens import LinkCount, link_count_url
 from pressroom.web.app import server
@@ -176,3 +176,62 @@ def test_the_eu_csv_of_a_two_project_release_has_one_row_per_project_with_its_gr
     assert [r["grant"] for r in eu_rows(made, project="beta")] == ["101222222"]
     assert build_report(settings=settings, releases=loaded.releases, period=Period.parse("2026-Q3"),
                         now=datetime(2026, 12, 1, tzinfo=UTC)).releases == ()
+
+
+def test_a_mastodon_post_links_through_the_count_and_its_favourites_boosts_replies_are_read_back_at_each_age(project) -> None:
+    from pydantic import SecretStr
+
+    from pressroom.dispatch import post_releases
+    from pressroom.reach import read_back
+    from pressroom.settings import SocialAccount
+    from tests.social_helpers import make_release
+    from tests.test_social_mastodon import INSTANCE, TOKEN, FakeMastodon
+
+    account = SocialAccount(network="mastodon", base_url=INSTANCE, token=SecretStr(TOKEN), handle="@press@mastodon.example")
+    settings = project.settings(PRESSROOM_ANALYTICS__LINKS="true").model_copy(update={"social": [account]})
+    release, fake = make_release(), FakeMastodon()
+    ledger = Ledger.from_settings(settings)
+    ledger.record_public(releases=[release], now=NOW)
+    post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=httpx.MockTransport(fake))
+    [status] = fake.statuses
+    sent = json.loads(next(r for r in fake.requests if r.method == "POST").content)["status"]
+    [counted] = re.findall(r"https://press\.example\.org/r/\S+", sent)
+    assert _payload(counted) == ["battery-news", release.url, "mastodon", "en"]
+
+    def read(at: datetime, favourites: int, boosts: int, replies: int) -> list[tuple[str, int, int, int]]:
+        # The Status entity of docs.joinmastodon.org carries its counts.
+        status.update(favourites_count=favourites, reblogs_count=boosts, replies_count=replies)
+        made = read_back(settings=settings, releases=[release], now=at, transport=httpx.MockTransport(fake))
+        return [(c.age, c.likes, c.reposts, c.replies) for c in made]
+
+    assert read(NOW + timedelta(minutes=30), 1, 0, 0) == []  # not an hour old yet
+    assert read(NOW + timedelta(hours=2), 4, 2, 1) == [("1h", 4, 2, 1)]
+    assert read(NOW + timedelta(hours=3), 5, 2, 1) == []  # the 1 h reading stands
+    assert read(NOW + timedelta(hours=30), 9, 3, 2) == [("24h", 9, 3, 2)]
+    assert read(NOW + timedelta(days=8), 12, 4, 2) == [("7d", 12, 4, 2)]
+    made = build_report(settings=settings, releases=[release], period=None, now=NOW + timedelta(days=8))
+    [post] = made.releases[0].posts
+    assert (post.url, post.counts) == (status["url"], {"1h": (4, 2, 1), "24h": (9, 3, 2), "7d": (12, 4, 2)})
+    assert "| [mastodon:default](" in as_markdown(made) and "12/4/2" in as_markdown(made)
+
+
+def test_bluesky_counts_are_read_from_get_posts_as_its_docs_shape_them(project) -> None:
+    from pydantic import SecretStr
+
+    from pressroom.settings import SocialAccount
+    from pressroom.social.bluesky import Bluesky
+
+    did = "did:plc:ppio5h5xjqwisj6xdfelmn2y"
+    asked: list[str] = []
+
+    def appview(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("createSession"):
+            return httpx.Response(200, json={"did": did, "handle": "press.test", "accessJwt": "a", "refreshJwt": "r"})
+        asked.append(request.url.params["uris"])
+        return httpx.Response(200, json={"posts": [{"uri": request.url.params["uris"], "cid": "bafy", "likeCount": 7,
+                                                    "repostCount": 3, "replyCount": 1, "quoteCount": 0}]})
+
+    account = SocialAccount(network="bluesky", base_url="https://pds.example", handle="press.test", password=SecretStr("pw"))
+    network = Bluesky(account=account, settings=project.settings(), transport=httpx.MockTransport(appview))
+    assert network.engagement("https://bsky.app/profile/press.test/post/3n43ib4bl6s2k") == (7, 3, 1)
+    assert asked == [f"at://{did}/app.bsky.feed.post/3n43ib4bl6s2k"]
