@@ -235,3 +235,25 @@ def test_bluesky_counts_are_read_from_get_posts_as_its_docs_shape_them(project) 
     network = Bluesky(account=account, settings=project.settings(), transport=httpx.MockTransport(appview))
     assert network.engagement("https://bsky.app/profile/press.test/post/3n43ib4bl6s2k") == (7, 3, 1)
     assert asked == [f"at://{did}/app.bsky.feed.post/3n43ib4bl6s2k"]
+
+
+def test_editors_read_the_report_page_with_its_signed_link_until_it_expires(project) -> None:
+    from starlette.testclient import TestClient
+
+    from pressroom.tokens import report_url
+    from pressroom.web.app import create_app
+
+    project.write_release("shown", title="Shown in the report", date="2026-11-03 10:00")
+    settings = project.settings()
+    now = datetime.now(UTC)
+    url = report_url(settings=settings, period="2026-Q4", expires=now + timedelta(days=1))
+    path = url.removeprefix(settings.site.base_url)
+    with TestClient(create_app(settings=settings), base_url=settings.site.base_url) as client:
+        page = client.get(path)
+        assert page.status_code == 200 and "Shown in the report" in page.text and "<svg" in page.text
+        assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
+        late = report_url(settings=settings, period="2026-Q4", expires=now - timedelta(seconds=1))
+        assert client.get(late.removeprefix(settings.site.base_url)).status_code == 400
+        assert client.get(path[:-2] + "xx").status_code == 400
+    result = CliRunner().invoke(app, ["report", "--link", "--period", "2026-Q4", "--settings", str(project.root / "pressroom.toml")])
+    assert result.exit_code == 0 and result.output.startswith("https://press.example.org/reports/")

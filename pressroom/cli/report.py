@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
 from pressroom.cli.base import NowOption, SettingsOption, app, console, err, open_settings, parse_now
+
+
+EDITORS_LINK_DAYS = 14
 
 
 class Format(str, Enum):
@@ -22,6 +26,7 @@ def report(
     format: Annotated[Format, typer.Option("--format", help="md (for people), csv or json")] = Format.md,  # noqa: A002 - the option's name
     eu: Annotated[bool, typer.Option("--eu", help="the EU projects' communication activities (Funding & Tenders portal)")] = False,
     project: Annotated[Optional[str], typer.Option(help="with --eu: one co-issuer's id or grant number")] = None,
+    link: Annotated[bool, typer.Option("--link", help="print the editors' link to this report on the site (good for 14 days)")] = False,
     settings_file: SettingsOption = None,
     now: NowOption = None,
 ) -> None:
@@ -39,6 +44,12 @@ def report(
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}", markup=True)
         raise typer.Exit(2) from None
+    if link:
+        from pressroom.tokens import report_url
+
+        console.print(report_url(settings=settings, period=chosen.label if chosen else "all",
+                                 expires=parse_now(now) + timedelta(days=EDITORS_LINK_DAYS)), markup=False)
+        return
     made = reach.build_report(settings=settings, releases=load_releases(settings).releases, period=chosen, now=parse_now(now))
     if eu:
         rows = reach.eu_rows(made, project=project)

@@ -30,6 +30,7 @@ from pressroom.web import (
     preferences,
     preview,
     redirect,
+    reports,
     subscribe,
     unsubscribe,
 )
@@ -150,6 +151,7 @@ def create_app(
         *bounces.routes(web),
         *preview.routes(web),
         *redirect.routes(web),
+        *reports.routes(web),
         Route("/_pressroom/web.css", stylesheet, methods=["GET"]),
         *extra_routes,
         Mount("/", app=_PublicFiles(base_url=settings.site.base_url, directory=public, html=True, check_dir=False)),
