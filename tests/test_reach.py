@@ -24,7 +24,7 @@ from pressroom.reach import ClickCounter, Period, as_csv, as_markdown, build_rep
 from pressroom.releases import load_releases
 from pressroom.tokens import LinkCount, link_count_url
 from pressroom.web.app import server
-from tests._delivery import SmtpServer, free_port, serving
+from tests._delivery import SmtpServer, db_url, free_port, pg_server_url, serving  # noqa: F401 - fixtures
 from tests.conftest import NOW
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -257,3 +257,19 @@ def test_editors_read_the_report_page_with_its_signed_link_until_it_expires(proj
         assert client.get(path[:-2] + "xx").status_code == 400
     result = CliRunner().invoke(app, ["report", "--link", "--period", "2026-Q4", "--settings", str(project.root / "pressroom.toml")])
     assert result.exit_code == 0 and result.output.startswith("https://press.example.org/reports/")
+
+
+def test_counts_add_up_and_move_on_sqlite_and_postgresql(project, db_url: str) -> None:  # noqa: F811 - the fixture
+    from pressroom.ledger.counts import Counts, PostCount
+
+    counts = Counts(settings=project.settings(PRESSROOM_DATABASE_URL=db_url))
+    hour = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    for people, machines in ((1, 0), (1, 0), (-1, 1), (0, 1)):  # two people, then one of them was a burst
+        counts.add(release="r", channel="email", language="en", link="https://example.org/a", hour=hour,
+                   people=people, machines=machines)
+    counts.add(release="r", channel="email", language="de", link="https://example.org/a", hour=hour, people=1)
+    assert [(row.language, row.people, row.machines) for row in counts.clicks(releases=["r"])] == [("de", 1, 0), ("en", 1, 2)]
+    reading = PostCount(release="r", channel="social:mastodon:default", url="https://m.example/@p/1", age="1h",
+                        likes=1, reposts=2, replies=3, read_at=hour)
+    assert counts.record_post(reading) and not counts.record_post(reading)
+    assert counts.posts(releases=["r"]) == [reading]

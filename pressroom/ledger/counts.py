@@ -88,8 +88,8 @@ class Counts:
                 dialect_insert(conn, post_counts).values(
                     release=count.release, channel=count.channel, url=count.url, age=count.age, likes=count.likes,
                     reposts=count.reposts, replies=count.replies, read_at=count.read_at,
-                ).on_conflict_do_nothing()
-            ).rowcount == 1
+                ).on_conflict_do_nothing().returning(post_counts.c.age)
+            ).first() is not None
 
     def posts(self, *, releases: Sequence[str] | None = None) -> list[PostCount]:
         """The counts read back for the posts of ``releases`` (all: None)."""
