@@ -59,6 +59,9 @@ def test_links_followed_from_a_real_email_are_counted_people_and_machines_apart_
         Audience.from_settings(settings).import_csv(file=io.StringIO("address\n" + "\n".join(READERS) + "\n"), now=NOW)
         [release] = load_releases(settings).releases
         assert deliver(ReleaseEmail(release), settings=settings, now=NOW).report.sent == 3
+    audience = Audience.from_settings(settings)
+    audience.unsubscribe(subscriber_id=audience.get(address=READERS[2]).id, now=NOW + timedelta(days=1), source="test")
+    audience.unsubscribe(subscriber_id=audience.get(address=READERS[1]).id, now=NOW + timedelta(days=9), source="test")
     pages = {message["To"]: message.get_body(("html",)).get_content() for message in keep.messages}
     links = {address: re.findall(rf'href="(http://127\.0\.0\.1:{port}/r/[^"]+)"', page) for address, page in pages.items()}
     assert sorted(links) == sorted(READERS) and all(links.values())
@@ -95,6 +98,7 @@ def test_links_followed_from_a_real_email_are_counted_people_and_machines_apart_
     made = build_report(settings=settings, releases=load_releases(settings).releases, period=None, now=datetime.now(UTC))
     [reach] = made.releases
     assert (reach.people, reach.machines) == (100, 20)
+    assert reach.unsubscribes == 1  # within 7 days of the release; the later one is not its doing
     [link] = [link for link in reach.links if link.link == "https://study.example.net/paper"]
     assert (link.channel, link.language, link.people, link.machines) == ("email", "en", 100, 20)
     # The report's email totals are the ledger's.
@@ -172,6 +176,10 @@ def test_the_eu_csv_of_a_two_project_release_has_one_row_per_project_with_its_gr
         ("ALPHA project", "101111111", "Press release", "Joint results", "2026-11-03"),
         ("BETA project", "101222222", "Press release", "Joint results", "2026-11-03"),
     ]
+    as_json = CliRunner().invoke(app, ["report", "--format", "json", "--period", "2026-Q4", "--settings", str(project.root / "pressroom.toml")])
+    assert as_json.exit_code == 0, as_json.output
+    [joint] = json.loads(as_json.stdout)["releases"]
+    assert (joint["slug"], [p[3] for p in joint["projects"]]) == ("joint", ["101111111", "101222222"])
     made = build_report(settings=settings, releases=loaded.releases, period=Period.parse("2026-Q4"), now=datetime(2026, 12, 1, tzinfo=UTC))
     assert [r["grant"] for r in eu_rows(made, project="beta")] == ["101222222"]
     assert build_report(settings=settings, releases=loaded.releases, period=Period.parse("2026-Q3"),
@@ -273,3 +281,29 @@ def test_counts_add_up_and_move_on_sqlite_and_postgresql(project, db_url: str) -
                         likes=1, reposts=2, replies=3, read_at=hour)
     assert counts.record_post(reading) and not counts.record_post(reading)
     assert counts.posts(releases=["r"]) == [reading]
+
+
+def test_a_real_pds_without_an_appview_cannot_count_so_the_reading_waits_for_a_later_run(project) -> None:
+    from pydantic import SecretStr
+
+    from pressroom.dispatch import post_releases
+    from pressroom.reach import read_back
+    from pressroom.settings import SocialAccount
+    from tests.pds import running_pds
+    from tests.social_helpers import make_release
+
+    release = make_release(hero_file=None)
+    with running_pds() as pds:
+        handle, password, did = pds.create_account("press")
+        account = SocialAccount(network="bluesky", base_url=pds.url, handle=handle, password=SecretStr(password))
+        settings = project.settings(PRESSROOM_ANALYTICS__LINKS="true").model_copy(update={"social": [account]})
+        ledger = Ledger.from_settings(settings)
+        ledger.record_public(releases=[release], now=NOW)
+        assert post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW).as_rows()
+        [record] = pds.records(did)
+        # The text keeps the plain URL (a counted one would cost a 300-grapheme post its words); the card counts.
+        assert release.url in record["value"]["text"]
+        assert _payload(record["value"]["embed"]["external"]["uri"]) == ["battery-news", release.url, "bluesky", "en"]
+        # Counts come from the AppView (app.bsky.feed.getPosts); this PDS has none and says so: nothing is recorded.
+        assert read_back(settings=settings, releases=[release], now=NOW + timedelta(hours=2)) == []
+    assert build_report(settings=settings, releases=[release], period=None, now=NOW + timedelta(hours=2)).releases[0].posts[0].counts == {}
