@@ -20,7 +20,14 @@ from pressroom.cli import app
 from pressroom.dispatch import ReleaseEmail, deliver
 from pressroom.ledger import Ledger
 from pressroom.mail import compose_release
-from pressroom.reach import ClickCounter, Period, as_csv, as_markdown, build_report, eu_rows
+from pressroom.reach import (
+    ClickCounter,
+    Period,
+    as_csv,
+    as_markdown,
+    build_report,
+    eu_rows,
+)
 from pressroom.releases import load_releases
 from pressroom.tokens import LinkCount, link_count_url
 from pressroom.web.app import server
@@ -37,7 +44,7 @@ class Keep:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201 - aiosmtpd's hook
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content, policy=default))
         return "250 OK"
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from pressroom.cli.base import NowOption, SettingsOption, app, console, err, open_settings, parse_now
-
+from pressroom.cli.base import (
+    NowOption,
+    SettingsOption,
+    app,
+    console,
+    err,
+    open_settings,
+    parse_now,
+)
 
 EDITORS_LINK_DAYS = 14
 
@@ -22,10 +29,10 @@ class Format(str, Enum):
 
 @app.command("report")
 def report(
-    period: Annotated[Optional[str], typer.Option(help="2026, 2026-Q4 or 2026-11 (default: every release)")] = None,
-    format: Annotated[Format, typer.Option("--format", help="md (for people), csv or json")] = Format.md,  # noqa: A002 - the option's name
+    period: Annotated[str | None, typer.Option(help="2026, 2026-Q4 or 2026-11 (default: every release)")] = None,
+    format: Annotated[Format, typer.Option("--format", help="md (for people), csv or json")] = Format.md,
     eu: Annotated[bool, typer.Option("--eu", help="the EU projects' communication activities (Funding & Tenders portal)")] = False,
-    project: Annotated[Optional[str], typer.Option(help="with --eu: one co-issuer's id or grant number")] = None,
+    project: Annotated[str | None, typer.Option(help="with --eu: one co-issuer's id or grant number")] = None,
     link: Annotated[bool, typer.Option("--link", help="print the editors' link to this report on the site (good for 14 days)")] = False,
     settings_file: SettingsOption = None,
     now: NowOption = None,
