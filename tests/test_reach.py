@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from email.policy import default
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from pressroom.audience import Audience
@@ -314,3 +315,23 @@ def test_a_real_pds_without_an_appview_cannot_count_so_the_reading_waits_for_a_l
         # Counts come from the AppView (app.bsky.feed.getPosts); this PDS has none and says so: nothing is recorded.
         assert read_back(settings=settings, releases=[release], now=NOW + timedelta(hours=2)) == []
     assert build_report(settings=settings, releases=[release], period=None, now=NOW + timedelta(hours=2)).releases[0].posts[0].counts == {}
+
+
+@pytest.mark.parametrize(("user_agent", "machine"), [
+    (BROWSER, False),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1", False),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [LinkedInApp]/9.29", False),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36", False),
+    ("", True),
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", True),
+    ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", True),
+    ("http.rb/5.1.1 (Mastodon/4.2.10; +https://mastodon.social/) Bot", True),
+    ("LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)", True),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/126.0 Safari/537.36", True),
+    ("python-httpx/0.27.0", True),
+    ("curl/8.5.0", True),
+])
+def test_known_scanners_and_previews_are_machines_and_apps_browsers_people(user_agent: str, machine: bool) -> None:
+    from pressroom.reach import is_scanner
+
+    assert is_scanner(user_agent) is machine

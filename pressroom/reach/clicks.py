@@ -15,10 +15,13 @@ from pressroom.tokens import LinkCount
 
 __all__ = ["Click", "ClickCounter", "is_scanner"]
 
+# Known scanners, link-preview fetchers and scripts: security gateways (Proofpoint, Mimecast,
+# Barracuda...), previews of chats and networks (bots; a Mastodon server fetching a card: http.rb;
+# Bluesky's cardyb), HTTP libraries, headless browsers. Apps' own browsers (LinkedInApp, FBAV) are people.
 _SCANNERS = re.compile(
     r"bot\b|bot/|crawl|spider|slurp|scan|preview|proofpoint|mimecast|barracuda|safelinks|urldefense|fireeye|"
-    r"ironport|symantec|trendmicro|sophos|forcepoint|zscaler|cisco|http\.rb|mastodon|pleroma|akkoma|misskey|"
-    r"cardyb|facebookexternalhit|whatsapp|telegram|slack|discord|skype|linkedin|google-safety|"
+    r"ironport|symantec|trendmicro|sophos|forcepoint|zscaler|cisco|http\.rb|mastodon/|pleroma|akkoma|misskey|"
+    r"cardyb|facebookexternalhit|whatsapp|google-safety|"
     r"python|curl/|wget/|go-http-client|httpx|aiohttp|okhttp|java/|libwww|node-fetch|axios|headless",
     re.IGNORECASE,
 )
