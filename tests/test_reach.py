@@ -276,14 +276,16 @@ def test_editors_read_the_report_page_with_its_signed_link_until_it_expires(proj
 
 
 def test_counts_add_up_and_move_on_sqlite_and_postgresql(project, db_url: str) -> None:  # noqa: F811 - the fixture
-    from pressroom.ledger.counts import Counts, PostCount
+    from pressroom.ledger.counts import ClickRow, Counts, PostCount
 
     counts = Counts(settings=project.settings(PRESSROOM_DATABASE_URL=db_url))
     hour = datetime(2026, 12, 1, 9, tzinfo=UTC)
-    for people, machines in ((1, 0), (1, 0), (-1, 1), (0, 1)):  # two people, then one of them was a burst
-        counts.add(release="r", channel="email", language="en", link="https://example.org/a", hour=hour,
-                   people=people, machines=machines)
-    counts.add(release="r", channel="email", language="de", link="https://example.org/a", hour=hour, people=1)
+    def row(language: str, people: int, machines: int) -> ClickRow:
+        return ClickRow(release="r", channel="email", language=language, link="https://example.org/a", hour=hour,
+                        people=people, machines=machines)
+
+    counts.add([row("en", 1, 0), row("en", 1, 0)])
+    counts.add([row("en", -1, 1), row("en", 0, 1), row("de", 1, 0)])  # one of the two was a burst
     assert [(row.language, row.people, row.machines) for row in counts.clicks(releases=["r"])] == [("de", 1, 0), ("en", 1, 2)]
     reading = PostCount(release="r", channel="social:mastodon:default", url="https://m.example/@p/1", age="1h",
                         likes=1, reposts=2, replies=3, read_at=hour)

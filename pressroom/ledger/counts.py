@@ -57,19 +57,28 @@ class Counts:
     def __init__(self, *, settings: Settings) -> None:
         self._engine = engine_for(settings)
 
-    def add(self, *, release: str, channel: str, language: str, link: str, hour: datetime,
-            people: int = 0, machines: int = 0) -> None:
-        """Add to the counts of a link in ``hour`` (negative: a click moved from people to machines)."""
+    def add(self, rows: Sequence[ClickRow]) -> None:
+        """Add each row's people and machines to its link's hour, in one transaction (negative: a click
+        moved from people to machines)."""
+        summed: dict[tuple[str, str, str, str, datetime], list[int]] = {}
+        for row in rows:  # one row per key: a statement never touches the same row twice
+            delta = summed.setdefault((row.release, row.channel, row.language, row.link, row.hour), [0, 0])
+            delta[0] += row.people
+            delta[1] += row.machines
+        if not summed:
+            return
         with self._engine.begin() as conn:
-            insert = dialect_insert(conn, link_clicks).values(
-                release=release, channel=channel, language=language, link_key=_link_key(link), link=link,
-                hour=hour, people=people, machines=machines,
+            insert = dialect_insert(conn, link_clicks)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["release", "channel", "language", "link_key", "hour"],
+                    set_={"people": link_clicks.c.people + insert.excluded.people,
+                          "machines": link_clicks.c.machines + insert.excluded.machines},
+                ),
+                [{"release": release, "channel": channel, "language": language, "link_key": _link_key(link), "link": link,
+                  "hour": hour, "people": people, "machines": machines}
+                 for (release, channel, language, link, hour), (people, machines) in summed.items()],
             )
-            conn.execute(insert.on_conflict_do_update(
-                index_elements=["release", "channel", "language", "link_key", "hour"],
-                set_={"people": link_clicks.c.people + insert.excluded.people,
-                      "machines": link_clicks.c.machines + insert.excluded.machines},
-            ))
 
     def clicks(self, *, releases: Sequence[str] | None = None) -> list[ClickRow]:
         """Every counted hour of ``releases`` (all: None), oldest first."""
