@@ -337,3 +337,21 @@ def test_known_scanners_and_previews_are_machines_and_apps_browsers_people(user_
     from pressroom.reach import is_scanner
 
     assert is_scanner(user_agent) is machine
+
+
+def test_a_counted_link_signed_before_a_key_rotation_still_counts_and_stops_once_the_old_key_is_dropped(project) -> None:
+    from starlette.testclient import TestClient
+
+    from pressroom.web.app import create_app
+
+    old_key, new_key = "the-old-key-" + "o" * 32, "the-new-key-" + "n" * 32
+    sent = link_count_url(settings=project.settings(PRESSROOM_SECRET_KEY=old_key), release="r",
+                          link="https://example.org/a", channel="email", language="en")
+    rotated = project.settings(PRESSROOM_SECRET_KEY=new_key, PRESSROOM_WEB__PREVIOUS_SECRET_KEYS=f'["{old_key}"]')
+    dropped = project.settings(PRESSROOM_SECRET_KEY=new_key)
+    path = sent.removeprefix(rotated.site.base_url)
+    with TestClient(create_app(settings=rotated), base_url=rotated.site.base_url, follow_redirects=False) as client:
+        assert client.get(path, headers={"User-Agent": BROWSER}).headers["location"] == "https://example.org/a"
+    with TestClient(create_app(settings=dropped), base_url=dropped.site.base_url, follow_redirects=False) as client:
+        gone = client.get(path, headers={"User-Agent": BROWSER})
+        assert gone.status_code == 404 and "location" not in gone.headers
