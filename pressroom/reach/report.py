@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from pressroom.ledger.counts import Counts, PostCount
+from pressroom.ledger.counts import ClickRow, Counts, PostCount
 from pressroom.settings import Settings
 
 if TYPE_CHECKING:
@@ -134,6 +134,19 @@ def _post_counts(rows: list[PostCount]) -> dict[tuple[str, str], dict[str, tuple
     return found
 
 
+def _clicks_of(rows: Sequence[ClickRow]) -> tuple[tuple[LinkReach, ...], tuple[tuple[datetime, int, int], ...]]:
+    """A release's counted hours summed per link, and per hour (its timeline)."""
+    links: dict[tuple[str, str, str], list[int]] = {}
+    hours: dict[datetime, list[int]] = {}
+    for row in rows:
+        for total in (links.setdefault((row.channel, row.language, row.link), [0, 0]), hours.setdefault(row.hour, [0, 0])):
+            total[0] += row.people
+            total[1] += row.machines
+    return (tuple(LinkReach(channel=channel, language=language, link=link, people=people, machines=machines)
+                  for (channel, language, link), (people, machines) in sorted(links.items())),
+            tuple((hour, people, machines) for hour, (people, machines) in sorted(hours.items())))
+
+
 def build_report(*, settings: Settings, releases: Sequence[Release], period: Period | None, now: datetime) -> ReachReport:
     """The reach of each public release of ``releases`` dated in ``period`` (every one: None), as of ``now``."""
     from pressroom.audience import Audience
@@ -150,16 +163,7 @@ def build_report(*, settings: Settings, releases: Sequence[Release], period: Per
     clicks, posts = counts.clicks(releases=slugs), _post_counts(counts.posts(releases=slugs))
     made: list[ReleaseReach] = []
     for release in chosen:
-        mine = [row for row in clicks if row.release == release.slug]
-        links: dict[tuple[str, str, str], list[int]] = {}
-        hours: dict[datetime, list[int]] = {}
-        for row in mine:
-            links.setdefault((row.channel, row.language, row.link), [0, 0])
-            links[(row.channel, row.language, row.link)][0] += row.people
-            links[(row.channel, row.language, row.link)][1] += row.machines
-            hours.setdefault(row.hour, [0, 0])
-            hours[row.hour][0] += row.people
-            hours[row.hour][1] += row.machines
+        links, timeline = _clicks_of([row for row in clicks if row.release == release.slug])
         channels = ledger.channels(release=release.slug)
         emails = {}
         for channel in channels:
@@ -179,13 +183,12 @@ def build_report(*, settings: Settings, releases: Sequence[Release], period: Per
             unsubscribes=audience.unsubscribes(since=release.date, until=min(now, release.date + UNSUBSCRIBE_WINDOW)),
             journalists_emailed=journalists,
             preview_opens=sum(count for _, count, _, _ in opens), journalists_opened=len(opens),
-            links=tuple(LinkReach(channel=c, language=lang, link=link, people=p, machines=m)
-                        for (c, lang, link), (p, m) in sorted(links.items())),
+            links=links,
             posts=tuple(PostReach(channel=channel, url=answer.split()[0], counts=posts.get((release.slug, channel), {}))
                         for channel in channels if channel.startswith("social:")
                         for answer in ledger.responses(release=release.slug, channel=channel).values()
                         if answer.startswith("https://")),  # a thread's answer is its posts' URLs: the first is the post
-            timeline=tuple((hour, p, m) for hour, (p, m) in sorted(hours.items())),
+            timeline=timeline,
         ))
     return ReachReport(period=period.label if period else "all", made_at=now, releases=tuple(made))
 
