@@ -9,7 +9,7 @@ the good ones still publish.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prefect import flow, task
@@ -30,6 +30,9 @@ from flows.social import post_social
 from flows.summary import PublishSummary
 
 __all__ = ["PublishSummary", "publish"]
+
+# The releases whose reach each run shows: their posts are read back up to 7 days, their links clicked for weeks.
+REACH_WINDOW = timedelta(days=31)
 
 
 @task(name="load releases", cache_policy=NO_CACHE)
@@ -65,6 +68,18 @@ def preview_task(settings: Settings, releases: list[Release], slugs: list[str]) 
         create_markdown_artifact(key="email-preview", markdown="\n".join(lines), description="email previews")
 
 
+@task(name="reach", cache_policy=NO_CACHE)
+def reach_task(settings: Settings, releases: list[Release], now: datetime) -> None:
+    """Read back the social posts' counts that are due, and show the reach of the last month's releases."""
+    from pressroom.reach import as_markdown, build_report, read_back, write_html
+
+    recent = [release for release in releases if release.date >= now - REACH_WINDOW]
+    read_back(settings=settings, releases=recent, now=now)
+    made = build_report(settings=settings, releases=recent, period=None, now=now)
+    write_html(made, settings=settings)
+    create_markdown_artifact(key="reach", markdown=as_markdown(made), description="reach (aggregate counts, no one tracked)")
+
+
 @task(name="after publication", cache_policy=NO_CACHE)
 def after_task(settings: Settings, loaded: LoadResult, now: datetime) -> AfterPublication:
     return after_publication(loaded=loaded, settings=settings, now=now, run_id=run_id())
@@ -97,5 +112,6 @@ def publish(settings_file: str | None = None, now: datetime | None = None,
     summary.email += send_release_emails(releases=loaded.releases, settings=settings, now=now, ask=ask, run_id=run,
                                          workers=TaskWorkers(settings=settings, settings_file=settings_file))
     summary.after = after_task(settings, loaded, now)
+    reach_task(settings, loaded.releases, now)
     create_markdown_artifact(key="publish-summary", markdown=summary.as_markdown(settings), description="publish run")
     return summary

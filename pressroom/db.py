@@ -270,6 +270,38 @@ preview_opens = Table(
     Index("ix_preview_opens_link_at", "journalist_id", "release", "at"),  # one open per link per few minutes
 )
 
+# Aggregate link counts (pressroom.reach): per link of a release, channel and language, per hour,
+# how many people and how many machines followed it. Nothing here names or describes a person.
+link_clicks = Table(
+    "link_clicks",
+    metadata,
+    Column("release", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("language", String(35), nullable=False),
+    Column("link_key", String(32), nullable=False),  # a digest of the link: a key of bounded length
+    Column("link", Text, nullable=False),
+    Column("hour", UTCDateTime, nullable=False),
+    Column("people", Integer, nullable=False, server_default="0"),
+    Column("machines", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("release", "channel", "language", "link_key", "hour"),
+)
+
+# A social post's counts as its network reported them, read back at 1 h, 24 h and 7 days.
+post_counts = Table(
+    "post_counts",
+    metadata,
+    Column("release", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("age", String(8), nullable=False),  # "1h", "24h", "7d"
+    Column("likes", Integer, nullable=False),
+    Column("reposts", Integer, nullable=False),
+    Column("replies", Integer, nullable=False),
+    Column("read_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("release", "channel", "age"),
+)
+
+
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT construct, which has ``on_conflict_do_nothing()`` on both backends."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)

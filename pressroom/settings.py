@@ -271,6 +271,19 @@ class WebSettings(_Section):
         return text.replace("{site}", site_name)
 
 
+class AnalyticsSettings(_Section):
+    """Aggregate link counts: how often each link of a release was followed, never by whom."""
+
+    links: bool = Field(
+        False,
+        description="send links in emails and posts through the site's /r/ redirect, which counts them; "
+        "only where `pressroom serve` answers at [site] base_url (a static-only host would break them)",
+    )
+    burst_seconds: float = Field(
+        10.0, gt=0, description="a client that follows several links of one message within this is a scanner, not a reader"
+    )
+
+
 class DoctorSettings(_Section):
     """What `pressroom doctor --dns` asks, and of whom."""
 
@@ -382,6 +395,7 @@ class Settings(_Section):
     digest: DigestSettings = DigestSettings()
     social: list[SocialAccount] = Field(default_factory=lambda: [SocialAccount(network="outbox")])
     web: WebSettings = WebSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
     ops: OpsSettings = OpsSettings()
     audience: AudienceSettings = AudienceSettings()
     doctor: DoctorSettings = DoctorSettings()

@@ -16,7 +16,8 @@ A token is ``<payload>.<mac>``, both canonical unpadded base64url. The rules, on
   text of the signature: two spellings of one token are one token.
 
 Link-count tokens (:func:`link_count_token`) name a release, a link, a channel and a language,
-never a recipient: counting reach never tracks a person.
+never a recipient: counting reach never tracks a person. Report tokens (:func:`report_url`) let
+editors read the reach report of a period until they expire.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "CSRF",
     "JOURNALIST_UNSUBSCRIBE",
     "LINK_COUNT",
+    "REPORT",
     "SUBSCRIBER",
     "ApprovalLink",
     "Kind",
@@ -56,12 +58,15 @@ __all__ = [
     "encode",
     "journalist_unsubscribe_url",
     "link_count_token",
+    "link_count_url",
     "open_approval",
     "open_link_count",
+    "open_report",
     "open_token",
     "preferences_url",
     "preview_action",
     "preview_url",
+    "report_url",
     "sign",
     "sign_token",
     "unsubscribe_url",
@@ -95,6 +100,7 @@ SUBSCRIBER = Kind(b"pressroom-token")  # subscribers' and journalists' links, th
 APPROVAL = Kind(b"pressroom-approval")  # an editor's Approve or Reject link
 CSRF = Kind(b"pressroom-csrf")  # the forms' double-submit tokens
 LINK_COUNT = Kind(b"pressroom-link")  # a tracked link of a sent email or post (no recipient in it)
+REPORT = Kind(b"pressroom-report")  # an editors' link to the reach report of a period
 
 
 # --------------------------------------------------------------------------- encoding
@@ -286,6 +292,12 @@ def link_count_token(*, settings: Settings, release: str, link: str, channel: st
     return sign(LINK_COUNT, settings.signing_keys(), payload.encode())
 
 
+def link_count_url(*, settings: Settings, release: str, link: str, channel: str, language: str) -> str:
+    """The site's counting redirect (``/r/<token>``) to ``link``: the same URL in every recipient's copy."""
+    token = link_count_token(settings=settings, release=release, link=link, channel=channel, language=language)
+    return f"{settings.site.base_url}/r/{token}"
+
+
 def open_link_count(*, settings: Settings, token: str) -> LinkCount:
     """The (release, link, channel, language) of a genuine link-count token; :class:`TokenError` otherwise."""
     opened = open_token(LINK_COUNT, settings.signing_keys(), token)
@@ -296,6 +308,31 @@ def open_link_count(*, settings: Settings, token: str) -> LinkCount:
     except ValueError:
         raise TokenError(N_("the link token is damaged")) from None
     return LinkCount(*fields)
+
+
+# --------------------------------------------------------------------------- editors' reach report
+
+
+_PERIOD_TEXT = re.compile(r"all|\d{4}(?:-Q[1-4]|-(?:0[1-9]|1[0-2]))?")
+
+
+def report_url(*, settings: Settings, period: str, expires: datetime) -> str:
+    """The editors' link to the reach report of ``period`` (``all``, ``2026``, ``2026-Q4``, ``2026-11``) until ``expires``."""
+    if not _PERIOD_TEXT.fullmatch(period):
+        raise ValueError(f"period {period!r}: all, a year, a quarter (2026-Q4) or a month (2026-11)")
+    payload = f"{period}:{int(expires.timestamp())}".encode()
+    return f"{settings.site.base_url}/reports/{sign(REPORT, settings.signing_keys(), payload)}"
+
+
+def open_report(*, settings: Settings, token: str, now: datetime) -> str:
+    """The period of a genuine, unexpired report ``token``; :class:`TokenError` otherwise."""
+    opened = open_token(REPORT, settings.signing_keys(), token)
+    period, _, expires = opened.payload.decode("ascii", errors="replace").partition(":")
+    if not (_PERIOD_TEXT.fullmatch(period) and expires.isdigit()):
+        raise TokenError(N_("the link token is damaged"))
+    if now.timestamp() >= int(expires):
+        raise TokenError(N_("the link has expired"))
+    return period
 
 
 # --------------------------------------------------------------------------- CSRF

@@ -45,6 +45,9 @@ def test_publish_builds_site_records_once_and_rewrites_nothing_on_rerun(project,
     assert sorted(p.stem.split("-")[-1] for p in posts) == ["bluesky", "linkedin", "mastodon"]
     assert all("https://press.example.org/releases/first-news/" in p.read_text(encoding="utf-8") for p in posts)
 
+    # The run's reach page (also its "reach" artifact): the new release, its counts and chart.
+    assert "First news" in (project.root / "var" / "reports" / "reach-all.html").read_text(encoding="utf-8")
+
     before, posts_before = snapshot(public), snapshot(project.root / "var" / "outbox")
     again = publish(settings_file=settings_file, now=NOW + timedelta(minutes=5))
     assert again.newly_public == []

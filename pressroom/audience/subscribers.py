@@ -155,6 +155,14 @@ class Audience:
             ).mappings()
             return [ConsentEvent(kind=r["kind"], at=r["at"], source=r["source"], detail=r["detail"]) for r in rows]
 
+    def unsubscribes(self, *, since: datetime, until: datetime) -> int:
+        """How many unsubscribes were recorded from ``since`` up to ``until`` (a count: no one is named)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(
+                select(func.count()).select_from(consent_events).where(
+                    consent_events.c.kind == "unsubscribed", consent_events.c.at >= since, consent_events.c.at < until)
+            ).scalar_one())
+
     def is_suppressed(self, *, address: str) -> bool:
         """Whether ``address`` is on the suppression list (as itself, or as the hash left by an erasure)."""
         clean = normalise_address(address)

@@ -10,14 +10,14 @@ import sys
 
 from rich.markup import escape
 
-from pressroom.cli import content, deliveries, importing, people, runs
+from pressroom.cli import content, deliveries, importing, people, report, runs
 from pressroom.cli.base import app, err
 from pressroom.errors import PressroomError, TransientError
 
 __all__ = ["app", "main"]
 
 # Importing a group module registers its commands on ``app``.
-COMMAND_GROUPS = (content, importing, runs, people, deliveries)
+COMMAND_GROUPS = (content, importing, runs, people, deliveries, report)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pressroom import i18n, images
 from pressroom.i18n import N_
-from pressroom.mail.links import utm_html, with_utm
+from pressroom.mail.links import counted_links, utm_html, with_utm
 from pressroom.mail.message import Composed, build_composed, new_tokens
 from pressroom.mail.render import both
 from pressroom.mail.style import contrast_ratio, palette, style_body
@@ -167,6 +167,8 @@ def compose_release(
         context["footer_links"] = False
         key = f"proof-{release.slug}-{release.digest[:8]}"  # never the Message-ID of the real email
     html, text = both(settings, "release", context)
+    if proof is None:  # an editor's clicks on a proof are not readers'
+        html, text = counted_links(html, text, settings=settings, release=release.slug, channel="email", language=language)
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=proof is None,
         greeting=_greeting(settings, language),
@@ -212,6 +214,8 @@ def compose_digest(
     context["releases"] = [_release_context(r, settings, key, context["colors"], language) for r in ordered]
     context["view_url"] = with_utm(settings.site.base_url + "/", settings=settings, campaign=key)
     html, text = both(settings, "digest", context)
+    html, text = counted_links(html, text, settings=settings, release=key, channel="digest", language=language,
+                               owners=[(r.url, r.slug) for r in ordered])
     return build_composed(
         key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True,
         greeting=_greeting(settings, language),
@@ -398,6 +402,7 @@ def compose_follow_up(*, release: Release, settings: Settings, kind: Literal["co
                          "published": i18n.format_date(moment=release.date, language=language, settings=settings)}
     context["view_url"] = release.url if kind == "correction" else ""
     html, text = both(settings, kind, context)
+    html, text = counted_links(html, text, settings=settings, release=release.slug, channel=kind, language=language)
     key = f"{release.slug}-correction-{number}" if kind == "correction" else f"{release.slug}-withdrawal"
     return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings, bulk=True,
                           greeting=_greeting(settings, language))

@@ -1,14 +1,21 @@
-"""Links in emails into the public site, tagged with ``utm_*`` parameters when ``[email] utm`` is on."""
+"""Links in emails: into the public site, tagged with ``utm_*`` parameters when ``[email] utm`` is on;
+through the counting redirect (``/r/<token>``) when ``[analytics] links`` is on.
+
+A counted link names the release, the link, the channel and the language, never the reader: the
+email is composed once and every recipient's copy carries the same links.
+"""
 
 from __future__ import annotations
 
 import html as html_module
 import re
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pressroom.settings import Settings
+from pressroom.tokens import link_count_url
 
-__all__ = ["utm_html", "with_utm"]
+__all__ = ["counted_links", "utm_html", "with_utm"]
 
 
 def with_utm(url: str, *, settings: Settings, campaign: str) -> str:
@@ -42,3 +49,40 @@ def utm_html(fragment: str, *, settings: Settings, campaign: str) -> str:
         return f'href="{html_module.escape(with_utm(url, settings=settings, campaign=campaign))}"'
 
     return _HREF.sub(replace, fragment)
+
+
+# A bare URL in a text part ends at white space or a closing bracket; a sentence's full stop is not part of it.
+_TEXT_URL = re.compile(r"https?://[^\s<>\"')\]]+")
+_TRAILING = ".,;:!?"
+# Personal links (each reader's own token) and links that are ours already are never counted.
+_PERSONAL_PATHS = ("/r/", "/unsubscribe", "/preferences", "/preview/", "/approval/", "/journalists/", "/data")
+
+
+def counted_links(html: str, text: str, *, settings: Settings, release: str, channel: str, language: str,
+                  owners: Sequence[tuple[str, str]] = ()) -> tuple[str, str]:
+    """The HTML and text parts with each http(s) link replaced by its counting redirect.
+
+    A link under the URL of one of ``owners`` (release URL, slug), as in a digest, is counted for that
+    release; any other for ``release``. Nothing changes when ``[analytics] links`` is off.
+    """
+    if not settings.analytics.links:
+        return html, text
+    base = settings.site.base_url
+
+    def counted(url: str) -> str:
+        if not url.startswith(("https://", "http://")):
+            return url
+        if url.startswith(base) and url[len(base):].startswith(_PERSONAL_PATHS):
+            return url
+        slug = next((slug for prefix, slug in owners if url.startswith(prefix)), release)
+        return link_count_url(settings=settings, release=slug, link=url, channel=channel, language=language)
+
+    def in_html(match: re.Match[str]) -> str:
+        return f'href="{html_module.escape(counted(html_module.unescape(match.group(1))))}"'
+
+    def in_text(match: re.Match[str]) -> str:
+        url = match.group(0)
+        kept = url.rstrip(_TRAILING)
+        return counted(kept) + url[len(kept):]
+
+    return _HREF.sub(in_html, html), _TEXT_URL.sub(in_text, text)

@@ -312,6 +312,18 @@ class Bluesky:
         if any(self._get_record(rkey) is not None for rkey in rkeys):
             raise retry_soon("bluesky: a deleted record can still be read")
 
+    def engagement(self, url: str) -> tuple[int, int, int]:
+        """(likes, reposts, replies) of our post at ``url``, as the AppView counts them now
+        (app.bsky.feed.getPosts, through the account's PDS: ``likeCount``, ``repostCount``, ``replyCount``)."""
+        if self._did is None:
+            self._login()
+        uri = f"at://{self._did}/{COLLECTION}/{url.rstrip('/').rsplit('/', 1)[-1]}"
+        found = self._request("GET", "app.bsky.feed.getPosts", params={"uris": uri}).json().get("posts", [])
+        if not found:
+            raise retry_soon(f"bluesky: {uri} is not (yet) known to the AppView")
+        post = found[0]
+        return int(post.get("likeCount", 0)), int(post.get("repostCount", 0)), int(post.get("replyCount", 0))
+
     def _web_url(self, uri: str) -> str:
         rkey = uri.rsplit("/", 1)[-1]
         return f"https://bsky.app/profile/{self._handle}/post/{rkey}"

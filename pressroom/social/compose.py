@@ -35,6 +35,7 @@ from pressroom import i18n, templating
 from pressroom.errors import TemplateError
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
+from pressroom.tokens import link_count_url
 
 __all__ = [
     "BLUESKY",
@@ -385,13 +386,14 @@ class _Draft:
 
     template: jinja2.Template
     release: Release
+    url: str
     limits: Limits
     hashtags: list[str]
     mentions: list[Mention]
 
     def render(self, text: str, summary: str = "") -> str:
         return _render(
-            self.template, text=text, summary=summary, url=self.release.url, hashtags=self.hashtags, release=self.release,
+            self.template, text=text, summary=summary, url=self.url, hashtags=self.hashtags, release=self.release,
             mentions=[mention.text for mention in self.mentions],
         )
 
@@ -437,8 +439,14 @@ def compose_post(
     body = override.strip() if override else release.title
     summary = "" if override or release.summary.strip() == release.title.strip() else release.summary.strip()
     present = {facet.value.casefold() for facet in find_facets(f"{body} {summary}") if facet.kind == "tag"}
+    counted = release.url
+    if settings is not None and settings.analytics.links:
+        counted = link_count_url(settings=settings, release=release.slug, link=release.url, channel=network,
+                                 language=release.language)
     draft = _Draft(
-        template=template, release=release, limits=limits,
+        # The text carries the counted link only where a link counts as a fixed length (Mastodon):
+        # elsewhere its length would cost the post its words. The card's link is counted everywhere.
+        template=template, release=release, url=counted if limits.url_chars is not None else release.url, limits=limits,
         hashtags=[tag for tag in hashtags_for(release.tags) if tag[1:].casefold() not in present],
         mentions=list(mentions_for(release=release, network=network, own=own)),
     )
@@ -449,17 +457,17 @@ def compose_post(
         slug=release.slug,
         published=release.date,
         parts=tuple(_part(text, limits, tuple(draft.mentions) if index == 0 else ()) for index, text in enumerate(parts)),
-        card=_card(release),
+        card=_card(release, counted),
         language=release.language,
         limits=limits,
         hashtags=tuple(draft.hashtags),
     )
 
 
-def _card(release: Release) -> Card:
+def _card(release: Release, url: str) -> Card:
     hero = release.hero
     return Card(
-        url=release.url,
+        url=url,
         title=release.title,
         description=release.summary,
         image_url=hero.src if hero else None,

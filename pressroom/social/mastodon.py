@@ -152,6 +152,12 @@ class Mastodon:
             raise
         return True
 
+    def engagement(self, url: str) -> tuple[int, int, int]:
+        """(favourites, boosts, replies) of the status at ``url``, as the instance counts them now
+        (GET /api/v1/statuses/:id: ``favourites_count``, ``reblogs_count``, ``replies_count``)."""
+        status = self._request("GET", f"/api/v1/statuses/{_status_id(url)}").json()
+        return int(status.get("favourites_count", 0)), int(status.get("reblogs_count", 0)), int(status.get("replies_count", 0))
+
     def verify(self) -> str:
         me = self._request("GET", "/api/v1/accounts/verify_credentials").json()
         return f"@{me.get('acct', me.get('username', '?'))} on {self.account.base_url}"

@@ -29,6 +29,8 @@ from pressroom.web import (
     pages,
     preferences,
     preview,
+    redirect,
+    reports,
     subscribe,
     unsubscribe,
 )
@@ -148,6 +150,8 @@ def create_app(
         *data.routes(web),
         *bounces.routes(web),
         *preview.routes(web),
+        *redirect.routes(web),
+        *reports.routes(web),
         Route("/_pressroom/web.css", stylesheet, methods=["GET"]),
         *extra_routes,
         Mount("/", app=_PublicFiles(base_url=settings.site.base_url, directory=public, html=True, check_dir=False)),
