@@ -41,3 +41,18 @@ def test_every_relative_link_and_picture_exists(page: Path) -> None:
         elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
             missing.append(f"{target}: no heading #{anchor} in {file.name}")
     assert not missing, f"{page.relative_to(REPO)}: " + "; ".join(missing)
+
+
+def test_the_proxy_example_passes_every_page_of_the_web_app_to_it(project) -> None:
+    """An nginx that serves public/ itself must hand the app every path it answers, or those links 404 behind it."""
+    from starlette.routing import Route
+
+    from pressroom.web.app import create_app
+
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    passed = [re.compile(pattern) for pattern, body in re.findall(r"location ~ (\^\S+) \{([^}]*)\}", text) if "proxy_pass" in body]
+    app = create_app(settings=project.settings())
+    # the editors' approval pages join through `pressroom serve`'s extra routes
+    paths = ["/approval/t"] + [route.path.replace("{token}", "t").replace("{slug}", "s").replace("{name:path}", "f") for route in app.routes if isinstance(route, Route)]
+    assert len(paths) > 10
+    assert [path for path in paths if not any(pattern.match(path) for pattern in passed)] == []
