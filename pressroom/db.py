@@ -205,6 +205,20 @@ delivery_conflicts = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+# A step that changed a delivery's fate on purpose (the operator resent it, a channel asked the
+# far end after a crash), with the state and answer it had before: append-only, so a resend
+# stays visible after the row settles as sent.
+delivery_history = Table(
+    "delivery_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, nullable=False, index=True),
+    Column("event", String(32), nullable=False),  # resent, asked, retried
+    Column("state", String(16), nullable=False),  # the state before
+    Column("response", Text, nullable=False, server_default=""),  # the answer before
+    Column("at", UTCDateTime, nullable=False),
+)
+
 # One row per subscribe-form request: what that request asked for, so that confirming its link
 # applies exactly those choices. A row is closed when its link is used or the subscriber's
 # status changes, so an old link can never confirm (or re-subscribe) again.

@@ -38,7 +38,6 @@ these rules:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,14 +47,14 @@ from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select
 
 from pressroom.audience import eligible
 from pressroom.db import (
-    complaints, deliveries, delivery_conflicts, dialect_insert, plans, queue_deliveries, publications, subscribers, suppressions,
+    complaints, deliveries, delivery_conflicts, delivery_history, dialect_insert, plans, queue_deliveries, publications, subscribers, suppressions,
 )
-from pressroom.ledger.reports import DeliveryReport, Reports, _scope, _unresolved
+from pressroom.ledger.reports import DeliveryReport, Reports, _scope, _unresolved, sender_name
 
 if TYPE_CHECKING:
     from pressroom.releases import Release
 
-__all__ = ["Delivery", "DeliveryReport", "Ledger", "Outcome", "STATES"]
+__all__ = ["Delivery", "DeliveryReport", "Ledger", "Outcome", "STATES", "sender_name"]
 
 STATES = ("planned", "claimed", "sending", "sent", "deferred", "failed", "suppressed", "ambiguous", "digest")
 FINAL = ("sent", "failed", "suppressed", "ambiguous")
@@ -262,7 +261,7 @@ class Ledger(Reports):
         Due: planned; deferred whose retry time has come; claimed by a worker whose lease ran out.
         ``release=None`` takes due rows of every release of ``channel`` (subscription emails).
         """
-        token = worker or uuid.uuid4().hex
+        token = worker or sender_name()
         due = or_(
             deliveries.c.state == "planned",
             and_(deliveries.c.state == "deferred", deliveries.c.next_attempt_at <= now),
@@ -422,6 +421,7 @@ class Ledger(Reports):
         """
         where = _scope(release, channel)
         with self._engine.begin() as conn:
+            _remember(conn, [*where, _unresolved(now)], event="resent", state="ambiguous", now=now)
             requeued = conn.execute(
                 update(deliveries).where(*where, _unresolved(now)).values(
                     state="planned", response="resent on the operator's word after an ambiguous send",
@@ -437,6 +437,7 @@ class Ledger(Reports):
         """For a channel that can ask the far end whether a delivery arrived (a social network):
         its ambiguous rows become due again, with their attempts kept, so the sender looks before it sends."""
         with self._engine.begin() as conn:
+            _remember(conn, [*_scope(release, channel), _unresolved(now)], event="asked", state="ambiguous", now=now)
             return int(conn.execute(
                 update(deliveries).where(*_scope(release, channel), _unresolved(now)).values(
                     state="deferred", next_attempt_at=now, claimed_by=None, lease_until=None, updated_at=now,
@@ -529,3 +530,11 @@ class Ledger(Reports):
             return self._count_plan(conn, release, channel)
 
 
+def _remember(conn, where: list, *, event: str, state: str, now: datetime) -> None:
+    """Keep, for every row ``where`` selects, the ``state`` and answer it had before ``event`` changes its
+    fate on purpose (delivery_history): a resent row that settles as ``sent`` still shows it was resent."""
+    conn.execute(delivery_history.insert().from_select(
+        ["delivery_id", "event", "state", "response", "at"],
+        select(deliveries.c.id, literal(event), literal(state), deliveries.c.response,
+               literal(now, delivery_history.c.at.type)).where(*where),
+    ))

@@ -6,16 +6,24 @@ is a :class:`Reports`, so every caller reads through the one object it already h
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Self
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select
 
-from pressroom.db import complaints, deliveries, delivery_conflicts, engine_for, engine_for_url, plans
+from pressroom.db import (
+    complaints, deliveries, delivery_conflicts, delivery_history, engine_for, engine_for_url, journalists, plans, subscribers,
+)
 from pressroom.settings import Settings
 
-__all__ = ["DeliveryReport", "Reports"]
+__all__ = ["LABELS", "MEANING", "DeliveryReport", "Event", "Group", "Reports", "Row", "Sender", "sender_name"]
 
 
 @dataclass
@@ -100,6 +108,109 @@ class DeliveryReport:
         return rows
 
 
+# What an operator reads for each state of a report, in this order. The ledger's own states are
+# finer (planned and claimed are both "pending") or coarser (a ``sending`` row is "in flight" while
+# its sender holds the lease, "ambiguous" once the lease ran out).
+MEANING = {
+    "sent": "accepted by the server (a post: published)",
+    "pending": "waiting for the next run",
+    "in flight": "held by a live sender",
+    "sender gone": "held by a sender that is no longer running",
+    "deferred": "the server asked to try later",
+    "ambiguous": "the server may have it",
+    "expired": "given up: the server stayed unreachable for as long as [email] give_up_after allows",
+    "failed": "refused, with the server's answer",
+    "suppressed": "not sent: unsubscribed, bounced, complained or erased before it went out",
+    "in digest": "goes out in a weekly digest",
+}
+LABELS = tuple(MEANING)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The process that holds a row: read from its ``claimed_by`` name (see :func:`sender_name`)."""
+
+    host: str
+    pid: int
+
+    @property
+    def gone(self) -> bool:
+        """Whether it is known to have stopped: only a process on this host can be looked at."""
+        if self.host != _HOST:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, under another user
+            return False
+        return False
+
+
+@dataclass(frozen=True)
+class Row:
+    """One delivery as an operator reads it; ``state`` is one of :data:`LABELS`."""
+
+    release: str
+    channel: str
+    recipient: str
+    language: str  # the reader's, "" when the row names none (a social account, an erased reader)
+    state: str
+    attempts: int
+    response: str
+    updated_at: datetime
+    next_attempt_at: datetime | None
+    lease_until: datetime | None
+    sender: Sender | None
+    sending: bool  # a held row whose message may be on the wire (not only claimed)
+
+    def seconds_left(self, now: datetime) -> int:
+        """Whole seconds until its lease runs out (0 when it has)."""
+        if self.lease_until is None:
+            return 0
+        return max(0, math.ceil((self.lease_until - now).total_seconds()))
+
+
+@dataclass(frozen=True)
+class Group:
+    """The counts of one (release, channel, reader language): channels are never added together."""
+
+    release: str
+    channel: str
+    language: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that changed a delivery's fate after it first settled, kept after the counts settle."""
+
+    at: datetime
+    release: str
+    channel: str
+    recipient: str
+    what: str
+
+
+def sender_name() -> str:
+    """A sender's name in the ledger (``claimed_by``): its process and host, so a report can say who
+    holds a row and whether it still runs, plus a random part that makes it unique."""
+    return f"{os.getpid()}@{_HOST}#{uuid.uuid4().hex[:16]}"
+
+
+def _sender_of(name: str | None) -> Sender | None:
+    match = _SENDER.fullmatch(name or "")
+    return Sender(host=match["host"], pid=int(match["pid"])) if match else None
+
+
+# 64 characters for the whole name: pid (at most 7 digits), host, 16 random hex digits.
+_HOST = socket.gethostname()[:38]
+_SENDER = re.compile(r"(?P<pid>\d+)@(?P<host>.*)#[0-9a-f]{16}")
+
 
 class Reports:
     """Reads of the deliveries in the Pressroom database. Safe to share between threads."""
@@ -131,7 +242,6 @@ class Reports:
                 .group_by(deliveries.c.release)
             ).tuples().all())
         return [(name, int(counted.get(name, 0)), int(delivered.get(name, 0))) for name in names]
-
 
     def report(self, *, release: str | None = None, channel: str | None = None, run_id: str | None = None,
                now: datetime | None = None, problems: int = 100) -> DeliveryReport:
@@ -173,7 +283,6 @@ class Reports:
                 .where(*_scope(release, channel), _unresolved(now or datetime.now(UTC))).order_by(deliveries.c.id)
             ).tuples())
 
-
     def conflicts(self, *, release: str | None = None, channel: str | None = None) -> list[tuple[str, str, str, str]]:
         """(release, recipient, state the sender reported, its response) of every recorded conflict."""
         with self._engine.connect() as conn:
@@ -202,6 +311,100 @@ class Reports:
         with self._engine.connect() as conn:
             return list(conn.execute(select(plans.c.channel).where(plans.c.release == release).order_by(plans.c.channel)).scalars())
 
+    # ----------------------------------------------------------------- what an operator reads
+
+    def overview(self, *, release: str | None = None, channel: str | None = None,
+                 now: datetime | None = None) -> list[Group]:
+        """Counts per state (:data:`LABELS`) for each (release, channel, reader language)."""
+        now = now or datetime.now(UTC)
+        label, language = _label(now), _LANGUAGE
+        groups: dict[tuple[str, str, str], dict[str, int]] = {}
+        with self._engine.connect() as conn:
+            counted = conn.execute(
+                select(deliveries.c.release, deliveries.c.channel, language, label, deliveries.c.claimed_by, func.count())
+                .select_from(_WITH_LANGUAGE).where(*_scope(release, channel))
+                .group_by(deliveries.c.release, deliveries.c.channel, language, label, deliveries.c.claimed_by)
+            ).tuples()
+            for slug, chan, lang, state, holder, count in counted:
+                state = _refine(state, _sender_of(holder))
+                counts = groups.setdefault((slug, chan, lang), {})
+                counts[state] = counts.get(state, 0) + int(count)
+        return [Group(release=slug, channel=chan, language=lang, counts=counts)
+                for (slug, chan, lang), counts in sorted(groups.items())]
+
+    def rows(self, *, release: str | None = None, channel: str | None = None, state: str | None = None,
+             address: str | None = None, now: datetime | None = None, limit: int | None = None) -> Iterator[Row]:
+        """Every delivery of the scope, oldest first: ``state`` one of :data:`LABELS`; ``address`` a
+        normalised address (an erased one is stored only as a keyed hash, so it finds nothing)."""
+        now = now or datetime.now(UTC)
+        label = _label(now)
+        where = _scope(release, channel)
+        if address is not None:
+            where.append(deliveries.c.recipient == address)
+        held = state in ("in flight", "sender gone")
+        if state is not None:
+            where.append(label == ("in flight" if held else state))
+        query = (
+            select(deliveries.c.release, deliveries.c.channel, deliveries.c.recipient, _LANGUAGE, label,
+                   deliveries.c.attempts, deliveries.c.response, deliveries.c.updated_at, deliveries.c.next_attempt_at,
+                   deliveries.c.lease_until, deliveries.c.claimed_by, deliveries.c.state)
+            .select_from(_WITH_LANGUAGE).where(*where).order_by(deliveries.c.id)
+        )
+        if limit is not None and not held:  # which held rows a sender gone holds is known only here
+            query = query.limit(limit)
+        given = 0
+        with self._engine.connect() as conn:
+            for r in conn.execution_options(yield_per=1000).execute(query).tuples():
+                sender = _sender_of(r[10])
+                row = Row(release=r[0], channel=r[1], recipient=r[2], language=r[3], state=_refine(r[4], sender),
+                          attempts=r[5], response=r[6], updated_at=r[7], next_attempt_at=r[8], lease_until=r[9],
+                          sender=sender, sending=r[11] == "sending")
+                if state is not None and row.state != state:
+                    continue
+                yield row
+                given += 1
+                if limit is not None and given >= limit:
+                    return
+
+    def history(self, *, release: str | None = None, channel: str | None = None, limit: int = 50) -> list[Event]:
+        """The last ``limit`` steps that changed a delivery's fate after it first settled: resends on the
+        operator's word, look-ups after a crash, and conflicts (a sender's answer for a row it no longer held)."""
+        where = _scope(release, channel)
+        with self._engine.connect() as conn:
+            steps = conn.execute(
+                select(delivery_history.c.at, deliveries.c.release, deliveries.c.channel, deliveries.c.recipient,
+                       delivery_history.c.event, delivery_history.c.state, delivery_history.c.response)
+                .select_from(delivery_history.join(deliveries, deliveries.c.id == delivery_history.c.delivery_id))
+                .where(*where).order_by(delivery_history.c.id.desc()).limit(limit)
+            ).tuples().all()
+            late = conn.execute(
+                select(delivery_conflicts.c.at, deliveries.c.release, deliveries.c.channel, deliveries.c.recipient,
+                       delivery_conflicts.c.state, delivery_conflicts.c.response)
+                .select_from(delivery_conflicts.join(deliveries, deliveries.c.id == delivery_conflicts.c.delivery_id))
+                .where(*where).order_by(delivery_conflicts.c.id.desc()).limit(limit)
+            ).tuples().all()
+        events = [Event(at=at, release=slug, channel=chan, recipient=rcpt, what=_step(event, state, answer))
+                  for at, slug, chan, rcpt, event, state, answer in steps]
+        events += [Event(at=at, release=slug, channel=chan, recipient=rcpt, what=_conflict(state, answer))
+                   for at, slug, chan, rcpt, state, answer in late]
+        return sorted(events, key=lambda e: e.at)[-limit:]
+
+    def resends_arrived(self, *, last: int = 100) -> tuple[int, int]:
+        """(how many had arrived, of the last ``last`` ambiguous rows resent on the operator's word).
+
+        Arrived: its first sender's answer came after all, saying sent (kept as a conflict). A first
+        copy whose answer never came is not counted, so this is the least that arrived twice.
+        """
+        with self._engine.connect() as conn:
+            recent = (
+                select(delivery_history.c.delivery_id).where(delivery_history.c.event == "resent")
+                .order_by(delivery_history.c.id.desc()).limit(last).subquery()
+            )
+            arrived = exists().where(delivery_conflicts.c.delivery_id == recent.c.delivery_id, delivery_conflicts.c.state == "sent")
+            resent, had = conn.execute(
+                select(func.count(), func.coalesce(func.sum(case((arrived, 1), else_=0)), 0)).select_from(recent)
+            ).one()
+        return int(had), int(resent)
 
 
 def _scope(release: str | None, channel: str | None) -> list:
@@ -219,3 +422,40 @@ def _unresolved(now: datetime):
         deliveries.c.state == "ambiguous",
         and_(deliveries.c.state == "sending", or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now)),
     )
+
+
+def _label(now: datetime):
+    """A row's state as :data:`LABELS` names it, in SQL; a held row is "in flight" until :func:`_refine`."""
+    live = and_(deliveries.c.lease_until.is_not(None), deliveries.c.lease_until > now)
+    return case(
+        (and_(deliveries.c.state.in_(("claimed", "sending")), live), literal("in flight")),
+        (deliveries.c.state == "sending", literal("ambiguous")),
+        (deliveries.c.state.in_(("planned", "claimed")), literal("pending")),
+        (deliveries.c.state == "digest", literal("in digest")),
+        else_=deliveries.c.state,
+    )
+
+
+def _refine(label: str, sender: Sender | None) -> str:
+    return "sender gone" if label == "in flight" and sender is not None and sender.gone else label
+
+
+# The reader's language: a subscriber's, else (the media list's rows name no subscriber) a journalist's.
+_WITH_LANGUAGE = deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id).outerjoin(
+    journalists, and_(deliveries.c.subscriber_id.is_(None), journalists.c.address == deliveries.c.recipient)
+)
+_LANGUAGE = func.coalesce(subscribers.c.language, journalists.c.language, literal(""))
+
+
+def _step(event: str, state: str, answer: str) -> str:
+    was = f"it was {state}" + (f" ({answer})" if answer else "")
+    if event == "resent":
+        return f"resent on the operator's word; {was}"
+    if event == "asked":
+        return f"the network was asked whether it had the post before posting again; {was}"
+    return f"queued again on the operator's word; {was}"
+
+
+def _conflict(state: str, answer: str) -> str:
+    said = f"its earlier sender answered {state} after it had lost the row" + (f" ({answer})" if answer else "")
+    return said + ("; so the first copy had arrived" if state == "sent" else "")

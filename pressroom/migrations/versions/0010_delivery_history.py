@@ -1,0 +1,37 @@
+"""What happened to a delivery before its latest state: resends on the operator's word, look-ups after a crash.
+
+A row's state and response say only where it ended. A resent ambiguous row settles as ``sent``
+and would hide that it may have arrived twice; this table keeps each such step, append-only,
+so the report still shows it after the counts settle.
+
+Revision ID: 0010
+Revises: 0008
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from pressroom.db import UTCDateTime
+
+revision = "0010"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "delivery_history",
+        sa.Column("id", Id, primary_key=True, autoincrement=True),
+        sa.Column("delivery_id", Id, nullable=False, index=True),
+        sa.Column("event", sa.String(32), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("response", sa.Text, nullable=False, server_default=""),
+        sa.Column("at", UTCDateTime, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("delivery_history")
