@@ -190,6 +190,7 @@ deliveries = Table(
     Index("ix_deliveries_queue", "release", "channel", "state"),
     Index("ix_deliveries_bundle", "bundle"),
     Index("ix_deliveries_channel_state", "channel", "state"),
+    Index("ix_deliveries_recipient", "recipient"),  # every send to one address (deliveries find, erasure)
 )
 
 # An outcome a sender reported for a row it no longer owned (its lease was taken over, an

@@ -129,7 +129,7 @@ def test_the_report_counts_each_channel_and_language_apart_and_says_what_to_do(p
 
     host = re.escape(sender_name().split("@", 1)[1].split("#")[0])
     assert re.search(rf"^  later  email  {who['live']}  held by {host}, pid {os.getpid()}, lease until 20\d\d-", out, re.M)
-    wait = re.search(r"^sender gone 1: held by a sender that is no longer running\n  next: run again after (\d+) s, "
+    wait = re.search(r"^sender gone 1: in flight, but its sender is no longer running\n  next: run again after (\d+) s, "
                      r"when its lease runs out$", out, re.M)
     assert wait and 30 <= int(wait[1]) <= 42
     assert re.search(rf"^  later  email  {who['orphan']}  held by {host}, pid \d+, which is not running; due again in \d+ s$",

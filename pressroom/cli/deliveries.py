@@ -105,7 +105,7 @@ def _next_step(state: str, rows: list[Row], *, scope: str, now: datetime) -> str
             f" ({sending} it was sending become ambiguous then: decide with pressroom deliveries retry --ambiguous{scope})"
             if sending else "")
     if state == "in flight":
-        return "nothing: its sender finishes them (or, if it stops, they are said here)"
+        return "nothing: its sender is running and finishes them"
     if state == "deferred":
         return "nothing: the next run after the time shown tries again"
     if state == "expired":

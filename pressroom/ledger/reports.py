@@ -115,7 +115,7 @@ MEANING = {
     "sent": "accepted by the server (a post: published)",
     "pending": "waiting for the next run",
     "in flight": "held by a live sender",
-    "sender gone": "held by a sender that is no longer running",
+    "sender gone": "in flight, but its sender is no longer running",
     "deferred": "the server asked to try later",
     "ambiguous": "the server may have it",
     "expired": "given up: the server stayed unreachable for as long as [email] give_up_after allows",
