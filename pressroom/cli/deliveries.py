@@ -169,7 +169,8 @@ def deliveries_list(
         raise typer.Exit(2)
     _check_format(output)
     rows = Reports.from_settings(open_settings(settings_file)).rows(release=release, channel=channel, state=state)
-    _write_rows(rows, csv_format=output == "csv")
+    count = _write_rows(rows, csv_format=output == "csv")
+    err.print(f"{count} deliveries", markup=False)
 
 
 @deliveries_app.command("find")
