@@ -135,7 +135,8 @@ class Sender:
 
     @property
     def gone(self) -> bool:
-        """Whether it is known to have stopped: only a process on this host can be looked at."""
+        """Whether it is known to have stopped: only a process on this host can be looked at (a pid
+        the system gave to another process since reads as alive, which errs on the safe side)."""
         if self.host != _HOST:
             return False
         try:
@@ -179,10 +180,6 @@ class Group:
     channel: str
     language: str
     counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)
