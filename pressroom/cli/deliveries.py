@@ -68,10 +68,9 @@ def _print_counts(groups: list[Group]) -> None:
 
 def _print_state(reports: Reports, state: str, count: int, *, release: str | None, channel: str | None, scope: str,
                  now: datetime, zone: tzinfo) -> None:
-    from pressroom.bounces import explain
     from pressroom.ledger.reports import MEANING
 
-    rows = list(reports.rows(release=release, channel=channel, state=state, now=now, limit=_SHOWN))
+    rows, causes = _read_state(reports, state, release=release, channel=channel, now=now)
     meaning = MEANING[state]
     if state == "ambiguous":
         arrived, resent = reports.resends_arrived()
@@ -82,17 +81,30 @@ def _print_state(reports: Reports, state: str, count: int, *, release: str | Non
     step = _next_step(state, rows, scope=scope, now=now)
     if step:
         console.print(f"  next: {step}", markup=False)
-    causes: Counter[str] = Counter()
     for row in rows:
         console.print(f"  {row.release}  {row.channel}  {row.recipient}  {_detail(row, now=now, zone=zone)}", markup=False)
-        why = explain(row.response) if state in ("failed", "deferred") else None
-        if why is not None:
-            causes[why.line()] += 1
     if count > len(rows):
         console.print(f"  ... and {count - len(rows)} more: pressroom deliveries list{scope} --state '{state}'", markup=False)
     # The providers' policy refusals, grouped: what each means for the sender and what to do.
     for line, times in causes.most_common():
         err.print(f"refused    {times} x {line}", markup=False)
+
+
+def _read_state(reports: Reports, state: str, *, release: str | None, channel: str | None,
+                now: datetime) -> tuple[list[Row], Counter[str]]:
+    """The first rows of ``state`` to show, and the providers' refusals among all of them (failed and deferred only)."""
+    from pressroom.bounces import explain
+
+    refusals = state in ("failed", "deferred")
+    shown: list[Row] = []
+    causes: Counter[str] = Counter()
+    for row in reports.rows(release=release, channel=channel, state=state, now=now, limit=None if refusals else _SHOWN):
+        if len(shown) < _SHOWN:
+            shown.append(row)
+        why = explain(row.response) if refusals else None
+        if why is not None:
+            causes[why.line()] += 1
+    return shown, causes
 
 
 def _next_step(state: str, rows: list[Row], *, scope: str, now: datetime) -> str:
@@ -155,7 +167,7 @@ _COLUMNS = ("release", "channel", "language", "recipient", "state", "attempts", 
 
 @deliveries_app.command("list")
 def deliveries_list(
-    release: Annotated[str, typer.Option(help="the release slug (or digest key)")],
+    release: Annotated[Optional[str], typer.Option(help="the release slug (or digest key); without it, every release")] = None,
     channel: Annotated[Optional[str], typer.Option(help="only this channel, or a prefix ending in ':'")] = None,
     state: Annotated[Optional[str], typer.Option(help="only rows in this state, as the report names it (e.g. failed, 'in flight')")] = None,
     output: Annotated[str, typer.Option("--format", help="text (tab-separated) or csv")] = "text",
