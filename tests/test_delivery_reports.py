@@ -173,7 +173,7 @@ def test_resends_and_late_answers_stay_in_the_report_after_the_counts_settle(pro
     ledger.advance(worker=worker, outcomes=[], begin=[row.id], now=now - timedelta(minutes=5), lease=timedelta(seconds=60))
     again = cli(project, db_url, "deliveries", "report", "--release", "third").output
     assert "ambiguous 1: the server may have it; retrying sends it again to those who got it: " \
-           "1 of the last 2 such rows had arrived" in again
+           "1 of the last 2 such rows had arrived (known from a late answer; of the others nobody can tell)" in again
 
 
 def test_who_got_it_list_and_find_and_erased_people_stay_erased(project, db_url, office) -> None:  # noqa: F811
@@ -229,3 +229,84 @@ def test_the_journalists_report_counts_from_the_same_states(project, db_url) -> 
     assert "max@radio.example\tfailed\tnot opened" in result.output
     assert "ned@wire.example\tin flight\tnot opened" in result.output  # never the raw "sending"
     assert result.stderr.strip() == "2 sent, 1 in flight, 1 failed; 0 opened the preview"
+
+
+class SlowHandler:
+    """An aiosmtpd handler that takes its time over each message, so a send is still going when it is killed."""
+
+    def __init__(self, received: Received, delay: float) -> None:
+        self.received, self.delay = received, delay
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201
+        import asyncio
+
+        await asyncio.sleep(self.delay)
+        self.received.add(envelope.rcpt_tos, envelope.content)
+        return "250 2.0.0 OK queued"
+
+
+SENDER = """
+import sys
+from pressroom.ledger import Ledger
+from pressroom.settings import load_settings
+from tests._delivery import drain
+
+settings = load_settings(sys.argv[1])
+drain(settings=settings, ledger=Ledger.from_settings(settings), release="news")
+"""
+
+
+@pytest.mark.slow
+def test_after_a_kill_the_report_says_the_sender_is_gone_then_what_is_ambiguous_and_what_was_resent(
+        project, db_url) -> None:  # noqa: F811, ANN001
+    import signal
+    import time
+
+    from tests.conftest import REPO
+
+    readers, lease = 300, 8
+    received = Received()
+    with SmtpServer(SlowHandler(received, delay=0.02)) as server:
+        env = {"PRESSROOM_DATABASE_URL": db_url, "PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": str(lease),
+               "PRESSROOM_EMAIL__BATCH_SIZE": "50", "PRESSROOM_SMTP__CONNECTIONS": "2", **server.env()}
+        audience, ledger = Audience(url=db_url), Ledger(url=db_url)
+        now = datetime.now(UTC)
+        audience.import_csv(file=io.StringIO("address\n" + "".join(f"reader{i}@example.org\n" for i in range(readers))), now=now)
+        ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=now)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PRESSROOM_")} | env
+        command = [sys.executable, "-c", SENDER, str(project.root / "pressroom.toml")]
+        sender = subprocess.Popen(command, env=environment, cwd=REPO)
+        while sender.poll() is None and sum(received.by_recipient().values()) < 60:
+            time.sleep(0.005)
+        os.kill(sender.pid, signal.SIGKILL)
+        sender.wait()
+        killed_at = time.monotonic()
+
+        # At once: the dead sender still holds its rows, and the report says so, with when to run again.
+        gone = cli(project, db_url, "deliveries", "report", "--release", "news").output
+        held = re.search(r"^sender gone (\d+): in flight, but its sender is no longer running\n"
+                         r"  next: run again after (\d+) s, when its lease runs out(?: \((\d+) it was sending become ambiguous then)?",
+                         gone, re.M)
+        assert held, gone
+        assert 0 < int(held[2]) <= lease
+        assert int(held[3] or 0) <= 2 * 2  # connections x window: what may have been on the wire
+        assert f"held by {re.escape(sender_name().split('@', 1)[1].split('#')[0])}, pid {sender.pid}, which is not running" \
+            in gone.replace("\\", "")
+        assert "in flight" not in line_of(gone, "  email (en)")
+
+        # Once its lease ran out: what was on the wire is ambiguous, the rest waits for the next run.
+        time.sleep(max(0.0, killed_at + lease + 0.5 - time.monotonic()))
+        later = cli(project, db_url, "deliveries", "report", "--release", "news").output
+        assert "sender gone" not in later
+        ambiguous = len(ledger.ambiguous(release="news"))
+        assert ambiguous == int(held[3] or 0)
+        assert re.search(rf"^  email \(en\) +\d+ sent, \d+ pending" + (rf", {ambiguous} ambiguous$" if ambiguous else "$"), later, re.M)
+
+        assert cli(project, db_url, "deliveries", "retry", "--ambiguous").exit_code == 0
+        assert subprocess.run(command, env=environment, cwd=REPO, timeout=300, check=False).returncode == 0
+        counts = received.by_recipient()
+
+    final = cli(project, db_url, "deliveries", "report", "--release", "news").output
+    assert re.search(rf"^  email \(en\) +{readers} sent$", final, re.M), final
+    assert len(counts) == readers and sum(counts.values()) - readers <= ambiguous  # a second copy only for a resent row
+    assert final.count("resent on the operator's word; it was ambiguous") == ambiguous

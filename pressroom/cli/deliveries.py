@@ -74,9 +74,11 @@ def _print_state(reports: Reports, state: str, count: int, *, release: str | Non
     meaning = MEANING[state]
     if state == "ambiguous":
         arrived, resent = reports.resends_arrived()
+        # Only a late answer tells that a first copy arrived: for a sender killed mid-send nothing
+        # ever does, so this is a floor, and said as one.
         meaning += "; retrying sends it again to those who got it: " + (
-            f"{arrived} of the last {resent} such rows had arrived" if resent
-            else "how many had arrived is not known yet (no ambiguous row was resent before)")
+            f"{arrived} of the last {resent} such rows had arrived (known from a late answer; of the others nobody can tell)"
+            if resent else "how many had arrived is not known yet (no ambiguous row was resent before)")
     console.print(f"\n{state} {count}: {meaning}", markup=False)
     step = _next_step(state, rows, scope=scope, now=now)
     if step:

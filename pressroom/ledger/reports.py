@@ -380,10 +380,11 @@ class Reports:
                 .select_from(delivery_conflicts.join(deliveries, deliveries.c.id == delivery_conflicts.c.delivery_id))
                 .where(*where).order_by(delivery_conflicts.c.id.desc()).limit(limit)
             ).tuples().all()
+        # Read newest first (the limit keeps the latest), told oldest first.
         events = [Event(at=at, release=slug, channel=chan, recipient=rcpt, what=_step(event, state, answer))
-                  for at, slug, chan, rcpt, event, state, answer in steps]
+                  for at, slug, chan, rcpt, event, state, answer in reversed(steps)]
         events += [Event(at=at, release=slug, channel=chan, recipient=rcpt, what=_conflict(state, answer))
-                   for at, slug, chan, rcpt, state, answer in late]
+                   for at, slug, chan, rcpt, state, answer in reversed(late)]
         return sorted(events, key=lambda e: e.at)[-limit:]
 
     def resends_arrived(self, *, last: int = 100) -> tuple[int, int]:
