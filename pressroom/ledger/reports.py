@@ -6,6 +6,7 @@ is a :class:`Reports`, so every caller reads through the one object it already h
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -333,11 +334,11 @@ class Reports:
              address: str | None = None, now: datetime | None = None, limit: int | None = None) -> Iterator[Row]:
         """Every delivery of the scope, oldest first: ``state`` one of :data:`LABELS`; ``address`` a
         normalised address (an erased one is stored only as a keyed hash, so it finds nothing)."""
-        now = now or datetime.now(UTC)
-        label = _label(now)
+        label = _label(now or datetime.now(UTC))
         where = _scope(release, channel)
         if address is not None:
             where.append(deliveries.c.recipient == address)
+        # Whether a held row's sender is gone is known only in Python: those are filtered (and limited) here.
         held = state in ("in flight", "sender gone")
         if state is not None:
             where.append(label == ("in flight" if held else state))
@@ -346,22 +347,11 @@ class Reports:
                    deliveries.c.attempts, deliveries.c.response, deliveries.c.updated_at, deliveries.c.next_attempt_at,
                    deliveries.c.lease_until, deliveries.c.claimed_by, deliveries.c.state)
             .select_from(_WITH_LANGUAGE).where(*where).order_by(deliveries.c.id)
+            .limit(None if held else limit)
         )
-        if limit is not None and not held:  # which held rows a sender gone holds is known only here
-            query = query.limit(limit)
-        given = 0
         with self._engine.connect() as conn:
-            for r in conn.execution_options(yield_per=1000).execute(query).tuples():
-                sender = _sender_of(r[10])
-                row = Row(release=r[0], channel=r[1], recipient=r[2], language=r[3], state=_refine(r[4], sender),
-                          attempts=r[5], response=r[6], updated_at=r[7], next_attempt_at=r[8], lease_until=r[9],
-                          sender=sender, sending=r[11] == "sending")
-                if state is not None and row.state != state:
-                    continue
-                yield row
-                given += 1
-                if limit is not None and given >= limit:
-                    return
+            found = (_row(r) for r in conn.execution_options(yield_per=1000).execute(query).tuples())
+            yield from itertools.islice((row for row in found if state is None or row.state == state), limit)
 
     def history(self, *, release: str | None = None, channel: str | None = None, limit: int = 50) -> list[Event]:
         """The last ``limit`` steps that changed a delivery's fate after it first settled: resends on the
@@ -432,6 +422,13 @@ def _label(now: datetime):
         (deliveries.c.state == "digest", literal("in digest")),
         else_=deliveries.c.state,
     )
+
+
+def _row(r: tuple) -> Row:
+    sender = _sender_of(r[10])
+    return Row(release=r[0], channel=r[1], recipient=r[2], language=r[3], state=_refine(r[4], sender), attempts=r[5],
+               response=r[6], updated_at=r[7], next_attempt_at=r[8], lease_until=r[9], sender=sender,
+               sending=r[11] == "sending")
 
 
 def _refine(label: str, sender: Sender | None) -> str:
