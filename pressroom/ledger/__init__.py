@@ -530,11 +530,12 @@ class Ledger(Reports):
             return self._count_plan(conn, release, channel)
 
 
-def _remember(conn, where: list, *, event: str, state: str, now: datetime) -> None:
-    """Keep, for every row ``where`` selects, the ``state`` and answer it had before ``event`` changes its
-    fate on purpose (delivery_history): a resent row that settles as ``sent`` still shows it was resent."""
+def _remember(conn, where: list, *, event: str, now: datetime, state: str | None = None) -> None:
+    """Keep, for every row ``where`` selects, its state (or ``state``, when the ledger's word for it is
+    another: a dead ``sending`` row is ambiguous) and answer before ``event`` changes its fate on purpose
+    (delivery_history): a resent row that settles as ``sent`` still shows it was resent."""
     conn.execute(delivery_history.insert().from_select(
         ["delivery_id", "event", "state", "response", "at"],
-        select(deliveries.c.id, literal(event), literal(state), deliveries.c.response,
-               literal(now, delivery_history.c.at.type)).where(*where),
+        select(deliveries.c.id, literal(event), deliveries.c.state if state is None else literal(state),
+               deliveries.c.response, literal(now, delivery_history.c.at.type)).where(*where),
     ))
