@@ -29,8 +29,9 @@ KEY = "a-test-key-that-is-long-enough-for-hmac"
 
 
 def cli(project, db: str, *args: str):  # noqa: ANN001, ANN201
+    """Run ``pressroom`` as the operator would; a question (send them again?) is answered yes."""
     env = {"PRESSROOM_DATABASE_URL": db, "PRESSROOM_SECRET_KEY": KEY}
-    return CliRunner().invoke(app, [*args, "--settings", str(project.root / "pressroom.toml")], env=env)
+    return CliRunner().invoke(app, [*args, "--settings", str(project.root / "pressroom.toml")], env=env, input="y\n")
 
 
 def line_of(output: str, start: str) -> str:

@@ -117,7 +117,7 @@ MEANING = {
     "pending": "waiting for the next run",
     "in flight": "held by a live sender",
     "sender gone": "in flight, but its sender is no longer running",
-    "deferred": "the server asked to try later",
+    "deferred": "waiting to be tried again: the server asked to wait, or could not be reached",
     "ambiguous": "the server may have it",
     "expired": "given up: the server stayed unreachable for as long as [email] give_up_after allows",
     "failed": "refused, with the server's answer",
