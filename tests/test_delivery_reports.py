@@ -106,6 +106,9 @@ def office(project, db_url):  # noqa: F811, ANN001, ANN201
                                if release == "later" and state == "planned")
     audience.remove(address=who["unsubscribed"], now=now, source="test")
     assert _take(ledger, "later", 1)[1] == []
+    # Two subscription emails, each under a key of its own.
+    for key in ("welcome-1", "welcome-2"):
+        ledger.enqueue(release=key, channel="transactional", recipient="zoe@example.org", subscriber_id=None, payload="{}", now=now)
     return ledger, received, who
 
 
@@ -121,6 +124,8 @@ def test_the_report_counts_each_channel_and_language_apart_and_says_what_to_do(p
     assert re.search(r"^  email:correction:1 \(fr\) +2 sent$", out, re.M)
     assert re.search(r"^  social:mastodon:default +1 sent$", out, re.M)
     assert re.search(r"^  email \(en\) +1 in flight, 1 sender gone, 1 deferred, 2 ambiguous, 1 suppressed$", out, re.M)
+    assert "emails of no release (subscriptions, staff)\n  transactional  2 pending\n" in out  # not one heading per email
+    assert "welcome-1" not in out
 
     assert "ambiguous 2: the server may have it; retrying sends it again to those who got it: how many had arrived " \
            "is not known yet (no ambiguous row was resent before)" in out

@@ -57,7 +57,7 @@ def _print_counts(groups: list[Group]) -> None:
     from pressroom.ledger.reports import LABELS
 
     for slug in dict.fromkeys(group.release for group in groups):
-        console.print(slug, markup=False)
+        console.print(slug or "emails of no release (subscriptions, staff)", markup=False)
         mine = [group for group in groups if group.release == slug]
         names = [group.channel + (f" ({group.language})" if group.language else "") for group in mine]
         width = max(map(len, names))

@@ -313,22 +313,32 @@ class Reports:
 
     def overview(self, *, release: str | None = None, channel: str | None = None,
                  now: datetime | None = None) -> list[Group]:
-        """Counts per state (:data:`LABELS`) for each (release, channel, reader language)."""
+        """Counts per state (:data:`LABELS`) for each (release, channel, reader language).
+
+        A row enqueued on its own (a subscription email, a note to staff: no plan, no subscriber) has
+        a key of its own for ``release``: unless ``release`` names one, those are counted per
+        channel, as one group with release ``""``, not one group per email.
+        """
         now = now or datetime.now(UTC)
         label, language = _label(now), _LANGUAGE
+        alone = and_(plans.c.release.is_(None), deliveries.c.subscriber_id.is_(None))
+        key = deliveries.c.release if release is not None else case((alone, literal("")), else_=deliveries.c.release)
+        planned = _WITH_LANGUAGE.outerjoin(
+            plans, and_(plans.c.release == deliveries.c.release, plans.c.channel == deliveries.c.channel)
+        )
         groups: dict[tuple[str, str, str], dict[str, int]] = {}
         with self._engine.connect() as conn:
             counted = conn.execute(
-                select(deliveries.c.release, deliveries.c.channel, language, label, deliveries.c.claimed_by, func.count())
-                .select_from(_WITH_LANGUAGE).where(*_scope(release, channel))
-                .group_by(deliveries.c.release, deliveries.c.channel, language, label, deliveries.c.claimed_by)
+                select(key, deliveries.c.channel, language, label, deliveries.c.claimed_by, func.count())
+                .select_from(planned).where(*_scope(release, channel))
+                .group_by(key, deliveries.c.channel, language, label, deliveries.c.claimed_by)
             ).tuples()
             for slug, chan, lang, state, holder, count in counted:
                 state = _refine(state, _sender_of(holder))
                 counts = groups.setdefault((slug, chan, lang), {})
                 counts[state] = counts.get(state, 0) + int(count)
         return [Group(release=slug, channel=chan, language=lang, counts=counts)
-                for (slug, chan, lang), counts in sorted(groups.items())]
+                for (slug, chan, lang), counts in sorted(groups.items(), key=lambda item: (not item[0][0], item[0]))]
 
     def rows(self, *, release: str | None = None, channel: str | None = None, state: str | None = None,
              address: str | None = None, now: datetime | None = None, limit: int | None = None) -> Iterator[Row]:
