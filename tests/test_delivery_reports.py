@@ -316,3 +316,20 @@ def test_after_a_kill_the_report_says_the_sender_is_gone_then_what_is_ambiguous_
     assert re.search(rf"^  email \(en\) +{readers} sent$", final, re.M), final
     assert len(counts) == readers and sum(counts.values()) - readers <= ambiguous  # a second copy only for a resent row
     assert final.count("resent on the operator's word; it was ambiguous") == ambiguous
+
+
+def test_a_post_looked_up_after_a_crash_stays_in_the_history(project, db_url) -> None:  # noqa: F811, ANN001
+    ledger, channel, now = Ledger(url=db_url), "social:bluesky:default", datetime.now(UTC)
+    ledger.plan(release="news", channel=channel, recipients=["press.example.org"], now=now)
+    crashed = now - timedelta(minutes=5)
+    worker, [post] = ledger.claim(release="news", channel=channel, limit=1, now=crashed, lease=timedelta(seconds=60))
+    ledger.advance(worker=worker, outcomes=[], begin=[post.id], now=crashed, lease=timedelta(seconds=60))
+    assert ledger.requeue_dead(channel=channel, now=now) == 1  # what a social channel does before it posts again
+    worker, [post] = ledger.claim(release="news", channel=channel, limit=1, now=now)
+    ledger.advance(worker=worker, outcomes=[], begin=[post.id], now=now)
+    ledger.advance(worker=worker, outcomes=[Outcome(id=post.id, state="sent", response="at://press.example.org/post/1")],
+                   begin=[], now=now)
+    out = cli(project, db_url, "deliveries", "report", "--release", "news").output
+    assert re.search(r"^  social:bluesky:default +1 sent$", out, re.M)
+    assert re.search(r"news  social:bluesky:default  press\.example\.org  the network was asked whether it had the post "
+                     r"before posting again; it was ambiguous$", out, re.M)
