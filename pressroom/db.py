@@ -190,6 +190,7 @@ deliveries = Table(
     Index("ix_deliveries_queue", "release", "channel", "state"),
     Index("ix_deliveries_bundle", "bundle"),
     Index("ix_deliveries_channel_state", "channel", "state"),
+    Index("ix_deliveries_recipient", "recipient"),  # every send to one address (deliveries find, erasure)
 )
 
 # An outcome a sender reported for a row it no longer owned (its lease was taken over, an
@@ -202,6 +203,20 @@ delivery_conflicts = Table(
     Column("worker", String(64), nullable=False),
     Column("state", String(16), nullable=False),
     Column("response", Text, nullable=False, server_default=""),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+# A step that changed a delivery's fate on purpose (the operator resent it, a channel asked the
+# far end after a crash), with the state and answer it had before: append-only, so a resend
+# stays visible after the row settles as sent.
+delivery_history = Table(
+    "delivery_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, nullable=False, index=True),
+    Column("event", String(32), nullable=False),  # resent, asked, retried
+    Column("state", String(16), nullable=False),  # the state before
+    Column("response", Text, nullable=False, server_default=""),  # the answer before
     Column("at", UTCDateTime, nullable=False),
 )
 

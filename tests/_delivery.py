@@ -55,7 +55,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     engine = engine_for_url(url)
     with engine.begin() as conn:
         conn.execute(text(
-            "TRUNCATE subscribers, subscriber_topics, consent_events, consent_chain, suppressions, publications, plans, deliveries, delivery_conflicts, subscription_requests, journalists, preview_opens, complaints, link_clicks, post_counts RESTART IDENTITY CASCADE"
+            "TRUNCATE subscribers, subscriber_topics, consent_events, consent_chain, suppressions, publications, plans, deliveries, delivery_conflicts, delivery_history, subscription_requests, journalists, preview_opens, complaints, link_clicks, post_counts RESTART IDENTITY CASCADE"
         ))
     yield url
 

@@ -52,8 +52,8 @@ def test_deliveries_report_and_retry_ambiguous(project) -> None:
     ledger.advance(worker=token, outcomes=[Outcome(id=rows[0].id, state="sent", response="250 ok")], begin=[], now=NOW)
 
     report = run(project, "deliveries", "report", "--release", "news")
-    assert "news: sent 1, deferred 0, failed 0, suppressed 0, ambiguous 1" in report.output
-    assert "ambiguous  news  b@example.org" in report.output
+    assert "news\n  email (en)  1 sent, 1 ambiguous\n" in report.output
+    assert "  news  email  b@example.org  its sender stopped while sending it (no answer recorded)" in report.output
     assert run(project, "deliveries", "retry").exit_code == 2
     retried = run(project, "deliveries", "retry", "--ambiguous")
     assert "news  email  b@example.org" in retried.output and "1 ambiguous deliveries" in retried.output

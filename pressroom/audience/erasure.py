@@ -29,6 +29,7 @@ from pressroom.db import (
     consent_events,
     deliveries,
     delivery_conflicts,
+    delivery_history,
     dialect_insert,
     journalists,
     preview_opens,
@@ -119,7 +120,7 @@ def _erase_ledger(conn: Connection, clean: str, hashed: str) -> list[Table]:
         waiting = [r.id for r in rows if r.state in ("planned", "claimed", "deferred", "digest")]
         if waiting:
             conn.execute(update(deliveries).where(deliveries.c.id.in_(waiting)).values(state="suppressed", response="recipient erased"))
-    for table in (deliveries, delivery_conflicts):
+    for table in (deliveries, delivery_conflicts, delivery_history):
         for hit in conn.execute(select(table.c.id, table.c.response).where(func.lower(table.c.response).like(f"%{clean}%"))).all():
             conn.execute(update(table).where(table.c.id == hit.id).values(response=_scrub(hit.response, clean, hashed)))
             changed.append(table)

@@ -193,17 +193,21 @@ def journalists_report(
     slug: Annotated[str, typer.Argument(help="the release slug")],
     settings_file: SettingsOption = None,
 ) -> None:
-    """Who got the embargoed email of a release, and who opened the preview (how often, first and last time)."""
+    """Who got the embargoed email of a release (in the words of `deliveries report`), and who opened the preview."""
+    from collections import Counter
+
     from pressroom.dispatch.embargo import CHANNEL
-    from pressroom.ledger import Ledger
+    from pressroom.ledger.reports import LABELS, Reports
 
     settings = open_settings(settings_file)
     zone = settings.site.tz
-    states = Ledger.from_settings(settings).states(release=slug, channel=CHANNEL)
+    states = {row.recipient: row.state for row in Reports.from_settings(settings).rows(release=slug, channel=CHANNEL)}
     opens = {journalist.address: (count, first, last) for journalist, count, first, last in _media(settings_file).opens(release=slug)}
     for address in sorted(set(states) | set(opens)):
         count, first, last = opens.get(address, (0, None, None))
         seen = f"opened {count}x, first {first.astimezone(zone):%Y-%m-%d %H:%M %Z}, last {last.astimezone(zone):%Y-%m-%d %H:%M %Z}" \
             if first and last else "not opened"
         typer.echo(f"{address}\t{states.get(address, 'not emailed')}\t{seen}")
-    err.print(f"{len(states)} emailed, {len(opens)} opened the preview")
+    counted = Counter(states.values())
+    emailed = ", ".join(f"{counted[state]} {state}" for state in LABELS if counted[state]) or "none emailed"
+    err.print(f"{emailed}; {len(opens)} opened the preview")

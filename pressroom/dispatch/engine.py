@@ -20,7 +20,6 @@ import logging
 import random
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -28,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pressroom.errors import ConfigError, PermanentError, PressroomError, TransientError
-from pressroom.ledger import Delivery, Ledger, Outcome
+from pressroom.ledger import Delivery, Ledger, Outcome, sender_name
 
 __all__ = ["Channel", "DispatchResult", "Pushed", "Pusher", "backoff", "dispatch"]
 
@@ -146,7 +145,7 @@ def dispatch(
     there and runs at real speed, so leases and retry times keep their meaning.
     """
     _now = _clock(now)
-    worker = uuid.uuid4().hex
+    worker = sender_name()  # its host and pid: a report says who holds a row, and whether it still runs
     total = DispatchResult()
     deadline = time.monotonic() + retry_window
     if channel.resolves_ambiguous:

@@ -38,24 +38,23 @@ these rules:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, type_coerce, update
 
 from pressroom.audience import eligible
 from pressroom.db import (
-    complaints, deliveries, delivery_conflicts, dialect_insert, engine_for, engine_for_url, plans, queue_deliveries, publications, subscribers, suppressions,
+    complaints, deliveries, delivery_conflicts, delivery_history, dialect_insert, plans, queue_deliveries, publications, subscribers, suppressions,
 )
-from pressroom.settings import Settings
+from pressroom.ledger.reports import DeliveryReport, Reports, _scope, _unresolved, sender_name
 
 if TYPE_CHECKING:
     from pressroom.releases import Release
 
-__all__ = ["Delivery", "DeliveryReport", "Ledger", "Outcome", "STATES"]
+__all__ = ["Delivery", "DeliveryReport", "Ledger", "Outcome", "STATES", "sender_name"]
 
 STATES = ("planned", "claimed", "sending", "sent", "deferred", "failed", "suppressed", "ambiguous", "digest")
 FINAL = ("sent", "failed", "suppressed", "ambiguous")
@@ -85,88 +84,6 @@ class Outcome:
     state: str
     response: str
     retry_at: datetime | None = None
-
-
-@dataclass
-class DeliveryReport:
-    """Counts per state for a release/channel (or everything), and the rows that need a look.
-
-    ``counts`` holds the ledger states, except that ``sending`` rows are split by their
-    sender: ``in flight`` while it is alive, counted as ``ambiguous`` once its lease ran out.
-    """
-
-    release: str | None
-    channel: str | None
-    counts: dict[str, int] = field(default_factory=dict)
-    problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # release, recipient, state, response
-    skipped: str = ""
-    sent_now: int | None = None  # sent by the run that made this report (the counts are all-time)
-    conflicts: int = 0  # outcomes a sender reported for rows it no longer held
-    error: str = ""  # why the run stopped early (the rows stay due for the next run)
-
-    def _n(self, state: str) -> int:
-        return self.counts.get(state, 0)
-
-    @property
-    def sent(self) -> int:
-        return self._n("sent")
-
-    @property
-    def deferred(self) -> int:
-        return self._n("deferred")
-
-    @property
-    def failed(self) -> int:
-        return self._n("failed")
-
-    @property
-    def suppressed(self) -> int:
-        return self._n("suppressed")
-
-    @property
-    def ambiguous(self) -> int:
-        return self._n("ambiguous")
-
-    @property
-    def in_flight(self) -> int:
-        return self._n("in flight")
-
-    @property
-    def pending(self) -> int:
-        return self._n("planned") + self._n("claimed")
-
-    @property
-    def in_digest(self) -> int:
-        return self._n("digest")
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def as_text(self) -> str:
-        """One line for logs and the CLI."""
-        what = " ".join(part for part in (self.release, self.channel) if part) or "all"
-        if self.skipped:
-            return f"{what}: skipped ({self.skipped})"
-        return (
-            f"{what}: sent {self.sent}" + ("" if self.sent_now is None else f" ({self.sent_now} this run)")
-            + f", deferred {self.deferred}, failed {self.failed}, "
-            f"suppressed {self.suppressed}, ambiguous {self.ambiguous}, pending {self.pending}"
-            + (f", in flight {self.in_flight}" if self.in_flight else "")
-            + (f", in digest {self.in_digest}" if self.in_digest else "")
-            + (f", conflicts {self.conflicts}" if self.conflicts else "")
-            + (f"; stopped: {self.error}" if self.error else "")
-        )
-
-    def as_rows(self) -> list[dict[str, str | int]]:
-        """Rows for a table (Prefect table artifact, CLI)."""
-        labels = [("sent", "sent"), ("deferred", "deferred"), ("failed", "failed (bounced)"),
-                  ("suppressed", "suppressed"), ("ambiguous", "ambiguous"), ("in flight", "in flight"),
-                  ("planned", "pending"), ("digest", "in digest")]
-        rows: list[dict[str, str | int]] = [{"state": label, "count": self._n(state)} for state, label in labels]
-        if self.conflicts:
-            rows.append({"state": "conflicts", "count": self.conflicts})
-        return rows
 
 
 # The statements of one window's commit, built once: constructing them per call cost more than
@@ -228,17 +145,8 @@ _HOLD_BACK = (
 )
 
 
-class Ledger:
-    """Deliveries in the Pressroom database. Safe to share between threads."""
-
-    def __init__(self, *, url: str) -> None:
-        self._engine = engine_for_url(url)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Ledger:
-        """Connect (and migrate) the database named by ``settings.db_url``."""
-        engine_for(settings)
-        return cls(url=settings.db_url)
+class Ledger(Reports):
+    """Deliveries in the Pressroom database: the write side, plus every read of :class:`Reports`. Safe to share between threads."""
 
     # ----------------------------------------------------------------- publication
 
@@ -353,7 +261,7 @@ class Ledger:
         Due: planned; deferred whose retry time has come; claimed by a worker whose lease ran out.
         ``release=None`` takes due rows of every release of ``channel`` (subscription emails).
         """
-        token = worker or uuid.uuid4().hex
+        token = worker or sender_name()
         due = or_(
             deliveries.c.state == "planned",
             and_(deliveries.c.state == "deferred", deliveries.c.next_attempt_at <= now),
@@ -503,66 +411,7 @@ class Ledger:
             ).first() is not None
         return row.release, new
 
-    def complaint_rates(self, *, release: str | None = None, channel: str | None = None) -> list[tuple[str, int, int]]:
-        """(release, complaints, emails delivered) for each release with a complaint or, with ``release``, that one."""
-        where = _scope(release, channel)
-        with self._engine.connect() as conn:
-            counted = dict(conn.execute(
-                select(deliveries.c.release, func.count())
-                .select_from(complaints.join(deliveries, deliveries.c.id == complaints.c.delivery_id))
-                .where(*where).group_by(deliveries.c.release)
-            ).tuples().all())
-            names = sorted(set(counted) | ({release} if release is not None else set()))
-            if not names:
-                return []
-            delivered = dict(conn.execute(
-                select(deliveries.c.release, func.count())
-                .where(*where, deliveries.c.release.in_(names), deliveries.c.state == "sent", deliveries.c.channel.not_like("social:%"))
-                .group_by(deliveries.c.release)
-            ).tuples().all())
-        return [(name, int(counted.get(name, 0)), int(delivered.get(name, 0))) for name in names]
-
-    # ----------------------------------------------------------------- reporting and repair
-
-    def report(self, *, release: str | None = None, channel: str | None = None, run_id: str | None = None,
-               now: datetime | None = None, problems: int = 100) -> DeliveryReport:
-        """Counts per state and up to ``problems`` rows that were not sent (with the server's answer).
-
-        With ``run_id``, ``sent_now`` is what that run (or worker) sent itself.
-        """
-        now = now or datetime.now(UTC)
-        where = _scope(release, channel)
-        dead = and_(deliveries.c.state == "sending", or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
-        label = case((dead, literal("ambiguous")), (deliveries.c.state == "sending", literal("in flight")),
-                     else_=deliveries.c.state)
-        with self._engine.connect() as conn:
-            counts = dict(conn.execute(select(label, func.count()).where(*where).group_by(label)).tuples().all())
-            rows = conn.execute(
-                select(deliveries.c.release, deliveries.c.recipient, label, deliveries.c.response)
-                .where(*where, deliveries.c.state.in_(("failed", "suppressed", "deferred", "ambiguous", "sending")))
-                .order_by(deliveries.c.id)
-                .limit(problems)
-            ).tuples().all()
-            conflicts = conn.execute(
-                select(func.count()).select_from(delivery_conflicts.join(deliveries, deliveries.c.id == delivery_conflicts.c.delivery_id))
-                .where(*where)
-            ).scalar_one()
-            sent_now = None
-            if run_id is not None:
-                sent_now = int(conn.execute(
-                    select(func.count()).where(*where, deliveries.c.run_id == run_id, deliveries.c.state == "sent")
-                ).scalar_one())
-        return DeliveryReport(release=release, channel=channel, counts={k: int(v) for k, v in counts.items()},
-                              problems=list(rows), conflicts=int(conflicts), sent_now=sent_now)
-
-    def ambiguous(self, *, release: str | None = None, channel: str | None = None,
-                  now: datetime | None = None) -> list[tuple[str, str, str]]:
-        """(release, channel, recipient) of every ambiguous row: maybe sent, maybe not, and no sender alive."""
-        with self._engine.connect() as conn:
-            return list(conn.execute(
-                select(deliveries.c.release, deliveries.c.channel, deliveries.c.recipient)
-                .where(*_scope(release, channel), _unresolved(now or datetime.now(UTC))).order_by(deliveries.c.id)
-            ).tuples())
+    # ----------------------------------------------------------------- repair
 
     def retry_ambiguous(self, *, now: datetime, release: str | None = None, channel: str | None = None) -> tuple[int, int]:
         """The operator's word: ambiguous rows go back to ``planned``; returns (requeued, skipped as in flight).
@@ -572,6 +421,7 @@ class Ledger:
         """
         where = _scope(release, channel)
         with self._engine.begin() as conn:
+            _remember(conn, [*where, _unresolved(now)], event="resent", state="ambiguous", now=now)
             requeued = conn.execute(
                 update(deliveries).where(*where, _unresolved(now)).values(
                     state="planned", response="resent on the operator's word after an ambiguous send",
@@ -587,40 +437,13 @@ class Ledger:
         """For a channel that can ask the far end whether a delivery arrived (a social network):
         its ambiguous rows become due again, with their attempts kept, so the sender looks before it sends."""
         with self._engine.begin() as conn:
+            _remember(conn, [*_scope(release, channel), _unresolved(now)], event="asked", state="ambiguous", now=now)
             return int(conn.execute(
                 update(deliveries).where(*_scope(release, channel), _unresolved(now)).values(
                     state="deferred", next_attempt_at=now, claimed_by=None, lease_until=None, updated_at=now,
                     response="unknown after a crash or a lost answer: asking the network before posting again",
                 )
             ).rowcount)
-
-    def conflicts(self, *, release: str | None = None, channel: str | None = None) -> list[tuple[str, str, str, str]]:
-        """(release, recipient, state the sender reported, its response) of every recorded conflict."""
-        with self._engine.connect() as conn:
-            return list(conn.execute(
-                select(deliveries.c.release, deliveries.c.recipient, delivery_conflicts.c.state, delivery_conflicts.c.response)
-                .select_from(delivery_conflicts.join(deliveries, deliveries.c.id == delivery_conflicts.c.delivery_id))
-                .where(*_scope(release, channel)).order_by(delivery_conflicts.c.id)
-            ).tuples())
-
-    def responses(self, *, release: str, channel: str) -> dict[str, str]:
-        """Recipient -> the last answer recorded for each row of (release, channel) (a post's URL)."""
-        with self._engine.connect() as conn:
-            return dict(conn.execute(
-                select(deliveries.c.recipient, deliveries.c.response).where(*_scope(release, channel))
-            ).tuples().all())
-
-    def states(self, *, release: str, channel: str) -> dict[str, str]:
-        """Recipient -> state of every row of (release, channel)."""
-        with self._engine.connect() as conn:
-            return dict(conn.execute(
-                select(deliveries.c.recipient, deliveries.c.state).where(*_scope(release, channel))
-            ).tuples().all())
-
-    def channels(self, *, release: str) -> list[str]:
-        """Channels with a plan for ``release``."""
-        with self._engine.connect() as conn:
-            return list(conn.execute(select(plans.c.channel).where(plans.c.release == release).order_by(plans.c.channel)).scalars())
 
     def rows_of(self, *, channels: Sequence[str]) -> list[tuple[int, str, str, str, str, str | None]]:
         """(id, release, channel, recipient, state, payload) of every row of ``channels``, oldest first
@@ -707,18 +530,12 @@ class Ledger:
             return self._count_plan(conn, release, channel)
 
 
-def _scope(release: str | None, channel: str | None) -> list:
-    where = []
-    if release is not None:
-        where.append(deliveries.c.release == release)
-    if channel is not None:
-        where.append(deliveries.c.channel.startswith(channel) if channel.endswith(":") else deliveries.c.channel == channel)
-    return where
-
-
-def _unresolved(now: datetime):
-    """Ambiguous rows: marked so after a lost answer, or left ``sending`` by a sender whose lease ran out."""
-    return or_(
-        deliveries.c.state == "ambiguous",
-        and_(deliveries.c.state == "sending", or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now)),
-    )
+def _remember(conn, where: list, *, event: str, now: datetime, state: str | None = None) -> None:
+    """Keep, for every row ``where`` selects, its state (or ``state``, when the ledger's word for it is
+    another: a dead ``sending`` row is ambiguous) and answer before ``event`` changes its fate on purpose
+    (delivery_history): a resent row that settles as ``sent`` still shows it was resent."""
+    conn.execute(delivery_history.insert().from_select(
+        ["delivery_id", "event", "state", "response", "at"],
+        select(deliveries.c.id, literal(event), deliveries.c.state if state is None else literal(state),
+               deliveries.c.response, literal(now, delivery_history.c.at.type)).where(*where),
+    ))
