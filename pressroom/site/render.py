@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -82,7 +82,7 @@ def _template_location(exc: jinja2.TemplateError, name: str) -> str:
 def _templates_fingerprint(folder: Path) -> str:
     """Digest of the templates and of the code that turns files into pages: a change to any re-renders all."""
     digest = hashlib.blake2b(digest_size=16)
-    for path in [*sorted(folder.glob("*.j2")), *_code()]:
+    for path in [*sorted(folder.rglob("*.j2")), *_code()]:  # the blocks/ partials too
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -225,27 +225,54 @@ class Renderer:
             "release.html.j2",
             release.path,
             **self._others({version.language: version.path for version in main.versions}, root),
-            lang=release.language,
+            **self._release_blocks(release, root, kit, **self._hero(release)),
             canonical=release.canonical_url or release.url,
-            card=self._card(release),
-            body=self._relative_html(
-                images.sized_html(release.body_html, base_url=release.url, files=release.images, width=images.PAGE_WIDTH), root
-            ),
-            about=self._relative_html(release.about_html, root),
-            **self._hero(release),
             newer=newer,
             older=older,
-            corrections=[self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
-            downloads=release.downloads,
-            press_kit={"name": PRESS_KIT, "size": i18n.format_size(len(kit), language=release.language)},
-            contacts=media_contacts(release=release),
-            issuer_about=[
+            preview=None,
+        )
+        return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
+
+    def preview_page(self, release: Release, *, until: str, name: str, link: Callable[[str], str]) -> bytes:
+        """A journalist's private copy of the release page before its date: the same page with the embargo band,
+        ``noindex``, no way to the other releases; its files (hero, images, downloads, press kit) come through
+        ``link`` (a file's name in the bundle -> its URL on the journalist's preview link), as public/ has none yet."""
+        body = release.body_html
+        for file_name, _ in release.images:
+            body = body.replace(f'src="{release.url}{file_name}"', f'src="{link(file_name)}"')
+        file = release.hero.file if release.hero else None
+        hero_src = link(release.local_name(file)) if file is not None else (release.hero.src if release.hero else None)
+        hero = {"hero_src": hero_src, "hero_original": hero_src, "hero_size": images.header_size(file),
+                "hero_shown_size": images.header_size(file)}
+        kit = press_kit(release=release, settings=self.settings)
+        return self._page(
+            "release.html.j2", release.path, root="/",
+            **self._release_blocks(release, "/", kit, body=body, asset=link, **hero),
+            canonical=None, newer=None, older=None, preview={"until": until, "name": name},
+        )
+
+    def _release_blocks(self, release: Release, root: str, kit: bytes, *, body: str | None = None,
+                        asset: Callable[[str], str] = str, **hero: object) -> dict[str, object]:
+        """What the release page shows of ``release``: its text and every block (templates/site/blocks/)."""
+        body = images.sized_html(release.body_html, base_url=release.url, files=release.images, width=images.PAGE_WIDTH) \
+            if body is None else body
+        return {
+            "lang": release.language,
+            "card": self._card(release),
+            "body": self._relative_html(body, root),
+            "about": self._relative_html(release.about_html, root),
+            **hero,
+            "corrections": [self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
+            "downloads": release.downloads,
+            "press_kit": {"name": PRESS_KIT, "size": i18n.format_size(len(kit), language=release.language)},
+            "asset": asset,
+            "contacts": media_contacts(release=release),
+            "issuer_about": [
                 (issuer, self._relative_html(html, root))
                 for issuer, html in about_blocks(release=release, site_language=self.site.language)
             ],
-            eu=eu_acknowledgement(release=release),
-        )
-        return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
+            "eu": eu_acknowledgement(release=release, settings=self.settings),
+        }
 
     @staticmethod
     def _hero(release: Release) -> dict[str, object]:
