@@ -55,6 +55,17 @@ class EuFunding(Frozen):
                 return self.statement[key]
         return next(iter(self.statement.values()), None)
 
+    @field_validator("grant", mode="before")
+    @classmethod
+    def _grant(cls, value: Any) -> Any:
+        text = str(value).strip() if isinstance(value, (str, int)) else value
+        if not text:
+            raise problem(
+                "an EU-funded project needs its grant number",
+                "write the number of the grant agreement, e.g. grant: \"101069644\"",
+            )
+        return text
+
 
 class Handles(Frozen):
     """An organisation's accounts: Mastodon ``@user@instance``, a Bluesky handle, a LinkedIn organisation URN."""
