@@ -197,7 +197,8 @@ class Renderer:
             "home": self.prefix,
             "date_text": self._date_text(release.date),
             "date_iso": release.date.isoformat(),
-            "tags": [(self.tag_names[slug], slug) for slug in dict.fromkeys(tag_slugs(release)) if slug],
+            # Named as the site names the topic; a preview's topic may have no page yet: then as the release does.
+            "tags": [(self.tag_names.get(slug, name), slug) for slug, name in dict(zip(tag_slugs(release), release.tags)).items() if slug],
             "image": self._local_hero(release),
         }
 
