@@ -58,16 +58,20 @@ _FUNDED = N_("Funded by the European Union")
 N_("Co-funded by the European Union")
 
 
-def eu_acknowledgement(*, release: Release, settings: Settings) -> list[tuple[str, list[tuple[Organisation, EuFunding]]]]:
+def eu_acknowledgement(
+    *, release: Release, settings: Settings | None
+) -> list[tuple[str, list[tuple[Organisation, EuFunding]]]]:
     """What the EU acknowledgement of a release lists (nothing when no issuer is EU-funded): each
     funding statement in the release's language with the EU-funded issuers and grants it covers, in
     the order of ``issuers``. A project's statement in that language is used as written; otherwise
-    the catalogue translates its wording (the standard ones it knows), else the standard statement."""
+    the catalogue translates its wording (the standard ones it knows), else the standard statement.
+    Without ``settings``: the shipped catalogues, and English as the site language."""
     gettext = i18n.translations(language=release.language, settings=settings).gettext
+    site_language = settings.site.language if settings is not None else "en"
     groups: dict[str, list[tuple[Organisation, EuFunding]]] = {}
     for issuer in release.issuers:
         funding = issuer.eu_funding
         if funding is not None:
-            statement = gettext(funding.statement_in(release.language, settings.site.language) or _FUNDED)
+            statement = gettext(funding.statement_in(release.language, site_language) or _FUNDED)
             groups.setdefault(statement, []).append((issuer, funding))
     return list(groups.items())
