@@ -236,8 +236,9 @@ class Renderer:
 
     def preview_page(self, release: Release, *, until: str, name: str, link: Callable[[str], str]) -> bytes:
         """A journalist's private copy of the release page before its date: the same page with the embargo band,
-        ``noindex``, no way to the other releases; its files (hero, images, downloads, press kit) come through
-        ``link`` (a file's name in the bundle -> its URL on the journalist's preview link), as public/ has none yet."""
+        ``noindex``, no way to the other releases; its files (hero, images, downloads, press kit, co-issuers' logos)
+        come through ``link`` (a file's name in the bundle or a logo's site path -> its URL on the journalist's
+        preview link), as public/ has none of them yet."""
         body = release.body_html
         for file_name, _ in release.images:
             body = body.replace(f'src="{release.url}{file_name}"', f'src="{link(file_name)}"')
@@ -248,13 +249,15 @@ class Renderer:
         kit = press_kit(release=release, settings=self.settings)
         return self._page(
             "release.html.j2", release.path, root="/",
-            **self._release_blocks(release, "/", kit, body=body, asset=link, **hero),
+            **self._release_blocks(release, "/", kit, body=body, asset=link, site_file=link, **hero),
             canonical=None, newer=None, older=None, preview={"until": until, "name": name},
         )
 
     def _release_blocks(self, release: Release, root: str, kit: bytes, *, body: str | None = None,
-                        asset: Callable[[str], str] = str, **hero: object) -> dict[str, object]:
-        """What the release page shows of ``release``: its text and every block (templates/site/blocks/)."""
+                        asset: Callable[[str], str] = str, site_file: Callable[[str], str] | None = None,
+                        **hero: object) -> dict[str, object]:
+        """What the release page shows of ``release``: its text and every block (templates/site/blocks/).
+        ``asset`` links a file of the release's bundle, ``site_file`` a file of the site (a logo)."""
         body = images.sized_html(release.body_html, base_url=release.url, files=release.images, width=images.PAGE_WIDTH) \
             if body is None else body
         return {
@@ -267,6 +270,7 @@ class Renderer:
             "downloads": release.downloads,
             "press_kit": {"name": PRESS_KIT, "size": i18n.format_size(len(kit), language=release.language)},
             "asset": asset,
+            "site_file": site_file or (lambda path: f"{root}{path}"),
             "contacts": media_contacts(release=release),
             "issuer_about": [
                 (issuer, self._relative_html(html, root))

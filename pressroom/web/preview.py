@@ -5,7 +5,8 @@ the release's date the page is the release page the public will see (the site's 
 :meth:`pressroom.site.render.Renderer.preview_page`) with an "EMBARGOED" band, ``noindex`` and
 ``Cache-Control: private, no-store`` (it is rendered per request, never written to ``public/``); from
 its date the link redirects to the public page. Its files are served beside it with the same link:
-every image (the hero too), download and the press kit (``/preview/<slug>/files/<name>?token=...``).
+every image (the hero too), download, the press kit and the co-issuers' logos
+(``/preview/<slug>/files/<name>?token=...``).
 A page view is recorded for ``pressroom journalists report`` once per link per
 :data:`~pressroom.audience.media.OPEN_WINDOW`, however often a leaked link is opened.
 A forged, tampered or misdirected link (another journalist's token, a release they were not sent)
@@ -197,6 +198,8 @@ async def download(web: Web, previews: Previews, request: Request) -> Response:
         return Response(kit, media_type="application/zip", headers=_PRIVATE | {
             "Content-Disposition": f'attachment; filename="{PRESS_KIT}"'})
     files = {d.name: d.file for d in release.downloads} | {release.local_name(file): file for file in release.assets}
+    for issuer in release.issuers:  # copied to public/ with the first public release that names them
+        files |= issuer.logo_files
     file = files.get(name)
     if file is None:
         return _refused(web, request)
