@@ -20,6 +20,7 @@ from pressroom.audience import MediaList, preview_url
 from pressroom.mail import compose_embargo
 from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS, local_assets
 from pressroom.releases import load_releases
+from pressroom.site import build_site
 from tests._delivery import free_port, serving
 from tests.conftest import DATA, REPO, Project
 from tests.embargo_support import publish_once, seed
@@ -74,13 +75,13 @@ def _project(tmp_path: Path, base: str) -> Project:
     return project
 
 
-def _boxes(page, selectors: tuple[str, ...]) -> dict[str, tuple[int, int]]:  # noqa: ANN001
+def _boxes(page, selectors: tuple[str, ...]) -> dict[str, tuple[int, int]]:
     """Left edge and width of each block: where it sits across the page."""
     return {s: tuple(round(v) for v in page.locator(s).first.evaluate("e => [e.getBoundingClientRect().left, e.getBoundingClientRect().width]"))
             for s in selectors}
 
 
-def test_the_preview_page_is_the_public_page_with_the_embargo_band(tmp_path) -> None:  # noqa: ANN001
+def test_the_preview_page_is_the_public_page_with_the_embargo_band(tmp_path) -> None:
     import uvicorn
     from playwright.sync_api import sync_playwright
 
@@ -121,13 +122,11 @@ def test_the_preview_page_is_the_public_page_with_the_embargo_band(tmp_path) -> 
         browser.close()
 
 
-def test_the_language_switcher_and_the_release_page_pass_axe_with_no_serious_violation(tmp_path) -> None:  # noqa: ANN001
+def test_the_language_switcher_and_the_release_page_pass_axe_with_no_serious_violation(tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
     project = _project(tmp_path, "https://press.example.org")
     settings = project.settings()
-    from pressroom.site import build_site
-
     build_site(settings=settings, releases=load_releases(settings).releases, now=PUBLIC)
     with serve(settings.path("public")) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -144,7 +143,7 @@ def test_the_language_switcher_and_the_release_page_pass_axe_with_no_serious_vio
         browser.close()
 
 
-def test_the_embargoed_email_keeps_its_date_whole_at_375_and_600_px_and_its_logos_on_plates_in_dark_mode(tmp_path) -> None:  # noqa: ANN001
+def test_the_embargoed_email_keeps_its_date_whole_at_375_and_600_px_and_its_logos_on_plates_in_dark_mode(tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
     project = _project(tmp_path, "https://press.example.org")

@@ -8,14 +8,13 @@ import lxml.html
 from pressroom import images
 from pressroom.mail import compose_embargo, compose_release
 from pressroom.releases import load_releases
-from tests.conftest import NOW, REPO
+from pressroom.social.compose import Limits, compose_post
+from tests.conftest import NOW, REPO, Project
 from tests.site_support import build
 from tests.test_organisations import check_lines, organisation, three_issuers
 
 
-def test_an_organisation_without_a_logo_is_named_in_text_and_check_warns(tmp_path) -> None:  # noqa: ANN001
-    from tests.conftest import Project
-
+def test_an_organisation_without_a_logo_is_named_in_text_and_check_warns(tmp_path) -> None:
     project = Project(tmp_path)
     organisation(project, "plain-project", """\
         name: Plain Project
@@ -32,9 +31,7 @@ def test_an_organisation_without_a_logo_is_named_in_text_and_check_warns(tmp_pat
     assert "Plain Project</span>" in html
 
 
-def test_an_svg_logo_goes_into_email_as_its_png_twin_drawn_at_twice_its_size(tmp_path) -> None:  # noqa: ANN001
-    from tests.conftest import Project
-
+def test_an_svg_logo_goes_into_email_as_its_png_twin_drawn_at_twice_its_size(tmp_path) -> None:
     project = Project(tmp_path)
     settings, release = three_issuers(project)
     html = compose_release(release=release, settings=settings).html
@@ -48,9 +45,7 @@ def test_an_svg_logo_goes_into_email_as_its_png_twin_drawn_at_twice_its_size(tmp
     assert images.header_size(written) == (images.width_at(release.issuers[2].logo, 96), 96)
 
 
-def test_every_co_issuer_logo_in_email_sits_on_a_light_plate_and_a_dark_logo_replaces_it_in_dark_mode(tmp_path) -> None:  # noqa: ANN001
-    from tests.conftest import Project
-
+def test_every_co_issuer_logo_in_email_sits_on_a_light_plate_and_a_dark_logo_replaces_it_in_dark_mode(tmp_path) -> None:
     project = Project(tmp_path)
     organisations = project.root / "content" / "organisations"
     organisation(project, "dark-project", """\
@@ -70,9 +65,7 @@ def test_every_co_issuer_logo_in_email_sits_on_a_light_plate_and_a_dark_logo_rep
     assert (project.root / "public" / "organisations" / "logo-dark.png").is_file()
 
 
-def test_the_embargoed_emails_date_breaks_only_between_its_parts(tmp_path) -> None:  # noqa: ANN001
-    from tests.conftest import Project
-
+def test_the_embargoed_emails_date_breaks_only_between_its_parts(tmp_path) -> None:
     project = Project(tmp_path)
     project.write_release("r", title="Embargoed", date="2026-12-10 10:00", extra="embargo: {notify: 48h}\n")
     settings = project.settings()
@@ -83,3 +76,16 @@ def test_the_embargoed_emails_date_breaks_only_between_its_parts(tmp_path) -> No
     ]
     header = lxml.html.fromstring(html).xpath('//*[contains(@class, "pr-label")]')[0].text_content()
     assert "December" not in header  # the header says whom it is for; the date is in the band alone
+
+
+def test_a_post_too_short_for_the_funding_statement_says_it_left_it_out(tmp_path) -> None:
+    project = Project(tmp_path)
+    settings, release = three_issuers(project)
+    roomy = compose_post(release=release, network="bluesky", limits=Limits(chars=300), templates=settings.path("templates"),
+                         settings=settings)
+    assert "Funded by the European Union; Co-funded by the European Union" in roomy.text and roomy.notes == ()
+    tight = compose_post(release=release, network="bluesky", limits=Limits(chars=190), templates=settings.path("templates"),
+                         settings=settings)
+    assert "Funded by" not in tight.text and tight.parts[0].count <= 190
+    note = "the EU funding statement ('Funded by the European Union; Co-funded by the European Union') did not fit in 190 characters"
+    assert tight.notes == (note,)

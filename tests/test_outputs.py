@@ -18,7 +18,7 @@ import pytest
 from pressroom import i18n
 from pressroom.outputs import OUTPUT_KINDS, OutputKind
 from pressroom.releases import load_releases
-from tests.conftest import DATA, REPO
+from tests.conftest import DATA, REPO, Project
 from tests.site_support import png
 
 CASE = DATA / "issuers-three"
@@ -46,9 +46,7 @@ PRINTED = ("hero", "about", "issuers", "eu-funding", "contacts")
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory):  # noqa: ANN001, ANN201
-    from tests.conftest import Project
-
+def release(tmp_path_factory):
     project = Project(tmp_path_factory.mktemp("outputs"))
     organisations = project.root / "content" / "organisations"
     shutil.copytree(REPO / "content" / "organisations", organisations)
@@ -89,11 +87,11 @@ def _check_html(kind: OutputKind, html: str, language: str) -> list[str]:
     images = _images(html)
     emblems = [img for img in images if "eu-emblem" in img.get("src", "")]
     logos = PAGE_LOGOS if kind.medium in ("page", "print") else EMAIL_LOGOS
-    found = [img for img in images if any(img.get("src", "").endswith(logo) for logo in logos)]
+    found = [img for img in images if any(logo in img.get("src", "") for logo in logos)]
     if not emblems:
         missing.append("EU emblem")
     for logo in logos:
-        if not any(img.get("src", "").endswith(logo) for img in found):
+        if not any(logo in img.get("src", "") for img in found):
             missing.append(f"logo {logo}")
     if emblems and found and int(emblems[0].get("height")) < max(int(img.get("height")) for img in found):
         missing.append("an emblem at least as tall as the logos")
@@ -112,7 +110,7 @@ def _check_text(text: str, language: str, *, names: bool = True) -> list[str]:
 def _print_hides(stylesheet: str) -> set[str]:
     """The classes the print stylesheet hides."""
     hidden: set[str] = set()
-    for body in re.findall(r"@media print\s*{(.*?)\n}", stylesheet, re.S):
+    for body in re.findall(r"@media print\s*{(.*?)\n}", stylesheet, re.DOTALL):
         for selectors, rules in re.findall(r"([^{}]+){([^{}]*)}", body):
             if re.search(r"display:\s*none", rules):
                 hidden |= set(re.findall(r"\.([\w-]+)", selectors))
@@ -121,7 +119,7 @@ def _print_hides(stylesheet: str) -> set[str]:
 
 @pytest.mark.parametrize("language", ["en", "de", "fr"])
 @pytest.mark.parametrize("kind", OUTPUT_KINDS, ids=lambda kind: kind.name)
-def test_every_output_kind_carries_the_whole_release_in_the_readers_language(release, kind: OutputKind, language: str) -> None:  # noqa: ANN001
+def test_every_output_kind_carries_the_whole_release_in_the_readers_language(release, kind: OutputKind, language: str) -> None:
     settings, main = release
     rendered = kind.render(main, language, settings)
     if kind.medium == "post":
@@ -140,7 +138,7 @@ def test_every_output_kind_carries_the_whole_release_in_the_readers_language(rel
     assert not missing, f"{kind.name} ({language}) lacks: {', '.join(missing)}"
 
 
-def test_a_german_version_that_says_only_its_own_words_still_says_them(release) -> None:  # noqa: ANN001
+def test_a_german_version_that_says_only_its_own_words_still_says_them(release) -> None:
     settings, main = release
     page = next(kind for kind in OUTPUT_KINDS if kind.name == "public page").render(main, "de", settings).html
     assert "Drei Projekte eröffnen eine gemeinsame Recycling-Pilotanlage" in page
