@@ -105,6 +105,7 @@ def test_the_preview_page_is_the_public_page_with_the_embargo_band(tmp_path) -> 
         response = page.goto(link)
         assert response.status == 200 and response.headers["cache-control"] == "private, no-store"
         assert "noindex" in page.locator('meta[name="robots"]').get_attribute("content")
+        assert page.locator('meta[property="og:title"], meta[name="twitter:card"]').count() == 0  # no card if shared
         assert "Evi Every" in page.locator(".embargo-band").inner_text()
         assert page.locator(".eu-funding .eu-emblem").is_visible()
         logos = page.locator(".issuer-logo")
