@@ -143,3 +143,16 @@ def test_a_german_version_that_says_only_its_own_words_still_says_them(release) 
     page = next(kind for kind in OUTPUT_KINDS if kind.name == "public page").render(main, "de", settings).html
     assert "Drei Projekte eröffnen eine gemeinsame Recycling-Pilotanlage" in page
     assert "Die Pilotlinie" in page and "The pilot line" not in words(lxml.html.fromstring(page).xpath("//div[@class='body']")[0].text_content())
+
+
+def test_the_journalists_preview_page_passes_the_nu_html_checker(release, tmp_path) -> None:
+    from tests.test_standards import nu_errors
+
+    settings, main = release
+    preview = next(kind for kind in OUTPUT_KINDS if kind.name == "journalists' preview page")
+    pages = []
+    for language in ("en", "de"):
+        page = tmp_path / f"preview.{language}.html"
+        page.write_text(preview.render(main, language, settings).html, encoding="utf-8")
+        pages.append(page)
+    assert nu_errors(pages) == []
