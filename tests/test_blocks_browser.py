@@ -123,11 +123,12 @@ def test_the_preview_page_is_the_public_page_with_the_embargo_band(tmp_path) -> 
         browser.close()
 
 
-def test_the_language_switcher_and_the_release_page_pass_axe_with_no_serious_violation(tmp_path) -> None:
+@pytest.mark.parametrize("brand", ["#0b5d7a", "#ffd700"])  # the default, and a light brand colour white cannot be read on
+def test_the_language_switcher_and_the_release_page_pass_axe_with_no_serious_violation(tmp_path, brand: str) -> None:
     from playwright.sync_api import sync_playwright
 
     project = _project(tmp_path, "https://press.example.org")
-    settings = project.settings()
+    settings = project.settings(PRESSROOM_SITE__BRAND_COLOR=brand)
     build_site(settings=settings, releases=load_releases(settings).releases, now=PUBLIC)
     with serve(settings.path("public")) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup
 
 from pressroom import i18n, images, templating
+from pressroom.colours import site_brand
 from pressroom.errors import TemplateError
 from pressroom.feeds import FEED_FILES
 from pressroom.presskit import press_kit
@@ -28,7 +29,6 @@ from pressroom.site.listing import Listing, Tag, tag_slugs
 __all__ = ["STATIC", "Renderer"]
 
 STATIC = "static"
-_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
 # Stands for "../../" in cached card HTML; the releases' reader strips NUL from every text, so it cannot clash.
 _ROOT = "\x00"
 
@@ -91,7 +91,7 @@ def _code() -> list[Path]:
     """The modules whose code shapes a page, a press kit or a feed."""
     package = Path(__file__).resolve().parent.parent
     rooms = ("site", "releases")
-    modules = ("feeds.py", "presskit.py", "text.py", "images.py", "templating.py", "i18n/__init__.py")
+    modules = ("feeds.py", "presskit.py", "text.py", "images.py", "templating.py", "colours.py", "i18n/__init__.py")
     return [*(path for room in rooms for path in sorted((package / room).glob("*.py"))), *(package / name for name in modules)]
 
 
@@ -125,7 +125,7 @@ class Renderer:
         self.cards: dict[str, str] = {}
         self.tags = tags
         self.tag_names = {tag.slug: tag.name for tag in tags}
-        brand = self.site.brand_color if _HEX_COLOUR.match(self.site.brand_color) else "#0b5d7a"
+        brand = site_brand(self.site.brand_color)
         # Rendered once: the form is the same on every page (its action is absolute).
         subscribe = self._render(
             "_subscribe.html.j2",
