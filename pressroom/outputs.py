@@ -5,7 +5,8 @@ acknowledgement) are one partial per medium (``templates/site/blocks/``, ``templ
 and every output below uses them. Each kind renders what its reader gets from a release in one
 language; the test of the registry walks every kind for an EU-funded, three-issuer release in each
 language, so a new kind added here that forgets a block fails it, and so does a kind that stops
-using the partials.
+using the partials. What only a delivery knows (the journalist's name, a correction's note, the
+editors' decision links) is a stand-in here: :data:`STAND_INS`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from datetime import timedelta
 from functools import partial
 from typing import Literal
 
-from pressroom.mail import compose_digest, compose_embargo, compose_follow_up, compose_release, compose_withdrawn
+from pressroom.mail import (
+    compose_digest, compose_embargo, compose_follow_up, compose_release, compose_withdrawn, embargo_until,
+)
 from pressroom.mail.message import Composed
 from pressroom.presskit import press_kit
 from pressroom.releases.model import Release
@@ -27,7 +30,11 @@ from pressroom.site.listing import collect_tags
 from pressroom.site.render import Renderer
 from pressroom.social.compose import NETWORK_LIMITS, compose_post
 
-__all__ = ["OUTPUT_KINDS", "OutputKind", "Rendered"]
+__all__ = ["OUTPUT_KINDS", "STAND_INS", "OutputKind", "Rendered"]
+
+#: What a real delivery brings and a release does not say.
+STAND_INS = {"journalist": "A. Journalist", "note": "A date was wrong.", "approve": "https://example.org/approve",
+             "reject": "https://example.org/reject"}
 
 Medium = Literal["page", "print", "email", "post", "kit"]
 
@@ -69,7 +76,7 @@ def _public_page(release: Release, language: str, settings: Settings) -> Rendere
 def _preview_page(release: Release, language: str, settings: Settings) -> Rendered:
     version = release.version(language)
     html = _renderer(settings, version).preview_page(
-        version, until="10 December 2026, 10:00 CET", name="A. Journalist",
+        version, until=embargo_until(version.date, settings, language), name=STAND_INS["journalist"],
         link=lambda name: f"/preview/{version.slug}/files/{name}?token=t",
     )
     return Rendered(html=html.decode("utf-8"))
@@ -94,7 +101,7 @@ def _withdrawn(release: Release, language: str, settings: Settings) -> Rendered:
 
 
 def _follow_up(kind: Literal["correction", "withdrawal"], release: Release, language: str, settings: Settings) -> Rendered:
-    composed = compose_follow_up(release=release, settings=settings, kind=kind, note="A date was wrong.",
+    composed = compose_follow_up(release=release, settings=settings, kind=kind, note=STAND_INS["note"],
                                  date=release.date + timedelta(days=1), language=language)
     return Rendered(html=composed.html, text=composed.text)
 
@@ -112,7 +119,7 @@ def _press_kit(release: Release, language: str, settings: Settings) -> Rendered:
     return Rendered(text=text, files=names)
 
 
-_PROOF = {"Approve": "https://press.example.org/approve", "Reject": "https://press.example.org/reject"}
+_PROOF = {"Approve": STAND_INS["approve"], "Reject": STAND_INS["reject"]}
 
 #: Every page, email and post kind that presents a release, and the press kit.
 OUTPUT_KINDS: tuple[OutputKind, ...] = (
