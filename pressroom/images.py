@@ -1,4 +1,5 @@
-"""Image facts and images sized for each use, with Pillow (the only module that imports it).
+"""Image facts and images sized for each use, with Pillow (the only module that imports it) and resvg
+(PNG twins of SVG logos, which Gmail and Outlook do not show).
 
 A release page shows its images (hero and body) at most :data:`PAGE_WIDTH` wide and an email at
 most :data:`EMAIL_WIDTH`; the original stays beside them for the press kit and "Download the image".
@@ -14,14 +15,18 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+import resvg_py
 from PIL import Image, UnidentifiedImageError
 
 __all__ = [
-    "EMAIL_WIDTH", "PAGE_WIDTH", "fit_bytes", "header_size", "resize", "sized_html", "sized_name", "variant", "width_at",
+    "EMAIL_WIDTH", "LOGO_HEIGHT", "PAGE_WIDTH", "email_logo_name", "fit_bytes", "header_size", "png_twin", "resize",
+    "sized_html", "sized_name", "variant", "width_at",
 ]
 
 PAGE_WIDTH = 1200
 EMAIL_WIDTH = 600
+LOGO_HEIGHT = 48  # a co-issuer's logo beside the others (the EU emblem beside them is taller: 56)
+_TWIN_SCALE = 2  # PNG twins are drawn at twice the size they are shown, sharp on high-density screens
 # GIFs may be animated and SVGs have no pixels: they are shown as they are.
 _RESIZABLE = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 
@@ -117,6 +122,22 @@ def width_at(file: Path, height: int) -> int:
     """A logo's width at ``height`` pixels (PNG or SVG), for clients that size images by their attributes (Outlook)."""
     size = header_size(file) if file.suffix.lower() == ".png" else _svg_size(file)
     return round(height * size[0] / size[1]) if size and size[1] else height * 3
+
+
+def email_logo_name(name: str) -> str:
+    """The logo an email shows: a PNG as it is; an SVG's PNG twin beside it (``logo.svg`` -> ``logo-96h.png``)."""
+    path = PurePosixPath(name)
+    if path.suffix.lower() != ".svg":
+        return name
+    return str(path.with_name(f"{path.stem}-{LOGO_HEIGHT * _TWIN_SCALE}h.png"))
+
+
+def png_twin(*, source: Path) -> bytes:
+    """The PNG twin of SVG logo ``source``: drawn at twice :data:`LOGO_HEIGHT`, the same bytes every time."""
+    height = LOGO_HEIGHT * _TWIN_SCALE
+    drawn = resvg_py.svg_to_bytes(svg_path=str(source), width=width_at(source, height), height=height)
+    with Image.open(io.BytesIO(bytes(drawn))) as image:
+        return _encode(image, "PNG")
 
 
 def resize(*, source: Path, width: int) -> bytes:

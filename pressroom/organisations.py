@@ -38,11 +38,22 @@ _LINKEDIN = re.compile(r"(?:urn:li:organization:)?(\d{1,20})")
 
 
 class EuFunding(Frozen):
-    """What an EU-funded project must show: the programme, the grant number, maybe its own wording."""
+    """What an EU-funded project must show: the programme, the grant number, maybe its own wording
+    (one text, or one per language: ``statement: {en: Co-funded by the European Union, de: ...}``)."""
 
     programme: str
     grant: str
-    statement: str | None = None
+    statement: dict[str, str] | str | None = None
+
+    def statement_in(self, language: str, fallback: str) -> str | None:
+        """The project's own statement in ``language``, else its words in ``fallback`` (the site language)
+        or any language, for the catalogue to translate; None: the standard wording."""
+        if not isinstance(self.statement, dict):
+            return self.statement
+        for key in (language, language.split("-")[0], fallback, "en"):
+            if self.statement.get(key):
+                return self.statement[key]
+        return next(iter(self.statement.values()), None)
 
     @field_validator("grant", mode="before")
     @classmethod
@@ -98,7 +109,8 @@ class Organisation(Frozen):
     id: str
     name: str
     short_name: str = ""
-    logo: Path
+    logo: Path | None = None  # without one, pages and emails show the name as text, and check says so
+    logo_dark: Path | None = None  # for dark backgrounds; without it, dark mode puts the logo on a light plate
     logo_alt: str = ""
     website: str
     about: dict[str, str] | str = ""
@@ -119,10 +131,12 @@ class Organisation(Frozen):
             raise problem(f"{value!r} is not a web address", "write the whole address, e.g. https://www.example.eu")
         return value.strip()
 
-    @field_validator("logo", mode="before")
+    @field_validator("logo", "logo_dark", mode="before")
     @classmethod
     def _logo(cls, value: Any, info: Any) -> Any:
         source: Path = info.context
+        if value is None:
+            return None
         if not isinstance(value, str) or not value.strip():
             raise problem("is not a file name", "write the logo's file name, e.g. logo: cluster-hub.png, and put it beside the YAML file")
         folder = source.parent.resolve()
@@ -145,9 +159,22 @@ class Organisation(Frozen):
         return self.logo_alt or self.name
 
     @property
-    def logo_path(self) -> str:
-        """Site path of the logo, e.g. ``organisations/cluster-hub.png`` (copied there by the build)."""
-        return f"organisations/{self.logo.relative_to(self.source.parent.resolve()).as_posix()}"
+    def logo_path(self) -> str | None:
+        """Site path of the logo, e.g. ``organisations/cluster-hub.png`` (copied there by the build); None without one."""
+        return self._site_path(self.logo)
+
+    @property
+    def logo_dark_path(self) -> str | None:
+        """Site path of the logo for dark backgrounds, when the organisation has one."""
+        return self._site_path(self.logo_dark)
+
+    @property
+    def logo_files(self) -> dict[str, Path]:
+        """Site path -> file of every logo the build copies."""
+        return {path: file for path, file in ((self.logo_path, self.logo), (self.logo_dark_path, self.logo_dark)) if path and file}
+
+    def _site_path(self, file: Path | None) -> str | None:
+        return None if file is None else f"organisations/{file.relative_to(self.source.parent.resolve()).as_posix()}"
 
     def about_for(self, language: str, fallback: str) -> str:
         """The About Markdown in ``language``, else in ``fallback`` (the site language), else any given."""
@@ -221,11 +248,12 @@ def _load_one(path: Path) -> Organisation:
 _HINTS = {
     "name": "add a line such as 'name: Cluster HUB'",
     "logo": "add 'logo: <file>.png' (or .svg) and put the file beside the YAML file",
+    "logo_dark": "add 'logo_dark: <file>.png' (or .svg), the logo for dark backgrounds, beside the YAML file",
     "website": "add 'website: https://…'",
     "about": "write about: as Markdown text, or per language: {en: ..., de: ...}",
     "contact": "write contact: {name: ..., role: ..., email: ...}",
     "social": "write social: {mastodon: '@user@instance', bluesky: handle.bsky.social, linkedin: 'urn:li:organization:123'}",
-    "eu_funding": "write eu_funding: {programme: Horizon Europe, grant: \"101069644\"}",
+    "eu_funding": "write eu_funding: {programme: Horizon Europe, grant: \"101069644\"} (statement: one text, or {en: ..., de: ...})",
 }
 _SECTIONS: dict[str, type] = {"social": Handles, "eu_funding": EuFunding, "contact": Contact}
 _FIELDS = [name for name in Organisation.model_fields if name not in ("id", "source")]

@@ -31,17 +31,17 @@ _TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 def press_kit(*, release: Release, settings: Settings) -> bytes:
     """The press kit of ``release``, in its language, the same bytes for the same release and files."""
     _ = translations(language=release.language, settings=settings).gettext
-    site_language = settings.site.language
     entries: dict[str, bytes] = {
-        f"{release.slug}.md": _markdown(release, site_language, _).encode("utf-8"),
-        f"{release.slug}.txt": _text(release, site_language, _).encode("utf-8"),
+        f"{release.slug}.md": _markdown(release, settings, _).encode("utf-8"),
+        f"{release.slug}.txt": _text(release, settings, _).encode("utf-8"),
     }
     for asset in release.assets:
         entries[release.local_name(asset)] = Path(asset).read_bytes()
     for issuer in release.issuers:
-        entries[f"logos/{issuer.id}{issuer.logo.suffix}"] = issuer.logo.read_bytes()
+        if issuer.logo is not None:
+            entries[f"logos/{issuer.id}{issuer.logo.suffix}"] = issuer.logo.read_bytes()
     emblem = settings.path("templates") / "site" / "static" / "eu-emblem.png"
-    if eu_acknowledgement(release=release) and emblem.is_file():
+    if eu_acknowledgement(release=release, settings=settings) and emblem.is_file():
         entries["logos/eu-emblem.png"] = emblem.read_bytes()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -61,7 +61,7 @@ def _contacts(release: Release) -> list[str]:
     return lines
 
 
-def _sections(release: Release, site_language: str, _: Gettext) -> list[tuple[str, str]]:
+def _sections(release: Release, settings: Settings, _: Gettext) -> list[tuple[str, str]]:
     """(heading, text) after the body: media contacts, who issued it, each About, the EU acknowledgement."""
     parts = [(_("Media contacts"), "\n".join(_contacts(release)))] if release.contacts or release.issuers else []
     if release.issuers:
@@ -69,12 +69,12 @@ def _sections(release: Release, site_language: str, _: Gettext) -> list[tuple[st
             f"{issuer.name} ({issuer.website})" if issuer.website else issuer.name for issuer in release.issuers
         )))
     parts += [(_("About %(name)s") % {"name": issuer.name}, html_to_text(html))
-              for issuer, html in about_blocks(release=release, site_language=site_language) if html]
-    acknowledgement = eu_acknowledgement(release=release)
+              for issuer, html in about_blocks(release=release, site_language=settings.site.language) if html]
+    acknowledgement = eu_acknowledgement(release=release, settings=settings)
     for statement, grants in acknowledgement:
         lines = [_("%(project)s: %(programme)s, grant agreement No %(grant)s")
                  % {"project": issuer.label, "programme": grant.programme, "grant": grant.grant} for issuer, grant in grants]
-        parts.append((statement or _("Funded by the European Union"), "\n".join(lines)))
+        parts.append((statement, "\n".join(lines)))
     if acknowledgement:
         parts.append(("", _(
             "Views and opinions expressed are however those of the author(s) only and do not necessarily reflect those of"
@@ -84,16 +84,16 @@ def _sections(release: Release, site_language: str, _: Gettext) -> list[tuple[st
     return parts
 
 
-def _markdown(release: Release, site_language: str, _: Gettext) -> str:
+def _markdown(release: Release, settings: Settings, _: Gettext) -> str:
     parts = [f"# {release.title}", release.summary, release.body_markdown.strip()]
-    parts += [f"## {heading}\n\n{text}" if heading else text for heading, text in _sections(release, site_language, _)]
+    parts += [f"## {heading}\n\n{text}" if heading else text for heading, text in _sections(release, settings, _)]
     parts.append(f"{_('Permanent link')}: <{release.url}>")
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def _text(release: Release, site_language: str, _: Gettext) -> str:
+def _text(release: Release, settings: Settings, _: Gettext) -> str:
     parts = [release.title, release.summary, html_to_text(release.body_html)]
-    sections = _sections(release, site_language, _)
+    sections = _sections(release, settings, _)
     if sections and release.about_html:  # the release's own About after its contacts, as on the page
         sections.insert(1, ("", html_to_text(release.about_html)))
     elif release.about_html:

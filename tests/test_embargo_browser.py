@@ -68,18 +68,22 @@ def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_
             assert band.is_visible() and band.inner_text().startswith("EMBARGOED until 2 December 2026, 09:00 CET (08:00 UTC)")
             assert page.locator("h1").inner_text() == "Big news from the lab"
             assert "noindex" in page.locator('meta[name="robots"]').get_attribute("content")
-            assert page.locator(".release-hero img").evaluate("img => img.naturalWidth") == 120  # served before public/ has it
+            # The public page's own layout: the side box with contacts, downloads and press kit beside the text.
+            assert page.locator(".release-layout .release-aside .downloads").is_visible()
+            assert page.locator(".hero img").evaluate("img => img.naturalWidth") == 120  # served before public/ has it
             assert not (settings.path("public") / "releases" / "big-news").exists()  # served, never written
             # The journalist's downloads come through the same personal link, before public/ has them.
-            download = page.locator(".notice a[download]")
+            download = page.locator(".downloads a[download]").first
             assert download.inner_text() == "The statement"
             fetched = page.request.get(base + download.get_attribute("href"))
             assert fetched.status == 200 and fetched.body() == b"%PDF-1.4 the statement"
             assert fetched.headers["cache-control"] == "private, no-store"
             assert page.request.get(f"{base}/preview/big-news/files/statement.pdf?token=forged").status == 400
-            # With a genuine link, only the release's own downloads: no other file of content/ or of the project.
+            kit = page.request.get(base + page.locator(".downloads a[download]").last.get_attribute("href"))
+            assert kit.status == 200 and kit.body().startswith(b"PK") and kit.headers["cache-control"] == "private, no-store"
+            # With a genuine link, only the release's own files: no other file of content/ or of the project.
             token = link.split("token=", 1)[1]
-            for other in ("index.md", "lab.png", "..%2F..%2F..%2Fpressroom.toml", "../../../pressroom.toml"):
+            for other in ("index.md", "..%2F..%2F..%2Fpressroom.toml", "../../../pressroom.toml"):
                 assert page.request.get(f"{base}/preview/big-news/files/{other}?token={token}").status in (400, 404), other
 
             # The sports desk was never sent this release: its genuine-looking link is refused like a forged one.

@@ -158,7 +158,7 @@ def test_forged_oversized_and_garbage_preview_links_get_one_400_and_count_nothin
            preview_url(settings=settings, journalist_id=sport.id, slug="big-news").split("token=")[1]]  # sport was never sent it
     with TestClient(create_app(settings=settings, clock=lambda: notify)) as client:
         for forged in bad:
-            for path in ("/preview/big-news", "/preview/big-news/hero", "/preview/big-news/files/x.pdf", "/journalists/unsubscribe"):
+            for path in ("/preview/big-news", "/preview/big-news/files/lab.png", "/preview/big-news/files/x.pdf", "/journalists/unsubscribe"):
                 answer = client.get(path, params={"token": forged})
                 assert answer.status_code == 400 and answer.headers["cache-control"] == "private, no-store", (path, forged)
             assert client.post("/journalists/unsubscribe", params={"token": forged}).status_code == 400

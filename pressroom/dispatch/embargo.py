@@ -127,7 +127,7 @@ class MediaEmail(Send):
         from pressroom.mail import compose_embargo, compose_withdrawn
 
         if self.channel == WITHDRAWN:
-            compose = partial(compose_withdrawn, slug=self.slug, title=self.title, settings=settings)
+            compose = partial(compose_withdrawn, slug=self.slug, title=self.title, settings=settings, release=self.release)
         else:
             compose = partial(compose_embargo, release=self.release, settings=settings, moved=self.channel == MOVED)
         media = MediaList(audience=Audience.from_settings(settings))
@@ -179,7 +179,8 @@ def _told_again(*, releases: Iterable[Release], had: dict[str, dict[str, _Had]],
         if embargo_withdrawn(release=release, announced=announced, file_exists=exists, now=now):
             latest = max(recipients.values(), key=lambda last: last.date)
             send = MediaEmail(channel=WITHDRAWN, key=slug, slug=slug, recipients=tuple(recipients),
-                              payload=json.dumps({"title": latest.title}), title=latest.title, transport=transport)
+                              payload=json.dumps({"title": latest.title}), title=latest.title, release=release,
+                              transport=transport)
             due.append(Due(send=send, decision=SEND))
     return due
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
+from markupsafe import Markup, escape
+
 from pressroom import i18n, images
 from pressroom.i18n import N_
 from pressroom.mail.links import counted_links, utm_html, with_utm
@@ -58,6 +60,7 @@ def _base_context(settings: Settings, *, language: str, subject: str, preheader:
         "reason": t.gettext("You receive this email because you subscribed to press releases from %(site)s at %(host)s.")
         % {"site": site.name, "host": urlsplit(site.base_url).netloc},
         "footer_links": True,
+        "files": "links",  # how the downloads block shows the release's files: links, preview or none
         "proof": [],  # the links of an editors' proof (compose_release)
         "slot": {slot: token for (part, slot), token in tokens.items() if part == "html"},
         "text_slot": {slot: token for (part, slot), token in tokens.items() if part == "text"},
@@ -85,6 +88,7 @@ def _release_context(
         "date": i18n.format_date(moment=release.date, language=language, settings=settings),
         "date_iso": release.date.isoformat(),
         "url": utm(release.url),
+        "link": utm(release.url),  # where the hero leads: the public page (none before it exists)
         "plain_url": release.url,
         "hero": {"src": _email_hero(release), "alt": release.hero.alt} if release.hero else None,
         "body_html": body,
@@ -102,17 +106,21 @@ def _release_context(
     }
 
 
-_LOGO_HEIGHT = 48  # the EU emblem beside the logos is 56 px high: never less prominent than they are
-
-
 def _issuers_context(release: Release, settings: Settings, campaign: str, colors: dict[str, str]) -> dict[str, Any]:
-    """Co-issuers for the email: logos as absolute URLs on the site (the build copies them there)."""
+    """Co-issuers for the email: logos as absolute PNG URLs on the site (the build copies them there, and
+    draws an SVG logo's PNG twin); an organisation without a logo is named in text."""
     base = settings.site.base_url
-    eu = eu_acknowledgement(release=release)
+    eu = eu_acknowledgement(release=release, settings=settings)
+
+    def logo_url(path: str | None) -> str | None:
+        return f"{base}/{images.email_logo_name(path)}" if path else None
+
     return {
         "issuers": [
-            {"name": issuer.name, "alt": issuer.alt, "website": issuer.website, "logo_url": f"{base}/{issuer.logo_path}",
-             "logo_width": images.width_at(issuer.logo, _LOGO_HEIGHT), "logo_height": _LOGO_HEIGHT}
+            {"name": issuer.name, "alt": issuer.alt, "website": issuer.website, "logo_url": logo_url(issuer.logo_path),
+             "logo_dark_url": logo_url(issuer.logo_dark_path),
+             "logo_width": images.width_at(issuer.logo, images.LOGO_HEIGHT) if issuer.logo else 0,
+             "logo_height": images.LOGO_HEIGHT}
             for issuer in release.issuers
         ],
         "issuer_about": [
@@ -127,6 +135,10 @@ def _issuers_context(release: Release, settings: Settings, campaign: str, colors
             ],
         },
     }
+
+
+_NO_BLOCKS: dict[str, Any] = {"contacts": [], "issuers": [], "issuer_about": [], "eu": None, "about_html": "",
+                              "about_text": "", "downloads": []}  # a withdrawn release whose file is gone
 
 
 def _email_hero(release: Release) -> str:
@@ -309,7 +321,7 @@ def embargo_until(moment: datetime, settings: Settings, language: str = "") -> s
 
 
 def _media_email(*, settings: Settings, kind: str, headline: str, subject: str, paragraph: str, release: dict[str, Any],
-                 language: str, key: str, proof: Mapping[str, str] | None) -> Composed:
+                 language: str, key: str, proof: Mapping[str, str] | None, until: str = "") -> Composed:
     t = i18n.translations(language=language, settings=settings)
     tokens = new_tokens()
     subject = _clean_line(subject)
@@ -317,7 +329,10 @@ def _media_email(*, settings: Settings, kind: str, headline: str, subject: str, 
         subject = t.gettext("[PROOF] %(subject)s") % {"subject": subject}
     context = _base_context(settings, language=language, subject=subject, preheader=headline, tokens=tokens)
     context["release"] = release
-    context["embargo"] = {"kind": kind, "headline": headline, "paragraphs": [paragraph]}
+    context["embargo"] = {"kind": kind, "headline": headline, "paragraphs": [paragraph],
+                          "headline_html": _whole_parts(headline, until)}
+    # Before the date the files are on the journalist's preview page; a withdrawn release has none to fetch.
+    context["files"] = "none" if kind == "withdrawn" else "preview"
     context["view_url"] = ""  # the public page does not exist yet
     context["footer_links"] = False  # a journalist has no preferences page: the opt-out link is in the email
     context["reason"] = t.gettext(
@@ -332,6 +347,15 @@ def _media_email(*, settings: Settings, kind: str, headline: str, subject: str, 
     return build_composed(key=key, subject=subject, html_body=html, text_body=text, tokens=tokens, settings=settings,
                           bulk=proof is None, action_url="" if proof is None else f"{settings.site.base_url}/preview/",
                           greeting=_greeting(settings, language))
+
+
+def _whole_parts(headline: str, until: str) -> Markup:
+    """``headline`` as HTML whose instant ``until`` breaks only between its parts (date, time), never inside one."""
+    if not until or until not in headline:
+        return escape(headline)
+    parts = Markup(", ").join(Markup('<span style="white-space:nowrap;">%s</span>') % part for part in until.split(", "))
+    before, after = headline.split(until, 1)
+    return escape(before) + parts + escape(after)
 
 
 def compose_embargo(*, release: Release, settings: Settings, moved: bool = False,
@@ -361,25 +385,31 @@ def compose_embargo(*, release: Release, settings: Settings, moved: bool = False
     if proof is not None:
         key += f"-{release.digest[:8]}"
     colors = palette(settings.site.brand_color)
+    context = _release_context(release, settings, f"embargo-{release.slug}", colors, language)
+    context["link"] = ""  # the public page does not exist yet; the photos are on the preview page
     return _media_email(
         settings=settings, kind="moved" if moved else "embargo", headline=headline, subject=f"{headline}: {release.title}",
-        paragraph=paragraph, release=_release_context(release, settings, f"embargo-{release.slug}", colors, language),
-        language=language, key=key, proof=proof,
+        paragraph=paragraph, release=context, language=language, key=key, proof=proof, until=until,
     )
 
 
-def compose_withdrawn(*, slug: str, title: str, settings: Settings, language: str = "") -> Composed:
-    """"Withdrawn: please do not publish", to the journalists who had the embargoed release
-    (its file may be gone: only its slug and title are needed), in ``language`` (default: the site's)."""
-    language = language or settings.site.language
+def compose_withdrawn(*, slug: str, title: str, settings: Settings, language: str = "", release: Release | None = None) -> Composed:
+    """"Withdrawn: please do not publish", to the journalists who had the embargoed release, in ``language``
+    (default: the site's). Its file may be gone: only its slug and title are needed; with ``release`` (its
+    file still there) the email carries its contacts, co-issuers and EU acknowledgement too."""
+    if release is not None:
+        release = release.version(language)
+    language = release.language if release is not None else language or settings.site.language
     t = i18n.translations(language=language, settings=settings)
+    blocks = _release_context(release, settings, f"embargo-{slug}", palette(settings.site.brand_color), language) \
+        if release is not None else _NO_BLOCKS
     return _media_email(
         settings=settings, kind="withdrawn", headline=t.gettext("WITHDRAWN: PLEASE DO NOT PUBLISH"),
         subject=t.gettext("WITHDRAWN: please do not publish: %(title)s") % {"title": title},
         paragraph=t.gettext(
             "We have withdrawn this release. Please do not publish anything of it, and delete what we sent you."
         ),
-        release={"title": title, "slug": slug}, language=language, key=f"withdrawn-{slug}", proof=None,
+        release=blocks | {"title": title, "slug": slug}, language=language, key=f"withdrawn-{slug}", proof=None,
     )
 
 
@@ -401,6 +431,7 @@ def compose_follow_up(*, release: Release, settings: Settings, kind: Literal["co
                          "date": i18n.format_date(moment=date, language=language, settings=settings), "url": release.url,
                          "published": i18n.format_date(moment=release.date, language=language, settings=settings)}
     context["view_url"] = release.url if kind == "correction" else ""
+    context["release"] = _release_context(release, settings, f"{release.slug}-{kind}", context["colors"], language)
     html, text = both(settings, kind, context)
     html, text = counted_links(html, text, settings=settings, release=release.slug, channel=kind, language=language)
     key = f"{release.slug}-correction-{number}" if kind == "correction" else f"{release.slug}-withdrawal"

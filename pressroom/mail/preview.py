@@ -61,7 +61,10 @@ def local_assets(*, settings: Settings, releases: Sequence[Release]) -> dict[str
         for name, file in release.images:  # the email's sized copies, before the site build has made them
             assets.setdefault(release.url + images.sized_name(name, images.EMAIL_WIDTH), file)
         for issuer in release.issuers:  # logos and the EU emblem live on the site, which may not be built yet
-            assets[f"{settings.site.base_url}/{issuer.logo_path}"] = issuer.logo
+            for path, file in issuer.logo_files.items():
+                assets[f"{settings.site.base_url}/{path}"] = file
+                # An SVG logo's PNG twin, before the build draws it: the browser shows the SVG in its place.
+                assets.setdefault(f"{settings.site.base_url}/{images.email_logo_name(path)}", file)
     for file in (settings.path("templates") / "site" / "static").glob("*"):
         assets[f"{settings.site.base_url}/static/{file.name}"] = file
     return assets

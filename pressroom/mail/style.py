@@ -1,51 +1,21 @@
-"""How a release looks in an email: the palette (WCAG contrast maths on the site's brand colour) and the
-inline styles of the release body (some clients drop <style>, none drops style="")."""
+"""How a release looks in an email: the palette (the site's brand colour made readable, pressroom.colours)
+and the inline styles of the release body (some clients drop <style>, none drops style="")."""
 
 from __future__ import annotations
 
 import re
 
+from pressroom.colours import contrast_ratio, readable
 from pressroom.text import cell_alignment
 
 __all__ = ["contrast_ratio", "palette", "style_body"]
-
-
-def _luminance(hex_color: str) -> float:
-    value = hex_color.lstrip("#")
-    if len(value) == 3:
-        value = "".join(c * 2 for c in value)
-    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
-    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def contrast_ratio(foreground: str, background: str) -> float:
-    """WCAG 2 contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
-    a, b = sorted((_luminance(foreground), _luminance(background)), reverse=True)
-    return (a + 0.05) / (b + 0.05)
-
-
-def _mix(hex_color: str, target: str, amount: float) -> str:
-    a = hex_color.lstrip("#")
-    b = target.lstrip("#")
-    mixed = [round(int(a[i : i + 2], 16) * (1 - amount) + int(b[i : i + 2], 16) * amount) for i in (0, 2, 4)]
-    return "#" + "".join(f"{c:02x}" for c in mixed)
-
-
-def _readable(color: str, background: str, toward: str) -> str:
-    """``color`` moved toward ``toward`` until it reads at 4.5:1 (WCAG AA) on ``background``."""
-    for step in range(21):
-        candidate = _mix(color, toward, step / 20)
-        if contrast_ratio(candidate, background) >= 4.5:
-            return candidate
-    return toward
 
 
 def palette(brand: str) -> dict[str, str]:
     """The email's colours from the brand colour: accents moved until they read at 4.5:1 (WCAG AA), light and dark."""
     brand = brand if re.fullmatch(r"#[0-9a-fA-F]{6}", brand or "") else "#0b5d7a"
     light_bg, dark_bg = "#ffffff", "#1a1f24"
-    accent = _readable(brand, light_bg, "#000000")
+    accent = readable(brand, light_bg, "#000000")
     return {
         "brand": brand,
         "accent": accent,  # links, button, headings on white
@@ -59,7 +29,7 @@ def palette(brand: str) -> dict[str, str]:
         "dark_card": dark_bg,
         "dark_text": "#e4e9ee",
         "dark_muted": "#aab6c2",
-        "dark_accent": _readable(brand, dark_bg, "#ffffff"),
+        "dark_accent": readable(brand, dark_bg, "#ffffff"),
     }
 
 

@@ -4,9 +4,12 @@ the EU acknowledgement. The page, the emails, the feeds and the press kit take t
 
 from __future__ import annotations
 
+from pressroom import i18n
+from pressroom.i18n import N_
 from pressroom.organisations import EuFunding, Organisation
 from pressroom.records import Contact
 from pressroom.releases.model import Release
+from pressroom.settings import Settings
 from pressroom.text import render_about
 
 __all__ = ["about_blocks", "eu_acknowledgement", "media_contacts"]
@@ -50,12 +53,25 @@ def _same_person(one: Contact, other: Contact) -> bool:
     return " ".join(one.name.split()).casefold() == " ".join(other.name.split()).casefold()
 
 
-def eu_acknowledgement(*, release: Release) -> list[tuple[str | None, list[tuple[Organisation, EuFunding]]]]:
+_FUNDED = N_("Funded by the European Union")
+# The grant agreements' other standard wording: the catalogues translate it like the first.
+N_("Co-funded by the European Union")
+
+
+def eu_acknowledgement(
+    *, release: Release, settings: Settings | None
+) -> list[tuple[str, list[tuple[Organisation, EuFunding]]]]:
     """What the EU acknowledgement of a release lists (nothing when no issuer is EU-funded): each
-    funding statement (None: the standard "Funded by the European Union", which the templates
-    translate) with the EU-funded issuers and grants it covers, in the order of ``issuers``."""
-    groups: dict[str | None, list[tuple[Organisation, EuFunding]]] = {}
+    funding statement in the release's language with the EU-funded issuers and grants it covers, in
+    the order of ``issuers``. A project's statement in that language is used as written; otherwise
+    the catalogue translates its wording (the standard ones it knows), else the standard statement.
+    Without ``settings``: the shipped catalogues, and English as the site language."""
+    gettext = i18n.translations(language=release.language, settings=settings).gettext
+    site_language = settings.site.language if settings is not None else "en"
+    groups: dict[str, list[tuple[Organisation, EuFunding]]] = {}
     for issuer in release.issuers:
-        if issuer.eu_funding is not None:
-            groups.setdefault(issuer.eu_funding.statement, []).append((issuer, issuer.eu_funding))
+        funding = issuer.eu_funding
+        if funding is not None:
+            statement = gettext(funding.statement_in(release.language, site_language) or _FUNDED)
+            groups.setdefault(statement, []).append((issuer, funding))
     return list(groups.items())

@@ -224,6 +224,11 @@ class FrontMatter(BaseModel):
                     f"add content/organisations/{name}.yaml or check the spelling; known: {names}",
                     field="issuers", at=f"issuers.{index}",
                 )
+            if known[name].logo is None:
+                _context(info).warnings.append((
+                    f"issuer {name!r} has no logo: pages and emails show its name as text",
+                    "issuers", f"add 'logo: <file>.png' (or .svg) to content/organisations/{name}.yaml",
+                ))
         return list(dict.fromkeys(value))
 
     @field_validator("hero", mode="plain")

@@ -35,6 +35,7 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     copies: dict[str, Path] = field(default_factory=dict)
     public: list[Release] = field(default_factory=list)
+    twins: set[str] = field(default_factory=set)  # PNG twins of SVG logos planned already (each once per build)
 
     @property
     def pages(self) -> int:
@@ -128,7 +129,17 @@ class _LanguageJobs:
             render=partial(self.renderer.release_page, release, main=main, newer=newer, older=older),
         ))
         self.planned.copies.update(_assets(release))
-        self.planned.copies.update({issuer.logo_path: issuer.logo for issuer in release.issuers})
+        for issuer in release.issuers:
+            self.planned.copies.update(issuer.logo_files)
+            twin = images.email_logo_name(issuer.logo_path) if issuer.logo_path else None
+            if issuer.logo and twin and twin != issuer.logo_path and twin not in self.planned.twins:
+                # Emails show an SVG logo through its PNG twin: Gmail and Outlook do not show SVG.
+                self.planned.twins.add(twin)
+                self.planned.release_jobs.append(Job(
+                    paths=(twin,),
+                    key=_key("logo twin", str(issuer.logo), _file_stamp(issuer.logo)),
+                    render=partial(images.png_twin, source=issuer.logo),
+                ))
         for name, image in release.images:
             for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH):
                 # The page's and the email's copies; the original stays for the press kit and the download link.

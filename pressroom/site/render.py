@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup
 
 from pressroom import i18n, images, templating
+from pressroom.colours import site_brand
 from pressroom.errors import TemplateError
 from pressroom.feeds import FEED_FILES
 from pressroom.presskit import press_kit
@@ -28,7 +29,6 @@ from pressroom.site.listing import Listing, Tag, tag_slugs
 __all__ = ["STATIC", "Renderer"]
 
 STATIC = "static"
-_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
 # Stands for "../../" in cached card HTML; the releases' reader strips NUL from every text, so it cannot clash.
 _ROOT = "\x00"
 
@@ -82,7 +82,7 @@ def _template_location(exc: jinja2.TemplateError, name: str) -> str:
 def _templates_fingerprint(folder: Path) -> str:
     """Digest of the templates and of the code that turns files into pages: a change to any re-renders all."""
     digest = hashlib.blake2b(digest_size=16)
-    for path in [*sorted(folder.glob("*.j2")), *_code()]:
+    for path in [*sorted(folder.rglob("*.j2")), *_code()]:  # the blocks/ partials too
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -91,7 +91,7 @@ def _code() -> list[Path]:
     """The modules whose code shapes a page, a press kit or a feed."""
     package = Path(__file__).resolve().parent.parent
     rooms = ("site", "releases")
-    modules = ("feeds.py", "presskit.py", "text.py", "images.py", "templating.py", "i18n/__init__.py")
+    modules = ("feeds.py", "presskit.py", "text.py", "images.py", "templating.py", "colours.py", "i18n/__init__.py")
     return [*(path for room in rooms for path in sorted((package / room).glob("*.py"))), *(package / name for name in modules)]
 
 
@@ -125,7 +125,7 @@ class Renderer:
         self.cards: dict[str, str] = {}
         self.tags = tags
         self.tag_names = {tag.slug: tag.name for tag in tags}
-        brand = self.site.brand_color if _HEX_COLOUR.match(self.site.brand_color) else "#0b5d7a"
+        brand = site_brand(self.site.brand_color)
         # Rendered once: the form is the same on every page (its action is absolute).
         subscribe = self._render(
             "_subscribe.html.j2",
@@ -197,7 +197,8 @@ class Renderer:
             "home": self.prefix,
             "date_text": self._date_text(release.date),
             "date_iso": release.date.isoformat(),
-            "tags": [(self.tag_names[slug], slug) for slug in dict.fromkeys(tag_slugs(release)) if slug],
+            # Named as the site names the topic; a preview's topic may have no page yet: then as the release does.
+            "tags": [(self.tag_names.get(slug, name), slug) for slug, name in dict(zip(tag_slugs(release), release.tags)).items() if slug],
             "image": self._local_hero(release),
         }
 
@@ -225,27 +226,58 @@ class Renderer:
             "release.html.j2",
             release.path,
             **self._others({version.language: version.path for version in main.versions}, root),
-            lang=release.language,
+            **self._release_blocks(release, root, kit, **self._hero(release)),
             canonical=release.canonical_url or release.url,
-            card=self._card(release),
-            body=self._relative_html(
-                images.sized_html(release.body_html, base_url=release.url, files=release.images, width=images.PAGE_WIDTH), root
-            ),
-            about=self._relative_html(release.about_html, root),
-            **self._hero(release),
             newer=newer,
             older=older,
-            corrections=[self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
-            downloads=release.downloads,
-            press_kit={"name": PRESS_KIT, "size": i18n.format_size(len(kit), language=release.language)},
-            contacts=media_contacts(release=release),
-            issuer_about=[
+            preview=None,
+        )
+        return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
+
+    def preview_page(self, release: Release, *, until: str, name: str, link: Callable[[str], str]) -> bytes:
+        """A journalist's private copy of the release page before its date: the same page with the embargo band,
+        ``noindex``, no way to the other releases; its files (hero, images, downloads, press kit, co-issuers' logos)
+        come through ``link`` (a file's name in the bundle or a logo's site path -> its URL on the journalist's
+        preview link), as public/ has none of them yet."""
+        body = release.body_html
+        for file_name, _ in release.images:
+            body = body.replace(f'src="{release.url}{file_name}"', f'src="{link(file_name)}"')
+        file = release.hero.file if release.hero else None
+        hero_src = link(release.local_name(file)) if file is not None else (release.hero.src if release.hero else None)
+        hero = {"hero_src": hero_src, "hero_original": hero_src, "hero_size": images.header_size(file),
+                "hero_shown_size": images.header_size(file)}
+        kit = press_kit(release=release, settings=self.settings)
+        return self._page(
+            "release.html.j2", release.path, root="/",
+            **self._release_blocks(release, "/", kit, body=body, asset=link, site_file=link, **hero),
+            canonical=None, newer=None, older=None, preview={"until": until, "name": name},
+        )
+
+    def _release_blocks(self, release: Release, root: str, kit: bytes, *, body: str | None = None,
+                        asset: Callable[[str], str] = str, site_file: Callable[[str], str] | None = None,
+                        **hero: object) -> dict[str, object]:
+        """What the release page shows of ``release``: its text and every block (templates/site/blocks/).
+        ``asset`` links a file of the release's bundle, ``site_file`` a file of the site (a logo)."""
+        body = images.sized_html(release.body_html, base_url=release.url, files=release.images, width=images.PAGE_WIDTH) \
+            if body is None else body
+        return {
+            "lang": release.language,
+            "card": self._card(release),
+            "body": self._relative_html(body, root),
+            "about": self._relative_html(release.about_html, root),
+            **hero,
+            "corrections": [self._dated(correction.date) | {"note": correction.note} for correction in release.corrections],
+            "downloads": release.downloads,
+            "press_kit": {"name": PRESS_KIT, "size": i18n.format_size(len(kit), language=release.language)},
+            "asset": asset,
+            "site_file": site_file or (lambda path: f"{root}{path}"),
+            "contacts": media_contacts(release=release),
+            "issuer_about": [
                 (issuer, self._relative_html(html, root))
                 for issuer, html in about_blocks(release=release, site_language=self.site.language)
             ],
-            eu=eu_acknowledgement(release=release),
-        )
-        return {f"{release.path}index.html": page, f"{release.path}{PRESS_KIT}": kit}
+            "eu": eu_acknowledgement(release=release, settings=self.settings),
+        }
 
     @staticmethod
     def _hero(release: Release) -> dict[str, object]:

@@ -16,6 +16,10 @@ Co-issuers (``issuers:``) are named in each network's own form (:func:`mentions_
 mention facet (its DID is looked up when posting), a LinkedIn organisation mention (the name,
 sent as ``@[Name](urn:li:organization:…)``). A mention is never cut: hashtags go first, then the
 text is shortened, and only a post with no room left at all loses mentions, last first.
+
+A release with an EU-funded co-issuer says so (``funding``: the statement in the post's language, as
+the grant agreement asks of every communication), counted like the rest: it goes only when not even an
+ellipsis of the text fits beside it, before the mentions do, and the post's ``notes`` say so.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import jinja2
 
 from pressroom import i18n, templating
 from pressroom.errors import TemplateError
+from pressroom.releases.blocks import eu_acknowledgement
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
 from pressroom.tokens import link_count_url
@@ -152,6 +157,7 @@ class Post:
     language: str
     limits: Limits
     hashtags: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # what the network's length left out that the release asks for
 
     @property
     def text(self) -> str:
@@ -390,11 +396,13 @@ class _Draft:
     limits: Limits
     hashtags: list[str]
     mentions: list[Mention]
+    funding: str = ""
+    notes: list[str] = field(default_factory=list)
 
     def render(self, text: str, summary: str = "") -> str:
         return _render(
             self.template, text=text, summary=summary, url=self.url, hashtags=self.hashtags, release=self.release,
-            mentions=[mention.text for mention in self.mentions],
+            mentions=[mention.text for mention in self.mentions], funding=self.funding,
         )
 
     def fits(self, text: str, summary: str = "") -> bool:
@@ -405,6 +413,9 @@ class _Draft:
         Mentions go only when not even an ellipsis of the text would fit beside them."""
         while self.hashtags and not self.fits(minimal):
             self.hashtags.pop()
+        if self.funding and not self.fits(ELLIPSIS):
+            self.notes.append(f"the EU funding statement ({self.funding!r}) did not fit in {self.limits.chars} characters")
+            self.funding = ""
         while self.mentions and not self.fits(ELLIPSIS):
             self.mentions.pop()
 
@@ -449,6 +460,7 @@ def compose_post(
         template=template, release=release, url=counted if limits.url_chars is not None else release.url, limits=limits,
         hashtags=[tag for tag in hashtags_for(release.tags) if tag[1:].casefold() not in present],
         mentions=list(mentions_for(release=release, network=network, own=own)),
+        funding="; ".join(statement for statement, _ in eu_acknowledgement(release=release, settings=settings)),
     )
     draft.make_room(ELLIPSIS if override else body)
     parts = draft.parts(body, summary, thread=bool(override) and limits.max_parts > 1)
@@ -461,6 +473,7 @@ def compose_post(
         language=release.language,
         limits=limits,
         hashtags=tuple(draft.hashtags),
+        notes=tuple(draft.notes),
     )
 
 

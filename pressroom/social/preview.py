@@ -49,5 +49,6 @@ def preview_social(*, release: Release, settings: Settings) -> str:
         card = post.card
         image = f"; image {card.image_url} (alt: {card.image_alt})" if card.image_url else ""
         lines.append(f"-- card: {card.title} <{card.url}>{image}")
+        lines += [f"-- left out: {note}" for note in post.notes]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "no social account is enabled"

@@ -23,6 +23,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from pressroom import i18n, templating
+from pressroom.colours import site_brand
 from pressroom.audience import (
     Audience,
     Subscriber,
@@ -172,7 +173,7 @@ class Web:
         self.common = {
             "site": site,
             "root": "/",
-            "brand": site.brand_color,
+            "brand": site_brand(site.brand_color),
             "feeds": FEED_FILES,
             "subscribe": Markup(""),
             "home": "",

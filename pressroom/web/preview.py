@@ -1,10 +1,12 @@
 """A journalist's private preview of an embargoed release, and their one-click opt-out.
 
 ``/preview/<slug>?token=...``: the token is signed for one journalist and one release. Until
-the release's date the page shows it with an "EMBARGOED" band, ``noindex`` and ``Cache-Control:
-private, no-store`` (it is rendered per request, never written to ``public/``); from its date
-the link redirects to the public page. Its hero image is served beside it with the same link
-(``/preview/<slug>/hero?token=...``), and so are its downloads (``/preview/<slug>/files/<name>?token=...``).
+the release's date the page is the release page the public will see (the site's own template,
+:meth:`pressroom.site.render.Renderer.preview_page`) with an "EMBARGOED" band, ``noindex`` and
+``Cache-Control: private, no-store`` (it is rendered per request, never written to ``public/``); from
+its date the link redirects to the public page. Its files are served beside it with the same link:
+every image (the hero too), download, the press kit and the co-issuers' logos
+(``/preview/<slug>/files/<name>?token=...``).
 A page view is recorded for ``pressroom journalists report`` once per link per
 :data:`~pressroom.audience.media.OPEN_WINDOW`, however often a leaked link is opened.
 A forged, tampered or misdirected link (another journalist's token, a release they were not sent)
@@ -39,9 +41,13 @@ from pressroom.audience import (
     verify_token,
 )
 from pressroom.audience.media import OPEN_WINDOW
+from pressroom.presskit import press_kit
 from pressroom.releases import Release, load_releases
+from pressroom.releases.model import PRESS_KIT
+from pressroom.site.render import Renderer
 from pressroom.web import pages
 from pressroom.web.core import Web
+from pressroom.web.security import CSP
 
 _PRIVATE = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"}
 _MAX_COUNTED = 10_000  # links whose last counted open is remembered in memory
@@ -55,6 +61,16 @@ class Previews:
         self._sources: dict[str, Path] = {}  # slug -> the file the last whole load accepted for it
         self._releases: dict[str, tuple[tuple, Release]] = {}  # slug -> (state of its files, release)
         self._counted: OrderedDict[tuple[int, str], datetime] = OrderedDict()
+        self._renderers: dict[str, Renderer] = {}  # language -> the site's page renderer (templates read once)
+
+    def renderer(self, web: Web, language: str) -> Renderer:
+        """The site's renderer for release pages in ``language``."""
+        found = self._renderers.get(language)
+        if found is None:
+            found = Renderer(web.settings, [], language=language, prefix="", languages=web.settings.site.all_languages)
+            with self._lock:
+                self._renderers[language] = found
+        return found
 
     def release(self, web: Web, slug: str) -> Release | None:
         """The release ``slug`` as its files say now, read again only when they changed."""
@@ -157,29 +173,34 @@ async def preview(web: Web, previews: Previews, request: Request) -> Response:
         return RedirectResponse(release.url, status_code=303, headers=_PRIVATE)
     language = web.language(request, journalist)  # their version of the release, in their words
     release = release.version(language)
-    response = pages.page(
-        web, request, "web/preview.html.j2", language=language, release=release, journalist=journalist,
-        until=embargo_until(release.date, web.settings, language),
-        hero=f"/preview/{release.slug}/hero?token={token}" if release.hero and release.hero.file else "",
-        downloads=[(d, f"/preview/{release.slug}/files/{quote(d.name)}?token={quote(token)}") for d in release.downloads],
+    slug = release.slug
+
+    def link(name: str) -> str:
+        return f"/preview/{slug}/files/{quote(name)}?token={quote(token)}"
+
+    html = await run_in_threadpool(
+        previews.renderer(web, release.language).preview_page, release,
+        until=embargo_until(release.date, web.settings, release.language), name=journalist.name or journalist.address, link=link,
     )
-    response.headers.update(_PRIVATE)
-    return response
-
-
-async def hero(web: Web, previews: Previews, request: Request) -> Response:
-    # The hero is copied to public/ only at the date; until then the preview serves it from content/.
-    found = await run_in_threadpool(_opened, web, previews, request.path_params["slug"], request.query_params.get("token", ""), False)
-    if found is None or found[1].hero is None or found[1].hero.file is None:
-        return _refused(web, request)
-    return FileResponse(found[1].hero.file, headers=_PRIVATE)
+    return Response(html, media_type="text/html; charset=utf-8",
+                    headers=_PRIVATE | {"Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"})
 
 
 async def download(web: Web, previews: Previews, request: Request) -> Response:
-    # Downloads too reach public/ only at the date: the journalist's link fetches them from content/.
+    # Images, downloads and the press kit too reach public/ only at the date: the journalist's link fetches them from content/.
     found = await run_in_threadpool(_opened, web, previews, request.path_params["slug"], request.query_params.get("token", ""), False)
     name = request.path_params["name"]
-    file = next((d.file for d in found[1].downloads if d.name == name), None) if found else None
+    if found is None:
+        return _refused(web, request)
+    release = found[1].version(web.language(request, found[0]))
+    if name == PRESS_KIT:
+        kit = await run_in_threadpool(press_kit, release=release, settings=web.settings)
+        return Response(kit, media_type="application/zip", headers=_PRIVATE | {
+            "Content-Disposition": f'attachment; filename="{PRESS_KIT}"'})
+    files = {d.name: d.file for d in release.downloads} | {release.local_name(file): file for file in release.assets}
+    for issuer in release.issuers:  # copied to public/ with the first public release that names them
+        files |= issuer.logo_files
+    file = files.get(name)
     if file is None:
         return _refused(web, request)
     return FileResponse(file, headers=_PRIVATE, filename=Path(name).name)
@@ -220,7 +241,6 @@ def routes(web: Web) -> list[Route]:
     previews = Previews()
     return [
         Route("/preview/{slug}", bound(preview, web, previews), methods=["GET"]),
-        Route("/preview/{slug}/hero", bound(hero, web, previews), methods=["GET"]),
         Route("/preview/{slug}/files/{name:path}", bound(download, web, previews), methods=["GET"]),
         Route("/journalists/unsubscribe", bound(unsubscribe_page, web), methods=["GET"]),
         Route("/journalists/unsubscribe", bound(unsubscribe, web), methods=["POST"]),
