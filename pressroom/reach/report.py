@@ -178,7 +178,7 @@ def build_report(*, settings: Settings, releases: Sequence[Release], period: Per
             languages=tuple(version.language for version in release.versions),
             status="withdrawn" if release.withdrawn is not None else "published",
             projects=tuple((issuer.id, issuer.name, funding.programme, funding.grant)
-                           for _, grants in eu_acknowledgement(release=release) for issuer, funding in grants),
+                           for _, grants in eu_acknowledgement(release=release, settings=settings) for issuer, funding in grants),
             emails=emails,
             unsubscribes=audience.unsubscribes(since=release.date, until=min(now, release.date + UNSUBSCRIBE_WINDOW)),
             journalists_emailed=journalists,
