@@ -1,6 +1,6 @@
 """Helpers for the delivery tests: a database on SQLite and PostgreSQL, and SMTP servers on loopback.
 
-Imported by tests/test_audience.py, test_ledger.py and test_delivery_*.py as tests._delivery.
+Imported by tests/audience/test_audience.py, test_ledger.py and test_delivery_*.py as tests._delivery.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from pressroom.releases import load_releases
 from tests.conftest import DATA, NOW, REPO, SITE_TOML, Project
 from tests.mail_support import SAMPLE_SLUG
 from tests.site_support import build
-from tests.test_delivery_flow import email_step  # noqa: F401 - the fixture: the publish flow's email step under Prefect
+from tests.flows.test_email import email_step  # noqa: F401 - the fixture: the publish flow's email step under Prefect
 
 LOCALE = REPO / "pressroom" / "i18n" / "locale"
 # The About text per language, as a project with readers in several languages writes it.
@@ -292,7 +292,7 @@ def test_every_message_has_a_german_and_a_french_translation() -> None:
 
 
 def test_web_pages_speak_the_browsers_then_the_subscribers_language(tmp_path: Path) -> None:
-    from tests.test_web import link_in, make_web
+    from tests.web.test_web import link_in, make_web
 
     for web in make_web(Project(tmp_path, MULTILINGUAL)):
         english = web.client.get("/subscribe").text
@@ -335,13 +335,13 @@ def test_web_pages_speak_the_browsers_then_the_subscribers_language(tmp_path: Pa
 
 def test_a_two_language_release_matches_golden_files(multilingual) -> None:
     """The inheriting German version's page (head with hreflang and og:locale, main, language switcher), its feed
-    items and its email text (its posts: tests/test_social_compose.py).
+    items and its email text (its posts: tests/social/test_compose.py).
 
     ``REGEN_GOLDEN=1`` rewrites them (tests/data/site-translated/, tests/data/mail-release-de/).
     """
     from pressroom.mail import compose_release
-    from tests.test_mail_golden import check_golden
-    from tests.test_site_golden import REGENERATE
+    from tests.mail.test_golden import check_golden
+    from tests.site.test_golden import REGENERATE
 
     build(multilingual, NOW)
     german = multilingual.root / "public" / "de"

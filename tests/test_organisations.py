@@ -24,7 +24,7 @@ from pressroom.social.linkedin import little_text
 from tests.conftest import DATA, NOW, REPO
 from tests.mail_support import READER
 from tests.site_support import build
-from tests.test_mail_golden import check_golden
+from tests.mail.test_golden import check_golden
 
 REGENERATE = os.environ.get("REGEN_GOLDEN") == "1"
 CASE = DATA / "issuers-three"

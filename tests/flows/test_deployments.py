@@ -215,7 +215,7 @@ def test_serve_flows_publishes_a_release_when_it_becomes_due(project: Project) -
     """`pressroom serve-flows` alone: the local server's scheduler starts publish runs; nobody runs anything."""
     from flows.server import stop_local_server
     from pressroom.audience import Audience
-    from tests.test_ops_server import _kill_tree
+    from tests.flows.test_production import _kill_tree
 
     settings = project.settings()
     Audience.from_settings(settings).add(address="reader@example.org", now=datetime.now(UTC), source="test")

@@ -12,7 +12,7 @@ from pressroom.cli import app
 from pressroom.releases import LoadResult, load_releases, parallel
 from tests.conftest import NOW, REPO, Project
 from tests.site_support import build
-from tests.test_releases_parallel import _count_parses
+from tests.releases.test_parallel import _count_parses
 
 MAIN = """\
 ---

@@ -63,7 +63,7 @@ def emails(project):
 def open_email(browser, html: str, *, width: int, scheme: str = "light", images: bool = True):
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
     # Never the network: image URLs point at the public site; answer them with a tiny real PNG or refuse.
-    png = (Path(__file__).resolve().parent.parent / "content" / "releases" / SAMPLE_SLUG / "hero.png").read_bytes()
+    png = (Path(__file__).resolve().parents[2] / "content" / "releases" / SAMPLE_SLUG / "hero.png").read_bytes()
     page.route("**/*", lambda route, request: route.fulfill(body=png, content_type="image/png") if images and request.resource_type == "image" else route.abort())
     page.set_content(html, wait_until="load")
     return page
@@ -222,7 +222,7 @@ def test_a_table_reads_whole_words_with_rules_and_alignment(browser, project, wi
 
     project.write_release("figures", body=TABLE_RELEASE, bundle=True)
     (project.releases / "figures" / "chart.png").write_bytes(
-        (Path(__file__).resolve().parent.parent / "content" / "releases" / SAMPLE_SLUG / "hero.png").read_bytes()
+        (Path(__file__).resolve().parents[2] / "content" / "releases" / SAMPLE_SLUG / "hero.png").read_bytes()
     )
     settings = project.settings()
     (release,) = load_releases(settings).releases

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from pressroom.ledger import Ledger
 from pressroom.web import create_app
 from tests._delivery import db_url, free_port, pg_server_url, serving  # noqa: F401  (fixtures)
-from tests.test_exactly_once import CountingSmtp
+from tests.dispatch.test_exactly_once import CountingSmtp
 
 BASE = "https://press.example.org"
 

@@ -1,7 +1,7 @@
 """Issue 24.4, the holes an attack pass found in the web app: each one's case, asserting what a user (or attacker) would see.
 
 The approval pages are driven here with a recording gate (the seam ``pressroom serve`` fills with
-Prefect); tests/test_ops_approval.py drives the same pages against real paused flow runs.
+Prefect); tests/flows/test_approval.py drives the same pages against real paused flow runs.
 """
 
 from __future__ import annotations

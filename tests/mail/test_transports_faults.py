@@ -10,7 +10,7 @@ import pytest
 
 from pressroom.errors import ConfigError
 from tests._delivery import FaultyHandler, Received, SmtpServer
-from tests.test_smtp_client import envelopes, send, statuses
+from tests.mail.test_transports import envelopes, send, statuses
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Golden files: one release beside its RSS item, Atom entry, JSON Feed item and page head.
 
-Regenerate after an intended change with ``REGEN_GOLDEN=1 pytest tests/test_site_golden.py``
+Regenerate after an intended change with ``REGEN_GOLDEN=1 pytest tests/site/test_golden.py``
 and review the diff like any other change. Nothing here is volatile: the clock is fixed.
 """
 

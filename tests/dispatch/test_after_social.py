@@ -1,7 +1,7 @@
 """Corrections as replies and withdrawals as deletions on the networks, once each, read back.
 
 Bluesky against the real PDS on loopback; Mastodon and LinkedIn against their fakes (shaped from
-their documentation) in tests/test_social_mastodon.py and tests/test_social_linkedin.py.
+their documentation) in tests/social/test_mastodon.py and tests/social/test_linkedin.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pressroom.dispatch import follow_up_releases, post_releases
 from tests.conftest import NOW
 from tests.pds import running_pds
 from tests.social_helpers import make_release
-from tests.test_social_bluesky import LoseResponses
-from tests.test_social_linkedin import AUTHOR, FakeLinkedIn
-from tests.test_social_linkedin import TOKEN as LINKEDIN_TOKEN
-from tests.test_social_mastodon import INSTANCE, TOKEN, FakeMastodon
+from tests.social.test_bluesky import LoseResponses
+from tests.social.test_linkedin import AUTHOR, FakeLinkedIn
+from tests.social.test_linkedin import TOKEN as LINKEDIN_TOKEN
+from tests.social.test_mastodon import INSTANCE, TOKEN, FakeMastodon
 
 NOTE = "The recovery rate is 91%, not 95%."
 CORRECTED = datetime(2024, 8, 2, 8, 0, tzinfo=UTC)

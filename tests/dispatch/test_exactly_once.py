@@ -197,7 +197,7 @@ import sys
 from pressroom.dispatch import EmailChannel, send_email
 from pressroom.ledger import Ledger
 from pressroom.settings import load_settings
-from tests.test_exactly_once import render
+from tests.dispatch.test_exactly_once import render
 
 settings = load_settings(sys.argv[1])
 send_email(channel=EmailChannel(name="email", settings=settings, render=render), ledger=Ledger.from_settings(settings),

@@ -1,6 +1,6 @@
 """Golden files: the text part and the headers of each kind of email, volatile values masked.
 
-Regenerate after an intended change with ``REGEN_GOLDEN=1 pytest tests/test_mail_golden.py``
+Regenerate after an intended change with ``REGEN_GOLDEN=1 pytest tests/mail/test_golden.py``
 and review the diff like any other change.
 """
 

@@ -26,7 +26,7 @@ from pressroom.social.compose import (
 )
 from tests.social_helpers import REPO, TEMPLATES, make_release
 
-GOLDEN = Path(__file__).parent / "data" / "social-sample"
+GOLDEN = Path(__file__).resolve().parent.parent / "data" / "social-sample"
 
 # Text from many scripts, with the clusters that break naive code: ZWJ families, flags,
 # combining marks (also at the start of a word), RTL, CJK without spaces, Devanagari.

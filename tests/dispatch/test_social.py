@@ -17,7 +17,7 @@ from pressroom.dispatch import post_releases
 from pressroom.social import preview_posts
 from tests.conftest import NOW
 from tests.social_helpers import make_release
-from tests.test_social_mastodon import INSTANCE, TOKEN, FakeMastodon, rate_limited
+from tests.social.test_mastodon import INSTANCE, TOKEN, FakeMastodon, rate_limited
 
 
 @pytest.fixture

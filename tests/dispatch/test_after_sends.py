@@ -22,7 +22,7 @@ from pressroom.ledger import Ledger
 from pressroom.releases import load_releases
 from tests._delivery import FaultyHandler, Received, SmtpServer
 from tests.conftest import NOW, REPO
-from tests.test_exactly_once import CountingSmtp
+from tests.dispatch.test_exactly_once import CountingSmtp
 
 READERS = [f"reader{i}@example.org" for i in range(6)]
 FIRST_SEEN = NOW

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 from tests._delivery import db_url, free_port, pg_server_url, serving, settle_subscription_emails  # noqa: F401  (fixtures)
 from tests.conftest import NOW, Project
-from tests.test_web import BASE, Clock, Web, link_in, press_confirm
+from tests.web.test_web import BASE, Clock, Web, link_in, press_confirm
 
 from pressroom.audience import Audience, preferences_url, sign_token, unsubscribe_url
 from pressroom.bounces import webhook_token
