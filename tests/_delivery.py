@@ -1,63 +1,17 @@
-"""Helpers for the delivery tests: a database on SQLite and PostgreSQL, and SMTP servers on loopback.
-
-Imported by tests/audience/test_audience.py, test_ledger.py and test_delivery_*.py as tests._delivery.
-"""
+"""Helpers for the delivery tests: SMTP servers on loopback that count (or refuse) what they get, a uvicorn
+server in a thread, the one dispatch worker. The database fixtures they run on are in conftest.py."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
-from pathlib import Path
-
-import pytest
 
 PG_ADMIN = os.environ.get("PRESSROOM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    """A fresh, uniquely named PostgreSQL database for this test session; dropped afterwards."""
-    import psycopg
-
-    admin = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-    name = f"pressroom_delivery_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:  # pragma: no cover - depends on the machine
-        pytest.fail(f"PostgreSQL at {admin} is not reachable: {exc}; start it (see .ci/run)")
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    from pressroom.db import dispose_all
-
-    dispose_all()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database URL, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pressroom.db'}"
-        return
-    url = request.getfixturevalue("pg_server_url")
-    from sqlalchemy import text
-
-    from pressroom.db import engine_for_url
-
-    engine = engine_for_url(url)
-    with engine.begin() as conn:
-        conn.execute(text(
-            "TRUNCATE subscribers, subscriber_topics, consent_events, consent_chain, suppressions, publications, plans, deliveries, delivery_conflicts, subscription_requests, journalists, preview_opens, complaints RESTART IDENTITY CASCADE"
-        ))
-    yield url
 
 
 class Received:

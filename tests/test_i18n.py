@@ -29,9 +29,9 @@ from pressroom.errors import ConfigError
 from pressroom.ledger import Ledger
 from pressroom.releases import load_releases
 from tests.conftest import DATA, NOW, REPO, SITE_TOML, Project
+from tests.golden import assert_golden
 from tests.mail_support import SAMPLE_SLUG
 from tests.site_support import build
-from tests.flows.test_email import email_step  # noqa: F401 - the fixture: the publish flow's email step under Prefect
 
 LOCALE = REPO / "pressroom" / "i18n" / "locale"
 # The About text per language, as a project with readers in several languages writes it.
@@ -340,8 +340,7 @@ def test_a_two_language_release_matches_golden_files(multilingual) -> None:
     ``REGEN_GOLDEN=1`` rewrites them (tests/data/site-translated/, tests/data/mail-release-de/).
     """
     from pressroom.mail import compose_release
-    from tests.mail.test_golden import check_golden
-    from tests.site.test_golden import REGENERATE
+    from tests.mail_support import check_golden
 
     build(multilingual, NOW)
     german = multilingual.root / "public" / "de"
@@ -366,13 +365,7 @@ def test_a_two_language_release_matches_golden_files(multilingual) -> None:
             encoding="unicode", with_tail=False) + "\n",
         "json-item.json": json.dumps(json.loads((german / "feed.json").read_bytes())["items"][0], ensure_ascii=False, indent=1) + "\n",
     }
-    case = DATA / "site-translated"
-    if REGENERATE:
-        case.mkdir(parents=True, exist_ok=True)
-        for name, content in actual.items():
-            (case / name).write_text(content, encoding="utf-8")
-    for name, content in actual.items():
-        assert content == (case / name).read_text(encoding="utf-8"), f"{case / name} differs; REGEN_GOLDEN=1 rewrites it"
+    assert_golden(DATA / "site-translated", actual)
     release = next(r for r in load_releases(multilingual.settings()).releases if r.slug == SAMPLE_SLUG)
     check_golden("mail-release-de", compose_release(release=release, settings=multilingual.settings(), language="de"))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import shutil
 import textwrap
 
@@ -22,11 +21,10 @@ from pressroom.releases import load_releases
 from pressroom.social.compose import MASTODON, NETWORK_LIMITS, compose_post
 from pressroom.social.linkedin import little_text
 from tests.conftest import DATA, NOW, REPO
-from tests.mail_support import READER
+from tests.golden import assert_golden
+from tests.mail_support import READER, check_golden
 from tests.site_support import build
-from tests.mail.test_golden import check_golden
 
-REGENERATE = os.environ.get("REGEN_GOLDEN") == "1"
 CASE = DATA / "issuers-three"
 DISCLAIMER = (
     "Views and opinions expressed are however those of the author(s) only and do not necessarily reflect those "
@@ -77,9 +75,7 @@ def assert_reported(lines: list[str], ending: str) -> None:
 
 
 def _golden(name: str, actual: str) -> None:
-    if REGENERATE:
-        (CASE / name).write_text(actual, encoding="utf-8")
-    assert actual == (CASE / name).read_text(encoding="utf-8"), f"{CASE / name} differs; REGEN_GOLDEN=1 rewrites it"
+    assert_golden(CASE, {name: actual})
 
 
 def test_three_issuer_page_matches_its_golden_file(project):

@@ -13,7 +13,6 @@ from pressroom.mail import compose_release
 from pressroom.mail.preview import local_assets
 from tests.conftest import NOW
 from tests.site_support import build, serve
-from tests.site.test_browser import browser  # noqa: F401 - its module-wide Chromium
 from tests.test_organisations import DISCLAIMER, three_issuers
 
 pytestmark = pytest.mark.browser

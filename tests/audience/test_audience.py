@@ -10,7 +10,6 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
 from tests.conftest import NOW
 
 from pressroom.audience import (
@@ -30,11 +29,6 @@ from pressroom.audience import (
 from pressroom.db import engine_for_url
 from pressroom.errors import ConfigError
 from pressroom.settings import PUBLIC_SECRET
-
-
-@pytest.fixture
-def audience(db_url: str) -> Audience:  # noqa: F811
-    return Audience(url=db_url)
 
 
 @pytest.mark.parametrize(
@@ -136,7 +130,7 @@ def test_unsubscribe_suppresses_and_keeps_the_evidence(audience: Audience) -> No
     assert audience.is_suppressed(address="ann@example.org")
 
 
-def test_remove_unsubscribes_and_erase_forgets(project, db_url: str) -> None:  # noqa: F811
+def test_remove_unsubscribes_and_erase_forgets(project, db_url: str) -> None:
     settings = project.settings(PRESSROOM_DATABASE_URL=db_url)
     audience = Audience.from_settings(settings)
     audience.add(address="a@example.org", now=NOW, source="cli")
@@ -149,7 +143,7 @@ def test_remove_unsubscribes_and_erase_forgets(project, db_url: str) -> None:  #
     assert not erase(settings=settings, address="nobody@example.org")
 
 
-def test_a_bounced_address_stays_suppressed_after_erasure_as_a_hash_only(project, db_url: str) -> None:  # noqa: F811
+def test_a_bounced_address_stays_suppressed_after_erasure_as_a_hash_only(project, db_url: str) -> None:
     settings = project.settings(PRESSROOM_DATABASE_URL=db_url)
     audience = Audience.from_settings(settings)
     audience.add(address="bounced@example.org", now=NOW, source="cli")
@@ -167,7 +161,7 @@ def test_a_bounced_address_stays_suppressed_after_erasure_as_a_hash_only(project
         assert conn.execute(eligible(cadence="per-release", tags=[])).all() == []
 
 
-def test_consent_events_cannot_be_updated_even_in_sql(audience: Audience, db_url: str) -> None:  # noqa: F811
+def test_consent_events_cannot_be_updated_even_in_sql(audience: Audience, db_url: str) -> None:
     audience.add(address="ev@example.org", now=NOW, source="cli", evidence="signed form")
     engine = engine_for_url(db_url)
     with pytest.raises(DBAPIError, match="append-only"):

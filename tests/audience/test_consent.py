@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
-from tests import _delivery
+from tests._delivery import PG_ADMIN
 from tests.conftest import NOW, Project
 
 from pressroom.audience import Audience, MediaList, erase, expire_pending, request_subscription, verify_chain
@@ -23,9 +23,6 @@ from pressroom.db import engine_for_url, queue_deliveries
 from pressroom.settings import Settings
 
 ZELDA = "zelda.erasure@victim.example"
-PG_ADMIN = _delivery.PG_ADMIN
-db_url = _delivery.db_url  # the fixtures: every test here runs on SQLite and PostgreSQL
-pg_server_url = _delivery.pg_server_url
 
 
 @pytest.fixture

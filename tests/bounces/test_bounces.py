@@ -10,14 +10,13 @@ import pytest
 from pressroom.audience import Audience
 from pressroom.bounces import handle_webhook, parse_report, scan_maildir, webhook_token
 from pressroom.ledger import Ledger, Outcome
-from tests._delivery import db_url, pg_server_url  # noqa: F401
 from tests.conftest import DATA, NOW
 
 BOUNCES = DATA / "bounces"
 
 
 @pytest.fixture
-def sent(db_url):  # noqa: F811
+def sent(db_url):
     audience, ledger = Audience(url=db_url), Ledger(url=db_url)
     for address in ("gone@example.org", "busy@example.org", "annoyed@example.com", "fine@example.org"):
         audience.add(address=address, now=NOW, source="test")

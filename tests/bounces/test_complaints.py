@@ -18,7 +18,7 @@ from pressroom.audience import Audience, MediaList
 from pressroom.bounces import complaint_rate_line, handle_webhook, parse_report, scan_maildir, webhook_token
 from pressroom.cli import app
 from pressroom.ledger import Ledger, Outcome
-from tests._delivery import FaultyHandler, Received, SmtpServer, db_url, drain, pg_server_url  # noqa: F401
+from tests._delivery import FaultyHandler, Received, SmtpServer, drain
 from tests.conftest import DATA, NOW
 
 BOUNCES = DATA / "bounces"
@@ -34,7 +34,7 @@ def _send(ledger: Ledger, release: str, channel: str) -> None:
 
 
 @pytest.fixture
-def sent(db_url):  # noqa: F811
+def sent(db_url):
     """"news" went to three subscribers and, on the media list's channel, to one journalist."""
     audience, ledger = Audience(url=db_url), Ledger(url=db_url)
     for address in READERS:

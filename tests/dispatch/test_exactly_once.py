@@ -27,7 +27,6 @@ from pressroom.audience import Audience
 from pressroom.dispatch import EmailChannel, send_email
 from pressroom.ledger import Ledger
 from pressroom.mail.transports import transport_for
-from tests._delivery import db_url, pg_server_url  # noqa: F401
 from tests.conftest import NOW, REPO
 
 
@@ -177,7 +176,7 @@ BASE = {
 
 
 @pytest.mark.parametrize("fault", ["stall", "drop"])
-def test_a_lost_answer_after_the_final_dot_is_ambiguous_never_resent(project, db_url: str, fault: str) -> None:  # noqa: F811
+def test_a_lost_answer_after_the_final_dot_is_ambiguous_never_resent(project, db_url: str, fault: str) -> None:
     with CountingSmtp(fault_every=100, fault=fault) as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_SMTP__TIMEOUT="1", **BASE, **server.env())
         _, ledger = _readers(settings, 2000)
@@ -211,7 +210,7 @@ def _sender(project, env: dict[str, str]) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_kill_9_leaves_no_more_ambiguous_than_in_flight_and_nothing_twice_or_lost(project, db_url: str) -> None:  # noqa: F811
+def test_kill_9_leaves_no_more_ambiguous_than_in_flight_and_nothing_twice_or_lost(project, db_url: str) -> None:
     recipients = 5000
     with CountingSmtp() as server:
         env = {"PRESSROOM_DATABASE_URL": db_url, "PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": "0.5",
@@ -257,7 +256,7 @@ def test_kill_9_leaves_no_more_ambiguous_than_in_flight_and_nothing_twice_or_los
     assert ledger.report(release="news").sent == recipients
 
 
-def test_retry_ambiguous_during_a_live_send_makes_no_duplicate(project, db_url: str) -> None:  # noqa: F811
+def test_retry_ambiguous_during_a_live_send_makes_no_duplicate(project, db_url: str) -> None:
     from typer.testing import CliRunner
 
     from pressroom.cli import app
@@ -284,7 +283,7 @@ def test_retry_ambiguous_during_a_live_send_makes_no_duplicate(project, db_url: 
     assert ledger.report(release="news").sent == 600
 
 
-def test_an_unsubscribe_stops_every_message_not_yet_on_the_wire(project, db_url: str) -> None:  # noqa: F811
+def test_an_unsubscribe_stops_every_message_not_yet_on_the_wire(project, db_url: str) -> None:
     with CountingSmtp() as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_SMTP__RATE_PER_SECOND="150",
                                     PRESSROOM_EMAIL__BATCH_SIZE="500", **BASE, **server.env())
@@ -316,7 +315,7 @@ def test_an_unsubscribe_stops_every_message_not_yet_on_the_wire(project, db_url:
     assert report.suppressed == sum(1 for r in removed if server.counts()[r] == 0)
 
 
-def test_two_workers_sharing_one_send_each_report_their_own_share(project, db_url: str) -> None:  # noqa: F811
+def test_two_workers_sharing_one_send_each_report_their_own_share(project, db_url: str) -> None:
     with CountingSmtp(reply_delay=0.002) as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_EMAIL__BATCH_SIZE="50", **BASE, **server.env())
         _, ledger = _readers(settings, 1000)
@@ -335,7 +334,7 @@ def test_two_workers_sharing_one_send_each_report_their_own_share(project, db_ur
     assert max(counts.values()) == 1
 
 
-def test_a_full_mailbox_is_retried_then_failed_but_never_suppressed(project, db_url: str) -> None:  # noqa: F811
+def test_a_full_mailbox_is_retried_then_failed_but_never_suppressed(project, db_url: str) -> None:
     full = "reader3@example.org"
     with CountingSmtp(full=frozenset({full})) as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_EMAIL__MAX_ATTEMPTS="3", **BASE, **server.env())

@@ -13,7 +13,7 @@ from pressroom.audience import Audience
 
 from pressroom.errors import ConfigError, PermanentError
 from pressroom.ledger import Ledger
-from tests._delivery import FaultyHandler, Received, SmtpServer, db_url, drain, pg_server_url, simple_render  # noqa: F401
+from tests._delivery import FaultyHandler, Received, SmtpServer, drain, simple_render
 from tests.conftest import NOW
 
 FAST_RETRIES = {
@@ -26,7 +26,7 @@ FAST_RETRIES = {
 }
 
 
-def _setup(project, db_url: str, n: int, **env: str):  # noqa: F811
+def _setup(project, db_url: str, n: int, **env: str):
     settings = project.settings(PRESSROOM_DATABASE_URL=db_url, **{**FAST_RETRIES, **env})
     audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
     rows = "".join(f"reader{i}@example.org,Reader {i}\n" for i in range(n))
@@ -36,7 +36,7 @@ def _setup(project, db_url: str, n: int, **env: str):  # noqa: F811
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_random_4xx_drops_and_550s_end_in_exactly_once_or_suppressed(project, db_url: str, seed: int) -> None:  # noqa: F811
+def test_random_4xx_drops_and_550s_end_in_exactly_once_or_suppressed(project, db_url: str, seed: int) -> None:
     received = Received()
     rejected = frozenset({f"reader{i}@example.org" for i in (3, 77, 150)})
     handler = FaultyHandler(received, seed=seed, rate=0.06, reject=rejected)
@@ -62,7 +62,7 @@ def test_random_4xx_drops_and_550s_end_in_exactly_once_or_suppressed(project, db
     assert all(audience.is_suppressed(address=a) for a in rejected)
 
 
-def test_one_unrenderable_recipient_does_not_stop_the_send(project, db_url: str) -> None:  # noqa: F811
+def test_one_unrenderable_recipient_does_not_stop_the_send(project, db_url: str) -> None:
     received = Received()
 
     def render(delivery):  # noqa: ANN001
@@ -79,7 +79,7 @@ def test_one_unrenderable_recipient_does_not_stop_the_send(project, db_url: str)
     assert "unsubscribe link" in report.problems[0][3]
 
 
-def test_unsubscribing_mid_send_stops_that_email(project, db_url: str) -> None:  # noqa: F811
+def test_unsubscribing_mid_send_stops_that_email(project, db_url: str) -> None:
     received = Received()
     settings_holder = {}
 
@@ -99,7 +99,7 @@ def test_unsubscribing_mid_send_stops_that_email(project, db_url: str) -> None: 
     assert (report.sent, report.suppressed) == (199, 1)
 
 
-def test_refused_login_stops_before_sending_and_leaves_nothing_ambiguous(project, db_url: str) -> None:  # noqa: F811
+def test_refused_login_stops_before_sending_and_leaves_nothing_ambiguous(project, db_url: str) -> None:
     from aiosmtpd.smtp import AuthResult
 
     received = Received()

@@ -12,7 +12,6 @@ import pytest
 
 from pressroom.audience import Audience, verify_token
 from pressroom.ledger import Ledger
-from pressroom.releases import load_releases
 from tests.conftest import NOW
 
 READERS = """address,name,topics,cadence,status
@@ -23,29 +22,6 @@ weekly@example.org,Weekly Reader,,weekly,confirmed
 pending@example.org,Pending Reader,,per-release,pending
 bounced@example.org,Bounced Reader,,per-release,confirmed
 """
-
-
-@pytest.fixture
-def email_step(prefect_harness):
-    """The publish flow's email step for one release, as the flow calls it: the core sends, Prefect tasks work."""
-    from prefect import flow
-
-    from flows.approval import editor
-    from flows.send import TaskWorkers, run_id
-    from pressroom.dispatch import record_public, send_release_emails
-    from pressroom.settings import load_settings
-
-    @flow(name="test-email-step")
-    def step(settings_file: str, slug: str, now: datetime):
-        settings = load_settings(settings_file)
-        release = next(r for r in load_releases(settings).releases if r.slug == slug)
-        record_public(settings=settings, releases=[release], now=now)
-        [report] = send_release_emails(settings=settings, releases=[release], now=now, run_id=run_id(),
-                                       ask=editor(settings, wait=True),
-                                       workers=TaskWorkers(settings=settings, settings_file=settings_file))
-        return report
-
-    return step
 
 
 def _readers(project) -> Audience:

@@ -9,18 +9,12 @@ import pytest
 
 from pressroom.audience import Audience
 from pressroom.ledger import Ledger, Outcome
-from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
 from tests.conftest import NOW
 
 
 @pytest.fixture
-def ledger(db_url: str) -> Ledger:  # noqa: F811
+def ledger(db_url: str) -> Ledger:
     return Ledger(url=db_url)
-
-
-@pytest.fixture
-def audience(db_url: str) -> Audience:  # noqa: F811
-    return Audience(url=db_url)
 
 
 def test_record_public_reports_each_release_once(project, ledger: Ledger) -> None:

@@ -5,30 +5,16 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urldefrag, urlsplit
 
 import pytest
 
-from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import NOW
 from tests.site_support import build, serve, write_sample
 
 pytestmark = pytest.mark.browser
 
 SITE_BASE = "https://press.example.org/"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: run scripts/system-deps (make test does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

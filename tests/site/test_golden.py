@@ -7,15 +7,14 @@ and review the diff like any other change. Nothing here is volatile: the clock i
 from __future__ import annotations
 
 import json
-import os
 
 import lxml.html
 from lxml import etree
 
 from tests.conftest import DATA, NOW
+from tests.golden import assert_golden
 from tests.site_support import build, write_sample
 
-REGENERATE = os.environ.get("REGEN_GOLDEN") == "1"
 CASE = DATA / "site-sample"
 
 
@@ -40,18 +39,6 @@ def _outputs(public) -> dict[str, str]:  # noqa: ANN001
 def test_feed_items_and_page_head_match_golden_files(project):
     write_sample(project)
     build(project, NOW)
-    actual = _outputs(project.root / "public")
-    if REGENERATE:
-        CASE.mkdir(parents=True, exist_ok=True)
-        (CASE / "release.md").write_text(
-            (project.releases / "battery-passport-pilot" / "index.md").read_text(encoding="utf-8"), encoding="utf-8"
-        )
-        for name, content in actual.items():
-            (CASE / name).write_text(content, encoding="utf-8")
     # The input is kept beside the outputs so a reader sees what produced them; it must still be what the test writes.
-    assert (CASE / "release.md").read_text(encoding="utf-8") == (
-        project.releases / "battery-passport-pilot" / "index.md"
-    ).read_text(encoding="utf-8")
-    for name, content in actual.items():
-        expected = (CASE / name).read_text(encoding="utf-8")
-        assert content == expected, f"{CASE / name} differs; REGEN_GOLDEN=1 rewrites it after an intended change"
+    release = (project.releases / "battery-passport-pilot" / "index.md").read_text(encoding="utf-8")
+    assert_golden(CASE, {"release.md": release, **_outputs(project.root / "public")})

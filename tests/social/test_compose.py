@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import grapheme
@@ -24,6 +23,7 @@ from pressroom.social.compose import (
     hashtags_for,
     shorten,
 )
+from tests.golden import assert_golden
 from tests.social_helpers import REPO, TEMPLATES, make_release
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "social-sample"
@@ -209,11 +209,7 @@ def test_sample_release_matches_the_golden_post(network):
     release = load_releases(settings).releases[0]
     post = compose_post(release=release, network=network, limits=NETWORK_LIMITS[network], templates=TEMPLATES)
     text = "\n\n--- reply ---\n\n".join(part.text for part in post.parts) + "\n"
-    golden = GOLDEN / f"{network}.txt"
-    if os.environ.get("REGEN_GOLDEN"):
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8")
+    assert_golden(GOLDEN, {f"{network}.txt": text})
     _check_post(post, release)
 
 
@@ -225,10 +221,7 @@ def test_the_inheriting_german_version_of_the_sample_matches_its_golden_post(net
     assert german.language == "de" and "issuers" not in german.written and german.issuers
     post = compose_post(release=german, network=network, limits=NETWORK_LIMITS[network], templates=TEMPLATES, settings=site)
     text = "\n\n--- reply ---\n\n".join(part.text for part in post.parts) + "\n"
-    golden = GOLDEN / f"{network}.de.txt"
-    if os.environ.get("REGEN_GOLDEN"):
-        golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8")
+    assert_golden(GOLDEN, {f"{network}.de.txt": text})
     _check_post(post, german)
 
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import select
 from starlette.testclient import TestClient
-from tests._delivery import db_url, free_port, pg_server_url, serving, settle_subscription_emails  # noqa: F401  (fixtures)
+from tests._delivery import free_port, serving, settle_subscription_emails
 from tests.conftest import NOW, Project
 from tests.web.test_web import BASE, Clock, Web, link_in, press_confirm
 
@@ -48,7 +48,7 @@ def _make(project: Project, db: str, **env: str) -> Iterator[Web]:
 
 
 @pytest.fixture
-def web(project: Project, db_url: str) -> Iterator[Web]:  # noqa: F811
+def web(project: Project, db_url: str) -> Iterator[Web]:
     yield from _make(project, db_url)
 
 
@@ -195,14 +195,14 @@ def test_a_confirmation_email_carries_no_requester_typed_text(web: Web) -> None:
     assert "Won" not in message.as_string() and message["To"] == "someone@example.org"
 
 
-def test_tag_and_case_variants_count_as_one_mailbox(project: Project, db_url: str) -> None:  # noqa: F811
+def test_tag_and_case_variants_count_as_one_mailbox(project: Project, db_url: str) -> None:
     for web in _make(project, db_url, PRESSROOM_WEB__CONFIRMATIONS_PER_ADDRESS_PER_DAY="2"):
         for address in ["flood@example.org", "Flood@Example.org", "flood+1@example.org", "FLOOD+x@example.org.", "flood+2@example.org"]:
             assert "Check your inbox" in web.subscribe(address).text
         assert len(web.new_mail()) == 2
 
 
-def test_the_whole_site_sends_at_most_its_hourly_cap(project: Project, db_url: str) -> None:  # noqa: F811
+def test_the_whole_site_sends_at_most_its_hourly_cap(project: Project, db_url: str) -> None:
     for web in _make(project, db_url, PRESSROOM_WEB__CONFIRMATIONS_PER_HOUR="3"):
         answers = {web.subscribe(f"person{n}@example.org").text.replace(f"person{n}@", "X@") for n in range(6)}
         assert len(answers) == 1  # the same page whether or not the cap was reached
@@ -417,7 +417,7 @@ def test_tokens_never_reach_the_access_log(web: Web) -> None:
     assert "/preferences?token=[redacted]&x=1" in lines[0]
 
 
-def test_preferences_links_keep_working_across_a_key_rotation(project: Project, db_url: str) -> None:  # noqa: F811
+def test_preferences_links_keep_working_across_a_key_rotation(project: Project, db_url: str) -> None:
     for web in _make(project, db_url, PRESSROOM_SECRET_KEY="key-one-long-and-random"):
         sub = web.audience.add(address="kept@example.org", now=NOW, source="cli")
         old_link = path_of(preferences_url(settings=web.settings, subscriber_id=sub.id))
@@ -460,7 +460,7 @@ def test_rate_limit_state_stays_bounded() -> None:
     assert len(limiter._buckets) == _MAX_CLIENTS
 
 
-def test_extra_routes_are_mounted_before_the_public_files(project: Project, db_url: str) -> None:  # noqa: F811
+def test_extra_routes_are_mounted_before_the_public_files(project: Project, db_url: str) -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 

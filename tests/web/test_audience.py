@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from tests._delivery import db_url, pg_server_url  # noqa: F401  (fixtures)
 from tests.conftest import NOW
 
 from pressroom.audience import (
@@ -16,7 +15,7 @@ from pressroom.audience import (
 
 
 @pytest.fixture
-def settings(project, db_url: str):  # noqa: ANN001, ANN201, F811
+def settings(project, db_url: str):  # noqa: ANN001, ANN201
     return project.settings(PRESSROOM_DATABASE_URL=db_url)
 
 

@@ -10,13 +10,13 @@ from starlette.testclient import TestClient
 
 from pressroom.ledger import Ledger
 from pressroom.web import create_app
-from tests._delivery import db_url, free_port, pg_server_url, serving  # noqa: F401  (fixtures)
+from tests._delivery import free_port, serving
 from tests.dispatch.test_exactly_once import CountingSmtp
 
 BASE = "https://press.example.org"
 
 
-def test_a_subscription_answers_while_smtp_hangs_and_the_confirmation_follows(project, db_url: str) -> None:  # noqa: F811
+def test_a_subscription_answers_while_smtp_hangs_and_the_confirmation_follows(project, db_url: str) -> None:
     with CountingSmtp() as server:
         server.silent.set()
         settings = project.settings(**server.env(), PRESSROOM_DATABASE_URL=db_url, PRESSROOM_SMTP__TIMEOUT="1",
@@ -43,7 +43,7 @@ def test_a_subscription_answers_while_smtp_hangs_and_the_confirmation_follows(pr
         assert ledger.report(channel="transactional").sent == 1
 
 
-def test_subscribe_posts_that_arrive_together_each_get_one_confirmation(project, db_url: str) -> None:  # noqa: F811
+def test_subscribe_posts_that_arrive_together_each_get_one_confirmation(project, db_url: str) -> None:
     """Requests written in one batch still answer each for itself: one bad address spoils none of the others."""
     import asyncio
 
