@@ -27,7 +27,8 @@ from pressroom.ledger import Delivery, Ledger
 from pressroom.releases import Release
 from pressroom.settings import Settings
 from pressroom.social.compose import Post, compose_post
-from pressroom.social.network import Published, SocialNetwork, channel_name, idempotency_key, open_networks, own_handle
+from pressroom.social.accounts import open_networks
+from pressroom.social.network import Published, SocialNetwork, channel_name, idempotency_key, own_handle
 
 __all__ = [
     "SocialChannel",

@@ -16,7 +16,7 @@ from pressroom.settings import Settings, SocialAccount
 from pressroom.social.compose import compose_post
 from pressroom.social.mastodon import Mastodon
 from pressroom.errors import RetryLater
-from pressroom.social.network import open_networks
+from pressroom.social.accounts import open_networks
 from tests.social_helpers import TEMPLATES, make_release
 
 TOKEN = "mastodon-secret-token-123"
