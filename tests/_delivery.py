@@ -39,7 +39,7 @@ class Received:
 
 
 @contextmanager
-def serving(server) -> Iterator[None]:  # noqa: ANN001 - a uvicorn.Server
+def serving(server) -> Iterator[None]:  # a uvicorn.Server
     """Run a uvicorn server in a thread on loopback until the block ends (the web app, as `pressroom serve` runs it)."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -85,7 +85,7 @@ class FaultyHandler:
             self.faults[fault] += 1
         return hit
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: ANN001
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self._roll("421"):
             import asyncio
 
@@ -95,7 +95,7 @@ class FaultyHandler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
             return "550 5.1.1 No such user here"
         if self._roll("452"):
@@ -103,7 +103,7 @@ class FaultyHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+    async def handle_DATA(self, server, session, envelope):
         if self._roll("451"):
             return "451 4.3.0 Temporary local problem, try later"
         if self._roll("drop"):
@@ -116,7 +116,7 @@ class FaultyHandler:
 class SmtpServer:
     """An aiosmtpd server on 127.0.0.1 in a background thread."""
 
-    def __init__(self, handler, **kwargs) -> None:  # noqa: ANN001
+    def __init__(self, handler, **kwargs) -> None:
         from aiosmtpd.controller import Controller
 
         self.port = free_port()
@@ -138,7 +138,7 @@ class SmtpServer:
         }
 
 
-def simple_render(delivery) -> bytes:  # noqa: ANN001
+def simple_render(delivery) -> bytes:
     """A minimal complete message per delivery, with a stable Message-ID (used before composing is wired)."""
     return (
         f"From: press@example.org\r\nTo: {delivery.recipient}\r\nSubject: {delivery.release}\r\n"
@@ -146,7 +146,7 @@ def simple_render(delivery) -> bytes:  # noqa: ANN001
     ).encode()
 
 
-def drain(*, settings, ledger, audience=None, release: str, render=simple_render, channel: str = "email"):  # noqa: ANN001
+def drain(*, settings, ledger, audience=None, release: str, render=simple_render, channel: str = "email"):
     """Send every due row of (release, channel) the way production's send task does: one dispatch worker."""
     from pressroom.dispatch import EmailChannel, send_email
 
@@ -154,7 +154,7 @@ def drain(*, settings, ledger, audience=None, release: str, render=simple_render
     return send_email(channel=EmailChannel(name=channel, settings=settings, render=render), ledger=ledger, release=release)
 
 
-def settle_subscription_emails(settings, timeout: float = 15.0) -> None:  # noqa: ANN001
+def settle_subscription_emails(settings, timeout: float = 15.0) -> None:
     """Wait until the web app's sender has delivered every subscription email that is due (it runs off the request path)."""
     import time
     from datetime import UTC, datetime

@@ -28,7 +28,7 @@ def seed(settings: Settings, now: datetime) -> None:
     audience.add(address="weekly@example.org", now=now, source="test", cadence="weekly")
 
 
-def publish_once(settings: Settings, now: datetime, *, transport=None) -> list:  # noqa: ANN001
+def publish_once(settings: Settings, now: datetime, *, transport=None) -> list:
     """What one run of the publish flow does, in its order, plus the weekly digest's choice."""
     loaded = load_releases(settings)
     public = public_releases(loaded.releases, now)

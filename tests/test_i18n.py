@@ -162,7 +162,7 @@ def test_the_german_page_has_no_english_fixed_text_and_a_language_switcher(multi
     assert _english_left(english=_visible(english_page), translated=_visible(german_page), language="de") == []
     assert "30. Juli 2024" in german_page and "Pressekontakte" in german_page
     assert f'<a href="../../../releases/{SAMPLE_SLUG}/" hreflang="en" lang="en">English (en)</a>' in german_page
-    assert f'<a href="../../../fr/" hreflang="fr" lang="fr">Français (fr)</a>' in german_page
+    assert '<a href="../../../fr/" hreflang="fr" lang="fr">Français (fr)</a>' in german_page
     # The subscribe form of a German page: German words, German consent, German preselected.
     assert "Ich möchte Pressemitteilungen von Test Hub per E-Mail erhalten" in german_page
     assert '<option value="de" selected>Deutsch (de)</option>' in german_page

@@ -33,12 +33,12 @@ DISCLAIMER = (
 )
 
 
-def by_class(page, *names: str) -> list:  # noqa: ANN001
+def by_class(page, *names: str) -> list:
     """Elements with any of the classes ``names``, in document order."""
     return page.xpath(" | ".join(f'//*[contains(concat(" ", normalize-space(@class), " "), " {name} ")]' for name in names))
 
 
-def three_issuers(project):  # noqa: ANN001, ANN201 - the conftest Project
+def three_issuers(project):  # the conftest Project
     """The repo's two sample organisations, a third from tests/data, and a release naming all three."""
     organisations = project.root / "content" / "organisations"
     shutil.copytree(REPO / "content" / "organisations", organisations)
@@ -54,7 +54,7 @@ def three_issuers(project):  # noqa: ANN001, ANN201 - the conftest Project
     return settings, result.releases[0]
 
 
-def organisation(project, name: str, yaml: str, *, logo: str | None = "logo.png") -> None:  # noqa: ANN001
+def organisation(project, name: str, yaml: str, *, logo: str | None = "logo.png") -> None:
     folder = project.root / "content" / "organisations"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(textwrap.dedent(yaml), encoding="utf-8")
@@ -62,7 +62,7 @@ def organisation(project, name: str, yaml: str, *, logo: str | None = "logo.png"
         shutil.copy(REPO / "content" / "organisations" / "cluster-hub.png", folder / logo)
 
 
-def check_lines(project) -> list[str]:  # noqa: ANN001
+def check_lines(project) -> list[str]:
     result = CliRunner().invoke(app, ["check", "--settings", str(project.root / "pressroom.toml")])
     return result.output.splitlines()
 
@@ -179,7 +179,7 @@ def test_one_person_listed_by_the_release_and_an_organisation_with_two_addresses
 
 
 def test_about_per_language_falls_back_to_the_site_language(project):
-    settings, release = three_issuers(project)
+    _settings, release = three_issuers(project)
     from pressroom.releases.blocks import about_blocks
 
     german = release.model_copy(update={"language": "de"})
@@ -189,7 +189,7 @@ def test_about_per_language_falls_back_to_the_site_language(project):
 
 
 def test_the_eu_acknowledgement_lists_each_grant_and_statement_with_the_disclaimer(project):
-    settings, release = three_issuers(project)
+    _settings, _release = three_issuers(project)
     build(project, NOW)
     page = lxml.html.fromstring((project.root / "public" / "releases" / "three-projects" / "index.html").read_bytes())
     [block] = by_class(page, "eu-funding")
@@ -203,7 +203,7 @@ def test_the_eu_acknowledgement_lists_each_grant_and_statement_with_the_disclaim
 def test_the_press_kit_carries_the_logos_abouts_and_eu_acknowledgement(project):
     import zipfile
 
-    settings, release = three_issuers(project)
+    _settings, release = three_issuers(project)
     build(project, NOW)
     kit = zipfile.ZipFile(project.root / "public" / "releases" / "three-projects" / "press-kit.zip")
     names = set(kit.namelist())

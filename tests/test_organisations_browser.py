@@ -26,7 +26,7 @@ MEASURE = """(selectors) => selectors.map(([selector, all]) => [...document.quer
 }))"""
 
 
-def _check(page, *, width: int, emblem: str, logos: str) -> None:  # noqa: ANN001
+def _check(page, *, width: int, emblem: str, logos: str) -> None:
     [emblems, others] = page.evaluate(MEASURE, [[emblem, True], [logos, True]])
     assert len(emblems) == 1 and len(others) == 3, (emblems, others)
     for image in emblems + others:

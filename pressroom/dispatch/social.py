@@ -137,7 +137,7 @@ class SocialChannel:
         except PressroomError as exc:
             status = "retry" if isinstance(exc, TransientError) else "failed"
             return Pushed(id=delivery.id, status=status, response=str(exc))
-        except Exception as exc:  # noqa: BLE001 - an unreadable answer: the post may exist, so look next time
+        except Exception as exc:  # an unreadable answer: the post may exist, so look next time
             return Pushed(id=delivery.id, status="retry",
                           response=f"{self.network.name}: unexpected {type(exc).__name__}; the network is asked before a retry")
         return Pushed(id=delivery.id, status="sent", response=published.url)

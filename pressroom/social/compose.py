@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from gettext import NullTranslations
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
+from collections.abc import Callable
 
 import grapheme
 import jinja2
@@ -314,7 +315,7 @@ def _split_thread(
             parts.append(rest if fits(rest) else shorten(rest, fits=fits))
             break
         words = _words(rest)
-        kept = _largest(len(words), lambda n: fits(_trim_end("".join(words[:n]))))  # noqa: B023 (called at once)
+        kept = _largest(len(words), lambda n, words=words, fits=fits: fits(_trim_end("".join(words[:n]))))
         sentence = max(
             (n for n in range(1, kept + 1) if "".join(words[:n]).rstrip().endswith(_SENTENCE_END)),
             default=0,

@@ -241,7 +241,7 @@ def test_tokens_are_scoped_signed_and_expire(project) -> None:
     assert verify_token(settings=settings, token=token, action="unsubscribe") == 42
     with pytest.raises(TokenError, match="not 'preferences'"):
         verify_token(settings=settings, token=token, action="preferences")
-    payload, mac = token.split(".")
+    _payload, mac = token.split(".")
     forged = sign_token(settings=settings, action="unsubscribe", subscriber_id=43).split(".")[0] + "." + mac
     with pytest.raises(TokenError, match="not genuine"):
         verify_token(settings=settings, token=forged, action="unsubscribe")

@@ -63,7 +63,7 @@ def test_webhook_needs_its_token_and_takes_json_or_a_dsn(project, sent) -> None:
     audience, ledger = sent
     settings = project.settings()
     token = webhook_token(settings=settings)
-    common = dict(settings=settings, audience=audience, ledger=ledger, now=NOW)
+    common = {"settings": settings, "audience": audience, "ledger": ledger, "now": NOW}
     status, body = handle_webhook(token="forged", body=b"{}", content_type="application/json", **common)
     assert status == 403
     payload = json.dumps([{"recipient": "Fine@example.org", "status": "5.1.1", "action": "failed", "diagnostic": "550 no such user"}])

@@ -84,7 +84,7 @@ def test_complaints_suppress_everyone_on_every_channel_once(tmp_path, sent) -> N
     assert len([e for e in audience.events(address="lena@example.net") if e.kind == "complained"]) == 1
 
 
-def _settings_for(tmp_path, ledger):  # noqa: ANN001, ANN202
+def _settings_for(tmp_path, ledger):
     from pressroom.settings import load_settings
 
     return load_settings(environ={"PRESSROOM_SECRET_KEY": "a-test-key-that-is-long-enough", "PRESSROOM_PATHS__VAR": str(tmp_path)})
@@ -181,7 +181,7 @@ def test_a_following_send_skips_the_complainer(project, tmp_path) -> None:
             audience.add(address=address, now=NOW, source="test")
         ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=NOW)
         drain(settings=settings, ledger=ledger, release="news")
-        assert received.by_recipient() == {address: 1 for address in READERS}
+        assert received.by_recipient() == dict.fromkeys(READERS, 1)
         box = mailbox.Maildir(tmp_path / "fbl", create=True)
         box.add((BOUNCES / "arf-generic-fbl.eml").read_bytes())
         assert scan_maildir(path=tmp_path / "fbl", audience=audience, ledger=ledger, now=NOW).complaints == ["paul@example.org"]
@@ -199,10 +199,10 @@ def test_a_complaint_during_a_run_stops_mail_to_its_sender_within_that_run(proje
     armed: list[bool] = []
 
     class ComplaintMidRun(FaultyHandler):
-        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+        async def handle_DATA(self, server, session, envelope):
             answer = await super().handle_DATA(server, session, envelope)
             if armed and not complained:
-                status, body = handle_webhook(settings=settings, token=webhook_token(settings=settings),
+                status, _body = handle_webhook(settings=settings, token=webhook_token(settings=settings),
                                               body=(BOUNCES / "arf-generic-fbl.eml").read_bytes(),
                                               content_type="message/rfc822", audience=audience, ledger=ledger, now=NOW)
                 complained.append(status)

@@ -31,17 +31,17 @@ NOTE = "The recovery rate is 91%, not 95%."
 FAST = {"PRESSROOM_EMAIL__RETRY_BACKOFF_SECONDS": "0.01", "PRESSROOM_EMAIL__RETRY_WINDOW_SECONDS": "10"}
 
 
-def _write(project, *, extra: str = "", status: str = "approved") -> None:  # noqa: ANN001
+def _write(project, *, extra: str = "", status: str = "approved") -> None:
     project.write_release("record", title="Lithium recovery record", date="2024-07-30 09:00", status=status,
                           body="Recovery reached 95 %.", extra="email: {corrections: true, withdrawal_notice: true}\n" + extra)
 
 
-def _release(settings):  # noqa: ANN001
+def _release(settings):
     (release,) = load_releases(settings).releases
     return release
 
 
-def _sent_original(settings, readers: list[str]) -> Ledger:  # noqa: ANN001
+def _sent_original(settings, readers: list[str]) -> Ledger:
     """The release emailed to ``readers`` (all confirmed) plus one reader who subscribed only later."""
     audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
     audience.import_csv(file=io.StringIO("address\n" + "".join(f"{r}\n" for r in readers)), now=NOW)
@@ -65,7 +65,7 @@ def test_a_correction_goes_once_to_those_who_received_the_release_and_a_withdraw
         settings = project.settings(**server.env(), **FAST)
         _write(project)
         ledger = _sent_original(settings, READERS)
-        assert received.by_recipient() == {r: 1 for r in READERS}
+        assert received.by_recipient() == dict.fromkeys(READERS, 1)
 
         # An edit with no note sends nothing; a note dated after the first publication goes once, however often the run repeats.
         assert send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN) == []
@@ -73,7 +73,7 @@ def test_a_correction_goes_once_to_those_who_received_the_release_and_a_withdraw
         for _ in range(3):
             (report,) = send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN)
         assert report.channel == "email:correction:1" and report.sent == len(READERS)
-        assert received.by_recipient() == {r: 2 for r in READERS}  # the release, then its correction; not the latecomer
+        assert received.by_recipient() == dict.fromkeys(READERS, 2)  # the release, then its correction; not the latecomer
         correction = message_from_bytes(received.messages[-1], policy=policy.default)
         assert _subjects(received)[-1] == "Correction: Lithium recovery record"
         body = correction.get_body(("plain",)).get_content()
@@ -86,7 +86,7 @@ def test_a_correction_goes_once_to_those_who_received_the_release_and_a_withdraw
         for _ in range(2):
             reports = send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN)
         assert [r.channel for r in reports] == ["email:correction:1", "email:withdrawal"]
-        assert received.by_recipient() == {r: 3 for r in READERS}
+        assert received.by_recipient() == dict.fromkeys(READERS, 3)
         assert _subjects(received)[-1] == "Withdrawn: Lithium recovery record"
         assert "Published before the partners agreed." in message_from_bytes(received.messages[-1], policy=policy.default).get_body(("plain",)).get_content()
 
@@ -102,7 +102,7 @@ def test_a_note_already_there_at_first_publication_is_not_mailed_and_no_option_m
         project.write_release("record", title="Lithium recovery record", date="2024-07-30 09:00", body="Recovery reached 95 %.",
                               extra=f'corrections:\n  - {{date: 2024-08-02 10:00, note: "{NOTE}"}}\n')
         assert send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=first_seen) == []
-        assert received.by_recipient() == {r: 1 for r in READERS}
+        assert received.by_recipient() == dict.fromkeys(READERS, 1)
 
 
 SENDER = """

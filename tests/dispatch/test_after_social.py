@@ -30,11 +30,11 @@ WITHDRAWN = datetime(2024, 8, 3, 8, 0, tzinfo=UTC)
 FIRST_SEEN = {"battery-news": NOW}
 
 
-def _corrected(release):  # noqa: ANN001
+def _corrected(release):
     return release.model_copy(update={"corrections": (Correction(date=CORRECTED, note=NOTE),)})
 
 
-def _withdrawn(release):  # noqa: ANN001
+def _withdrawn(release):
     return release.model_copy(update={"status": "withdrawn", "withdrawn": Withdrawal(date=WITHDRAWN, reason="Published in error.")})
 
 

@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 
 from pressroom.dispatch import email_decision, social_decision
+from pressroom.dispatch.decide import Decision
 from pressroom.releases import load_releases
 from pressroom.settings import SocialAccount
 from tests.conftest import NOW, REPO
@@ -31,8 +32,10 @@ def _approval_project(project):
 def test_decisions_skip_before_asking_an_editor(project) -> None:
     settings = _approval_project(project)
     releases = {r.slug: r for r in load_releases(settings).releases}
-    decide = lambda slug, planned=False: email_decision(release=releases[slug], settings=settings, first_seen=NOW,  # noqa: E731
-                                                        planned=planned)
+
+    def decide(slug: str, planned: bool = False) -> Decision:
+        return email_decision(release=releases[slug], settings=settings, first_seen=NOW, planned=planned)
+
     assert decide("off").action == "skip" and "enabled: false" in decide("off").reason
     assert decide("old").action == "skip" and "92 days old" in decide("old").reason
     assert decide("fresh").action == "approve"

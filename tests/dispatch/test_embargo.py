@@ -38,15 +38,15 @@ AFTER_DATE = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 class CountingOutbox(OutboxTransport):
     """The outbox, counting every message it was handed, by outbox key (``<channel>-<slug>/<address>``)."""
 
-    def __init__(self, *, settings) -> None:  # noqa: ANN001
+    def __init__(self, *, settings) -> None:
         super().__init__(settings=settings)
         self.sent: Counter[str] = Counter()
 
-    async def connect(self):  # noqa: ANN201
+    async def connect(self):
         inner, counts = await super().connect(), self.sent
 
         class Sender:
-            async def send(self, envelopes):  # noqa: ANN001, ANN202
+            async def send(self, envelopes):
                 results = await inner.send(envelopes)
                 counts.update(e.key for e, r in zip(envelopes, results) if r.status == "sent")
                 return results
@@ -65,7 +65,7 @@ def _embargoed(project: Project, slug: str = "big-news", *, date: str = DATE, no
     )
 
 
-def _messages(settings, group: str) -> dict[str, email.message.EmailMessage]:  # noqa: ANN001
+def _messages(settings, group: str) -> dict[str, email.message.EmailMessage]:
     folder = settings.path("var") / "outbox" / "email" / group
     return {path.stem: email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             for path in sorted(folder.glob("*.eml"))}
@@ -188,7 +188,7 @@ def test_a_preview_shows_its_file_as_it_is_now_reading_that_file_alone(project: 
                        slug="big-news")
     loads: list[Path | None] = []
 
-    def counted(settings, *, path=None):  # noqa: ANN001, ANN202
+    def counted(settings, *, path=None):
         loads.append(path)
         return load_releases(settings, path=path)
 
@@ -322,7 +322,7 @@ BEATS = {"energy@example.com": {"energy"}, "sport@example.com": {"sport"}, "ever
 
 
 @st.composite
-def scenarios(draw):  # noqa: ANN001, ANN201
+def scenarios(draw):
     zone = draw(st.sampled_from(ZONES))
     anchor = draw(st.sampled_from(ANCHORS))
     releases = []
@@ -350,7 +350,7 @@ def scenarios(draw):  # noqa: ANN001, ANN201
     return zone, releases, runs
 
 
-def _leaks(settings, token: str, digest: list) -> list[str]:  # noqa: ANN001
+def _leaks(settings, token: str, digest: list) -> list[str]:
     """Where anything of the release ``token`` names can be seen by the public or by subscribers."""
     found = [str(p) for p in settings.path("public").rglob("*")
              if token in p.name or (p.is_file() and token.encode() in p.read_bytes())]  # the hero's name holds it too
@@ -366,7 +366,7 @@ def _leaks(settings, token: str, digest: list) -> list[str]:  # noqa: ANN001
 
 @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
-def test_nothing_of_an_embargoed_release_is_public_before_its_date_and_journalists_hear_once(scenario) -> None:  # noqa: ANN001
+def test_nothing_of_an_embargoed_release_is_public_before_its_date_and_journalists_hear_once(scenario) -> None:
     zone, specs, runs = scenario
     root = Path(tempfile.mkdtemp(prefix="pressroom-embargo-"))
     try:
@@ -418,7 +418,7 @@ def _publish_cli(project: Project, *args: str, **env: str) -> subprocess.Complet
 
 
 @pytest.mark.slow
-def test_dry_run_writes_what_would_be_sent_and_touches_no_ledger_and_the_outbox_works_with_now(project, prefect_harness) -> None:  # noqa: ANN001
+def test_dry_run_writes_what_would_be_sent_and_touches_no_ledger_and_the_outbox_works_with_now(project, prefect_harness) -> None:
     settings = project.settings()
     seed(settings, BEFORE_NOTIFY)
     _embargoed(project, date="2099-06-02 09:00")

@@ -40,7 +40,7 @@ run_embargo(releases=load_releases(settings).releases, settings=settings, ledger
 class SlowHandler(FaultyHandler):
     """Accepts everything, a little slowly, so a kill lands in the middle of the send."""
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+    async def handle_DATA(self, server, session, envelope):
         await asyncio.sleep(0.003)
         return await super().handle_DATA(server, session, envelope)
 

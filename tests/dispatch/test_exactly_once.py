@@ -150,7 +150,7 @@ class CountingSmtp:
             return
 
 
-def render(delivery) -> bytes:  # noqa: ANN001
+def render(delivery) -> bytes:
     return (f"From: press@example.org\r\nTo: {delivery.recipient}\r\nSubject: news\r\n"
             f"Message-ID: <news.{delivery.id}@example.org>\r\n\r\nHello.\r\n.starts with a dot\r\n").encode()
 

@@ -65,7 +65,7 @@ def test_random_4xx_drops_and_550s_end_in_exactly_once_or_suppressed(project, db
 def test_one_unrenderable_recipient_does_not_stop_the_send(project, db_url: str) -> None:
     received = Received()
 
-    def render(delivery):  # noqa: ANN001
+    def render(delivery):
         if delivery.recipient == "reader5@example.org":
             raise PermanentError("the unsubscribe link cannot be built")
         return simple_render(delivery)
@@ -83,7 +83,7 @@ def test_unsubscribing_mid_send_stops_that_email(project, db_url: str) -> None:
     received = Received()
     settings_holder = {}
 
-    def render(delivery):  # noqa: ANN001
+    def render(delivery):
         if delivery.recipient == "reader10@example.org":
             target = settings_holder["audience"].get(address="reader150@example.org")
             settings_holder["audience"].unsubscribe(subscriber_id=target.id, now=NOW, source="web:one-click")
@@ -104,7 +104,7 @@ def test_refused_login_stops_before_sending_and_leaves_nothing_ambiguous(project
 
     received = Received()
 
-    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+    def authenticator(server, session, envelope, mechanism, auth_data):
         ok = auth_data.login == b"press" and auth_data.password == b"s3cret"
         return AuthResult(success=ok, handled=False)
 

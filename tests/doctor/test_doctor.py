@@ -21,12 +21,12 @@ def smtp_port() -> Iterator[int]:
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001 - aiosmtpd's callback shape
+    def authenticator(server, session, envelope, mechanism, auth_data):  # aiosmtpd's callback shape
         ok = isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
         return AuthResult(success=ok, handled=False)  # unhandled: aiosmtpd answers 535 itself
 
     class Sink:
-        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+        async def handle_DATA(self, server, session, envelope):
             raise AssertionError("doctor must never send a message")
 
     port = _free_port()
@@ -115,7 +115,7 @@ def test_doctor_command_lists_every_problem_and_exits_1(project: Project, smtp_p
 
 
 def test_one_broken_check_does_not_stop_the_others(project: Project) -> None:
-    def explodes(settings):  # noqa: ANN001, ANN202
+    def explodes(settings):
         raise OSError("disk on fire")
 
     findings = run_doctor(settings=project.settings(), checks=[explodes, check_database])

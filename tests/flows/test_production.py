@@ -115,7 +115,7 @@ class Stack:
         return result
 
     def start_worker(self, name: str) -> None:
-        log = open(self.root / f"worker-{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.root / f"worker-{name}.log", "wb")  # closed with the process
         self.workers[name] = subprocess.Popen(
             [str(BIN / "prefect"), "worker", "start", "--pool", "pressroom", "--type", "process", "--name", name, "--limit", "1"],
             cwd=self.root,
@@ -163,7 +163,7 @@ def stack() -> Iterator[Stack]:
     received = Received()
 
     class Sink:
-        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001 - aiosmtpd's callback shape
+        async def handle_DATA(self, server, session, envelope):  # aiosmtpd's callback shape
             received.add(envelope.rcpt_tos, envelope.content, keep=EDITOR in envelope.rcpt_tos)
             return "250 OK"
 
@@ -220,7 +220,7 @@ def stack() -> Iterator[Stack]:
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         cwd=root,
         env=server_env,
-        stdout=open(root / "server.log", "wb"),  # noqa: SIM115
+        stdout=open(root / "server.log", "wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )

@@ -58,7 +58,7 @@ def test_spamassassin_does_notice_a_white_on_white_preheader(project, tmp_path) 
     msg.set_content(composed.text)
     hidden = '<div style="color:#ffffff;background:#ffffff;font-size:1px;">Preheader text you cannot see</div>'
     msg.add_alternative(composed.html.replace('<div class="pr-preheader"', hidden + '<div class="pr-preheader"', 1), subtype="html")
-    score, rules = spam_score(msg.as_bytes(), tmp_path / "home")
+    _score, rules = spam_score(msg.as_bytes(), tmp_path / "home")
     assert "HTML_FONT_LOW_CONTRAST" in rules, rules
 
 

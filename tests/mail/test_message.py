@@ -69,7 +69,7 @@ def test_message_is_complete_rfc5322_with_every_header(release_email: Composed) 
     assert [part.get_content_type() for part in msg.iter_parts()] == ["text/plain", "text/html"]
     assert all(part["Content-Transfer-Encoding"] == "quoted-printable" for part in msg.iter_parts())
     # No header appears twice (a second To or MIME-Version would confuse clients).
-    names = [name.lower() for name in msg.keys()]
+    names = [name.lower() for name in msg]
     assert len(names) == len(set(names))
 
 
@@ -199,7 +199,7 @@ def test_any_name_and_url_round_trip(release_email: Composed, name: str, token: 
     encoded = data.split(b"\r\n\r\n", 1)[1]
     assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
     # The HTML part decodes to exactly the neutral HTML with this recipient's values in it.
-    html_part = [p for p in msg.iter_parts() if p.get_content_type() == "text/html"][0]
+    html_part = next(p for p in msg.iter_parts() if p.get_content_type() == "text/html")
     raw = quopri.decodestring(html_part.get_payload().encode()).decode("utf-8")
     assert raw.count(f'href="{url.replace("&", "&amp;")}"') == 1
 
@@ -305,7 +305,7 @@ def test_a_composition_dates_each_message_when_it_is_made(project, monkeypatch) 
 
     class Clock(datetime):
         @classmethod
-        def now(cls, tz=None):  # noqa: ANN001, ANN206
+        def now(cls, tz=None):
             return later
 
     monkeypatch.setattr(message, "datetime", Clock)

@@ -39,7 +39,7 @@ def envelopes(*recipients: str, start: int = 0) -> list[Envelope]:
                      key=f"news/{address}") for n, address in enumerate(recipients)]
 
 
-def send(settings, *windows: list[Envelope]) -> list[list[SendResult]]:  # noqa: ANN001
+def send(settings, *windows: list[Envelope]) -> list[list[SendResult]]:
     """Each window through one sender (one connection), in turn; the sender closes at the end."""
 
     async def run() -> list[list[SendResult]]:
@@ -74,13 +74,13 @@ class Scripted:
         with self.lock:
             return Counter(rcpt for rcpt, _ in self.received)
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
         return responses
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.partition("@")[0]
         if local == "unknown":
             return "550 5.1.1 No such user here"
@@ -97,7 +97,7 @@ class Scripted:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+    async def handle_DATA(self, server, session, envelope):
         rcpt = envelope.rcpt_tos[0]
         local = rcpt.partition("@")[0]
         if local == "busy":
@@ -121,7 +121,7 @@ def scripted(request: pytest.FixtureRequest):
         yield server
 
 
-def settings_for(project, server, **env: str):  # noqa: ANN001
+def settings_for(project, server, **env: str):
     return project.settings(**server.env(), PRESSROOM_SMTP__TIMEOUT="1", **env)
 
 
@@ -187,7 +187,7 @@ def test_an_address_that_would_inject_a_command_is_not_sent(project, scripted) -
 # --------------------------------------------------------------------------- login
 
 
-def _authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+def _authenticator(server, session, envelope, mechanism, auth_data):
     from aiosmtpd.smtp import AuthResult
 
     return AuthResult(success=(auth_data.login, auth_data.password) == (b"press", b"s3cret"), handled=False)
@@ -321,7 +321,7 @@ class TinyServer:
                     data = (await until(b"\r\n.\r\n"))[2:-3].replace(b"\r\n..", b"\r\n.")
                     await accepted(rcpt, data[1:] if data.startswith(b"..") else data)
                 elif verb == "BDAT" and "CHUNKING" in self.extensions:
-                    size, *last = argument.split()
+                    size, *_last = argument.split()
                     self.chunks += 1
                     await accepted(rcpt, await exactly(int(size)))
                 elif verb == "STARTTLS":  # a man in the middle: a plain-text answer smuggled in behind the 220
@@ -490,7 +490,7 @@ virtual_gid_maps = static:{owner.st_gid}
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def deliver(settings, batch: list[Envelope]) -> list[SendResult]:  # noqa: ANN001
+def deliver(settings, batch: list[Envelope]) -> list[SendResult]:
     """What the dispatch loop does with a transport: ``connections`` senders, each sent ``window`` envelopes at a time."""
 
     async def run() -> list[SendResult]:

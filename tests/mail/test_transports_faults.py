@@ -40,7 +40,7 @@ def certificate(tmp_path_factory) -> tuple[str, str]:
     return str(cert_file), str(key_file)
 
 
-def _authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+def _authenticator(server, session, envelope, mechanism, auth_data):
     from aiosmtpd.smtp import AuthResult
 
     return AuthResult(success=(auth_data.login, auth_data.password) == (b"press", b"s3cret"), handled=False)

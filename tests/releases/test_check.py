@@ -35,7 +35,7 @@ def test_broken_corpus_is_reported_line_by_line_against_golden_output():
 
 
 def test_every_problem_line_names_file_line_field_and_a_hint():
-    code, output = run_check("broken")
+    _code, output = run_check("broken")
     problems = [line for line in output.splitlines() if line.startswith("broken/")]
     broken_files = {path.name for path in CORPUS.glob("*.md")} - {
         "valid.md", "script-injection.md", "crlf-title.md", "control-characters.md", "duplicate-slug-a.md"
@@ -90,7 +90,7 @@ def test_a_cached_release_keeps_its_warning(project):
 # --------------------------------------------------------------------------- nothing under content/releases/ is ignored
 
 
-def check_project(project, *args: str) -> tuple[int, list[str]]:  # noqa: ANN001 - the conftest Project
+def check_project(project, *args: str) -> tuple[int, list[str]]:  # the conftest Project
     """`pressroom check` run from the project folder, so files print as content/releases/<file>."""
     cwd = os.getcwd()
     os.chdir(project.root)
@@ -102,7 +102,7 @@ def check_project(project, *args: str) -> tuple[int, list[str]]:  # noqa: ANN001
     return result.exit_code, result.output.splitlines()
 
 
-def word_document(path) -> None:  # noqa: ANN001
+def word_document(path) -> None:
     """A file shaped like a .docx (a ZIP of XML): its first non-ASCII byte is what `check` used to stumble on."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')

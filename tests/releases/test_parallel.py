@@ -8,7 +8,7 @@ from pressroom.releases import parallel
 from pressroom.releases import load_releases
 
 
-def _write_mixed(project) -> None:  # noqa: ANN001 - the conftest Project
+def _write_mixed(project) -> None:  # the conftest Project
     for number in range(6):
         project.write_release(f"good-{number}", title=f"Good {number}", date=f"2024-07-0{number + 1} 09:00")
     project.write_release("bad-date", date="the day after tomorrow")
@@ -18,7 +18,7 @@ def _write_mixed(project) -> None:  # noqa: ANN001 - the conftest Project
     (project.releases / "unreadable" / "index.md").mkdir(parents=True)  # an OSError, as the worker met it
 
 
-def _seen(result) -> tuple:  # noqa: ANN001
+def _seen(result) -> tuple:
     return (
         [(release.slug, release.digest, release.body_html) for release in result.releases],
         sorted((str(problem), problem.path, problem.line, problem.field) for problem in result.problems),
@@ -78,12 +78,12 @@ def test_a_torn_cache_keeps_what_was_whole_and_is_written_whole_again(project, m
     assert parsed == ["new-one.md"]  # the file was rewritten whole: nothing parsed again
 
 
-def _count_parses(monkeypatch) -> list[str]:  # noqa: ANN001
+def _count_parses(monkeypatch) -> list[str]:
     """The names of the files parsed from now on (not read back from the cache)."""
     parsed: list[str] = []
     original = parallel.load_release
 
-    def counting(path, settings, **options):  # noqa: ANN001, ANN003, ANN202
+    def counting(path, settings, **options):
         parsed.append(path.name)
         return original(path, settings, **options)
 

@@ -23,14 +23,14 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 SLUG = "battery-passport-pilot"
 
 
-def _edit(project, old: str, new: str) -> None:  # noqa: ANN001
+def _edit(project, old: str, new: str) -> None:
     index = project.releases / SLUG / "index.md"
     text = index.read_text(encoding="utf-8")
     assert old in text
     index.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def _with_downloads(project) -> None:  # noqa: ANN001
+def _with_downloads(project) -> None:
     write_sample(project)
     folder = project.releases / SLUG
     (folder / "statement.pdf").write_bytes(b"%PDF-1.4\n" + b"x" * 2400)
@@ -40,7 +40,7 @@ def _with_downloads(project) -> None:  # noqa: ANN001
     _edit(project, "summary:", 'downloads:\n  - {file: files/fact-sheet.docx, title: "Fact sheet"}\nsummary:')
 
 
-def _page(project) -> lxml.html.HtmlElement:  # noqa: ANN001
+def _page(project) -> lxml.html.HtmlElement:
     return lxml.html.fromstring((project.root / "public" / "releases" / SLUG / "index.html").read_bytes())
 
 
@@ -125,7 +125,7 @@ CORRECTION = '''corrections:
 LATER = datetime(2024, 8, 10, 12, 0, tzinfo=UTC)
 
 
-def _corrected_outputs(public) -> dict[str, str]:  # noqa: ANN001
+def _corrected_outputs(public) -> dict[str, str]:
     atom = etree.fromstring((public / "atom.xml").read_bytes())
     entry = atom.find(f"{ATOM}entry")
     item = json.loads((public / "feed.json").read_bytes())["items"][0]
@@ -176,7 +176,7 @@ def test_a_correction_dated_before_publication_is_refused(project):
 WITHDRAWN = 'withdrawn: {date: 2024-08-02 09:00, reason: "Published before the partners agreed."}\n'
 
 
-def _withdraw(project) -> None:  # noqa: ANN001
+def _withdraw(project) -> None:
     _edit(project, "status: approved", "status: withdrawn\n" + WITHDRAWN.rstrip("\n"))
 
 
@@ -223,7 +223,7 @@ def test_withdrawn_without_its_date_and_reason_is_an_error_naming_the_field(proj
     assert problem.field == "withdrawn" and "withdrawn: {date" in problem.hint
 
 
-def _check(project, code: int = 0) -> str:  # noqa: ANN001
+def _check(project, code: int = 0) -> str:
     from typer.testing import CliRunner
 
     from pressroom.cli import app

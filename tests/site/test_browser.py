@@ -36,7 +36,7 @@ def site(project) -> Iterator[str]:
         yield base
 
 
-def _no_horizontal_scroll(page) -> None:  # noqa: ANN001
+def _no_horizontal_scroll(page) -> None:
     widths = page.evaluate(
         "() => [document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth]"
     )
@@ -98,7 +98,7 @@ def test_every_internal_link_resolves(browser, site):
                 continue
             seen.add(url)
             path = urlsplit(url).path
-            if not (path.endswith("/") or path.endswith(".html")):
+            if not (path.endswith(("/", ".html"))):
                 try:  # a feed, an image, the stylesheet: it must exist, but is not crawled
                     with urllib.request.urlopen(url) as response:
                         assert response.status == 200

@@ -18,7 +18,7 @@ from tests.site_support import build, write_sample
 CASE = DATA / "site-sample"
 
 
-def _outputs(public) -> dict[str, str]:  # noqa: ANN001
+def _outputs(public) -> dict[str, str]:
     rss = etree.fromstring((public / "feed.xml").read_bytes()).find("channel/item")
     atom = etree.fromstring((public / "atom.xml").read_bytes()).find("{http://www.w3.org/2005/Atom}entry")
     item = json.loads((public / "feed.json").read_bytes())["items"][0]

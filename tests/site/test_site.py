@@ -156,7 +156,7 @@ def test_draft_embargoed_and_expired_releases_leave_no_trace(project):
     write_sample(project)
     build(project, NOW)
     public = project.root / "public"
-    paths = [path for path in public.rglob("*")]
+    paths = list(public.rglob("*"))
     for path in paths:
         relative = path.relative_to(public).as_posix()
         assert "hidden-topic" not in relative
@@ -229,7 +229,7 @@ def test_adding_a_release_rewrites_only_the_pages_it_changes(project):
         assert (public / relative).stat().st_mtime_ns == before[public / relative]
 
 
-def _archive(project, count: int) -> None:  # noqa: ANN001
+def _archive(project, count: int) -> None:
     """``count`` releases three hours apart, all about Policy and every other one about Recycling."""
     for number in range(count):
         hour = 3 * number
@@ -436,7 +436,7 @@ def test_a_settings_change_reaches_every_page(project):
     toml = project.root / "pressroom.toml"
     toml.write_text(toml.read_text().replace('name = "Test Hub"', 'name = "Renamed Hub"'))
     report, _ = build(project, NOW)
-    pages = [path for path in (project.root / "public").rglob("*.html")]
+    pages = list((project.root / "public").rglob("*.html"))
     assert set(pages) <= set(report.written)
     assert all(b'<span class="brand-name">Renamed Hub</span>' in path.read_bytes() for path in pages)
 
@@ -556,7 +556,7 @@ def test_every_page_without_a_hero_has_a_default_og_image(project):
     build(project, NOW)
     public = project.root / "public"
     card = f"{BASE}/static/card.png"
-    pages = [path for path in public.rglob("*.html")]
+    pages = list(public.rglob("*.html"))
     assert len(pages) >= 8
     for path in pages:
         meta = _meta(lxml.html.fromstring(path.read_bytes()))

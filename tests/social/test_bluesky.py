@@ -350,12 +350,12 @@ def test_a_co_issuer_is_mentioned_with_a_facet_naming_its_did_resolved_once(pds,
     network = Bluesky(account=settings_account, settings=project.settings(), transport=NoResolver())
     network.publish(second, key="k2")
     network.close()
-    newest = [r for r in pds.records(did) if r["uri"] != record["uri"]][0]
+    newest = next(r for r in pds.records(did) if r["uri"] != record["uri"])
     assert [f["features"][0].get("did") for f in newest["value"]["facets"] if "did" in f["features"][0]] == [partner_did]
 
 
 def test_an_unknown_handle_stays_plain_text_without_a_facet(pds, account, project):
-    settings_account, did = account
+    settings_account, _did = account
     network = Bluesky(account=settings_account, settings=project.settings())
     assert network.did_of("nobody-here.test") is None
     network.close()

@@ -82,7 +82,7 @@ def path_of(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-def signed(web: Web, **changes: object):  # noqa: ANN201
+def signed(web: Web, **changes: object):
     return web.settings.model_copy(update=changes)
 
 
@@ -464,7 +464,7 @@ def test_extra_routes_are_mounted_before_the_public_files(project: Project, db_u
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    async def approve(request):  # noqa: ANN001, ANN202
+    async def approve(request):
         return PlainTextResponse("approved")
 
     settings = project.settings(PRESSROOM_DATABASE_URL=db_url)

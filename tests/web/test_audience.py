@@ -15,22 +15,22 @@ from pressroom.audience import (
 
 
 @pytest.fixture
-def settings(project, db_url: str):  # noqa: ANN001, ANN201
+def settings(project, db_url: str):
     return project.settings(PRESSROOM_DATABASE_URL=db_url)
 
 
 @pytest.fixture
-def audience(settings) -> Audience:  # noqa: ANN001
+def audience(settings) -> Audience:
     return Audience.from_settings(settings)
 
 
-def ask(audience: Audience, address: str, *, now=NOW, limit: int = 3, may_confirm: bool = True, **fields) -> int | None:  # noqa: ANN001
+def ask(audience: Audience, address: str, *, now=NOW, limit: int = 3, may_confirm: bool = True, **fields) -> int | None:
     """The subscriber id a confirmation email should go to, or None."""
     requested = request(audience, address, now=now, limit=limit, may_confirm=may_confirm, **fields)
     return requested.subscriber_id if requested else None
 
 
-def request(audience: Audience, address: str, *, now=NOW, limit: int = 3, may_confirm: bool = True, **fields):  # noqa: ANN001, ANN201
+def request(audience: Audience, address: str, *, now=NOW, limit: int = 3, may_confirm: bool = True, **fields):
     return request_subscription(
         audience=audience, address=address, now=now, source="web:subscribe", evidence='{"form": "test"}',
         confirmations_since=now - timedelta(days=1), max_confirmations=limit, may_confirm=may_confirm, **fields,
@@ -56,7 +56,7 @@ def test_requests_written_together_answer_each_for_itself(audience: Audience) ->
     audience.add(address="in@example.org", now=NOW, source="cli")
     queued: list[str] = []
 
-    def confirmation(requested):  # noqa: ANN001, ANN202
+    def confirmation(requested):
         queued.append(f"confirm-{requested.request_id}")
         return queued[-1], "transactional", "{}"
 
@@ -120,7 +120,7 @@ def test_a_link_sent_before_an_unsubscribe_never_resubscribes(audience: Audience
 
 
 def test_the_site_wide_cap_on_confirmation_emails(audience: Audience) -> None:
-    def capped(address: str):  # noqa: ANN202
+    def capped(address: str):
         return request_subscription(
             audience=audience, address=address, now=NOW, source="web", evidence="", confirmations_since=NOW - timedelta(days=1),
             max_confirmations=3, site_since=NOW - timedelta(hours=1), site_max_confirmations=2,
@@ -129,7 +129,7 @@ def test_the_site_wide_cap_on_confirmation_emails(audience: Audience) -> None:
     assert [capped(f"s{n}@example.org") is not None for n in range(4)] == [True, True, False, False]
 
 
-def test_erase_removes_subscriber_events_and_suppression(settings, audience: Audience) -> None:  # noqa: ANN001
+def test_erase_removes_subscriber_events_and_suppression(settings, audience: Audience) -> None:
     sub = audience.add(address="bye@example.org", now=NOW, source="cli")
     audience.unsubscribe(subscriber_id=sub.id, now=NOW, source="web")
     assert audience.is_suppressed(address="bye@example.org")
@@ -150,7 +150,7 @@ def test_expire_pending_removes_only_old_unconfirmed_requests(audience: Audience
     assert audience.get(address="kept@example.org").status == "confirmed"
 
 
-def test_an_erased_subscribers_id_is_never_given_to_someone_else(settings, audience: Audience) -> None:  # noqa: ANN001
+def test_an_erased_subscribers_id_is_never_given_to_someone_else(settings, audience: Audience) -> None:
     # Old emails hold links signed for the erased id: they must not open a newcomer's data.
     first = audience.add(address="first@example.org", now=NOW, source="cli")
     erase(settings=settings, subscriber_id=first.id)

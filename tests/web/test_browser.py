@@ -35,7 +35,7 @@ class Mailbox:
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001 - aiosmtpd's hook signature
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook signature
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(([r.lower() for r in envelope.rcpt_tos], message))
@@ -113,7 +113,7 @@ def site(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[tuple[Project
         yield project, base
 
 
-def publish(project: Project, *, now) -> None:  # noqa: ANN001
+def publish(project: Project, *, now) -> None:
     """Run the publish flow once, as `pressroom publish --now` would."""
     from flows.publish import publish as publish_flow
 

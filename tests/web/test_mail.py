@@ -34,7 +34,7 @@ def test_a_subscription_answers_while_smtp_hangs_and_the_confirmation_follows(pr
                 time.sleep(0.05)
             report = ledger.report(channel="transactional")
             assert report.deferred == 1 and report.sent == 0, report.as_text()
-            assert any("reader@example.org" == recipient for _, recipient, _, _ in report.problems)
+            assert any(recipient == "reader@example.org" for _, recipient, _, _ in report.problems)
             server.silent.clear()  # the server is back
             deadline = time.monotonic() + 20
             while not server.counts() and time.monotonic() < deadline:

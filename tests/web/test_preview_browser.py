@@ -24,7 +24,7 @@ NOTIFIED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 PUBLIC = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 
 
-def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_400(tmp_path) -> None:  # noqa: ANN001
+def test_preview_page_is_embargoed_noindex_then_redirects_and_bad_links_get_one_400(tmp_path) -> None:
     import uvicorn
     from playwright.sync_api import sync_playwright
 

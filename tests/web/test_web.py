@@ -105,7 +105,7 @@ def web(project: Project) -> Iterator[Web]:
     yield from make_web(project)
 
 
-def press_confirm(web: Web, link: str):  # noqa: ANN201
+def press_confirm(web: Web, link: str):
     """Open a confirmation link and press its button, as a person does; returns the answer to the POST."""
     page = web.client.get(link)
     assert page.status_code == 200 and "Confirm my subscription" in page.text
@@ -204,7 +204,7 @@ def test_the_archive_pages_form_without_token_is_accepted_from_the_site_origin(w
     answer = web.client.post("/subscribe", data=data, headers={"Origin": BASE})
     assert answer.status_code == 200 and "Check your inbox" in answer.text
     assert web.subscriber("static@example.org").status == "pending"
-    (message,) = web.new_mail()
+    (_message,) = web.new_mail()
     assert json.loads(web.audience.events(address="static@example.org")[0].detail)["form"] == "archive-page"
 
 
