@@ -196,6 +196,17 @@ def _take_line(draft: Draft, index: int) -> str:
 
 def _lead(draft: Draft, zone: ZoneInfo) -> None:
     """Kicker, embargo line and dateline above the title; the title; a subtitle; a dateline under them."""
+    index, dateline_seen = _above_title(draft, zone)
+    _title(draft, index)
+    if not draft.title:
+        _stand_in_title(draft)
+    if not dateline_seen and draft.date is None:
+        _dateline_below(draft, index, zone)
+
+
+def _above_title(draft: Draft, zone: ZoneInfo) -> tuple[int, bool]:
+    """Take the kicker, embargo and dateline lines above the title: where the title may start, and whether a
+    dateline was among them."""
     dateline_seen = False
     index = 0  # a letterhead logo may come first: the lines above the title are read past pictures
     while index < len(draft.blocks):
@@ -222,43 +233,55 @@ def _lead(draft: Draft, zone: ZoneInfo) -> None:
             _take_line(draft, index)
             continue
         break
-    if index < len(draft.blocks):
-        block = draft.blocks[index]
-        first = plain(block.lines[0]) if block.lines else ""
-        if block.kind == "heading":
-            draft.title = first
+    return index, dateline_seen
+
+
+def _title(draft: Draft, index: int) -> None:
+    """The first heading (and a heading under it as the summary), or a first line that reads like a title."""
+    if index >= len(draft.blocks):
+        return
+    block = draft.blocks[index]
+    first = plain(block.lines[0]) if block.lines else ""
+    if block.kind == "heading":
+        draft.title = first
+        _take_line(draft, index)
+        draft.guess("title", "from the first heading")
+        following = draft.blocks[index] if index < len(draft.blocks) else None
+        if following is not None and following.kind == "heading" and following.level >= block.level:
+            draft.summary = plain(following.lines[0])
             _take_line(draft, index)
-            draft.guess("title", "from the first heading")
-            following = draft.blocks[index] if index < len(draft.blocks) else None
-            if following is not None and following.kind == "heading" and following.level >= block.level:
-                draft.summary = plain(following.lines[0])
-                _take_line(draft, index)
-                draft.guess("summary", "from the subtitle under the title")
-        elif block.kind == "paragraph" and _title_like(first):
-            draft.title = first
-            _take_line(draft, index)
-            draft.guess("title", "from the first line")
-    if not draft.title:
-        opening = next((plain(b.lines[0]) for b in draft.blocks if b.kind == "paragraph" and b.lines), "")
-        draft.title = _title_from(opening)
-        draft.title_stand_in = bool(draft.title)
-        if draft.title:
-            draft.guess("title", f'from the first line, shortened: the document has no heading ("{draft.title}"):'
-                        " write a better one in index.md", todo=True)
-        else:
-            draft.guess("title", "none found: write one in index.md", todo=True)
-    if not dateline_seen and draft.date is None:
-        for position, block in enumerate(draft.blocks[index:index + 3], start=index):
-            if block.kind != "paragraph":
-                continue
-            text = block.lines[0]
-            rest = _dateline(draft, plain(text), zone, markdown=text)
-            if rest is not None:
-                if rest:
-                    block.lines[0] = rest
-                else:
-                    _take_line(draft, position)
-                break
+            draft.guess("summary", "from the subtitle under the title")
+    elif block.kind == "paragraph" and _title_like(first):
+        draft.title = first
+        _take_line(draft, index)
+        draft.guess("title", "from the first line")
+
+
+def _stand_in_title(draft: Draft) -> None:
+    """No title: the opening line's first sentence stands in, and the writer is asked for a real one."""
+    opening = next((plain(b.lines[0]) for b in draft.blocks if b.kind == "paragraph" and b.lines), "")
+    draft.title = _title_from(opening)
+    draft.title_stand_in = bool(draft.title)
+    if draft.title:
+        draft.guess("title", f'from the first line, shortened: the document has no heading ("{draft.title}"):'
+                    " write a better one in index.md", todo=True)
+    else:
+        draft.guess("title", "none found: write one in index.md", todo=True)
+
+
+def _dateline_below(draft: Draft, index: int, zone: ZoneInfo) -> None:
+    """A dateline opening one of the first three paragraphs under the title gives the date."""
+    for position, block in enumerate(draft.blocks[index:index + 3], start=index):
+        if block.kind != "paragraph":
+            continue
+        text = block.lines[0]
+        rest = _dateline(draft, plain(text), zone, markdown=text)
+        if rest is not None:
+            if rest:
+                block.lines[0] = rest
+            else:
+                _take_line(draft, position)
+            break
 
 
 _TITLE_WORDS = 12
@@ -349,7 +372,16 @@ def _section(draft: Draft, start: tuple[int, int, str], stop: re.Pattern[str]) -
     kept = [part for part in (block.lines[:number], after[taken:]) if part]
     replacement = [Block(block.kind, part, level=block.level, hard_breaks=block.hard_breaks) for part in kept]
     position = index + 1
-    while taken == len(after) and position < len(draft.blocks):
+    if taken == len(after):  # the section runs on past its first block
+        position = _take_following(draft, position, stop, lines, pictures)
+    draft.blocks[index:position] = replacement
+    return [line for line in lines if line.strip()], pictures
+
+
+def _take_following(draft: Draft, position: int, stop: re.Pattern[str], lines: list[str], pictures: list[Picture]) -> int:
+    """Read the blocks from ``position`` on into ``lines`` and ``pictures`` until a heading, code or the end of
+    the section; returns where the section ends."""
+    while position < len(draft.blocks):
         following = draft.blocks[position]
         if following.kind in ("heading", "code"):
             break
@@ -365,8 +397,7 @@ def _section(draft: Draft, start: tuple[int, int, str], stop: re.Pattern[str]) -
                 break
             lines += [re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", text) for text in texts]
         position += 1
-    draft.blocks[index:position] = replacement
-    return [line for line in lines if line.strip()], pictures
+    return position
 
 
 def _ends_section(text: str, stop: re.Pattern[str]) -> bool:
@@ -426,10 +457,16 @@ def _partners(draft: Draft, *, organisations: Organisations, given: Sequence[str
         draft.unmatched = []
         named = f' (the {heading} section names: {", ".join(names)})' if names else ""
         draft.guess("issuers", f"from --issuers{named}")
-        return
-    if start is None:
+    elif start is None:
         draft.guess("issuers", "no partners section (\"PROJECTS INVOLVED\", \"Partners\", \"Consortium\"): none")
-        return
+    elif not names:
+        _issuers_named_in_text(draft, organisations=organisations, heading=heading)
+    else:
+        _issuers_by_name(draft, names, organisations=organisations)
+
+
+def _issuers_by_name(draft: Draft, names: list[str], *, organisations: Organisations) -> None:
+    """Each name of the partners section matched to an organisation file; the others listed, with what to do."""
     keys = _organisation_keys(organisations)
     for name in names:
         candidates = [name, re.split(r"\s*\(", name)[0], *re.findall(r"\(([^)]+)\)", name)]
@@ -438,24 +475,25 @@ def _partners(draft: Draft, *, organisations: Organisations, given: Sequence[str
             draft.unmatched.append(name)
         elif ident not in draft.issuers:
             draft.issuers.append(ident)
-    if not names:
-        # The section's logos did not survive the copy out of Word: the organisations the text names are the best evidence.
-        text = " ".join(" ".join(block.plain_lines) for block in draft.blocks)
-        for ident, organisation in organisations.by_id.items():
-            for name in {organisation.name, organisation.short_name, re.split(r"\s+[—–-]\s+|\s*\(", organisation.name)[0]}:
-                if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text):
-                    draft.issuers.append(ident)
-                    break
-        found = ", ".join(draft.issuers) or "none"
-        draft.guess("issuers", f"the {heading} section names no one (its logos do not come through as text); "
-                    f"named in the text: {found}")
-        return
     unmatched = ", ".join(f'"{name}"' for name in draft.unmatched)
     draft.guess("issuers", f"matched {len(draft.issuers)}, unmatched {len(draft.unmatched)}" + (f": {unmatched}" if unmatched else ""))
     for name in draft.unmatched:
         path, _ = organisation_stub(name)
         draft.guess("issuers", f'"{name}" has no organisation file: create {path} (name, logo, website), '
                     f"then add {Path(path).stem} to issuers", todo=True)
+
+
+def _issuers_named_in_text(draft: Draft, *, organisations: Organisations, heading: str) -> None:
+    """The section's logos did not survive the copy out of Word: the organisations the text names are the best evidence."""
+    text = " ".join(" ".join(block.plain_lines) for block in draft.blocks)
+    for ident, organisation in organisations.by_id.items():
+        for name in {organisation.name, organisation.short_name, re.split(r"\s+[—–-]\s+|\s*\(", organisation.name)[0]}:
+            if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text):
+                draft.issuers.append(ident)
+                break
+    found = ", ".join(draft.issuers) or "none"
+    draft.guess("issuers", f"the {heading} section names no one (its logos do not come through as text); "
+                f"named in the text: {found}")
 
 
 def _contacts(draft: Draft) -> None:
@@ -492,34 +530,55 @@ def _parse_contacts(lines: list[str]) -> list[dict[str, str]]:
         line = raw.strip(" \t-–—•|")
         if not line or _FAX.search(line):
             continue
-        email = _EMAIL.search(line)
-        phone = _PHONE.search(line)
-        phone_number = None
-        if phone is not None and sum(ch.isdigit() for ch in phone.group(1)) >= 7 and \
-                (phone.group(1).lstrip("(").startswith(("+", "0")) or _PHONE_LABEL.match(line) or phone.group(0) != phone.group(1)):
-            phone_number = " ".join(phone.group(1).split())
-        rest = line
-        if email:
-            rest = rest.replace(email.group(0), " ")
-        if phone_number:
-            rest = rest.replace(phone.group(0), " ")
-        rest = _LABEL.sub("", rest).strip(" ,;|/–—-:")
-        if re.search(r"\d", rest) and not email and not phone_number:
+        parsed = _contact_line(line)
+        if parsed is None:
             continue  # a postal address: the contacts of a release are people, their mail and phone
+        rest, email, phone = parsed
         if rest and (current.get("email") or current.get("phone")):
             close()
         if rest:
-            parts = [part.strip() for part in re.split(r"\s*[,|]\s*|\s+[–—]\s+", rest) if part.strip()]
-            for part in parts:
-                slot = next((key for key in ("name", "role", "organisation") if not current.get(key)), None)
-                if slot:
-                    current[slot] = part
+            _fill_slots(current, rest)
         if email and not current.get("email"):
-            current["email"] = email.group(1)
-        if phone_number and not current.get("phone"):
-            current["phone"] = phone_number
+            current["email"] = email
+        if phone and not current.get("phone"):
+            current["phone"] = phone
     close()
     return contacts
+
+
+def _contact_line(line: str) -> tuple[str, str | None, str | None] | None:
+    """The words of a contact line with its address and phone number taken out, the address and the number;
+    None for a postal address (digits, but neither)."""
+    email = _EMAIL.search(line)
+    phone = _phone_in(line)
+    rest = line
+    if email:
+        rest = rest.replace(email.group(0), " ")
+    if phone:
+        rest = rest.replace(phone[0], " ")
+    rest = _LABEL.sub("", rest).strip(" ,;|/–—-:")
+    if re.search(r"\d", rest) and not email and not phone:
+        return None
+    return rest, email.group(1) if email else None, phone[1] if phone else None
+
+
+def _phone_in(line: str) -> tuple[str, str] | None:
+    """The phone number in ``line`` (what matched, and the number with its spaces evened): seven digits or more,
+    written as a number (+, 0) or labelled as one."""
+    phone = _PHONE.search(line)
+    if phone is None or sum(ch.isdigit() for ch in phone.group(1)) < 7:
+        return None
+    if not (phone.group(1).lstrip("(").startswith(("+", "0")) or _PHONE_LABEL.match(line) or phone.group(0) != phone.group(1)):
+        return None
+    return phone.group(0), " ".join(phone.group(1).split())
+
+
+def _fill_slots(current: dict[str, str], rest: str) -> None:
+    """The parts of a contact line fill name, role and organisation, in that order, where still empty."""
+    for part in (part.strip() for part in re.split(r"\s*[,|]\s*|\s+[–—]\s+", rest)):
+        slot = next((key for key in ("name", "role", "organisation") if not current.get(key)), None)
+        if part and slot:
+            current[slot] = part
 
 
 def organisation_stub(name: str) -> tuple[str, str]:
@@ -552,19 +611,7 @@ def _quotes(draft: Draft) -> None:
 
 
 def _pictures(draft: Draft) -> None:
-    shown: list[Picture] = []
-    for block in list(draft.blocks):
-        if block.kind != "picture" or block.picture is None:
-            continue
-        picture = block.picture
-        if not picture.suffix:
-            draft.blocks.remove(block)
-            draft.guess("pictures", f"left out a picture of type {picture.kind}, which browsers cannot show: "
-                        "save it as PNG or JPEG and add it beside index.md", todo=True)
-        elif any(other.data == picture.data for other in shown):
-            draft.blocks.remove(block)  # the same picture twice: saved once, shown where it came first
-        else:
-            shown.append(picture)
+    shown = _distinct_pictures(draft)
     if not shown:
         return
     # The largest, not the first: a letterhead logo or an icon often comes before the photo.
@@ -588,6 +635,24 @@ def _pictures(draft: Draft) -> None:
             picture.alt = ""
             draft.guess("pictures", f"{picture.name} has no alt text: describe it in index.md (![what it shows]({picture.name}))",
                         todo=True)
+
+
+def _distinct_pictures(draft: Draft) -> list[Picture]:
+    """The pictures a browser can show, each once, in their order; the others leave the body, with a word why."""
+    shown: list[Picture] = []
+    for block in list(draft.blocks):
+        if block.kind != "picture" or block.picture is None:
+            continue
+        picture = block.picture
+        if not picture.suffix:
+            draft.blocks.remove(block)
+            draft.guess("pictures", f"left out a picture of type {picture.kind}, which browsers cannot show: "
+                        "save it as PNG or JPEG and add it beside index.md", todo=True)
+        elif any(other.data == picture.data for other in shown):
+            draft.blocks.remove(block)  # the same picture twice: saved once, shown where it came first
+        else:
+            shown.append(picture)
+    return shown
 
 
 def _dates(draft: Draft, *, zone: ZoneInfo, now: datetime) -> None:
