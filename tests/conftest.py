@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pressroom.audience import Audience
+from pressroom.releases import Release, load_releases
 from pressroom.settings import Settings, load_settings
 from tests._delivery import PG_ADMIN
 
@@ -41,6 +42,15 @@ about = "**About us.** We test things."
 sender = "press@example.org"
 sender_name = "Test Hub"
 """
+
+
+def loaded_release(settings: Settings, slug: str | None = None) -> Release:
+    """The release ``slug`` as every channel loads it (without ``slug``: the project's only release)."""
+    releases = load_releases(settings).releases
+    if slug is None:
+        (release,) = releases
+        return release
+    return next(release for release in releases if release.slug == slug)
 
 
 class Project:
@@ -85,6 +95,11 @@ class Project:
         path.write_text(text, encoding="utf-8")
         return path
 
+    def release(self, slug: str, **fields: str) -> Release:
+        """Write the release ``slug`` (the fields of :meth:`write_release`) and load it back."""
+        self.write_release(slug, **fields)
+        return loaded_release(self.settings(), slug)
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
@@ -101,6 +116,15 @@ def prefect_harness():
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         with prefect_test_harness(server_startup_timeout=120):
             yield
+
+
+@pytest.fixture
+def publish(prefect_harness: None) -> Callable[..., object]:
+    """The publish flow, as `pressroom publish` and the deployment run it (one way to publish in the tests;
+    tests/embargo_support.publish_once makes the same core calls without Prefect)."""
+    from flows.publish import publish as publish_flow
+
+    return publish_flow
 
 
 @pytest.fixture(scope="session")

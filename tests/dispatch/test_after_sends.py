@@ -19,9 +19,8 @@ from pressroom.audience import Audience
 from pressroom.dispatch import release_email, send_email
 from pressroom.dispatch.after import send_follow_ups
 from pressroom.ledger import Ledger
-from pressroom.releases import load_releases
 from tests._delivery import FaultyHandler, Received, SmtpServer
-from tests.conftest import NOW, REPO
+from tests.conftest import NOW, REPO, loaded_release
 from tests.dispatch.test_exactly_once import CountingSmtp
 
 READERS = [f"reader{i}@example.org" for i in range(6)]
@@ -36,16 +35,11 @@ def _write(project, *, extra: str = "", status: str = "approved") -> None:
                           body="Recovery reached 95 %.", extra="email: {corrections: true, withdrawal_notice: true}\n" + extra)
 
 
-def _release(settings):
-    (release,) = load_releases(settings).releases
-    return release
-
-
 def _sent_original(settings, readers: list[str]) -> Ledger:
     """The release emailed to ``readers`` (all confirmed) plus one reader who subscribed only later."""
     audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
     audience.import_csv(file=io.StringIO("address\n" + "".join(f"{r}\n" for r in readers)), now=NOW)
-    release = _release(settings)
+    release = loaded_release(settings)
     ledger.plan_audience(release=release.slug, channel="email", tags=[], cadence="per-release", now=NOW)
     send_email(channel=release_email(release=release, settings=settings), ledger=ledger, release=release.slug)
     audience.import_csv(file=io.StringIO("address\nlatecomer@example.org\n"), now=LATER)
@@ -68,10 +62,10 @@ def test_a_correction_goes_once_to_those_who_received_the_release_and_a_withdraw
         assert received.by_recipient() == dict.fromkeys(READERS, 1)
 
         # An edit with no note sends nothing; a note dated after the first publication goes once, however often the run repeats.
-        assert send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN) == []
+        assert send_follow_ups(release=loaded_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN) == []
         _write(project, extra=f'corrections:\n  - {{date: 2024-08-02 10:00, note: "{NOTE}"}}\n')
         for _ in range(3):
-            (report,) = send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN)
+            (report,) = send_follow_ups(release=loaded_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN)
         assert report.channel == "email:correction:1" and report.sent == len(READERS)
         assert received.by_recipient() == dict.fromkeys(READERS, 2)  # the release, then its correction; not the latecomer
         correction = message_from_bytes(received.messages[-1], policy=policy.default)
@@ -84,7 +78,7 @@ def test_a_correction_goes_once_to_those_who_received_the_release_and_a_withdraw
         _write(project, status="withdrawn", extra=f'corrections:\n  - {{date: 2024-08-02 10:00, note: "{NOTE}"}}\n'
                'withdrawn: {date: 2024-08-03 09:00, reason: "Published before the partners agreed."}\n')
         for _ in range(2):
-            reports = send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN)
+            reports = send_follow_ups(release=loaded_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=FIRST_SEEN)
         assert [r.channel for r in reports] == ["email:correction:1", "email:withdrawal"]
         assert received.by_recipient() == dict.fromkeys(READERS, 3)
         assert _subjects(received)[-1] == "Withdrawn: Lithium recovery record"
@@ -98,10 +92,10 @@ def test_a_note_already_there_at_first_publication_is_not_mailed_and_no_option_m
         _write(project, extra=f'corrections:\n  - {{date: 2024-07-30 10:00, note: "{NOTE}"}}\n')
         ledger = _sent_original(settings, READERS)
         first_seen = datetime(2024, 7, 30, 12, 0, tzinfo=UTC)  # the note was written before the run that published it
-        assert send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=first_seen) == []
+        assert send_follow_ups(release=loaded_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=first_seen) == []
         project.write_release("record", title="Lithium recovery record", date="2024-07-30 09:00", body="Recovery reached 95 %.",
                               extra=f'corrections:\n  - {{date: 2024-08-02 10:00, note: "{NOTE}"}}\n')
-        assert send_follow_ups(release=_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=first_seen) == []
+        assert send_follow_ups(release=loaded_release(settings), settings=settings, ledger=ledger, now=LATER, first_seen=first_seen) == []
         assert received.by_recipient() == dict.fromkeys(READERS, 1)
 
 

@@ -36,12 +36,6 @@ def _project(project: Project, *, timeout_minutes: float = 5.0) -> Project:
     return project
 
 
-def _release(project: Project, slug: str) -> Release:
-    project.write_release(slug, title=f"News {slug}")
-    [release] = [r for r in load_releases(project.settings()).releases if r.slug == slug]
-    return release
-
-
 class Run:
     """One probe flow run on a thread, so the test can answer while it waits."""
 
@@ -92,7 +86,7 @@ def test_editor_approves_through_the_api(project: Project) -> None:
     from prefect.flow_runs import resume_flow_run
 
     _project(project)
-    release = _release(project, "approve-me")
+    release = project.release("approve-me", title="News approve-me")
     run = Run(project, release, audience=20_000)
     paused = _paused_run("approve-me")
     asked = _artifact("approve-me")
@@ -117,7 +111,7 @@ def test_reject_sends_nothing_and_says_so(project: Project) -> None:
     from prefect.flow_runs import resume_flow_run
 
     _project(project)
-    release = _release(project, "reject-me")
+    release = project.release("reject-me", title="News reject-me")
     run = Run(project, release)
     resume_flow_run(_paused_run("reject-me"), run_input={"approve": False, "note": "embargo moved"})
     assert run.join() is False
@@ -128,7 +122,7 @@ def test_reject_sends_nothing_and_says_so(project: Project) -> None:
 
 def test_no_answer_in_time_sends_nothing(project: Project) -> None:
     _project(project, timeout_minutes=0.05)  # three seconds
-    release = _release(project, "nobody-home")
+    release = project.release("nobody-home", title="News nobody-home")
     assert Run(project, release).join() is False
     assert "not answered in time: **no email was sent**" in _artifact("nobody-home")
 
@@ -137,7 +131,7 @@ def test_a_second_run_waits_for_the_first_runs_question(project: Project) -> Non
     from prefect.flow_runs import resume_flow_run
 
     _project(project)
-    release = _release(project, "one-question")
+    release = project.release("one-question", title="News one-question")
     first = Run(project, release)
     paused = _paused_run("one-question")
     assert Run(project, release).join() is False  # waiting: no second proof, no second pause
@@ -150,7 +144,7 @@ def test_an_edited_release_asks_again(project: Project) -> None:
     from prefect.flow_runs import resume_flow_run
 
     _project(project)
-    release = _release(project, "edited")
+    release = project.release("edited", title="News edited")
     run = Run(project, release)
     resume_flow_run(_paused_run("edited"), run_input={"approve": False})
     assert run.join() is False
@@ -165,7 +159,7 @@ def test_an_edited_release_asks_again(project: Project) -> None:
 
 
 def test_without_approval_required_the_gate_is_open(project: Project) -> None:
-    release = _release(project, "no-gate")
+    release = project.release("no-gate", title="News no-gate")
     assert Run(project, release).join() is True
     assert _proofs(project, "no-gate") == []
 
@@ -238,7 +232,7 @@ def test_the_proof_says_it_is_a_proof_and_carries_each_editors_links(project: Pr
     from prefect.flow_runs import resume_flow_run
 
     _project(project)
-    release = _release(project, "proof-look")
+    release = project.release("proof-look", title="News proof-look")
     run = Run(project, release)
     paused = _paused_run("proof-look")
     desk, editor = _proofs(project, "proof-look")
@@ -325,7 +319,7 @@ def test_a_link_of_someone_no_longer_an_editor_or_after_the_wait_decides_nothing
     from flows.approval import approval_url
 
     _project(project, timeout_minutes=0.5)
-    release = _release(project, "too-late")
+    release = project.release("too-late", title="News too-late")
     run = Run(project, release)
     paused = _paused_run("too-late")
     settings = project.settings()

@@ -283,7 +283,7 @@ def _subscribe(settings_file: Path, count: int, prefix: str) -> None:
     assert report.added == count, report
 
 
-def _release(stack: Stack, slug: str, *, content: str = "content", ago: timedelta = timedelta(minutes=1)) -> None:
+def _write_release(stack: Stack, slug: str, *, content: str = "content", ago: timedelta = timedelta(minutes=1)) -> None:
     when = (datetime.now(UTC) - ago).astimezone().isoformat(timespec="minutes")
     folder = stack.root / content / "releases"
     folder.mkdir(parents=True, exist_ok=True)
@@ -294,7 +294,7 @@ def _release(stack: Stack, slug: str, *, content: str = "content", ago: timedelt
 
 def test_two_workers_share_one_send_and_survive_a_killed_worker(stack: Stack) -> None:
     _subscribe(stack.root / "pressroom.toml", SUBSCRIBERS, "reader")
-    _release(stack, "big-news")
+    _write_release(stack, "big-news")
     stack.start_worker("alpha")
     publish = stack.run("publish/publish")
     _wait(lambda: stack.flow_run(publish).state.is_running(), timeout=120, what="alpha to start the publish run")
@@ -369,7 +369,7 @@ def test_approval_is_resumed_through_the_api_and_then_the_email_goes_out(stack: 
     if stack.workers.get("beta") is None or stack.workers["beta"].poll() is not None:
         stack.start_worker("beta")
     _subscribe(stack.root / "approval.toml", 3, "careful")
-    _release(stack, "needs-a-yes", content="content-approval")
+    _write_release(stack, "needs-a-yes", content="content-approval")
     run_id = stack.run("publish/publish", settings_file="approval.toml")
     # 30 minutes of patience is a long wait: the run suspends and frees the worker.
     _wait(lambda: stack.flow_run(run_id).state.is_paused(), timeout=180, what="the run to wait for approval")
@@ -406,7 +406,7 @@ def test_a_suspended_run_is_approved_from_the_proofs_link(stack: Stack) -> None:
     if stack.workers.get("beta") is None or stack.workers["beta"].poll() is not None:
         stack.start_worker("beta")
     _subscribe(stack.root / "approval.toml", 2, "linked")
-    _release(stack, "yes-by-link", content="content-approval")
+    _write_release(stack, "yes-by-link", content="content-approval")
     run_id = stack.run("publish/publish", settings_file="approval.toml")
     _wait(lambda: stack.flow_run(run_id).state.is_paused(), timeout=180, what="the run to wait for approval")
     assert stack.flow_run(run_id).state.name == "Suspended"

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 
 from tests.conftest import NOW
-
-
-@pytest.fixture
-def publish(prefect_harness):
-    from flows.publish import publish as publish_flow
-
-    return publish_flow
 
 
 def snapshot(folder):

@@ -13,7 +13,7 @@ import re
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -113,15 +113,8 @@ def site(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[tuple[Project
         yield project, base
 
 
-def publish(project: Project, *, now) -> None:
-    """Run the publish flow once, as `pressroom publish --now` would."""
-    from flows.publish import publish as publish_flow
-
-    publish_flow(settings_file=str(project.root / "pressroom.toml"), now=now)
-
-
 def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(
-    site: tuple[Project, str], mailbox: tuple[Mailbox, int], prefect_harness: None
+    site: tuple[Project, str], mailbox: tuple[Mailbox, int], publish: Callable[..., object]
 ) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -129,7 +122,7 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(
     box, _ = mailbox
     reader = "reader@example.org"
     # The first run publishes the site (and plans the first release for nobody: no subscriber yet).
-    publish(project, now=NOW)
+    publish(settings_file=str(project.root / "pressroom.toml"), now=NOW)
     assert (project.root / "public" / "releases" / "battery-passport" / "index.html").is_file()
 
     with sync_playwright() as playwright:
@@ -165,7 +158,7 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(
             # 3. A new release on the subscribed topic reaches the reader through the publish flow.
             project.write_release("recycling-plant", title="Recycling plant opens", date="2024-08-02 09:00",
                                   extra="tags: [Recycling]\n")
-            publish(project, now=NOW + timedelta(days=2))
+            publish(settings_file=str(project.root / "pressroom.toml"), now=NOW + timedelta(days=2))
             release_mail = box.wait_for(reader, "Recycling plant opens")
             assert release_mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             unsubscribe = re.search(r"<(https?://[^>]+/unsubscribe\?token=[^>]+)>", release_mail["List-Unsubscribe"]).group(1)
@@ -194,6 +187,6 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_real_browser(
     audience.add(address="stays@example.org", now=NOW, source="test", topics=["recycling"])
     project.write_release("second-plant", title="Second recycling plant", date="2024-08-05 09:00",
                           extra="tags: [Recycling]\n")
-    publish(project, now=NOW + timedelta(days=5))
+    publish(settings_file=str(project.root / "pressroom.toml"), now=NOW + timedelta(days=5))
     box.wait_for("stays@example.org", "Second recycling plant")
     assert [m["Subject"] for m in box.to(reader) if "Second recycling plant" in m["Subject"]] == []
