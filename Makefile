@@ -31,7 +31,7 @@ gates: $(BIN)/.installed
 	$(BIN)/ruff check pressroom flows tests benchmarks scripts/complexity.py
 	$(BIN)/python scripts/complexity.py
 
-test: $(BIN)/.installed system-deps gates
+test: $(BIN)/.installed gates system-deps
 	$(BIN)/pytest
 
 serve: $(BIN)/.installed
