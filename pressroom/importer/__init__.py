@@ -22,8 +22,10 @@ from datetime import datetime
 from pathlib import Path
 
 from pressroom.errors import DocumentError
-from pressroom.importer.guess import Draft, Guess, analyse, organisation_stub
+from pressroom.importer.draft import Draft, Guess
+from pressroom.importer.guess import analyse
 from pressroom.importer.readers import SUFFIXES, read_document
+from pressroom.importer.sections import organisation_stub
 from pressroom.organisations import Organisations, load_organisations
 from pressroom.releases import load_releases
 from pressroom.settings import Settings
