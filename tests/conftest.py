@@ -17,6 +17,7 @@ from pressroom.audience import Audience
 from pressroom.releases import Release, load_releases
 from pressroom.settings import Settings, load_settings
 from tests._delivery import PG_ADMIN
+from tests.pds import Pds
 
 # Before anything imports prefect: a fresh Prefect home per test session, so cached results
 # and task-run history never leak between runs or between engineers on one machine.
@@ -167,6 +168,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             "TRUNCATE subscribers, subscriber_topics, consent_events, consent_chain, suppressions, publications, plans, deliveries, delivery_conflicts, subscription_requests, journalists, preview_opens, complaints RESTART IDENTITY CASCADE"
         ))
     yield url
+
+
+@pytest.fixture
+def settings(project: Project, db_url: str) -> Settings:
+    """The project's settings on ``db_url``."""
+    return project.settings(PRESSROOM_DATABASE_URL=db_url)
+
+
+@pytest.fixture(scope="module")
+def pds() -> Iterator[Pds]:
+    """A real Bluesky PDS on loopback (the npm package), one per test module."""
+    from tests.pds import running_pds
+
+    with running_pds() as server:
+        yield server
 
 
 @pytest.fixture

@@ -25,11 +25,6 @@ from pressroom.settings import Settings
 ZELDA = "zelda.erasure@victim.example"
 
 
-@pytest.fixture
-def settings(project: Project, db_url: str) -> Settings:
-    return project.settings(PRESSROOM_DATABASE_URL=db_url)
-
-
 def _verify(settings: Settings) -> list[str]:
     return verify_chain(engine_for_url(settings.db_url), settings.signing_keys()).problems
 

@@ -17,7 +17,6 @@ from pressroom.releases import Correction, Withdrawal
 from pressroom.settings import SocialAccount
 from pressroom.dispatch import follow_up_releases, post_releases
 from tests.conftest import NOW
-from tests.pds import running_pds
 from tests.social_helpers import make_release
 from tests.social.test_bluesky import LoseResponses
 from tests.social.test_linkedin import AUTHOR, FakeLinkedIn
@@ -86,12 +85,6 @@ def test_mastodon_gets_the_correction_as_one_reply_linkedin_says_it_cannot_and_w
         "social:mastodon:default:delete": "already sent", "social:linkedin:default:delete": "already sent",
     }
     assert ledger.states(release=release.slug, channel="social:mastodon:default:delete") == {"@press@mastodon.example": "sent"}
-
-
-@pytest.fixture(scope="module")
-def pds():
-    with running_pds() as server:
-        yield server
 
 
 def test_bluesky_gets_one_reply_even_after_a_crash_and_withdrawal_deletes_the_post_and_reply_on_the_pds(pds, project):

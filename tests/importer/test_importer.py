@@ -33,7 +33,7 @@ NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # a Monday; "tomorrow 09:00" is 2
 
 
 @pytest.fixture
-def site(project: Project) -> Project:
+def organised(project: Project) -> Project:
     """A project with the sample organisations (cluster-hub, the fictional example-project)."""
     shutil.copytree(REPO / "content" / "organisations", project.root / "content" / "organisations")
     return project
@@ -51,14 +51,14 @@ def _tree(root: Path) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- the user's sample
 
 
-def test_the_users_sample_imports_into_the_golden_draft(site: Project) -> None:
-    settings = site.settings()
+def test_the_users_sample_imports_into_the_golden_draft(organised: Project) -> None:
+    settings = organised.settings()
     result = import_document(SAMPLE, settings=settings, now=NOW)
     guesses = "\n".join(guess.line() for guess in result.guesses) + "\n"
     written = result.path.read_text(encoding="utf-8")
     assert_golden(CASE / "cluster-hub-press-release", {"expected-index.md": written, "expected-guesses.txt": guesses})
 
-    assert result.path == site.releases / "cluster-hub-press-release" / "index.md"
+    assert result.path == organised.releases / "cluster-hub-press-release" / "index.md"
     meta, body = _front(result.path)
     assert meta["status"] == "draft" and meta["issuers"] == ["cluster-hub"] and meta["date"] == "2026-12-08 09:00"
     # The sample has no heading: its first line is a whole paragraph, so the title is a stand-in cut from
@@ -80,12 +80,12 @@ def test_the_users_sample_imports_into_the_golden_draft(site: Project) -> None:
     assert release.status == "draft" and [issuer.id for issuer in release.issuers] == ["cluster-hub"]
 
 
-def test_import_prints_each_guess_whole_at_80_columns_then_checks(site: Project) -> None:
+def test_import_prints_each_guess_whole_at_80_columns_then_checks(organised: Project) -> None:
     """As a person runs it: a terminal 80 columns wide, the guesses one per line, never cut mid-phrase."""
     env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-c", "from pressroom.cli import main; main()", "import", str(SAMPLE),
-               "--settings", str(site.root / "pressroom.toml"), "--now", "2026-12-07T10:00+01:00"]
-    done = subprocess.run(command, cwd=site.root, env=env, capture_output=True, text=True, timeout=120, check=False)
+               "--settings", str(organised.root / "pressroom.toml"), "--now", "2026-12-07T10:00+01:00"]
+    done = subprocess.run(command, cwd=organised.root, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == ("imported cluster-hub-press-release.txt as a draft: "
@@ -146,10 +146,10 @@ def _word_release(path: Path, *, alt: str = "Cathode powder in a glass dish") ->
     return path
 
 
-def test_a_word_document_puts_each_part_where_it_belongs(site: Project, tmp_path: Path) -> None:
-    settings = site.settings()
+def test_a_word_document_puts_each_part_where_it_belongs(organised: Project, tmp_path: Path) -> None:
+    settings = organised.settings()
     result = import_document(_word_release(tmp_path / "Pilot results.docx"), settings=settings, now=NOW)
-    folder = site.releases / "recycled-cathodes-match-new-ones"
+    folder = organised.releases / "recycled-cathodes-match-new-ones"
     assert result.path == folder / "index.md"
     meta, body = _front(result.path)
     assert meta["title"] == "Recycled cathodes match new ones"
@@ -180,8 +180,8 @@ def test_a_word_document_puts_each_part_where_it_belongs(site: Project, tmp_path
     assert check_draft(result, settings=settings).ok
 
 
-def test_a_picture_without_alt_text_is_a_check_error_until_it_is_written(site: Project, tmp_path: Path) -> None:
-    settings = site.settings()
+def test_a_picture_without_alt_text_is_a_check_error_until_it_is_written(organised: Project, tmp_path: Path) -> None:
+    settings = organised.settings()
     source = _word_release(tmp_path / "release.docx", alt="A picture containing red. Description automatically generated")
     result = import_document(source, settings=settings, now=NOW)
     meta, _ = _front(result.path)
@@ -193,7 +193,7 @@ def test_a_picture_without_alt_text_is_a_check_error_until_it_is_written(site: P
     assert check_draft(result, settings=settings).ok
 
 
-def test_an_opendocument_text_imports_too(site: Project, tmp_path: Path) -> None:
+def test_an_opendocument_text_imports_too(organised: Project, tmp_path: Path) -> None:
     from odfdo import Document, Frame, Header, List, Paragraph, Style
 
     document = Document("text")
@@ -211,7 +211,7 @@ def test_an_opendocument_text_imports_too(site: Project, tmp_path: Path) -> None
     document.body.append(picture)
     document.save(tmp_path / "valley.odt")
 
-    result = import_document(tmp_path / "valley.odt", settings=site.settings(), now=NOW)
+    result = import_document(tmp_path / "valley.odt", settings=organised.settings(), now=NOW)
     meta, body = _front(result.path)
     assert meta["title"] == "Hydrogen valley opens" and meta["date"] == "2025-03-03 09:00"
     assert meta["hero"] == {"src": "hero.png", "alt": "The electrolyser hall"}
@@ -221,14 +221,14 @@ def test_an_opendocument_text_imports_too(site: Project, tmp_path: Path) -> None
 # --------------------------------------------------------------------------- plain text from Windows
 
 
-def test_a_windows_text_file_gives_its_dateline_contacts_and_title(site: Project, tmp_path: Path) -> None:
+def test_a_windows_text_file_gives_its_dateline_contacts_and_title(organised: Project, tmp_path: Path) -> None:
     text = ("FOR IMMEDIATE RELEASE\r\n\r\nPilot plant reaches 95 % recovery\r\n\r\n"
             "BRUSSELS, Tuesday 3 March 2026 – The pilot plant recovered 95 % of the lithium.\r\n\r\n"
             "\u2022\tno waste water\r\n\u2022\tno new mining\r\n\r\nPress contact:\r\nAna Example\r\nana@example.org\r\n"
             "+32 470 12 34 56\r\n\r\n###\r\n")
     source = tmp_path / "pilot.txt"
     source.write_bytes(text.encode("cp1252"))  # Word's "Plain Text" on Windows
-    result = import_document(source, settings=site.settings(), now=NOW)
+    result = import_document(source, settings=organised.settings(), now=NOW)
     meta, body = _front(result.path)
     assert meta["title"] == "Pilot plant reaches 95 % recovery"
     assert meta["date"] == "2026-03-03 09:00"
@@ -238,11 +238,11 @@ def test_a_windows_text_file_gives_its_dateline_contacts_and_title(site: Project
     assert result.slug == "pilot-plant-reaches-95-recovery"
 
 
-def test_an_embargo_line_gives_the_date_and_time(site: Project, tmp_path: Path) -> None:
+def test_an_embargo_line_gives_the_date_and_time(organised: Project, tmp_path: Path) -> None:
     source = tmp_path / "embargoed.md"
     source.write_text("EMBARGOED UNTIL 00:01 CET, Tuesday 2 June 2030\n\n# Pilot results\n\nThe pilot **worked**.\n",
                       encoding="utf-8")
-    result = import_document(source, settings=site.settings(), now=NOW)
+    result = import_document(source, settings=organised.settings(), now=NOW)
     meta, body = _front(result.path)
     assert (meta["title"], meta["date"], body.strip()) == ("Pilot results", "2030-06-02 00:01", "The pilot **worked**.")
     assert "embargo: the document was under embargo: to tell journalists first, add embargo: {notify: 48h}" in \
@@ -252,16 +252,16 @@ def test_an_embargo_line_gives_the_date_and_time(site: Project, tmp_path: Path) 
 # --------------------------------------------------------------------------- never overwrite; translations
 
 
-def test_an_import_never_overwrites_a_release(site: Project, tmp_path: Path) -> None:
-    settings = site.settings()
+def test_an_import_never_overwrites_a_release(organised: Project, tmp_path: Path) -> None:
+    settings = organised.settings()
     first = import_document(SAMPLE, settings=settings, now=NOW)
-    before = _tree(site.releases)
+    before = _tree(organised.releases)
     with pytest.raises(DocumentError, match="exists already, and an import never overwrites a release"):
         import_document(SAMPLE, settings=settings, now=NOW)
-    site.write_release("taken", title="Taken")
+    organised.write_release("taken", title="Taken")
     with pytest.raises(DocumentError, match="content/releases/taken exists already"):
         import_document(SAMPLE, settings=settings, now=NOW, slug="taken")
-    assert _tree(site.releases) == {**before, "taken.md": (site.releases / "taken.md").read_bytes()}
+    assert _tree(organised.releases) == {**before, "taken.md": (organised.releases / "taken.md").read_bytes()}
     # The drop folder cannot ask for a slug: it takes the next free one and says so.
     second = import_document(SAMPLE, settings=settings, now=NOW, free_slug=True)
     assert second.slug == f"{first.slug}-2"
@@ -269,14 +269,14 @@ def test_an_import_never_overwrites_a_release(site: Project, tmp_path: Path) -> 
         in [guess.line() for guess in second.guesses]
 
 
-def test_a_german_document_becomes_the_translation_of_an_existing_release(site: Project, tmp_path: Path) -> None:
-    settings = site.settings()
-    site.write_release("pilot-results", title="Pilot results", date="2030-06-02 09:00", status="draft", bundle=True,
+def test_a_german_document_becomes_the_translation_of_an_existing_release(organised: Project, tmp_path: Path) -> None:
+    settings = organised.settings()
+    organised.write_release("pilot-results", title="Pilot results", date="2030-06-02 09:00", status="draft", bundle=True,
                        extra="issuers: [cluster-hub]\nembargo: {notify: 48h}\n")
     source = tmp_path / "pilot-de.txt"
     source.write_text("# Ergebnisse des Pilotprojekts\n\nDie Anlage **übertrifft** die Erwartungen.\n", encoding="utf-8")
     result = import_document(source, settings=settings, now=NOW, slug="pilot-results", language="de")
-    assert result.path == site.releases / "pilot-results" / "index.de.md" and result.translation == "de"
+    assert result.path == organised.releases / "pilot-results" / "index.de.md" and result.translation == "de"
     meta, _ = _front(result.path)
     # Only its own words: the date, embargo and issuers are index.md's, inherited.
     assert meta == {"title": "Ergebnisse des Pilotprojekts", "status": "draft"}
@@ -351,23 +351,23 @@ def _macro(tmp_path: Path, name: str = "with-macro.docm") -> Path:
     (lambda tmp_path: _macro(tmp_path, "renamed.docx"), "the document contains macros, which Pressroom never opens"),
 ], ids=["truncated", "damaged-xml", "empty", "50-MB", "password", "macro-docm", "macro-renamed-docx"])
 def test_a_file_that_cannot_be_imported_gets_one_line_and_changes_nothing(
-    site: Project, tmp_path: Path, make: Callable[[Path], Path], message: str,
+    organised: Project, tmp_path: Path, make: Callable[[Path], Path], message: str,
 ) -> None:
     source = make(tmp_path)
-    before = _tree(site.root)
-    outcome = CliRunner().invoke(app, ["import", str(source), "--settings", str(site.root / "pressroom.toml")])
+    before = _tree(organised.root)
+    outcome = CliRunner().invoke(app, ["import", str(source), "--settings", str(organised.root / "pressroom.toml")])
     assert outcome.exit_code == 1
     assert outcome.stdout == ""
     [line] = outcome.stderr.splitlines()
     assert line.startswith(f"error: {source}: {message}") and "(hint: " in line
-    assert _tree(site.root) == before
+    assert _tree(organised.root) == before
 
 
-def test_a_translation_imported_for_a_public_release_waits_until_its_status_line_goes(site: Project, tmp_path: Path) -> None:
+def test_a_translation_imported_for_a_public_release_waits_until_its_status_line_goes(organised: Project, tmp_path: Path) -> None:
     """Nothing imported is published before someone says so: the German version of an approved, public
     release stays off the site (and check names it) while its imported `status: draft` is there."""
-    settings = site.settings()
-    site.write_release("pilot-results", title="Pilot results", date="2024-06-02 09:00", status="approved", bundle=True)
+    settings = organised.settings()
+    organised.write_release("pilot-results", title="Pilot results", date="2024-06-02 09:00", status="approved", bundle=True)
     source = tmp_path / "pilot-de.txt"
     source.write_text("# Ergebnisse des Pilotprojekts\n\nDie Anlage **übertrifft** die Erwartungen.\n", encoding="utf-8")
     result = import_document(source, settings=settings, now=NOW, slug="pilot-results", language="de")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pressroom.mail.compose import contrast_ratio
-from pressroom.mail.preview import CHROMIUM, CHROMIUM_ARGS
+from pressroom.mail.preview import CHROMIUM
 from tests.mail_support import READER, SAMPLE_SLUG, sample_emails
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -45,14 +44,6 @@ TEXT_COLOURS = """
 
 def hex_of(rgb: list[float]) -> str:
     return "#" + "".join(f"{round(c):02x}" for c in rgb)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

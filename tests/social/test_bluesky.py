@@ -18,16 +18,10 @@ from pressroom.social.bluesky import Bluesky, release_tid
 from pressroom.social.compose import BLUESKY, Part, compose_post
 from pressroom.errors import RetryLater
 from tests.conftest import NOW
-from tests.pds import Pds, running_pds
+from tests.pds import running_pds
 from tests.social_helpers import SAMPLE_HERO, TEMPLATES, make_release
 
 TID_RE = r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$"
-
-
-@pytest.fixture(scope="module")
-def pds() -> Pds:
-    with running_pds() as server:
-        yield server
 
 
 @pytest.fixture

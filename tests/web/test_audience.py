@@ -15,11 +15,6 @@ from pressroom.audience import (
 
 
 @pytest.fixture
-def settings(project, db_url: str):
-    return project.settings(PRESSROOM_DATABASE_URL=db_url)
-
-
-@pytest.fixture
 def audience(settings) -> Audience:
     return Audience.from_settings(settings)
 
