@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run stop test system-deps benchmarks serve
+.PHONY: run stop test gates system-deps benchmarks serve
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,14 @@ run: $(BIN)/.installed
 stop: $(BIN)/.installed
 	$(BIN)/pressroom prefect-server --stop
 
-test: $(BIN)/.installed system-deps
+# The house habits, in seconds, before the suite (docs/development.md, "The gates"): the plan's import
+# arrows (import-linter, contracts in pyproject.toml), ruff, and the complexity and module-size gates.
+gates: $(BIN)/.installed
+	$(BIN)/lint-imports
+	$(BIN)/ruff check pressroom flows tests benchmarks scripts/complexity.py
+	$(BIN)/python scripts/complexity.py
+
+test: $(BIN)/.installed gates system-deps
 	$(BIN)/pytest
 
 serve: $(BIN)/.installed

@@ -38,9 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pressroom.releases import load_releases  # noqa: E402
-from pressroom.settings import load_settings  # noqa: E402
-from pressroom.site import build_site  # noqa: E402
+from pressroom.releases import load_releases
+from pressroom.settings import load_settings
+from pressroom.site import build_site
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HUGO_TIMEOUT = 600

@@ -24,12 +24,13 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pressroom.mail import Recipient, compose_release  # noqa: E402
-from pressroom.releases import load_releases  # noqa: E402
-from pressroom.settings import load_settings  # noqa: E402
+from pressroom.mail import Recipient, compose_release
+from pressroom.releases import load_releases
+from pressroom.settings import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
 
 RECIPIENTS = 100_000
 NAIVE_SAMPLE = 2_000

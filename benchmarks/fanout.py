@@ -187,7 +187,7 @@ def engine_rate(root: Path, port: int, *, count: int, connections: int, window: 
     return sent / elapsed
 
 
-def engine_send(*, settings, release) -> int:  # noqa: ANN001
+def engine_send(*, settings, release) -> int:
     """Plan ``release`` for every subscriber and send it through the dispatch engine in this process; the number sent."""
     from pressroom.dispatch import release_email, send_email
     from pressroom.ledger import Ledger

@@ -29,7 +29,7 @@ def notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
     body = _failure_text(flow_run=flow_run, state=state)
     try:
         settings = settings_from((flow_run.parameters or {}).get("settings_file"))
-    except Exception as exc:  # noqa: BLE001 - the settings may be what failed
+    except Exception as exc:  # the settings may be what failed
         logger.warning("cannot notify operators about %s: settings: %s", flow_run.name, exc)
         return
     if settings.ops.notify_block:
@@ -37,13 +37,13 @@ def notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
             from prefect.blocks.core import Block
 
             Block.load(settings.ops.notify_block).notify(body=body, subject=subject)  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - a broken webhook must not stop the email
+        except Exception as exc:  # a broken webhook must not stop the email
             logger.warning("notification block %s failed: %s", settings.ops.notify_block, exc)
     operators = settings.ops.notify or settings.email.editors
     key = f"ops-failure-{flow_run.id}"
     try:
         sent = email_staff(settings=settings, key=key, to=operators, subject=subject, text=body)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.warning("could not email operators about %s: %s", flow_run.name, exc)
         return
     logger.info("failure of %s reported by email to %d of %d operator(s)", flow_run.name, len(sent), len(operators))

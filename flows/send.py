@@ -35,13 +35,13 @@ __all__ = ["TaskWorkers", "only_transient", "run_id", "send_share", "start_helpe
 SEND_DEPLOYMENT = "send-share/send"
 
 
-def only_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
+def only_transient(task, task_run, state) -> bool:  # Prefect's retry_condition_fn signature
     """Retry a task only when it failed with a TransientError (a database hiccup, a server away)."""
     try:
         state.result()
     except TransientError:
         return True
-    except Exception:  # noqa: BLE001 - anything else is not worth a retry
+    except Exception:  # anything else is not worth a retry
         return False
     return False
 
@@ -129,7 +129,7 @@ def start_helpers(*, slug: str, settings: Settings, settings_file: str | None, p
                 timeout=0,  # fire and forget: the helper and this run drain the same queue
                 as_subflow=False,
             )
-        except Exception as exc:  # noqa: BLE001 - sharing is an optimisation; sending alone still works
+        except Exception as exc:  # sharing is an optimisation; sending alone still works
             logger.warning("could not start a helper for %s: %s", slug, exc)
             break
         started += 1

@@ -38,7 +38,7 @@ def _healthy(url: str, timeout: float = 3.0) -> bool:
     from urllib.request import urlopen
 
     try:
-        with urlopen(f"{url}/health", timeout=timeout) as response:  # noqa: S310 - loopback URL we wrote
+        with urlopen(f"{url}/health", timeout=timeout) as response:  # loopback URL we wrote
             return response.status == 200
     except (URLError, OSError):
         return False
@@ -129,7 +129,7 @@ def start_local_server(settings: Settings) -> str:
     env["PREFECT_HOME"] = str(home)
     # flows/__init__ decided this for every Prefect process; the server gets the same answer.
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"]
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the detached process
+    log = open(home / "server.log", "ab")  # handed to the detached process
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

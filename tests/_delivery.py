@@ -1,63 +1,17 @@
-"""Helpers for the delivery tests: a database on SQLite and PostgreSQL, and SMTP servers on loopback.
-
-Imported by tests/test_audience.py, test_ledger.py and test_delivery_*.py as tests._delivery.
-"""
+"""Helpers for the delivery tests: SMTP servers on loopback that count (or refuse) what they get, a uvicorn
+server in a thread, the one dispatch worker. The database fixtures they run on are in conftest.py."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
-from pathlib import Path
-
-import pytest
 
 PG_ADMIN = os.environ.get("PRESSROOM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    """A fresh, uniquely named PostgreSQL database for this test session; dropped afterwards."""
-    import psycopg
-
-    admin = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-    name = f"pressroom_delivery_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:  # pragma: no cover - depends on the machine
-        pytest.fail(f"PostgreSQL at {admin} is not reachable: {exc}; start it (see .ci/run)")
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    from pressroom.db import dispose_all
-
-    dispose_all()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database URL, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pressroom.db'}"
-        return
-    url = request.getfixturevalue("pg_server_url")
-    from sqlalchemy import text
-
-    from pressroom.db import engine_for_url
-
-    engine = engine_for_url(url)
-    with engine.begin() as conn:
-        conn.execute(text(
-            "TRUNCATE subscribers, subscriber_topics, consent_events, consent_chain, suppressions, publications, plans, deliveries, delivery_conflicts, delivery_history, subscription_requests, journalists, preview_opens, complaints, link_clicks, post_counts RESTART IDENTITY CASCADE"
-        ))
-    yield url
 
 
 class Received:
@@ -85,7 +39,7 @@ class Received:
 
 
 @contextmanager
-def serving(server) -> Iterator[None]:  # noqa: ANN001 - a uvicorn.Server
+def serving(server) -> Iterator[None]:  # a uvicorn.Server
     """Run a uvicorn server in a thread on loopback until the block ends (the web app, as `pressroom serve` runs it)."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -131,7 +85,7 @@ class FaultyHandler:
             self.faults[fault] += 1
         return hit
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: ANN001
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self._roll("421"):
             import asyncio
 
@@ -141,7 +95,7 @@ class FaultyHandler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
             return "550 5.1.1 No such user here"
         if self._roll("452"):
@@ -149,7 +103,7 @@ class FaultyHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+    async def handle_DATA(self, server, session, envelope):
         if self._roll("451"):
             return "451 4.3.0 Temporary local problem, try later"
         if self._roll("drop"):
@@ -162,7 +116,7 @@ class FaultyHandler:
 class SmtpServer:
     """An aiosmtpd server on 127.0.0.1 in a background thread."""
 
-    def __init__(self, handler, **kwargs) -> None:  # noqa: ANN001
+    def __init__(self, handler, **kwargs) -> None:
         from aiosmtpd.controller import Controller
 
         self.port = free_port()
@@ -184,7 +138,7 @@ class SmtpServer:
         }
 
 
-def simple_render(delivery) -> bytes:  # noqa: ANN001
+def simple_render(delivery) -> bytes:
     """A minimal complete message per delivery, with a stable Message-ID (used before composing is wired)."""
     return (
         f"From: press@example.org\r\nTo: {delivery.recipient}\r\nSubject: {delivery.release}\r\n"
@@ -192,7 +146,7 @@ def simple_render(delivery) -> bytes:  # noqa: ANN001
     ).encode()
 
 
-def drain(*, settings, ledger, audience=None, release: str, render=simple_render, channel: str = "email"):  # noqa: ANN001
+def drain(*, settings, ledger, audience=None, release: str, render=simple_render, channel: str = "email"):
     """Send every due row of (release, channel) the way production's send task does: one dispatch worker."""
     from pressroom.dispatch import EmailChannel, send_email
 
@@ -200,7 +154,7 @@ def drain(*, settings, ledger, audience=None, release: str, render=simple_render
     return send_email(channel=EmailChannel(name=channel, settings=settings, render=render), ledger=ledger, release=release)
 
 
-def settle_subscription_emails(settings, timeout: float = 15.0) -> None:  # noqa: ANN001
+def settle_subscription_emails(settings, timeout: float = 15.0) -> None:
     """Wait until the web app's sender has delivered every subscription email that is due (it runs off the request path)."""
     import time
     from datetime import UTC, datetime

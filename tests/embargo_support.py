@@ -6,7 +6,7 @@ import io
 from datetime import datetime
 
 from pressroom.audience import Audience, MediaList
-from pressroom.dispatch import digest_releases, post_releases, release_email, send_email
+from pressroom.dispatch import digest_releases, post_releases, record_public, send_release_emails
 from pressroom.dispatch.embargo import run_embargo
 from pressroom.ledger import Ledger
 from pressroom.releases import load_releases, public_releases
@@ -28,17 +28,14 @@ def seed(settings: Settings, now: datetime) -> None:
     audience.add(address="weekly@example.org", now=now, source="test", cadence="weekly")
 
 
-def publish_once(settings: Settings, now: datetime, *, transport=None) -> list:  # noqa: ANN001
-    """What one run of the publish flow does, in its order, plus the weekly digest's choice."""
+def publish_once(settings: Settings, now: datetime, *, transport=None) -> list:
+    """One run of the publish flow without Prefect: the same core calls in its order (flows/publish.py), plus the
+    weekly digest's choice."""
     loaded = load_releases(settings)
-    public = public_releases(loaded.releases, now)
     build_site(settings=settings, releases=loaded.releases, now=now)
-    ledger = Ledger.from_settings(settings)
-    ledger.record_public(releases=public, now=now)
-    post_releases(releases=public, settings=settings, ledger=ledger, now=now)
-    run_embargo(releases=loaded.releases, settings=settings, ledger=ledger, now=now, transport=transport)
-    for release in public:
-        ledger.plan_audience(release=release.slug, channel="email", tags=release.tag_slugs, cadence="per-release", now=now)
-        send_email(channel=release_email(release=release, settings=settings), ledger=ledger, release=release.slug, now=now)
-    return digest_releases(releases=loaded.releases, settings=settings, now=now, first_seen=ledger.first_published(),
-                           approved=lambda release: True)
+    record_public(settings=settings, releases=loaded.releases, now=now)
+    post_releases(releases=public_releases(loaded.releases, now), settings=settings, now=now)
+    run_embargo(releases=loaded.releases, settings=settings, now=now, transport=transport)
+    send_release_emails(releases=loaded.releases, settings=settings, now=now)
+    return digest_releases(releases=loaded.releases, settings=settings, now=now,
+                           first_seen=Ledger.from_settings(settings).first_published(), approved=lambda release: True)

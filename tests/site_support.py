@@ -31,7 +31,7 @@ def png(width: int = 1200, height: int = 630, rgb: tuple[int, int, int] = (11, 9
     )
 
 
-def write_sample(project) -> None:  # noqa: ANN001 - the conftest Project
+def write_sample(project) -> None:  # the conftest Project
     """Three public releases (one bundle with a hero and contacts), a draft, a scheduled and an expired one."""
     folder = project.releases / "battery-passport-pilot"
     folder.mkdir(parents=True)
@@ -100,7 +100,7 @@ HIDDEN = {
 PUBLIC = ["battery-passport-pilot", "recycling-record", "hub-launch"]
 
 
-def build(project, now: datetime, **env: str) -> tuple[BuildReport, list[Release]]:  # noqa: ANN001
+def build(project, now: datetime, **env: str) -> tuple[BuildReport, list[Release]]:
     """Load and build as ``pressroom build`` does; fail the test on any release problem."""
     settings = project.settings(**env)
     result = load_releases(settings)

@@ -29,9 +29,9 @@ from pressroom.errors import ConfigError
 from pressroom.ledger import Ledger
 from pressroom.releases import load_releases
 from tests.conftest import DATA, NOW, REPO, SITE_TOML, Project
+from tests.golden import assert_golden
 from tests.mail_support import SAMPLE_SLUG
 from tests.site_support import build
-from tests.test_delivery_flow import email_step  # noqa: F401 - the fixture: the publish flow's email step under Prefect
 
 LOCALE = REPO / "pressroom" / "i18n" / "locale"
 # The About text per language, as a project with readers in several languages writes it.
@@ -162,7 +162,7 @@ def test_the_german_page_has_no_english_fixed_text_and_a_language_switcher(multi
     assert _english_left(english=_visible(english_page), translated=_visible(german_page), language="de") == []
     assert "30. Juli 2024" in german_page and "Pressekontakte" in german_page
     assert f'<a href="../../../releases/{SAMPLE_SLUG}/" hreflang="en" lang="en">English (en)</a>' in german_page
-    assert f'<a href="../../../fr/" hreflang="fr" lang="fr">Français (fr)</a>' in german_page
+    assert '<a href="../../../fr/" hreflang="fr" lang="fr">Français (fr)</a>' in german_page
     # The subscribe form of a German page: German words, German consent, German preselected.
     assert "Ich möchte Pressemitteilungen von Test Hub per E-Mail erhalten" in german_page
     assert '<option value="de" selected>Deutsch (de)</option>' in german_page
@@ -292,7 +292,7 @@ def test_every_message_has_a_german_and_a_french_translation() -> None:
 
 
 def test_web_pages_speak_the_browsers_then_the_subscribers_language(tmp_path: Path) -> None:
-    from tests.test_web import link_in, make_web
+    from tests.web.test_web import link_in, make_web
 
     for web in make_web(Project(tmp_path, MULTILINGUAL)):
         english = web.client.get("/subscribe").text
@@ -335,13 +335,12 @@ def test_web_pages_speak_the_browsers_then_the_subscribers_language(tmp_path: Pa
 
 def test_a_two_language_release_matches_golden_files(multilingual) -> None:
     """The inheriting German version's page (head with hreflang and og:locale, main, language switcher), its feed
-    items and its email text (its posts: tests/test_social_compose.py).
+    items and its email text (its posts: tests/social/test_compose.py).
 
     ``REGEN_GOLDEN=1`` rewrites them (tests/data/site-translated/, tests/data/mail-release-de/).
     """
     from pressroom.mail import compose_release
-    from tests.test_mail_golden import check_golden
-    from tests.test_site_golden import REGENERATE
+    from tests.mail_support import check_golden
 
     build(multilingual, NOW)
     german = multilingual.root / "public" / "de"
@@ -366,13 +365,7 @@ def test_a_two_language_release_matches_golden_files(multilingual) -> None:
             encoding="unicode", with_tail=False) + "\n",
         "json-item.json": json.dumps(json.loads((german / "feed.json").read_bytes())["items"][0], ensure_ascii=False, indent=1) + "\n",
     }
-    case = DATA / "site-translated"
-    if REGENERATE:
-        case.mkdir(parents=True, exist_ok=True)
-        for name, content in actual.items():
-            (case / name).write_text(content, encoding="utf-8")
-    for name, content in actual.items():
-        assert content == (case / name).read_text(encoding="utf-8"), f"{case / name} differs; REGEN_GOLDEN=1 rewrites it"
+    assert_golden(DATA / "site-translated", actual)
     release = next(r for r in load_releases(multilingual.settings()).releases if r.slug == SAMPLE_SLUG)
     check_golden("mail-release-de", compose_release(release=release, settings=multilingual.settings(), language="de"))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import shutil
 import textwrap
 
@@ -22,11 +21,10 @@ from pressroom.releases import load_releases
 from pressroom.social.compose import MASTODON, NETWORK_LIMITS, compose_post
 from pressroom.social.linkedin import little_text
 from tests.conftest import DATA, NOW, REPO
-from tests.mail_support import READER
+from tests.golden import assert_golden
+from tests.mail_support import READER, check_golden
 from tests.site_support import build
-from tests.test_mail_golden import check_golden
 
-REGENERATE = os.environ.get("REGEN_GOLDEN") == "1"
 CASE = DATA / "issuers-three"
 DISCLAIMER = (
     "Views and opinions expressed are however those of the author(s) only and do not necessarily reflect those "
@@ -35,12 +33,12 @@ DISCLAIMER = (
 )
 
 
-def by_class(page, *names: str) -> list:  # noqa: ANN001
+def by_class(page, *names: str) -> list:
     """Elements with any of the classes ``names``, in document order."""
     return page.xpath(" | ".join(f'//*[contains(concat(" ", normalize-space(@class), " "), " {name} ")]' for name in names))
 
 
-def three_issuers(project):  # noqa: ANN001, ANN201 - the conftest Project
+def three_issuers(project):  # the conftest Project
     """The repo's two sample organisations, a third from tests/data, and a release naming all three."""
     organisations = project.root / "content" / "organisations"
     shutil.copytree(REPO / "content" / "organisations", organisations)
@@ -56,7 +54,7 @@ def three_issuers(project):  # noqa: ANN001, ANN201 - the conftest Project
     return settings, result.releases[0]
 
 
-def organisation(project, name: str, yaml: str, *, logo: str | None = "logo.png") -> None:  # noqa: ANN001
+def organisation(project, name: str, yaml: str, *, logo: str | None = "logo.png") -> None:
     folder = project.root / "content" / "organisations"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(textwrap.dedent(yaml), encoding="utf-8")
@@ -64,7 +62,7 @@ def organisation(project, name: str, yaml: str, *, logo: str | None = "logo.png"
         shutil.copy(REPO / "content" / "organisations" / "cluster-hub.png", folder / logo)
 
 
-def check_lines(project) -> list[str]:  # noqa: ANN001
+def check_lines(project) -> list[str]:
     result = CliRunner().invoke(app, ["check", "--settings", str(project.root / "pressroom.toml")])
     return result.output.splitlines()
 
@@ -77,9 +75,7 @@ def assert_reported(lines: list[str], ending: str) -> None:
 
 
 def _golden(name: str, actual: str) -> None:
-    if REGENERATE:
-        (CASE / name).write_text(actual, encoding="utf-8")
-    assert actual == (CASE / name).read_text(encoding="utf-8"), f"{CASE / name} differs; REGEN_GOLDEN=1 rewrites it"
+    assert_golden(CASE, {name: actual})
 
 
 def test_three_issuer_page_matches_its_golden_file(project):
@@ -183,7 +179,7 @@ def test_one_person_listed_by_the_release_and_an_organisation_with_two_addresses
 
 
 def test_about_per_language_falls_back_to_the_site_language(project):
-    settings, release = three_issuers(project)
+    _settings, release = three_issuers(project)
     from pressroom.releases.blocks import about_blocks
 
     german = release.model_copy(update={"language": "de"})
@@ -193,7 +189,7 @@ def test_about_per_language_falls_back_to_the_site_language(project):
 
 
 def test_the_eu_acknowledgement_lists_each_grant_and_statement_with_the_disclaimer(project):
-    settings, release = three_issuers(project)
+    _settings, _release = three_issuers(project)
     build(project, NOW)
     page = lxml.html.fromstring((project.root / "public" / "releases" / "three-projects" / "index.html").read_bytes())
     [block] = by_class(page, "eu-funding")
@@ -207,7 +203,7 @@ def test_the_eu_acknowledgement_lists_each_grant_and_statement_with_the_disclaim
 def test_the_press_kit_carries_the_logos_abouts_and_eu_acknowledgement(project):
     import zipfile
 
-    settings, release = three_issuers(project)
+    _settings, release = three_issuers(project)
     build(project, NOW)
     kit = zipfile.ZipFile(project.root / "public" / "releases" / "three-projects" / "press-kit.zip")
     names = set(kit.namelist())

@@ -13,7 +13,6 @@ from pressroom.mail import compose_release
 from pressroom.mail.preview import local_assets
 from tests.conftest import NOW
 from tests.site_support import build, serve
-from tests.test_site_browser import browser  # noqa: F401 - its module-wide Chromium
 from tests.test_organisations import DISCLAIMER, three_issuers
 
 pytestmark = pytest.mark.browser
@@ -27,7 +26,7 @@ MEASURE = """(selectors) => selectors.map(([selector, all]) => [...document.quer
 }))"""
 
 
-def _check(page, *, width: int, emblem: str, logos: str) -> None:  # noqa: ANN001
+def _check(page, *, width: int, emblem: str, logos: str) -> None:
     [emblems, others] = page.evaluate(MEASURE, [[emblem, True], [logos, True]])
     assert len(emblems) == 1 and len(others) == 3, (emblems, others)
     for image in emblems + others:

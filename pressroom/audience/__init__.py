@@ -21,7 +21,7 @@ from pressroom.audience.addresses import (
     mailbox,
     normalise_address,
 )
-from pressroom.audience.consent import ChainReport, check_consent, verify_chain
+from pressroom.audience.consent import ChainReport, verify_chain
 from pressroom.audience.csvfiles import ImportReport
 from pressroom.audience.erasure import erase
 from pressroom.audience.media import JOURNALIST_COLUMNS, Journalist, MediaList
@@ -41,6 +41,7 @@ from pressroom.audience.subscribers import (
     Audience,
     ConsentEvent,
     Subscriber,
+    check_consent,
     eligible,
 )
 from pressroom.errors import AddressError, TokenError

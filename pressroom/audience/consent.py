@@ -37,9 +37,8 @@ from pressroom.db import (
     consent_events,
     subscribers,
 )
-from pressroom.settings import Settings
 
-__all__ = ["ChainReport", "append_events", "check_consent", "remove_events", "seal_legacy", "verify_chain"]
+__all__ = ["ChainReport", "append_events", "remove_events", "seal_legacy", "verify_chain"]
 
 _HEAD = 1
 _CHUNK = 10_000
@@ -282,14 +281,6 @@ def verify_chain(engine: Engine, keys: Sequence[bytes]) -> ChainReport:
     if bare:
         report.add(f"{bare} subscriber(s) have no consent event at all: their evidence was deleted")
     return report
-
-
-def check_consent(*, settings: Settings) -> ChainReport:
-    """:func:`verify_chain` of the site's database with the site's keys (for ``pressroom doctor``)."""
-    from pressroom.audience.subscribers import Audience
-
-    audience = Audience.from_settings(settings)  # seals the events of an upgraded database first
-    return verify_chain(audience.engine, settings.signing_keys())
 
 
 def _check_head(head: Any, keys: dict[str, bytes], last_id: int, last_seal: str, report: ChainReport) -> None:

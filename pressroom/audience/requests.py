@@ -112,7 +112,7 @@ def request_subscription(
 def request_subscriptions(
     *, audience: Audience, requests: Sequence[SubscribeRequest], now: datetime, source: str, confirmations_since: datetime,
     max_confirmations: int, site_since: datetime | None = None, site_max_confirmations: int | None = None,
-) -> list[Requested | None | AddressError]:
+) -> list[Requested | AddressError | None]:
     """:func:`request_subscription` for several requests in one transaction (the web app's group commit).
 
     One answer per request, in order; a bad address is its own :class:`AddressError` and stops

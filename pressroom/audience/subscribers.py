@@ -40,7 +40,7 @@ from pressroom.audience.addresses import (
     normalise_address,
     topic_slugs,
 )
-from pressroom.audience.consent import append_events, seal_legacy
+from pressroom.audience.consent import ChainReport, append_events, seal_legacy, verify_chain
 from pressroom.audience.csvfiles import ImportReport, csv_file, csv_reader
 from pressroom.db import (
     consent_events,
@@ -55,7 +55,9 @@ from pressroom.db import (
 from pressroom.errors import AddressError
 from pressroom.settings import Settings
 
-__all__ = ["CADENCES", "CSV_COLUMNS", "STATUSES", "Audience", "ConsentEvent", "Subscriber", "eligible", "with_evidence"]
+__all__ = [
+    "CADENCES", "CSV_COLUMNS", "STATUSES", "Audience", "ConsentEvent", "Subscriber", "check_consent", "eligible", "with_evidence",
+]
 
 Status = Literal["pending", "confirmed", "unsubscribed"]
 Cadence = Literal["per-release", "weekly"]
@@ -495,3 +497,9 @@ def eligible(*, cadence: str, tags: Iterable[str]) -> Select:
         ~exists().where(suppressions.c.address == subscribers.c.address),
         or_(~any_topic, match) if tag_list else ~any_topic,
     )
+
+
+def check_consent(*, settings: Settings) -> ChainReport:
+    """:func:`~pressroom.audience.consent.verify_chain` of the site's database with the site's keys (for ``pressroom doctor``)."""
+    audience = Audience.from_settings(settings)  # seals the events of an upgraded database first
+    return verify_chain(audience.engine, settings.signing_keys())

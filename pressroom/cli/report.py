@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -21,7 +21,7 @@ from pressroom.cli.base import (
 EDITORS_LINK_DAYS = 14
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     md = "md"
     csv = "csv"
     json = "json"

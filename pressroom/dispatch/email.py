@@ -460,7 +460,7 @@ class TransactionalSender:
                 Drain(send=SubscriptionEmails(), settings=self.settings, now=_now())()
             except PressroomError as exc:
                 log.warning("subscription emails: %s", exc)
-            except Exception:  # noqa: BLE001 - the web app keeps serving; the rows stay due
+            except Exception:  # the web app keeps serving; the rows stay due
                 log.exception("subscription emails: unexpected failure; they stay queued")
 
 

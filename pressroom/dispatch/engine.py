@@ -179,7 +179,7 @@ def _run(coroutine: Any) -> Any:
     def target() -> None:
         try:
             box["value"] = asyncio.run(coroutine)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
     thread = threading.Thread(target=target)
@@ -240,7 +240,7 @@ class _Marks:
                                 outcomes=[o for outs, _, _ in batch for o in outs],
                                 begin=[i for _, ids, _ in batch for i in ids],
                             ))
-                    except BaseException as exc:  # noqa: BLE001 - handed to every waiting pusher
+                    except BaseException as exc:  # handed to every waiting pusher
                         for _, _, waiter in batch:
                             waiter.set_exception(exc)
                         continue
@@ -274,7 +274,7 @@ def _render(channel: Channel, delivery: Delivery, now: datetime) -> tuple[Any, O
         # A broken template or setting: the operator fixes it, and the delivery goes out after that.
         return None, Outcome(id=delivery.id, state="deferred", response=f"not rendered: {exc}",
                              retry_at=now + channel.backoff(delivery.attempts + 1))
-    except Exception as exc:  # noqa: BLE001 - one recipient's bad data never stops the others
+    except Exception as exc:  # one recipient's bad data never stops the others
         log.exception("rendering %s for %s failed", delivery.release, delivery.recipient)
         return None, Outcome(id=delivery.id, state="failed", response=f"not sent: {type(exc).__name__}: {exc}")
 
@@ -356,7 +356,7 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
     async def guarded() -> None:
         try:
             await pusher()
-        except BaseException as exc:  # noqa: BLE001 - the first error stops every pusher, then is raised
+        except BaseException as exc:  # the first error stops every pusher, then is raised
             errors.append(exc)
 
     beat = asyncio.create_task(_heartbeat(marks))

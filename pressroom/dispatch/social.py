@@ -27,7 +27,8 @@ from pressroom.ledger import Delivery, Ledger
 from pressroom.releases import Release
 from pressroom.settings import Settings
 from pressroom.social.compose import Post, compose_post
-from pressroom.social.network import Published, SocialNetwork, channel_name, idempotency_key, open_networks, own_handle
+from pressroom.social.accounts import open_networks
+from pressroom.social.network import Published, SocialNetwork, channel_name, idempotency_key, own_handle
 
 __all__ = [
     "SocialChannel",
@@ -136,7 +137,7 @@ class SocialChannel:
         except PressroomError as exc:
             status = "retry" if isinstance(exc, TransientError) else "failed"
             return Pushed(id=delivery.id, status=status, response=str(exc))
-        except Exception as exc:  # noqa: BLE001 - an unreadable answer: the post may exist, so look next time
+        except Exception as exc:  # an unreadable answer: the post may exist, so look next time
             return Pushed(id=delivery.id, status="retry",
                           response=f"{self.network.name}: unexpected {type(exc).__name__}; the network is asked before a retry")
         return Pushed(id=delivery.id, status="sent", response=published.url)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable
+from email.message import Message
 from pathlib import Path
 
 from pressroom.doctor.findings import Finding, advice, ok, problem
@@ -203,17 +203,9 @@ def message_findings(raw: bytes, *, settings: Settings) -> list[Finding]:
     from email import message_from_bytes
 
     message = message_from_bytes(raw)
-    found = []
     signature = message.get("DKIM-Signature", "")
-    signed = {name.strip().lower() for name in (re.search(r"\bh=([^;]+)", re.sub(r"\s+", "", signature)) or [None, ""])[1].split(":") if name}
     wanted = ["Feedback-ID"] + (["CFBL-Address", "CFBL-Feedback-ID"] if settings.email.complaints_address else [])
-    for header in wanted:
-        if header not in message:
-            found.append(problem("headers", f"the release email has no {header} header",
-                                 "this is a bug in the templates or message builder: report it"))
-        elif signature and header.lower() not in signed:
-            found.append(problem("headers", f"{header} is not covered by the DKIM signature: providers ignore it",
-                                 "this is a bug in the message builder: report it"))
+    found = _feedback_headers(message, wanted=wanted, signature=signature)
     if not signature:
         found.append(advice("headers", "the release email is not DKIM-signed, so providers trust none of its headers",
                             "set [dkim] domain, selector and key_file (pressroom doctor --dns checks the published key)"))
@@ -224,6 +216,20 @@ def message_findings(raw: bytes, *, settings: Settings) -> list[Finding]:
     if not any(not f.ok for f in found):
         present = ", ".join(h for h in wanted if h in message)
         found.insert(0, ok("headers", f"the release email carries {present}" + (" under its DKIM signature" if signature else "")))
+    return found
+
+
+def _feedback_headers(message: Message, *, wanted: list[str], signature: str) -> list[Finding]:
+    """A problem for each wanted header that is missing, or present but outside the DKIM signature."""
+    signed = {name.strip().lower() for name in (re.search(r"\bh=([^;]+)", re.sub(r"\s+", "", signature)) or [None, ""])[1].split(":") if name}
+    found = []
+    for header in wanted:
+        if header not in message:
+            found.append(problem("headers", f"the release email has no {header} header",
+                                 "this is a bug in the templates or message builder: report it"))
+        elif signature and header.lower() not in signed:
+            found.append(problem("headers", f"{header} is not covered by the DKIM signature: providers ignore it",
+                                 "this is a bug in the message builder: report it"))
     return found
 
 
@@ -244,15 +250,25 @@ def check_sample_data(settings: Settings) -> list[Finding]:
     if example_org.exists():
         found.append(_sample(settings, f"{example_org} is the fictional example organisation",
                           "delete it (and its logo), or replace it with a real partner, and remove it from any release's issuers"))
+    found += _example_settings(settings) + _example_contacts(settings, besides=example_org)
+    return found or [ok("sample-data", "no sample subscribers, example organisation or example address in place")]
+
+
+def _example_settings(settings: Settings) -> list[Finding]:
+    """Example addresses left in pressroom.toml."""
     addresses = [("email.sender", settings.email.sender), ("email.reply_to", settings.email.reply_to),
                  ("email.return_path", settings.email.return_path), ("email.complaints_address", settings.email.complaints_address),
                  *[("email.editors", a) for a in settings.email.editors], *[("ops.notify", a) for a in settings.ops.notify]]
-    for where, address in addresses:
-        if address and _EXAMPLE.search(address):
-            found.append(_sample(settings, f"{where} = {address!r} is an example address", "write your real address in pressroom.toml"))
+    return [_sample(settings, f"{where} = {address!r} is an example address", "write your real address in pressroom.toml")
+            for where, address in addresses if address and _EXAMPLE.search(address)]
+
+
+def _example_contacts(settings: Settings, *, besides: Path) -> list[Finding]:
+    """Example addresses in the organisation files (``besides``, the example organisation, is reported whole)."""
     organisations = settings.path("content") / "organisations"
+    found = []
     for file in sorted(organisations.glob("*.yaml")) if organisations.is_dir() else []:
-        if file == example_org:
+        if file == besides:
             continue
         text = file.read_text(encoding="utf-8", errors="replace")
         for number, line in enumerate(text.splitlines(), 1):
@@ -260,7 +276,7 @@ def check_sample_data(settings: Settings) -> list[Finding]:
             if found_address and _EXAMPLE.search(found_address.group()):
                 found.append(_sample(settings, f"{file}:{number}: {found_address.group()!r} is an example address",
                                   "write the organisation's real contact address"))
-    return found or [ok("sample-data", "no sample subscribers, example organisation or example address in place")]
+    return found
 
 
 def _sample(settings: Settings, message: str, hint: str) -> Finding:
@@ -309,7 +325,7 @@ def run_doctor(*, settings: Settings, checks: list[Callable[[Settings], list[Fin
             found += check(settings)
         except PressroomError as exc:
             found.append(_from_error(name, exc))
-        except (OSError, socket.timeout) as exc:
+        except OSError as exc:  # a timeout included
             found.append(_problem(name, str(exc), "see the message above"))
     return found
 

@@ -320,32 +320,49 @@ def check_dmarc(settings: Settings, dns: Dns) -> list[Finding]:
     tags = result.get("tags", {})
     policy = tags.get("p", {}).get("value", "none")
     raw = _tags(record)
-    found = []
-    for tag, meaning in _REMOVED_TAGS.items():
-        if tag in raw:
-            found.append(problem("dmarc", f"the DMARC record at {where} uses {tag}={raw[tag]}, a tag RFC 9989 (2026)"
-                                 f" removed: {meaning.format(value=raw[tag])}", f"remove {tag}={raw[tag]} from the record"
-                                 + ("; to try a policy without enforcing it, add t=y instead" if tag == "pct" else "")))
+    found = _removed_tags(where, raw)
     reports = [uri.get("address") or uri.get("uri", "") for uri in tags.get("rua", {}).get("value", []) or []]
     if not reports:
         found.append(problem("dmarc", f"the DMARC record at {where} has no rua: nobody receives the daily reports that"
                              " show which servers send as your domain and whether they pass",
                              f"add rua=mailto:dmarc-reports@{from_domain} (a mailbox someone reads, or a DMARC report service)"))
-    if policy == "none":
-        found.append(advice("dmarc", f"{where}: p=none asks receivers to do nothing with mail that fails DMARC",
-                            "fine while you read the reports; once they show only your own servers, set p=quarantine"))
     testing = tags.get("t", {}).get("value", "n") == "y" or raw.get("t", "").lower() == "y"
-    if testing and policy != "none":
-        found.append(advice("dmarc", f"{where}: t=y puts p={policy} in test mode (RFC 9989): receivers do not apply it",
-                            "remove t=y when the reports show all your mail passing"))
-    for text in result.get("warnings", []):
-        if not any(f"the {tag} tag" in text for tag in _REMOVED_TAGS) and "p tag value of none" not in text and "rua tag" not in text:
-            found.append(advice("dmarc", f"{where}: {text}", "checkdmarc's remark on the DMARC record"))
+    found += _policy_advice(where, policy=policy, testing=testing)
+    found += _remarks(where, result.get("warnings", []))
     if not any(not f.ok for f in found):
         found.insert(0, ok("dmarc", f"{where}: p={policy}{' (test mode)' if testing else ''},"
                            f" reports to {', '.join(reports)}"))
     found += _alignment(settings, dns, from_domain, tags)
     return found
+
+
+def _policy_advice(where: str, *, policy: str, testing: bool) -> list[Finding]:
+    """A policy that asks receivers to do nothing, or one in test mode, is advice: fine while reading the reports."""
+    if policy == "none":
+        return [advice("dmarc", f"{where}: p=none asks receivers to do nothing with mail that fails DMARC",
+                       "fine while you read the reports; once they show only your own servers, set p=quarantine")]
+    if testing:
+        return [advice("dmarc", f"{where}: t=y puts p={policy} in test mode (RFC 9989): receivers do not apply it",
+                       "remove t=y when the reports show all your mail passing")]
+    return []
+
+
+def _removed_tags(where: str, raw: dict[str, str]) -> list[Finding]:
+    """A problem for each tag of the record that RFC 9989 removed, with what it meant."""
+    return [
+        problem("dmarc", f"the DMARC record at {where} uses {tag}={raw[tag]}, a tag RFC 9989 (2026)"
+                f" removed: {meaning.format(value=raw[tag])}", f"remove {tag}={raw[tag]} from the record"
+                + ("; to try a policy without enforcing it, add t=y instead" if tag == "pct" else ""))
+        for tag, meaning in _REMOVED_TAGS.items()
+        if tag in raw
+    ]
+
+
+def _remarks(where: str, warnings: list[str]) -> list[Finding]:
+    """checkdmarc's other remarks on the record (what doctor says itself, about removed tags, p=none and rua, left out)."""
+    said = ("p tag value of none", "rua tag", *(f"the {tag} tag" for tag in _REMOVED_TAGS))
+    return [advice("dmarc", f"{where}: {text}", "checkdmarc's remark on the DMARC record")
+            for text in warnings if not any(phrase in text for phrase in said)]
 
 
 def _alignment(settings: Settings, dns: Dns, from_domain: str, tags: dict) -> list[Finding]:

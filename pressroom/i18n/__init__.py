@@ -42,7 +42,7 @@ __all__ = [
 _LOCALE = Path(__file__).resolve().parent / "locale"  # the shipped catalogues: en, de, fr
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention Babel's extractor looks for
+def N_(message: str) -> str:  # the gettext convention Babel's extractor looks for
     """Mark a message for extraction where it is defined; it is translated where it is shown."""
     return message
 

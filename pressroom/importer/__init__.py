@@ -22,9 +22,11 @@ from datetime import datetime
 from pathlib import Path
 
 from pressroom.errors import DocumentError
-from pressroom.importer.guess import Draft, Guess, analyse, organisation_stub
+from pressroom.importer.draft import Draft, Guess
+from pressroom.importer.guess import analyse
 from pressroom.importer.readers import SUFFIXES, read_document
-from pressroom.organisations import load_organisations
+from pressroom.importer.sections import organisation_stub
+from pressroom.organisations import Organisations, load_organisations
 from pressroom.releases import load_releases
 from pressroom.settings import Settings
 from pressroom.text import LANGUAGE_RE, SLUG_RE, slugify
@@ -77,6 +79,43 @@ def import_document(
     draft says it came from (default: the file's).
     """
     source = Path(source)
+    source_name = source_name or source.name
+    organisations = _checked_options(source, settings=settings, slug=slug, language=language, issuers=issuers)
+    blocks, note = read_document(source)
+    draft = analyse(blocks, organisations=organisations, zone=settings.site.tz, now=now, issuers=issuers)
+    if note:
+        draft.guesses.insert(0, Guess("encoding", note))
+    language = language or settings.site.language
+    foreign = language if language != settings.site.language else None  # written in another language than the site's
+    chosen = slug or _slug_for("" if draft.title_stand_in else draft.title, source_name)
+    releases = settings.releases_dir
+    existing = releases / chosen / "index.md"
+    if foreign and existing.is_file():
+        return _write_translation(draft, settings=settings, source=source, source_name=source_name,
+                                  folder=existing.parent, language=foreign, now=now)
+    if foreign and (releases / f"{chosen}.md").is_file():
+        raise DocumentError(
+            f"content/releases/{chosen}.md is a single file: a translation needs its release in a bundle folder", path=source,
+            hint=f"move it to content/releases/{chosen}/index.md (the slug stays the same), then import again",
+        )
+    folder = _claim(releases, chosen, free=free_slug, source=source)
+    _guess_slug(draft, folder=folder, chosen=chosen, given=slug)
+    if foreign:
+        draft.guess("language", f"{language}: a release of its own (no release {chosen} to be a translation of)")
+    text = _front_matter(draft, source_name=source_name, now=now, settings=settings, language=foreign)
+    try:
+        files = _write_files(folder, "index.md", text, draft)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return ImportResult(source=source, path=folder / "index.md", slug=folder.name, title=draft.title, translation=None,
+                        guesses=draft.guesses, files=files, unmatched=draft.unmatched)
+
+
+def _checked_options(
+    source: Path, *, settings: Settings, slug: str | None, language: str | None, issuers: Sequence[str]
+) -> Organisations:
+    """Refuse a bad --slug, --language or --issuers before anything is read; the site's organisations."""
     if slug is not None and not SLUG_RE.fullmatch(slug):
         raise DocumentError(f"--slug {slug!r} is not a valid slug", path=source,
                             hint="use lowercase letters, digits and single hyphens, e.g. cluster-hub-launch")
@@ -89,42 +128,16 @@ def import_document(
         known = ", ".join(sorted(organisations.by_id)) or "none yet"
         raise DocumentError(f"--issuers {unknown[0]!r}: there is no content/organisations/{unknown[0]}.yaml", path=source,
                             hint=f"name an organisation by its file name; known: {known}")
-    blocks, note = read_document(source)
-    draft = analyse(blocks, organisations=organisations, zone=settings.site.tz, now=now, issuers=issuers)
-    if note:
-        draft.guesses.insert(0, Guess("encoding", note))
-    site_language = settings.site.language
-    language = language or site_language
-    chosen = slug or _slug_for("" if draft.title_stand_in else draft.title, source_name or source.name)
-    releases = settings.releases_dir
-    existing = releases / chosen / "index.md"
-    translation = language if language != site_language and existing.is_file() else None
-    if translation is not None:
-        return _write_translation(draft, settings=settings, source=source, source_name=source_name or source.name,
-                                  folder=existing.parent, language=translation, now=now)
-    if language != site_language and (releases / f"{chosen}.md").is_file():
-        raise DocumentError(
-            f"content/releases/{chosen}.md is a single file: a translation needs its release in a bundle folder", path=source,
-            hint=f"move it to content/releases/{chosen}/index.md (the slug stays the same), then import again",
-        )
-    folder = _claim(releases, chosen, free=free_slug, source=source)
+    return organisations
+
+
+def _guess_slug(draft: Draft, *, folder: Path, chosen: str, given: str | None) -> None:
     if folder.name != chosen:
         draft.guess("slug", f"{chosen} is taken by another release: this draft is {folder.name}", warning=True)
-    elif slug:
+    elif given:
         draft.guess("slug", "from --slug")
     else:
         draft.guess("slug", f"{folder.name}, from the {'title' if draft.title and not draft.title_stand_in else 'file name'}")
-    if language != site_language:
-        draft.guess("language", f"{language}: a release of its own (no release {chosen} to be a translation of)")
-    text = _front_matter(draft, source_name=source_name or source.name, now=now, settings=settings,
-                         language=language if language != site_language else None)
-    try:
-        files = _write_files(folder, "index.md", text, draft)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return ImportResult(source=source, path=folder / "index.md", slug=folder.name, title=draft.title, translation=None,
-                        guesses=draft.guesses, files=files, unmatched=draft.unmatched)
 
 
 def check_draft(result: ImportResult, *, settings: Settings) -> CheckResult:
@@ -268,18 +281,28 @@ def _front_matter(draft: Draft, *, source_name: str, now: datetime, settings: Se
         lines.append(f"issuers: [{', '.join(draft.issuers)}]")
     for name in draft.unmatched:
         lines.append(f"# not an issuer yet: {name} (no {organisation_stub(name)[0]})")
+    lines += _hero_lines(draft) + _contact_lines(draft)
+    lines.append("---")
+    return "\n".join(lines) + "\n\n" + draft.body
+
+
+def _hero_lines(draft: Draft) -> list[str]:
     todo_alt = '""  # TODO: say what the picture shows, for people who cannot see it'
     if draft.hero is not None:
         alt = f"{_quote(draft.hero.alt)}" if draft.hero.alt else todo_alt
-        lines += ["hero:", f"  src: {draft.hero.name}", f"  alt: {alt}"]
-    elif draft.hero_inherited:
-        lines += ["hero:", f"  alt: {todo_alt}"]
-    if draft.contacts:
-        lines.append("contacts:")
-        for contact in draft.contacts:
-            first = True
-            for key, value in contact.items():
-                lines.append(f"  {'- ' if first else '  '}{key}: {_quote(value)}")
-                first = False
-    lines.append("---")
-    return "\n".join(lines) + "\n\n" + draft.body
+        return ["hero:", f"  src: {draft.hero.name}", f"  alt: {alt}"]
+    if draft.hero_inherited:
+        return ["hero:", f"  alt: {todo_alt}"]
+    return []
+
+
+def _contact_lines(draft: Draft) -> list[str]:
+    if not draft.contacts:
+        return []
+    lines = ["contacts:"]
+    for contact in draft.contacts:
+        first = True
+        for key, value in contact.items():
+            lines.append(f"  {'- ' if first else '  '}{key}: {_quote(value)}")
+            first = False
+    return lines

@@ -124,18 +124,9 @@ def _chunk_blocks(chunk: list[str], *, folder: Path | None, pictures: dict[str, 
     kind = ""
 
     def flush() -> None:
-        if not run:
-            return
-        if kind == "list":
-            indent = min(len(line) - len(line.lstrip()) for line in run)
-            blocks.append(Block("list", [_list_line(line[indent:]) for line in run]))
-        elif kind == "quote":
-            blocks.append(Block("quote", [re.sub(r"^\s*>\s?", "", line) for line in run]))
-        elif kind == "table":
-            blocks.append(Block("table", [line.strip() for line in run]))
-        else:
-            blocks.append(Block("paragraph", [line.strip() for line in run]))
-        run.clear()
+        if run:
+            blocks.append(_run_block(kind, run))
+            run.clear()
 
     for line in chunk:
         if _RULE.match(line):
@@ -156,22 +147,36 @@ def _chunk_blocks(chunk: list[str], *, folder: Path | None, pictures: dict[str, 
             found = _local_picture(picture.group(2), picture.group(1), folder, pictures)
             blocks.append(Block("picture", [], picture=found) if found else Block("paragraph", [line.strip()]))
             continue
-        if _BULLET.match(line) or _NUMBERED.match(line):
-            line_kind = "list"
-        elif line.lstrip().startswith(">"):
-            line_kind = "quote"
-        elif line.lstrip().startswith("|"):
-            line_kind = "table"
-        elif kind == "list" and line.startswith(" "):
-            line_kind = "list"  # an item's continuation
-        else:
-            line_kind = "paragraph"
+        line_kind = _line_kind(line, after=kind)
         if line_kind != kind:
             flush()
             kind = line_kind
         run.append(line)
     flush()
     return blocks
+
+
+def _line_kind(line: str, *, after: str) -> str:
+    """What block a line of text belongs to: list, quote, table or paragraph (``after``: the kind of the line above)."""
+    if _BULLET.match(line) or _NUMBERED.match(line):
+        return "list"
+    if line.lstrip().startswith(">"):
+        return "quote"
+    if line.lstrip().startswith("|"):
+        return "table"
+    if after == "list" and line.startswith(" "):
+        return "list"  # an item's continuation
+    return "paragraph"
+
+
+def _run_block(kind: str, run: list[str]) -> Block:
+    """The block a run of lines of one kind makes."""
+    if kind == "list":
+        indent = min(len(line) - len(line.lstrip()) for line in run)
+        return Block("list", [_list_line(line[indent:]) for line in run])
+    if kind == "quote":
+        return Block("quote", [re.sub(r"^\s*>\s?", "", line) for line in run])
+    return Block(kind if kind == "table" else "paragraph", [line.strip() for line in run])
 
 
 def _list_line(line: str) -> str:

@@ -3,66 +3,24 @@
 The kicker ("PRESS RELEASE") and the dateline ("Brussels, 30 July 2024 –") go, and the date is
 kept; the first heading (or a first line that reads like one) is the title; the contact block
 becomes ``contacts`` and the partners section ``issuers``; a statement after "said:" becomes a
-quote; the largest picture becomes the hero. Every one of these is a :class:`Guess` that the
-person importing reads, because each can be wrong.
+quote; the largest picture becomes the hero. Every one of these is a
+:class:`~pressroom.importer.draft.Guess` that the person importing reads, because each can be wrong.
+The partners section and the contact block are read in :mod:`pressroom.importer.sections`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pressroom.importer.blocks import Block, Picture, linkify_markdown, plain
+from pressroom.importer.draft import Draft
+from pressroom.importer.sections import EMAIL, find_contacts, find_partners
 from pressroom.organisations import Organisations
-from pressroom.text import slugify
 
-__all__ = ["Draft", "Guess", "analyse", "organisation_stub"]
-
-
-@dataclass(frozen=True)
-class Guess:
-    """One thing the importer decided, in the words it prints: ``title: from the first heading``."""
-
-    field: str
-    text: str
-    todo: bool = False  # a person must still do something before the draft can go out
-    warning: bool = False
-
-    def line(self) -> str:
-        mark = "TODO: " if self.todo else "warning: " if self.warning else ""
-        return f"{self.field}: {mark}{self.text}"
-
-
-@dataclass
-class Draft:
-    """The front matter and body guessed from a document."""
-
-    title: str = ""
-    title_stand_in: bool = False  # made from the opening line: a person writes the real one
-    summary: str = ""
-    date: datetime | None = None  # wall-clock time in the site time zone, as front matter writes it
-    contacts: list[dict[str, str]] = field(default_factory=list)
-    issuers: list[str] = field(default_factory=list)
-    unmatched: list[str] = field(default_factory=list)
-    hero: Picture | None = None
-    hero_inherited: bool = False  # a translation shows the release's picture: it writes only the alt text
-    pictures: list[Picture] = field(default_factory=list)  # every picture to save, the hero first
-    blocks: list[Block] = field(default_factory=list)
-    guesses: list[Guess] = field(default_factory=list)
-
-    def guess(self, name: str, text: str, *, todo: bool = False, warning: bool = False) -> None:
-        self.guesses.append(Guess(name, text, todo=todo, warning=warning))
-
-    @property
-    def body(self) -> str:
-        return "\n\n".join(block.markdown() for block in self.blocks) + "\n"
+__all__ = ["analyse"]
 
 
 # --------------------------------------------------------------------------- dates
@@ -134,32 +92,11 @@ _KICKER = re.compile(
 _EMBARGO = re.compile(r"^(?:strictly\s+)?(?:under\s+)?(?:embargo(?:ed)?|sperrfrist)\b\s*(?:until|till|to|bis|jusqu[’']au)?\s*[:-]?\s*(?P<rest>.+)$",
                       re.IGNORECASE)
 _END = re.compile(r"^(?:#{3}|-{1,3}\s*ends?\s*-{1,3}|[–—]\s*ends?\s*[–—]|ends|end|\*{3})$", re.IGNORECASE)
-_CONTACTS = re.compile(
-    r"^(?:(?:media|press|pr|communications?)\s+)?(?:contacts?|enquiries|inquiries|office)"
-    r"(?:\s+(?:persons?|details|information|for\s+(?:the\s+)?(?:media|press|journalists)))?"
-    r"|for\s+(?:media|press)\s+(?:enquiries|inquiries|information)|for\s+(?:more|further)\s+information(?:,?\s+please\s+contact)?"
-    r"|pressekontakte?|kontakt|ansprechpartner(?:in)?|contacts?\s+(?:presse|médias?)|perscontact|contatti\s+stampa$",
-    re.IGNORECASE)
-_PARTNERS = re.compile(
-    r"^(?:projects?\s+involved|(?:project\s+|consortium\s+)?partners?(?:\s+projects?)?|consortium(?:\s+(?:members|partners))?"
-    r"|participating\s+(?:projects|partners|organi[sz]ations)|co-?issuers|beteiligte\s+(?:projekte|partner)|projektpartner"
-    r"|partenaires?|projets?\s+impliqués?)$", re.IGNORECASE)
-# Where a partners or contact section ends: the About texts and notes that follow it, a closing line.
-_SECTION_END = re.compile(r"^(?:about\b|über\b|à propos\b|notes?\s+(?:to|for)\s+editors|reach us|follow us|find out more|learn more)", re.IGNORECASE)
-_EMAIL = re.compile(r"(?:mailto:)?([\w.+'-]+@[\w-]+(?:\.[\w-]+)+)")
-_PHONE = re.compile(r"(?:\b(?:tel|phone|telephone|mobile|mob|cell|gsm|t|m|p|tél|telefon|handy)\.?\s*[:.]?\s*)?"
-                    r"(\+?\(?\d[\d\s().\/-]{5,}\d)", re.IGNORECASE)
-_PHONE_LABEL = re.compile(r"^\s*(?:tel|phone|telephone|mobile|mob|cell|gsm|t|m|p|tél|telefon|handy)\.?\s*[:.]", re.IGNORECASE)
-_FAX = re.compile(r"\bfax\b", re.IGNORECASE)
-_LABEL = re.compile(r"^\s*(?:e-?mail|mail|name|role|position|organi[sz]ation|company|web(?:site)?)\s*[:.]\s*", re.IGNORECASE)
 _AUTO_ALT = re.compile(r"description automatically generated|automatically generated description|automatisch generierte beschreibung"
                        r"|description générée automatiquement", re.IGNORECASE)
 # Quote marks Word writes (English, German, French and straight) around a statement.
 _QUOTED = re.compile(r"^(?P<intro>.{10,}?:)\s+(?P<quote>[*_]{0,2}[“„«\"‘‚].{40,}[”“»\"’‘][*_]{0,2})$")
 
-
-def _heading_text(line: str) -> str:
-    return plain(line).strip().rstrip(":").strip()
 
 
 # --------------------------------------------------------------------------- the analysis
@@ -170,8 +107,8 @@ def analyse(blocks: list[Block], *, organisations: Organisations, zone: ZoneInfo
     """Guess a draft's front matter from ``blocks`` and keep the rest as its body."""
     draft = Draft(blocks=[block for block in blocks if not _is_end_marker(block)])
     _lead(draft, zone)
-    _partners(draft, organisations=organisations, given=issuers)
-    _contacts(draft)
+    find_partners(draft, organisations=organisations, given=issuers)
+    find_contacts(draft)
     _quotes(draft)
     _pictures(draft)
     for block in draft.blocks:
@@ -196,6 +133,17 @@ def _take_line(draft: Draft, index: int) -> str:
 
 def _lead(draft: Draft, zone: ZoneInfo) -> None:
     """Kicker, embargo line and dateline above the title; the title; a subtitle; a dateline under them."""
+    index, dateline_seen = _above_title(draft, zone)
+    _title(draft, index)
+    if not draft.title:
+        _stand_in_title(draft)
+    if not dateline_seen and draft.date is None:
+        _dateline_below(draft, index, zone)
+
+
+def _above_title(draft: Draft, zone: ZoneInfo) -> tuple[int, bool]:
+    """Take the kicker, embargo and dateline lines above the title: where the title may start, and whether a
+    dateline was among them."""
     dateline_seen = False
     index = 0  # a letterhead logo may come first: the lines above the title are read past pictures
     while index < len(draft.blocks):
@@ -222,43 +170,55 @@ def _lead(draft: Draft, zone: ZoneInfo) -> None:
             _take_line(draft, index)
             continue
         break
-    if index < len(draft.blocks):
-        block = draft.blocks[index]
-        first = plain(block.lines[0]) if block.lines else ""
-        if block.kind == "heading":
-            draft.title = first
+    return index, dateline_seen
+
+
+def _title(draft: Draft, index: int) -> None:
+    """The first heading (and a heading under it as the summary), or a first line that reads like a title."""
+    if index >= len(draft.blocks):
+        return
+    block = draft.blocks[index]
+    first = plain(block.lines[0]) if block.lines else ""
+    if block.kind == "heading":
+        draft.title = first
+        _take_line(draft, index)
+        draft.guess("title", "from the first heading")
+        following = draft.blocks[index] if index < len(draft.blocks) else None
+        if following is not None and following.kind == "heading" and following.level >= block.level:
+            draft.summary = plain(following.lines[0])
             _take_line(draft, index)
-            draft.guess("title", "from the first heading")
-            following = draft.blocks[index] if index < len(draft.blocks) else None
-            if following is not None and following.kind == "heading" and following.level >= block.level:
-                draft.summary = plain(following.lines[0])
-                _take_line(draft, index)
-                draft.guess("summary", "from the subtitle under the title")
-        elif block.kind == "paragraph" and _title_like(first):
-            draft.title = first
-            _take_line(draft, index)
-            draft.guess("title", "from the first line")
-    if not draft.title:
-        opening = next((plain(b.lines[0]) for b in draft.blocks if b.kind == "paragraph" and b.lines), "")
-        draft.title = _title_from(opening)
-        draft.title_stand_in = bool(draft.title)
-        if draft.title:
-            draft.guess("title", f'from the first line, shortened: the document has no heading ("{draft.title}"):'
-                        " write a better one in index.md", todo=True)
-        else:
-            draft.guess("title", "none found: write one in index.md", todo=True)
-    if not dateline_seen and draft.date is None:
-        for position, block in enumerate(draft.blocks[index:index + 3], start=index):
-            if block.kind != "paragraph":
-                continue
-            text = block.lines[0]
-            rest = _dateline(draft, plain(text), zone, markdown=text)
-            if rest is not None:
-                if rest:
-                    block.lines[0] = rest
-                else:
-                    _take_line(draft, position)
-                break
+            draft.guess("summary", "from the subtitle under the title")
+    elif block.kind == "paragraph" and _title_like(first):
+        draft.title = first
+        _take_line(draft, index)
+        draft.guess("title", "from the first line")
+
+
+def _stand_in_title(draft: Draft) -> None:
+    """No title: the opening line's first sentence stands in, and the writer is asked for a real one."""
+    opening = next((plain(b.lines[0]) for b in draft.blocks if b.kind == "paragraph" and b.lines), "")
+    draft.title = _title_from(opening)
+    draft.title_stand_in = bool(draft.title)
+    if draft.title:
+        draft.guess("title", f'from the first line, shortened: the document has no heading ("{draft.title}"):'
+                    " write a better one in index.md", todo=True)
+    else:
+        draft.guess("title", "none found: write one in index.md", todo=True)
+
+
+def _dateline_below(draft: Draft, index: int, zone: ZoneInfo) -> None:
+    """A dateline opening one of the first three paragraphs under the title gives the date."""
+    for position, block in enumerate(draft.blocks[index:index + 3], start=index):
+        if block.kind != "paragraph":
+            continue
+        text = block.lines[0]
+        rest = _dateline(draft, plain(text), zone, markdown=text)
+        if rest is not None:
+            if rest:
+                block.lines[0] = rest
+            else:
+                _take_line(draft, position)
+            break
 
 
 _TITLE_WORDS = 12
@@ -275,7 +235,7 @@ def _title_from(opening: str) -> str:
 
 
 def _title_like(line: str) -> bool:
-    return 3 <= len(line) <= 200 and not line.endswith((".", ",", ";", ":")) and not _EMAIL.search(line)
+    return 3 <= len(line) <= 200 and not line.endswith((".", ",", ";", ":")) and not EMAIL.search(line)
 
 
 def _dateline(draft: Draft, text: str, zone: ZoneInfo, *, whole: bool = False, markdown: str | None = None) -> str | None:
@@ -314,223 +274,6 @@ def _embargo(draft: Draft, line: str, rest: str, zone: ZoneInfo) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------- partners and contacts
-
-
-def _find_section(draft: Draft, pattern: re.Pattern[str]) -> tuple[int, int, str] | None:
-    """The block and line where a section named by ``pattern`` starts, and what follows its name on that line."""
-    for index, block in enumerate(draft.blocks):
-        if block.kind not in ("paragraph", "heading"):
-            continue
-        for number, line in enumerate(block.lines):
-            text = plain(line)
-            name, colon, rest = text.partition(":")
-            if pattern.fullmatch(_heading_text(text)):
-                return index, number, ""
-            if colon and rest.strip() and pattern.fullmatch(name.strip()):
-                return index, number, rest.strip()
-    return None
-
-
-def _section(draft: Draft, start: tuple[int, int, str], stop: re.Pattern[str]) -> tuple[list[str], list[Picture]]:
-    """Cut a section out of the body: its name's line and what follows until the next heading, a long line
-    of prose or another section; returns those lines (plain text) and the pictures among them."""
-    index, number, rest = start
-    block = draft.blocks[index]
-    lines = [rest] if rest else []
-    pictures: list[Picture] = []
-    after = block.lines[number + 1:]
-    taken = 0
-    for line in after:
-        if _ends_section(plain(line), stop):
-            break
-        lines.append(plain(line))
-        taken += 1
-    kept = [part for part in (block.lines[:number], after[taken:]) if part]
-    replacement = [Block(block.kind, part, level=block.level, hard_breaks=block.hard_breaks) for part in kept]
-    position = index + 1
-    while taken == len(after) and position < len(draft.blocks):
-        following = draft.blocks[position]
-        if following.kind in ("heading", "code"):
-            break
-        if following.kind == "picture" and following.picture is not None:
-            pictures.append(following.picture)
-        elif following.kind == "table":
-            pictures += following.pictures
-            rows = following.lines[:1] + following.lines[2:]
-            lines += [plain(cell) for row in rows for cell in row.strip().strip("|").split(" | ")]
-        else:
-            texts = following.plain_lines
-            if any(_ends_section(text, stop) for text in texts):
-                break
-            lines += [re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", text) for text in texts]
-        position += 1
-    draft.blocks[index:position] = replacement
-    return [line for line in lines if line.strip()], pictures
-
-
-def _ends_section(text: str, stop: re.Pattern[str]) -> bool:
-    return len(text) > 120 or bool(_SECTION_END.match(text)) or bool(stop.fullmatch(_heading_text(text)))
-
-
-def _key(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
-    words = re.sub(r"[^a-z0-9]+", " ", ascii_text).split()
-    if words and words[0] == "the":
-        words = words[1:]
-    if len(words) > 1 and words[-1] in ("project", "projekt", "projet", "progetto", "proyecto"):
-        words = words[:-1]
-    return " ".join(words)
-
-
-def _organisation_keys(organisations: Organisations) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for ident, organisation in organisations.by_id.items():
-        names = [ident.replace("-", " "), organisation.name, organisation.short_name,
-                 re.split(r"\s+[—–-]\s+|\s*\(", organisation.name)[0]]
-        host = urlsplit(organisation.website).hostname or ""
-        names.append(host.removeprefix("www.").rpartition(".")[0])
-        for name in names:
-            if _key(name):
-                keys.setdefault(_key(name), ident)
-    for ident in organisations.problems:
-        keys.setdefault(_key(ident.replace("-", " ")), ident)
-    return keys
-
-
-def _partner_names(lines: list[str]) -> list[str]:
-    names: list[str] = []
-    for line in lines:
-        line = re.sub(r"(?:https?://|www\.)\S+", "", line)
-        parts = re.split(r"\s*[,;•|]\s*|\s+and\s+(?=[^,]*$)", line) if re.search(r"[,;•|]", line) else [line]
-        for part in parts:
-            name = part.strip(" \t-–—:.").strip()
-            if name and len(name) <= 80 and name not in names:
-                names.append(name)
-    return names
-
-
-def _partners(draft: Draft, *, organisations: Organisations, given: Sequence[str]) -> None:
-    start = _find_section(draft, _PARTNERS)
-    names: list[str] = []
-    heading = ""
-    if start is not None:
-        heading = _heading_text(draft.blocks[start[0]].lines[start[1]])
-        lines, logos = _section(draft, start, _CONTACTS)
-        names = _partner_names(lines)
-        if logos:
-            what = "its logo" if len(logos) == 1 else f"its {len(logos)} logos"
-            draft.guess("pictures", f"left out {what} of the {heading} section: issuers' logos come from content/organisations/")
-    if given:
-        draft.issuers = list(dict.fromkeys(given))
-        draft.unmatched = []
-        named = f' (the {heading} section names: {", ".join(names)})' if names else ""
-        draft.guess("issuers", f"from --issuers{named}")
-        return
-    if start is None:
-        draft.guess("issuers", "no partners section (\"PROJECTS INVOLVED\", \"Partners\", \"Consortium\"): none")
-        return
-    keys = _organisation_keys(organisations)
-    for name in names:
-        candidates = [name, re.split(r"\s*\(", name)[0], *re.findall(r"\(([^)]+)\)", name)]
-        ident = next((keys[_key(c)] for c in candidates if _key(c) in keys), None)
-        if ident is None:
-            draft.unmatched.append(name)
-        elif ident not in draft.issuers:
-            draft.issuers.append(ident)
-    if not names:
-        # The section's logos did not survive the copy out of Word: the organisations the text names are the best evidence.
-        text = " ".join(" ".join(block.plain_lines) for block in draft.blocks)
-        for ident, organisation in organisations.by_id.items():
-            for name in {organisation.name, organisation.short_name, re.split(r"\s+[—–-]\s+|\s*\(", organisation.name)[0]}:
-                if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text):
-                    draft.issuers.append(ident)
-                    break
-        found = ", ".join(draft.issuers) or "none"
-        draft.guess("issuers", f"the {heading} section names no one (its logos do not come through as text); "
-                    f"named in the text: {found}")
-        return
-    unmatched = ", ".join(f'"{name}"' for name in draft.unmatched)
-    draft.guess("issuers", f"matched {len(draft.issuers)}, unmatched {len(draft.unmatched)}" + (f": {unmatched}" if unmatched else ""))
-    for name in draft.unmatched:
-        path, _ = organisation_stub(name)
-        draft.guess("issuers", f'"{name}" has no organisation file: create {path} (name, logo, website), '
-                    f"then add {Path(path).stem} to issuers", todo=True)
-
-
-def _contacts(draft: Draft) -> None:
-    start = _find_section(draft, _CONTACTS)
-    if start is None:
-        return
-    heading = _heading_text(draft.blocks[start[0]].lines[start[1]]).partition(":")[0]
-    saved = list(draft.blocks)
-    lines, _ = _section(draft, start, _PARTNERS)
-    contacts = _parse_contacts(lines)
-    if not contacts:  # no address and no phone number under it: a sentence about contact, left in the text
-        draft.blocks = saved
-        return
-    draft.contacts = contacts
-    names = "; ".join(", ".join(value for value in contact.values() if value) for contact in contacts)
-    draft.guess("contacts", f'{len(contacts)} from the "{heading}" block: {names}')
-    for contact in contacts:
-        if not contact.get("name"):
-            contact["name"] = contact.get("organisation") or "Press office"
-            draft.guess("contacts", f'no name for {contact.get("email") or contact.get("phone")}: wrote "{contact["name"]}"',
-                        warning=True)
-
-
-def _parse_contacts(lines: list[str]) -> list[dict[str, str]]:
-    contacts: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-
-    def close() -> None:
-        if current.get("email") or current.get("phone"):
-            contacts.append({key: current[key] for key in ("name", "role", "organisation", "email", "phone") if current.get(key)})
-        current.clear()
-
-    for raw in lines:
-        line = raw.strip(" \t-–—•|")
-        if not line or _FAX.search(line):
-            continue
-        email = _EMAIL.search(line)
-        phone = _PHONE.search(line)
-        phone_number = None
-        if phone is not None and sum(ch.isdigit() for ch in phone.group(1)) >= 7 and \
-                (phone.group(1).lstrip("(").startswith(("+", "0")) or _PHONE_LABEL.match(line) or phone.group(0) != phone.group(1)):
-            phone_number = " ".join(phone.group(1).split())
-        rest = line
-        if email:
-            rest = rest.replace(email.group(0), " ")
-        if phone_number:
-            rest = rest.replace(phone.group(0), " ")
-        rest = _LABEL.sub("", rest).strip(" ,;|/–—-:")
-        if re.search(r"\d", rest) and not email and not phone_number:
-            continue  # a postal address: the contacts of a release are people, their mail and phone
-        if rest and (current.get("email") or current.get("phone")):
-            close()
-        if rest:
-            parts = [part.strip() for part in re.split(r"\s*[,|]\s*|\s+[–—]\s+", rest) if part.strip()]
-            for part in parts:
-                slot = next((key for key in ("name", "role", "organisation") if not current.get(key)), None)
-                if slot:
-                    current[slot] = part
-        if email and not current.get("email"):
-            current["email"] = email.group(1)
-        if phone_number and not current.get("phone"):
-            current["phone"] = phone_number
-    close()
-    return contacts
-
-
-def organisation_stub(name: str) -> tuple[str, str]:
-    """The file that makes ``name`` an issuer, and the least it must say (there is no command that writes it)."""
-    ident = slugify(name) or "organisation"
-    text = (f"name: {json.dumps(name, ensure_ascii=False)}\n"
-            f"logo: {ident}.png            # the logo, .png or .svg, beside this file\n"
-            "website: https://…          # where the logo links\n")
-    return f"content/organisations/{ident}.yaml", text
-
-
 # --------------------------------------------------------------------------- quotes, pictures, the date
 
 
@@ -552,19 +295,7 @@ def _quotes(draft: Draft) -> None:
 
 
 def _pictures(draft: Draft) -> None:
-    shown: list[Picture] = []
-    for block in list(draft.blocks):
-        if block.kind != "picture" or block.picture is None:
-            continue
-        picture = block.picture
-        if not picture.suffix:
-            draft.blocks.remove(block)
-            draft.guess("pictures", f"left out a picture of type {picture.kind}, which browsers cannot show: "
-                        "save it as PNG or JPEG and add it beside index.md", todo=True)
-        elif any(other.data == picture.data for other in shown):
-            draft.blocks.remove(block)  # the same picture twice: saved once, shown where it came first
-        else:
-            shown.append(picture)
+    shown = _distinct_pictures(draft)
     if not shown:
         return
     # The largest, not the first: a letterhead logo or an icon often comes before the photo.
@@ -588,6 +319,24 @@ def _pictures(draft: Draft) -> None:
             picture.alt = ""
             draft.guess("pictures", f"{picture.name} has no alt text: describe it in index.md (![what it shows]({picture.name}))",
                         todo=True)
+
+
+def _distinct_pictures(draft: Draft) -> list[Picture]:
+    """The pictures a browser can show, each once, in their order; the others leave the body, with a word why."""
+    shown: list[Picture] = []
+    for block in list(draft.blocks):
+        if block.kind != "picture" or block.picture is None:
+            continue
+        picture = block.picture
+        if not picture.suffix:
+            draft.blocks.remove(block)
+            draft.guess("pictures", f"left out a picture of type {picture.kind}, which browsers cannot show: "
+                        "save it as PNG or JPEG and add it beside index.md", todo=True)
+        elif any(other.data == picture.data for other in shown):
+            draft.blocks.remove(block)  # the same picture twice: saved once, shown where it came first
+        else:
+            shown.append(picture)
+    return shown
 
 
 def _dates(draft: Draft, *, zone: ZoneInfo, now: datetime) -> None:

@@ -60,6 +60,30 @@ def read_document(path: Path) -> tuple[list[Block], str]:
     Raises :class:`DocumentError` when the file cannot become a draft; nothing is written either way.
     """
     suffix = path.suffix.lower()
+    _refuse_by_name_and_size(path, suffix)
+    data = path.read_bytes()
+    if suffix == ".txt" or suffix in _MARKDOWN:
+        text, note = _decode(data, path)
+        if suffix in _MARKDOWN and text.lstrip("\ufeff").startswith("---"):
+            raise DocumentError(
+                "the file has front matter already: it is a release, not a document to import", path=path,
+                hint=f"copy it into content/releases/ as {path.stem}.md, and run `pressroom check`",
+            )
+        blocks = text_blocks(text, markdown=suffix in _MARKDOWN, folder=path.parent)
+    else:
+        archive = _open_archive(data, path)
+        blocks = _read_odt(data, archive, path) if suffix == ".odt" else _read_docx(data, archive, path)
+        note = ""
+    if not any(block.kind != "picture" and "".join(block.plain_lines).strip() for block in blocks):
+        raise DocumentError("the document has no text", path=path, hint="is this the right file? save it again with the text in it")
+    return blocks, note
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def _refuse_by_name_and_size(path: Path, suffix: str) -> None:
+    """Refuse, before reading a byte, a file that is missing, of a kind Pressroom does not import, empty or too large."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -81,25 +105,6 @@ def read_document(path: Path) -> tuple[list[Block], str]:
         hint = ("make the pictures smaller (Word: File > Compress Pictures) or send them separately"
                 if suffix in (".docx", ".odt") else "a release's text is much shorter: is this the right file?")
         raise DocumentError(f"the file is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB", path=path, hint=hint)
-    data = path.read_bytes()
-    if suffix == ".txt" or suffix in _MARKDOWN:
-        text, note = _decode(data, path)
-        if suffix in _MARKDOWN and text.lstrip("\ufeff").startswith("---"):
-            raise DocumentError(
-                "the file has front matter already: it is a release, not a document to import", path=path,
-                hint=f"copy it into content/releases/ as {path.stem}.md, and run `pressroom check`",
-            )
-        blocks = text_blocks(text, markdown=suffix in _MARKDOWN, folder=path.parent)
-    else:
-        archive = _open_archive(data, path)
-        blocks = _read_odt(data, archive, path) if suffix == ".odt" else _read_docx(data, archive, path)
-        note = ""
-    if not any(block.kind != "picture" and "".join(block.plain_lines).strip() for block in blocks):
-        raise DocumentError("the document has no text", path=path, hint="is this the right file? save it again with the text in it")
-    return blocks, note
-
-
-# --------------------------------------------------------------------------- refusals
 
 
 def _macros(path: Path) -> DocumentError:
@@ -263,39 +268,24 @@ class _HtmlBlocks:
         return blocks
 
     def _inline(self, children: list, *, in_link: bool = False) -> str:
-        merged: list = []
-        for child in children:
-            # Word splits a bold phrase into runs wherever spelling marks or revisions were: join them back.
-            if (merged and isinstance(child, _Node) and isinstance(merged[-1], _Node)
-                    and child.tag in ("strong", "em", "s") and merged[-1].tag == child.tag):
-                joined = _Node(child.tag, {})
-                joined.children = [*merged[-1].children, *child.children]
-                merged[-1] = joined
-                continue
-            merged.append(child)
-        out: list[str] = []
-        for child in merged:
-            if isinstance(child, str):
-                text = child.replace("\t", " ")
-                out.append(escape(text) if in_link else linkify(text))
-            elif child.tag == "br":
-                out.append(_BREAK)
-            elif child.tag == "img":
-                out.append(f"\x00{child.attrs.get('src', '')}\x00")
-            elif child.tag in ("strong", "b"):
-                out.append(_wrap("**", self._inline(child.children, in_link=in_link)))
-            elif child.tag in ("em", "i"):
-                out.append(_wrap("*", self._inline(child.children, in_link=in_link)))
-            elif child.tag in ("s", "del"):
-                out.append(_wrap("~~", self._inline(child.children, in_link=in_link)))
-            elif child.tag in ("sup", "sub"):
-                inner = self._inline(child.children, in_link=in_link)
-                out.append(f"<{child.tag}>{inner}</{child.tag}>" if inner.strip() else "")
-            elif child.tag == "a":
-                out.append(self._link(child))
-            else:
-                out.append(self._inline(child.children, in_link=in_link))
-        return "".join(out)
+        return "".join(self._inline_one(child, in_link=in_link) for child in _merged_runs(children))
+
+    def _inline_one(self, child: str | _Node, *, in_link: bool) -> str:
+        if isinstance(child, str):
+            text = child.replace("\t", " ")
+            return escape(text) if in_link else linkify(text)
+        if child.tag == "br":
+            return _BREAK
+        if child.tag == "img":
+            return f"\x00{child.attrs.get('src', '')}\x00"
+        if child.tag in _MARKS:
+            return _wrap(_MARKS[child.tag], self._inline(child.children, in_link=in_link))
+        if child.tag in ("sup", "sub"):
+            inner = self._inline(child.children, in_link=in_link)
+            return f"<{child.tag}>{inner}</{child.tag}>" if inner.strip() else ""
+        if child.tag == "a":
+            return self._link(child)
+        return self._inline(child.children, in_link=in_link)
 
     def _link(self, node: _Node) -> str:
         href = node.attrs.get("href", "")
@@ -334,15 +324,18 @@ class _HtmlBlocks:
         lines: list[str] = []
         for number, item in enumerate((c for c in node.children if not isinstance(c, str) and c.tag == "li"), start=1):
             marker = f"{number}. " if node.tag == "ol" else "- "
-            inline = [c for c in item.children if isinstance(c, str) or c.tag not in ("ul", "ol", "p")]
-            texts = [self._inline(c.children) for c in item.children if not isinstance(c, str) and c.tag == "p"]
-            text = " ".join(word_line(_PICTURES.sub("", part).replace(_BREAK, " ")) for part in [self._inline(inline), *texts])
-            text = text.strip()
+            text = self._item_text(item)
             lines.append(f"{indent}{marker}{text}" if text else f"{indent}{marker}".rstrip())
             for child in item.children:
                 if not isinstance(child, str) and child.tag in ("ul", "ol"):
                     lines += self._list(child, indent=indent + " " * len(marker))
         return [line for line in lines if line.strip() not in ("-", "1.")]
+
+    def _item_text(self, item: _Node) -> str:
+        """A list item's own words on one line (its nested lists apart, its pictures left out)."""
+        inline = [c for c in item.children if isinstance(c, str) or c.tag not in ("ul", "ol", "p")]
+        texts = [self._inline(c.children) for c in item.children if not isinstance(c, str) and c.tag == "p"]
+        return " ".join(word_line(_PICTURES.sub("", part).replace(_BREAK, " ")) for part in [self._inline(inline), *texts]).strip()
 
     def _quote(self, node: _Node) -> list[Block]:
         lines: list[str] = []
@@ -359,16 +352,7 @@ class _HtmlBlocks:
         rows: list[list[str]] = []
         pictures: list[Picture] = []
         for row in _descendants(node, "tr"):
-            cells = []
-            for cell in (c for c in row.children if not isinstance(c, str) and c.tag in ("td", "th")):
-                parts = []
-                for index, piece in enumerate(self._inline(cell.children).split("\x00")):
-                    picture = self._picture(piece) if index % 2 else None
-                    if picture is not None:
-                        pictures.append(picture)  # logos in a table, mostly: not shown in the cell
-                    elif not index % 2 and piece.strip():
-                        parts.append(word_line(piece.replace(_BREAK, " ")))
-                cells.append(" ".join(parts).replace("|", "\\|"))
+            cells = [self._cell(cell, pictures) for cell in row.children if not isinstance(cell, str) and cell.tag in ("td", "th")]
             if any(cells):
                 rows.append(cells)
         if not rows:
@@ -378,6 +362,36 @@ class _HtmlBlocks:
         lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
         lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
         return [Block("table", lines, pictures=pictures)]
+
+
+    def _cell(self, cell: _Node, pictures: list[Picture]) -> str:
+        """A table cell's words on one line; its pictures go to ``pictures``."""
+        parts = []
+        for index, piece in enumerate(self._inline(cell.children).split("\x00")):
+            picture = self._picture(piece) if index % 2 else None
+            if picture is not None:
+                pictures.append(picture)  # logos in a table, mostly: not shown in the cell
+            elif not index % 2 and piece.strip():
+                parts.append(word_line(piece.replace(_BREAK, " ")))
+        return " ".join(parts).replace("|", "\\|")
+
+
+# Inline marks as Markdown writes them.
+_MARKS = {"strong": "**", "b": "**", "em": "*", "i": "*", "s": "~~", "del": "~~"}
+
+
+def _merged_runs(children: list) -> list:
+    """Word splits a bold phrase into runs wherever spelling marks or revisions were: join them back."""
+    merged: list = []
+    for child in children:
+        if (merged and isinstance(child, _Node) and isinstance(merged[-1], _Node)
+                and child.tag in ("strong", "em", "s") and merged[-1].tag == child.tag):
+            joined = _Node(child.tag, {})
+            joined.children = [*merged[-1].children, *child.children]
+            merged[-1] = joined
+            continue
+        merged.append(child)
+    return merged
 
 
 def _descendants(node: _Node, tag: str) -> list[_Node]:

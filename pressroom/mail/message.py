@@ -395,50 +395,15 @@ def build_composed(
     """
     html_tokens = {slot: token for (part, slot), token in tokens.items() if part == "html"}
     text_tokens = {slot: token for (part, slot), token in tokens.items() if part == "text"}
-    email = settings.email
-    msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = subject
-    msg["From"] = Address(display_name=clean_name(email.sender_name, links=True), addr_spec=email.sender)
-    if email.reply_to:
-        msg["Reply-To"] = email.reply_to
-    for name, value in (headers or {}).items():
-        msg[name] = value
-    msg["Date"] = format_datetime(_PLACEHOLDER_DATE)
-    mailto = ""
-    if bulk:
-        list_id = email.list_id or f"releases.{_domain(email.sender)}"
-        msg["List-Id"] = f"{clean_name(settings.site.name, links=True)} <{list_id}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        mailto = email.unsubscribe_mailto or f"{email.reply_to or email.sender}"
-        mailto = mailto if mailto.startswith("mailto:") else f"mailto:{mailto}?subject=unsubscribe"
-    msg.set_content("placeholder", cte="quoted-printable")  # also adds MIME-Version
-    msg.add_alternative("<p>placeholder</p>", subtype="html", cte="quoted-printable")
-    text_part, html_part = msg.get_payload()
-    for part in (text_part, html_part):
-        del part["MIME-Version"]  # belongs on the top level only
-    # Replace the payloads with our own QP, in which each token sits alone on its line.
-    text_part.set_payload(_qp_body(text_body.replace("\r\n", "\n"), text_tokens))
-    html_part.set_payload(_qp_body(html_body.replace("\r\n", "\n"), html_tokens))
-    skeleton = msg.as_bytes(policy=SMTP)
+    msg = _headers(subject=subject, settings=settings, headers=headers or {})
+    mailto = _list_headers(msg, settings=settings) if bulk else ""
+    skeleton = _with_bodies(msg, text_body=text_body, html_body=html_body, text_tokens=text_tokens, html_tokens=html_tokens)
     if bulk:
         post = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         at = skeleton.index(post) + len(post)
         skeleton = skeleton[:at] + _feedback_lines(key, settings) + skeleton[at:]
-
-    date_line = f"Date: {format_datetime(_PLACEHOLDER_DATE)}\r\n".encode("ascii")
-    date_at = skeleton.index(date_line, 0, skeleton.index(b"\r\n\r\n"))
-    segments: list[bytes | tuple[str, str]] = [skeleton[:date_at], _DATE]
-    position = date_at + len(date_line)
-    lookup = {token.encode("ascii"): key for key, token in tokens.items()}
-    pattern = re.compile(b"=\r\n(" + b"|".join(re.escape(t) for t in lookup) + b")\r\n")
-    for match in pattern.finditer(skeleton, position):
-        segments.append(skeleton[position : match.start()] + b"=\r\n")
-        segments.append(lookup[match.group(1)])
-        position = match.end()
-    segments.append(skeleton[position:])
-    if sum(1 for s in segments if isinstance(s, tuple) and s != _DATE) != sum(
-        text_body.count(t) + html_body.count(t) for t in tokens.values()
-    ):
+    segments = _segments(skeleton, tokens)
+    if sum(1 for s in segments if isinstance(s, tuple) and s != _DATE) != _count_tokens((text_body, html_body), tokens):
         raise AssertionError("a slot token was split while encoding")  # a bug, never bad input
 
     neutral = {
@@ -461,6 +426,63 @@ def build_composed(
         _needs_action=any(segment[1] == "action_url" for segment in segments if isinstance(segment, tuple)),
         _greeting=greeting,
     )
+
+
+def _headers(*, subject: str, settings: Settings, headers: Mapping[str, str]) -> EmailMessage:
+    """The header fields every message of a composition shares (the Date is a placeholder, set per message)."""
+    email = settings.email
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = subject
+    msg["From"] = Address(display_name=clean_name(email.sender_name, links=True), addr_spec=email.sender)
+    if email.reply_to:
+        msg["Reply-To"] = email.reply_to
+    for name, value in headers.items():
+        msg[name] = value
+    msg["Date"] = format_datetime(_PLACEHOLDER_DATE)
+    return msg
+
+
+def _list_headers(msg: EmailMessage, *, settings: Settings) -> str:
+    """A bulk email's List-Id and one-click unsubscribe; returns the List-Unsubscribe mailto it offers."""
+    email = settings.email
+    list_id = email.list_id or f"releases.{_domain(email.sender)}"
+    msg["List-Id"] = f"{clean_name(settings.site.name, links=True)} <{list_id}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    mailto = email.unsubscribe_mailto or f"{email.reply_to or email.sender}"
+    return mailto if mailto.startswith("mailto:") else f"mailto:{mailto}?subject=unsubscribe"
+
+
+def _with_bodies(msg: EmailMessage, *, text_body: str, html_body: str, text_tokens: Mapping[str, str],
+                 html_tokens: Mapping[str, str]) -> bytes:
+    """The message with its text and HTML alternatives, as bytes: our own QP, in which each token sits alone on its line."""
+    msg.set_content("placeholder", cte="quoted-printable")  # also adds MIME-Version
+    msg.add_alternative("<p>placeholder</p>", subtype="html", cte="quoted-printable")
+    text_part, html_part = msg.get_payload()
+    for part in (text_part, html_part):
+        del part["MIME-Version"]  # belongs on the top level only
+    text_part.set_payload(_qp_body(text_body.replace("\r\n", "\n"), text_tokens))
+    html_part.set_payload(_qp_body(html_body.replace("\r\n", "\n"), html_tokens))
+    return msg.as_bytes(policy=SMTP)
+
+
+def _count_tokens(bodies: tuple[str, ...], tokens: Mapping[tuple[Literal["html", "text"], str], str]) -> int:
+    return sum(body.count(token) for body in bodies for token in tokens.values())
+
+
+def _segments(skeleton: bytes, tokens: Mapping[tuple[Literal["html", "text"], str], str]) -> list[bytes | tuple[str, str]]:
+    """The skeleton cut at its Date line and at each slot token: bytes, and (part, slot) where a value goes."""
+    date_line = f"Date: {format_datetime(_PLACEHOLDER_DATE)}\r\n".encode("ascii")
+    date_at = skeleton.index(date_line, 0, skeleton.index(b"\r\n\r\n"))
+    segments: list[bytes | tuple[str, str]] = [skeleton[:date_at], _DATE]
+    position = date_at + len(date_line)
+    lookup = {token.encode("ascii"): key for key, token in tokens.items()}
+    pattern = re.compile(b"=\r\n(" + b"|".join(re.escape(t) for t in lookup) + b")\r\n")
+    for match in pattern.finditer(skeleton, position):
+        segments.append(skeleton[position : match.start()] + b"=\r\n")
+        segments.append(lookup[match.group(1)])
+        position = match.end()
+    segments.append(skeleton[position:])
+    return segments
 
 
 def new_tokens() -> dict[tuple[Literal["html", "text"], str], str]:

@@ -15,6 +15,7 @@ from pressroom.settings import Settings
 if TYPE_CHECKING:
     import httpx
 
+    from pressroom.ledger import Ledger
     from pressroom.releases import Release
 
 __all__ = ["AGES", "LinkReach", "Period", "PostReach", "ReachReport", "ReleaseReach", "build_report", "read_back"]
@@ -151,9 +152,7 @@ def build_report(*, settings: Settings, releases: Sequence[Release], period: Per
     """The reach of each public release of ``releases`` dated in ``period`` (every one: None), as of ``now``."""
     from pressroom.audience import Audience
     from pressroom.audience.media import MediaList
-    from pressroom.dispatch.embargo import CHANNEL as JOURNALISTS
     from pressroom.ledger import Ledger
-    from pressroom.releases.blocks import eu_acknowledgement
 
     chosen = sorted((r for r in releases if (r.is_public(now) or r.shows_notice(now)) and (period is None or period.holds(r.date))),
                     key=lambda r: (r.date, r.slug))
@@ -165,32 +164,51 @@ def build_report(*, settings: Settings, releases: Sequence[Release], period: Per
     for release in chosen:
         links, timeline = _clicks_of([row for row in clicks if row.release == release.slug])
         channels = ledger.channels(release=release.slug)
-        emails = {}
-        for channel in channels:
-            if channel.startswith(("social:", "embargo")):
-                continue
-            states = ledger.report(release=release.slug, channel=channel, problems=0)
-            emails[channel] = {state: states.counts.get(state, 0) for state in EMAIL_STATES}
-        journalists = ledger.report(release=release.slug, channel=JOURNALISTS, problems=0).sent if JOURNALISTS in channels else 0
+        emails, journalists = _sends(ledger, release.slug, channels)
         opens = media.opens(release=release.slug)
         made.append(ReleaseReach(
             slug=release.slug, title=release.title, date=release.date, url=release.url,
             languages=tuple(version.language for version in release.versions),
             status="withdrawn" if release.withdrawn is not None else "published",
-            projects=tuple((issuer.id, issuer.name, funding.programme, funding.grant)
-                           for _, grants in eu_acknowledgement(release=release, settings=settings) for issuer, funding in grants),
+            projects=_projects(release, settings),
             emails=emails,
             unsubscribes=audience.unsubscribes(since=release.date, until=min(now, release.date + UNSUBSCRIBE_WINDOW)),
             journalists_emailed=journalists,
             preview_opens=sum(count for _, count, _, _ in opens), journalists_opened=len(opens),
             links=links,
-            posts=tuple(PostReach(channel=channel, url=answer.split()[0], counts=posts.get((release.slug, channel), {}))
-                        for channel in channels if channel.startswith("social:")
-                        for answer in ledger.responses(release=release.slug, channel=channel).values()
-                        if answer.startswith("https://")),  # a thread's answer is its posts' URLs: the first is the post
+            posts=_posts(ledger, release.slug, channels, posts),
             timeline=timeline,
         ))
     return ReachReport(period=period.label if period else "all", made_at=now, releases=tuple(made))
+
+
+def _sends(ledger: Ledger, slug: str, channels: Sequence[str]) -> tuple[dict[str, dict[str, int]], int]:
+    """The email states of each channel that reached readers, and how many journalists were emailed."""
+    from pressroom.dispatch.embargo import CHANNEL as JOURNALISTS
+
+    emails = {}
+    for channel in channels:
+        if not channel.startswith(("social:", "embargo")):
+            states = ledger.report(release=slug, channel=channel, problems=0)
+            emails[channel] = {state: states.counts.get(state, 0) for state in EMAIL_STATES}
+    journalists = ledger.report(release=slug, channel=JOURNALISTS, problems=0).sent if JOURNALISTS in channels else 0
+    return emails, journalists
+
+
+def _projects(release: Release, settings: Settings) -> tuple[tuple[str, str, str, str], ...]:
+    """(id, name, programme, grant) of each EU-funded co-issuer, in the acknowledgement's order."""
+    from pressroom.releases.blocks import eu_acknowledgement
+
+    return tuple((issuer.id, issuer.name, funding.programme, funding.grant)
+                 for _, grants in eu_acknowledgement(release=release, settings=settings) for issuer, funding in grants)
+
+
+def _posts(ledger: Ledger, slug: str, channels: Sequence[str], counts: dict) -> tuple[PostReach, ...]:
+    """Each post of the release with the counts read back; a thread's answer is its posts' URLs, the first the post."""
+    return tuple(PostReach(channel=channel, url=answer.split()[0], counts=counts.get((slug, channel), {}))
+                 for channel in channels if channel.startswith("social:")
+                 for answer in ledger.responses(release=slug, channel=channel).values()
+                 if answer.startswith("https://"))
 
 
 @runtime_checkable

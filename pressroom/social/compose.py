@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from gettext import NullTranslations
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
+from collections.abc import Callable
 
 import grapheme
 import jinja2
@@ -321,7 +322,7 @@ def _split_thread(
             parts.append(rest if fits(rest) else shorten(rest, fits=fits))
             break
         words = _words(rest)
-        kept = _largest(len(words), lambda n: fits(_trim_end("".join(words[:n]))))  # noqa: B023 (called at once)
+        kept = _largest(len(words), lambda n, words=words, fits=fits: fits(_trim_end("".join(words[:n]))))
         sentence = max(
             (n for n in range(1, kept + 1) if "".join(words[:n]).rstrip().endswith(_SENTENCE_END)),
             default=0,
@@ -433,6 +434,13 @@ class _Draft:
         return [self.render(shorten(body, fits=self.fits))]
 
 
+def _counted_url(release: Release, network: str, settings: Settings | None) -> str:
+    """The release's URL through the aggregate link count when ``[analytics] links`` is on, else as it is."""
+    if settings is None or not settings.analytics.links:
+        return release.url
+    return link_count_url(settings=settings, release=release.slug, link=release.url, channel=network, language=release.language)
+
+
 def compose_post(
     *, release: Release, network: str, limits: Limits, templates: Path, own: str | None = None,
     settings: Settings | None = None,
@@ -450,10 +458,7 @@ def compose_post(
     body = override.strip() if override else release.title
     summary = "" if override or release.summary.strip() == release.title.strip() else release.summary.strip()
     present = {facet.value.casefold() for facet in find_facets(f"{body} {summary}") if facet.kind == "tag"}
-    counted = release.url
-    if settings is not None and settings.analytics.links:
-        counted = link_count_url(settings=settings, release=release.slug, link=release.url, channel=network,
-                                 language=release.language)
+    counted = _counted_url(release, network, settings)
     draft = _Draft(
         # The text carries the counted link only where a link counts as a fixed length (Mastodon):
         # elsewhere its length would cost the post its words. The card's link is counted everywhere.

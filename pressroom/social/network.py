@@ -1,7 +1,7 @@
 """The one small interface every social network implements, and what they share.
 
 A network is chosen by name from ``[[social]]`` accounts in settings; an unknown name fails
-in :func:`open_networks` before anything is sent. Each network maps its HTTP failures
+in :func:`pressroom.social.accounts.open_networks` before anything is sent. Each network maps its HTTP failures
 into the tree of :mod:`pressroom.errors`: :class:`RetryLater` (a ``TransientError`` that knows
 when the network will accept requests again) or ``PermanentError`` (carrying the network's
 own message, never retried).
@@ -13,12 +13,13 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from collections.abc import Sequence
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 import httpx
 
 from pressroom.errors import ConfigError, PermanentError, RetryLater, TransientError
-from pressroom.settings import Settings, SocialAccount
+from pressroom.settings import SocialAccount
 from pressroom.social.compose import Limits, Post
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "http_client",
     "idempotency_key",
     "message_of",
-    "open_networks",
     "own_handle",
     "require",
     "retry_soon",
@@ -181,31 +181,3 @@ def send(
     if response.is_success:
         return response
     raise error_for(response, network=network, message=message_of(response), reset_at=reset_at)
-
-
-def open_networks(
-    *, settings: Settings, transport: httpx.BaseTransport | None = None
-) -> list[SocialNetwork]:
-    """One network per enabled ``[[social]]`` account; an unknown network name fails here, first."""
-    from pressroom.social.bluesky import Bluesky
-    from pressroom.social.linkedin import LinkedIn
-    from pressroom.social.mastodon import Mastodon
-    from pressroom.social.outbox import Outbox
-
-    kinds: dict[str, type] = {"outbox": Outbox, "mastodon": Mastodon, "bluesky": Bluesky, "linkedin": LinkedIn}
-    accounts = [account for account in settings.social if account.enabled]
-    unknown = sorted({account.network for account in accounts} - kinds.keys())
-    if unknown:
-        raise ConfigError(
-            f"social: unknown network {', '.join(map(repr, unknown))}",
-            hint=f"use one of {', '.join(sorted(kinds))} in [[social]] network = ...",
-        )
-    seen: set[str] = set()
-    for account in accounts:
-        if channel_name(account) in seen:
-            raise ConfigError(
-                f"social: two accounts are both {channel_name(account)}",
-                hint="give each [[social]] account of a network its own account = \"name\"",
-            )
-        seen.add(channel_name(account))
-    return [kinds[account.network](account=account, settings=settings, transport=transport) for account in accounts]

@@ -82,7 +82,7 @@ class GroupCommit(Generic[T, R]):
                 batch, self._waiting = self._waiting[: self.limit], self._waiting[self.limit :]
                 try:
                     results = await run_in_threadpool(self.run, [item for item, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - each waiting request answers with it (a 503 for a lost database)
+                except Exception as exc:  # each waiting request answers with it (a 503 for a lost database)
                     results = [exc] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():

@@ -174,7 +174,7 @@ async def subscribe(room: _Room, request: Request) -> Response:
 async def wake_sender(web: Web) -> None:  # a coroutine: setting an event needs no worker thread
     web.mail.wake()
 
-def register(web: Web, batch: list[SubscribeRequest]) -> list[Requested | None | Exception]:
+def register(web: Web, batch: list[SubscribeRequest]) -> list[Requested | Exception | None]:
     with web.writes:
         now = web.clock()
         return request_subscriptions(
@@ -221,7 +221,7 @@ async def confirm(room: _Room, request: Request) -> Response:
         return pages.bad_link(web, request, checked)
     evidence = web.evidence(request, form="confirm-button", text=web.consent(web.language(request)))
 
-    def apply():  # noqa: ANN202
+    def apply():
         with web.writes:
             return confirm_request(audience=web.audience, request_id=checked, now=web.clock(), source="web:confirm", evidence=evidence)
 

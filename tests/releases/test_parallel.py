@@ -1,0 +1,91 @@
+"""Parsing many releases: worker processes, and the cache that spares a rebuild parsing again."""
+
+from __future__ import annotations
+
+import pytest
+
+from pressroom.releases import parallel
+from pressroom.releases import load_releases
+
+
+def _write_mixed(project) -> None:  # the conftest Project
+    for number in range(6):
+        project.write_release(f"good-{number}", title=f"Good {number}", date=f"2024-07-0{number + 1} 09:00")
+    project.write_release("bad-date", date="the day after tomorrow")
+    project.write_release("no-time", title="No time", date="2024-07-08")  # loads, with a warning
+    project.write_release("twin", extra="slug: good-1\n")
+    (project.releases / "not-utf8.md").write_bytes(b"\xff\xfe not UTF-8 \x81")
+    (project.releases / "unreadable" / "index.md").mkdir(parents=True)  # an OSError, as the worker met it
+
+
+def _seen(result) -> tuple:
+    return (
+        [(release.slug, release.digest, release.body_html) for release in result.releases],
+        sorted((str(problem), problem.path, problem.line, problem.field) for problem in result.problems),
+        [(type(warning).__name__, str(warning), warning.line, warning.field) for warning in result.warnings],
+    )
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["forked", "spawned"])
+def test_workers_give_the_same_releases_and_problems_as_one_process(project, monkeypatch, threads):
+    _write_mixed(project)
+    settings = project.settings()
+    monkeypatch.setattr(parallel, "_PARALLEL_FROM", 10**9)
+    alone = _seen(load_releases(settings))
+    (project.root / "var" / "cache" / "releases.pickle").unlink()
+    monkeypatch.setattr(parallel, "_PARALLEL_FROM", 2)
+    monkeypatch.setattr(parallel, "_WORKERS", 2)
+    # Another thread in the process makes the pool spawn its workers instead of forking them.
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: threads)
+    shared = _seen(load_releases(settings))
+    assert shared == alone
+    slugs, problems, warnings = shared
+    assert [slug for slug, _, _ in slugs] == ["no-time", *(f"good-{number}" for number in range(5, -1, -1))]
+    assert {field for _, _, _, field in problems} == {"date", "slug", "encoding", "file"}
+    assert [(kind, field) for kind, _, _, field in warnings] == [("ReleaseWarning", "date")]
+
+
+def test_a_second_load_parses_only_the_new_file(project, monkeypatch):
+    for number in range(3):
+        project.write_release(f"kept-{number}", date=f"2024-07-0{number + 1} 09:00")
+    project.write_release("no-time", date="2024-07-05")
+    settings = project.settings()
+    first = load_releases(settings)
+    project.write_release("new-one", date="2024-07-09 09:00")
+    parsed = _count_parses(monkeypatch)
+    second = load_releases(settings)
+    assert parsed == ["new-one.md"]
+    assert [release.slug for release in second.releases][1:] == [release.slug for release in first.releases]
+    # The warning of a release that came from the cache is still there.
+    assert [(str(w), w.line) for w in second.warnings] == [(str(w), w.line) for w in first.warnings] != []
+    load_releases(settings)  # the new release was appended to the cache: read back, not parsed
+    assert parsed == ["new-one.md"]
+
+
+def test_a_torn_cache_keeps_what_was_whole_and_is_written_whole_again(project, monkeypatch):
+    for number in range(3):
+        project.write_release(f"kept-{number}", date=f"2024-07-0{number + 1} 09:00")
+    settings = project.settings()
+    load_releases(settings)
+    cache = project.root / "var" / "cache" / "releases.pickle"
+    with open(cache, "ab") as stream:
+        stream.write(b"\x80\x05 torn by a crash")  # the start of an append that never finished
+    project.write_release("new-one", date="2024-07-09 09:00")
+    parsed = _count_parses(monkeypatch)
+    assert len(load_releases(settings).releases) == 4
+    assert parsed == ["new-one.md"]
+    assert len(load_releases(settings).releases) == 4
+    assert parsed == ["new-one.md"]  # the file was rewritten whole: nothing parsed again
+
+
+def _count_parses(monkeypatch) -> list[str]:
+    """The names of the files parsed from now on (not read back from the cache)."""
+    parsed: list[str] = []
+    original = parallel.load_release
+
+    def counting(path, settings, **options):
+        parsed.append(path.name)
+        return original(path, settings, **options)
+
+    monkeypatch.setattr(parallel, "load_release", counting)
+    return parsed
