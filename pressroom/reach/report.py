@@ -231,7 +231,8 @@ def read_back(*, settings: Settings, releases: Sequence[Release], now: datetime,
     asked again by the next run; one that gives no counts (LinkedIn, the outbox) is not asked."""
     from pressroom.errors import PressroomError
     from pressroom.ledger import Ledger
-    from pressroom.social.network import channel_name, open_networks
+    from pressroom.social.accounts import open_networks
+    from pressroom.social.network import channel_name
 
     ledger, counts = Ledger.from_settings(settings), Counts(settings=settings)
     public = ledger.first_published()
