@@ -28,7 +28,7 @@ def eu_rows(report: ReachReport, *, project: str | None = None) -> list[dict[str
                 continue
             common = {"project": name, "grant": grant, "programme": programme, "date": release.date.date().isoformat(),
                       "title": release.title, "languages": " ".join(release.languages), "status": release.status}
-            emails = ", ".join(f"{channel}={states['sent']}" for channel, states in release.emails.items()) or "none"
+            emails = ", ".join(f"{email.channel}/{email.language or '-'}={email.counts['sent']}" for email in release.emails) or "none"
             rows.append(common | {
                 "activity_type": "Press release",
                 "audience_reached": release.delivered + release.journalists_emailed,

@@ -29,9 +29,9 @@ def metric_rows(report: ReachReport) -> list[dict[str, str | int]]:
                      "channel": channel, "metric": metric, "link": link, "value": value})
 
     for release in report.releases:
-        for channel, states in release.emails.items():
-            for state, count in states.items():
-                add(release, f"emails {state}", count, channel=channel)
+        for email in release.emails:
+            for state, count in email.counts.items():
+                add(release, f"emails {state}", count, language=email.language, channel=email.channel)
         add(release, "unsubscribes within 7 days", release.unsubscribes)
         add(release, "journalists emailed", release.journalists_emailed, channel="embargo")
         add(release, "journalists who opened the preview", release.journalists_opened, channel="embargo")
@@ -82,9 +82,9 @@ def as_markdown(report: ReachReport) -> str:
         lines += [f"## {_cell(release.title)}", "",
                   f"{when(release.date)} · {', '.join(release.languages)} · [{release.slug}]({release.url})", ""]
         if release.emails:
-            lines += ["| email | delivered | deferred | ambiguous | failed |", "|---|---:|---:|---:|---:|"]
-            lines += [f"| {channel} | {s['sent']} | {s['deferred']} | {s['ambiguous']} | {s['failed']} |"
-                      for channel, s in release.emails.items()]
+            lines += ["| email | language | delivered | deferred | ambiguous | failed |", "|---|---|---:|---:|---:|---:|"]
+            lines += [f"| {email.channel} | {email.language or '-'} | {email.counts['sent']} | {email.counts['deferred']} | "
+                      f"{email.counts['ambiguous']} | {email.counts['failed']} |" for email in release.emails]
             lines.append("")
         lines.append(f"- Unsubscribes within 7 days: {release.unsubscribes}")
         lines.append(f"- Journalists emailed: {release.journalists_emailed}; opened the preview: "
@@ -176,7 +176,7 @@ def as_html(report: ReachReport) -> str:
         parts.append("<p>No public release in this period.</p>")
     for release in report.releases:
         numbers = [("Emails delivered", release.delivered),
-                   ("Deferred / ambiguous / failed", " / ".join(str(sum(s[state] for s in release.emails.values()))
+                   ("Deferred / ambiguous / failed", " / ".join(str(sum(email.counts[state] for email in release.emails))
                                                                for state in ("deferred", "ambiguous", "failed"))),
                    ("Unsubscribes within 7 days", release.unsubscribes),
                    ("Journalists emailed", release.journalists_emailed),

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pressroom.ledger import Ledger
     from pressroom.releases import Release
 
-__all__ = ["AGES", "LinkReach", "Period", "PostReach", "ReachReport", "ReleaseReach", "build_report", "read_back"]
+__all__ = ["AGES", "EmailReach", "LinkReach", "Period", "PostReach", "ReachReport", "ReleaseReach", "build_report", "read_back"]
 
 log = logging.getLogger("pressroom.reach")
 
@@ -59,6 +59,15 @@ class Period:
 
 
 @dataclass(frozen=True)
+class EmailReach:
+    """The emails of a release in one channel and one reader language, by state (:data:`EMAIL_STATES`)."""
+
+    channel: str
+    language: str
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
 class LinkReach:
     """Clicks on one link of a release in one channel and language."""
 
@@ -89,7 +98,7 @@ class ReleaseReach:
     languages: tuple[str, ...]
     status: str
     projects: tuple[tuple[str, str, str, str], ...]  # (id, name, programme, grant) of each EU-funded co-issuer
-    emails: dict[str, dict[str, int]]  # ledger channel -> state -> count
+    emails: tuple[EmailReach, ...]
     unsubscribes: int
     journalists_emailed: int
     preview_opens: int
@@ -100,7 +109,7 @@ class ReleaseReach:
 
     @property
     def delivered(self) -> int:
-        return sum(states["sent"] for states in self.emails.values())
+        return sum(email.counts["sent"] for email in self.emails)
 
     @property
     def people(self) -> int:
@@ -182,15 +191,14 @@ def build_report(*, settings: Settings, releases: Sequence[Release], period: Per
     return ReachReport(period=period.label if period else "all", made_at=now, releases=tuple(made))
 
 
-def _sends(ledger: Ledger, slug: str, channels: Sequence[str]) -> tuple[dict[str, dict[str, int]], int]:
-    """The email states of each channel that reached readers, and how many journalists were emailed."""
+def _sends(ledger: Ledger, slug: str, channels: Sequence[str]) -> tuple[tuple[EmailReach, ...], int]:
+    """The email states of each channel that reached readers, per reader language, and how many journalists were emailed."""
     from pressroom.dispatch.embargo import CHANNEL as JOURNALISTS
 
-    emails = {}
-    for channel in channels:
-        if not channel.startswith(("social:", "embargo")):
-            states = ledger.report(release=slug, channel=channel, problems=0)
-            emails[channel] = {state: states.counts.get(state, 0) for state in EMAIL_STATES}
+    emails = tuple(EmailReach(channel=group.channel, language=group.language,
+                              counts={state: group.counts.get(state, 0) for state in EMAIL_STATES})
+                   for group in ledger.overview(release=slug)
+                   if not group.channel.startswith(("social:", "embargo")))
     journalists = ledger.report(release=slug, channel=JOURNALISTS, problems=0).sent if JOURNALISTS in channels else 0
     return emails, journalists
 
