@@ -39,6 +39,6 @@ def publish_once(settings: Settings, now: datetime, *, transport=None) -> list: 
     run_embargo(releases=loaded.releases, settings=settings, ledger=ledger, now=now, transport=transport)
     for release in public:
         ledger.plan_audience(release=release.slug, channel="email", tags=release.tag_slugs, cadence="per-release", now=now)
-        send_email(channel=release_email(release=release, settings=settings), ledger=ledger, release=release.slug, now=now)
+        send_email(channel=release_email(release=release, settings=settings), ledger=ledger, release=release.slug)
     return digest_releases(releases=loaded.releases, settings=settings, now=now, first_seen=ledger.first_published(),
                            approved=lambda release: True)

@@ -8,9 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pressroom.audience import Audience
-from pressroom.bounces import explain, scan_maildir
+from pressroom.bounces import scan_maildir
 from pressroom.cli import app
 from pressroom.ledger import Ledger, Outcome
+from pressroom.mail.answers import explain
 from tests.conftest import NOW
 
 DMARC_HINT = "the domain's DMARC does not pass: run pressroom doctor --dns"

@@ -103,6 +103,9 @@ class SocialChannel:
     connections = 1
     window = 1
     max_attempts = MAX_ATTEMPTS
+    # A network's answers all count as attempts (its clients say retry, never held), so this only
+    # bounds a row the loop holds back itself (a network unreachable when the loop connects).
+    give_up_after = timedelta(hours=72)
     resolves_ambiguous = True
 
     def __init__(self, *, release: Release, network: SocialNetwork, settings: Settings) -> None:
