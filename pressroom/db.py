@@ -284,9 +284,10 @@ def queue_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
     statement = _QUEUE_DELIVERY.get(conn.dialect.name)
     if statement is None:  # built once per backend: every subscribe POST queues its confirmation here
         statement = _QUEUE_DELIVERY[conn.dialect.name] = (
-            dialect_insert(conn, deliveries).values(state="planned").on_conflict_do_nothing()
+            dialect_insert(conn, deliveries).values(state="planned").on_conflict_do_nothing().returning(deliveries.c.id)
         )
-    return conn.execute(statement, rows).rowcount
+    # Counted from RETURNING: the rowcount of a many-row execute is -1 on PostgreSQL (psycopg).
+    return len(conn.execute(statement, rows).all())
 
 
 _QUEUE_DELIVERY: dict[str, Any] = {}
