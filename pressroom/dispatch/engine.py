@@ -170,28 +170,27 @@ def dispatch(
     ``clock`` is the wall clock; a test may pass another to play an outage of minutes without
     waiting for it. Nothing here reads the run's ``now``: what is planned is due.
     """
-    _now = clock
     worker = uuid.uuid4().hex
     total = DispatchResult()
     deadline = time.monotonic() + retry_window
     if channel.resolves_ambiguous:
-        ledger.requeue_dead(channel=channel.name, release=release, now=_now())
+        ledger.requeue_dead(channel=channel.name, release=release, now=clock())
     try:
         while True:
-            _, rows = ledger.claim(release=release, channel=channel.name, limit=batch_size, now=_now(),
+            _, rows = ledger.claim(release=release, channel=channel.name, limit=batch_size, now=clock(),
                                    worker=worker, run_id=run_id, lease=lease)
             if rows:
-                total = total + _run(_send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease, clock=_now))
+                total = total + _run(_send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease, clock=clock))
                 continue
-            remaining, due = ledger.outstanding(release=release, channel=channel.name, now=_now())
+            remaining, due = ledger.outstanding(release=release, channel=channel.name, now=clock())
             if not remaining:
                 return total
-            wait = 0.05 if due is None else (due - _now()).total_seconds()  # None: due, but another worker's claim was in progress
+            wait = 0.05 if due is None else (due - clock()).total_seconds()  # None: due, but another worker's claim was in progress
             if time.monotonic() + wait > deadline:
                 return total  # what is left is retried after this run's patience (or held by a live worker)
             time.sleep(min(max(wait, 0.01), 5.0))
     finally:
-        ledger.release_claims(worker=worker, now=_now())
+        ledger.release_claims(worker=worker, now=clock())
 
 
 def _run(coroutine: Any) -> Any:

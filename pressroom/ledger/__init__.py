@@ -34,10 +34,10 @@ these rules:
   data) spends one of its ``max_attempts``; an answer about the server (down, refusing the
   session, a rate limit: an :class:`Outcome` with ``spent=False``) spends none. Such a row waits
   (``waiting_since``) and, past ``give_up_after``, is ``expired``: never said to have bounced.
-- **Clocks.** Every ``now`` given to claim, advance, renew and the retries is a reading of the
-  wall clock by the sender (the database's time, in effect): leases and retry times are compared
-  with the clock of the operator's retry and of other senders. The run's ``now`` (``--now``)
-  decides what is due to be planned, never when a lease ends.
+- **Clocks.** Every ``now`` given to claim, advance, renew and the retries is the wall clock,
+  read at that write: leases and retry times are compared with the clock of the operator's retry
+  and of other senders. The run's ``now`` (``--now``) decides what is planned, never when a
+  lease ends.
 - **Conflicts.** An outcome for a row the worker no longer holds is never applied and never
   dropped: it is kept in ``delivery_conflicts`` and reported.
 - **Digest.** A weekly digest is a row whose ``release`` is the digest id; each release it
