@@ -103,8 +103,8 @@ class SocialChannel:
     connections = 1
     window = 1
     max_attempts = MAX_ATTEMPTS
-    # A network's answers all count as attempts (its clients say retry, never held), so this only
-    # bounds a row the loop holds back itself (a network unreachable when the loop connects).
+    # A network's answers all count as attempts (a post may exist after any error, so each try is
+    # looked up first); no row of a network waits without spending one, and none expires.
     give_up_after = timedelta(hours=72)
     resolves_ambiguous = True
 
