@@ -61,9 +61,7 @@ def deliveries_retry(
 ) -> None:
     """Put deliveries back in the queue on purpose; the next publish (or digest) run sends them.
 
-    Failed and expired rows start afresh (their attempts reset); an address suppressed since (a hard
-    bounce, a complaint, an unsubscribe) is still held back. Ambiguous rows may have arrived: a
-    resend can reach some readers twice, and a sender that is still running keeps its own.
+    Failed and expired rows start afresh (their attempts reset); an address suppressed since (a hard bounce, a complaint, an unsubscribe) is still held back. Ambiguous rows may have arrived: a resend can reach some readers twice, and a sender that is still running keeps its own.
     """
     from pressroom.ledger import Ledger
 
