@@ -60,6 +60,37 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield url
 
 
+class Clock:
+    """A clock the test moves: minutes of retries and leases pass in no time."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.start = self.now = datetime.now(UTC)
+
+    def __call__(self):  # noqa: ANN204 - a datetime
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+    def after(self, offset) -> None:  # noqa: ANN001 - a timedelta
+        """Where the clock is ``offset`` after it started (a test's runs step their ``now`` by the same)."""
+        self.now = self.start + offset
+
+
+@pytest.fixture
+def engine_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The send loop's clock (leases, retry times), moved by the test instead of slept through."""
+    from pressroom.dispatch import engine
+
+    clock = Clock()
+    monkeypatch.setattr(engine, "wall_clock", clock)
+    return clock
+
+
 class Received:
     """What an SMTP test server accepted: (recipient, Message-ID) pairs, counted."""
 

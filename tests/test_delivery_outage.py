@@ -10,7 +10,7 @@ import io
 import socketserver
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -22,21 +22,8 @@ from pressroom.db import deliveries, engine_for_url
 from pressroom.dispatch import EmailChannel, enqueue_transactional, transactional_email
 from pressroom.dispatch.engine import LONGEST_WAIT, dispatch
 from pressroom.ledger import Ledger
-from tests._delivery import FaultyHandler, Received, SmtpServer, db_url, pg_server_url, simple_render  # noqa: F401
+from tests._delivery import Clock, FaultyHandler, Received, SmtpServer, db_url, pg_server_url, simple_render  # noqa: F401
 from tests.conftest import NOW
-
-
-class Clock:
-    """The engine's clock, moved by the test: nine minutes pass in no time."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 class _Greeting421(socketserver.BaseRequestHandler):

@@ -158,7 +158,7 @@ def dispatch(
     lease: timedelta,
     retry_window: float = 0.0,
     run_id: str | None = None,
-    clock: Clock = wall_clock,
+    clock: Clock | None = None,
 ) -> DispatchResult:
     """Send every due delivery of (``release``, ``channel``) as one worker; returns what this worker did.
 
@@ -167,9 +167,11 @@ def dispatch(
     run. Rows other workers hold are left to them. Raises ConfigError (a refused SMTP login)
     after recording every row it touched; its unused claims are given back.
 
-    ``clock`` is the wall clock; a test may pass another to play an outage of minutes without
-    waiting for it. Nothing here reads the run's ``now``: what is planned is due.
+    ``clock`` is :func:`wall_clock` (read when the call starts, so a test may move it for the
+    whole path, as it may pass another to play an outage of minutes without waiting for it).
+    Nothing here reads the run's ``now``: what is planned is due.
     """
+    clock = clock or wall_clock
     worker = uuid.uuid4().hex
     total = DispatchResult()
     deadline = time.monotonic() + retry_window
