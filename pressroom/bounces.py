@@ -32,10 +32,11 @@ from pathlib import Path
 
 from pressroom.audience import AddressError, Audience, TokenError, normalise_address, sign_token, verify_token
 from pressroom.ledger import Ledger
+from pressroom.mail.answers import explain
 from pressroom.settings import Settings
 
 __all__ = [
-    "Bounce", "BounceReport", "COMPLAINT_ADVISED", "COMPLAINT_LIMIT", "Explanation", "complaint_rate_line", "explain", "handle_webhook",
+    "Bounce", "BounceReport", "COMPLAINT_ADVISED", "COMPLAINT_LIMIT", "complaint_rate_line", "handle_webhook",
     "parse_report", "scan_maildir", "webhook_token",
 ]
 
@@ -277,66 +278,6 @@ def _apply_complaint(bounce: Bounce, *, audience: Audience, ledger: Ledger, now:
         report.suppressed.append(recipient)
     if new:
         report.complaints.append(recipient)
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """What a provider's refusal means for the sender, and what to do about it."""
-
-    provider: str
-    cause: str
-    hint: str
-    rate_limit: bool = False  # the server asks to slow down: retry later, spending none of the recipient's attempts
-    about_sender: bool = True  # the domain, the IP or the rate is refused, not the address: never suppress it
-
-    def line(self) -> str:
-        return f"{self.provider}: {self.cause} (hint: {self.hint})"
-
-
-_DOCTOR = "the domain's DMARC does not pass: run pressroom doctor --dns"
-# The big providers' policy answers (their postmaster pages), most specific first; matched on the
-# enhanced status code and the text. Each is about the sender, so none ever suppresses a reader.
-_PROVIDERS: tuple[tuple[re.Pattern[str], Explanation], ...] = tuple((re.compile(pattern, re.I | re.S), explanation) for pattern, explanation in (
-    (r"\b5\.7\.515\b", Explanation("Outlook.com", "the sending domain does not meet the required authentication level"
-                                   " (SPF, DKIM and an aligned DMARC for bulk senders, since May 2025)", _DOCTOR)),
-    (r"\b5\.7\.26\b", Explanation("Gmail", "the message failed DMARC: neither SPF nor DKIM passed aligned with the From domain",
-                                  _DOCTOR)),
-    (r"\b5\.7\.27\b", Explanation("Gmail", "SPF failed for the bounce domain", "the domain's SPF does not allow the relay:"
-                                  " run pressroom doctor --dns")),
-    (r"\b5\.7\.25\b", Explanation("Gmail", "the sending IP address has no reverse DNS (PTR) name",
-                                  "ask the relay's provider for a PTR record; pressroom doctor --dns checks it")),
-    (r"\b5\.7\.1\b.*\b(unauthenticated|not authenticated|authentication)", Explanation(
-        "Gmail", "the message is unauthenticated: Gmail requires SPF or DKIM, and DMARC for bulk senders", _DOCTOR)),
-    (r"\b[45]\.7\.28\b", Explanation("Gmail", "an unusual rate of mail, or of complaints, from this sender: Gmail is"
-                                      " slowing it down", "send more slowly ([smtp] rate_per_second) and check the complaint"
-                                      " rate in pressroom deliveries report", rate_limit=True)),
-    (r"\b4\.7\.0\b.*\bTS(S)?0[14]\b|\[TSS04\]", Explanation(
-        "Yahoo", "messages deferred for unexpected volume or user complaints", "send more slowly and check the complaint rate;"
-        " Yahoo's sender hub explains the codes", rate_limit=True)),
-    (r"\[TSS09\]|\b5\.7\.9\b", Explanation("Yahoo", "mail refused for policy reasons (authentication or reputation)",
-                                           _DOCTOR)),
-    (r"\b4\.7\.[5-6]\d\d\b", Explanation("Outlook.com", "server busy: Outlook.com limits how fast this IP may send",
-                                          "send more slowly ([smtp] rate_per_second); the mail is retried", rate_limit=True)),
-    (r"\bS3140\b|\bS3150\b", Explanation("Outlook.com", "the sending IP address is on Microsoft's block list",
-                                         "ask the relay's provider to request delisting (Microsoft's sender support form)")),
-    (r"^4\d\d\b.*\b4\.7\.\d{1,3}\b|^4\.7\.\d{1,3}\b", Explanation(
-        "the receiving server", "a temporary policy refusal (4.7.x), usually a rate limit", "the mail is retried; send more"
-        " slowly if it persists ([smtp] rate_per_second)", rate_limit=True)),
-))
-
-
-def explain(answer: str) -> Explanation | None:
-    """The cause and hint of a provider's policy refusal in ``answer`` (an SMTP reply or a DSN diagnostic), or None.
-
-    Pure: the SMTP client's classifier can use it to defer rate limits without spending the
-    recipient's attempts, the report to say what a refusal means, and :func:`_apply` to never
-    suppress a reader for what is the sender's fault.
-    """
-    text = answer.strip()[:2000]
-    for pattern, explanation in _PROVIDERS:
-        if pattern.search(text):
-            return explanation
-    return None
 
 
 def complaint_rate_line(*, release: str, complaints: int, delivered: int) -> tuple[str, bool]:

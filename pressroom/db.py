@@ -186,6 +186,9 @@ deliveries = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("run_id", String(64), nullable=True),  # the run that last claimed the row: per-run reports
     Column("payload", Text, nullable=True),  # what a transactional email renders from (JSON)
+    # Since when the server has been unavailable for this row (down, refusing the session, rate
+    # limiting): such waits spend no attempt and end in ``expired`` after [email] give_up_after.
+    Column("waiting_since", UTCDateTime, nullable=True),
     UniqueConstraint("release", "channel", "recipient", name="uq_deliveries_release_channel_recipient"),
     Index("ix_deliveries_queue", "release", "channel", "state"),
     Index("ix_deliveries_bundle", "bundle"),
@@ -328,9 +331,10 @@ def queue_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
     statement = _QUEUE_DELIVERY.get(conn.dialect.name)
     if statement is None:  # built once per backend: every subscribe POST queues its confirmation here
         statement = _QUEUE_DELIVERY[conn.dialect.name] = (
-            dialect_insert(conn, deliveries).values(state="planned").on_conflict_do_nothing()
+            dialect_insert(conn, deliveries).values(state="planned").on_conflict_do_nothing().returning(deliveries.c.id)
         )
-    return conn.execute(statement, rows).rowcount
+    # Counted from RETURNING: the rowcount of a many-row execute is -1 on PostgreSQL (psycopg).
+    return len(conn.execute(statement, rows).all())
 
 
 _QUEUE_DELIVERY: dict[str, Any] = {}

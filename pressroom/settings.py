@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import tomllib
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -168,6 +169,11 @@ class EmailSettings(_Section):
     processes: bool = Field(False, description="run sender tasks in worker processes instead of threads (uses every core)")
     retry_backoff_seconds: float = Field(30.0, gt=0, description="first wait after a 4xx; doubles per attempt")
     retry_window_seconds: float = Field(120.0, ge=0, description="how long one run waits for deferred retries")
+    give_up_after: timedelta = Field(
+        timedelta(hours=72), gt=timedelta(0),
+        description="how long mail waits for a server that is down or refusing the session (\"72h\", \"3d\", \"90m\");"
+                    " after that it is expired, and pressroom deliveries retry --expired sends it again",
+    )
     claim_lease_seconds: float = Field(60.0, gt=0, description="a claimed batch left unsent is taken over after this")
     send_corrections: bool = Field(False, description="email each new correction note to those who received the release")
     complaints_address: str | None = Field(
@@ -176,6 +182,15 @@ class EmailSettings(_Section):
     feedback_id: str | None = Field(
         None, description="the sender id ending every Feedback-ID header (Gmail's complaint statistics); default: the list id"
     )
+
+    @field_validator("give_up_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value) if isinstance(value, str) else None
+        if found is None:
+            return value  # a number of seconds or an ISO 8601 duration, as pydantic reads them
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[found.group(2)]
+        return timedelta(**{unit: float(found.group(1))})
 
     @field_validator("complaints_address")
     @classmethod

@@ -9,9 +9,27 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 
 PG_ADMIN = os.environ.get("PRESSROOM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+class Clock:
+    """A clock the test moves: minutes of retries and leases pass in no time."""
+
+    def __init__(self) -> None:
+        self.start = self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+    def after(self, offset: timedelta) -> None:
+        """Where the clock is ``offset`` after it started (a test's runs step their ``now`` by the same)."""
+        self.now = self.start + offset
 
 
 class Received:

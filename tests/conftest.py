@@ -16,7 +16,7 @@ import pytest
 from pressroom.audience import Audience
 from pressroom.releases import Release, load_releases
 from pressroom.settings import Settings, load_settings
-from tests._delivery import PG_ADMIN
+from tests._delivery import PG_ADMIN, Clock
 from tests.pds import Pds
 
 # Before anything imports prefect: a fresh Prefect home per test session, so cached results
@@ -227,3 +227,13 @@ def email_step(prefect_harness: None) -> Callable[..., object]:
         return report
 
     return step
+
+
+@pytest.fixture
+def engine_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The send loop's clock (leases, retry times), moved by the test instead of slept through."""
+    from pressroom.dispatch import engine
+
+    clock = Clock()
+    monkeypatch.setattr(engine, "wall_clock", clock)
+    return clock

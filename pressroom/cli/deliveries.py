@@ -15,8 +15,9 @@ from pressroom.cli.base import SettingsOption, app, console, err, open_settings
 
 if TYPE_CHECKING:
     from pressroom.ledger.reports import Group, Reports, Row
+    from pressroom.settings import Settings
 
-deliveries_app = typer.Typer(no_args_is_help=True, help="What was sent to whom: report, list, find, resend after a crash, read bounces.")
+deliveries_app = typer.Typer(no_args_is_help=True, help="What was sent to whom: report, list, find, send again (after a crash, an outage or a refusal), read bounces.")
 app.add_typer(deliveries_app, name="deliveries")
 
 
@@ -95,7 +96,7 @@ def _print_state(reports: Reports, state: str, count: int, *, release: str | Non
 def _read_state(reports: Reports, state: str, *, release: str | None, channel: str | None,
                 now: datetime) -> tuple[list[Row], Counter[str]]:
     """The first rows of ``state`` to show, and the providers' refusals among all of them (failed and deferred only)."""
-    from pressroom.bounces import explain
+    from pressroom.mail.answers import explain
 
     refusals = state in ("failed", "deferred")
     shown: list[Row] = []
@@ -233,24 +234,69 @@ def _write_rows(rows: Iterable[Row], *, csv_format: bool) -> int:
 @deliveries_app.command("retry")
 def deliveries_retry(
     ambiguous: Annotated[bool, typer.Option("--ambiguous", help="resend rows whose fate is unknown (some may have arrived)")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="send failed rows again (a server's refusal, fixed since)")] = False,
+    expired: Annotated[bool, typer.Option("--expired", help="send again rows that waited too long for a server that was down")] = False,
     release: Annotated[Optional[str], typer.Option(help="only this release slug (or digest key)")] = None,
-    channel: Annotated[Optional[str], typer.Option(help="only this channel")] = None,
+    channel: Annotated[Optional[str], typer.Option(help="only this channel (email, transactional, ...)")] = None,
+    since: Annotated[Optional[str], typer.Option(help="only rows that failed or expired since: 2h, 3d, or an ISO date or time")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation (scripts)")] = False,
     settings_file: SettingsOption = None,
 ) -> None:
-    """Put ambiguous deliveries back in the queue; the next publish (or digest) run sends them."""
+    """Put deliveries back in the queue on purpose; the next publish (or digest) run sends them.
+
+    Failed and expired rows start afresh (their attempts reset); an address suppressed since (a hard bounce, a complaint, an unsubscribe) is still held back. Ambiguous rows may have arrived: a resend can reach some readers twice, and a sender that is still running keeps its own.
+    """
     from pressroom.ledger import Ledger
 
-    if not ambiguous:
-        err.print("[red]error:[/red] say what to retry: --ambiguous")
+    states = [state for state, asked in (("failed", failed), ("expired", expired)) if asked]
+    if not (ambiguous or states):
+        err.print("[red]error:[/red] say what to retry: --failed, --expired or --ambiguous")
         raise typer.Exit(2)
-    ledger = Ledger.from_settings(open_settings(settings_file))
-    rows = ledger.ambiguous(release=release, channel=channel)
+    settings = open_settings(settings_file)
+    after = _since(since, settings) if since is not None else None
+    if ambiguous and after is not None:
+        err.print("[red]error:[/red] --since applies to --failed and --expired; an ambiguous row has no end to date it from")
+        raise typer.Exit(2)
+    ledger = Ledger.from_settings(settings)
+    rows = ledger.ambiguous(release=release, channel=channel) if ambiguous else []
     for slug, chan, recipient in rows:
         console.print(f"  {slug}  {chan}  {recipient}", markup=False)
-    count, live = ledger.retry_ambiguous(release=release, channel=channel, now=datetime.now(UTC))
-    console.print(f"{count} ambiguous deliveries will be sent again on the next run")
-    if live:
-        console.print(f"{live} deliveries are in flight in a sender that is still running: left alone (not ambiguous)")
+    count = ledger.retryable(states=states, release=release, channel=channel, since=after) if states else 0
+    what = " and ".join([*states, *(["ambiguous"] if ambiguous else [])])
+    scope = " ".join(part for part in (release, channel, f"since {after:%Y-%m-%d %H:%M %Z}" if after else "") if part)
+    if (count or rows) and not yes:
+        console.print(f"{count + len(rows)} {what} deliveries{' of ' + scope if scope else ''} will be queued again"
+                      + (f" ({len(rows)} ambiguous: some of these readers may already have the email)" if rows else ""),
+                      markup=False)
+        if not typer.confirm("Send them again?"):
+            console.print("nothing changed")
+            raise typer.Exit(1)
+    now = datetime.now(UTC)
+    if states:
+        queued = ledger.retry(states=states, release=release, channel=channel, since=after, now=now)
+        console.print(f"{queued} {' and '.join(states)} deliveries will be sent again on the next run", markup=False)
+    if ambiguous:
+        queued, live = ledger.retry_ambiguous(release=release, channel=channel, now=now)
+        console.print(f"{queued} ambiguous deliveries will be sent again on the next run")
+        if live:
+            console.print(f"{live} deliveries are in flight in a sender that is still running: left alone (not ambiguous)")
+
+
+def _since(value: str, settings: Settings) -> datetime:
+    import re
+    from datetime import timedelta
+
+    found = re.fullmatch(r"(\d+)\s*([mhd])", value.strip())
+    if found:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[found.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(found.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        err.print(f"[red]error:[/red] --since {value!r}: write 2h, 3d, a date (2026-12-07) or a time with an offset")
+        raise typer.Exit(2) from None
+    # A date or a time without an offset is the site's local time, as everywhere else in Pressroom.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=settings.site.tz)
 
 
 @deliveries_app.command("bounces")

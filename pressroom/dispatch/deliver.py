@@ -27,7 +27,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from pressroom.dispatch.decide import NOT_APPROVED, Decision
-from pressroom.dispatch.engine import Channel, DispatchResult, dispatch
+from pressroom.dispatch.engine import Channel, DispatchResult, dispatch, wall_clock
 from pressroom.errors import PressroomError
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.settings import Settings
@@ -128,14 +128,13 @@ class Drain:
 
     send: Send
     settings: Settings
-    now: datetime
     run_id: str | None = None
 
     def __call__(self, ledger: Ledger | None = None) -> DispatchResult:
         ledger = ledger or Ledger.from_settings(self.settings)
         pacing = self.send.pacing(self.settings)
         return dispatch(channel=_adapter(self.send, self.settings, ledger), ledger=ledger, release=self.send.key,
-                        run_id=self.run_id, now=self.now, batch_size=pacing.batch_size, lease=pacing.lease,
+                        run_id=self.run_id, batch_size=pacing.batch_size, lease=pacing.lease,
                         retry_window=pacing.retry_window)
 
 
@@ -185,16 +184,17 @@ def deliver(send: Send, *, settings: Settings, now: datetime, run_id: str | None
     Call it once the decision (and an editor, where asked) said send. A send planned before only
     finishes what is due; one with nothing due costs two queries and opens no channel. A send that
     cannot go on (a refused SMTP login) stops with its rows due for the next run and says why in
-    ``report.error``; the caller goes on with the other sends. ``now`` is the run's clock: what is due.
+    ``report.error``; the caller goes on with the other sends. ``now`` is the run's clock: it plans
+    (what is due, when it was planned); leases and retry times are on the wall clock.
     """
     send.check(settings)
     ledger = ledger or Ledger.from_settings(settings)
     planned = send.plan(ledger, now)
-    if not (send.resolves_ambiguous or ledger.outstanding(release=send.key, channel=send.channel, now=now)[0]):
+    if not (send.resolves_ambiguous or ledger.outstanding(release=send.key, channel=send.channel, now=wall_clock())[0]):
         report = ledger.report(release=send.key, channel=send.channel, problems=send.problems)
         report.sent_now = 0
         return Delivered(report=report, done=DispatchResult())
-    drain = Drain(send=send, settings=settings, now=now, run_id=run_id)
+    drain = Drain(send=send, settings=settings, run_id=run_id)
     if workers is None:
         results: Sequence[DispatchResult | PressroomError] = [_inline(drain, ledger)]
     else:

@@ -42,7 +42,7 @@ from pressroom.dispatch.deliver import (
     deliver,
     drive,
 )
-from pressroom.dispatch.engine import Channel, DispatchResult, Pushed, backoff, dispatch
+from pressroom.dispatch.engine import Channel, DispatchResult, Pushed, backoff, dispatch, wall_clock
 from pressroom.errors import PermanentError, PressroomError
 from pressroom.ledger import Delivery, DeliveryReport, Ledger
 from pressroom.mail.transports import Envelope, Transport, transport_for
@@ -110,6 +110,7 @@ class EmailChannel:
         self.connections = self.transport.connections
         self.window = self.transport.window
         self.max_attempts = settings.email.max_attempts
+        self.give_up_after = settings.email.give_up_after
         self.envelope_from = settings.email.return_path or settings.email.sender
         self._limiter = getattr(self.transport, "limiter", None)
 
@@ -130,10 +131,10 @@ class EmailChannel:
 
 
 def send_email(*, channel: EmailChannel, ledger: Ledger, release: str | None, run_id: str | None = None,
-               wait: bool = True, now: datetime | None = None) -> DispatchResult:
+               wait: bool = True) -> DispatchResult:
     """The engine's loop on rows planned before, with the email settings (batch size, lease, retry window)."""
     pacing = Pacing.email(channel.settings, wait=wait)
-    return dispatch(channel=channel, ledger=ledger, release=release, run_id=run_id, now=now,
+    return dispatch(channel=channel, ledger=ledger, release=release, run_id=run_id,
                     batch_size=pacing.batch_size, lease=pacing.lease, retry_window=pacing.retry_window)
 
 
@@ -284,7 +285,7 @@ def email_due(*, settings: Settings, releases: Sequence[Release], now: datetime,
         decision = email_decision(release=release, settings=settings, first_seen=first_seen.get(release.slug, now),
                                   planned=planned)
         settled = None
-        if planned and not ledger.outstanding(release=send.key, channel=send.channel, now=now)[0]:
+        if planned and not ledger.outstanding(release=send.key, channel=send.channel, now=wall_clock())[0]:
             settled = ledger.report(release=send.key, channel=send.channel)
             settled.sent_now = 0
         if decision.action == "approve" and subscribers is None:
@@ -457,7 +458,7 @@ class TransactionalSender:
                 return
             try:
                 # The requests planned the rows (enqueue_transactional): a round only drains them.
-                Drain(send=SubscriptionEmails(), settings=self.settings, now=_now())()
+                Drain(send=SubscriptionEmails(), settings=self.settings)()
             except PressroomError as exc:
                 log.warning("subscription emails: %s", exc)
             except Exception:  # the web app keeps serving; the rows stay due

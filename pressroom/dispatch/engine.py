@@ -11,6 +11,17 @@ outcomes of the one before, so a crash leaves at most ``connections × window`` 
 whose fate is unknown. Commits of concurrent pushers are grouped (one transaction for all that
 are waiting), so small windows do not cost one transaction each. A heartbeat renews the
 worker's leases, so an operator's retry can tell a live send from a dead one.
+
+Two clocks, never mixed: the run's ``now`` decided what to plan before this loop started; the
+loop itself reads the wall clock (:func:`wall_clock`) at every write, so a lease, a heartbeat or
+a retry time means the same to this worker, to another one and to the operator's retry,
+however late in its run (or however far in the past its ``--now``) the send began.
+
+An answer about the far end rather than the recipient (``held``: the server is down or refuses
+the session; ``throttled``: a rate limit) spends none of the recipient's attempts: the row
+waits, the wait doubling with the time already waited up to :data:`LONGEST_WAIT`, and expires
+after the channel's ``give_up_after``. A window that finds the server down defers the rest of
+the batch without trying it.
 """
 
 from __future__ import annotations
@@ -29,11 +40,15 @@ from typing import Any, Literal, Protocol
 from pressroom.errors import ConfigError, PermanentError, PressroomError, TransientError
 from pressroom.ledger import Delivery, Ledger, Outcome, sender_name
 
-__all__ = ["Channel", "DispatchResult", "Pushed", "Pusher", "backoff", "dispatch"]
+__all__ = ["Channel", "DispatchResult", "LONGEST_WAIT", "Pushed", "Pusher", "backoff", "dispatch", "wall_clock"]
 
 log = logging.getLogger("pressroom.dispatch")
 
-Status = Literal["sent", "retry", "mailbox", "failed", "rejected", "ambiguous"]
+Status = Literal["sent", "retry", "mailbox", "failed", "rejected", "ambiguous", "held", "throttled"]
+
+#: The longest a row waits between two tries of a server that is unavailable: it comes back by
+#: itself within this much of the server's return.
+LONGEST_WAIT = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -41,8 +56,10 @@ class Pushed:
     """What the far end said about one delivery of a window.
 
     ``retry`` and ``mailbox`` are tried again later (``retry_at``, or the channel's backoff);
-    ``rejected`` means the address itself was refused (failed, and the address suppressed);
-    ``ambiguous`` means it went out and no answer came back: never retried automatically.
+    ``held`` (the far end is unavailable) and ``throttled`` (it asks to slow down) too, without
+    spending an attempt; ``rejected`` means the address itself was refused (failed, and the
+    address suppressed); ``ambiguous`` means it went out and no answer came back: never retried
+    automatically.
     """
 
     id: int
@@ -68,6 +85,7 @@ class Channel(Protocol):
     connections: int  # pushers working at once
     window: int  # deliveries one pusher has in flight
     max_attempts: int
+    give_up_after: timedelta  # how long a row waits for a far end that is unavailable before it expires
     resolves_ambiguous: bool  # the far end can be asked whether a delivery arrived (social networks)
 
     def render(self, delivery: Delivery) -> Any:
@@ -116,11 +134,18 @@ def backoff(*, base_seconds: float, attempts: int) -> timedelta:
 Clock = Callable[[], datetime]
 
 
-def _clock(start: datetime | None) -> Clock:
-    if start is None:
-        return lambda: datetime.now(UTC)
-    origin = time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+def wall_clock() -> datetime:
+    """The clock of leases, heartbeats and retry times: read at each write, never the run's ``now``."""
+    return datetime.now(UTC)
+
+
+def _waiting(channel: Channel, delivery: Delivery, now: datetime, response: str, retry_at: datetime | None = None) -> Outcome:
+    """The retry of a row whose far end was unavailable: as long again as it has waited (at least the
+    channel's first backoff, at most :data:`LONGEST_WAIT`), so a long outage is probed ever less often."""
+    if retry_at is None:
+        waited = now - (delivery.waiting_since or now)
+        retry_at = now + min(max(channel.backoff(1), waited), LONGEST_WAIT)
+    return Outcome(id=delivery.id, state="deferred", response=response, retry_at=retry_at, spent=False)
 
 
 def dispatch(
@@ -132,7 +157,7 @@ def dispatch(
     lease: timedelta,
     retry_window: float = 0.0,
     run_id: str | None = None,
-    now: datetime | None = None,
+    clock: Clock | None = None,
 ) -> DispatchResult:
     """Send every due delivery of (``release``, ``channel``) as one worker; returns what this worker did.
 
@@ -141,31 +166,32 @@ def dispatch(
     run. Rows other workers hold are left to them. Raises ConfigError (a refused SMTP login)
     after recording every row it touched; its unused claims are given back.
 
-    ``now`` is the run's clock reading (``pressroom publish --now``); the loop's clock starts
-    there and runs at real speed, so leases and retry times keep their meaning.
+    ``clock`` is :func:`wall_clock` (read when the call starts, so a test may move it for the
+    whole path, as it may pass another to play an outage of minutes without waiting for it).
+    Nothing here reads the run's ``now``: what is planned is due.
     """
-    _now = _clock(now)
+    clock = clock or wall_clock
     worker = sender_name()  # its host and pid: a report says who holds a row, and whether it still runs
     total = DispatchResult()
     deadline = time.monotonic() + retry_window
     if channel.resolves_ambiguous:
-        ledger.requeue_dead(channel=channel.name, release=release, now=_now())
+        ledger.requeue_dead(channel=channel.name, release=release, now=clock())
     try:
         while True:
-            _, rows = ledger.claim(release=release, channel=channel.name, limit=batch_size, now=_now(),
+            _, rows = ledger.claim(release=release, channel=channel.name, limit=batch_size, now=clock(),
                                    worker=worker, run_id=run_id, lease=lease)
             if rows:
-                total = total + _run(_send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease, clock=_now))
+                total = total + _run(_send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease, clock=clock))
                 continue
-            remaining, due = ledger.outstanding(release=release, channel=channel.name, now=_now())
+            remaining, due = ledger.outstanding(release=release, channel=channel.name, now=clock())
             if not remaining:
                 return total
-            wait = 0.05 if due is None else (due - _now()).total_seconds()  # None: due, but another worker's claim was in progress
+            wait = 0.05 if due is None else (due - clock()).total_seconds()  # None: due, but another worker's claim was in progress
             if time.monotonic() + wait > deadline:
                 return total  # what is left is retried after this run's patience (or held by a live worker)
             time.sleep(min(max(wait, 0.01), 5.0))
     finally:
-        ledger.release_claims(worker=worker, now=_now())
+        ledger.release_claims(worker=worker, now=clock())
 
 
 def _run(coroutine: Any) -> Any:
@@ -200,8 +226,9 @@ class _Marks:
     updating the same rows in different orders would deadlock on PostgreSQL.
     """
 
-    def __init__(self, ledger: Ledger, *, worker: str, lease: timedelta, max_attempts: int, clock: Clock) -> None:
-        self.ledger, self.worker, self.lease, self.max_attempts, self.clock = ledger, worker, lease, max_attempts, clock
+    def __init__(self, ledger: Ledger, *, worker: str, lease: timedelta, channel: Channel, clock: Clock) -> None:
+        self.ledger, self.worker, self.lease, self.clock = ledger, worker, lease, clock
+        self.max_attempts, self.give_up_after = channel.max_attempts, channel.give_up_after
         self.waiting: list[tuple[Sequence[Outcome], Sequence[int], asyncio.Future]] = []
         self.flushing = False
         self.one_at_a_time = asyncio.Lock()
@@ -236,7 +263,7 @@ class _Marks:
                         async with self.one_at_a_time:
                             ok = set(await asyncio.to_thread(
                                 self.ledger.advance, worker=self.worker, now=self.clock(), lease=self.lease,
-                                max_attempts=self.max_attempts,
+                                max_attempts=self.max_attempts, give_up_after=self.give_up_after,
                                 outcomes=[o for outs, _, _ in batch for o in outs],
                                 begin=[i for _, ids, _ in batch for i in ids],
                             ))
@@ -257,6 +284,8 @@ def _outcome(pushed: Pushed, delivery: Delivery, channel: Channel, now: datetime
     if pushed.status in ("retry", "mailbox"):
         retry_at = pushed.retry_at or now + channel.backoff(delivery.attempts + 1)
         return Outcome(id=pushed.id, state="deferred", response=pushed.response, retry_at=retry_at)
+    if pushed.status in ("held", "throttled"):
+        return _waiting(channel, delivery, now, pushed.response, pushed.retry_at)
     if pushed.status == "ambiguous":
         return Outcome(id=pushed.id, state="ambiguous", response=pushed.response)
     return Outcome(id=pushed.id, state="failed", response=pushed.response)
@@ -291,16 +320,16 @@ async def _heartbeat(marks: _Marks) -> None:
 async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Delivery], lease: timedelta,
                 clock: Clock) -> DispatchResult:
     queue = deque(rows)
-    marks = _Marks(ledger, worker=worker, lease=lease, max_attempts=channel.max_attempts, clock=clock)
+    marks = _Marks(ledger, worker=worker, lease=lease, channel=channel, clock=clock)
     result = DispatchResult(claimed=len(rows))
     errors: list[BaseException] = []
 
-    async def unreachable(exc: TransientError) -> None:
-        # Nothing can go out through this pusher: its share is deferred with backoff, never marked sending.
+    async def unreachable(response: str) -> None:
+        # The far end is unavailable: what is left waits for it, never marked sending, no attempt spent.
         while queue and not errors:
             chunk = [queue.popleft() for _ in range(min(100, len(queue)))]
-            outcomes = [Outcome(id=d.id, state="deferred", response=f"not sent: {exc}",
-                                retry_at=clock() + channel.backoff(d.attempts + 1)) for d in chunk]
+            now = clock()
+            outcomes = [_waiting(channel, d, now, response) for d in chunk]
             await marks.advance(outcomes, [])
             result.count(outcomes)
 
@@ -308,7 +337,7 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
         try:
             connection = await channel.connect()
         except TransientError as exc:
-            await unreachable(exc)
+            await unreachable(f"not sent: {exc}")
             return
         marks.pushers += 1
         pending: list[Outcome] = []
@@ -333,9 +362,11 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
                 try:
                     pushed = await connection.push(items)
                 except ConfigError as exc:
+                    # A setting that cannot work (a refused login) is the sender's, not the readers': the
+                    # window waits for the operator's fix without spending their attempts.
                     errors.append(exc)
-                    pending = [Outcome(id=d.id, state="deferred", response=f"not sent: {exc.message}", retry_at=clock())
-                               for d, _ in items]
+                    now = clock()
+                    pending = [_waiting(channel, d, now, f"not sent: {exc.message}") for d, _ in items]
                     break
                 by_id = {delivery.id: delivery for delivery, _ in items}
                 answered = clock()
@@ -344,6 +375,12 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
                 for p in pushed:
                     if p.status == "rejected":
                         await asyncio.to_thread(channel.rejected, address=by_id[p.id].recipient, response=p.response)
+                if all(p.status == "held" for p in pushed):
+                    # The server is down or refuses the session: the rest of the batch would only find it so.
+                    result.count(pending)
+                    await marks.advance(pending, [])
+                    pending = []
+                    await unreachable(pushed[0].response)
         finally:
             marks.pushers -= 1
             try:

@@ -104,6 +104,9 @@ class SocialChannel:
     connections = 1
     window = 1
     max_attempts = MAX_ATTEMPTS
+    # A network's answers all count as attempts (a post may exist after any error, so each try is
+    # looked up first); no row of a network waits without spending one, and none expires.
+    give_up_after = timedelta(hours=72)
     resolves_ambiguous = True
 
     def __init__(self, *, release: Release, network: SocialNetwork, settings: Settings) -> None:

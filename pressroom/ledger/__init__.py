@@ -4,12 +4,13 @@ One row per (release, channel, recipient). ``channel`` and ``recipient`` are pla
 (``email`` + an address; ``social:mastodon:default`` + an account), so every channel shares
 these rules:
 
-    planned ──claim──▶ claimed ──advance (begin)──▶ sending ──advance (outcome)──▶ sent | deferred | failed | ambiguous
+    planned ──claim──▶ claimed ──advance (begin)──▶ sending ──advance (outcome)──▶ sent | deferred | failed | ambiguous | expired
        ▲                  │ (lease expired: claimable again)  │                     │
        │                  └──▶ suppressed (unsubscribed or    │ (sender died: its    │
        │                       suppressed before it went out) │  lease ran out)      │
        └──────── deferred, when due ◀─────────────────────────┴── ambiguous ◀────────┘
                  retry_ambiguous (the operator's word; only rows whose sender is gone)
+                 retry (the operator's word: failed or expired rows, sent again from scratch)
 
 - **Plan once.** The audience of a (release, channel) is written in the same transaction as
   its ``plans`` row, whose primary key makes a second plan (a rerun, a concurrent worker) a
@@ -29,6 +30,14 @@ these rules:
   word (``pressroom deliveries retry --ambiguous``), and it never touches a live sender's rows.
   A channel that can ask the far end (a social network) resolves its own with
   :meth:`Ledger.requeue_dead`.
+- **Attempts are the recipient's.** An answer about the recipient (a 4xx to RCPT TO or to the
+  data) spends one of its ``max_attempts``; an answer about the server (down, refusing the
+  session, a rate limit: an :class:`Outcome` with ``spent=False``) spends none. Such a row waits
+  (``waiting_since``) and, past ``give_up_after``, is ``expired``: never said to have bounced.
+- **Clocks.** Every ``now`` given to claim, advance, renew and the retries is the wall clock,
+  read at that write: leases and retry times are compared with the clock of the operator's retry
+  and of other senders. The run's ``now`` (``--now``) decides what is planned, never when a
+  lease ends.
 - **Conflicts.** An outcome for a row the worker no longer holds is never applied and never
   dropped: it is kept in ``delivery_conflicts`` and reported.
 - **Digest.** A weekly digest is a row whose ``release`` is the digest id; each release it
@@ -54,10 +63,12 @@ from pressroom.ledger.reports import DeliveryReport, Reports, _scope, _unresolve
 if TYPE_CHECKING:
     from pressroom.releases import Release
 
-__all__ = ["Delivery", "DeliveryReport", "Ledger", "Outcome", "STATES", "sender_name"]
+__all__ = ["Delivery", "DeliveryReport", "Ledger", "Outcome", "RETRYABLE", "STATES", "sender_name"]
 
-STATES = ("planned", "claimed", "sending", "sent", "deferred", "failed", "suppressed", "ambiguous", "digest")
+STATES = ("planned", "claimed", "sending", "sent", "deferred", "failed", "suppressed", "ambiguous", "expired", "digest")
 FINAL = ("sent", "failed", "suppressed", "ambiguous")
+#: What an operator may send again on purpose (``pressroom deliveries retry --failed | --expired``).
+RETRYABLE = ("failed", "expired")
 DUE = ("planned", "claimed", "deferred")
 
 
@@ -74,16 +85,22 @@ class Delivery:
     language: str | None
     attempts: int
     payload: str | None = None
+    waiting_since: datetime | None = None  # since when the server has been unavailable for it
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one row this worker holds. ``state``: sent, deferred, failed or ambiguous."""
+    """What happened to one row this worker holds. ``state``: sent, deferred, failed or ambiguous.
+
+    ``spent=False`` on a deferral: the answer was about the server, not the recipient (an outage,
+    a rate limit), so it costs no attempt; the row waits, and expires after ``give_up_after``.
+    """
 
     id: int
     state: str
     response: str
     retry_at: datetime | None = None
+    spent: bool = True
 
 
 # The statements of one window's commit, built once: constructing them per call cost more than
@@ -110,6 +127,23 @@ _DEFER = (
         response=bindparam("b_response"),
         next_attempt_at=bindparam("b_retry", type_=deliveries.c.next_attempt_at.type),
         finished_at=case((_OUT_OF_ATTEMPTS, _NOW), else_=None),
+        updated_at=_NOW, claimed_by=None, lease_until=None,
+        waiting_since=None,  # the server answered about the recipient: whatever outage there was is over
+    )
+)
+_WAITED_SINCE = func.coalesce(deliveries.c.waiting_since, _NOW)
+_WAITED_TOO_LONG = bindparam("b_give_up", type_=deliveries.c.waiting_since.type) >= _WAITED_SINCE
+_WAIT = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        state=case((_WAITED_TOO_LONG, "expired"), else_="deferred"),
+        # Begun rows were counted an attempt when they went sending; the server's trouble gives it back.
+        attempts=case((deliveries.c.state == "sending", deliveries.c.attempts - 1), else_=deliveries.c.attempts),
+        response=bindparam("b_response"),
+        next_attempt_at=bindparam("b_retry", type_=deliveries.c.next_attempt_at.type),
+        waiting_since=_WAITED_SINCE,
+        finished_at=case((_WAITED_TOO_LONG, _NOW), else_=None),
         updated_at=_NOW, claimed_by=None, lease_until=None,
     )
 )
@@ -282,7 +316,7 @@ class Ledger(Reports):
                 return token, []
             rows = conn.execute(
                 select(deliveries.c.id, deliveries.c.release, deliveries.c.channel, deliveries.c.recipient,
-                       deliveries.c.subscriber_id, deliveries.c.attempts, deliveries.c.payload,
+                       deliveries.c.subscriber_id, deliveries.c.attempts, deliveries.c.payload, deliveries.c.waiting_since,
                        subscribers.c.name, subscribers.c.language)
                 .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
                 .where(deliveries.c.id.in_(ids))
@@ -290,13 +324,14 @@ class Ledger(Reports):
             ).all()
         return token, [
             Delivery(id=r.id, release=r.release, channel=r.channel, recipient=r.recipient, subscriber_id=r.subscriber_id,
-                     name=r.name or "", language=r.language, attempts=r.attempts, payload=r.payload)
+                     name=r.name or "", language=r.language, attempts=r.attempts, payload=r.payload,
+                     waiting_since=r.waiting_since)
             for r in rows
         ]
 
     def advance(
         self, *, worker: str, outcomes: Sequence[Outcome], begin: Sequence[int], now: datetime,
-        lease: timedelta = timedelta(seconds=60), max_attempts: int = 5,
+        lease: timedelta = timedelta(seconds=60), max_attempts: int = 5, give_up_after: timedelta = timedelta(hours=72),
     ) -> list[int]:
         """One transaction: record ``outcomes`` of rows this worker holds, then mark ``begin`` ``sending``.
 
@@ -304,7 +339,8 @@ class Ledger(Reports):
         no longer confirmed, or whose address was suppressed since planning, becomes
         ``suppressed`` instead. An outcome for a row the worker no longer holds (an operator
         requeued it, another worker took it over) is kept as a conflict, never applied.
-        A deferral past ``max_attempts`` becomes ``failed``.
+        A deferral past ``max_attempts`` becomes ``failed``; one that spent no attempt (the server
+        was unavailable) becomes ``expired`` once the row has waited ``give_up_after``.
         """
         if not outcomes and not begin:
             return []
@@ -323,9 +359,14 @@ class Ledger(Reports):
                 if done:
                     conn.execute(_FINISH, done)
                 later = [{**params, "b_id": o.id, "b_response": o.response[:1000], "b_retry": o.retry_at or now,
-                          "b_max": max_attempts} for o in outcomes if o.id in held and o.state == "deferred"]
+                          "b_max": max_attempts} for o in outcomes if o.id in held and o.state == "deferred" and o.spent]
                 if later:
                     conn.execute(_DEFER, later)
+                waiting = [{**params, "b_id": o.id, "b_response": o.response[:1000], "b_retry": o.retry_at or now,
+                            "b_give_up": now - give_up_after}
+                           for o in outcomes if o.id in held and o.state == "deferred" and not o.spent]
+                if waiting:
+                    conn.execute(_WAIT, waiting)
             if not begin:
                 return []
             mine = {**params, "b_ids": list(begin)}
@@ -433,6 +474,27 @@ class Ledger(Reports):
             ).scalar_one()
         return int(requeued), int(live)
 
+    def retryable(self, *, states: Sequence[str], release: str | None = None, channel: str | None = None,
+                  since: datetime | None = None) -> int:
+        """How many rows :meth:`retry` would send again (the operator is told before saying yes)."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(*_retryable(states, release, channel, since))).scalar_one())
+
+    def retry(self, *, states: Sequence[str], now: datetime, release: str | None = None, channel: str | None = None,
+              since: datetime | None = None) -> int:
+        """The operator's word: ``failed`` or ``expired`` rows (finished since ``since``) are planned again,
+        their attempts and wait reset; returns how many. An address suppressed since (a hard bounce)
+        is still held back when the row comes up (``suppressed``), so this never reaches it."""
+        with self._engine.begin() as conn:
+            _remember(conn, _retryable(states, release, channel, since), event="retried", now=now)
+            return int(conn.execute(
+                update(deliveries).where(*_retryable(states, release, channel, since)).values(
+                    state="planned", attempts=0, waiting_since=None, next_attempt_at=None, finished_at=None,
+                    claimed_by=None, lease_until=None, updated_at=now,
+                    response=func.substr("sent again on the operator's word; before: " + deliveries.c.response, 1, 1000),
+                )
+            ).rowcount)
+
     def requeue_dead(self, *, channel: str, now: datetime, release: str | None = None) -> int:
         """For a channel that can ask the far end whether a delivery arrived (a social network):
         its ambiguous rows become due again, with their attempts kept, so the sender looks before it sends."""
@@ -539,3 +601,13 @@ def _remember(conn, where: list, *, event: str, now: datetime, state: str | None
         select(deliveries.c.id, literal(event), deliveries.c.state if state is None else literal(state),
                deliveries.c.response, literal(now, delivery_history.c.at.type)).where(*where),
     ))
+
+
+def _retryable(states: Sequence[str], release: str | None, channel: str | None, since: datetime | None) -> list:
+    unknown = set(states) - set(RETRYABLE)
+    if unknown:
+        raise ValueError(f"only {' and '.join(RETRYABLE)} rows are sent again on purpose, not {', '.join(sorted(unknown))}")
+    where = [*_scope(release, channel), deliveries.c.state.in_(list(states))]
+    if since is not None:
+        where.append(func.coalesce(deliveries.c.finished_at, deliveries.c.updated_at) >= literal(since, deliveries.c.updated_at.type))
+    return where

@@ -92,6 +92,7 @@ class DeliveryReport:
             f"{what}: sent {self.sent}" + ("" if self.sent_now is None else f" ({self.sent_now} this run)")
             + f", deferred {self.deferred}, failed {self.failed}, "
             f"suppressed {self.suppressed}, ambiguous {self.ambiguous}, pending {self.pending}"
+            + (f", expired {self._n('expired')} (the server was unavailable too long)" if self._n("expired") else "")
             + (f", in flight {self.in_flight}" if self.in_flight else "")
             + (f", in digest {self.in_digest}" if self.in_digest else "")
             + (f", conflicts {self.conflicts}" if self.conflicts else "")
@@ -102,7 +103,7 @@ class DeliveryReport:
         """Rows for a table (Prefect table artifact, CLI)."""
         labels = [("sent", "sent"), ("deferred", "deferred"), ("failed", "failed (bounced)"),
                   ("suppressed", "suppressed"), ("ambiguous", "ambiguous"), ("in flight", "in flight"),
-                  ("planned", "pending"), ("digest", "in digest")]
+                  ("planned", "pending"), ("digest", "in digest"), ("expired", "expired (server unavailable)")]
         rows: list[dict[str, str | int]] = [{"state": label, "count": self._n(state)} for state, label in labels]
         if self.conflicts:
             rows.append({"state": "conflicts", "count": self.conflicts})
@@ -256,7 +257,7 @@ class Reports:
             counts = dict(conn.execute(select(label, func.count()).where(*where).group_by(label)).tuples().all())
             rows = conn.execute(
                 select(deliveries.c.release, deliveries.c.recipient, label, deliveries.c.response)
-                .where(*where, deliveries.c.state.in_(("failed", "suppressed", "deferred", "ambiguous", "sending")))
+                .where(*where, deliveries.c.state.in_(("failed", "suppressed", "deferred", "ambiguous", "sending", "expired")))
                 .order_by(deliveries.c.id)
                 .limit(problems)
             ).tuples().all()

@@ -6,8 +6,8 @@
     await sender.close()
 
 A transport never raises for one message: each envelope comes back as a :class:`SendResult`
-whose ``status`` says what the caller must do (the rules are in :func:`_classify`, the one place
-an SMTP answer is read). Only settings that cannot work raise, as :class:`ConfigError`, before
+whose ``status`` says what the caller must do (the rules are :func:`pressroom.mail.answers.classify`,
+the one place an SMTP answer is read). Only settings that cannot work raise, as :class:`ConfigError`, before
 anything is sent: a refused login, or a server that offers no STARTTLS or no AUTH when they are set.
 
 - ``outbox``: each message as an .eml file under ``var/outbox/email/<group>/``; the file
@@ -34,15 +34,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pressroom.errors import ConfigError, TransientError
+from pressroom.mail.answers import Stage, Status, classify
 from pressroom.settings import Settings, SmtpSettings
 
 __all__ = ["Envelope", "SendResult", "Sender", "Status", "Transport", "transport_for", "TRANSPORTS"]
-
-Status = Literal["sent", "retry", "mailbox", "failed", "rejected", "ambiguous"]
-
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
@@ -172,47 +170,6 @@ class DiscardTransport:
 
     async def connect(self) -> Sender:
         return _DiscardSender()
-
-
-# --------------------------------------------------------------------------- smtp: what an answer means
-
-Stage = Literal["mail", "rcpt", "data", "end"]
-
-_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.\d{1,3}\b")
-
-
-def _classify(stage: Stage, code: int | None, text: str = "", *, data_sent: bool = False) -> Status:
-    """What the answer that decided a message (``code`` None: no answer came) means for it.
-
-    ``stage`` is the command answered: MAIL FROM, RCPT TO, DATA, or the end of the message data
-    (the final dot or the last BDAT chunk). The one home of these rules:
-
-    - no answer: retry before the data went out; **ambiguous** once the final dot (or the last
-      BDAT chunk) was written, since the server may have taken the message and sending it again
-      could deliver it twice.
-    - 2xx to the end of data: sent. 4xx anywhere (421 included): retry.
-    - 5.2.x (mailbox full, disabled, ...) at RCPT or after the data: mailbox, deferred and never
-      suppressed; a bare 552 without an enhanced code means the same (RFC 5321's "storage allocation").
-    - 5.1.x at RCPT or after the data, or a bare 550/551/553 to RCPT TO: rejected (suppress the
-      address). A 550 with another enhanced code (5.7.1 relaying denied ...) is about the sender or
-      the server's policy, not the address: failed, so a misconfigured relay never suppresses a list.
-    - any other 5xx, and every 5xx to MAIL FROM: failed.
-    """
-    if code is None:
-        return "ambiguous" if data_sent else "retry"
-    if 200 <= code < 300:
-        return "sent"
-    if code < 500:
-        return "retry"
-    if stage == "mail":
-        return "failed"
-    enhanced = _ENHANCED.match(text)
-    subject = enhanced.group(2) if enhanced and enhanced.group(1) == "5" else None
-    if subject == "2" or (subject is None and code == 552):
-        return "mailbox"
-    if subject == "1" or (subject is None and stage == "rcpt" and code in (550, 551, 553)):
-        return "rejected"
-    return "failed"
 
 
 # --------------------------------------------------------------------------- smtp: the wire
@@ -405,7 +362,7 @@ class _SmtpSender:
             for i in todo:
                 if results[i] is None:
                     results[i] = SendResult(
-                        envelopes[i].id, _classify("end", None, data_sent=data_sent[i]),
+                        envelopes[i].id, classify("end", None, data_sent=data_sent[i]),
                         f"{exc.message} after end of data" if data_sent[i] else f"not sent: {exc.message}",
                     )
         except BaseException:
@@ -437,12 +394,12 @@ class _SmtpSender:
                 code, text = await conn.reply()
                 if 300 <= code < 400:
                     raise TransientError(f"unexpected answer {code} {text}")
-                results[i] = SendResult(envelope.id, _classify("end", code, text, data_sent=True), f"{code} {text}")
+                results[i] = SendResult(envelope.id, classify("end", code, text, data_sent=True), f"{code} {text}")
                 if code == 421:
                     raise TransientError(f"{code} {text}")
                 continue
             stage, code, text = refusal
-            results[i] = SendResult(envelope.id, _classify(stage, code, text), f"{code} {text}")
+            results[i] = SendResult(envelope.id, classify(stage, code, text), f"{code} {text}")
             if code == 421:
                 raise TransientError(f"{code} {text}")
             # A refused MAIL, RCPT or DATA leaves a half-open transaction: reset it first.

@@ -55,6 +55,6 @@ def test_deliveries_report_and_retry_ambiguous(project) -> None:
     assert "news\n  email (en)  1 sent, 1 ambiguous\n" in report.output
     assert "  news  email  b@example.org  its sender stopped while sending it (no answer recorded)" in report.output
     assert run(project, "deliveries", "retry").exit_code == 2
-    retried = run(project, "deliveries", "retry", "--ambiguous")
+    retried = run(project, "deliveries", "retry", "--ambiguous", "--yes")
     assert "news  email  b@example.org" in retried.output and "1 ambiguous deliveries" in retried.output
     assert ledger.report(release="news").pending == 1

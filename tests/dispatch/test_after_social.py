@@ -49,7 +49,7 @@ class Networks(httpx.BaseTransport):
         return self.transports[request.url.host].handle_request(request)
 
 
-def test_mastodon_gets_the_correction_as_one_reply_linkedin_says_it_cannot_and_withdrawal_deletes_both_once(project):
+def test_mastodon_gets_the_correction_as_one_reply_linkedin_says_it_cannot_and_withdrawal_deletes_both_once(project, engine_clock):
     accounts = [
         SocialAccount(network="mastodon", base_url=INSTANCE, token=SecretStr(TOKEN), handle="@press@mastodon.example"),
         SocialAccount(network="linkedin", author_urn=AUTHOR, token=SecretStr(LINKEDIN_TOKEN)),
@@ -67,6 +67,7 @@ def test_mastodon_gets_the_correction_as_one_reply_linkedin_says_it_cannot_and_w
     for minutes in (0, 70, 75):  # reruns
         if minutes == 70:
             networks.mastodon.by_key.clear()
+        engine_clock.after(timedelta(days=1, minutes=minutes))
         report = follow_up_releases(releases=[_corrected(release)], settings=settings, ledger=ledger,
                                     now=NOW + timedelta(days=1, minutes=minutes), first_seen=FIRST_SEEN, transport=networks)
     replies = [s for s in networks.mastodon.statuses if s["in_reply_to_id"] == original["id"]]
@@ -77,6 +78,7 @@ def test_mastodon_gets_the_correction_as_one_reply_linkedin_says_it_cannot_and_w
     assert len(networks.linkedin.posts) == 1  # LinkedIn untouched
 
     for minutes in (0, 5):
+        engine_clock.after(timedelta(days=2, minutes=minutes))
         report = follow_up_releases(releases=[_withdrawn(_corrected(release))], settings=settings, ledger=ledger,
                                     now=NOW + timedelta(days=2, minutes=minutes), first_seen=FIRST_SEEN, transport=networks)
     assert networks.mastodon.statuses == [] and sorted(networks.mastodon.deleted) == sorted([original["id"], replies[0]["id"]])
@@ -87,7 +89,7 @@ def test_mastodon_gets_the_correction_as_one_reply_linkedin_says_it_cannot_and_w
     assert ledger.states(release=release.slug, channel="social:mastodon:default:delete") == {"@press@mastodon.example": "sent"}
 
 
-def test_bluesky_gets_one_reply_even_after_a_crash_and_withdrawal_deletes_the_post_and_reply_on_the_pds(pds, project):
+def test_bluesky_gets_one_reply_even_after_a_crash_and_withdrawal_deletes_the_post_and_reply_on_the_pds(pds, project, engine_clock):
     handle, password, did = pds.create_account("press")
     account = SocialAccount(network="bluesky", base_url=pds.url, handle=handle, password=SecretStr(password))
     settings = project.settings(PRESSROOM_EMAIL__SEND_CORRECTIONS="true").model_copy(update={"social": [account]})
@@ -104,6 +106,7 @@ def test_bluesky_gets_one_reply_even_after_a_crash_and_withdrawal_deletes_the_po
                            first_seen=FIRST_SEEN, transport=LoseResponses(fault=Crash))
     # The next runs, after the dead worker's lease ran out: the reply is found, not written again.
     for minutes in (5, 10):
+        engine_clock.after(timedelta(days=1, minutes=minutes))
         report = follow_up_releases(releases=[_corrected(release)], settings=settings, ledger=ledger,
                                     now=NOW + timedelta(days=1, minutes=minutes), first_seen=FIRST_SEEN)
     records = pds.records(did)
@@ -115,6 +118,7 @@ def test_bluesky_gets_one_reply_even_after_a_crash_and_withdrawal_deletes_the_po
     assert report.results[0].state == "already sent"
 
     for minutes in (0, 5):
+        engine_clock.after(timedelta(days=2, minutes=minutes))
         report = follow_up_releases(releases=[_withdrawn(_corrected(release))], settings=settings, ledger=ledger,
                                     now=NOW + timedelta(days=2, minutes=minutes), first_seen=FIRST_SEEN)
     assert pds.records(did) == []

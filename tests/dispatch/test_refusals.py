@@ -8,9 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pressroom.audience import Audience
-from pressroom.bounces import explain, scan_maildir
+from pressroom.bounces import scan_maildir
 from pressroom.cli import app
 from pressroom.ledger import Ledger, Outcome
+from pressroom.mail.answers import classify, explain
 from tests.conftest import NOW
 
 DMARC_HINT = "the domain's DMARC does not pass: run pressroom doctor --dns"
@@ -88,3 +89,26 @@ def test_a_policy_bounce_never_suppresses_the_reader_and_the_report_explains_it(
     assert f"refused    1 x Gmail: the message failed DMARC: neither SPF nor DKIM passed aligned with the From domain (hint: {DMARC_HINT})" in result.output
     assert "refused    1 x Outlook.com: the sending domain does not meet the required authentication level" in result.output
     assert result.output.count("run pressroom doctor --dns") == 2
+
+
+CLASSIFIED = [
+    ("end", None, "", False, "held"),  # the connection failed before the data: the server's trouble
+    ("end", None, "", True, "ambiguous"),  # the data went out and no answer came
+    ("mail", 451, "4.3.0 Local error", False, "held"),  # MAIL FROM refused: the sender, whoever the reader
+    ("mail", 553, "5.7.1 Sender address rejected", False, "held"),
+    ("rcpt", 421, "4.3.2 Service shutting down", False, "held"),
+    ("rcpt", 421, "4.7.28 Our system has detected an unusual rate of mail", False, "throttled"),
+    ("rcpt", 451, "4.7.500 Server busy. Please try again later", False, "throttled"),
+    ("end", 450, "4.7.1 Client host rejected: try again later", False, "throttled"),
+    ("rcpt", 452, "4.2.2 Mailbox full, try later", False, "retry"),  # about this reader: spends an attempt
+    ("end", 451, "4.3.0 Temporary local problem", False, "retry"),
+    ("rcpt", 550, "5.1.1 No such user here", False, "rejected"),
+    ("rcpt", 552, "5.2.2 Mailbox full", False, "mailbox"),
+    ("end", 550, "5.7.26 Unauthenticated email is not accepted due to domain's DMARC policy", False, "failed"),
+    ("end", 250, "2.0.0 OK", False, "sent"),
+]
+
+
+@pytest.mark.parametrize(("stage", "code", "text", "data_sent", "status"), CLASSIFIED, ids=[f"{c[0]}-{c[1]}-{c[4]}" for c in CLASSIFIED])
+def test_an_answer_about_the_server_never_counts_against_the_reader(stage, code, text, data_sent, status) -> None:
+    assert classify(stage, code, text, data_sent=data_sent) == status

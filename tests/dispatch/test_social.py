@@ -63,7 +63,7 @@ def test_a_network_disabled_in_front_matter_is_not_written(settings, ledger):
     assert sorted(path.name for path in folder.iterdir()) == ["default-bluesky.json", "default-mastodon.json"]
 
 
-def test_a_crash_after_posting_is_resolved_by_asking_the_network_not_by_posting_again(settings, ledger):
+def test_a_crash_after_posting_is_resolved_by_asking_the_network_not_by_posting_again(settings, ledger, engine_clock):
     settings = mastodon_settings(settings)
     server = FakeMastodon()
     release = make_release()
@@ -80,7 +80,10 @@ def test_a_crash_after_posting_is_resolved_by_asking_the_network_not_by_posting_
     with pytest.raises(Crash):
         post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=httpx.MockTransport(server))
     assert len(server.statuses) == 1
-    assert ledger.report(release=release.slug).ambiguous == 1
+    # In flight until the dead worker's lease runs out on the send loop's clock, whatever the runs' now.
+    assert ledger.report(release=release.slug, now=engine_clock()).in_flight == 1
+    engine_clock.after(timedelta(minutes=2))
+    assert ledger.report(release=release.slug, now=engine_clock()).ambiguous == 1
 
     report = post_releases(
         releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=2), transport=httpx.MockTransport(server)
@@ -90,7 +93,7 @@ def test_a_crash_after_posting_is_resolved_by_asking_the_network_not_by_posting_
     assert ledger.report(release=release.slug).sent == 1
 
 
-def test_rate_limited_post_waits_for_the_reset_then_goes_out(settings, ledger):
+def test_rate_limited_post_waits_for_the_reset_then_goes_out(settings, ledger, engine_clock):
     settings = mastodon_settings(settings)
     server = FakeMastodon()
     release = make_release()
@@ -100,10 +103,12 @@ def test_rate_limited_post_waits_for_the_reset_then_goes_out(settings, ledger):
     assert report.problems
     # Before the reset time nothing is tried.
     requests = len(server.requests)
+    engine_clock.after(timedelta(minutes=1))
     early = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=1),
                           transport=httpx.MockTransport(server))
     assert early.results[0].state == "waiting" and len(server.requests) == requests
-    _, retry_at = ledger.outstanding(release=release.slug, channel="social:mastodon:default", now=NOW)
+    _, retry_at = ledger.outstanding(release=release.slug, channel="social:mastodon:default", now=engine_clock())
+    engine_clock.now = retry_at + timedelta(seconds=1)  # the network's reset is an instant of the real clock
     later = post_releases(releases=[release], settings=settings, ledger=ledger, now=retry_at + timedelta(seconds=1),
                           transport=httpx.MockTransport(server))
     assert later.results[0].state == "sent" and len(server.statuses) == 1
@@ -197,7 +202,7 @@ def test_an_account_with_max_age_does_not_post_the_archive(settings, ledger):
     assert not (settings.path("var") / "outbox" / "social" / "old-news").exists()
 
 
-def test_a_broken_template_is_reported_and_retried_after_the_fix_not_lost(settings, ledger, tmp_path):
+def test_a_broken_template_is_reported_and_retried_after_the_fix_not_lost(settings, ledger, tmp_path, engine_clock):
     release = make_release()
     empty = tmp_path / "empty-templates"
     (empty / "social").mkdir(parents=True)
@@ -205,17 +210,19 @@ def test_a_broken_template_is_reported_and_retried_after_the_fix_not_lost(settin
     report = post_releases(releases=[release], settings=broken, ledger=ledger, now=NOW)
     assert report.results[0].state == "deferred" and "templates/social/mastodon.txt.j2 is missing" in report.results[0].detail
     assert ledger.report(release=release.slug).sent == 0 and ledger.report(release=release.slug).ambiguous == 0
+    engine_clock.after(timedelta(minutes=5))
     fixed = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=5))
     assert fixed.results[0].state == "sent"
 
 
-def test_an_unreadable_answer_is_deferred_and_the_network_asked_before_a_retry(settings, ledger):
+def test_an_unreadable_answer_is_deferred_and_the_network_asked_before_a_retry(settings, ledger, engine_clock):
     settings = mastodon_settings(settings)
     server = FakeMastodon()
     release = make_release()
     server.fail = [lambda r: None, lambda r: httpx.Response(200, text="<html>maintenance</html>")]
     report = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=httpx.MockTransport(server))
     assert report.results[0].state == "deferred" and "unexpected" in report.results[0].detail
+    engine_clock.after(timedelta(minutes=2))
     later = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(minutes=2),
                           transport=httpx.MockTransport(server))
     assert later.results[0].state == "sent" and len(server.statuses) == 1

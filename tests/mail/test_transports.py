@@ -151,7 +151,7 @@ def test_a_lost_answer_after_the_final_dot_is_ambiguous_and_nothing_else_is(proj
     settings = settings_for(project, scripted)
     first = envelopes("a@example.org", f"{fault}@example.org", "b@example.org", "c@example.org")
     results, again = send(settings, first, [first[2], first[3]])
-    assert statuses(results) == ["sent", "ambiguous", "retry", "retry"]
+    assert statuses(results) == ["sent", "ambiguous", "held", "held"]
     assert results[1].response.endswith("after end of data")
     assert ("timeout" in results[1].response) == (fault == "stall")
     assert all(r.response.startswith("not sent") for r in results[2:])
@@ -160,21 +160,21 @@ def test_a_lost_answer_after_the_final_dot_is_ambiguous_and_nothing_else_is(proj
 
 
 @pytest.mark.parametrize("fault", ["gone", "closing"])
-def test_a_session_lost_before_the_data_is_a_retry(project, scripted, fault: str) -> None:
+def test_a_session_lost_before_the_data_is_held_not_counted_against_the_reader(project, scripted, fault: str) -> None:
     settings = settings_for(project, scripted)
     first = envelopes("a@example.org", f"{fault}@example.org", "b@example.org")
     results, again = send(settings, first, [first[2]])
-    assert statuses(results) == ["sent", "retry", "retry"]
+    assert statuses(results) == ["sent", "held", "held"]
     if fault == "closing":
         assert results[1].response.startswith("421 4.3.2")
     assert statuses(again) == ["sent"]
     assert scripted.handler.counts() == Counter(["a@example.org", "b@example.org"])
 
 
-def test_no_server_means_retry_for_the_whole_window(project) -> None:
+def test_no_server_holds_the_whole_window(project) -> None:
     settings = project.settings(PRESSROOM_EMAIL__TRANSPORT="smtp", PRESSROOM_SMTP__PORT=str(free_port()))
     [results] = send(settings, envelopes("a@example.org", "b@example.org"))
-    assert statuses(results) == ["retry", "retry"]
+    assert statuses(results) == ["held", "held"]
     assert "cannot connect" in results[0].response
 
 
@@ -354,7 +354,7 @@ def test_a_lost_answer_after_the_last_chunk_is_ambiguous(project) -> None:
     with TinyServer("PIPELINING", "CHUNKING") as server:
         settings = project.settings(**server.env(), PRESSROOM_SMTP__TIMEOUT="1")
         [results] = send(settings, envelopes("a@example.org", "stall@example.org", "b@example.org"))
-    assert statuses(results) == ["sent", "ambiguous", "retry"]
+    assert statuses(results) == ["sent", "ambiguous", "held"]
     assert [rcpt for rcpt, _ in server.received] == ["a@example.org", "stall@example.org"]
 
 
@@ -380,7 +380,7 @@ def test_plain_text_injected_behind_starttls_is_not_trusted(project) -> None:
     with TinyServer("PIPELINING", "STARTTLS") as server:
         settings = project.settings(**server.env(), PRESSROOM_SMTP__SECURITY="starttls", PRESSROOM_SMTP__TIMEOUT="1")
         [results] = send(settings, envelopes("a@example.org"))
-    assert statuses(results) == ["retry"] and "after its STARTTLS answer" in results[0].response
+    assert statuses(results) == ["held"] and "after its STARTTLS answer" in results[0].response
     assert server.received == []
 
 
