@@ -14,6 +14,7 @@ import typer
 from pressroom.cli.base import SettingsOption, app, console, err, open_settings
 
 if TYPE_CHECKING:
+    from pressroom.ledger import Ledger
     from pressroom.ledger.reports import Group, Reports, Row
     from pressroom.settings import Settings
 
@@ -249,31 +250,49 @@ def deliveries_retry(
     from pressroom.ledger import Ledger
 
     states = [state for state, asked in (("failed", failed), ("expired", expired)) if asked]
-    if not (ambiguous or states):
-        err.print("[red]error:[/red] say what to retry: --failed, --expired or --ambiguous")
-        raise typer.Exit(2)
     settings = open_settings(settings_file)
-    after = _since(since, settings) if since is not None else None
-    if ambiguous and after is not None:
-        err.print("[red]error:[/red] --since applies to --failed and --expired; an ambiguous row has no end to date it from")
-        raise typer.Exit(2)
+    after = _retry_since(states=states, ambiguous=ambiguous, since=since, settings=settings)
     ledger = Ledger.from_settings(settings)
     rows = ledger.ambiguous(release=release, channel=channel) if ambiguous else []
     for slug, chan, recipient in rows:
         console.print(f"  {slug}  {chan}  {recipient}", markup=False)
     count = ledger.retryable(states=states, release=release, channel=channel, since=after) if states else 0
-    what = " and ".join([*states, *(["ambiguous"] if ambiguous else [])])
-    scope = " ".join(part for part in (release, channel, f"since {after:%Y-%m-%d %H:%M %Z}" if after else "") if part)
     if (count or rows) and not yes:
-        console.print(f"{count + len(rows)} {what} deliveries{' of ' + scope if scope else ''} will be queued again"
-                      + (f" ({len(rows)} ambiguous: some of these readers may already have the email)" if rows else ""),
-                      markup=False)
-        if not typer.confirm("Send them again?"):
-            console.print("nothing changed")
-            raise typer.Exit(1)
+        _confirm(count=count, ambiguous=len(rows), states=states, scope=(release, channel, after))
+    _requeue(ledger, states=states, ambiguous=ambiguous, release=release, channel=channel, since=after)
+
+
+def _confirm(*, count: int, ambiguous: int, states: list[str], scope: tuple[str | None, str | None, datetime | None]) -> None:
+    """Say what a retry would queue again and stop unless the operator agrees."""
+    release, channel, after = scope
+    what = " and ".join([*states, *(["ambiguous"] if ambiguous else [])])
+    where = " ".join(part for part in (release, channel, f"since {after:%Y-%m-%d %H:%M %Z}" if after else "") if part)
+    console.print(f"{count + ambiguous} {what} deliveries{' of ' + where if where else ''} will be queued again"
+                  + (f" ({ambiguous} ambiguous: some of these readers may already have the email)" if ambiguous else ""),
+                  markup=False)
+    if not typer.confirm("Send them again?"):
+        console.print("nothing changed")
+        raise typer.Exit(1)
+
+
+def _retry_since(*, states: list[str], ambiguous: bool, since: str | None, settings: Settings) -> datetime | None:
+    """The instant ``--since`` names, after checking that the options ask for something that can be retried."""
+    if not (ambiguous or states):
+        err.print("[red]error:[/red] say what to retry: --failed, --expired or --ambiguous")
+        raise typer.Exit(2)
+    if since is None:
+        return None
+    if ambiguous:
+        err.print("[red]error:[/red] --since applies to --failed and --expired; an ambiguous row has no end to date it from")
+        raise typer.Exit(2)
+    return _since(since, settings)
+
+
+def _requeue(ledger: Ledger, *, states: list[str], ambiguous: bool, release: str | None, channel: str | None,
+             since: datetime | None) -> None:
     now = datetime.now(UTC)
     if states:
-        queued = ledger.retry(states=states, release=release, channel=channel, since=after, now=now)
+        queued = ledger.retry(states=states, release=release, channel=channel, since=since, now=now)
         console.print(f"{queued} {' and '.join(states)} deliveries will be sent again on the next run", markup=False)
     if ambiguous:
         queued, live = ledger.retry_ambiguous(release=release, channel=channel, now=now)

@@ -127,6 +127,11 @@ def classify(stage: Stage, code: int | None, text: str = "", *, data_sent: bool 
         return "throttled" if _rate_limit(code, text) else "held"
     if code < 500:
         return "retry"
+    return _permanent(stage, code, text)
+
+
+def _permanent(stage: Stage, code: int, text: str) -> Status:
+    """What a 5xx about the recipient means: by the enhanced code's subject, else by the bare code."""
     enhanced = _ENHANCED.match(text)
     subject = enhanced.group(2) if enhanced and enhanced.group(1) == "5" else None
     if subject == "2" or (subject is None and code == 552):
