@@ -223,34 +223,35 @@ def _apply(bounces: list[Bounce], *, audience: Audience, ledger: Ledger, now: da
     for bounce in bounces:
         if bounce.action == "complaint":
             _apply_complaint(bounce, audience=audience, ledger=ledger, now=now, report=report)
-            continue
-        if bounce.action == "auth-failure":
+        elif bounce.action == "auth-failure":
             report.problems.append(f"a DMARC failure report from {bounce.reporter or 'a receiver'}: mail in your name did"
                                    " not pass SPF or DKIM (run pressroom doctor --dns); nobody suppressed")
-            continue
-        if bounce.action == "not-spam":  # a reader took one of ours out of the spam folder: nothing to do
-            continue
-        detail = " ".join(part for part in (bounce.status, bounce.diagnostic) if part) or bounce.action
-        why = explain(detail)
-        if why is not None and why.about_sender and bounce.action == "failed":
-            # The provider refused the sender (its DMARC, its IP, its rate), not this reader: no suppression.
-            report.problems.append(f"{bounce.recipient}: {why.line()}")
-            key = _key(bounce.message_id)[0]
-            if key and not why.rate_limit:
-                ledger.mark_bounced(release=key, recipient=bounce.recipient, response=f"refused: {detail}", now=now)
-            continue
-        if not bounce.hard:
-            report.soft.append(bounce.recipient)
-            continue
-        try:
-            audience.suppress(address=bounce.recipient, reason="hard-bounce", detail=detail, now=now)
-        except AddressError as exc:
-            report.problems.append(f"{bounce.recipient}: {exc.message}")
-            continue
-        report.suppressed.append(bounce.recipient)
-        key = _key(bounce.message_id)[0]
-        if key:
-            ledger.mark_bounced(release=key, recipient=bounce.recipient, response=f"bounced: {detail}", now=now)
+        elif bounce.action != "not-spam":  # not-spam: a reader took one of ours out of the spam folder, nothing to do
+            _apply_status(bounce, audience=audience, ledger=ledger, now=now, report=report)
+
+
+def _apply_status(bounce: Bounce, *, audience: Audience, ledger: Ledger, now: datetime, report: BounceReport) -> None:
+    """A delivery status notification: a refusal of the sender, a soft bounce, or a hard one that suppresses."""
+    detail = " ".join(part for part in (bounce.status, bounce.diagnostic) if part) or bounce.action
+    key = _key(bounce.message_id)[0]
+    why = explain(detail)
+    if why is not None and why.about_sender and bounce.action == "failed":
+        # The provider refused the sender (its DMARC, its IP, its rate), not this reader: no suppression.
+        report.problems.append(f"{bounce.recipient}: {why.line()}")
+        if key and not why.rate_limit:
+            ledger.mark_bounced(release=key, recipient=bounce.recipient, response=f"refused: {detail}", now=now)
+        return
+    if not bounce.hard:
+        report.soft.append(bounce.recipient)
+        return
+    try:
+        audience.suppress(address=bounce.recipient, reason="hard-bounce", detail=detail, now=now)
+    except AddressError as exc:
+        report.problems.append(f"{bounce.recipient}: {exc.message}")
+        return
+    report.suppressed.append(bounce.recipient)
+    if key:
+        ledger.mark_bounced(release=key, recipient=bounce.recipient, response=f"bounced: {detail}", now=now)
 
 
 def _apply_complaint(bounce: Bounce, *, audience: Audience, ledger: Ledger, now: datetime, report: BounceReport) -> None:
@@ -333,6 +334,32 @@ def webhook_token(*, settings: Settings) -> str:
     return sign_token(settings=settings, action="bounces", subscriber_id=0)
 
 
+def _webhook_json(body: bytes) -> list[Bounce] | str:
+    """A provider's JSON events as bounces, or what is wrong with them."""
+    try:
+        data = json.loads(body)
+        items = data if isinstance(data, list) else [data]
+        if not items or not all(isinstance(item, dict) and isinstance(item.get("recipient"), str) for item in items):
+            raise ValueError("each item must be an object whose recipient is a string")
+        return [
+            Bounce(recipient=item["recipient"].lower(), action=str(item.get("action", "failed")).lower(),
+                   status=str(item.get("status", "")), diagnostic=str(item.get("diagnostic", ""))[:2000],
+                   message_id=str(item.get("message_id", ""))[:998])
+            for item in items
+        ]
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than the parser goes
+        return f"expected JSON objects with recipient, status, action: {str(exc)[:200]}"
+
+
+def _webhook_report(body: bytes) -> list[Bounce] | str:
+    """A DSN or ARF report as bounces, or what is wrong with it."""
+    try:
+        bounces = parse_report(body)
+    except (MalformedReport, LookupError, ValueError, TypeError, AttributeError) as exc:  # the email package on hostile bytes
+        return f"unreadable report: {str(exc)[:200]}"
+    return bounces or "not a delivery status notification (RFC 3464) or complaint (RFC 5965)"
+
+
 def handle_webhook(
     *, settings: Settings, token: str, body: bytes, content_type: str, audience: Audience, ledger: Ledger, now: datetime
 ) -> tuple[int, dict]:
@@ -342,27 +369,10 @@ def handle_webhook(
     except TokenError as exc:
         return 403, {"error": exc.message}
     report = BounceReport()
-    if content_type.split(";")[0].strip().lower() == "application/json":
-        try:
-            data = json.loads(body)
-            items = data if isinstance(data, list) else [data]
-            if not items or not all(isinstance(item, dict) and isinstance(item.get("recipient"), str) for item in items):
-                raise ValueError("each item must be an object whose recipient is a string")
-            bounces = [
-                Bounce(recipient=item["recipient"].lower(), action=str(item.get("action", "failed")).lower(),
-                       status=str(item.get("status", "")), diagnostic=str(item.get("diagnostic", ""))[:2000],
-                       message_id=str(item.get("message_id", ""))[:998])
-                for item in items
-            ]
-        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than the parser goes
-            return 400, {"error": f"expected JSON objects with recipient, status, action: {str(exc)[:200]}"}
-    else:
-        try:
-            bounces = parse_report(body)
-        except (MalformedReport, LookupError, ValueError, TypeError, AttributeError) as exc:  # the email package on hostile bytes
-            return 400, {"error": f"unreadable report: {str(exc)[:200]}"}
-        if not bounces:
-            return 400, {"error": "not a delivery status notification (RFC 3464) or complaint (RFC 5965)"}
+    json_body = content_type.split(";")[0].strip().lower() == "application/json"
+    bounces = _webhook_json(body) if json_body else _webhook_report(body)
+    if isinstance(bounces, str):
+        return 400, {"error": bounces}
     _apply(bounces, audience=audience, ledger=ledger, now=now, report=report)
     if not (report.suppressed or report.soft or report.complaints) and report.problems:
         return 422, {"error": "; ".join(report.problems)[:1000], "suppressed": [], "soft": [], "problems": report.problems}
