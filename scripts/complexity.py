@@ -2,8 +2,7 @@
 """The size gates of `make test`: no function in pressroom/ or flows/ above cyclomatic complexity 15 (radon),
 no module above 700 lines, and the CLI's one door to Prefect stays lazy (flows/ imported inside a command only).
 
-What is over a limit today and waits for its owner is named, with why, in scripts/complexity-allowlist.txt; the
-gate fails on anything else over a limit, and on a line of that list that is no longer needed, so it only shrinks.
+There is no allow-list: what goes over a limit is split before it merges.
 ``--figures`` prints the counts the closing notes quote (functions above 10, 15 and 20; the largest modules).
 """
 
@@ -23,7 +22,6 @@ PACKAGES = ("pressroom", "flows")
 SKIP = ("pressroom/migrations/",)  # generated Alembic revisions: one function each, written once
 MAX_COMPLEXITY = 15
 MAX_LINES = 700
-ALLOWLIST = ROOT / "scripts" / "complexity-allowlist.txt"
 
 
 def modules() -> Iterator[Path]:
@@ -55,22 +53,11 @@ def eager_flow_imports(path: Path) -> Iterator[int]:
             yield node.lineno
 
 
-def read_allowlist() -> set[str]:
-    entries = set()
-    for line in ALLOWLIST.read_text(encoding="utf-8").splitlines():
-        entry = line.split("#", 1)[0].strip()
-        if entry:
-            entries.add(entry)
-    return entries
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--figures", action="store_true", help="print the counts, then check")
     args = parser.parse_args()
 
-    allowed = read_allowlist()
-    used: set[str] = set()
     failures: list[str] = []
     scores: list[tuple[int, str]] = []
     sizes: list[tuple[int, str]] = []
@@ -79,32 +66,20 @@ def main() -> int:
         lines = len(path.read_text(encoding="utf-8").splitlines())
         sizes.append((lines, relative))
         if lines > MAX_LINES:
-            key = f"{relative} lines"
-            if key in allowed:
-                used.add(key)
-            else:
-                failures.append(f"{relative}: {lines} lines, above {MAX_LINES}: split it by concern into rooms of its own")
+            failures.append(f"{relative}: {lines} lines, above {MAX_LINES}: split it by concern into rooms of its own")
         for name, lineno, complexity in functions(path):
             scores.append((complexity, f"{relative}:{lineno} {name}"))
             if complexity > MAX_COMPLEXITY:
-                key = f"{relative}::{name}"
-                if key in allowed:
-                    used.add(key)
-                else:
-                    failures.append(
-                        f"{relative}:{lineno}: {name} has cyclomatic complexity {complexity}, above {MAX_COMPLEXITY}: "
-                        "give its branches names (a table, a helper per case) until each reads at a glance"
-                    )
+                failures.append(
+                    f"{relative}:{lineno}: {name} has cyclomatic complexity {complexity}, above {MAX_COMPLEXITY}: "
+                    "give its branches names (a table, a helper per case) until each reads at a glance"
+                )
         if relative.startswith("pressroom/cli/"):
             failures += [
                 f"{relative}:{lineno}: imports flows/ at module level: import it inside the command that needs it "
                 "(the CLI's one door to Prefect stays lazy, so the core loads without it)"
                 for lineno in eager_flow_imports(path)
             ]
-    failures += [
-        f"{ALLOWLIST.relative_to(ROOT)}: '{entry}' is no longer over its limit (or gone): delete its line"
-        for entry in sorted(allowed - used)
-    ]
 
     if args.figures:
         counts = {limit: sum(score > limit for score, _ in scores) for limit in (10, 15, 20)}
@@ -115,8 +90,7 @@ def main() -> int:
     for failure in failures:
         print(failure, file=sys.stderr)
     if not failures:
-        print(f"complexity and size gates: every function <= {MAX_COMPLEXITY} and every module <= {MAX_LINES} lines "
-              f"({len(used)} allow-listed, see {ALLOWLIST.relative_to(ROOT)})")
+        print(f"complexity and size gates: every function <= {MAX_COMPLEXITY} and every module <= {MAX_LINES} lines")
     return 1 if failures else 0
 
 

@@ -347,26 +347,7 @@ class Ledger(Reports):
         params = {"b_worker": worker, "b_now": now}
         with self._engine.begin() as conn:
             if outcomes:
-                held = set(conn.execute(_HELD, {**params, "b_ids": [o.id for o in outcomes]}).scalars())
-                lost = [o for o in outcomes if o.id not in held]
-                if lost:
-                    conn.execute(delivery_conflicts.insert(), [
-                        {"delivery_id": o.id, "worker": worker, "state": o.state, "response": o.response[:1000], "at": now}
-                        for o in lost
-                    ])
-                done = [{**params, "b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]}
-                        for o in outcomes if o.id in held and o.state in FINAL]
-                if done:
-                    conn.execute(_FINISH, done)
-                later = [{**params, "b_id": o.id, "b_response": o.response[:1000], "b_retry": o.retry_at or now,
-                          "b_max": max_attempts} for o in outcomes if o.id in held and o.state == "deferred" and o.spent]
-                if later:
-                    conn.execute(_DEFER, later)
-                waiting = [{**params, "b_id": o.id, "b_response": o.response[:1000], "b_retry": o.retry_at or now,
-                            "b_give_up": now - give_up_after}
-                           for o in outcomes if o.id in held and o.state == "deferred" and not o.spent]
-                if waiting:
-                    conn.execute(_WAIT, waiting)
+                _record(conn, outcomes, params=params, max_attempts=max_attempts, give_up_after=give_up_after)
             if not begin:
                 return []
             mine = {**params, "b_ids": list(begin)}
@@ -590,6 +571,36 @@ class Ledger(Reports):
                 .on_conflict_do_nothing()
             )
             return self._count_plan(conn, release, channel)
+
+
+def _record(conn, outcomes: Sequence[Outcome], *, params: dict, max_attempts: int, give_up_after: timedelta) -> None:
+    """Apply the outcomes of rows the worker (``params``) still holds; keep the others as conflicts."""
+    worker, now = params["b_worker"], params["b_now"]
+    held = set(conn.execute(_HELD, {**params, "b_ids": [o.id for o in outcomes]}).scalars())
+    lost = [o for o in outcomes if o.id not in held]
+    if lost:
+        conn.execute(delivery_conflicts.insert(), [
+            {"delivery_id": o.id, "worker": worker, "state": o.state, "response": o.response[:1000], "at": now}
+            for o in lost
+        ])
+    mine = [o for o in outcomes if o.id in held]
+    done = [{**params, "b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]} for o in mine if o.state in FINAL]
+    for statement, rows in ((_FINISH, done), *_deferrals(mine, params=params, max_attempts=max_attempts, give_up_after=give_up_after)):
+        if rows:
+            conn.execute(statement, rows)
+
+
+def _deferrals(mine: Sequence[Outcome], *, params: dict, max_attempts: int, give_up_after: timedelta) -> list[tuple]:
+    """The deferred outcomes' parameters: one that spent an attempt counts toward ``max_attempts``
+    (_DEFER); one that spent none (the server was unavailable) waits up to ``give_up_after`` (_WAIT)."""
+    deferred = [o for o in mine if o.state == "deferred"]
+    later = [{**_waits(o, params), "b_max": max_attempts} for o in deferred if o.spent]
+    waiting = [{**_waits(o, params), "b_give_up": params["b_now"] - give_up_after} for o in deferred if not o.spent]
+    return [(_DEFER, later), (_WAIT, waiting)]
+
+
+def _waits(outcome: Outcome, params: dict) -> dict:
+    return {**params, "b_id": outcome.id, "b_response": outcome.response[:1000], "b_retry": outcome.retry_at or params["b_now"]}
 
 
 def _remember(conn, where: list, *, event: str, now: datetime, state: str | None = None) -> None:
