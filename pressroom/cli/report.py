@@ -66,7 +66,7 @@ def report(
         path.write_text(reach.eu_csv(rows), encoding="utf-8")
         console.print(reach.eu_csv(rows) if format is Format.csv else reach.eu_summary(rows, period=made.period),
                       markup=False, end="")
-        err.print(f"{len(rows)} activities written to {path}", markup=False)
+        err.print(f"{len(rows)} {'activity' if len(rows) == 1 else 'activities'} written to {path}", markup=False)
         return
     text = {Format.md: reach.as_markdown, Format.csv: reach.as_csv, Format.json: reach.as_json}[format](made)
     console.print(text, markup=False, end="")

@@ -71,7 +71,7 @@ def eu_summary(rows: Sequence[dict[str, str | int]], *, period: str) -> str:
     for (name, grant), mine in projects.items():
         reached = sum(int(row["audience_reached"]) for row in mine)
         lines += [f"## {name} (grant {grant}, {mine[0]['programme']})", "",
-                  f"{len(mine)} activities, audience reached {reached}.", ""]
+                  f"{len(mine)} {'activity' if len(mine) == 1 else 'activities'}, audience reached {reached}.", ""]
         lines += [f"- {row['date']} · {row['activity_type']} · {row['title']} · {row['languages']} · "
                   f"{row['audience_reached']} reached ({row['audience_detail']}) · {row['url']} · {row['status']}" for row in mine]
         lines.append("")

@@ -111,11 +111,15 @@ def as_markdown(report: ReachReport) -> str:
 # --------------------------------------------------------------------------- the picture
 
 _W, _H, _PAD = 560, 160, 36  # the chart's size and margins, in px
+_LATE = timedelta(days=7)
 
 
 def _chart(release: ReleaseReach, until: datetime) -> str:
-    """An inline SVG: clicks by people and by machines, added up over time from the release's date."""
+    """An inline SVG: clicks by people and by machines, added up over time from the release's date (from
+    the first click when that came more than a week later, so an old release's clicks are not one line at the edge)."""
     start = release.date.astimezone(UTC)
+    if release.timeline and release.timeline[0][0] - start > _LATE:
+        start = release.timeline[0][0]
     end = max([until.astimezone(UTC), *(hour + timedelta(hours=1) for hour, _, _ in release.timeline)])
     span = max((end - start).total_seconds(), 3600.0)
     top = max(1, release.people, release.machines)
@@ -135,7 +139,7 @@ def _chart(release: ReleaseReach, until: datetime) -> str:
         points.append(f"{x(end):.1f},{y(total):.1f}")
         return " ".join(points)
 
-    title = f"Clicks on the links of {release.title} since {when(release.date)}"
+    title = f"Clicks on the links of {release.title} since {when(start)}"
     return (
         f'<svg viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" role="img" aria-label="{html.escape(title)}">'
         f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _PAD}" y2="{_H - _PAD}" stroke="#888"/>'

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pressroom.ledger.counts import ClickRow, Counts, PostCount
+from pressroom.ledger.reports import Group
 from pressroom.settings import Settings
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from pressroom.ledger import Ledger
     from pressroom.releases import Release
 
-__all__ = ["AGES", "EmailReach", "LinkReach", "Period", "PostReach", "ReachReport", "ReleaseReach", "build_report", "read_back"]
+__all__ = ["AGES", "LinkReach", "Period", "PostReach", "ReachReport", "ReleaseReach", "build_report", "read_back"]
 
 log = logging.getLogger("pressroom.reach")
 
@@ -59,15 +60,6 @@ class Period:
 
 
 @dataclass(frozen=True)
-class EmailReach:
-    """The emails of a release in one channel and one reader language, by state (:data:`EMAIL_STATES`)."""
-
-    channel: str
-    language: str
-    counts: dict[str, int]
-
-
-@dataclass(frozen=True)
 class LinkReach:
     """Clicks on one link of a release in one channel and language."""
 
@@ -98,7 +90,7 @@ class ReleaseReach:
     languages: tuple[str, ...]
     status: str
     projects: tuple[tuple[str, str, str, str], ...]  # (id, name, programme, grant) of each EU-funded co-issuer
-    emails: tuple[EmailReach, ...]
+    emails: tuple[Group, ...]  # the email states (EMAIL_STATES) per channel and reader language
     unsubscribes: int
     journalists_emailed: int
     preview_opens: int
@@ -191,12 +183,12 @@ def build_report(*, settings: Settings, releases: Sequence[Release], period: Per
     return ReachReport(period=period.label if period else "all", made_at=now, releases=tuple(made))
 
 
-def _sends(ledger: Ledger, slug: str, channels: Sequence[str]) -> tuple[tuple[EmailReach, ...], int]:
+def _sends(ledger: Ledger, slug: str, channels: Sequence[str]) -> tuple[tuple[Group, ...], int]:
     """The email states of each channel that reached readers, per reader language, and how many journalists were emailed."""
     from pressroom.dispatch.embargo import CHANNEL as JOURNALISTS
 
-    emails = tuple(EmailReach(channel=group.channel, language=group.language,
-                              counts={state: group.counts.get(state, 0) for state in EMAIL_STATES})
+    emails = tuple(Group(release=slug, channel=group.channel, language=group.language,
+                         counts={state: group.counts.get(state, 0) for state in EMAIL_STATES})
                    for group in ledger.overview(release=slug)
                    if not group.channel.startswith(("social:", "embargo")))
     journalists = ledger.report(release=slug, channel=JOURNALISTS, problems=0).sent if JOURNALISTS in channels else 0
@@ -216,7 +208,7 @@ def _posts(ledger: Ledger, slug: str, channels: Sequence[str], counts: dict) -> 
     return tuple(PostReach(channel=channel, url=answer.split()[0], counts=counts.get((slug, channel), {}))
                  for channel in channels if channel.startswith("social:")
                  for answer in ledger.responses(release=slug, channel=channel).values()
-                 if answer.startswith("https://"))
+                 if answer.startswith(("https://", "file://")))  # file: a post the outbox wrote instead of a network
 
 
 @runtime_checkable

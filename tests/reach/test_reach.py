@@ -357,3 +357,15 @@ def test_a_counted_link_signed_before_a_key_rotation_still_counts_and_stops_once
     with TestClient(create_app(settings=dropped), base_url=dropped.site.base_url, follow_redirects=False) as client:
         gone = client.get(path, headers={"User-Agent": BROWSER})
         assert gone.status_code == 404 and "location" not in gone.headers
+
+
+def test_an_old_release_clicked_today_is_charted_from_its_first_click_not_squeezed_against_the_edge() -> None:
+    from pressroom.reach.forms import as_html
+    from pressroom.reach.report import ReachReport, ReleaseReach
+
+    clicked = datetime(2026, 12, 7, 14, tzinfo=UTC)
+    old = ReleaseReach(slug="old", title="An old release", date=datetime(2024, 7, 30, 7, tzinfo=UTC), url="https://example.org/old/",
+                       languages=("en",), status="published", projects=(), emails=(), unsubscribes=0, journalists_emailed=0,
+                       preview_opens=0, journalists_opened=0, links=(), posts=(), timeline=((clicked, 3, 1),))
+    page = as_html(ReachReport(period="all", made_at=clicked + timedelta(hours=2), releases=(old,)))
+    assert "since 2026-12-07 14:00 UTC" in page and "since 2024-07-30" not in page
