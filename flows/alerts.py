@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.secrets import settings_from
+from flows.credentials import settings_from
 from pressroom.dispatch import email_staff
 
 __all__ = ["notify_failure"]

@@ -18,7 +18,7 @@ from pressroom.dispatch import DeliveryReport, send_digest
 
 from flows.alerts import notify_failure
 from flows.approval import email_approved
-from flows.secrets import settings_from
+from flows.credentials import settings_from
 from flows.send import TaskWorkers, run_id
 
 __all__ = ["digest"]

@@ -24,7 +24,7 @@ from pressroom.site import BuildReport, build_site
 from flows.alerts import notify_failure
 from flows.approval import editor, waits
 from flows.inbox import import_inbox_step
-from flows.secrets import settings_from
+from flows.credentials import settings_from
 from flows.send import TaskWorkers, run_id
 from flows.social import post_social
 from flows.summary import PublishSummary

@@ -28,7 +28,7 @@ from pressroom.errors import PressroomError, TransientError
 from pressroom.releases import load_releases, slugify
 from pressroom.settings import Settings
 
-from flows.secrets import settings_from
+from flows.credentials import settings_from
 
 __all__ = ["TaskWorkers", "only_transient", "run_id", "send_share", "start_helpers"]
 

@@ -204,7 +204,7 @@ def _ops_settings(settings: Settings) -> Settings:
 
     if not use_local_server(settings):
         return settings  # no server to hold Secret blocks; starting a temporary one would only cost time
-    from flows.secrets import resolve_secrets
+    from flows.credentials import resolve_secrets
 
     return resolve_secrets(settings)
 
@@ -228,7 +228,7 @@ def serve(
     if settings.email.editors:
         # The proof's Approve/Reject links resume paused runs on the Prefect API the flows use,
         # signed with the secret the flows sign with (a Secret block, when there is one).
-        from flows.secrets import resolve_secrets
+        from flows.credentials import resolve_secrets
         from flows.server import use_local_server
         from pressroom.cli.gate import prefect_gate
         from pressroom.web.approval import approval_routes

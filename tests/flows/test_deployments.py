@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from flows.deployments import PREFECT_FILE, read_deployments
-from flows.secrets import resolve_secrets, secret_block_names
-from tests.conftest import Project
+from flows.credentials import resolve_secrets, secret_block_names
+from tests.conftest import REPO, Project
 
 BIN = Path(sys.executable).parent
 
@@ -260,3 +260,12 @@ def test_serve_flows_overrides_change_only_what_they_name(tmp_path: Path) -> Non
     assert weekly.schedule.cron == "0 9 * * 1"  # prefect.yaml's own schedules stay as written
     assert {d.parameters["settings_file"] for d in deployments.values()} == {str(toml)}
     assert read_deployments(prefect_file=PREFECT_FILE)[0].schedules[0]["cron"] == "*/5 * * * *"
+
+
+def test_no_flow_module_is_named_like_a_standard_module() -> None:
+    """Prefect puts flows/ on sys.path when a worker loads an entrypoint from it: a flows/secrets.py
+    there stood in for the standard `secrets` in the worker processes, and they died at import."""
+    import sys
+
+    names = {path.stem for path in (REPO / "flows").glob("*.py")}
+    assert names & set(sys.stdlib_module_names) == set()
