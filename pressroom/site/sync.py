@@ -71,11 +71,10 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
     global _forked
     _forked = (public, stale, existing)
     try:
-        with _renderers(sum(map(len, stale))) as pool, Writer(public) as writer:
-            produced = pages | _copy(copies, pages, public, writer, result)
-            writer.wait()
+        with _renderers(sum(map(len, stale))) as pool:
+            produced = pages | _copy(copies, pages, public, Writer(public), result)
             for number, jobs in enumerate(stale):
-                for written, unchanged, stamps in _render_stage(number, jobs, pool, public, existing, writer):
+                for written, unchanged, stamps in _render_stage(number, jobs, pool, public, existing):
                     result.written += written
                     result.unchanged += unchanged
                     after.update(stamps)
@@ -128,14 +127,14 @@ def _copy(copies: dict[str, Path], pages: set[str], public: Path, writer: Writer
 
 
 def _render_stage(
-    number: int, jobs: list[Job], pool: ProcessPoolExecutor | None, public: Path, existing: set[str], writer: Writer
+    number: int, jobs: list[Job], pool: ProcessPoolExecutor | None, public: Path, existing: set[str]
 ) -> Iterable[tuple[list[Path], int, dict[str, list]]]:
     """Render one stage's jobs: in chunks by the workers when there are several, else here."""
     size = max(_SMALLEST_CHUNK, len(jobs) // (_RENDERERS * 4))
     chunks = [range(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
     if pool is not None and len(chunks) > 1:
         return pool.map(_render_chunk, itertools.repeat(number), chunks)
-    return [render_jobs(jobs, public, existing, writer)]
+    return [render_jobs(jobs, public, existing, Writer(public))]
 
 
 def _remove(public: Path, unwanted: set[str], files_in: dict[str, int]) -> list[Path]:
@@ -159,7 +158,6 @@ def render_jobs(jobs: Sequence[Job], public: Path, existing: set[str], writer: W
     """Render ``jobs`` and write what differs from disk: (files written, files unchanged, manifest entries)."""
     written: list[Path] = []
     unchanged = 0
-    stamps: list[tuple[str, str, Path]] = []
     entries: dict[str, list] = {}
     for job in jobs:
         for relative, data in job.outputs().items():
@@ -170,13 +168,10 @@ def render_jobs(jobs: Sequence[Job], public: Path, existing: set[str], writer: W
                     stat = target.stat()
                     entries[relative] = [job.key, stat.st_size, stat.st_mtime_ns]
                 continue
-            writer.write(target, data)
+            size, mtime = writer.write(target, data)
             written.append(target)
             if job.key is not None:
-                stamps.append((relative, job.key, target))
-    writer.wait()
-    for relative, key, target in stamps:
-        entries[relative] = [key, *writer.stamps.pop(target)]
+                entries[relative] = [job.key, size, mtime]
     return written, unchanged, entries
 
 
@@ -187,7 +182,7 @@ def _renderers(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
         return
     try:
         pool = ProcessPoolExecutor(max_workers=_RENDERERS, mp_context=multiprocessing.get_context("fork"))
-        pool.submit(int).result()  # forks every worker now, before this process starts its writing threads
+        pool.submit(int).result()  # forks every worker now, while this process has no other thread
     except (OSError, ValueError, BrokenProcessPool):
         yield None  # no fork here (a sandbox, a full process table, another OS): render in this one
         return
@@ -199,5 +194,4 @@ def _render_chunk(stage: int, indexes: range) -> tuple[list[Path], int, dict[str
     """In a worker: render and write one chunk of a stage's jobs."""
     assert _forked is not None, "only forked by sync"
     public, stale, existing = _forked
-    with Writer(public) as writer:
-        return render_jobs([stale[stage][index] for index in indexes], public, existing, writer)
+    return render_jobs([stale[stage][index] for index in indexes], public, existing, Writer(public))
