@@ -64,7 +64,7 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
     """
     result = SyncResult()
     public.mkdir(parents=True, exist_ok=True)
-    existing, files_in = _existing(public)
+    existing, files_in = _existing(public, cache.folders)
     pages = {path for stage in stages for job in stage for path in job.paths}
     after: dict[str, list] = {}
     stale = [_stale(stage, public, cache.files, after, result) for stage in stages]
@@ -82,26 +82,86 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
         _forked = None
     result.removed = _remove(public, existing - {os.path.join(str(public), relative) for relative in produced}, files_in)
     cache.files = after
+    cache.folders = _listing(public, produced)
     return result
 
 
-def _existing(public: Path) -> tuple[set[str], dict[str, int]]:
-    """Every file in public/ and how many files each folder holds. Plain strings: this walk sees every
-    file of the site on every build. Done first, it also spares a new file the read that would compare
-    it with nothing."""
+def _existing(public: Path, listing: dict[str, list]) -> tuple[set[str], dict[str, int]]:
+    """Every file in public/ and how many files each folder holds. Plain strings: this sees every file of the
+    site on every build. Done first, it also spares a new file the read that would compare it with nothing.
+
+    A folder whose mtime is the one the last build left (``listing``) holds what it held then: nothing was
+    added, removed or renamed in it since (a stray file put there by hand changes it), so only the folders
+    that changed are listed, not the 12,000 of a site of 10,000 releases.
+    """
+    root = str(public)
     existing: set[str] = set()
     files_in: dict[str, int] = {}
-    for folder, _subfolders, names in os.walk(str(public)):
-        existing.update(os.path.join(folder, name) for name in names)
+    below = [""]
+    while below:
+        relative = below.pop()
+        folder = f"{root}/{relative}" if relative else root
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except OSError:
+            continue
+        known = listing.get(relative)
+        names, subfolders = (known[1], known[2]) if known and known[0] == mtime else _list(folder)
+        existing.update(f"{folder}/{name}" for name in names)
         files_in[folder] = len(names)
+        below += (f"{relative}/{name}" if relative else name for name in subfolders)
     return existing, files_in
+
+
+def _list(folder: str) -> tuple[list[str], list[str]]:
+    """The files and the subfolders of ``folder``; a link to a folder is neither (it is not followed)."""
+    names: list[str] = []
+    subfolders: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not entry.is_dir():
+                    names.append(entry.name)
+                elif not entry.is_symlink():
+                    subfolders.append(entry.name)
+    except OSError:
+        pass  # no longer a folder: its parent, changed too, lists it as a file
+    return names, subfolders
+
+
+def _listing(public: Path, produced: set[str]) -> dict[str, list]:
+    """What public/ holds after the build, exactly ``produced`` (site paths): each folder's mtime, files and
+    subfolders, for the next build's :func:`_existing`."""
+    files_of: dict[str, list[str]] = {}
+    for relative in produced:
+        folder, _, name = relative.rpartition("/")
+        files_of.setdefault(folder, []).append(name)
+    subfolders: dict[str, set[str]] = {}
+    for folder in list(files_of):
+        while folder:
+            parent, _, name = folder.rpartition("/")
+            known = subfolders.setdefault(parent, set())
+            if name in known:
+                break
+            known.add(name)
+            folder = parent
+    root = str(public)
+    listing: dict[str, list] = {}
+    for folder in sorted(files_of.keys() | subfolders.keys()):
+        try:
+            mtime = os.stat(f"{root}/{folder}" if folder else root).st_mtime_ns
+        except OSError:
+            continue  # the next build lists it
+        listing[folder] = [mtime, sorted(files_of.get(folder, ())), sorted(subfolders.get(folder, ()))]
+    return listing
 
 
 def _stale(stage: Sequence[Job], public: Path, before: dict[str, list], after: dict[str, list], result: SyncResult) -> list[Job]:
     """The jobs of ``stage`` to render; those whose files are as the manifest left them keep their entries."""
     stale = []
+    root = str(public)
     for job in stage:
-        if job.key is not None and all(fresh(public / path, before.get(path), job.key) for path in job.paths):
+        if job.key is not None and all(fresh(f"{root}/{path}", before.get(path), job.key) for path in job.paths):
             for path in job.paths:
                 after[path] = before[path]
             result.unchanged += len(job.paths)

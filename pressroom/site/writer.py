@@ -14,9 +14,11 @@ __all__ = ["BuildCache", "Writer", "fresh", "same_bytes", "same_file"]
 
 
 class BuildCache:
-    """What the last build rendered (file keys, sizes, mtimes), in var/cache/.
+    """What the last build rendered (file keys, sizes, mtimes) and what public/ held after it (each folder's
+    mtime, files and subfolders), in var/cache/.
 
-    It only saves time: missing, damaged or stale, the build renders and compares everything.
+    It only saves time: missing, damaged or stale, the build renders and compares everything, and lists
+    every folder of public/.
     """
 
     def __init__(self, path: Path) -> None:
@@ -26,11 +28,12 @@ class BuildCache:
             self.raw = path.read_bytes()
             data = json.loads(self.raw)
             self.files: dict[str, list] = dict(data["files"])
+            self.folders: dict[str, list] = dict(data["folders"])
         except (OSError, ValueError, KeyError, TypeError):
-            self.files = {}
+            self.files, self.folders = {}, {}
 
     def save(self) -> None:
-        data = json.dumps({"files": self.files}, separators=(",", ":")).encode()
+        data = json.dumps({"files": self.files, "folders": self.folders}, separators=(",", ":")).encode()
         if data == self.raw:
             return
         try:
@@ -40,12 +43,13 @@ class BuildCache:
             return  # public/ is already right; the next build just renders more
 
 
-def fresh(target: Path, entry: list | None, key: str) -> bool:
-    """The file was rendered from ``key`` and nobody has touched it since."""
+def fresh(target: str, entry: list | None, key: str) -> bool:
+    """The file was rendered from ``key`` and nobody has touched it since. A plain string: every build asks
+    this of every file of the site."""
     if not entry or len(entry) != 3 or entry[0] != key:
         return False
     try:
-        stat = target.stat()
+        stat = os.stat(target)
     except OSError:
         return False
     return [stat.st_size, stat.st_mtime_ns] == entry[1:]
