@@ -33,9 +33,9 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta

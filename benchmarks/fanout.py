@@ -43,10 +43,10 @@ import shutil
 import signal
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
-import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
