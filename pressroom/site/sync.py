@@ -53,7 +53,8 @@ class SyncResult:
 _PARALLEL_FROM = 400
 _RENDERERS = min(4, os.cpu_count() or 1)
 _SMALLEST_CHUNK = 16  # jobs: a chunk costs a round trip to a worker
-_forked: tuple[Path, list[list[Job]], set[str]] | None = None  # what the workers inherit
+_Copy = tuple[str, Path]  # (site path, file copied there as it is)
+_forked: tuple[Path, list[list[Job]], set[str], list[_Copy]] | None = None  # what the workers inherit
 
 
 def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path], *, cache: BuildCache) -> SyncResult:
@@ -68,11 +69,16 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
     pages = {path for stage in stages for job in stage for path in job.paths}
     after: dict[str, list] = {}
     stale = [_stale(stage, public, cache.files, after, result) for stage in stages]
+    # A page wins over an image that happens to share its name.
+    copying = [(relative, source) for relative, source in copies.items() if relative not in pages]
+    produced = pages | {relative for relative, _ in copying}
     global _forked
-    _forked = (public, stale, existing)
+    _forked = (public, stale, existing, copying)
     try:
         with _renderers(sum(map(len, stale))) as pool:
-            produced = pages | _copy(copies, pages, public, Writer(public), result)
+            for written, unchanged in _copy_stage(copying, pool, public):
+                result.written += written
+                result.unchanged += unchanged
             for number, jobs in enumerate(stale):
                 for written, unchanged, stamps in _render_stage(number, jobs, pool, public, existing):
                     result.written += written
@@ -170,28 +176,40 @@ def _stale(stage: Sequence[Job], public: Path, before: dict[str, list], after: d
     return stale
 
 
-def _copy(copies: dict[str, Path], pages: set[str], public: Path, writer: Writer, result: SyncResult) -> set[str]:
-    """Copy the files of ``copies`` that differ; returns the site paths copied or kept."""
-    produced = set()
-    for relative, source in copies.items():
-        if relative in pages:
-            continue  # a page wins over an image that happens to share its name
-        produced.add(relative)
+def _copy_stage(copying: list[_Copy], pool: ProcessPoolExecutor | None, public: Path) -> Iterable[tuple[list[Path], int]]:
+    """Copy the files that differ: by the workers when there are several (a thousand heroes were a second of
+    the parent's time at 10,000 releases, with the workers waiting), else here."""
+    chunks = _chunks(len(copying))
+    if pool is not None and len(chunks) > 1:
+        return pool.map(_copy_chunk, chunks)
+    return [copy_files(copying, public, Writer(public))]
+
+
+def copy_files(copying: Sequence[_Copy], public: Path, writer: Writer) -> tuple[list[Path], int]:
+    """Copy each file of ``copying`` unless the copy is already there: (files written, files unchanged)."""
+    written: list[Path] = []
+    unchanged = 0
+    for relative, source in copying:
         target = public / relative
         if same_file(target, source):
-            result.unchanged += 1
+            unchanged += 1
             continue
         writer.write(target, source.read_bytes(), like=source)
-        result.written.append(target)
-    return produced
+        written.append(target)
+    return written, unchanged
+
+
+def _chunks(count: int) -> list[range]:
+    """A stage's ``count`` items in contiguous chunks, a few for each worker."""
+    size = max(_SMALLEST_CHUNK, count // (_RENDERERS * 4))
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 def _render_stage(
     number: int, jobs: list[Job], pool: ProcessPoolExecutor | None, public: Path, existing: set[str]
 ) -> Iterable[tuple[list[Path], int, dict[str, list]]]:
     """Render one stage's jobs: in chunks by the workers when there are several, else here."""
-    size = max(_SMALLEST_CHUNK, len(jobs) // (_RENDERERS * 4))
-    chunks = [range(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
+    chunks = _chunks(len(jobs))
     if pool is not None and len(chunks) > 1:
         return pool.map(_render_chunk, itertools.repeat(number), chunks)
     return [render_jobs(jobs, public, existing, Writer(public))]
@@ -253,5 +271,12 @@ def _renderers(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
 def _render_chunk(stage: int, indexes: range) -> tuple[list[Path], int, dict[str, list]]:
     """In a worker: render and write one chunk of a stage's jobs."""
     assert _forked is not None, "only forked by sync"
-    public, stale, existing = _forked
+    public, stale, existing, _ = _forked
     return render_jobs([stale[stage][index] for index in indexes], public, existing, Writer(public))
+
+
+def _copy_chunk(indexes: range) -> tuple[list[Path], int]:
+    """In a worker: copy one chunk of the files copied as they are."""
+    assert _forked is not None, "only forked by sync"
+    public, _, _, copying = _forked
+    return copy_files([copying[index] for index in indexes], public, Writer(public))
