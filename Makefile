@@ -37,5 +37,11 @@ test: $(BIN)/.installed gates system-deps
 serve: $(BIN)/.installed
 	$(BIN)/pressroom serve
 
+# Each script prints its figures as it goes and its one summary line last; the summary lines are printed
+# again together at the end (each figure the median of 3 rounds, with the load average the run saw).
 benchmarks: $(BIN)/.installed system-deps
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	@mkdir -p var && : > var/benchmarks.log
+	for script in benchmarks/*.py; do { $(BIN)/python $$script || echo "failed: $$script"; } | tee -a var/benchmarks.log; done
+	@echo; echo "Summary ($$(date -u '+%Y-%m-%d %H:%M UTC'), load average $$(cut -d' ' -f1-3 /proc/loadavg)):"
+	@grep -E '^(build|compose|fanout|overhead|web): ' var/benchmarks.log
+	@! grep -q '^failed: ' var/benchmarks.log

@@ -11,8 +11,10 @@ Starts postfix's ``smtp-sink`` on 127.0.0.1 and measures, in one run:
     ``--connections`` SMTP connections handed ``--window`` messages at a time: the ``pressroom``
     figure; and, to tell the engine's
     share from the client's, the transport alone driven the same way with ready bytes (``transport``,
-    on stderr). (a) and (b) alternate for ``--rounds`` rounds and the best of each is kept, so a
-    neighbour's burst on a shared machine does not decide the ratio;
+    on stderr). (a) and (b) alternate for ``--rounds`` rounds; each figure is the median of the rounds,
+    and each ratio the median of the rounds' own ratios (against the ceiling of the same round). (b) runs
+    again on PostgreSQL (``PRESSROOM_BENCH_PG``, the tests' server by default; a new database each
+    round) with two senders, the scale path: the ``postgres`` figure, skipped with a note without a server;
 (c) a naive loop: smtplib on one connection, the same bytes to every recipient;
 (d) the peak RSS of a 1,000,000-subscriber send in a fresh process (after importing them in
     another): plan, then send through the engine (:func:`engine_send`) with the ``discard``
@@ -25,29 +27,35 @@ Starts postfix's ``smtp-sink`` on 127.0.0.1 and measures, in one run:
 
 Usage: ``python benchmarks/fanout.py [--subscribers 20000] [--senders 2] [--connections 8] [--window 2]
 [--rss-subscribers 1000000]``.
-The last line is ``fanout: pressroom=<msgs/s> ceiling=<msgs/s> naive=<msgs/s> ratio=<x> peak_rss_mb_1m=<n>
-ambiguous_max=<n> ambiguous_bound=<n>``.
+The last line is ``fanout: pressroom=<msgs/s> ceiling=<msgs/s> naive=<msgs/s> ratio=<x> postgres=<msgs/s>
+postgres_ratio=<x> peak_rss_mb_1m=<n> ambiguous_max=<n> ambiguous_bound=<n>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import random
+import secrets
 import shutil
 import signal
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_SENDERS = 2  # the scale path: two sender processes on one PostgreSQL ledger
 SINK = "/usr/sbin/smtp-sink"
 SOURCE = "/usr/sbin/smtp-source"
 
@@ -147,10 +155,12 @@ def pressroom_rate(settings_file: Path, port: int, *, count: int, message: bytes
     return sent / elapsed
 
 
-def engine_rate(root: Path, port: int, *, count: int, connections: int, window: int, senders: int) -> float:
+def engine_rate(root: Path, port: int, *, count: int, connections: int, window: int, senders: int,
+                database_url: str | None = None) -> float:
     """(b): messages per second of one release to ``count`` new subscribers through the engine into smtp-sink:
     plan, then ``senders`` processes sharing the send, as the flow's sender tasks do with ``email.processes``.
-    Timed from the moment every sender has started (imports, settings, the release read)."""
+    Timed from the moment every sender has started (imports, settings, the release read). The ledger is
+    SQLite's file in the project, or the empty database at ``database_url``."""
     from pressroom.audience import Audience
     from pressroom.ledger import Ledger
     from pressroom.releases import load_releases
@@ -158,6 +168,8 @@ def engine_rate(root: Path, port: int, *, count: int, connections: int, window: 
 
     settings_file = make_project(root)
     env = _smtp_env(port, connections=connections, window=window)
+    if database_url is not None:
+        env["PRESSROOM_DATABASE_URL"] = database_url
     settings = load_settings(settings_file, environ=env)
     readers = "".join(f"reader{i}@example.org,Reader {i}\n" for i in range(count))
     Audience.from_settings(settings).import_csv(file=io.StringIO("address,name\n" + readers), now=datetime.now(UTC))
@@ -185,6 +197,29 @@ def engine_rate(root: Path, port: int, *, count: int, connections: int, window: 
     if sent != count:
         raise SystemExit(f"the engine sent {sent} of {count} messages")
     return sent / elapsed
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A new, empty PostgreSQL database on ``PRESSROOM_BENCH_PG`` (the tests' server by default), dropped
+    afterwards; None, with a note, when there is no server to reach."""
+    import psycopg
+
+    admin = os.environ.get("PRESSROOM_BENCH_PG", PG_ADMIN)
+    plain = admin.replace("postgresql+psycopg://", "postgresql://")
+    name = f"pressroom_fanout_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(plain, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL at {plain} is not reachable ({exc}): no PostgreSQL figure", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def engine_send(*, settings, release) -> int:
@@ -323,18 +358,31 @@ def main() -> None:
             message = sample_message(settings_file)
             size = len(message)
             print(f"message size: {size} bytes (the sample release, personalised)", file=sys.stderr)
-            tops, rates, alone = [], [], []
+            print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start", file=sys.stderr)
+            tops, rates, alone, postgres = [], [], [], []
             for round_ in range(1, args.rounds + 1):
                 tops.append(ceiling(port, count=args.subscribers, size=size, sessions=args.connections))
                 alone.append(pressroom_rate(settings_file, port, count=args.subscribers, message=message,
                                             connections=args.connections, window=args.window))
                 rates.append(engine_rate(work / f"engine{round_}", port, count=args.subscribers,
                                          connections=args.connections, window=args.window, senders=args.senders))
+                with postgres_database() as database_url:
+                    if database_url is not None:
+                        postgres.append(engine_rate(
+                            work / f"postgres{round_}", port, count=args.subscribers, connections=args.connections,
+                            window=args.window, senders=PG_SENDERS, database_url=database_url,
+                        ))
                 print(f"round {round_}: (a) smtp-source {tops[-1]:.0f} msgs/s ({args.connections} sessions); "
                       f"(b) pressroom {rates[-1]:.0f} msgs/s, transport alone {alone[-1]:.0f} msgs/s "
-                      f"({args.senders} senders x {args.connections} connections x window {args.window})", file=sys.stderr)
-            top, rate = max(tops), max(rates)
-            print(f"transport: {max(alone):.0f} msgs/s, {max(alone) / top:.2f} of the ceiling", file=sys.stderr)
+                      f"({args.senders} senders x {args.connections} connections x window {args.window})"
+                      + (f"; on PostgreSQL ({PG_SENDERS} senders) {postgres[-1]:.0f} msgs/s" if len(postgres) == round_ else ""),
+                      file=sys.stderr)
+            # Each round's rates against its own ceiling (a shared machine's load changes between rounds); medians.
+            top, rate = statistics.median(tops), statistics.median(rates)
+            ratio = statistics.median(r / t for r, t in zip(rates, tops))
+            pg_ratio = statistics.median(r / t for r, t in zip(postgres, tops)) if len(postgres) == len(tops) else None
+            print(f"transport: {statistics.median(alone):.0f} msgs/s, "
+                  f"{statistics.median(a / t for a, t in zip(alone, tops)):.2f} of the ceiling", file=sys.stderr)
             slow = naive(port, count=args.subscribers, message=message)
             print(f"(c) naive smtplib loop: {slow:.0f} msgs/s", file=sys.stderr)
             worst = ambiguous_max(work / "kills", port, count=args.subscribers, connections=args.connections,
@@ -353,8 +401,10 @@ def main() -> None:
             peak = child.stdout.split()[-1]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"fanout: pressroom={rate:.0f} ceiling={top:.0f} naive={slow:.0f} ratio={rate / top:.2f} peak_rss_mb_1m={peak} "
-          f"ambiguous_max={worst} ambiguous_bound={args.connections * args.window}")
+    postgres_figures = f"postgres={statistics.median(postgres):.0f} postgres_ratio={pg_ratio:.2f} " if pg_ratio else ""
+    print(f"load average {os.getloadavg()[0]:.1f} at the end; each figure the median of {args.rounds} rounds", file=sys.stderr)
+    print(f"fanout: pressroom={rate:.0f} ceiling={top:.0f} naive={slow:.0f} ratio={ratio:.2f} {postgres_figures}"
+          f"peak_rss_mb_1m={peak} ambiguous_max={worst} ambiguous_bound={args.connections * args.window}")
 
 
 if __name__ == "__main__":

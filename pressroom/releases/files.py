@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 from pressroom.errors import ReleaseError, ReleaseWarning
@@ -82,8 +83,9 @@ def scan(root: Path, *, bundle: bool = False, others: bool = True) -> Scan:
                 found.releases.append(path)
             elif others:
                 found.others.append(path)
-    found.releases.sort()
-    found.others.sort()
+    # Path's own order, by parts; as a key, once a path instead of in each of the 130,000 comparisons of 10,000 files.
+    found.releases.sort(key=attrgetter("parts"))
+    found.others.sort(key=attrgetter("parts"))
     return found
 
 

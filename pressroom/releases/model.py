@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -150,7 +151,7 @@ class Release(Frozen):
 
     def local_name(self, file: Path) -> str:
         """Where one of the release's files lives beside its page (its path from the release file), as its URL says."""
-        return file.relative_to(self.source.parent.resolve()).as_posix()  # ``assets`` are resolved already
+        return file.relative_to(_real_folder(self.source)).as_posix()  # ``assets`` are resolved already
 
     @property
     def images(self) -> tuple[tuple[str, Path], ...]:
@@ -206,3 +207,11 @@ class LoadResult:
 def public_releases(releases: list[Release], now: datetime) -> list[Release]:
     """The releases that may appear anywhere public at ``now``, newest first."""
     return [release for release in releases if release.is_public(now)]
+
+
+@lru_cache(maxsize=4096)
+def _real_folder(source: Path) -> Path:
+    """The folder of a release file, symbolic links resolved, once per process: every build asks it for each of a
+    release's files, at a few system calls each time. (A long-lived process does not see a release folder's
+    symbolic link pointed elsewhere; its files' names beside the page would not change with it anyway.)"""
+    return source.parent.resolve()

@@ -52,8 +52,9 @@ def plan(settings: Settings, releases: Sequence[Release], now: datetime) -> Plan
     recent = timedelta(days=settings.site.withdrawn_days)
     in_feeds = [r for r in notices if r.withdrawn is not None and now - r.withdrawn.date < recent]
     trees: list[Tree] = []
+    identities = _Identities()
     for language in languages:
-        trees.append(_LanguageJobs(settings, planned, language, languages).add(
+        trees.append(_LanguageJobs(settings, planned, language, languages, identities).add(
             notices=_versions(notices, language, settings), in_feeds=_versions(in_feeds, language, settings),
         ))
     small = {
@@ -76,8 +77,11 @@ def _versions(releases: list[Release], language: str, settings: Settings) -> lis
 class _LanguageJobs:
     """The jobs of one language's pages and feeds (under ``<lang>/`` unless it is the site's)."""
 
-    def __init__(self, settings: Settings, planned: Plan, language: str, languages: tuple[str, ...]) -> None:
+    def __init__(
+        self, settings: Settings, planned: Plan, language: str, languages: tuple[str, ...], identities: _Identities
+    ) -> None:
         self.settings, self.planned, self.language = settings, planned, language
+        self.identity = identities.of
         site_language = language == settings.site.language
         pairs = [(r, r) for r in planned.public] if site_language else [
             (r.translations[language], r) for r in planned.public if language in r.translations
@@ -98,7 +102,7 @@ class _LanguageJobs:
             self._release(release, index)
         for release in notices:
             self.planned.release_jobs.append(Job(
-                paths=(f"{release.path}index.html",), key=_key(*self.common, "withdrawn", _identity(release)),
+                paths=(f"{release.path}index.html",), key=_key(*self.common, "withdrawn", self.identity(release)),
                 render=partial(self.renderer.withdrawn_page, release),
             ))
         self._listings(self.shown, self.prefix, None)
@@ -123,8 +127,8 @@ class _LanguageJobs:
         self.planned.release_jobs.append(Job(
             paths=(f"{release.path}index.html", f"{release.path}{PRESS_KIT}"),
             key=_key(
-                *self.common, "release", _identity(release), *map(_file_stamp, release.assets),
-                _identity(newer), _identity(older), *(version.language for version in main.versions),
+                *self.common, "release", self.identity(release), *map(_file_stamp, release.assets),
+                self.identity(newer), self.identity(older), *(version.language for version in main.versions),
             ),
             render=partial(self.renderer.release_page, release, main=main, newer=newer, older=older),
         ))
@@ -157,7 +161,7 @@ class _LanguageJobs:
                 # A numbered page's key holds only what it shows, so it is never rendered again.
                 key=_key(
                     *self.common, "listing", page.path, page.newer or "-", page.older or "-",
-                    str(page.total), str(page.count), *map(_identity, page.releases),
+                    str(page.total), str(page.count), *map(self.identity, page.releases),
                 ),
                 render=partial(self.renderer.listing, page, tag=tag, feed_folder=base),
             ))
@@ -171,7 +175,7 @@ class _LanguageJobs:
         newest = items[: self.settings.site.feed_items]
         self.planned.jobs.append(Job(
             paths=tuple(f"{folder}{name}" for name in FEED_FILES.values()),
-            key=_key(*self.common, "feeds", folder, title or "", description or "", *map(_identity, newest),
+            key=_key(*self.common, "feeds", folder, title or "", description or "", *map(self.identity, newest),
                      *map(_hero_stamp, newest)),
             render=partial(
                 render_feeds, settings=self.settings, releases=newest, folder=folder, title=title, description=description,
@@ -180,11 +184,21 @@ class _LanguageJobs:
         ))
 
 
-def _identity(release: Release | None) -> str:
-    """What a page needs to know changed about a release: the file (digest), where it is, what it is called."""
-    if release is None:
-        return "-"
-    return f"{release.slug}:{release.digest}:{release.source}"
+class _Identities:
+    """What a page needs to know changed about a release: the file (digest), where it is, what it is called.
+    Each release is in half a dozen keys (its page, its neighbours', lists, feeds): made once per build, by
+    the release's id (the releases outlive the plan, so no id is reused while it is made)."""
+
+    def __init__(self) -> None:
+        self.made: dict[int, str] = {}
+
+    def of(self, release: Release | None) -> str:
+        if release is None:
+            return "-"
+        identity = self.made.get(id(release))
+        if identity is None:
+            identity = self.made[id(release)] = f"{release.slug}:{release.digest}:{release.source}"
+        return identity
 
 
 def _key(*parts: str) -> str:

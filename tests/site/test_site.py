@@ -326,6 +326,21 @@ def test_files_the_build_no_longer_makes_are_removed(project):
     assert not (public / "tags" / "battery-passport").exists()
 
 
+def test_a_file_put_deep_in_public_by_hand_goes_on_the_next_build_even_when_nothing_else_changed(project):
+    write_sample(project)
+    build(project, NOW)
+    public = project.root / "public"
+    (public / "releases" / "battery-passport-pilot" / "notes.txt").write_text("left by hand")
+    (public / "tags" / "battery-passport" / "old" / "feed.xml").parent.mkdir()
+    (public / "tags" / "battery-passport" / "old" / "feed.xml").write_text("left by hand")
+    report, _ = build(project, NOW)
+    assert {path.relative_to(public).as_posix() for path in report.removed} == {
+        "releases/battery-passport-pilot/notes.txt", "tags/battery-passport/old/feed.xml",
+    }
+    assert not (public / "tags" / "battery-passport" / "old").exists()
+    assert report.written == []
+
+
 def test_files_and_folders_that_swapped_places_are_put_right(project):
     project.write_release("one")
     build(project, NOW)
