@@ -11,6 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pressroom.audience import Audience
+    from pressroom.ledger import Ledger
 
 PG_ADMIN = os.environ.get("PRESSROOM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -162,6 +167,20 @@ def simple_render(delivery) -> bytes:
         f"From: press@example.org\r\nTo: {delivery.recipient}\r\nSubject: {delivery.release}\r\n"
         f"Message-ID: <{delivery.release}.{delivery.id}@example.org>\r\n\r\nHello {delivery.name or 'reader'}.\r\n"
     ).encode()
+
+
+def planned_readers(settings, n: int, *, now: datetime) -> tuple[Audience, Ledger]:
+    """``n`` readers (reader0@example.org and up) imported at ``now``, and release "news" planned to all of them by email."""
+    import io
+
+    from pressroom.audience import Audience
+    from pressroom.ledger import Ledger
+
+    audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
+    rows = "".join(f"reader{i}@example.org\n" for i in range(n))
+    audience.import_csv(file=io.StringIO("address\n" + rows), now=now)
+    ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=now)
+    return audience, ledger
 
 
 def drain(*, settings, ledger, audience=None, release: str, render=simple_render, channel: str = "email"):

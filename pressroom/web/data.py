@@ -25,7 +25,7 @@ async def data_view(web: Web, request: Request, subscriber: Subscriber, token: s
     events = await run_in_threadpool(lambda: web.audience.events(address=subscriber.address))
     names = dict(web.choices().topics)
     return pages.page(
-    web,
+        web,
         request,
         "web/data.html.j2",
         status=status,
@@ -68,8 +68,7 @@ async def data(web: Web, request: Request) -> Response:
     if action == "erase":
         if form.get("confirm") != "yes":
             return await data_view(
-    web,
-                request, subscriber, token, error=_("Tick the box to confirm that everything should be erased."), status=400
+                web, request, subscriber, token, error=_("Tick the box to confirm that everything should be erased."), status=400
             )
 
         def forget() -> None:
@@ -78,7 +77,7 @@ async def data(web: Web, request: Request) -> Response:
 
         await run_in_threadpool(forget)
         return pages.message(
-    web,
+            web,
             request,
             language=language,
             eyebrow=_("Erased"),
@@ -90,6 +89,7 @@ async def data(web: Web, request: Request) -> Response:
             links=[(_("Read the press releases"), "/")],
         )
     return await data_view(web, request, subscriber, token, error=_("Choose download or erase."), status=400)
+
 
 def export(web: Web, subscriber: Subscriber) -> dict[str, Any]:
     """Everything kept about one subscriber, as a JSON-ready document."""

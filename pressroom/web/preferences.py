@@ -60,7 +60,7 @@ def preferences_form(
     unsubscribe = sign_token(settings=web.settings, action="unsubscribe", subscriber_id=subscriber.id)
     language = web.language(request, subscriber)
     return pages.page(
-    web,
+        web,
         request,
         "web/preferences.html.j2",
         status=status,

@@ -21,6 +21,22 @@ from pressroom.web import links, pages
 from pressroom.web.core import Web
 
 
+def _unsubscribed(
+    web: Web, request: Request, *, language: str, paragraph: str, background: BackgroundTask | None = None
+) -> Response:
+    """The page that says an address gets nothing more, for a first unsubscribe and for a repeated one alike."""
+    _ = web.translations(language).gettext
+    return pages.message(
+        web,
+        request,
+        language=language,
+        heading=_("You are unsubscribed"),
+        paragraphs=[paragraph],
+        links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
+        background=background,
+    )
+
+
 async def unsubscribe_page(web: Web, request: Request) -> Response:
     linked = await links.linked_subscriber(web, request, "unsubscribe")
     if isinstance(linked, Response):
@@ -30,18 +46,22 @@ async def unsubscribe_page(web: Web, request: Request) -> Response:
     language = web.language(request, subscriber)
     _ = web.translations(language).gettext
     if subscriber.status == "unsubscribed":
-        return pages.message(
-    web,
+        return _unsubscribed(
+            web,
             request,
             language=language,
-            heading=_("You are unsubscribed"),
-            paragraphs=[_("%(address)s receives no press releases from us.") % {"address": subscriber.address}],
-            links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
+            paragraph=_("%(address)s receives no press releases from us.") % {"address": subscriber.address},
         )
     return pages.page(
-    web,
-        request, "web/unsubscribe.html.j2", language=language, subscriber=subscriber, token=token, preferences_href=preferences
+        web,
+        request,
+        "web/unsubscribe.html.j2",
+        language=language,
+        subscriber=subscriber,
+        token=token,
+        preferences_href=preferences,
     )
+
 
 async def unsubscribe(web: Web, request: Request) -> Response:
     # The body is not needed to act (and is never read): the token is in the URL.
@@ -64,13 +84,11 @@ async def unsubscribe(web: Web, request: Request) -> Response:
     subscriber, changed = outcome
     language = web.language(request, subscriber)
     _ = web.translations(language).gettext
-    return pages.message(
-    web,
+    return _unsubscribed(
+        web,
         request,
         language=language,
-        heading=_("You are unsubscribed"),
-        paragraphs=[_("We will send no more press releases to %(address)s.") % {"address": subscriber.address}],
-        links=[(_("Subscribe again"), "/subscribe"), (_("Read the press releases"), "/")],
+        paragraph=_("We will send no more press releases to %(address)s.") % {"address": subscriber.address},
         background=BackgroundTask(
             links.send_subscription_email,
             web,

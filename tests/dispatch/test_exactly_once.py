@@ -10,7 +10,6 @@ Each test runs on SQLite and PostgreSQL through the engine production uses
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import random
 import signal
@@ -23,10 +22,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pressroom.audience import Audience
 from pressroom.dispatch import EmailChannel, send_email
 from pressroom.ledger import Ledger
 from pressroom.mail.transports import transport_for
+from tests._delivery import planned_readers
 from tests.conftest import NOW, REPO
 
 
@@ -155,14 +154,6 @@ def render(delivery) -> bytes:
             f"Message-ID: <news.{delivery.id}@example.org>\r\n\r\nHello.\r\n.starts with a dot\r\n").encode()
 
 
-def _readers(settings, n: int) -> tuple[Audience, Ledger]:
-    audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
-    rows = "".join(f"reader{i}@example.org\n" for i in range(n))
-    audience.import_csv(file=io.StringIO("address\n" + rows), now=NOW)
-    ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=NOW)
-    return audience, ledger
-
-
 def _send(settings, ledger: Ledger, run_id: str | None = None):
     return send_email(channel=EmailChannel(name="email", settings=settings, render=render), ledger=ledger,
                       release="news", run_id=run_id)
@@ -179,7 +170,7 @@ BASE = {
 def test_a_lost_answer_after_the_final_dot_is_ambiguous_never_resent(project, db_url: str, fault: str) -> None:
     with CountingSmtp(fault_every=100, fault=fault) as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_SMTP__TIMEOUT="1", **BASE, **server.env())
-        _, ledger = _readers(settings, 2000)
+        _, ledger = planned_readers(settings, 2000, now=NOW)
         _send(settings, ledger)
         _send(settings, ledger)  # a rerun resends nothing
         counts = server.counts()
@@ -216,7 +207,7 @@ def test_kill_9_leaves_no_more_ambiguous_than_in_flight_and_nothing_twice_or_los
         env = {"PRESSROOM_DATABASE_URL": db_url, "PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": "0.5",
                "PRESSROOM_EMAIL__BATCH_SIZE": "200", **BASE, **server.env()}
         settings = project.settings(**env)
-        _, ledger = _readers(settings, recipients)
+        _, ledger = planned_readers(settings, recipients, now=NOW)
         bound = settings.smtp.connections * transport_for(settings=settings).window
         kill_points = sorted(random.Random().sample(range(200, recipients - 400), 10))
         ambiguous_before, kills, largest = 0, 0, 0
@@ -264,7 +255,7 @@ def test_retry_ambiguous_during_a_live_send_makes_no_duplicate(project, db_url: 
     with CountingSmtp(reply_delay=0.01) as server:
         env = {"PRESSROOM_DATABASE_URL": db_url, "PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": "5", **BASE, **server.env()}
         settings = project.settings(**env)
-        _, ledger = _readers(settings, 600)
+        _, ledger = planned_readers(settings, 600, now=NOW)
         sender = threading.Thread(target=_send, args=(settings, ledger))
         sender.start()
         runner, skipped = CliRunner(), 0
@@ -287,7 +278,7 @@ def test_an_unsubscribe_stops_every_message_not_yet_on_the_wire(project, db_url:
     with CountingSmtp() as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_SMTP__RATE_PER_SECOND="150",
                                     PRESSROOM_EMAIL__BATCH_SIZE="500", **BASE, **server.env())
-        audience, ledger = _readers(settings, 900)
+        audience, ledger = planned_readers(settings, 900, now=NOW)
         sender = threading.Thread(target=_send, args=(settings, ledger))
         sender.start()
         removed: dict[str, float] = {}
@@ -318,7 +309,7 @@ def test_an_unsubscribe_stops_every_message_not_yet_on_the_wire(project, db_url:
 def test_two_workers_sharing_one_send_each_report_their_own_share(project, db_url: str) -> None:
     with CountingSmtp(reply_delay=0.002) as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_EMAIL__BATCH_SIZE="50", **BASE, **server.env())
-        _, ledger = _readers(settings, 1000)
+        _, ledger = planned_readers(settings, 1000, now=NOW)
         results = {}
         workers = [threading.Thread(target=lambda run=run: results.setdefault(run, _send(settings, ledger, run_id=run)))
                    for run in ("run-a", "run-b")]
@@ -338,7 +329,7 @@ def test_a_full_mailbox_is_retried_then_failed_but_never_suppressed(project, db_
     full = "reader3@example.org"
     with CountingSmtp(full=frozenset({full})) as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_EMAIL__MAX_ATTEMPTS="3", **BASE, **server.env())
-        audience, ledger = _readers(settings, 10)
+        audience, ledger = planned_readers(settings, 10, now=NOW)
         _send(settings, ledger)
     report = ledger.report(release="news")
     assert (report.sent, report.failed, report.deferred) == (9, 1, 0)

@@ -6,7 +6,6 @@ outage are played on a clock the test moves (the engine's ``clock``), not slept.
 
 from __future__ import annotations
 
-import io
 import socketserver
 import threading
 from collections import Counter
@@ -22,7 +21,7 @@ from pressroom.db import deliveries, engine_for_url
 from pressroom.dispatch import EmailChannel, enqueue_transactional, transactional_email
 from pressroom.dispatch.engine import LONGEST_WAIT, dispatch
 from pressroom.ledger import Ledger
-from tests._delivery import Clock, FaultyHandler, Received, SmtpServer, simple_render
+from tests._delivery import Clock, FaultyHandler, Received, SmtpServer, planned_readers, simple_render
 from tests.conftest import NOW
 
 
@@ -59,14 +58,6 @@ def _attempts(url: str) -> Counter[int]:
         return Counter(conn.execute(select(deliveries.c.attempts)).scalars())
 
 
-def _readers(settings, n: int) -> tuple[Audience, Ledger]:
-    audience, ledger = Audience.from_settings(settings), Ledger.from_settings(settings)
-    rows = "".join(f"reader{i}@example.org\n" for i in range(n))
-    audience.import_csv(file=io.StringIO("address\n" + rows), now=NOW)
-    ledger.plan_audience(release="news", channel="email", tags=[], cadence="per-release", now=NOW)
-    return audience, ledger
-
-
 @pytest.mark.parametrize("outage", ["refused", "421-greeting"])
 def test_a_nine_minute_outage_during_a_2000_reader_send_loses_nothing_and_blames_no_reader(
         project, db_url: str, outage: str) -> None:
@@ -74,7 +65,7 @@ def test_a_nine_minute_outage_during_a_2000_reader_send_loses_nothing_and_blames
     server = SmtpServer(FaultyHandler(received))
     # Default retry settings: before, five refused connections (about 7.5 minutes) failed every row for good.
     settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_SMTP__CONNECTIONS="4", **server.env())
-    audience, ledger = _readers(settings, 2000)
+    audience, ledger = planned_readers(settings, 2000, now=NOW)
     channel = EmailChannel(name="email", settings=settings, render=simple_render)
     clock = Clock()
     down = Refusing(server.port) if outage == "421-greeting" else None
@@ -150,7 +141,7 @@ def test_a_rate_limit_defers_without_spending_the_readers_attempts(project, db_u
     handler = _Throttling(received)
     with SmtpServer(handler) as server:
         settings = project.settings(PRESSROOM_DATABASE_URL=db_url, PRESSROOM_EMAIL__MAX_ATTEMPTS="2", **server.env())
-        _, ledger = _readers(settings, 20)
+        _, ledger = planned_readers(settings, 20, now=NOW)
         channel = EmailChannel(name="email", settings=settings, render=simple_render)
         clock = Clock()
         for _ in range(6):  # three times max_attempts
@@ -175,7 +166,7 @@ def test_past_give_up_after_mail_expires_and_the_operator_sends_it_again(project
     server = SmtpServer(FaultyHandler(received))
     env = {"PRESSROOM_DATABASE_URL": db_url, "PRESSROOM_EMAIL__GIVE_UP_AFTER": "9m", **server.env()}
     settings = project.settings(**env)
-    _, ledger = _readers(settings, 40)
+    _, ledger = planned_readers(settings, 40, now=NOW)
     channel = EmailChannel(name="email", settings=settings, render=simple_render)
     clock = Clock()
     for _ in range(12):  # an hour of outage, tried ever less often
