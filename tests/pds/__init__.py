@@ -47,6 +47,21 @@ class Pds:
         response.raise_for_status()
         return response.json()["records"]
 
+    def like(self, *, handle: str, password: str, did: str, uri: str, cid: str, kind: str = "like") -> None:
+        """The account ``handle`` likes (or, with ``kind="repost"``, reposts) the post ``uri``."""
+        session = httpx.post(f"{self.url}/xrpc/com.atproto.server.createSession",
+                             json={"identifier": handle, "password": password}, timeout=30)
+        session.raise_for_status()
+        response = httpx.post(
+            f"{self.url}/xrpc/com.atproto.repo.createRecord",
+            headers={"Authorization": f"Bearer {session.json()['accessJwt']}"},
+            json={"repo": did, "collection": f"app.bsky.feed.{kind}",
+                  "record": {"$type": f"app.bsky.feed.{kind}", "subject": {"uri": uri, "cid": cid},
+                             "createdAt": "2026-12-07T10:00:00.000Z"}},
+            timeout=30,
+        )
+        response.raise_for_status()
+
     def blob(self, did: str, cid: str) -> bytes:
         response = httpx.get(f"{self.url}/xrpc/com.atproto.sync.getBlob", params={"did": did, "cid": cid}, timeout=30)
         response.raise_for_status()
@@ -54,13 +69,17 @@ class Pds:
 
 
 @contextmanager
-def running_pds(*, rate_limits: bool = False, timeout: float = 180.0) -> Iterator[Pds]:
-    """Start a PDS, yield it once it answers, stop it afterwards (closing stdin ends the script)."""
-    command = ["node", str(START)] + (["--rate-limits"] if rate_limits else [])
+def running_pds(*, rate_limits: bool = False, appview: bool = False, timeout: float = 180.0) -> Iterator[Pds]:
+    """Start a PDS, yield it once it answers, stop it afterwards (closing stdin ends the script).
+
+    ``appview``: with Bluesky's AppView behind it, which counts likes, reposts and replies; it keeps its
+    index in the tests' PostgreSQL and needs the machine's Redis on loopback."""
+    command = ["node", str(START)] + (["--rate-limits"] if rate_limits else []) + (["--appview"] if appview else [])
     errors = tempfile.TemporaryFile(mode="w+")
+    pg = os.environ.get("PRESSROOM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test").replace("+psycopg", "")
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
-        env={**os.environ, "NODE_ENV": "test", "LOG_ENABLED": "false"},
+        env={"REDIS_HOST": "127.0.0.1:6379", "PRESSROOM_APPVIEW_DB": pg, **os.environ, "NODE_ENV": "test", "LOG_ENABLED": "false"},
     )
     ready: dict = {}
     started = threading.Event()

@@ -1,4 +1,4 @@
-// A Bluesky PDS and a PLC directory on loopback, for the tests: `node tests/pds/start.mjs [--rate-limits]`.
+// A Bluesky PDS and a PLC directory on loopback, for the tests: `node tests/pds/start.mjs [--rate-limits] [--appview]`.
 // Prints one line `PDS_READY {"url": ...}` when both answer, and runs until stdin closes or SIGTERM.
 // @atproto/dev-env is installed by scripts/system-deps outside the checkout (PRESSROOM_PDS_DIR).
 import { createRequire } from 'node:module'
@@ -21,13 +21,21 @@ net.Server.prototype.listen = function (...args) {
   return listen.apply(this, args)
 }
 
-const { TestNetworkNoAppView } = require('@atproto/dev-env')
+const { TestNetwork, TestNetworkNoAppView } = require('@atproto/dev-env')
 const rateLimits = process.argv.includes('--rate-limits')
-const network = await TestNetworkNoAppView.create({
-  pds: { rateLimitsEnabled: rateLimits, hostname: 'localhost' },
-})
+const pds = { rateLimitsEnabled: rateLimits, hostname: 'localhost' }
+// --appview adds Bluesky's AppView (likes, reposts, replies counted from the PDS's firehose): it keeps its
+// index in PostgreSQL (PRESSROOM_APPVIEW_DB, a schema of its own) and needs Redis (REDIS_HOST).
+const appview = process.argv.includes('--appview')
+const network = appview
+  ? await TestNetwork.create({
+      pds,
+      dbPostgresUrl: process.env.PRESSROOM_APPVIEW_DB,
+      dbPostgresSchema: 'appview' + Array.from({ length: 8 }, () => String.fromCharCode(97 + Math.floor(Math.random() * 26))).join(''),
+    })
+  : await TestNetworkNoAppView.create({ pds })
 const url = `http://127.0.0.1:${network.pds.port}`
-console.log('PDS_READY ' + JSON.stringify({ url, plc: network.plc.url, rateLimits }))
+console.log('PDS_READY ' + JSON.stringify({ url, plc: network.plc.url, rateLimits, appview }))
 
 let closing = false
 async function close() {

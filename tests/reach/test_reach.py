@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from email.policy import default
 
@@ -295,17 +296,19 @@ def test_counts_add_up_and_move_on_sqlite_and_postgresql(project, db_url: str) -
     assert counts.posts(releases=["r"]) == [reading]
 
 
-def test_a_real_pds_without_an_appview_cannot_count_so_the_reading_waits_for_a_later_run(project) -> None:
+def test_a_bluesky_post_on_a_real_pds_and_appview_links_through_the_count_and_its_likes_and_reposts_are_read_back(project) -> None:
     from pydantic import SecretStr
 
     from pressroom.dispatch import post_releases
     from pressroom.reach import read_back
     from pressroom.settings import SocialAccount
+    from pressroom.social.bluesky import Bluesky
+    from pressroom.social.network import channel_name
     from tests.pds import running_pds
     from tests.social_helpers import make_release
 
     release = make_release(hero_file=None)
-    with running_pds() as pds:
+    with running_pds(appview=True) as pds:
         handle, password, did = pds.create_account("press")
         account = SocialAccount(network="bluesky", base_url=pds.url, handle=handle, password=SecretStr(password))
         settings = project.settings(PRESSROOM_ANALYTICS__LINKS="true").model_copy(update={"social": [account]})
@@ -316,9 +319,21 @@ def test_a_real_pds_without_an_appview_cannot_count_so_the_reading_waits_for_a_l
         # The text keeps the plain URL (a counted one would cost a 300-grapheme post its words); the card counts.
         assert release.url in record["value"]["text"]
         assert _payload(record["value"]["embed"]["external"]["uri"]) == ["battery-news", release.url, "bluesky", "en"]
-        # Counts come from the AppView (app.bsky.feed.getPosts); this PDS has none and says so: nothing is recorded.
-        assert read_back(settings=settings, releases=[release], now=NOW + timedelta(hours=2)) == []
-    assert build_report(settings=settings, releases=[release], period=None, now=NOW + timedelta(hours=2)).releases[0].posts[0].counts == {}
+        fans = [pds.create_account(name) for name in ("ada", "ben", "cleo")]
+        for fan_handle, fan_password, fan_did in fans:
+            pds.like(handle=fan_handle, password=fan_password, did=fan_did, uri=record["uri"], cid=record["cid"])
+        pds.like(handle=fans[0][0], password=fans[0][1], did=fans[0][2], uri=record["uri"], cid=record["cid"], kind="repost")
+        # The AppView counts from the PDS's firehose, a moment later: wait for it as a reader's app would.
+        [url] = [answer.split()[0] for answer in ledger.responses(release=release.slug, channel=channel_name(account)).values()]
+        client = Bluesky(account=account, settings=settings)
+        deadline = time.monotonic() + 60
+        while client.engagement(url) != (3, 1, 0) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        client.close()
+        [reading] = read_back(settings=settings, releases=[release], now=NOW + timedelta(hours=2))
+    assert (reading.age, reading.likes, reading.reposts, reading.replies) == ("1h", 3, 1, 0)
+    [post] = build_report(settings=settings, releases=[release], period=None, now=NOW + timedelta(hours=2)).releases[0].posts
+    assert post.counts == {"1h": (3, 1, 0)}
 
 
 @pytest.mark.parametrize(("user_agent", "machine"), [
