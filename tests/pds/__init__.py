@@ -77,9 +77,11 @@ def running_pds(*, rate_limits: bool = False, appview: bool = False, timeout: fl
     command = ["node", str(START)] + (["--rate-limits"] if rate_limits else []) + (["--appview"] if appview else [])
     errors = tempfile.TemporaryFile(mode="w+")
     pg = os.environ.get("PRESSROOM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test").replace("+psycopg", "")
+    schema = "appview" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))  # letters only, as it asks
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
-        env={"REDIS_HOST": "127.0.0.1:6379", "PRESSROOM_APPVIEW_DB": pg, **os.environ, "NODE_ENV": "test", "LOG_ENABLED": "false"},
+        env={"REDIS_HOST": "127.0.0.1:6379", "PRESSROOM_APPVIEW_DB": pg, "PRESSROOM_APPVIEW_SCHEMA": schema,
+             **os.environ, "NODE_ENV": "test", "LOG_ENABLED": "false"},
     )
     ready: dict = {}
     started = threading.Event()
@@ -114,3 +116,15 @@ def running_pds(*, rate_limits: bool = False, appview: bool = False, timeout: fl
                 process.kill()
                 process.wait()
         errors.close()
+        if appview:
+            _drop_schema(pg, schema)
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    """The AppView's (and its moderation service's) tables are the test's alone: dropped with it, so the
+    database does not grow run after run. dev-env names them ``appview_<schema>`` and ``ozone_<schema>``."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for prefix in ("appview", "ozone"):
+            conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}_{schema}" CASCADE')

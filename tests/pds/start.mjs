@@ -25,13 +25,13 @@ const { TestNetwork, TestNetworkNoAppView } = require('@atproto/dev-env')
 const rateLimits = process.argv.includes('--rate-limits')
 const pds = { rateLimitsEnabled: rateLimits, hostname: 'localhost' }
 // --appview adds Bluesky's AppView (likes, reposts, replies counted from the PDS's firehose): it keeps its
-// index in PostgreSQL (PRESSROOM_APPVIEW_DB, a schema of its own) and needs Redis (REDIS_HOST).
+// index in PostgreSQL (PRESSROOM_APPVIEW_DB, schema PRESSROOM_APPVIEW_SCHEMA) and needs Redis (REDIS_HOST).
 const appview = process.argv.includes('--appview')
 const network = appview
   ? await TestNetwork.create({
       pds,
       dbPostgresUrl: process.env.PRESSROOM_APPVIEW_DB,
-      dbPostgresSchema: 'appview' + Array.from({ length: 8 }, () => String.fromCharCode(97 + Math.floor(Math.random() * 26))).join(''),
+      dbPostgresSchema: process.env.PRESSROOM_APPVIEW_SCHEMA,
     })
   : await TestNetworkNoAppView.create({ pds })
 const url = `http://127.0.0.1:${network.pds.port}`
