@@ -8,18 +8,21 @@ pickle lives in var/cache/, which only Pressroom writes.
 
 from __future__ import annotations
 
+import copyreg
 import gc
 import hashlib
 import os
 import pickle
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import BinaryIO
 
 from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.organisations import load_organisations
+from pressroom.records import Frozen, Shared
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
 
@@ -63,6 +66,71 @@ def _code_digest() -> str:
 
 
 _READERS = ("text.py", "frontmatter.py", "records.py", "organisations.py")
+
+
+def _path(parts: tuple[str, ...]) -> Path:
+    """A path read back from the cache, from its parts as they were split when it was written: parsing each
+    path again from its text was a third of the time of reading a release back."""
+    if _FROM_PARTS is not None:
+        return _FROM_PARTS("", "/", list(parts))
+    return Path(*parts)
+
+
+# Python 3.11's PosixPath keeps its parts as a list; later versions build paths otherwise, and get Path(*parts).
+_FROM_PARTS = getattr(PosixPath, "_from_parsed_parts", None) if hasattr(PosixPath, "_parts") else None
+
+
+def _reduce_path(path: PosixPath) -> tuple:
+    return (_path, (path.parts,)) if path.is_absolute() else (Path, (str(path),))
+
+
+def _record(model: type[Frozen], names: tuple[str, ...], values: tuple, given: int) -> Frozen:
+    """A record read back from the cache: its fields set as they were, without pydantic's generic
+    ``__setstate__``. Short texts (a status, a language, a tag) are interned and the set of the fields
+    given is shared, as :meth:`Frozen.__setstate__` does for other pickles: 10,000 releases share them."""
+    state = dict(zip(names, values, strict=True))
+    for name, value in state.items():
+        if type(value) is str and len(value) <= _SHORT:
+            state[name] = sys.intern(value)
+        elif type(value) is tuple and value and type(value[0]) is str and len(value[0]) <= _SHORT:
+            state[name] = tuple(sys.intern(item) if type(item) is str else item for item in value)
+    record = model.__new__(model)
+    _set = object.__setattr__
+    _set(record, "__dict__", state)
+    fields = _GIVEN.get((names, given))
+    if fields is None:
+        fields = _GIVEN[(names, given)] = {name for bit, name in enumerate(names) if given >> bit & 1}
+    _set(record, "__pydantic_fields_set__", fields)
+    _set(record, "__pydantic_extra__", None)
+    _set(record, "__pydantic_private__", None)
+    return record
+
+
+_SHORT = 64
+_GIVEN: dict[tuple[tuple[str, ...], int], set[str]] = {}
+
+
+def _reduce_record(record: Frozen) -> tuple:
+    names = _names(type(record), tuple(record.__dict__))
+    given = record.__pydantic_fields_set__
+    return _record, (type(record), names, tuple(record.__dict__.values()), sum(1 << bit for bit, name in enumerate(names) if name in given))
+
+
+@lru_cache(maxsize=64)
+def _names(model: type[Frozen], names: tuple[str, ...]) -> tuple[str, ...]:
+    """One tuple of field names per model, so a pickle holds it once (its memo) rather than once a record."""
+    return names
+
+
+def _fast_table() -> dict:
+    """How the cache pickles paths and records (not the shared ones, which pickle themselves as one object)."""
+    records, below = [], [Frozen]
+    while below:
+        model = below.pop()
+        below += model.__subclasses__()
+        if not issubclass(model, Shared) and not model.__private_attributes__:
+            records.append(model)
+    return {**copyreg.dispatch_table, PosixPath: _reduce_path, **dict.fromkeys(records, _reduce_record)}
 
 
 def _depends(release: Release) -> tuple[Path, ...]:
@@ -147,6 +215,7 @@ class ReleaseCache:
         # would hold tens of MB of bytes, or of memo, beside the releases; one pickle an entry took
         # twice as long to read (a load call each, and no string shared between entries).
         pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = _fast_table()
         items = list(items)
         for start in range(0, len(items), _CACHE_CHUNK):
             pickler.dump(items[start : start + _CACHE_CHUNK])
