@@ -86,13 +86,14 @@ def _reduce_path(path: PosixPath) -> tuple:
 
 def _record(model: type[Frozen], names: tuple[str, ...], values: tuple, given: int) -> Frozen:
     """A record read back from the cache: its fields set as they were, without pydantic's generic
-    ``__setstate__``. Short texts (a status, a language, a tag) are interned and the set of the fields
-    given is shared, as :meth:`Frozen.__setstate__` does for other pickles: 10,000 releases share them."""
+    ``__setstate__``. The set of the fields given is one shared object, and so are the short texts many
+    releases repeat (a status, a language, tags), as :meth:`Frozen.__setstate__` does for other pickles."""
     state = dict(zip(names, values, strict=True))
-    for name, value in state.items():
-        if type(value) is str and len(value) <= _SHORT:
+    for name in _shared_texts(model, names):
+        value = state[name]
+        if type(value) is str:
             state[name] = sys.intern(value)
-        elif type(value) is tuple and value and type(value[0]) is str and len(value[0]) <= _SHORT:
+        elif type(value) is tuple:
             state[name] = tuple(sys.intern(item) if type(item) is str else item for item in value)
     record = model.__new__(model)
     _set = object.__setattr__
@@ -106,7 +107,15 @@ def _record(model: type[Frozen], names: tuple[str, ...], values: tuple, given: i
     return record
 
 
-_SHORT = 64
+@lru_cache(maxsize=64)
+def _shared_texts(model: type[Frozen], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields of ``model`` whose texts many records repeat: a choice (status), a language, tags, a prefix."""
+    return tuple(name for name in names if name in _SHARED_TEXTS)
+
+
+# Texts a whole archive shares a handful of values of; a title, a slug or a body is one release's own.
+_SHARED_TEXTS = frozenset({"status", "language", "prefix", "tags", "topics", "written", "author", "name", "role",
+                           "organisation", "email", "phone", "alt"})
 _GIVEN: dict[tuple[tuple[str, ...], int], set[str]] = {}
 
 
