@@ -174,21 +174,22 @@ class ReleaseCache:
         self.whole = True
 
     @staticmethod
-    def _stamp(path: Path) -> tuple[int, int]:
-        stat = path.stat()
+    def _stamp(path: Path | str) -> tuple[int, int]:
+        stat = os.stat(path)
         return stat.st_size, stat.st_mtime_ns
 
     def get(self, file: Path) -> tuple[Release, list[ReleaseWarning]] | None:
-        entry = self.old.get(str(file))
+        name = str(file)
+        entry = self.old.get(name)
         try:
-            if not entry or entry[0] != self._stamp(file):
+            if not entry or entry[0] != self._stamp(name):
                 return None
             if [self._stamp(source) for source in _depends(entry[2])] != entry[1]:
                 return None
         except OSError:
             return None  # the file or an image went away: parse again, which reports it
-        self.new[str(file)] = entry
-        return entry[2], [from_fields(warning) for warning in entry[3]]  # type: ignore[misc]
+        self.new[name] = entry
+        return entry[2], [from_fields(warning) for warning in entry[3]] if entry[3] else []  # type: ignore[misc]
 
     def put(self, file: Path, release: Release, warnings: list[ReleaseWarning]) -> tuple[Release, list[ReleaseWarning]]:
         stamps = [self._stamp(source) for source in _depends(release)]
