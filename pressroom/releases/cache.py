@@ -26,7 +26,7 @@ from pressroom.records import Frozen, Shared
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
 
-__all__ = ["ReleaseCache", "as_fields", "collector_paused", "from_fields"]
+__all__ = ["ReleaseCache", "as_fields", "collector_paused", "fast_table", "from_fields"]
 
 _CACHE_CHUNK = 64  # entries of the release cache pickled together
 
@@ -131,8 +131,9 @@ def _names(model: type[Frozen], names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
-def _fast_table() -> dict:
-    """How the cache pickles paths and records (not the shared ones, which pickle themselves as one object)."""
+def fast_table() -> dict:
+    """How releases are pickled to be read back fast (the cache, a parsing worker's releases): paths and records,
+    but not the shared records, which pickle themselves as one object."""
     records, below = [], [Frozen]
     while below:
         model = below.pop()
@@ -225,7 +226,7 @@ class ReleaseCache:
         # would hold tens of MB of bytes, or of memo, beside the releases; one pickle an entry took
         # twice as long to read (a load call each, and no string shared between entries).
         pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.dispatch_table = _fast_table()
+        pickler.dispatch_table = fast_table()
         items = list(items)
         for start in range(0, len(items), _CACHE_CHUNK):
             pickler.dump(items[start : start + _CACHE_CHUNK])
