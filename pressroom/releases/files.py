@@ -76,7 +76,7 @@ def scan(root: Path, *, bundle: bool = False, others: bool = True) -> Scan:
         _scan_bundle(root, found, others=others)
     else:
         for entry in _entries(root):
-            path = root / entry.name
+            path = _child(root, entry.name)
             if entry.is_dir():
                 _scan_bundle(path, found, others=others)
             elif is_release_name(path):
@@ -89,6 +89,15 @@ def scan(root: Path, *, bundle: bool = False, others: bool = True) -> Scan:
     return found
 
 
+def _child(folder: Path, name: str) -> Path:
+    """``folder / name`` for a name read from the folder itself (no separator to parse): Python 3.11's own way of
+    listing a folder, a fifth of the time, which counts at 10,000 releases; elsewhere ``folder / name``."""
+    return _CHILD(folder, name) if _CHILD is not None else folder / name
+
+
+_CHILD = getattr(Path, "_make_child_relpath", None)
+
+
 def _entries(folder: Path) -> list[os.DirEntry[str]]:
     try:
         return [entry for entry in os.scandir(folder) if not _hidden(entry.name)]
@@ -98,7 +107,7 @@ def _entries(folder: Path) -> list[os.DirEntry[str]]:
 
 def _scan_bundle(folder: Path, found: Scan, *, others: bool) -> None:
     for entry in _entries(folder):
-        path = folder / entry.name
+        path = _child(folder, entry.name)
         if entry.name in INDEX_NAMES or translation_language(path) is not None:
             found.releases.append(path)  # even a folder so named: reading it says what is wrong
         elif others and entry.is_dir():

@@ -18,7 +18,7 @@ from pressroom.site.writer import BuildCache
 
 __all__ = ["BuildReport", "build_site"]
 
-_MANIFEST = "site-manifest.json"
+_MANIFEST = "site-manifest"
 
 
 @dataclass(frozen=True)

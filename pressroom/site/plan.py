@@ -8,6 +8,7 @@ else is dropped before any job exists, so a draft or an embargoed release cannot
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from pressroom import i18n, images
 from pressroom.feeds import FEED_FILES, render_feeds
-from pressroom.releases.model import PRESS_KIT, Release
+from pressroom.organisations import Organisation
+from pressroom.releases.model import IMAGE_SUFFIXES, PRESS_KIT, Release
 from pressroom.settings import Settings
 from pressroom.site.listing import Tag, collect_tags, paginate, tag_slugs
 from pressroom.site.render import STATIC, Renderer
@@ -36,6 +38,7 @@ class Plan:
     copies: dict[str, Path] = field(default_factory=dict)
     public: list[Release] = field(default_factory=list)
     twins: set[str] = field(default_factory=set)  # PNG twins of SVG logos planned already (each once per build)
+    issuers: set[int] = field(default_factory=set)  # co-issuers whose logos are planned already (by id)
 
     @property
     def pages(self) -> int:
@@ -124,35 +127,54 @@ class _LanguageJobs:
         newer = self.shown[index - 1] if index > 0 else None
         older = self.shown[index + 1] if index + 1 < len(self.shown) else None
         main = self.mains[release.slug]
+        named = _named_assets(release)
         self.planned.release_jobs.append(Job(
             paths=(f"{release.path}index.html", f"{release.path}{PRESS_KIT}"),
             key=_key(
-                *self.common, "release", self.identity(release), *map(_file_stamp, release.assets),
+                *self.common, "release", self.identity(release), *(_file_stamp(file) for _, file in named),
                 self.identity(newer), self.identity(older), *(version.language for version in main.versions),
             ),
             render=partial(self.renderer.release_page, release, main=main, newer=newer, older=older),
         ))
-        self.planned.copies.update(_assets(release))
+        if named:
+            self._assets(release, named)
         for issuer in release.issuers:
-            self.planned.copies.update(issuer.logo_files)
-            twin = images.email_logo_name(issuer.logo_path) if issuer.logo_path else None
-            if issuer.logo and twin and twin != issuer.logo_path and twin not in self.planned.twins:
-                # Emails show an SVG logo through its PNG twin: Gmail and Outlook do not show SVG.
-                self.planned.twins.add(twin)
-                self.planned.release_jobs.append(Job(
-                    paths=(twin,),
-                    key=_key("logo twin", str(issuer.logo), _file_stamp(issuer.logo)),
-                    render=partial(images.png_twin, source=issuer.logo),
-                ))
-        for name, image in release.images:
+            self._issuer(issuer)
+
+    def _assets(self, release: Release, named: list[tuple[str, Path]]) -> None:
+        """The files a release references, copied beside its page, and its images' sized copies.
+
+        Every file keeps its path relative to the release file: that is what its URL was made from (the
+        releases' reader refuses files outside the release's folder)."""
+        folder = release.path
+        for name, file in named:
+            self.planned.copies[f"{folder}{name}"] = file
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
             for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH):
                 # The page's and the email's copies; the original stays for the press kit and the download link.
-                if images.variant(image, width):
+                if images.variant(file, width):
                     self.planned.release_jobs.append(Job(
-                        paths=(f"{release.path}{images.sized_name(name, width)}",),
-                        key=_key("sized image", str(image), _file_stamp(image), str(width)),
-                        render=partial(images.resize, source=image, width=width),
+                        paths=(f"{folder}{images.sized_name(name, width)}",),
+                        key=_key("sized image", str(file), _file_stamp(file), str(width)),
+                        render=partial(images.resize, source=file, width=width),
                     ))
+
+    def _issuer(self, issuer: Organisation) -> None:
+        """A co-issuer's logos, copied once per build however many releases it co-signs."""
+        if id(issuer) in self.planned.issuers:
+            return
+        self.planned.issuers.add(id(issuer))
+        self.planned.copies.update(issuer.logo_files)
+        twin = images.email_logo_name(issuer.logo_path) if issuer.logo_path else None
+        if issuer.logo and twin and twin != issuer.logo_path and twin not in self.planned.twins:
+            # Emails show an SVG logo through its PNG twin: Gmail and Outlook do not show SVG.
+            self.planned.twins.add(twin)
+            self.planned.release_jobs.append(Job(
+                paths=(twin,),
+                key=_key("logo twin", str(issuer.logo), _file_stamp(issuer.logo)),
+                render=partial(images.png_twin, source=issuer.logo),
+            ))
 
     def _listings(self, items: list[Release], base: str, tag: Tag | None) -> None:
         for page in paginate(items, self.settings.site.page_size, base):
@@ -214,18 +236,12 @@ def _hero_stamp(release: Release) -> str:
 def _file_stamp(file: Path | None) -> str:
     """Size and mtime of a file the release shows or packs (``-`` when missing)."""
     try:
-        stat = file.stat() if file is not None else None
+        stat = os.stat(file) if file is not None else None
     except OSError:
         stat = None
     return f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "-"
 
 
-def _assets(release: Release) -> dict[str, Path]:
-    """Site path -> local file for the images a release references, kept beside its page.
-
-    Every image keeps its path relative to the release file: that is what its URL was made from
-    (the releases' reader refuses images outside the release's folder).
-    """
-    if not release.assets:
-        return {}  # most releases: spares a resolve(), a few system calls each
-    return {f"{release.path}{release.local_name(asset)}": asset for asset in release.assets}
+def _named_assets(release: Release) -> list[tuple[str, Path]]:
+    """(name beside the page, local file) of each file the release references; most releases have none."""
+    return [(release.local_name(asset), asset) for asset in release.assets] if release.assets else []

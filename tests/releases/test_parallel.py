@@ -89,3 +89,29 @@ def _count_parses(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(parallel, "load_release", counting)
     return parsed
+
+
+def test_a_release_read_back_from_the_cache_is_the_release_that_was_parsed(project, monkeypatch):
+    """Every field, the set of fields the file gave (what pydantic reports as given), paths and nested records:
+    pages, emails and posts made from a cached release are those of a freshly parsed one."""
+    from tests.releases.test_languages import bundle
+
+    bundle(project)
+    project.write_release("plain", date="2024-07-01 09:00")
+    settings = project.settings()
+    parsed = load_releases(settings).releases
+    parses = _count_parses(monkeypatch)
+    cached = load_releases(settings).releases
+    assert parses == []
+    assert [release.slug for release in cached] == ["pilot", "plain"]
+    for fresh, again in zip(parsed, cached, strict=True):
+        assert again is not fresh
+        assert again == fresh
+        assert again.model_dump() == fresh.model_dump()
+        assert again.model_fields_set == fresh.model_fields_set
+        assert again.source.parent == fresh.source.parent and again.source.name == fresh.source.name
+    pilot = cached[0]
+    assert pilot.translations["de"].title == "Die Pilotlinie öffnet"
+    assert pilot.hero.file.name == "hero.png" and pilot.hero.file.is_file()
+    assert [issuer.id for issuer in pilot.issuers] == ["cluster-hub"]
+    assert pilot.issuers[0].model_fields_set == parsed[0].issuers[0].model_fields_set
