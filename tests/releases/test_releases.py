@@ -143,6 +143,20 @@ def test_images_in_a_subfolder_keep_their_path_and_images_outside_are_refused(pr
         load_release(project.releases / "outside" / "index.md", project.settings())
 
 
+def test_a_bundle_folder_that_is_a_symbolic_link_keeps_its_files_names_beside_the_page(project, tmp_path):
+    """A bundle kept elsewhere and linked into content/releases: its images are named from the bundle, not
+    from wherever the link points."""
+    real = tmp_path / "shared-drive" / "photos"
+    (real / "img").mkdir(parents=True)
+    (real / "img" / "hero.png").write_bytes(b"\x89PNG fake")
+    project.releases.mkdir(parents=True, exist_ok=True)
+    (project.releases / "photos").symlink_to(real, target_is_directory=True)
+    project.write_release("photos", bundle=True, extra="hero: {src: img/hero.png, alt: A photo}\n")
+    release = load_release(project.releases / "photos" / "index.md", project.settings())
+    assert release.images == (("img/hero.png", real.resolve() / "img" / "hero.png"),)
+    assert release.hero.src == "https://press.example.org/releases/photos/img/hero.png"
+
+
 @pytest.mark.parametrize(
     ("site_rule", "front_matter", "expected"),
     [("false", "", False), ("true", "", True), ("false", "email: {approval: true}\n", True), ("true", "email: {approval: false}\n", False)],
