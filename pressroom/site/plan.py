@@ -60,15 +60,24 @@ def plan(settings: Settings, releases: Sequence[Release], now: datetime) -> Plan
         trees.append(_LanguageJobs(settings, planned, language, languages, identities).add(
             notices=_versions(notices, language, settings), in_feeds=_versions(in_feeds, language, settings),
         ))
-    small = {
-        "sitemap.xml": partial(sitemap, settings, trees),
-        "robots.txt": lambda: f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n".encode(),
-    }
-    planned.jobs += [Job(paths=(path,), key=None, render=render) for path, render in small.items()]
+    planned.jobs += _crawler_jobs(settings, trees, identities)
     for static in sorted((settings.path("templates") / "site" / STATIC).glob("*")):
         if static.is_file():
             planned.copies[f"{STATIC}/{static.name}"] = static
     return planned
+
+
+def _crawler_jobs(settings: Settings, trees: list[Tree], identities: _Identities) -> list[Job]:
+    """sitemap.xml and robots.txt, keyed like every page: a rebuild that changes nothing (most scheduled runs)
+    writes no 10,000-row sitemap."""
+    listed = (f"{tag.path}={tag.name}" for _, tags in trees for tag in tags)
+    robots = f"User-agent: *\nAllow: /\n\nSitemap: {settings.site.base_url}/sitemap.xml\n"
+    return [
+        Job(paths=("sitemap.xml",), render=partial(sitemap, settings, trees), key=_key(
+            "sitemap", settings.fingerprint, *(identities.of(r) for shown, _ in trees for r in shown), *listed,
+        )),
+        Job(paths=("robots.txt",), key=_key("robots", robots), render=robots.encode),
+    ]
 
 
 def _versions(releases: list[Release], language: str, settings: Settings) -> list[Release]:

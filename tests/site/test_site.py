@@ -152,6 +152,28 @@ def test_sitemap_and_robots(project):
     assert (public / "robots.txt").read_text() == f"User-agent: *\nAllow: /\n\nSitemap: {BASE}/sitemap.xml\n"
 
 
+def test_the_sitemap_follows_a_correction_and_a_new_release_and_nothing_else(project):
+    """Crawlers read lastmod: a correction moves its release's date there, a new release adds its URL, and a
+    rebuild that changes nothing leaves the file as it was."""
+    project.write_release("first", date="2024-07-01 09:00", extra="tags: [Recycling]\n")
+    build(project, NOW)
+    sitemap = project.root / "public" / "sitemap.xml"
+    before = (sitemap.read_bytes(), sitemap.stat().st_mtime_ns)
+    report, _ = build(project, NOW)
+    assert report.written == [] and (sitemap.read_bytes(), sitemap.stat().st_mtime_ns) == before
+    project.write_release("first", date="2024-07-01 09:00", extra=(
+        "tags: [Recycling]\ncorrections:\n  - {date: 2024-07-02 10:00, note: The plant is in Ghent.}\n"))
+    build(project, NOW)
+    namespace = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+    rows = {row.findtext("s:loc", namespaces=namespace): row.findtext("s:lastmod", namespaces=namespace)
+            for row in ElementTree.fromstring(sitemap.read_bytes()).findall("s:url", namespace)}
+    assert rows[f"{BASE}/releases/first/"].startswith("2024-07-02T10:00")
+    assert rows[f"{BASE}/tags/recycling/"].startswith("2024-07-02T10:00")
+    project.write_release("second", date="2024-07-03 09:00")
+    build(project, NOW)
+    assert f"{BASE}/releases/second/".encode() in sitemap.read_bytes()
+
+
 def test_draft_embargoed_and_expired_releases_leave_no_trace(project):
     write_sample(project)
     build(project, NOW)
