@@ -78,9 +78,15 @@ def install(environment: jinja2.Environment, *, translations: gettext_module.Nul
         # environment, since Jinja's own version asks the template being rendered.
         escape = Markup if environment.autoescape else str
         message_of = translations.gettext
+        plain: dict[str, str] = {}  # a message without variables, as shown: each page asks for the same twenty
 
         def translated(message: str, **variables: object) -> str:
-            return escape(message_of(message)) % variables
+            if variables:
+                return escape(message_of(message)) % variables
+            shown = plain.get(message)
+            if shown is None:
+                shown = plain[message] = escape(message_of(message)) % variables
+            return shown
 
         environment.globals["_"] = translated
     return environment
