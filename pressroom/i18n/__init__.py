@@ -189,6 +189,7 @@ def og_locale(code: str) -> str:
     return f"{language.lower()}_{territory}" if territory else language.lower()
 
 
+@lru_cache(maxsize=4096)  # every release page shows its press kit's size, and kits of a site are much alike
 def format_size(size: int, *, language: str) -> str:
     """A file size as ``language`` writes it, in decimal units as file managers and browsers show them:
     "1.5 MB", "1,5 MB", "1,5 Mo", "340 kB"."""

@@ -127,6 +127,7 @@ class Renderer:
         # release re-renders front pages only, a few dozen cards.
         self.cards: dict[str, str] = {}
         self.dates: dict[datetime, str] = {}
+        self.card_macro: Callable[..., str] | None = None
         self.tags = tags
         self.tag_names = {tag.slug: tag.name for tag in tags}
         brand = site_brand(self.site.brand_color)
@@ -221,8 +222,9 @@ class Renderer:
         """A release's card; the same card appears on the index and on each of its tag pages."""
         html = self.cards.get(release.slug)
         if html is None:
-            macro = self.env.get_template("_card.html.j2").module.card  # type: ignore[attr-defined]
-            html = self.cards[release.slug] = str(macro(self._card(release), _ROOT))
+            if self.card_macro is None:
+                self.card_macro = self._template("_card.html.j2").module.card  # type: ignore[attr-defined]
+            html = self.cards[release.slug] = str(self.card_macro(self._card(release), _ROOT))
         return Markup(html.replace(_ROOT, root))  # rendered by the autoescaping template
 
     @staticmethod

@@ -103,7 +103,8 @@ class Writer:
 
     def __init__(self, public: Path) -> None:
         self.public = public
-        self.folders: set[Path] = {public}
+        # Plain strings: a build of 10,000 releases asks for the folder of 23,000 files.
+        self.folders: set[str] = {os.fspath(public)}
         self.names = itertools.count()
         self.prefix = f".tmp-{os.getpid()}-{id(self):x}-"
         # The web server must be able to read every file, whatever the umask: a chmod only when the umask would hide it.
@@ -116,22 +117,24 @@ class Writer:
 
         A file that is not there yet is written in place: nobody has read it before, a crash leaves a file
         that differs from what the next build renders (so it is written again), and a temporary name and a
-        rename would double the folder updates of a first build (each one, on ext4, as dear as the write).
+        rename would add a second update of the folder to each file of a first build.
         """
-        self.folder(target.parent)
+        path = os.fspath(target)
+        parent = os.path.dirname(path)
+        self.folder(parent)
         try:
-            handle = os.open(target, _NEW, 0o644)
+            handle = os.open(path, _NEW, 0o644)
         except FileExistsError:  # a file, a link or a folder: replaced through a temporary name
-            return self._replace(target, data, like)
+            return self._replace(path, parent, data, like)
         try:
             return self._fill(handle, data, like)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
+                os.unlink(path)
             raise
 
-    def _replace(self, target: Path, data: bytes, like: Path | None) -> tuple[int, int]:
-        temporary = os.path.join(target.parent, f"{self.prefix}{next(self.names)}")
+    def _replace(self, target: str, parent: str, data: bytes, like: Path | None) -> tuple[int, int]:
+        temporary = os.path.join(parent, f"{self.prefix}{next(self.names)}")
         try:
             stamp = self._fill(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644), data, like)
             try:
@@ -161,10 +164,10 @@ class Writer:
             os.close(handle)
         return written.st_size, written.st_mtime_ns
 
-    def folder(self, folder: Path) -> None:
+    def folder(self, folder: str) -> None:
         if folder in self.folders:
             return
-        self.folder(folder.parent)
+        self.folder(os.path.dirname(folder))
         try:
             os.mkdir(folder)
         except FileExistsError:
