@@ -14,6 +14,7 @@ import mimetypes
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
@@ -36,6 +37,7 @@ FEED_MEDIA_TYPES = {
     FEED_FILES["json"]: "application/feed+json",
 }
 
+_T = TypeVar("_T")
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
@@ -71,7 +73,10 @@ def render_feeds(
     urls = {kind: f"{home}{name}" for kind, name in FEED_FILES.items()}
 
     # The full HTML of each item, built once for the three formats.
-    contents = {release.slug: clean_text(_full_content(release, settings, language)) for release in items}
+    contents = {
+        release.slug: _made(("content", language), release, settings, lambda r: clean_text(_full_content(r, settings, language)))[0]
+        for release in items
+    }
     prefix = "" if language == site.language else f"{language}/"
 
     def generator(kind: str) -> FeedGenerator:
@@ -128,13 +133,37 @@ def _feedgen(
     if site.logo:
         fg.logo(site.logo)
     for release in items:
-        _entry(fg.add_entry(order="append"), release, kind=kind, text=text, content=contents[release.slug],
-               site_name=site.name, scheme=f"{site.base_url}/{prefix}tags/")
+        entry, new = _made((kind, language), release, settings, lambda r: _entry(
+            fg.add_entry(order="append"), r, kind=kind, text=text, content=contents[r.slug], site_name=site.name,
+            scheme=f"{site.base_url}/{prefix}tags/",
+        ))
+        if not new:  # made for an earlier feed of this process
+            fg.add_entry(entry, order="append")
     return fg
 
 
+# A release is an item of the site's feeds and of each of its topics' (four folders or more), the same item in
+# each: made once per process and language. By the release and settings objects themselves (held here, so their
+# ids are not reused while they are), as a build holds them; a bounded number, for a long-lived process.
+_MADE: dict[tuple, tuple[Release, Settings, Any]] = {}
+_MADE_AT_MOST = 4096
+
+
+def _made(what: tuple, release: Release, settings: Settings, make: Callable[[Release], _T]) -> tuple[_T, bool]:
+    """What ``make`` makes of ``release`` (made now, or earlier in this process), and whether it was made now."""
+    key = (*what, id(release), id(settings))
+    known = _MADE.get(key)
+    if known is not None and known[0] is release and known[1] is settings:
+        return known[2], False
+    if len(_MADE) >= _MADE_AT_MOST:
+        _MADE.clear()
+    made = make(release)
+    _MADE[key] = (release, settings, made)
+    return made, True
+
+
 def _entry(entry: FeedEntry, release: Release, *, kind: str, text: Callable[[str], str], content: str, site_name: str,
-           scheme: str) -> None:
+           scheme: str) -> FeedEntry:
     """One release as a feed item of ``kind``."""
     entry.id(release.url)
     entry.guid(release.url, permalink=True)
@@ -171,6 +200,7 @@ def _entry(entry: FeedEntry, release: Release, *, kind: str, text: Callable[[str
         # Outside any <media:group>: a group is for several versions of one object, and validators
         # flag a group of one.
         entry.media.content(url=release.hero.src, type=mime, medium="image", group=None)
+    return entry
 
 
 # A site has a few dozen distinct tags and each is in many feeds: slugify each once per process.

@@ -20,6 +20,7 @@ __all__ = ["Contact", "Frozen", "Shared"]
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 _SHORT = 64  # characters: a value this short is likely one many releases share
 _FIELD_SETS: dict[frozenset[str], set[str]] = {}
+_intern = sys.intern
 
 
 class Frozen(BaseModel):
@@ -32,15 +33,20 @@ class Frozen(BaseModel):
         # thousands of releases share: the set of the fields it was given (2.7 KB a release, 27 MB at 10,000)
         # and short values (status, language, tags, contacts). One shared object each instead; pydantic
         # copies the set before it changes one (model_copy), and a frozen model never changes its own.
+        # The state is the pickle's own, changed in place: the parent process unpickles 10,000 releases with the
+        # workers idle, so this runs as little Python as it can.
         given = state.get("__pydantic_fields_set__")
         if given is not None:
-            state = {**state, "__pydantic_fields_set__": _FIELD_SETS.setdefault(frozenset(given), given)}
-        values = state.get("__dict__") or {}
-        for name, value in values.items():
-            if type(value) is str and len(value) <= _SHORT:
-                values[name] = sys.intern(value)
-            elif type(value) is tuple and all(type(item) is str and len(item) <= _SHORT for item in value):
-                values[name] = tuple(map(sys.intern, value))
+            state["__pydantic_fields_set__"] = _FIELD_SETS.setdefault(frozenset(given), given)
+        values = state.get("__dict__")
+        if values:
+            for name, value in values.items():
+                kind = type(value)
+                if kind is str:
+                    if len(value) <= _SHORT:
+                        values[name] = _intern(value)
+                elif kind is tuple and value and all(type(item) is str and len(item) <= _SHORT for item in value):
+                    values[name] = tuple(map(_intern, value))
         super().__setstate__(state)
 
 

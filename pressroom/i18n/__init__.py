@@ -78,9 +78,15 @@ def install(environment: jinja2.Environment, *, translations: gettext_module.Nul
         # environment, since Jinja's own version asks the template being rendered.
         escape = Markup if environment.autoescape else str
         message_of = translations.gettext
+        plain: dict[str, str] = {}  # a message without variables, as shown: each page asks for the same twenty
 
         def translated(message: str, **variables: object) -> str:
-            return escape(message_of(message)) % variables
+            if variables:
+                return escape(message_of(message)) % variables
+            shown = plain.get(message)
+            if shown is None:
+                shown = plain[message] = escape(message_of(message)) % variables
+            return shown
 
         environment.globals["_"] = translated
     return environment
@@ -183,6 +189,7 @@ def og_locale(code: str) -> str:
     return f"{language.lower()}_{territory}" if territory else language.lower()
 
 
+@lru_cache(maxsize=4096)  # every release page shows its press kit's size, and kits of a site are much alike
 def format_size(size: int, *, language: str) -> str:
     """A file size as ``language`` writes it, in decimal units as file managers and browsers show them:
     "1.5 MB", "1,5 MB", "1,5 Mo", "340 kB"."""

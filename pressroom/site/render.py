@@ -117,12 +117,17 @@ class Renderer:
             (folder,), translations=catalogue, auto_reload=False, version=templates,
             compiled=settings.path("var") / "cache" / "templates",
         )
+        # Compiled here, before the build forks its render workers, rather than once in each of them.
+        for name in self.env.list_templates(filter_func=lambda name: name.endswith(".j2")):
+            self._template(name)
         self.table = catalogue.gettext("Table")  # a scrolling table's label
         self.fingerprint = f"{templates}:{settings.fingerprint}:{i18n.fingerprint(settings=settings)}"
         # Card HTML by slug, with _ROOT standing for the page's way back to the site root: the same
         # card is on the index and on each of its topics' pages. Not kept between builds: a new
         # release re-renders front pages only, a few dozen cards.
         self.cards: dict[str, str] = {}
+        self.dates: dict[datetime, str] = {}
+        self.card_macro: Callable[..., str] | None = None
         self.tags = tags
         self.tag_names = {tag.slug: tag.name for tag in tags}
         brand = site_brand(self.site.brand_color)
@@ -167,9 +172,16 @@ class Renderer:
         """The same list page (front page, topics page) in every language."""
         return {code: ("" if code == self.site.language else f"{code}/") + path for code in self.languages}
 
-    def _render(self, name: str, **context: object) -> str:
+    def _template(self, name: str) -> jinja2.Template:
         try:
-            return self.env.get_template(name).render(**context)
+            return self.env.get_template(name)
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"{_template_location(exc, name)}: {exc}") from exc
+
+    def _render(self, name: str, **context: object) -> str:
+        template = self._template(name)
+        try:
+            return template.render(**context)
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{_template_location(exc, name)}: {exc}") from exc
 
@@ -189,7 +201,11 @@ class Renderer:
         return Markup(_scrolling_tables(fragment, self.table))
 
     def _date_text(self, moment: datetime) -> str:
-        return i18n.format_date(moment=moment, language=self.language, settings=self.settings)
+        # A release's date is on its page, its card and its neighbours' cards: Babel formats each once.
+        text = self.dates.get(moment)
+        if text is None:
+            text = self.dates[moment] = i18n.format_date(moment=moment, language=self.language, settings=self.settings)
+        return text
 
     def _card(self, release: Release) -> dict[str, object]:
         return {
@@ -206,8 +222,9 @@ class Renderer:
         """A release's card; the same card appears on the index and on each of its tag pages."""
         html = self.cards.get(release.slug)
         if html is None:
-            macro = self.env.get_template("_card.html.j2").module.card  # type: ignore[attr-defined]
-            html = self.cards[release.slug] = str(macro(self._card(release), _ROOT))
+            if self.card_macro is None:
+                self.card_macro = self._template("_card.html.j2").module.card  # type: ignore[attr-defined]
+            html = self.cards[release.slug] = str(self.card_macro(self._card(release), _ROOT))
         return Markup(html.replace(_ROOT, root))  # rendered by the autoescaping template
 
     @staticmethod

@@ -89,19 +89,23 @@ def _umask() -> int | None:
     return None
 
 
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # fails on any name already there, a link too
+
+
 class Writer:
     """Atomic file replacement, creating each folder once per build.
 
     Files are written as they are rendered, in the rendering process: threads to write beside it
     (tried before) spent more time handing the interpreter lock back and forth (50,000 futex calls a
     build of 1,000 releases, half the build's system time) than they saved, and the forked render
-    workers already keep both cores busy. A file is five system calls (open, write, fstat, close,
-    rename); its size and mtime, for the manifest, come from the fstat.
+    workers already keep both cores busy. A new file is four system calls (open, write, fstat, close), one
+    that replaces another a rename more; its size and mtime, for the manifest, come from the fstat.
     """
 
     def __init__(self, public: Path) -> None:
         self.public = public
-        self.folders: set[Path] = {public}
+        # Plain strings: a build of 10,000 releases asks for the folder of 23,000 files.
+        self.folders: set[str] = {os.fspath(public)}
         self.names = itertools.count()
         self.prefix = f".tmp-{os.getpid()}-{id(self):x}-"
         # The web server must be able to read every file, whatever the umask: a chmod only when the umask would hide it.
@@ -109,24 +113,31 @@ class Writer:
         self.chmod = umask is None or bool(umask & 0o644)
 
     def write(self, target: Path, data: bytes, *, like: Path | None = None) -> tuple[int, int]:
-        """Replace ``target`` with ``data`` in one step, so a reader (or a crash) never sees half a file;
-        returns its size and mtime."""
-        self.folder(target.parent)
-        temporary = os.path.join(target.parent, f"{self.prefix}{next(self.names)}")
+        """Replace ``target`` with ``data`` in one step, so a reader (or a crash) never sees half of what
+        was there; returns its size and mtime.
+
+        A file that is not there yet is written in place: nobody has read it before, a crash leaves a file
+        that differs from what the next build renders (so it is written again), and a temporary name and a
+        rename would add a second update of the folder to each file of a first build.
+        """
+        path = os.fspath(target)
+        parent = os.path.dirname(path)
+        self.folder(parent)
         try:
-            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            try:
-                if self.chmod:
-                    os.fchmod(handle, 0o644)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(handle, view):]
-                if like is not None:
-                    stat = like.stat()
-                    os.utime(handle, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-                written = os.fstat(handle)
-            finally:
-                os.close(handle)
+            handle = os.open(path, _NEW, 0o644)
+        except FileExistsError:  # a file, a link or a folder: replaced through a temporary name
+            return self._replace(path, parent, data, like)
+        try:
+            return self._fill(handle, data, like)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            raise
+
+    def _replace(self, target: str, parent: str, data: bytes, like: Path | None) -> tuple[int, int]:
+        temporary = os.path.join(parent, f"{self.prefix}{next(self.names)}")
+        try:
+            stamp = self._fill(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644), data, like)
             try:
                 os.replace(temporary, target)
             except IsADirectoryError:
@@ -136,12 +147,28 @@ class Writer:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
+        return stamp
+
+    def _fill(self, handle: int, data: bytes, like: Path | None) -> tuple[int, int]:
+        """Write ``data`` to the new file ``handle`` and close it: its size and mtime."""
+        try:
+            if self.chmod:
+                os.fchmod(handle, 0o644)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
+            if like is not None:
+                stat = like.stat()
+                os.utime(handle, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            written = os.fstat(handle)
+        finally:
+            os.close(handle)
         return written.st_size, written.st_mtime_ns
 
-    def folder(self, folder: Path) -> None:
+    def folder(self, folder: str) -> None:
         if folder in self.folders:
             return
-        self.folder(folder.parent)
+        self.folder(os.path.dirname(folder))
         try:
             os.mkdir(folder)
         except FileExistsError:

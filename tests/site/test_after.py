@@ -118,6 +118,22 @@ def test_the_press_kit_holds_text_images_and_downloads_and_is_the_same_bytes_on_
     assert kit.read_bytes() == first
 
 
+def test_the_press_kit_unzips_everywhere_with_names_beyond_ascii_and_files_readable_by_all(project):
+    _with_downloads(project)
+    (project.releases / SLUG / "files" / "Übersicht – été.pdf").write_bytes(b"%PDF-1.4\n" + b"z" * 300)
+    _edit(project, "downloads:\n", 'downloads:\n  - {file: "files/Übersicht – été.pdf", title: "Overview"}\n')
+    build(project, NOW)
+    kit = (project.root / "public" / "releases" / SLUG / "press-kit.zip").read_bytes()
+    archive = zipfile.ZipFile(io.BytesIO(kit))
+    assert archive.testzip() is None  # every checksum right
+    name = f"{SLUG}/files/Übersicht – été.pdf"
+    assert name in archive.namelist()
+    assert archive.getinfo(name).flag_bits & 0x800  # the name is marked UTF-8, as unzip tools expect
+    assert archive.read(name) == (project.releases / SLUG / "files" / "Übersicht – été.pdf").read_bytes()
+    assert {info.external_attr >> 16 for info in archive.infolist()} == {0o100644}
+    assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
 CORRECTION = '''corrections:
   - {date: 2024-08-05 16:00, note: "The pilot runs in three member states, not four."}
   - {date: 2024-08-03 10:00, note: "The start date is 31 July."}
