@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from pressroom.errors import ReleaseError, ReleaseWarning
+from pressroom.organisations import Organisations, load_organisations
 from pressroom.releases.cache import as_fields, collector_paused, fast_table, from_fields
 from pressroom.releases.model import Release
 from pressroom.releases.reading import load_release
@@ -48,20 +49,21 @@ def parse_files(files: list[Path], settings: Settings) -> dict[Path, Parsed | Ex
                 return parsed
         except (OSError, BrokenProcessPool):
             pass  # no processes here (a sandbox, a full process table): parse in this one
-    return {file: _parse_one(file, settings) for file in files}
+    organisations = load_organisations(settings=settings)
+    return {file: _parse_one(file, settings, organisations) for file in files}
 
 
-def _parse_one(file: Path, settings: Settings) -> Parsed | Exception:
+def _parse_one(file: Path, settings: Settings, organisations: Organisations) -> Parsed | Exception:
     warnings: list[ReleaseWarning] = []
     try:
-        return load_release(file, settings, warnings=warnings), warnings
+        return load_release(file, settings, warnings=warnings, organisations=organisations), warnings
     except (ReleaseError, OSError) as exc:
         return exc
 
 
-def _parse_portable(file: Path, settings: Settings) -> tuple | OSError:
+def _parse_portable(file: Path, settings: Settings, organisations: Organisations) -> tuple | OSError:
     """``_parse_one`` in a worker, with problems and warnings as their fields."""
-    outcome = _parse_one(file, settings)
+    outcome = _parse_one(file, settings, organisations)
     if isinstance(outcome, ReleaseError):
         return as_fields(outcome)
     if isinstance(outcome, OSError):
@@ -77,7 +79,9 @@ def _parse_chunk(files: list[Path], settings: Settings) -> bytes:
     stream = io.BytesIO()
     pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = fast_table()  # read back as the release cache is: paths and records without parsing
-    pickler.dump([_parse_portable(file, settings) for file in files])
+    # The co-issuers once a chunk: looking them up checks every file of content/organisations/ (a tenth of a parse).
+    organisations = load_organisations(settings=settings)
+    pickler.dump([_parse_portable(file, settings, organisations) for file in files])
     return stream.getvalue()
 
 
