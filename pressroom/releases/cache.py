@@ -26,7 +26,7 @@ from pressroom.records import Frozen, Shared
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
 
-__all__ = ["ReleaseCache", "as_fields", "collector_paused", "fast_table", "from_fields"]
+__all__ = ["ReleaseCache", "as_fields", "collector_paused", "dump_entries", "entry", "file_stamp", "from_fields"]
 
 _CACHE_CHUNK = 64  # entries of the release cache pickled together
 
@@ -159,6 +159,7 @@ class ReleaseCache:
         self.old: dict[str, tuple] = {}
         self.new: dict[str, tuple] = {}
         self.whole = False  # the file was read to its end: appending to it is safe
+        self.adopted: list[tuple[bytes, list[tuple[str, tuple]]]] = []  # (entries pickled by a worker, the entries)
         if read:
             self._read()
 
@@ -174,33 +175,32 @@ class ReleaseCache:
             return
         self.whole = True
 
-    @staticmethod
-    def _stamp(path: Path | str) -> tuple[int, int]:
-        stat = os.stat(path)
-        return stat.st_size, stat.st_mtime_ns
-
     def get(self, file: Path) -> tuple[Release, list[ReleaseWarning]] | None:
         name = str(file)
-        entry = self.old.get(name)
+        kept = self.old.get(name)
         try:
-            if not entry or entry[0] != self._stamp(name):
+            if not kept or kept[0] != file_stamp(name):
                 return None
-            if [self._stamp(source) for source in _depends(entry[2])] != entry[1]:
+            if [file_stamp(source) for source in _depends(kept[2])] != kept[1]:
                 return None
         except OSError:
             return None  # the file or an image went away: parse again, which reports it
-        self.new[name] = entry
-        return entry[2], [from_fields(warning) for warning in entry[3]] if entry[3] else []  # type: ignore[misc]
+        self.new[name] = kept
+        return kept[2], [from_fields(warning) for warning in kept[3]] if kept[3] else []  # type: ignore[misc]
 
-    def put(self, file: Path, release: Release, warnings: list[ReleaseWarning]) -> tuple[Release, list[ReleaseWarning]]:
-        stamps = [self._stamp(source) for source in _depends(release)]
-        # Warnings as fields: a pickled ReleaseWarning would not load, and the whole cache with it.
-        self.new[str(file)] = (self._stamp(file), stamps, release, [as_fields(w) for w in warnings])
-        return release, warnings
+    def put(self, file: Path, made: tuple) -> None:
+        """The :func:`entry` of a file parsed here."""
+        self.new[str(file)] = made
+
+    def adopt(self, raw: bytes, entries: list[tuple[str, tuple]]) -> None:
+        """Entries a parsing worker made and pickled (``raw``, as :meth:`save` writes them): saved as they are,
+        not pickled again here (half a second of the build's own process at 10,000 releases)."""
+        self.new.update(entries)
+        self.adopted.append((raw, entries))
 
     def save(self) -> None:
         kept = self.whole and self.old.keys() <= self.new.keys() and all(self.new[k] is self.old[k] for k in self.old)
-        added = [(key, entry) for key, entry in self.new.items() if key not in self.old]
+        added = [(key, made) for key, made in self.new.items() if key not in self.old]
         if kept and not added:
             return
         try:
@@ -210,24 +210,49 @@ class ReleaseCache:
                 # only what follows the tear (the reader keeps the entries before it), and the
                 # next save rewrites the file whole.
                 with open(self.file, "ab") as stream:
-                    self._dump(stream, added)
+                    self._write(stream, added)
                 return
             temporary = self.file.with_name(f".{self.file.name}.{os.getpid()}")
             with open(temporary, "wb") as stream:
                 pickle.dump(self.salt, stream, protocol=pickle.HIGHEST_PROTOCOL)
-                self._dump(stream, self.new.items())
+                self._write(stream, self.new.items())
             temporary.replace(self.file)
         except OSError:
             pass  # the cache only saves time
 
-    @staticmethod
-    def _dump(stream: BinaryIO, items: Iterable[tuple[str, tuple]]) -> None:
-        # A few dozen entries a pickle, the memo cleared between them: one pickle of 10,000 releases
-        # would hold tens of MB of bytes, or of memo, beside the releases; one pickle an entry took
-        # twice as long to read (a load call each, and no string shared between entries).
-        pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.dispatch_table = fast_table()
-        items = list(items)
-        for start in range(0, len(items), _CACHE_CHUNK):
-            pickler.dump(items[start : start + _CACHE_CHUNK])
-            pickler.clear_memo()
+    def _write(self, stream: BinaryIO, items: Iterable[tuple[str, tuple]]) -> None:
+        """``items`` into ``stream``: those a worker pickled as they are, the others pickled here."""
+        wanted = dict(items)
+        for raw, entries in self.adopted:
+            if all(wanted.get(key) is made for key, made in entries):
+                stream.write(raw)
+                for key, _ in entries:
+                    del wanted[key]
+        dump_entries(stream, wanted.items())
+
+
+def file_stamp(path: Path | str) -> tuple[int, int]:
+    """Size and mtime: a cached release is reused while its file's and its images' are unchanged."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def entry(read: tuple[int, int], release: Release, warnings: list[ReleaseWarning]) -> tuple:
+    """What the cache keeps of one file: its stamp when it was ``read`` (taken before: a file changed while it was
+    parsed is parsed again next time), its images' and downloads', the release and its warnings (as fields: a
+    pickled ReleaseWarning would not load, and the whole cache with it)."""
+    return read, [file_stamp(source) for source in _depends(release)], release, [as_fields(w) for w in warnings]
+
+
+def dump_entries(stream: BinaryIO, items: Iterable[tuple[str, tuple]]) -> None:
+    """Cache entries (file, entry) into ``stream``, as the cache reads them back.
+
+    A few dozen entries a pickle, the memo cleared between them: one pickle of 10,000 releases would
+    hold tens of MB of bytes, or of memo, beside the releases; one pickle an entry took twice as long
+    to read (a load call each, and no string shared between entries)."""
+    pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = fast_table()
+    items = list(items)
+    for start in range(0, len(items), _CACHE_CHUNK):
+        pickler.dump(items[start : start + _CACHE_CHUNK])
+        pickler.clear_memo()

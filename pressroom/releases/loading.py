@@ -71,7 +71,7 @@ def _read_all(
     """Each file's release (from ``cache``, else parsed) into ``result``; returns the language versions with their
     warnings, and the problems of those that could not be read (which depend on their index.md's)."""
     cached = {file: cache.get(file) for file in files}
-    parsed = parallel.parse_files([file for file, release in cached.items() if release is None], settings)
+    parsed = parallel.parse_files([file for file, release in cached.items() if release is None], settings, cache)
     seen: dict[str, Path] = {}
     versions: list[tuple[Release, list[ReleaseWarning]]] = []
     version_problems: list[ReleaseError] = []
@@ -79,7 +79,7 @@ def _read_all(
         is_version = translation_language(file) is not None
         problems = version_problems if is_version else result.problems
         try:
-            release, warnings = cached[file] or _fresh(file, parsed[file], cache)
+            release, warnings = cached[file] or _outcome(parsed[file])
         except ReleaseError as exc:
             problems.append(exc)
             continue
@@ -98,10 +98,10 @@ def _read_all(
     return versions, version_problems
 
 
-def _fresh(file: Path, outcome: parallel.Parsed | Exception, cache: ReleaseCache) -> tuple[Release, list[ReleaseWarning]]:
+def _outcome(outcome: parallel.Parsed | Exception) -> tuple[Release, list[ReleaseWarning]]:
     if isinstance(outcome, Exception):
         raise outcome
-    return cache.put(file, *outcome)
+    return outcome
 
 
 def _duplicate(release: Release, file: Path, first: Path) -> ReleaseError:

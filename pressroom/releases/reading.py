@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from pressroom import frontmatter
 from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.i18n import format_size
-from pressroom.organisations import load_organisations
+from pressroom.organisations import Organisations, load_organisations
 from pressroom.releases.files import translation_language
 from pressroom.releases.languages import base_of, merge, written_fields
 from pressroom.releases.model import IMAGE_SUFFIXES, Download, Release
@@ -34,11 +34,14 @@ _FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
 _PAGE_SUFFIXES = {".html", ".htm"}
 
 
-def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarning] | None = None) -> Release:
+def load_release(
+    path: Path, settings: Settings, *, warnings: list[ReleaseWarning] | None = None, organisations: Organisations | None = None,
+) -> Release:
     """Read and validate one release file; raise :class:`ReleaseError` on the first problem.
 
     What is worth a second look but still publishes (a date without a time) is appended to
-    ``warnings`` when a list is given.
+    ``warnings`` when a list is given. ``organisations``: the co-issuers, when the caller reads many
+    releases at once (else they are looked up, which checks every file of content/organisations/).
     """
     path = Path(path)
     raw = _read(path)
@@ -50,7 +53,8 @@ def load_release(path: Path, settings: Settings, *, warnings: list[ReleaseWarnin
     written = written_fields(data) if base is not None else ()
     if base is not None:
         data = merge(base.data, data)
-    organisations = load_organisations(settings=settings)  # read once per run, cached there
+    if organisations is None:
+        organisations = load_organisations(settings=settings)  # read once per run, cached there
     context = Context(path, settings, organisations)
     meta = validate(data, context, lines, base=base)
 

@@ -39,6 +39,11 @@ def test_workers_give_the_same_releases_and_problems_as_one_process(project, mon
     monkeypatch.setattr(parallel.threading, "active_count", lambda: threads)
     shared = _seen(load_releases(settings))
     assert shared == alone
+    # What the workers parsed is in the cache, as they pickled it: read back, only the broken files parsed again.
+    monkeypatch.setattr(parallel, "_PARALLEL_FROM", 10**9)  # parsed here, where the parses are counted
+    parses = _count_parses(monkeypatch)
+    assert _seen(load_releases(settings)) == alone
+    assert sorted(parses) == ["bad-date.md", "index.md", "not-utf8.md"]
     slugs, problems, warnings = shared
     assert [slug for slug, _, _ in slugs] == ["no-time", *(f"good-{number}" for number in range(5, -1, -1))]
     assert {field for _, _, _, field in problems} == {"date", "slug", "encoding", "file"}
