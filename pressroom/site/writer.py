@@ -56,7 +56,7 @@ def fresh(target: str, entry: list | None, key: str) -> bool:
     return stat.st_size == entry[1] and stat.st_mtime_ns == entry[2]
 
 
-def same_bytes(target: Path, data: bytes) -> bool:
+def same_bytes(target: Path | str, data: bytes) -> bool:
     try:
         with open(target, "rb") as stream:
             # One read past the expected size tells a longer file apart without a separate stat.
@@ -65,15 +65,15 @@ def same_bytes(target: Path, data: bytes) -> bool:
         return False
 
 
-def same_file(target: Path, source: Path) -> bool:
+def same_file(target: Path | str, source: Path) -> bool:
     try:
-        ours, theirs = target.stat(), source.stat()
+        ours, theirs = os.stat(target), source.stat()
     except (FileNotFoundError, NotADirectoryError):
         return False
     if ours.st_size != theirs.st_size:
         return False
     # copies keep the source's mtime, so an equal mtime means an earlier build copied this very file.
-    return ours.st_mtime_ns == theirs.st_mtime_ns or target.read_bytes() == source.read_bytes()
+    return ours.st_mtime_ns == theirs.st_mtime_ns or Path(target).read_bytes() == source.read_bytes()
 
 
 @lru_cache(maxsize=1)
@@ -112,7 +112,7 @@ class Writer:
         umask = _umask()
         self.chmod = umask is None or bool(umask & 0o644)
 
-    def write(self, target: Path, data: bytes, *, like: Path | None = None) -> tuple[int, int]:
+    def write(self, target: Path | str, data: bytes, *, like: Path | None = None) -> tuple[int, int]:
         """Replace ``target`` with ``data`` in one step, so a reader (or a crash) never sees half of what
         was there; returns its size and mtime.
 
