@@ -13,7 +13,9 @@ import gc
 import hashlib
 import os
 import pickle
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -159,7 +161,8 @@ class ReleaseCache:
         self.old: dict[str, tuple] = {}
         self.new: dict[str, tuple] = {}
         self.whole = False  # the file was read to its end: appending to it is safe
-        self.adopted: list[tuple[bytes, list[tuple[str, tuple]]]] = []  # (entries pickled by a worker, the entries)
+        self.adopted: list[tuple[str, tuple]] = []  # entries pickled by a worker, in self.spool
+        self.spool: BinaryIO | None = None
         if read:
             self._read()
 
@@ -194,11 +197,30 @@ class ReleaseCache:
 
     def adopt(self, raw: bytes, entries: list[tuple[str, tuple]]) -> None:
         """Entries a parsing worker made and pickled (``raw``, as :meth:`save` writes them): saved as they are,
-        not pickled again here (half a second of the build's own process at 10,000 releases)."""
+        not pickled again here (half a second of the build's own process at 10,000 releases). Kept in a
+        temporary file until then, not in memory (50 MB at 10,000)."""
         self.new.update(entries)
-        self.adopted.append((raw, entries))
+        try:
+            if self.spool is None:
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                self.spool = tempfile.TemporaryFile(dir=self.file.parent)
+            self.spool.write(raw)
+        except OSError:  # all pickled again when saved, like the releases parsed here
+            if self.spool is not None:
+                self.spool.close()
+            self.spool, self.adopted = None, []
+            return
+        self.adopted += entries
 
     def save(self) -> None:
+        try:
+            self._save()
+        finally:
+            if self.spool is not None:
+                self.spool.close()
+                self.spool = None
+
+    def _save(self) -> None:
         kept = self.whole and self.old.keys() <= self.new.keys() and all(self.new[k] is self.old[k] for k in self.old)
         added = [(key, made) for key, made in self.new.items() if key not in self.old]
         if kept and not added:
@@ -223,11 +245,11 @@ class ReleaseCache:
     def _write(self, stream: BinaryIO, items: Iterable[tuple[str, tuple]]) -> None:
         """``items`` into ``stream``: those a worker pickled as they are, the others pickled here."""
         wanted = dict(items)
-        for raw, entries in self.adopted:
-            if all(wanted.get(key) is made for key, made in entries):
-                stream.write(raw)
-                for key, _ in entries:
-                    del wanted[key]
+        if self.spool is not None and all(wanted.get(key) is made for key, made in self.adopted):
+            self.spool.seek(0)
+            shutil.copyfileobj(self.spool, stream)
+            for key, _ in self.adopted:
+                del wanted[key]
         dump_entries(stream, wanted.items())
 
 
