@@ -272,7 +272,7 @@ class _Batch:
 
 def check_request(*, audience: Audience, request_id: int) -> None:
     """Raise :class:`TokenError` unless the subscription request can still be confirmed."""
-    with audience.engine.connect() as conn:
+    with audience.reads.connect() as conn:
         _open_request(conn, request_id)
 
 
