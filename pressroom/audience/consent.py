@@ -57,13 +57,13 @@ def _chain_key(key: bytes) -> bytes:
 
 
 def _canonical(row: Any) -> bytes:
-    at = row["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    at = row["at"].astimezone(UTC).isoformat(timespec="microseconds")[:26]  # YYYY-MM-DDTHH:MM:SS.ffffff
     fields = [row["id"], row["subscriber_id"], row["address"], row["kind"], at, row["source"], row["detail"]]
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _seal(key: bytes, previous: str, row: Any) -> str:
-    return hmac.new(_chain_key(key), previous.encode() + b"\n" + _canonical(row), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(_chain_key(key), previous.encode() + b"\n" + _canonical(row), "sha256").hex()[:32]
 
 
 def _head_mac(key: bytes, last_id: int, last_seal: str) -> str:
