@@ -63,7 +63,7 @@ def _canonical(row: Any) -> bytes:
 
 
 def _seal(key: bytes, previous: str, row: Any) -> str:
-    return hmac.digest(_chain_key(key), previous.encode() + b"\n" + _canonical(row), "sha256").hex()[:32]
+    return hmac.new(_chain_key(key), previous.encode() + b"\n" + _canonical(row), hashlib.sha256).hexdigest()[:32]
 
 
 def _head_mac(key: bytes, last_id: int, last_seal: str) -> str:

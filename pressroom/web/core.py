@@ -240,7 +240,8 @@ class Web:
         return _kept(self._consents, language, lambda: i18n.consent(language=language, settings=self.settings))
 
     def ip_hash(self, request: Request) -> str:
-        return hmac.digest(self._ip_key, client(request).encode(), "sha256").hex()[:24]
+        # Not hmac.digest: that one lets go of the GIL, and the event loop would wait to get it back.
+        return hmac.new(self._ip_key, client(request).encode(), hashlib.sha256).hexdigest()[:24]
 
     def evidence(self, request: Request, *, form: str, text: str | None = None, **extra: Any) -> str:
         """The consent record: JSON with the client hash, the form, its version and the exact text shown."""
