@@ -140,7 +140,7 @@ class Audience:
             query = select(subscribers).where(subscribers.c.address > last).order_by(subscribers.c.address).limit(CHUNK)
             if status is not None:
                 query = query.where(subscribers.c.status == status)
-            with self.reads.connect() as conn:
+            with self.engine.connect() as conn:  # two statements: one snapshot for the rows and their topics
                 rows = conn.execute(query).mappings().all()
                 topics = _topics_of(conn, [row["id"] for row in rows])
             for row in rows:
