@@ -414,6 +414,9 @@ def _create(url: str) -> Engine:
     )
 
 
+READS_ONLY = "pressroom_reads_only"  # execution option of a connection that only reads, a statement at a time
+
+
 def _sqlite_transactions(engine: Engine) -> None:
     # pysqlite's own transaction handling defers BEGIN and would let two writers read the
     # same queue rows; every transaction here takes the write lock up front instead
@@ -431,7 +434,10 @@ def _sqlite_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A connection that only reads (READS_ONLY), one statement at a time, needs no transaction:
+        # each statement reads its own snapshot, neither waiting for the write lock nor holding writers back.
+        if not conn.get_execution_options().get(READS_ONLY):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def migrate(engine: Engine) -> None:

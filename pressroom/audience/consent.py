@@ -57,7 +57,7 @@ def _chain_key(key: bytes) -> bytes:
 
 
 def _canonical(row: Any) -> bytes:
-    at = row["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    at = row["at"].astimezone(UTC).isoformat(timespec="microseconds")[:26]  # YYYY-MM-DDTHH:MM:SS.ffffff
     fields = [row["id"], row["subscriber_id"], row["address"], row["kind"], at, row["source"], row["detail"]]
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 

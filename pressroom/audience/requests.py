@@ -144,7 +144,8 @@ def request_subscriptions(
 _FIND_ADDRESSES = select(subscribers.c.address, subscribers.c.id, subscribers.c.status).where(
     subscribers.c.address.in_(bindparam("p_addresses", expanding=True))
 )
-_NEW_SUBSCRIBERS = insert(subscribers).returning(subscribers.c.id, subscribers.c.address, sort_by_parameter_order=True)
+# Rows come back by address, in any order: SQLite would write them one statement each to keep the order.
+_NEW_SUBSCRIBERS = insert(subscribers).returning(subscribers.c.id, subscribers.c.address)
 _TOUCH_UNCONFIRMED = (
     update(subscribers)
     .where(subscribers.c.id == bindparam("p_id"), subscribers.c.status != "confirmed")
@@ -165,6 +166,9 @@ _SENT_TO_MAILBOXES = (
 )
 _SENT_BY_SITE = _EMAILED.where(subscription_requests.c.created_at >= bindparam("p_site_since"))
 _NEW_REQUESTS = insert(subscription_requests).returning(subscription_requests.c.id, sort_by_parameter_order=True)
+# SQLite keeps RETURNING's order only one row per statement. The batch holds the write lock (BEGIN
+# IMMEDIATE), so its new ids ascend in the order of its rows: sorted, they are in the rows' order.
+_NEW_REQUESTS_SQLITE = insert(subscription_requests).returning(subscription_requests.c.id)
 
 
 @dataclass(frozen=True)
@@ -193,13 +197,19 @@ class _Batch:
         reasons = self._suppressions(addresses)
         boxes = {a: mailbox(a) for a in addresses}
         decisions = self._decide(items, known, reasons, boxes, limits)
-        request_ids = self.conn.execute(_NEW_REQUESTS, [
+        request_ids = self._insert_requests([
             {"subscriber_id": d.subscriber_id, "mailbox": boxes[d.values["address"]], "name": d.values["name"],
              "language": d.values["language"], "cadence": d.values["cadence"], "topics": ";".join(d.values["topics"]),
              "evidence": d.request.evidence, "emailed": d.emailed, "created_at": self.now, "closed_at": self.now if d.confirmed else None}
             for d in decisions
-        ]).scalars().all()
+        ])
         return self._record(decisions, request_ids)
+
+    def _insert_requests(self, rows: list[dict]) -> list[int]:
+        """The new requests' ids, in the order of ``rows``."""
+        if self.conn.dialect.name == "sqlite":
+            return sorted(self.conn.execute(_NEW_REQUESTS_SQLITE, rows).scalars().all())
+        return list(self.conn.execute(_NEW_REQUESTS, rows).scalars().all())
 
     def _subscribers(self, addresses: list[str], items: Sequence[tuple[SubscribeRequest, dict]]) -> dict[str, tuple[int, str]]:
         """(id, status) by address; new addresses inserted as pending, known unconfirmed ones touched."""
@@ -272,7 +282,7 @@ class _Batch:
 
 def check_request(*, audience: Audience, request_id: int) -> None:
     """Raise :class:`TokenError` unless the subscription request can still be confirmed."""
-    with audience.engine.connect() as conn:
+    with audience.reads.connect() as conn:
         _open_request(conn, request_id)
 
 

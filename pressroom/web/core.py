@@ -142,6 +142,16 @@ def _load_choices(settings: Settings, *, now: datetime) -> Choices:
     )
 
 
+def _kept(kept: dict[str, T], language: str, make: Callable[[], T]) -> T:
+    """``kept[language]``, made on first use; at most 64 languages are kept (a subscriber's language is any tag)."""
+    found = kept.get(language)
+    if found is None:
+        found = make()
+        if len(kept) < 64:
+            kept[language] = found
+    return found
+
+
 class Web:
     """The state every page flow shares; one instance per app."""
 
@@ -180,6 +190,9 @@ class Web:
             "alternates": (),
             "switcher": (),
         }
+        # Per language, made on first use: the settings do not change while the app runs.
+        self._translations: dict[str, NullTranslations] = {}
+        self._consents: dict[str, str] = {}
         self.consent_text = i18n.consent(language=site.language, settings=settings)
         self.form_version = "c" + hashlib.blake2b(self.consent_text.encode(), digest_size=5).hexdigest()
         self.site_origin = origin_of(site.base_url)
@@ -207,7 +220,7 @@ class Web:
                                       autoescape=True, trailing_newline=False, auto_reload=False)
 
     def translations(self, language: str) -> NullTranslations:
-        return i18n.translations(language=language, settings=self.settings)
+        return _kept(self._translations, language, lambda: i18n.translations(language=language, settings=self.settings))
 
     def language(self, request: Request, subscriber: Subscriber | None = None) -> str:
         """The language a page speaks: ``?lang=``, else the subscriber's, else the browser's
@@ -224,9 +237,10 @@ class Web:
 
     def consent(self, language: str) -> str:
         """The consent sentence as the form in ``language`` shows it (stored as the consent evidence)."""
-        return i18n.consent(language=language, settings=self.settings)
+        return _kept(self._consents, language, lambda: i18n.consent(language=language, settings=self.settings))
 
     def ip_hash(self, request: Request) -> str:
+        # Not hmac.digest: that one lets go of the GIL, and the event loop would wait to get it back.
         return hmac.new(self._ip_key, client(request).encode(), hashlib.sha256).hexdigest()[:24]
 
     def evidence(self, request: Request, *, form: str, text: str | None = None, **extra: Any) -> str:

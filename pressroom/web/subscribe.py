@@ -52,7 +52,7 @@ class _Room:
 
     web: Web
     subscriptions: GroupCommit
-    inbox_pages: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+    inbox_pages: dict[tuple[str, str], tuple[str, list[tuple[bytes, bytes]]]] = field(default_factory=dict)
 
 
 def subscribe_form(
@@ -91,7 +91,7 @@ async def subscribe_page(room: _Room, request: Request) -> Response:
 def check_your_inbox(room: _Room, request: Request, address: str, language: str) -> Response:
     web, inbox_pages = room.web, room.inbox_pages
     """The answer to every well-formed POST: rendered once per language, then only the address changes (the busiest page)."""
-    key = (request.url.path, language)
+    key = (request.scope["path"], language)
     if key not in inbox_pages:
         translations = web.translations(language)
         _ = translations.gettext
@@ -110,14 +110,17 @@ def check_your_inbox(room: _Room, request: Request, address: str, language: str)
             links=[(_("Back to the press releases"), "/")],
         )
         # The page has no form: no CSRF cookie to carry over.
-        headers = {k: v for k, v in page.headers.items() if k not in ("content-length", "set-cookie")}
+        headers = [(k, v) for k, v in page.raw_headers if k not in (b"content-length", b"set-cookie")]
         inbox_pages[key] = (page.body.decode(), headers)
     html, headers = inbox_pages[key]
-    return Response(html.replace(ADDRESS_SLOT, str(escape(address))), headers=headers)
+    response = Response(html.replace(ADDRESS_SLOT, str(escape(address))))
+    response.raw_headers = [*headers, *response.raw_headers]  # its content-length, after the page's headers as made once
+    return response
 
 async def subscribe(room: _Room, request: Request) -> Response:
     web = room.web
-    if not web.posts.allow(client(request)):
+    who = client(request)
+    if not web.posts.allow(who):
         return pages.too_many(web, request, web.posts)
     form = await read_form(request)
     if isinstance(form, str):
@@ -151,7 +154,7 @@ async def subscribe(room: _Room, request: Request) -> Response:
         request, form=form_kind, text=web.consent(language), topics=list(checked.topics), cadence=checked.cadence,
         language=checked.language,
     )
-    client_ok = web.confirmations.allow(client(request))
+    client_ok = web.confirmations.allow(who)
     now = web.clock()
 
     def confirmation(requested: Requested) -> tuple[str, str, str]:
