@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 from sqlalchemy import (
     Select,
@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from pressroom.audience.addresses import (
     address_hash,
@@ -123,12 +123,8 @@ class Audience:
         if (address is None) == (subscriber_id is None):
             raise TypeError("give exactly one of address or subscriber_id")
         by, value = (_BY_ID, subscriber_id) if address is None else (_BY_ADDRESS, normalise_address(address))
-        try:
-            rows = _lookup(self.engine, by, value)
-        except self.engine.dialect.loaded_dbapi.Error:
-            # Once more the engine's way, which says what went wrong (a lost database: TransientError).
-            with self.reads.connect() as conn:
-                rows = conn.execute(by, {"p_value": value}).mappings().all()
+        with self.reads.connect() as conn:
+            rows = conn.execute(by, {"p_value": value}).mappings().all()
         if not rows:
             return None
         return _subscriber(rows[0], tuple(sorted(row["topic"] for row in rows if row["topic"] is not None)))
@@ -480,31 +476,9 @@ _WITH_TOPICS = select(subscribers, subscriber_topics.c.topic).outerjoin(
 )
 _BY_ID = _WITH_TOPICS.where(subscribers.c.id == bindparam("p_value"))
 _BY_ADDRESS = _WITH_TOPICS.where(subscribers.c.address == bindparam("p_value"))
-_LOOKUPS: dict[tuple[int, str], tuple[str, list[str], list]] = {}
 
 
-def _lookup(engine: Engine, statement: Select, value: object) -> list[dict]:
-    """The rows of ``statement`` (one parameter, ``p_value``) run on a pooled DBAPI connection, past SQLAlchemy's
-    Connection: the web app's sender looks up a reader per email, and that bookkeeping cost thrice the query."""
-    dialect = engine.dialect
-    key = (id(statement), dialect.name)
-    if key not in _LOOKUPS:
-        columns = list(statement.selected_columns)
-        _LOOKUPS[key] = (statement.compile(dialect=dialect).string, [c.name for c in columns],
-                         [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns])
-    sql, names, processors = _LOOKUPS[key]
-    connection = engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        cursor.execute(sql, (value,) if dialect.positional else {"p_value": value})
-        found = cursor.fetchall()
-        cursor.close()
-    finally:
-        connection.close()  # back to the pool, which ends any transaction the driver began
-    return [{name: process(v) if process else v for name, process, v in zip(names, processors, row, strict=True)} for row in found]
-
-
-def _subscriber(row: Mapping[str, Any], topics: tuple[str, ...]) -> Subscriber:
+def _subscriber(row: RowMapping, topics: tuple[str, ...]) -> Subscriber:
     return Subscriber(
         id=row["id"], address=row["address"], name=row["name"], language=row["language"], status=row["status"],
         cadence=row["cadence"], topics=topics, created_at=row["created_at"], updated_at=row["updated_at"],

@@ -27,7 +27,7 @@ from pressroom.audience import (
     verify_token,
 )
 from pressroom.db import engine_for_url
-from pressroom.errors import ConfigError, TransientError
+from pressroom.errors import ConfigError
 from pressroom.settings import PUBLIC_SECRET
 
 
@@ -257,23 +257,3 @@ def test_tokens_are_scoped_signed_and_expire(project) -> None:
     url = unsubscribe_url(settings=settings, subscriber_id=7)
     assert url.startswith("https://press.example.org/unsubscribe?token=")
     assert preferences_url(settings=settings, subscriber_id=7).startswith("https://press.example.org/preferences?token=")
-
-
-def test_reading_a_subscriber_does_not_wait_for_a_writer(tmp_path) -> None:
-    # The web app's sender reads each reader as their email goes out, while subscribe batches write.
-    audience = Audience(url=f"sqlite:///{tmp_path / 'pressroom.db'}")
-    audience.add(address="ann@example.org", now=NOW, source="web", topics=["energy"])
-    with audience.engine.begin() as writer:  # holds SQLite's write lock until the end of the block
-        writer.execute(text("UPDATE subscribers SET name = 'Ann' WHERE address = 'ann@example.org'"))
-        assert audience.get(address="ann@example.org").name == ""  # at once, without the uncommitted change
-        assert audience.count() == 1 and not audience.is_suppressed(address="ann@example.org")
-    assert audience.get(address="ann@example.org").name == "Ann"
-
-
-def test_a_subscriber_read_from_a_broken_database_is_a_transient_error(tmp_path) -> None:
-    audience = Audience(url=f"sqlite:///{tmp_path / 'pressroom.db'}")
-    audience.add(address="ann@example.org", now=NOW, source="web")
-    with audience.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE subscriber_topics RENAME TO gone"))
-    with pytest.raises(TransientError):  # the web app's 503 page, the sender's "stays queued"
-        audience.get(address="ann@example.org")
