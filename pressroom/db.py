@@ -360,19 +360,26 @@ def prepared(conn: Connection, statement: Any, params: Mapping[str, Any] | Seque
     and each row cost more than the statements themselves. Values must be the driver's already:
     datetimes through :func:`driver_value`; a list (``b_ids``) fills an ``IN``.
     """
-    rows = [params] if isinstance(params, Mapping) else list(params)
+    one = isinstance(params, Mapping)
+    rows = [params] if one else list(params)
     lists = tuple(sorted((name, len(value)) for name, value in rows[0].items() if isinstance(value, list)))
+    sql, order, defaults = _template(conn, statement, rows[0], lists)
+    flat = [_flatten(row, defaults) for row in rows] if lists else [{**defaults, **row} for row in rows]
+    driver_rows = [tuple(row[name] for name in order) for row in flat] if order is not None else flat
+    return conn.exec_driver_sql(sql, driver_rows[0] if one else driver_rows)
+
+
+def _template(conn: Connection, statement: Any, first: Mapping[str, Any],
+              lists: tuple[tuple[str, int], ...]) -> tuple[str, Any, dict[str, Any]]:
+    """(the driver's SQL, its parameter order when positional, the statement's own values) of ``statement``."""
     key = (conn.dialect.name, id(statement), lists)
     template = _PREPARED.get(key)
     if template is None:
-        state = statement.compile(dialect=conn.dialect).construct_expanded_state(dict(rows[0]))
-        given = {f"{name}_{i}" for name, length in lists for i in range(1, length + 1)} | set(rows[0])
+        state = statement.compile(dialect=conn.dialect).construct_expanded_state(dict(first))
+        given = {f"{name}_{i}" for name, length in lists for i in range(1, length + 1)} | set(first)
         defaults = {name: value for name, value in state.parameters.items() if name not in given}
         template = _PREPARED[key] = (state.statement, state.positiontup, defaults)
-    sql, order, defaults = template
-    flat = [_flatten(row, defaults) for row in rows] if lists else [{**defaults, **row} for row in rows]
-    driver_rows = [tuple(row[name] for name in order) for row in flat] if order is not None else flat
-    return conn.exec_driver_sql(sql, driver_rows[0] if isinstance(params, Mapping) else driver_rows)
+    return template
 
 
 def _flatten(row: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
