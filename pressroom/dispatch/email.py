@@ -73,8 +73,8 @@ __all__ = [
 
 log = logging.getLogger("pressroom.dispatch")
 
-#: One delivery's message, or the message and its SMTP DATA form (:meth:`~pressroom.mail.Composed.message_and_data`).
-Rendered = bytes | tuple[bytes, bytes | None]
+#: One delivery's message, or the message and what makes its SMTP DATA form (:meth:`~pressroom.mail.Composed.message_and_data`).
+Rendered = bytes | tuple[bytes, Callable[[], bytes] | None]
 Render = Callable[[Delivery], Rendered]
 
 

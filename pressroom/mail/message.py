@@ -16,14 +16,14 @@ import hashlib
 import html
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Literal
 
 from pressroom.errors import ConfigError, PermanentError
@@ -322,19 +322,20 @@ class Composed:
         data = b"".join([head, *[segment if segment.__class__ is bytes else encoded[segment] for segment in self._segments]])
         return self._dkim.sign(data) + data if self._dkim is not None else data
 
-    def message_and_data(self, recipient: Recipient) -> tuple[bytes, bytes | None]:
-        """:meth:`message`, and the same as SMTP DATA carries it (dot-stuffed, ended by the lone dot):
-        the composition's shared bytes are stuffed once, not for every recipient."""
+    def message_and_data(self, recipient: Recipient) -> tuple[bytes, Callable[[], bytes] | None]:
+        """:meth:`message`, and what makes the same as SMTP DATA carries it (dot-stuffed, ended by the
+        lone dot): the composition's shared bytes are stuffed once, not for every recipient, and joined
+        only for a transport that sends DATA (an .eml file or BDAT takes the message as it is)."""
         head, encoded = self._personal(recipient)
         message = b"".join([head, *[segment if segment.__class__ is bytes else encoded[segment] for segment in self._segments]])
         signature = self._dkim.sign(message) if self._dkim is not None else b""
         stuffed = self._stuffed_segments
         if stuffed is None:
             return signature + message, None
-        data = b"".join([dot_stuffed(signature + head),
-                         *[segment if segment.__class__ is bytes else _stuffed_value(encoded[segment]) for segment in stuffed],
-                         end_of_data(message)])
-        return signature + message, data
+        pieces = [dot_stuffed(signature + head),
+                  *[segment if segment.__class__ is bytes else _stuffed_value(encoded[segment]) for segment in stuffed],
+                  end_of_data(message)]
+        return signature + message, partial(b"".join, pieces)
 
     @cached_property
     def _stuffed_segments(self) -> tuple[bytes | tuple[str, str], ...] | None:

@@ -31,7 +31,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -49,9 +49,9 @@ class Envelope:
     recipient: str  # RCPT TO
     message: bytes  # the full RFC 5322 message, CRLF line ends
     key: str  # "group/name": the outbox transport's file name
-    # The message as DATA carries it (dot-stuffed, ended by the lone dot), when the caller made it
-    # ready (a composition stuffs its shared bytes once); otherwise the transport makes it.
-    data: bytes | None = None
+    # What makes the message as DATA carries it (dot-stuffed, ended by the lone dot), when the caller
+    # has it ready (a composition stuffs its shared bytes once); otherwise the transport stuffs it.
+    data: Callable[[], bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +330,7 @@ class _Connection:
     def payload(self, envelope: Envelope) -> bytes:
         if self.chunking:  # length-delimited: no stuffing, nothing in the data can end it early
             return b"BDAT %d LAST\r\n%s" % (len(envelope.message), envelope.message)
-        return envelope.data if envelope.data is not None else _dot_stuffed(envelope.message)
+        return envelope.data() if envelope.data is not None else _dot_stuffed(envelope.message)
 
     def abort(self) -> None:
         self.writer.transport.abort()

@@ -95,7 +95,8 @@ def test_what_a_server_reads_from_the_data_form_is_the_message(project) -> None:
     (release,) = load_releases(settings).releases
     composed = compose_release(release=release, settings=settings)
     for name in ("Ada Lovelace", ".Ada"):
-        message, data = composed.message_and_data(recipient(name=name))
+        message, make_data = composed.message_and_data(recipient(name=name))
+        data = make_data()
         assert message == composed.message(recipient(name=name))
         assert b"\r\n.leading dot" in message
         assert data.endswith(b"\r\n.\r\n") and b"\n.\r\n" not in data[:-3]
