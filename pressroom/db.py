@@ -11,9 +11,12 @@ Only ``db.py``, ``audience/`` and ``ledger.py`` import SQLAlchemy; nothing here 
 
 from __future__ import annotations
 
+import ast
+import functools
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -36,7 +39,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
@@ -339,6 +342,60 @@ def queue_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
 
 _QUEUE_DELIVERY: dict[str, Any] = {}
 
+
+def driver_value(conn: Connection, type_: Any, value: Any) -> Any:
+    """``value`` as the driver takes it for a column of ``type_`` (a datetime: SQLite's text form), for :func:`prepared`."""
+    key = (conn.dialect.name, type_)
+    process = _BIND.get(key, _NO_PROCESSOR)
+    if process is _NO_PROCESSOR:
+        process = _BIND[key] = type_.bind_processor(conn.dialect)
+    return value if process is None else process(value)
+
+
+def prepared(conn: Connection, statement: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> CursorResult:
+    """Run ``statement`` through the driver itself: compiled once per backend (and per length of its
+    list parameters), then executed with ``params`` as given, one mapping or many (executemany).
+
+    For the few statements every window of a send runs, SQLAlchemy's processing of each execution
+    and each row cost more than the statements themselves. Values must be the driver's already:
+    datetimes through :func:`driver_value`; a list (``b_ids``) fills an ``IN``.
+    """
+    one = isinstance(params, Mapping)
+    rows = [params] if one else list(params)
+    lists = tuple(sorted((name, len(value)) for name, value in rows[0].items() if isinstance(value, list)))
+    sql, order, defaults = _template(conn, statement, rows[0], lists)
+    flat = [_flatten(row, defaults) for row in rows] if lists else [{**defaults, **row} for row in rows]
+    driver_rows = [tuple(row[name] for name in order) for row in flat] if order is not None else flat
+    return conn.exec_driver_sql(sql, driver_rows[0] if one else driver_rows)
+
+
+def _template(conn: Connection, statement: Any, first: Mapping[str, Any],
+              lists: tuple[tuple[str, int], ...]) -> tuple[str, Any, dict[str, Any]]:
+    """(the driver's SQL, its parameter order when positional, the statement's own values) of ``statement``."""
+    key = (conn.dialect.name, id(statement), lists)
+    template = _PREPARED.get(key)
+    if template is None:
+        state = statement.compile(dialect=conn.dialect).construct_expanded_state(dict(first))
+        given = {f"{name}_{i}" for name, length in lists for i in range(1, length + 1)} | set(first)
+        defaults = {name: value for name, value in state.parameters.items() if name not in given}
+        template = _PREPARED[key] = (state.statement, state.positiontup, defaults)
+    return template
+
+
+def _flatten(row: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    flat = {**defaults}
+    for name, value in row.items():
+        if isinstance(value, list):
+            flat.update((f"{name}_{i}", item) for i, item in enumerate(value, 1))
+        else:
+            flat[name] = value
+    return flat
+
+
+_BIND: dict[tuple[str, Any], Any] = {}
+_NO_PROCESSOR = object()
+_PREPARED: dict[tuple[str, int, tuple[tuple[str, int], ...]], tuple[str, Any, dict[str, Any]]] = {}
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -441,7 +498,14 @@ def _sqlite_transactions(engine: Engine) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; a no-op (one query) when it already is."""
+    """Bring the schema to the newest revision; a no-op (one query) when it already is.
+
+    That check needs no Alembic: importing it (and Mako, Pygments) would cost every sender
+    process about 10 MB for nothing. Alembic decides whenever the shortcut is not sure.
+    """
+    head = _head()
+    if head is not None and _current_revision(engine) == head:
+        return
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
@@ -463,3 +527,35 @@ def migrate(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+@functools.cache
+def _head() -> str | None:
+    """The newest revision, read from the migration files (``revision`` and ``down_revision``);
+    None unless exactly one revision is no other's parent and every file names its own."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                node.target if isinstance(node, ast.AnnAssign) else None)
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value is not None:
+                found[target.id] = ast.literal_eval(node.value)
+        if not isinstance(found.get("revision"), str):
+            return None
+        revisions.add(found["revision"])
+        down = found.get("down_revision")
+        parents.update(down if isinstance(down, (tuple, list)) else [down] if down else [])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (Alembic's own table); None when it cannot tell (a new database)."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except (DBAPIError, DatabaseUnavailable):
+        return None
+    return rows[0] if len(rows) == 1 else None

@@ -9,6 +9,8 @@
     social.py   social networks: the adapter that calls the social room's clients, and its sends
 """
 
+from typing import TYPE_CHECKING, Any
+
 from pressroom.dispatch.after import (
     AfterPublication,
     after_publication,
@@ -65,13 +67,22 @@ from pressroom.dispatch.engine import (
     backoff,
     dispatch,
 )
-from pressroom.dispatch.social import (
-    SocialReport,
-    SocialResult,
-    follow_up_releases,
-    post_releases,
-)
 from pressroom.ledger import DeliveryReport
+
+if TYPE_CHECKING:
+    from pressroom.dispatch.social import SocialReport, SocialResult, follow_up_releases, post_releases
+
+_SOCIAL = ("SocialReport", "SocialResult", "follow_up_releases", "post_releases")
+
+
+def __getattr__(name: str) -> Any:
+    # The social channel loads its room (httpx, the networks' clients: some 10 MB) when first asked
+    # for, so a process that only sends email never does.
+    if name in _SOCIAL:
+        from pressroom.dispatch import social
+
+        return getattr(social, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AfterPublication",

@@ -11,17 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pressroom.dispatch.decide import FollowUp, email_follow_ups, silent_edits, vanished_releases
 from pressroom.dispatch.deliver import Send, deliver
 from pressroom.dispatch.email import EmailChannel, per_language
 from pressroom.dispatch.engine import Channel
-from pressroom.dispatch.social import SocialReport, follow_up_releases
 from pressroom.ledger import DeliveryReport, Ledger
 from pressroom.mail.transports import Transport
 from pressroom.releases import LoadResult, Release, file_slug, public_releases
 from pressroom.settings import Settings
+
+if TYPE_CHECKING:
+    from pressroom.dispatch.social import SocialReport
 
 __all__ = ["AfterPublication", "FollowUpEmail", "after_publication", "follow_up_email", "reminders", "send_follow_ups"]
 
@@ -92,6 +94,8 @@ def after_publication(*, loaded: LoadResult, settings: Settings, now: datetime,
                       run_id: str | None = None) -> AfterPublication:
     """Corrections and withdrawals to those who received a release (emails, replies, deleted posts);
     reminders of silent edits and deleted files; then what each public release says now, for the next run."""
+    from pressroom.dispatch.social import follow_up_releases  # the social room loads only where posts are made
+
     ledger = Ledger.from_settings(settings)
     notes = reminders(loaded=loaded, ledger=ledger, now=now, root=settings.root)
     first_seen = ledger.first_published()

@@ -73,7 +73,9 @@ __all__ = [
 
 log = logging.getLogger("pressroom.dispatch")
 
-Render = Callable[[Delivery], bytes]
+#: One delivery's message, or the message and what makes its SMTP DATA form (:meth:`~pressroom.mail.Composed.message_and_data`).
+Rendered = bytes | tuple[bytes, Callable[[], bytes] | None]
+Render = Callable[[Delivery], Rendered]
 
 
 def _now() -> datetime:
@@ -84,12 +86,14 @@ class _MailPusher:
     def __init__(self, sender: Any, channel: EmailChannel) -> None:
         self.sender, self.channel = sender, channel
 
-    async def push(self, items: Sequence[tuple[Delivery, bytes]]) -> list[Pushed]:
-        envelopes = [
-            Envelope(id=d.id, sender=self.channel.envelope_from, recipient=d.recipient, message=m, key=self.channel.key(d))
-            for d, m in items
-        ]
+    async def push(self, items: Sequence[tuple[Delivery, Rendered]]) -> list[Pushed]:
+        envelopes = [self._envelope(d, rendered) for d, rendered in items]
         return [Pushed(id=r.id, status=r.status, response=r.response) for r in await self.sender.send(envelopes)]
+
+    def _envelope(self, delivery: Delivery, rendered: Rendered) -> Envelope:
+        message, data = (rendered, None) if isinstance(rendered, bytes) else rendered
+        return Envelope(id=delivery.id, sender=self.channel.envelope_from, recipient=delivery.recipient, message=message,
+                        key=self.channel.key(delivery), data=data)
 
     async def close(self) -> None:
         await self.sender.close()
@@ -144,9 +148,9 @@ def send_email(*, channel: EmailChannel, ledger: Ledger, release: str | None, ru
 def _personaliser(*, composed: Any, settings: Settings) -> Render:
     from pressroom.mail import Recipient
 
-    def render(delivery: Delivery) -> bytes:
+    def render(delivery: Delivery) -> Rendered:
         sid = delivery.subscriber_id
-        return composed.message(
+        return composed.message_and_data(
             Recipient(
                 address=delivery.recipient,
                 name=delivery.name,
@@ -175,7 +179,7 @@ def per_language(*, release: Any, settings: Settings, compose: Callable[[str], A
     renders = {release.language: _personaliser(composed=compose(release.language), settings=settings)}
     lock = threading.Lock()
 
-    def render(delivery: Delivery) -> bytes:
+    def render(delivery: Delivery) -> Rendered:
         language = release.version(delivery.language).language
         personal = renders.get(language)
         if personal is None:
@@ -198,7 +202,7 @@ def digest_email(*, releases: Sequence[Any], settings: Settings, ledger: Ledger,
     lock = threading.Lock()
     offered = {*settings.site.all_languages, *(code for release in releases for code in release.translations)}
 
-    def render(delivery: Delivery) -> bytes:
+    def render(delivery: Delivery) -> Rendered:
         slugs = ledger.digest_contents(digest=key, recipients=[delivery.recipient]).get(delivery.recipient, ())
         # The reader's language when the site speaks it (else the site's); each release in its version in it.
         asked = delivery.language or ""

@@ -172,16 +172,27 @@ def dispatch(
     """
     clock = clock or wall_clock
     worker = sender_name()  # its host and pid: a report says who holds a row, and whether it still runs
-    total = DispatchResult()
-    deadline = time.monotonic() + retry_window
     if channel.resolves_ambiguous:
         ledger.requeue_dead(channel=channel.name, release=release, now=clock())
+    try:
+        return _run(_dispatch(channel=channel, ledger=ledger, release=release, batch_size=batch_size, lease=lease,
+                              deadline=time.monotonic() + retry_window, run_id=run_id, worker=worker, clock=clock))
+    finally:
+        ledger.release_claims(worker=worker, now=clock())
+
+
+async def _dispatch(*, channel: Channel, ledger: Ledger, release: str | None, batch_size: int, lease: timedelta,
+                    deadline: float, run_id: str | None, worker: str, clock: Clock) -> DispatchResult:
+    """:func:`dispatch`'s loop, on one event loop: the connections serve batch after batch."""
+    total = DispatchResult()
+    idle = _Idle(channel)
     try:
         while True:
             _, rows = ledger.claim(release=release, channel=channel.name, limit=batch_size, now=clock(),
                                    worker=worker, run_id=run_id, lease=lease)
             if rows:
-                total = total + _run(_send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease, clock=clock))
+                total = total + await _send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease,
+                                            clock=clock, idle=idle)
                 continue
             remaining, due = ledger.outstanding(release=release, channel=channel.name, now=clock())
             if not remaining:
@@ -189,9 +200,28 @@ def dispatch(
             wait = 0.05 if due is None else (due - clock()).total_seconds()  # None: due, but another worker's claim was in progress
             if time.monotonic() + wait > deadline:
                 return total  # what is left is retried after this run's patience (or held by a live worker)
-            time.sleep(min(max(wait, 0.01), 5.0))
+            await asyncio.sleep(min(max(wait, 0.01), 5.0))
     finally:
-        ledger.release_claims(worker=worker, now=clock())
+        await idle.close()
+
+
+class _Idle:
+    """The pushers between two batches: a batch takes its connections here and gives them back, so
+    a send of many batches opens each once (a session's greeting costs as much as a few messages)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.pushers: list[Pusher] = []
+
+    async def take(self) -> Pusher:
+        return self.pushers.pop() if self.pushers else await self.channel.connect()
+
+    def give(self, pusher: Pusher) -> None:
+        self.pushers.append(pusher)
+
+    async def close(self) -> None:
+        while self.pushers:
+            await self.pushers.pop().close()
 
 
 def _run(coroutine: Any) -> Any:
@@ -235,9 +265,16 @@ class _Marks:
         self.pushers = 0  # pushers at work: a commit waits briefly for all of them to have their window ready
         self.gathered = asyncio.Event()
 
+    async def _call(self, method: Callable[..., Any], **arguments: Any) -> Any:
+        # SQLite's commit of a window costs less CPU than handing it to a thread and back (about
+        # 0.1 ms a hop here); a database server's round trips are waited for off the loop.
+        if self.ledger.in_process:
+            return method(**arguments)
+        return await asyncio.to_thread(method, **arguments)
+
     async def renew(self) -> None:
         async with self.one_at_a_time:
-            await asyncio.to_thread(self.ledger.renew, worker=self.worker, now=self.clock(), lease=self.lease)
+            await self._call(self.ledger.renew, worker=self.worker, now=self.clock(), lease=self.lease)
 
     async def advance(self, outcomes: Sequence[Outcome], begin: Sequence[int]) -> set[int]:
         if not outcomes and not begin:
@@ -261,7 +298,7 @@ class _Marks:
                     batch, self.waiting = self.waiting, []
                     try:
                         async with self.one_at_a_time:
-                            ok = set(await asyncio.to_thread(
+                            ok = set(await self._call(
                                 self.ledger.advance, worker=self.worker, now=self.clock(), lease=self.lease,
                                 max_attempts=self.max_attempts, give_up_after=self.give_up_after,
                                 outcomes=[o for outs, _, _ in batch for o in outs],
@@ -318,7 +355,7 @@ async def _heartbeat(marks: _Marks) -> None:
 
 
 async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Delivery], lease: timedelta,
-                clock: Clock) -> DispatchResult:
+                clock: Clock, idle: _Idle) -> DispatchResult:
     queue = deque(rows)
     marks = _Marks(ledger, worker=worker, lease=lease, channel=channel, clock=clock)
     result = DispatchResult(claimed=len(rows))
@@ -335,12 +372,13 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
 
     async def pusher() -> None:
         try:
-            connection = await channel.connect()
+            connection = await idle.take()
         except TransientError as exc:
             await unreachable(f"not sent: {exc}")
             return
         marks.pushers += 1
         pending: list[Outcome] = []
+        reusable = False
         try:
             while queue and not errors:
                 window = [queue.popleft() for _ in range(min(channel.window, len(queue)))]
@@ -381,6 +419,7 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
                     await marks.advance(pending, [])
                     pending = []
                     await unreachable(pushed[0].response)
+            reusable = not errors
         finally:
             marks.pushers -= 1
             try:
@@ -388,7 +427,10 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
                     await marks.advance(pending, [])
                     result.count(pending)
             finally:
-                await connection.close()
+                if reusable:
+                    idle.give(connection)
+                else:
+                    await connection.close()
 
     async def guarded() -> None:
         try:

@@ -56,7 +56,8 @@ from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select
 
 from pressroom.audience import eligible
 from pressroom.db import (
-    complaints, deliveries, delivery_conflicts, delivery_history, dialect_insert, plans, queue_deliveries, publications, subscribers, suppressions,
+    complaints, deliveries, delivery_conflicts, delivery_history, dialect_insert, driver_value, plans, prepared, publications,
+    queue_deliveries, subscribers, suppressions,
 )
 from pressroom.ledger.reports import DeliveryReport, Reports, _scope, _unresolved, sender_name
 
@@ -350,10 +351,10 @@ class Ledger(Reports):
                 _record(conn, outcomes, params=params, max_attempts=max_attempts, give_up_after=give_up_after)
             if not begin:
                 return []
-            mine = {**params, "b_ids": list(begin)}
-            ok = conn.execute(_BEGIN, {**mine, "b_lease": now + lease}).scalars().all()
+            ok = prepared(conn, _BEGIN, {"b_worker": worker, "b_ids": list(begin), "b_now": _at(conn, now),
+                                         "b_lease": _at(conn, now + lease)}).scalars().all()
             if len(ok) < len(begin):
-                conn.execute(_HOLD_BACK, mine)
+                conn.execute(_HOLD_BACK, {**params, "b_ids": list(begin)})
         return sorted(ok)
 
     def renew(self, *, worker: str, now: datetime, lease: timedelta) -> int:
@@ -576,7 +577,7 @@ class Ledger(Reports):
 def _record(conn, outcomes: Sequence[Outcome], *, params: dict, max_attempts: int, give_up_after: timedelta) -> None:
     """Apply the outcomes of rows the worker (``params``) still holds; keep the others as conflicts."""
     worker, now = params["b_worker"], params["b_now"]
-    held = set(conn.execute(_HELD, {**params, "b_ids": [o.id for o in outcomes]}).scalars())
+    held = set(prepared(conn, _HELD, {"b_worker": worker, "b_ids": [o.id for o in outcomes]}).scalars())
     lost = [o for o in outcomes if o.id not in held]
     if lost:
         conn.execute(delivery_conflicts.insert(), [
@@ -584,10 +585,18 @@ def _record(conn, outcomes: Sequence[Outcome], *, params: dict, max_attempts: in
             for o in lost
         ])
     mine = [o for o in outcomes if o.id in held]
-    done = [{**params, "b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]} for o in mine if o.state in FINAL]
-    for statement, rows in ((_FINISH, done), *_deferrals(mine, params=params, max_attempts=max_attempts, give_up_after=give_up_after)):
+    at = _at(conn, now)
+    done = [{"b_now": at, "b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]} for o in mine if o.state in FINAL]
+    if done:
+        prepared(conn, _FINISH, done)
+    for statement, rows in _deferrals(mine, params=params, max_attempts=max_attempts, give_up_after=give_up_after):
         if rows:
             conn.execute(statement, rows)
+
+
+def _at(conn, moment: datetime):
+    """``moment`` as the driver stores a timestamp of the ledger (for :func:`~pressroom.db.prepared`)."""
+    return driver_value(conn, deliveries.c.updated_at.type, moment)
 
 
 def _deferrals(mine: Sequence[Outcome], *, params: dict, max_attempts: int, give_up_after: timedelta) -> list[tuple]:

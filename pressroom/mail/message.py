@@ -16,17 +16,18 @@ import hashlib
 import html
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Literal
 
 from pressroom.errors import ConfigError, PermanentError
+from pressroom.mail.transports import dot_stuffed, end_of_data
 from pressroom.settings import Settings
 
 __all__ = ["Composed", "DkimKey", "Recipient", "SLOTS", "build_composed", "feedback_campaign", "message_id_hash", "new_tokens"]
@@ -317,6 +318,34 @@ class Composed:
         Raises :class:`~pressroom.errors.PermanentError` when the address or a URL is unusable;
         no other recipient is affected.
         """
+        head, encoded = self._personal(recipient)
+        data = b"".join([head, *[segment if segment.__class__ is bytes else encoded[segment] for segment in self._segments]])
+        return self._dkim.sign(data) + data if self._dkim is not None else data
+
+    def message_and_data(self, recipient: Recipient) -> tuple[bytes, Callable[[], bytes] | None]:
+        """:meth:`message`, and what makes the same as SMTP DATA carries it (dot-stuffed, ended by the
+        lone dot): the composition's shared bytes are stuffed once, not for every recipient, and joined
+        only for a transport that sends DATA (an .eml file or BDAT takes the message as it is)."""
+        head, encoded = self._personal(recipient)
+        message = b"".join([head, *[segment if segment.__class__ is bytes else encoded[segment] for segment in self._segments]])
+        signature = self._dkim.sign(message) if self._dkim is not None else b""
+        stuffed = self._stuffed_segments
+        if stuffed is None:
+            return signature + message, None
+        pieces = [dot_stuffed(signature + head),
+                  *[segment if segment.__class__ is bytes else _stuffed_value(encoded[segment]) for segment in stuffed],
+                  end_of_data(message)]
+        return signature + message, partial(b"".join, pieces)
+
+    @cached_property
+    def _stuffed_segments(self) -> tuple[bytes | tuple[str, str], ...] | None:
+        # Stuffed piece by piece, each must start a line: every piece ends one (a slot's value too).
+        if any(segment.__class__ is bytes and not segment.endswith(b"\n") for segment in self._segments):
+            return None
+        return tuple(dot_stuffed(segment) if segment.__class__ is bytes else segment for segment in self._segments)
+
+    def _personal(self, recipient: Recipient) -> tuple[bytes, dict[tuple[str, str], bytes]]:
+        """This recipient's own header lines, and the encoded values of the slots."""
         address = clean_address(recipient.address)
         name = clean_name(recipient.name)
         values = self.personal_values(recipient, name=name)
@@ -343,15 +372,11 @@ class Composed:
         } | {("text", slot): _qp(value) for slot, value in values.items()}
         # When this message was made, not its composition: a subscription email's composition serves for days.
         encoded[_DATE] = _date_header()
-        data = b"".join(
-            [
-                "".join(head).encode("ascii"),
-                *[segment if segment.__class__ is bytes else encoded[segment] for segment in self._segments],
-            ]
-        )
-        if self._dkim is not None:
-            data = self._dkim.sign(data) + data
-        return data
+        return "".join(head).encode("ascii"), encoded
+
+
+def _stuffed_value(value: bytes) -> bytes:
+    return dot_stuffed(value) if value.startswith(b".") or b"\n." in value else value
 
 
 def _date_header() -> bytes:

@@ -79,6 +79,26 @@ def test_one_unrenderable_recipient_does_not_stop_the_send(project, db_url: str)
     assert "unsubscribe link" in report.problems[0][3]
 
 
+def test_a_send_of_many_batches_greets_the_server_once_per_connection(project, db_url: str) -> None:
+    """A session's greeting costs as much as a few messages: a sender keeps its connections from batch to batch."""
+    received = Received()
+
+    class Counting(FaultyHandler):
+        greetings = 0
+
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            Counting.greetings += 1
+            session.host_name = hostname
+            return responses
+
+    with SmtpServer(Counting(received)) as server:
+        settings, audience, ledger = _setup(project, db_url, 60, **server.env(), PRESSROOM_EMAIL__BATCH_SIZE="10",
+                                            PRESSROOM_SMTP__CONNECTIONS="2")
+        drain(settings=settings, ledger=ledger, audience=audience, release="news", render=simple_render)
+    assert len(received.by_recipient()) == 60 and set(received.counts.values()) == {1}
+    assert Counting.greetings == 2
+
+
 def test_unsubscribing_mid_send_stops_that_email(project, db_url: str) -> None:
     received = Received()
     settings_holder = {}

@@ -88,6 +88,21 @@ def test_personal_values_reach_both_parts_and_nothing_else_changes(release_email
     assert text.replace(UNSUB, "https://press.example.org/").replace(PREFS, "https://press.example.org/") == neutral
 
 
+def test_what_a_server_reads_from_the_data_form_is_the_message(project) -> None:
+    """RFC 5321 4.5.2: the server drops the first dot of a line and stops at the lone dot; what it keeps is the message."""
+    project.write_release("dots", title="Dots", body=".leading dot\n\n..two dots\n\n.\n\nlast line\n")
+    settings = project.settings()
+    (release,) = load_releases(settings).releases
+    composed = compose_release(release=release, settings=settings)
+    for name in ("Ada Lovelace", ".Ada"):
+        message, make_data = composed.message_and_data(recipient(name=name))
+        data = make_data()
+        assert message == composed.message(recipient(name=name))
+        assert b"\r\n.leading dot" in message
+        assert data.endswith(b"\r\n.\r\n") and b"\n.\r\n" not in data[:-3]
+        assert re.sub(rb"(?m)^\.", b"", data[:-3]) == message
+
+
 def test_message_id_is_deterministic_per_release_and_address(project, release_email: Composed) -> None:
     settings = project.settings()
     (release,) = load_releases(settings).releases
