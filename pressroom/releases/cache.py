@@ -11,6 +11,7 @@ from __future__ import annotations
 import copyreg
 import gc
 import hashlib
+import io
 import os
 import pickle
 import shutil
@@ -28,7 +29,8 @@ from pressroom.records import Frozen, Shared
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
 
-__all__ = ["ReleaseCache", "as_fields", "collector_paused", "dump_entries", "entry", "file_stamp", "from_fields"]
+__all__ = ["ReleaseCache", "as_fields", "collector_paused", "dump_entries", "entry", "file_stamp", "from_fields",
+           "load_entries"]
 
 _CACHE_CHUNK = 64  # entries of the release cache pickled together
 
@@ -172,8 +174,8 @@ class ReleaseCache:
                 # The salt comes first: after a settings or code change not one entry is read.
                 if pickle.load(stream) != self.salt:
                     return
-                while stream.peek(1):
-                    self.old.update(pickle.load(stream))  # a later entry (appended) wins
+                for entries in load_entries(stream):
+                    self.old.update(entries)  # a later entry (appended) wins
         except Exception:  # missing, torn or from another version: what was read is kept, the rest parsed
             return
         self.whole = True
@@ -264,6 +266,12 @@ def entry(read: tuple[int, int], release: Release, warnings: list[ReleaseWarning
     parsed is parsed again next time), its images' and downloads', the release and its warnings (as fields: a
     pickled ReleaseWarning would not load, and the whole cache with it)."""
     return read, [file_stamp(source) for source in _depends(release)], release, [as_fields(w) for w in warnings]
+
+
+def load_entries(stream: io.BufferedReader) -> Iterator[list[tuple[str, tuple]]]:
+    """The entries :func:`dump_entries` wrote, a pickle at a time: what was read before a tear is kept."""
+    while stream.peek(1):
+        yield pickle.load(stream)
 
 
 def dump_entries(stream: BinaryIO, items: Iterable[tuple[str, tuple]]) -> None:

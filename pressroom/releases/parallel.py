@@ -21,7 +21,8 @@ from pathlib import Path
 
 from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.organisations import Organisations, load_organisations
-from pressroom.releases.cache import ReleaseCache, as_fields, collector_paused, dump_entries, entry, file_stamp, from_fields
+from pressroom.releases.cache import (ReleaseCache, as_fields, collector_paused, dump_entries, entry, file_stamp, from_fields,
+                                      load_entries)
 from pressroom.releases.model import Release
 from pressroom.releases.reading import load_release
 from pressroom.settings import Settings
@@ -98,11 +99,8 @@ def _parse_chunk(files: list[Path], settings: Settings) -> bytes:
 def _read_chunk(chunk: list[Path], data: bytes, cache: ReleaseCache) -> Iterator[tuple[Path, Parsed | Exception]]:
     """A worker's chunk back in this process: its entries adopted by the cache, each file's outcome."""
     raw, problems = pickle.loads(data)
-    entries: list[tuple[str, tuple]] = []
     with collector_paused():  # unpickling makes only live objects
-        stream = io.BytesIO(raw)
-        while stream.tell() < len(raw):
-            entries += pickle.load(stream)
+        entries = [made for chunk in load_entries(io.BufferedReader(io.BytesIO(raw))) for made in chunk]
     cache.adopt(raw, entries)
     made = iter(entries)
     for index, file in enumerate(chunk):
