@@ -91,7 +91,7 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
     result.written = [Path(path) for path in written]
     result.removed = _remove(public, existing - {os.path.join(str(public), relative) for relative in produced}, files_in)
     cache.files = after
-    cache.folders = _listing(public, produced, mtimes, _touched(public, (*result.written, *result.removed)))
+    cache.folders = _listing(public, produced, mtimes, _touched(public, [*written, *map(str, result.removed)]))
     return result
 
 
@@ -140,13 +140,13 @@ def _list(folder: str) -> tuple[list[str], list[str]]:
     return names, subfolders
 
 
-def _touched(public: Path, changed: Iterable[Path]) -> set[str]:
+def _touched(public: Path, changed: Iterable[str]) -> set[str]:
     """The folders (site paths) whose mtime the build changed: those it wrote or removed a file in, and above them
     (a new or removed folder changes its parent's)."""
     touched: set[str] = set()
     root = len(str(public)) + 1
     for path in changed:
-        folder = str(path.parent)[root:]
+        folder = os.path.dirname(path)[root:]
         while folder not in touched:
             touched.add(folder)
             if not folder:
