@@ -17,7 +17,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from pressroom.errors import ReleaseError, ReleaseWarning
-from pressroom.releases.model import IMAGE_SUFFIXES, Release
+from pressroom.releases.model import IMAGE_SUFFIXES, Release, is_image
 from pressroom.text import slugify
 
 __all__ = ["INDEX_NAMES", "RELEASE_SUFFIXES", "Scan", "file_slug", "is_release_name", "not_a_release", "scan", "translation_language",
@@ -267,7 +267,7 @@ class _Reading:
 
 
 def _unused(path: Path, bundle: str, name: str) -> ReleaseWarning:
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if is_image(path):
         hint = f"show it in the release (![what it shows]({name}) in the body, or as hero: {{src: {name}, alt: ...}}), or remove it"
     else:
         hint = f"list it in downloads: or link it from the body ([title]({name})), or remove it"

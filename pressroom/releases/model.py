@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Literal
 
 from pydantic import Field
@@ -24,12 +24,17 @@ from pressroom.text import slugify
 
 __all__ = [
     "ChannelOptions", "Contact", "Correction", "Download", "Embargo", "HeroImage", "IMAGE_SUFFIXES", "LoadResult",
-    "PRESS_KIT", "Release", "Withdrawal", "public_releases",
+    "PRESS_KIT", "Release", "Withdrawal", "is_image", "public_releases",
 ]
 
 #: The archive of a release's text, images and downloads, beside its page (built by pressroom.presskit).
 PRESS_KIT = "press-kit.zip"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".avif"})
+
+
+def is_image(file: PurePath) -> bool:
+    """A picture pages and emails show (and the build makes sized copies of), by its extension."""
+    return file.suffix.lower() in IMAGE_SUFFIXES
 
 
 class HeroImage(Frozen):
@@ -163,7 +168,7 @@ class Release(Frozen):
     @property
     def images(self) -> tuple[tuple[str, Path], ...]:
         """(name beside the page, local file) of each image of the release: its hero and those of its body."""
-        return tuple((self.local_name(a), a) for a in self.assets if a.suffix.lower() in IMAGE_SUFFIXES)
+        return tuple((self.local_name(a), a) for a in self.assets if is_image(a))
 
     @property
     def path(self) -> str:

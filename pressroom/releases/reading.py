@@ -20,7 +20,7 @@ from pressroom.i18n import format_size
 from pressroom.organisations import Organisations, load_organisations
 from pressroom.releases.files import translation_language
 from pressroom.releases.languages import base_of, merge, written_fields
-from pressroom.releases.model import IMAGE_SUFFIXES, Download, Release
+from pressroom.releases.model import IMAGE_SUFFIXES, Download, Release, is_image
 from pressroom.releases.schema import Context, FrontMatter, download, local_file, validate
 from pressroom.settings import Settings
 from pressroom.text import clean_text, html_to_text, render_about, render_markdown
@@ -154,7 +154,7 @@ def _warnings(
     ]
     for image in dict.fromkeys(assets):
         size = image.stat().st_size
-        if image.suffix.lower() in IMAGE_SUFFIXES and size > MAX_IMAGE_BYTES:
+        if is_image(image) and size > MAX_IMAGE_BYTES:
             # Pages and emails show smaller copies, but the original still goes into every press kit download.
             found.append(ReleaseWarning(
                 f"image {image.name} is {format_size(size, language='en')}", path=path, line=1, field="images",

@@ -18,7 +18,7 @@ from pathlib import Path
 from pressroom import i18n, images
 from pressroom.feeds import FEED_FILES, render_feeds
 from pressroom.organisations import Organisation
-from pressroom.releases.model import IMAGE_SUFFIXES, PRESS_KIT, Release
+from pressroom.releases.model import PRESS_KIT, Release, is_image
 from pressroom.settings import Settings
 from pressroom.site.listing import Tag, collect_tags, paginate, tag_slugs
 from pressroom.site.render import STATIC, Renderer
@@ -158,7 +158,7 @@ class _LanguageJobs:
         folder = release.path
         for name, file in named:
             self.planned.copies[f"{folder}{name}"] = file
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
+            if not is_image(file):
                 continue
             for width in (images.PAGE_WIDTH, images.EMAIL_WIDTH):
                 # The page's and the email's copies; the original stays for the press kit and the download link.
