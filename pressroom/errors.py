@@ -14,7 +14,8 @@ Every error carries a ``hint``: one sentence that tells the person reading it wh
     └── DeliveryError              sending an email or a post, or recording it, failed
         ├── TransientError         worth retrying: timeouts, dropped connections, SMTP 4xx, HTTP 429/5xx
         │   ├── DatabaseUnavailable   the database is down, unreachable, or locked past its timeout
-        │   └── RetryLater            a social network said when to come back (its rate-limit reset)
+        │   └── RetryLater            a social network's 5xx or timeout: try again (at its reset time, if it gave one)
+        │       └── Unavailable       it is out of reach, in maintenance or limits the account: nothing was posted
         └── PermanentError         retrying cannot help: SMTP 5xx, HTTP 4xx validation errors
 
 Library exceptions (the SMTP client, httpx, SQLAlchemy, yaml) are mapped into this tree at
@@ -42,6 +43,7 @@ __all__ = [
     "TemplateError",
     "TokenError",
     "TransientError",
+    "Unavailable",
 ]
 
 
@@ -155,15 +157,31 @@ class DatabaseUnavailable(TransientError):
 
 
 class RetryLater(TransientError):
-    """A rate limit, a 5xx or a timeout: try again at ``retry_at`` (never sooner)."""
+    """A rate limit, a 5xx or a timeout: try again at ``retry_at`` (never sooner), or after the sender's
+    backoff when the far end named no time."""
 
-    def __init__(self, message: str, *, retry_at: datetime, hint: str = "") -> None:
+    def __init__(self, message: str, *, retry_at: datetime | None, hint: str = "") -> None:
         super().__init__(message, hint=hint or "nothing to do: the post is retried on a later run")
         self.retry_at = retry_at
 
     def retry_after(self, now: datetime | None = None) -> float:
         """Seconds to wait from ``now``; never negative."""
+        if self.retry_at is None:
+            return 0.0
         return max(0.0, (self.retry_at - (now or datetime.now(UTC))).total_seconds())
+
+
+class Unavailable(RetryLater):
+    """A social network could not be reached, is in maintenance (503) or limits the account (429).
+
+    Nothing was posted and the answer says nothing about the post, so waiting for the network spends
+    none of the post's attempts: an outage of any length is waited out (up to ``give_up_after``).
+    """
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None, rate_limit: bool = False) -> None:
+        super().__init__(message, retry_at=retry_at,
+                         hint="nothing to do: the post waits for the network and goes out when it is back")
+        self.rate_limit = rate_limit
 
 
 class AddressError(PressroomError):

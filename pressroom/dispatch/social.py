@@ -22,7 +22,7 @@ from pressroom import i18n
 from pressroom.dispatch.decide import FollowUp, social_decision, social_follow_ups
 from pressroom.dispatch.deliver import Delivered, Pacing, Send, deliver
 from pressroom.dispatch.engine import Pushed, backoff
-from pressroom.errors import PressroomError, RetryLater, TransientError
+from pressroom.errors import PressroomError, RetryLater, TransientError, Unavailable
 from pressroom.ledger import Delivery, Ledger
 from pressroom.releases import Release
 from pressroom.settings import Settings
@@ -104,8 +104,8 @@ class SocialChannel:
     connections = 1
     window = 1
     max_attempts = MAX_ATTEMPTS
-    # A network's answers all count as attempts (a post may exist after any error, so each try is
-    # looked up first); no row of a network waits without spending one, and none expires.
+    # A network that is out of reach, in maintenance or rate-limiting the account is waited for without
+    # spending attempts (nothing was posted), up to give_up_after; every other error spends one.
     give_up_after = timedelta(hours=72)
     resolves_ambiguous = True
 
@@ -135,6 +135,9 @@ class SocialChannel:
         key = idempotency_key(slug=self.release.slug, channel=self.name, recipient=delivery.recipient)
         try:
             published = self._act(delivery, posts, key=key)
+        except Unavailable as exc:
+            return Pushed(id=delivery.id, status="throttled" if exc.rate_limit else "held", response=str(exc),
+                          retry_at=exc.retry_at)
         except RetryLater as exc:
             return Pushed(id=delivery.id, status="retry", response=str(exc), retry_at=exc.retry_at)
         except PressroomError as exc:
@@ -146,7 +149,9 @@ class SocialChannel:
         return Pushed(id=delivery.id, status="sent", response=published.url)
 
     def _act(self, delivery: Delivery, posts: list[Post], *, key: str) -> Published:
-        return _post_one(self.network, posts, key=key, tried_before=delivery.attempts > 0)
+        # Any earlier try, even one that only waited for the network, may have left part of a thread.
+        tried_before = delivery.attempts > 0 or delivery.waiting_since is not None
+        return _post_one(self.network, posts, key=key, tried_before=tried_before)
 
     async def close(self) -> None:
         return None

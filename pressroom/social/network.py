@@ -2,9 +2,10 @@
 
 A network is chosen by name from ``[[social]]`` accounts in settings; an unknown name fails
 in :func:`pressroom.social.accounts.open_networks` before anything is sent. Each network maps its HTTP failures
-into the tree of :mod:`pressroom.errors`: :class:`RetryLater` (a ``TransientError`` that knows
-when the network will accept requests again) or ``PermanentError`` (carrying the network's
-own message, never retried).
+into the tree of :mod:`pressroom.errors`: :class:`Unavailable` (the network is out of reach, in
+maintenance or rate-limits the account: nothing was posted, so the wait spends no attempt),
+:class:`RetryLater` (a ``TransientError`` that knows when the network will accept requests again)
+or ``PermanentError`` (carrying the network's own message, never retried).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import httpx
 
-from pressroom.errors import ConfigError, PermanentError, RetryLater, TransientError
+from pressroom.errors import ConfigError, PermanentError, RetryLater, TransientError, Unavailable
 from pressroom.settings import SocialAccount
 from pressroom.social.compose import Limits, Post
 
@@ -135,14 +136,20 @@ def error_for(
     message: str,
     reset_at: Callable[[httpx.Response], datetime | None],
     now: datetime | None = None,
-) -> PermanentError | RetryLater:
-    """Map a failed response to the error tree: 429/5xx -> :class:`RetryLater`, other 4xx -> PermanentError."""
+) -> PermanentError | RetryLater | Unavailable:
+    """Map a failed response to the error tree: 429/503 -> :class:`Unavailable`, other 5xx and 408 ->
+    :class:`RetryLater` (the post may exist: it is looked for before a retry), other 4xx -> PermanentError."""
     now = now or datetime.now(UTC)
     status = response.status_code
-    if status == 429 or status >= 500 or status == 408:
+    if status in (429, 503):
+        # Refused before the post was looked at: a rate limit, or the network down for maintenance.
+        said = reset_at(response)
+        what = "rate limit reached" if status == 429 else "server error 503 (unavailable)"
+        retry_at = max(said, now) if said else (now + DEFAULT_RETRY if status == 429 else None)
+        return Unavailable(f"{network}: {what}: {message}", retry_at=retry_at, rate_limit=status == 429)
+    if status >= 500 or status == 408:
         retry_at = reset_at(response) or (now + DEFAULT_RETRY)
-        what = "rate limit reached" if status == 429 else f"server error {status}"
-        return RetryLater(f"{network}: {what}: {message}", retry_at=max(retry_at, now))
+        return RetryLater(f"{network}: server error {status}: {message}", retry_at=max(retry_at, now))
     if status in (401, 403):
         return PermanentError(
             f"{network}: {status} {message}",
@@ -173,9 +180,12 @@ def send(
     reset_at: Callable[[httpx.Response], datetime | None],
     **kwargs: Any,
 ) -> httpx.Response:
-    """One request: a timeout or a dropped connection -> :func:`retry_soon`; a failure -> :func:`error_for`."""
+    """One request: no connection -> :class:`Unavailable`; a timeout or a dropped connection ->
+    :func:`retry_soon`; a failure -> :func:`error_for`."""
     try:
         response = client.request(method, url, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # before a byte of the request was sent
+        raise Unavailable(f"{network}: {method} {url}: cannot connect ({type(exc).__name__})") from None
     except (httpx.TimeoutException, httpx.TransportError) as exc:
         raise retry_soon(f"{network}: {method} {url}: {type(exc).__name__}") from None
     if response.is_success:

@@ -114,6 +114,46 @@ def test_rate_limited_post_waits_for_the_reset_then_goes_out(settings, ledger, e
     assert later.results[0].state == "sent" and len(server.statuses) == 1
 
 
+def _refused(request: httpx.Request) -> None:
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+def test_a_network_down_longer_than_its_attempts_last_is_waited_out_and_the_post_goes_out_once(settings, ledger, engine_clock):
+    settings = mastodon_settings(settings)
+    server = FakeMastodon()
+    release = make_release()
+    down = True
+    transport = httpx.MockTransport(lambda request: (_refused(request) if down else None) or server(request))
+    report = None
+    # Ten tries, two more than a post's attempts, against an instance that refuses every connection.
+    for _ in range(10):
+        report = post_releases(releases=[release], settings=settings, ledger=ledger, now=engine_clock(), transport=transport)
+        assert report.results[0].state == "deferred" and "cannot connect" in report.results[0].detail
+        _, retry_at = ledger.outstanding(release=release.slug, channel="social:mastodon:default", now=engine_clock())
+        engine_clock.now = retry_at + timedelta(seconds=1)
+    assert server.statuses == [] and ledger.report(release=release.slug).failed == 0
+    down = False
+    back = post_releases(releases=[release], settings=settings, ledger=ledger, now=engine_clock(), transport=transport)
+    assert back.results[0].state == "sent" and len(server.statuses) == 1
+    assert back.results[0].detail == server.statuses[0]["url"]
+
+
+def test_a_post_made_just_before_the_network_went_away_is_found_not_made_again(settings, ledger, engine_clock):
+    settings = mastodon_settings(settings)
+    server = FakeMastodon()
+    release = make_release()
+    server.fail = [lambda r: None, lambda r: None, _refused]  # instance, the status is made, then its read-back is refused
+    first = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=httpx.MockTransport(server))
+    assert first.results[0].state == "deferred" and len(server.statuses) == 1
+    # Mastodon keeps an Idempotency-Key for an hour: after a longer outage only looking first prevents a second post.
+    engine_clock.after(timedelta(hours=2))
+    server.by_key.clear()
+    later = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(hours=2),
+                          transport=httpx.MockTransport(server))
+    assert later.results[0].state == "sent" and len(server.statuses) == 1
+    assert later.results[0].detail == server.statuses[0]["url"]
+
+
 def test_a_validation_error_fails_once_with_the_networks_message_and_is_not_retried(settings, ledger):
     settings = mastodon_settings(settings)
     server = FakeMastodon()
