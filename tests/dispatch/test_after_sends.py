@@ -1,4 +1,5 @@
-"""Correction and withdrawal emails: to everyone who received the release, once, across reruns and kill -9.
+"""Correction and withdrawal emails: to everyone who received the release, once, across reruns and kill -9
+(the kill on SQLite and PostgreSQL).
 
 Counted at a real SMTP server on loopback (aiosmtpd), sent by the one dispatch loop.
 """
@@ -114,10 +115,11 @@ send_follow_ups(release=release, settings=settings, ledger=Ledger.from_settings(
 """
 
 
-def test_after_kill_9_the_rerun_sends_each_correction_once_and_only_in_flight_ones_are_left_ambiguous(project):
+def test_after_kill_9_the_rerun_sends_each_correction_once_and_only_in_flight_ones_are_left_ambiguous(project, db_url):
     readers = [f"reader{i}@example.org" for i in range(400)]
     with CountingSmtp(reply_delay=0.005) as server:
-        env = {**server.env(), **FAST, "PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": "0.5", "PRESSROOM_EMAIL__BATCH_SIZE": "50",
+        env = {**server.env(), **FAST, "PRESSROOM_DATABASE_URL": db_url,
+               "PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": "0.5", "PRESSROOM_EMAIL__BATCH_SIZE": "50",
                "PRESSROOM_SMTP__CONNECTIONS": "2"}
         settings = project.settings(**env)
         _write(project)

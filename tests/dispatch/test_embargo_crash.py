@@ -1,4 +1,5 @@
-"""The journalist email exactly once across a kill -9 and reruns, counted at a real aiosmtpd server on loopback."""
+"""The journalist email exactly once across a kill -9 and reruns, counted at a real aiosmtpd server on loopback,
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -50,12 +51,12 @@ def _run(project: Project, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", SENDER, str(project.root / "pressroom.toml"), NOW], env=environment, cwd=REPO)
 
 
-def test_kill_9_mid_send_then_reruns_give_each_journalist_the_embargoed_email_once(project: Project) -> None:
+def test_kill_9_mid_send_then_reruns_give_each_journalist_the_embargoed_email_once(project: Project, db_url: str) -> None:
     count = 1500
     project.write_release("big-news", title="Big news", date="2026-12-02 09:00", extra="embargo: {notify: 48h}\n")
     received = Received()
     with SmtpServer(SlowHandler(received)) as server:
-        env = {**server.env(), "PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": "0.5"}
+        env = {**server.env(), "PRESSROOM_DATABASE_URL": db_url, "PRESSROOM_EMAIL__CLAIM_LEASE_SECONDS": "0.5"}
         settings = project.settings(**env)
         rows = "".join(f"j{i}@example.com,Journalist {i},,,en,\n" for i in range(count))
         media = MediaList.from_settings(settings)
