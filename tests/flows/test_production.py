@@ -125,6 +125,11 @@ class Stack:
             start_new_session=True,
         )
 
+    def ensure_worker(self, name: str) -> None:
+        """Start worker ``name`` unless it is running (an earlier test may have started or killed it)."""
+        if self.workers.get(name) is None or self.workers[name].poll() is not None:
+            self.start_worker(name)
+
     def run(self, deployment: str, **parameters: Any) -> Any:
         from prefect.client.orchestration import get_client
 
@@ -356,8 +361,7 @@ def _runs_of(stack: Stack, flow_name: str) -> list[Any]:
 
 
 def test_digest_deployment_runs_on_a_worker(stack: Stack) -> None:
-    if stack.workers.get("beta") is None or stack.workers["beta"].poll() is not None:
-        stack.start_worker("beta")
+    stack.ensure_worker("beta")
     run = stack.wait_final(stack.run("digest/digest"), timeout=300)
     assert run.state.is_completed(), run.state
 
@@ -366,8 +370,7 @@ def test_approval_is_resumed_through_the_api_and_then_the_email_goes_out(stack: 
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
 
-    if stack.workers.get("beta") is None or stack.workers["beta"].poll() is not None:
-        stack.start_worker("beta")
+    stack.ensure_worker("beta")
     _subscribe(stack.root / "approval.toml", 3, "careful")
     _write_release(stack, "needs-a-yes", content="content-approval")
     run_id = stack.run("publish/publish", settings_file="approval.toml")
@@ -403,8 +406,7 @@ def test_a_suspended_run_is_approved_from_the_proofs_link(stack: Stack) -> None:
     from pressroom.settings import load_settings
     from pressroom.web.approval import approval_routes
 
-    if stack.workers.get("beta") is None or stack.workers["beta"].poll() is not None:
-        stack.start_worker("beta")
+    stack.ensure_worker("beta")
     _subscribe(stack.root / "approval.toml", 2, "linked")
     _write_release(stack, "yes-by-link", content="content-approval")
     run_id = stack.run("publish/publish", settings_file="approval.toml")
