@@ -46,9 +46,9 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
         with collector_paused():  # planning and the manifest make only live objects
             planned = plan(settings, releases, now)
             cache = BuildCache(settings.path("var") / "cache" / _MANIFEST)
-        # Frozen too, so the collections while rendering walk only what rendering makes, not 12,000 jobs
-        # and the manifest's 35,000 entries again and again.
-        gc.freeze()
+            # Frozen too, before the collector is back: the collections while rendering walk only what
+            # rendering makes, not 12,000 jobs and the manifest's 35,000 entries again and again.
+            gc.freeze()
         # Release pages are a stage of their own: they are all written before any page links to them.
         report = sync(public, (planned.release_jobs, planned.jobs), planned.copies, cache=cache)
         cache.save()
