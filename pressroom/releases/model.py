@@ -152,7 +152,9 @@ class Release(Frozen):
         """When the public record last changed: the withdrawal, else the latest correction, else publication."""
         if self.withdrawn is not None:
             return max(self.date, self.withdrawn.date)
-        return max([self.date, *(correction.date for correction in self.corrections)])
+        if not self.corrections:  # most releases: asked of each for every sitemap
+            return self.date
+        return max(self.date, *(correction.date for correction in self.corrections))
 
     def local_name(self, file: Path) -> str:
         """Where one of the release's files lives beside its page (its path from the release file), as its URL says."""
@@ -160,10 +162,12 @@ class Release(Frozen):
         # below the release file's folder as written shows that folder holds no symbolic link, so only the
         # others need resolving (a few system calls each, for every build of 10,000 releases).
         text = str(file)
-        for folder in (f"{str(self.source).rpartition('/')[0]}/", f"{_real_folder(self.source)}/"):
-            if text.startswith(folder):
-                return text[len(folder):]
-        return file.relative_to(_real_folder(self.source)).as_posix()
+        folder = f"{str(self.source).rpartition('/')[0]}/"
+        if not text.startswith(folder):
+            folder = f"{_real_folder(self.source)}/"
+            if not text.startswith(folder):
+                return file.relative_to(_real_folder(self.source)).as_posix()
+        return text[len(folder):]
 
     @property
     def images(self) -> tuple[tuple[str, Path], ...]:

@@ -32,7 +32,7 @@ def sitemap(settings: Settings, trees: list[Tree]) -> bytes:
         modified = f"<lastmod>{lastmod}</lastmod>" if lastmod else ""
         links = "".join(
             f'<xhtml:link rel="alternate" hreflang="{code}" href="{xml_escape(href)}"/>' for code, href in alternates
-        )
+        ) if alternates else ""
         lines.append(f"<url><loc>{xml_escape(loc)}</loc>{modified}{links}</url>")
     lines.append("</urlset>\n")
     return "\n".join(lines).encode("utf-8")

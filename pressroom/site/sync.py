@@ -89,15 +89,15 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
     finally:
         _forked = None
     result.written = [Path(path) for path in written]
-    result.removed = _remove(public, existing - {os.path.join(str(public), relative) for relative in produced}, files_in)
+    result.removed = _remove(public, existing - produced, files_in)
     cache.files = after
     cache.folders = _listing(public, produced, mtimes, _touched(public, [*written, *map(str, result.removed)]))
     return result
 
 
 def _existing(public: Path, listing: dict[str, list]) -> tuple[set[str], dict[str, int], dict[str, int]]:
-    """Every file in public/ and how many files each folder holds. Plain strings: this sees every file of the
-    site on every build. Done first, it also spares a new file the read that would compare it with nothing.
+    """Every file in public/ (site paths) and how many files each folder holds. Plain strings: this sees every file
+    of the site on every build. Done first, it also spares a new file the read that would compare it with nothing.
 
     A folder whose mtime is the one the last build left (``listing``) holds what it held then: nothing was
     added, removed or renamed in it since (a stray file put there by hand changes it), so only the folders
@@ -118,7 +118,7 @@ def _existing(public: Path, listing: dict[str, list]) -> tuple[set[str], dict[st
         mtimes[relative] = mtime
         known = listing.get(relative)
         names, subfolders = (known[1], known[2]) if known and known[0] == mtime else _list(folder)
-        existing.update(f"{folder}/{name}" for name in names)
+        existing.update((f"{relative}/{name}" for name in names) if relative else names)
         files_in[folder] = len(names)
         below += (f"{relative}/{name}" if relative else name for name in subfolders)
     return existing, files_in, mtimes
@@ -246,9 +246,9 @@ def _render_stage(
 
 
 def _remove(public: Path, unwanted: set[str], files_in: dict[str, int]) -> list[Path]:
-    """Delete the files the build no longer produces, then the folders that this leaves empty."""
+    """Delete the files the build no longer produces (site paths), then the folders that this leaves empty."""
     removed = []
-    for path in sorted(unwanted):
+    for path in sorted(f"{public}/{relative}" for relative in unwanted):
         try:
             os.unlink(path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -271,7 +271,7 @@ def render_jobs(jobs: Sequence[Job], public: Path, existing: set[str], writer: W
     for job in jobs:
         for relative, data in job.outputs().items():
             target = root + relative
-            if target in existing and same_bytes(target, data):
+            if relative in existing and same_bytes(target, data):
                 unchanged += 1
                 if job.key is not None:
                     stat = os.stat(target)
