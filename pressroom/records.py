@@ -18,8 +18,6 @@ from pressroom.frontmatter import problem
 __all__ = ["Contact", "Frozen", "Shared"]
 
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
-_SHORT = 64  # characters: a value this short is likely one many releases share
-_FIELD_SETS: dict[frozenset[str], set[str]] = {}
 _intern = sys.intern
 
 
@@ -28,26 +26,55 @@ class Frozen(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Every release comes out of a pickle (the cache, a parsing worker), each with its own copy of what
-        # thousands of releases share: the set of the fields it was given (2.7 KB a release, 27 MB at 10,000)
-        # and short values (status, language, tags, contacts). One shared object each instead; pydantic
-        # copies the set before it changes one (model_copy), and a frozen model never changes its own.
-        # The state is the pickle's own, changed in place: the parent process unpickles 10,000 releases with the
-        # workers idle, so this runs as little Python as it can.
-        given = state.get("__pydantic_fields_set__")
-        if given is not None:
-            state["__pydantic_fields_set__"] = _FIELD_SETS.setdefault(frozenset(given), given)
-        values = state.get("__dict__")
-        if values:
-            for name, value in values.items():
-                kind = type(value)
-                if kind is str:
-                    if len(value) <= _SHORT:
-                        values[name] = _intern(value)
-                elif kind is tuple and value and all(type(item) is str and len(item) <= _SHORT for item in value):
-                    values[name] = tuple(map(_intern, value))
-        super().__setstate__(state)
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Every release comes out of a pickle (the cache, a parsing worker): its fields as they were,
+        # without pydantic's generic __setstate__, and one shared object for what thousands of records
+        # repeat (the set of the fields given: 2.7 KB a release; short texts such as a status or tags).
+        model = type(self)
+        names = _names(model, tuple(self.__dict__))
+        given = self.__pydantic_fields_set__
+        return _record, (model, names, tuple(self.__dict__.values()),
+                         sum(1 << bit for bit, name in enumerate(names) if name in given))
+
+
+def _record(model: type[Frozen], names: tuple[str, ...], values: tuple, given: int) -> Frozen:
+    """A record unpickled: its fields set as they were, the set of the fields given and the short texts many
+    records repeat each one shared object."""
+    state = dict(zip(names, values, strict=True))
+    for name in _shared_texts(model, names):
+        value = state[name]
+        if type(value) is str:
+            state[name] = _intern(value)
+        elif type(value) is tuple:
+            state[name] = tuple(_intern(item) if type(item) is str else item for item in value)
+    record = model.__new__(model)
+    _set = object.__setattr__
+    _set(record, "__dict__", state)
+    fields = _GIVEN.get((names, given))
+    if fields is None:
+        fields = _GIVEN[(names, given)] = {name for bit, name in enumerate(names) if given >> bit & 1}
+    _set(record, "__pydantic_fields_set__", fields)
+    _set(record, "__pydantic_extra__", None)
+    _set(record, "__pydantic_private__", None)
+    return record
+
+
+@lru_cache(maxsize=64)
+def _names(model: type[Frozen], names: tuple[str, ...]) -> tuple[str, ...]:
+    """One tuple of field names per model, so a pickle holds it once (its memo) rather than once a record."""
+    return names
+
+
+@lru_cache(maxsize=64)
+def _shared_texts(model: type[Frozen], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields of ``model`` whose texts many records repeat: a choice (status), a language, tags, a prefix."""
+    return tuple(name for name in names if name in _SHARED_TEXTS)
+
+
+# Texts a whole archive shares a handful of values of; a title, a slug or a body is one release's own.
+_SHARED_TEXTS = frozenset({"status", "language", "prefix", "tags", "topics", "written", "author", "name", "role",
+                           "organisation", "email", "phone", "alt"})
+_GIVEN: dict[tuple[tuple[str, ...], int], set[str]] = {}
 
 
 class Shared(Frozen):

@@ -15,7 +15,6 @@ import io
 import os
 import pickle
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,6 @@ from typing import BinaryIO
 
 from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.organisations import load_organisations
-from pressroom.records import Frozen, Shared
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
 
@@ -88,63 +86,9 @@ def _reduce_path(path: PosixPath) -> tuple:
     return (_path, (path.parts,)) if path.is_absolute() else (Path, (str(path),))
 
 
-def _record(model: type[Frozen], names: tuple[str, ...], values: tuple, given: int) -> Frozen:
-    """A record read back from the cache: its fields set as they were, without pydantic's generic
-    ``__setstate__``. The set of the fields given is one shared object, and so are the short texts many
-    releases repeat (a status, a language, tags), as :meth:`Frozen.__setstate__` does for other pickles."""
-    state = dict(zip(names, values, strict=True))
-    for name in _shared_texts(model, names):
-        value = state[name]
-        if type(value) is str:
-            state[name] = sys.intern(value)
-        elif type(value) is tuple:
-            state[name] = tuple(sys.intern(item) if type(item) is str else item for item in value)
-    record = model.__new__(model)
-    _set = object.__setattr__
-    _set(record, "__dict__", state)
-    fields = _GIVEN.get((names, given))
-    if fields is None:
-        fields = _GIVEN[(names, given)] = {name for bit, name in enumerate(names) if given >> bit & 1}
-    _set(record, "__pydantic_fields_set__", fields)
-    _set(record, "__pydantic_extra__", None)
-    _set(record, "__pydantic_private__", None)
-    return record
-
-
-@lru_cache(maxsize=64)
-def _shared_texts(model: type[Frozen], names: tuple[str, ...]) -> tuple[str, ...]:
-    """The fields of ``model`` whose texts many records repeat: a choice (status), a language, tags, a prefix."""
-    return tuple(name for name in names if name in _SHARED_TEXTS)
-
-
-# Texts a whole archive shares a handful of values of; a title, a slug or a body is one release's own.
-_SHARED_TEXTS = frozenset({"status", "language", "prefix", "tags", "topics", "written", "author", "name", "role",
-                           "organisation", "email", "phone", "alt"})
-_GIVEN: dict[tuple[tuple[str, ...], int], set[str]] = {}
-
-
-def _reduce_record(record: Frozen) -> tuple:
-    names = _names(type(record), tuple(record.__dict__))
-    given = record.__pydantic_fields_set__
-    return _record, (type(record), names, tuple(record.__dict__.values()), sum(1 << bit for bit, name in enumerate(names) if name in given))
-
-
-@lru_cache(maxsize=64)
-def _names(model: type[Frozen], names: tuple[str, ...]) -> tuple[str, ...]:
-    """One tuple of field names per model, so a pickle holds it once (its memo) rather than once a record."""
-    return names
-
-
 def fast_table() -> dict:
-    """How releases are pickled to be read back fast (the cache, a parsing worker's releases): paths and records,
-    but not the shared records, which pickle themselves as one object."""
-    records, below = [], [Frozen]
-    while below:
-        model = below.pop()
-        below += model.__subclasses__()
-        if not issubclass(model, Shared) and not model.__private_attributes__:
-            records.append(model)
-    return {**copyreg.dispatch_table, PosixPath: _reduce_path, **dict.fromkeys(records, _reduce_record)}
+    """How releases are pickled to be read back fast (the cache, a parsing worker's releases): paths as their parts."""
+    return {**copyreg.dispatch_table, PosixPath: _reduce_path}
 
 
 def _depends(release: Release) -> tuple[Path, ...]:
