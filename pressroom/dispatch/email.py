@@ -507,16 +507,16 @@ class TransactionalSender:
         # The requests planned the rows (enqueue_transactional): a round only drains them.
         drain = Drain(send=SubscriptionEmails(), settings=settings)
         fd = wakeups.fileno()
-        while True:
-            ready, _, _ = select.select([fd], [], [], interval)
-            if ready and not os.read(fd, 4096):  # the end of the pipe: the web app stopped, or died
-                return
+        while True:  # a round first: what was queued before this sender started goes out at once
             try:
                 drain()
             except PressroomError as exc:
                 log.warning("subscription emails: %s", exc)
             except Exception:  # the sender keeps going; the rows stay due
                 log.exception("subscription emails: unexpected failure; they stay queued")
+            ready, _, _ = select.select([fd], [], [], interval)
+            if ready and not os.read(fd, 4096):  # the end of the pipe: the web app stopped, or died
+                return
 
 
 # --------------------------------------------------------------------------- staff emails
