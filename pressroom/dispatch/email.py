@@ -503,6 +503,8 @@ class TransactionalSender:
 
         # Ctrl-C reaches the whole process group; the web app stops this process itself, after the round.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # When the cores are all busy, the requests come first: the confirmations catch up after.
+        os.nice(10)
         logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
         # The requests planned the rows (enqueue_transactional): a round only drains them.
         drain = Drain(send=SubscriptionEmails(), settings=settings)
