@@ -18,7 +18,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -429,44 +431,94 @@ class SubscriptionEmails(Send):
 
 
 class TransactionalSender:
-    """Delivers subscription emails in the background of one process (the web app's), within a second.
+    """Delivers subscription emails within a second, from a process of its own beside the web app's.
+
+    Composing and sending a confirmation costs as much CPU as answering the request that asked
+    for it: in a thread of the web process, the two would take turns at one interpreter lock.
 
     :meth:`wake` after enqueuing starts a round at once; otherwise a round runs every
-    ``interval`` seconds, which also picks up deferred ones when their retry comes due.
+    ``interval`` seconds, which also picks up rows queued before a restart and deferred ones
+    when their retry comes due. The rows are the ledger's: a sender that dies loses nothing and,
+    started again, sends nothing twice.
     """
+
+    RESTART_PAUSE = 10.0  # seconds: a sender that dies as it starts is not started again on every request
 
     def __init__(self, *, settings: Settings, interval: float = 1.0) -> None:
         self.settings, self.interval = settings, interval
-        self._event = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._process: Any = None
+        self._wakeups: Any = None  # the write end of the pipe the sender waits on
+        self._started = -self.RESTART_PAUSE
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="pressroom-transactional", daemon=True)
-        self._thread.start()
+        import multiprocessing
+
+        # Not a fork of the web process (its threads and event loop would come along half-held):
+        # a fork of the forkserver, which has imported this module once for every later start.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        reader, self._wakeups = context.Pipe(duplex=False)
+        self._process = context.Process(target=TransactionalSender._run, args=(self.settings, self.interval, reader),
+                                        name="pressroom-transactional", daemon=True)
+        self._started = time.monotonic()
+        self._process.start()
+        reader.close()  # the sender holds the only read end: a write fails once it is gone
+        os.set_blocking(self._wakeups.fileno(), False)
 
     def wake(self) -> None:
-        self._event.set()
+        if self._wakeups is None:
+            return
+        try:
+            os.write(self._wakeups.fileno(), b"\0")
+        except BlockingIOError:
+            pass  # wake-ups not read yet fill the pipe: a round is coming anyway
+        except BrokenPipeError:
+            self._restart()
+
+    def _restart(self) -> None:
+        if time.monotonic() - self._started < self.RESTART_PAUSE:
+            return
+        log.error("subscription emails: the sender process stopped (exit code %s); starting another",
+                  self._process.exitcode)
+        self._wakeups.close()
+        self._process.join()
+        self.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._event.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        if self._process is None:
+            return
+        self._wakeups.close()  # the end of the pipe tells the sender to stop after its round
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            log.error("subscription emails: the sender did not stop within 30 s; ending it")
+            self._process.terminate()
+            self._process.join()
+        self._process = self._wakeups = None
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._event.wait(self.interval)
-            self._event.clear()
-            if self._stopping.is_set():
-                return
+    @staticmethod
+    def _run(settings: Settings, interval: float, wakeups: Any) -> None:
+        """The sender process: a round on each wake-up or after ``interval`` s, until the web app closes its end."""
+        import select
+        import signal
+
+        # Ctrl-C reaches the whole process group; the web app stops this process itself, after the round.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # When the cores are all busy, the requests come first: the confirmations catch up after.
+        os.nice(10)
+        logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
+        # The requests planned the rows (enqueue_transactional): a round only drains them.
+        drain = Drain(send=SubscriptionEmails(), settings=settings)
+        fd = wakeups.fileno()
+        while True:  # a round first: what was queued before this sender started goes out at once
             try:
-                # The requests planned the rows (enqueue_transactional): a round only drains them.
-                Drain(send=SubscriptionEmails(), settings=self.settings)()
+                drain()
             except PressroomError as exc:
                 log.warning("subscription emails: %s", exc)
-            except Exception:  # the web app keeps serving; the rows stay due
+            except Exception:  # the sender keeps going; the rows stay due
                 log.exception("subscription emails: unexpected failure; they stay queued")
+            ready, _, _ = select.select([fd], [], [], interval)
+            if ready and not os.read(fd, 4096):  # the end of the pipe: the web app stopped, or died
+                return
 
 
 # --------------------------------------------------------------------------- staff emails

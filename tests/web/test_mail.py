@@ -75,3 +75,35 @@ def test_subscribe_posts_that_arrive_together_each_get_one_confirmation(project,
     assert smtp.counts() == {address: 2 if address == "reader7@example.org" else 1 for address in addresses[:60]}
     pending = {s.address for s in Audience.from_settings(settings).list(status="pending")}
     assert pending == set(addresses[:60])
+
+
+def test_a_sender_process_that_dies_is_replaced_and_the_app_stops_it_on_shutdown(project, db_url: str,
+                                                                                 monkeypatch) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from pressroom.dispatch import TransactionalSender
+
+    def senders() -> list[multiprocessing.process.BaseProcess]:
+        return [p for p in multiprocessing.active_children() if p.name == "pressroom-transactional"]
+
+    monkeypatch.setattr(TransactionalSender, "RESTART_PAUSE", 0.0)
+    with CountingSmtp() as smtp:
+        settings = project.settings(**smtp.env(), PRESSROOM_DATABASE_URL=db_url)
+        with TestClient(create_app(settings=settings), base_url=BASE, headers={"Origin": BASE}) as client:
+            def subscribe(address: str) -> None:
+                answer = client.post("/subscribe", data={"email": address, "cadence": "per-release", "csrf_token": ""})
+                assert answer.status_code == 200
+                deadline = time.monotonic() + 20
+                while address not in smtp.counts() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+            subscribe("first@example.org")
+            [sender] = senders()
+            os.kill(sender.pid, signal.SIGKILL)
+            sender.join()
+            subscribe("second@example.org")
+            assert [p.pid for p in senders()] != [sender.pid]
+        assert not senders()
+    assert smtp.counts() == {"first@example.org": 1, "second@example.org": 1}
