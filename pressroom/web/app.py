@@ -44,6 +44,7 @@ log = logging.getLogger("pressroom.web")
 
 _TOPICS_TTL = 300.0  # seconds between readings of the topics: releases change a few times a day
 _EXPIRY_INTERVAL = 3600.0  # seconds between sweeps of unconfirmed addresses
+_SENDER_CHECK = 60.0  # seconds between wake-ups of the subscription-email sender when no request wakes it
 
 
 def _utcnow() -> datetime:
@@ -105,7 +106,14 @@ def _lifespan(web: Web) -> Callable[[Starlette], contextlib.AbstractAsyncContext
                 except PressroomError as exc:
                     log.error("could not %s: %s", what, exc)
 
+        async def watch_sender() -> None:
+            # A wake-up starts a sender that died again; this one comes even when no reader does.
+            while True:
+                await asyncio.sleep(_SENDER_CHECK)
+                web.mail.wake()
+
         tasks = [
+            asyncio.create_task(watch_sender()),
             asyncio.create_task(every(_EXPIRY_INTERVAL, lambda: _expire(web), "expire unconfirmed subscriptions")),
             asyncio.create_task(every(_TOPICS_TTL, web.reload_choices, "reload the topics")),
         ]

@@ -174,7 +174,7 @@ async def subscribe(room: _Room, request: Request) -> Response:
         sent.background = BackgroundTask(wake_sender, web)
     return sent
 
-async def wake_sender(web: Web) -> None:  # a coroutine: setting an event needs no worker thread
+async def wake_sender(web: Web) -> None:  # a coroutine: a byte down a pipe needs no worker thread
     web.mail.wake()
 
 def register(web: Web, batch: list[SubscribeRequest]) -> list[Requested | Exception | None]:

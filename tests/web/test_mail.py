@@ -107,3 +107,26 @@ def test_a_sender_process_that_dies_is_replaced_and_the_app_stops_it_on_shutdown
             assert [p.pid for p in senders()] != [sender.pid]
         assert not senders()
     assert smtp.counts() == {"first@example.org": 1, "second@example.org": 1}
+
+
+def test_a_sender_process_that_dies_while_no_reader_comes_is_replaced_all_the_same(project, monkeypatch) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from pressroom.dispatch import TransactionalSender
+    from pressroom.web import app as web_app
+
+    def senders() -> list[int]:
+        return [p.pid for p in multiprocessing.active_children() if p.name == "pressroom-transactional"]
+
+    monkeypatch.setattr(TransactionalSender, "RESTART_PAUSE", 0.0)
+    monkeypatch.setattr(web_app, "_SENDER_CHECK", 0.1)
+    with TestClient(create_app(settings=project.settings()), base_url=BASE):
+        [first] = senders()
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while senders() in ([], [first]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(senders()) == 1 and senders() != [first]
+    assert not senders()
