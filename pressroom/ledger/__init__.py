@@ -167,6 +167,15 @@ _BEGIN = (
             lease_until=bindparam("b_lease", type_=deliveries.c.lease_until.type), updated_at=_NOW)
     .returning(deliveries.c.id)
 )
+_OF_SUBSCRIBER = subscribers.c.id == deliveries.c.subscriber_id
+# What a claim returns of each row it takes, the reader's name and language included: one
+# statement claims and reads (RETURNING takes no join, so these are scalar subqueries).
+_CLAIMED = (
+    deliveries.c.id, deliveries.c.release, deliveries.c.channel, deliveries.c.recipient, deliveries.c.subscriber_id,
+    deliveries.c.attempts, deliveries.c.payload, deliveries.c.waiting_since,
+    select(subscribers.c.name).where(_OF_SUBSCRIBER).scalar_subquery(),
+    select(subscribers.c.language).where(_OF_SUBSCRIBER).scalar_subquery(),
+)
 _REMEMBER_TEXT = (
     update(publications)
     .where(publications.c.slug == bindparam("p_slug"))
@@ -307,27 +316,17 @@ class Ledger(Reports):
             where.append(deliveries.c.release == release)
         pick = select(deliveries.c.id).where(*where).order_by(deliveries.c.id).limit(limit).with_for_update(skip_locked=True)
         with self._engine.begin() as conn:
-            ids = conn.execute(
+            rows = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_(pick.scalar_subquery()))
                 .values(state="claimed", claimed_by=token, run_id=run_id or token, lease_until=now + lease, updated_at=now)
-                .returning(deliveries.c.id)
-            ).scalars().all()
-            if not ids:
-                return token, []
-            rows = conn.execute(
-                select(deliveries.c.id, deliveries.c.release, deliveries.c.channel, deliveries.c.recipient,
-                       deliveries.c.subscriber_id, deliveries.c.attempts, deliveries.c.payload, deliveries.c.waiting_since,
-                       subscribers.c.name, subscribers.c.language)
-                .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
-                .where(deliveries.c.id.in_(ids))
-                .order_by(deliveries.c.id)
+                .returning(*_CLAIMED)
             ).all()
+        rows.sort(key=lambda r: r[0])  # RETURNING keeps no order
         return token, [
-            Delivery(id=r.id, release=r.release, channel=r.channel, recipient=r.recipient, subscriber_id=r.subscriber_id,
-                     name=r.name or "", language=r.language, attempts=r.attempts, payload=r.payload,
-                     waiting_since=r.waiting_since)
-            for r in rows
+            Delivery(id=i, release=slug, channel=on, recipient=to, subscriber_id=sid, name=name or "", language=language,
+                     attempts=attempts, payload=payload, waiting_since=waiting_since)
+            for i, slug, on, to, sid, attempts, payload, waiting_since, name, language in rows
         ]
 
     def advance(

@@ -217,12 +217,6 @@ class Reports:
     def __init__(self, *, url: str) -> None:
         self._engine = engine_for_url(url)
 
-    @property
-    def in_process(self) -> bool:
-        """Whether the database runs inside this process (SQLite): a call costs this process's CPU, never
-        a wait on a server, so a caller on an event loop makes it in place rather than hand it to a thread."""
-        return self._engine.dialect.name == "sqlite"
-
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         """Connect (and migrate) the database named by ``settings.db_url``."""

@@ -15,7 +15,8 @@ anything is sent: a refused login, or a server that offers no STARTTLS or no AUT
 - ``smtp``: an SMTP client on asyncio streams: one persistent connection per sender (the caller
   opens ``settings.smtp.connections``), STARTTLS / SMTPS / AUTH PLAIN and LOGIN, ESMTP
   PIPELINING (RFC 2920) and CHUNKING (RFC 3030) when the server offers them, one command at a
-  time when it does not, a timeout on every read, a reconnect on the next send after a drop,
+  time when it does not, a timeout on every read (one timer per session watches them), a
+  reconnect on the next send after a drop,
   and one rate limit shared by every connection of the process (``SmtpTransport.limiter``).
 - ``discard``: accepts and drops everything; for benchmarks and dry runs only.
 """
@@ -227,6 +228,10 @@ class _Connection:
         self.timeout = timeout
         self.extensions: dict[str, str] = {}
         self.buffer = bytearray()
+        # One timer watches every read (see _fill): when the read under way gives up, in loop time (0: none).
+        self.deadline = 0.0
+        self.watch: asyncio.TimerHandle | None = None
+        self.timed_out = False
 
     @property
     def pipelining(self) -> bool:
@@ -243,16 +248,13 @@ class _Connection:
         before it hangs up on an idle client), so anything waiting to be read, or the end of the
         stream, means: open a new session rather than lose the window to a stale one.
         """
-        if self.buffer or self.writer.is_closing():
+        reader = self.reader
+        if self.buffer or self.writer.is_closing() or reader.at_eof() or reader.exception() is not None:
             return False
-        try:
-            async with asyncio.timeout(0):  # read() returns at once if anything is waiting
-                await self.reader.read(1)
-        except TimeoutError:
-            return True
-        except OSError:
-            return False
-        return False
+        # The event loop moves whatever the server sends into the stream's buffer as it arrives; a
+        # look there costs nothing, where a read that must not wait costs a timer and a cancellation
+        # (StreamReader has no public count of the bytes waiting).
+        return not reader._buffer
 
     async def write(self, data: bytes) -> None:
         try:
@@ -287,20 +289,38 @@ class _Connection:
                 return first, "\n".join(lines)
 
     async def _fill(self) -> None:
-        # Replies are parsed from this connection's own buffer, so the timer is armed only when
-        # a read really waits for the network: in a pipelined session most replies are already here.
+        # Replies are parsed from this connection's own buffer, so a read happens only when one
+        # really waits for the network. Each read moves the deadline; one timer (_watchdog) checks
+        # it, armed again only when it fires early: a timer per read cost more than the read.
         if len(self.buffer) > _LINE_LIMIT:
             raise TransientError("unreadable answer: a line longer than 64 KiB")
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + self.timeout
+        if self.watch is None:
+            self.watch = loop.call_at(self.deadline, self._watchdog, loop)
         try:
-            async with asyncio.timeout(self.timeout):
-                chunk = await self.reader.read(_LINE_LIMIT)
-        except TimeoutError:
-            raise TransientError(f"timeout after {self.timeout:g} s waiting for the answer") from None
+            chunk = await self.reader.read(_LINE_LIMIT)
         except OSError as exc:
             raise TransientError(f"the connection dropped ({exc.__class__.__name__})") from None
+        finally:
+            self.deadline = 0.0
+        if self.timed_out:
+            raise TransientError(f"timeout after {self.timeout:g} s waiting for the answer")
         if not chunk:
             raise TransientError("the server closed the connection")
         self.buffer += chunk
+
+    def _watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.watch = None
+        if not self.deadline:
+            return  # no read waits: the next one arms the timer again
+        if loop.time() < self.deadline:
+            self.watch = loop.call_at(self.deadline, self._watchdog, loop)
+            return
+        # The read waited its whole timeout: closing the session ends it (with no data), and
+        # _fill says why. The session is dropped after a timeout anyway.
+        self.timed_out = True
+        self.writer.transport.abort()
 
     async def command(self, line: bytes) -> tuple[int, str]:
         await self.write(line)
@@ -333,6 +353,9 @@ class _Connection:
         return envelope.data() if envelope.data is not None else _dot_stuffed(envelope.message)
 
     def abort(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
+            self.watch = None
         self.writer.transport.abort()
 
     async def quit(self) -> None:
