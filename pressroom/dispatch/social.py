@@ -149,9 +149,9 @@ class SocialChannel:
         return Pushed(id=delivery.id, status="sent", response=published.url)
 
     def _act(self, delivery: Delivery, posts: list[Post], *, key: str) -> Published:
-        # Any earlier try, even one that only waited for the network, may have left part of a thread.
-        tried_before = delivery.attempts > 0 or delivery.waiting_since is not None
-        return _post_one(self.network, posts, key=key, tried_before=tried_before)
+        # Any earlier hand-over may have left the post or part of its thread: after a crash, a lost answer, an
+        # outage (which spends no attempt) or the operator's retry (which resets them), the network is asked first.
+        return _post_one(self.network, posts, key=key, tried_before=delivery.sending_at is not None)
 
     async def close(self) -> None:
         return None

@@ -87,6 +87,9 @@ class Delivery:
     attempts: int
     payload: str | None = None
     waiting_since: datetime | None = None  # since when the server has been unavailable for it
+    # When it was last handed to the far end (None: never). Kept through an operator's retry, which
+    # resets the attempts: whatever was handed over may have arrived.
+    sending_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ _OF_SUBSCRIBER = subscribers.c.id == deliveries.c.subscriber_id
 # statement claims and reads (RETURNING takes no join, so these are scalar subqueries).
 _CLAIMED = (
     deliveries.c.id, deliveries.c.release, deliveries.c.channel, deliveries.c.recipient, deliveries.c.subscriber_id,
-    deliveries.c.attempts, deliveries.c.payload, deliveries.c.waiting_since,
+    deliveries.c.attempts, deliveries.c.payload, deliveries.c.waiting_since, deliveries.c.sending_at,
     select(subscribers.c.name).where(_OF_SUBSCRIBER).scalar_subquery(),
     select(subscribers.c.language).where(_OF_SUBSCRIBER).scalar_subquery(),
 )
@@ -325,8 +328,8 @@ class Ledger(Reports):
         rows.sort(key=lambda r: r[0])  # RETURNING keeps no order
         return token, [
             Delivery(id=i, release=slug, channel=on, recipient=to, subscriber_id=sid, name=name or "", language=language,
-                     attempts=attempts, payload=payload, waiting_since=waiting_since)
-            for i, slug, on, to, sid, attempts, payload, waiting_since, name, language in rows
+                     attempts=attempts, payload=payload, waiting_since=waiting_since, sending_at=sending_at)
+            for i, slug, on, to, sid, attempts, payload, waiting_since, sending_at, name, language in rows
         ]
 
     def advance(

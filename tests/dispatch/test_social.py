@@ -154,6 +154,24 @@ def test_a_post_made_just_before_the_network_went_away_is_found_not_made_again(s
     assert later.results[0].detail == server.statuses[0]["url"]
 
 
+def test_a_failed_post_sent_again_on_the_operators_word_is_looked_for_before_it_is_posted(settings, ledger, engine_clock):
+    settings = mastodon_settings(settings)
+    server = FakeMastodon()
+    release = make_release()
+    revoked = httpx.Response(401, json={"error": "The access token is invalid"})
+    server.fail = [lambda r: None, lambda r: None, lambda r: revoked]  # instance, the status is made, its read-back refused
+    first = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=httpx.MockTransport(server))
+    assert first.results[0].state == "failed" and len(server.statuses) == 1
+    # The operator renews the token and sends it again, hours later: Mastodon has forgotten the Idempotency-Key.
+    engine_clock.after(timedelta(hours=3))
+    server.by_key.clear()
+    assert ledger.retry(states=["failed"], now=NOW + timedelta(hours=3), release=release.slug) == 1
+    again = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(hours=3),
+                          transport=httpx.MockTransport(server))
+    assert again.results[0].state == "sent" and len(server.statuses) == 1
+    assert again.results[0].detail == server.statuses[0]["url"]
+
+
 def test_a_validation_error_fails_once_with_the_networks_message_and_is_not_retried(settings, ledger):
     settings = mastodon_settings(settings)
     server = FakeMastodon()
