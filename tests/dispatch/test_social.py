@@ -146,12 +146,7 @@ def test_a_post_made_just_before_the_network_went_away_is_found_not_made_again(s
     first = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=httpx.MockTransport(server))
     assert first.results[0].state == "deferred" and len(server.statuses) == 1
     # Mastodon keeps an Idempotency-Key for an hour: after a longer outage only looking first prevents a second post.
-    engine_clock.after(timedelta(hours=2))
-    server.by_key.clear()
-    later = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(hours=2),
-                          transport=httpx.MockTransport(server))
-    assert later.results[0].state == "sent" and len(server.statuses) == 1
-    assert later.results[0].detail == server.statuses[0]["url"]
+    _found_not_made_again(release, settings, ledger, server, engine_clock, later=timedelta(hours=2))
 
 
 def test_a_failed_post_sent_again_on_the_operators_word_is_looked_for_before_it_is_posted(settings, ledger, engine_clock):
@@ -163,10 +158,15 @@ def test_a_failed_post_sent_again_on_the_operators_word_is_looked_for_before_it_
     first = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW, transport=httpx.MockTransport(server))
     assert first.results[0].state == "failed" and len(server.statuses) == 1
     # The operator renews the token and sends it again, hours later: Mastodon has forgotten the Idempotency-Key.
-    engine_clock.after(timedelta(hours=3))
-    server.by_key.clear()
     assert ledger.retry(states=["failed"], now=NOW + timedelta(hours=3), release=release.slug) == 1
-    again = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + timedelta(hours=3),
+    _found_not_made_again(release, settings, ledger, server, engine_clock, later=timedelta(hours=3))
+
+
+def _found_not_made_again(release, settings, ledger, server: FakeMastodon, engine_clock, *, later: timedelta) -> None:
+    """A run ``later`` (over an hour: Mastodon has forgotten the Idempotency-Key) finds the post made before."""
+    engine_clock.after(later)
+    server.by_key.clear()
+    again = post_releases(releases=[release], settings=settings, ledger=ledger, now=NOW + later,
                           transport=httpx.MockTransport(server))
     assert again.results[0].state == "sent" and len(server.statuses) == 1
     assert again.results[0].detail == server.statuses[0]["url"]
