@@ -273,6 +273,24 @@ def test_a_project_catalogue_overrides_a_shipped_message_and_a_bad_folder_is_nam
         i18n.translations(language="de", settings=multilingual.settings(PRESSROOM_SITE__LOCALE_DIR="nowhere"))
 
 
+def test_a_translators_edit_of_a_catalogue_is_seen_by_the_next_build(multilingual) -> None:
+    folder = multilingual.root / "locale" / "de" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    catalogue = folder / "messages.po"
+    catalogue.write_text('msgid "Media contacts"\nmsgstr "Ansprechpartner"\n', encoding="utf-8")
+    settings = multilingual.settings(PRESSROOM_SITE__LOCALE_DIR="locale")
+    assert i18n.translations(language="de", settings=settings).gettext("Media contacts") == "Ansprechpartner"
+    assert list((settings.path("var") / "cache" / "catalogues").glob("de.*.mo"))  # kept compiled for the next process
+    catalogue.write_text('msgid "Media contacts"\nmsgstr "Pressestelle"\n', encoding="utf-8")
+    i18n._translations.cache_clear()  # the next build is a process of its own
+    assert i18n.translations(language="de", settings=settings).gettext("Media contacts") == "Pressestelle"
+    kept = list((settings.path("var") / "cache" / "catalogues").glob("de.*.mo"))
+    assert len(kept) == 1  # the edited one only
+    kept[0].write_bytes(b"damaged")  # compiled again, not an error
+    i18n._translations.cache_clear()
+    assert i18n.translations(language="de", settings=settings).gettext("Media contacts") == "Pressestelle"
+
+
 def test_dates_and_accept_language_follow_the_language(multilingual) -> None:
     settings = multilingual.settings()
     moment = NOW.replace(month=12, day=2)
