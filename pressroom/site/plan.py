@@ -27,6 +27,9 @@ from pressroom.site.sync import Job
 
 __all__ = ["Plan", "plan"]
 
+# Releases whose pages are one job, counted from the oldest, so that a new release changes the newest segment only.
+_SEGMENT = 8
+
 
 @dataclass
 class Plan:
@@ -42,7 +45,7 @@ class Plan:
 
     @property
     def pages(self) -> int:
-        return sum(1 for job in (*self.release_jobs, *self.jobs) if job.paths[0].endswith(".html"))
+        return sum(1 for job in (*self.release_jobs, *self.jobs) for path in job.paths if path.endswith(".html"))
 
 
 def plan(settings: Settings, releases: Sequence[Release], now: datetime) -> Plan:
@@ -112,8 +115,8 @@ class _LanguageJobs:
         """Add this language's jobs to the plan; returns its releases and topics, for the sitemap.
         ``notices``: the withdrawn releases whose page is a notice, ``in_feeds`` those whose notice is
         still in the feeds."""
-        for index, release in enumerate(self.shown):
-            self._release(release, index)
+        for end in range(len(self.shown), 0, -_SEGMENT):
+            self._segment(max(0, end - _SEGMENT), end)
         for release in notices:
             self.planned.release_jobs.append(Job(
                 paths=(f"{release.path}index.html",), key=_key(*self.common, "withdrawn", self.identity(release)),
@@ -133,24 +136,36 @@ class _LanguageJobs:
             self.planned.jobs.append(Job(paths=("404.html",), key=None, render=self.renderer.not_found))
         return self.shown, self.tags
 
-    def _release(self, release: Release, index: int) -> None:
-        """A release's page and press kit, its images' sized copies, and the files copied beside it."""
-        newer = self.shown[index - 1] if index > 0 else None
-        older = self.shown[index + 1] if index + 1 < len(self.shown) else None
-        main = self.mains[release.slug]
-        named = _named_assets(release)
-        self.planned.release_jobs.append(Job(
-            paths=(f"{release.path}index.html", f"{release.path}{PRESS_KIT}"),
-            key=_key(
-                *self.common, "release", self.identity(release), *(_file_stamp(file) for _, file in named),
-                self.identity(newer), self.identity(older), *(version.language for version in main.versions),
-            ),
-            render=partial(self.renderer.release_page, release, main=main, newer=newer, older=older),
-        ))
-        if named:
-            self._assets(release, named)
-        for issuer in release.issuers:
-            self._issuer(issuer)
+    def _segment(self, start: int, end: int) -> None:
+        """The pages and press kits of ``shown[start:end]`` as one job, their images' sized copies, and the files
+        copied beside them. One key for a segment, not one per release: most of an archive is unchanged, and a
+        segment whose key changed renders again only its few pages, written only where their bytes differ."""
+        shown = self.shown
+        parts = [*self.common, "releases", self.identity(shown[start - 1] if start else None),
+                 self.identity(shown[end] if end < len(shown) else None)]
+        paths: list[str] = []
+        for release in shown[start:end]:
+            named = _named_assets(release)
+            parts += (self.identity(release), *(_file_stamp(file) for _, file in named),
+                      *(version.language for version in self.mains[release.slug].versions), "\x1e")
+            paths += (f"{release.path}index.html", f"{release.path}{PRESS_KIT}")
+            if named:
+                self._assets(release, named)
+            for issuer in release.issuers:
+                self._issuer(issuer)
+        self.planned.release_jobs.append(Job(paths=tuple(paths), key=_key(*parts), render=partial(self._pages, start, end)))
+
+    def _pages(self, start: int, end: int) -> dict[str, bytes]:
+        """The pages and press kits of ``shown[start:end]``, each linking to the release before and after it."""
+        shown = self.shown
+        rendered: dict[str, bytes] = {}
+        for index in range(start, end):
+            release = shown[index]
+            rendered.update(self.renderer.release_page(
+                release, main=self.mains[release.slug], newer=shown[index - 1] if index > 0 else None,
+                older=shown[index + 1] if index + 1 < len(shown) else None,
+            ))
+        return rendered
 
     def _assets(self, release: Release, named: list[tuple[str, Path]]) -> None:
         """The files a release references, copied beside its page, and its images' sized copies.

@@ -305,6 +305,21 @@ def test_a_new_release_rewrites_its_page_the_front_pages_feeds_and_sitemap_only(
     assert len(front.xpath("//article")) == 11
 
 
+def test_a_retitled_release_shows_on_its_own_and_both_neighbours_pages_wherever_it_is_in_the_archive(project):
+    _archive(project, 20)
+    build(project, NOW)
+    for number in range(20):
+        title = f"Item {number}, retitled"
+        hour = 3 * number
+        project.write_release(f"item-{number:03d}", title=title, date=f"2024-03-{1 + hour // 24:02d} {hour % 24:02d}:00",
+                              extra="tags: [Policy]\n")
+        build(project, NOW)
+        for neighbour in (number - 1, number, number + 1):
+            if 0 <= neighbour < 20:
+                page = (project.root / "public" / "releases" / f"item-{neighbour:03d}" / "index.html").read_text()
+                assert title in page, (number, neighbour)
+
+
 def test_a_numbered_page_appears_every_page_size_releases_and_only_its_neighbour_changes(project):
     _archive(project, 69)
     build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="10")
