@@ -508,6 +508,17 @@ def test_a_new_hero_image_updates_the_copy_and_the_enclosure(project):
     assert public / "releases" / "recycling-record" / "index.html" not in report.written
 
 
+def test_a_hero_that_grows_or_shrinks_gains_or_loses_its_sized_copies(project):
+    write_sample(project)
+    hero = project.releases / "battery-passport-pilot" / "hero.png"
+    folder = project.root / "public" / "releases" / "battery-passport-pilot"
+    sized = {"hero-1200w.png", "hero-600w.png"}
+    for width, copies in ((300, set()), (1600, sized), (800, {"hero-600w.png"}), (300, set())):
+        hero.write_bytes(png(width, 200))
+        build(project, NOW)
+        assert {path.name for path in folder.glob("hero-*w.png")} == copies, width
+
+
 def test_renaming_a_release_file_moves_its_page(project):
     project.write_release("old-name")
     build(project, NOW)
