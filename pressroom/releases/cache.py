@@ -39,8 +39,10 @@ __all__ = ["CachedRelease", "ReleaseCache", "as_fields", "collector_paused", "du
 _CACHE_CHUNK = 64  # entries of the release cache pickled together
 _LENGTH = 8  # bytes of the length of a chunk's whole entries, after its summaries
 # What every build asks of every release; the rest (its texts and blocks) is read when first asked for.
+# Its source is not among them: :meth:`ReleaseCache.get` gives it the path of the file it was asked for, which is
+# that very file, as scanned (its text made already, which a path read back would make again).
 _SUMMARY = frozenset({"slug", "date", "status", "expires", "withdrawn", "tags", "language", "translations", "prefix",
-                      "base", "issuers", "corrections", "url", "source", "assets", "digest"})
+                      "base", "issuers", "corrections", "url", "assets", "digest"})
 _FIELDS = frozenset(Release.model_fields)
 
 
@@ -250,7 +252,9 @@ class ReleaseCache:
         except OSError:
             return None  # the file or an image went away: parse again, which reports it
         self.new[name] = kept
-        return kept[2], [from_fields(warning) for warning in kept[3]] if kept[3] else []  # type: ignore[misc]
+        release = kept[2]
+        release.__dict__.setdefault("source", file)
+        return release, [from_fields(warning) for warning in kept[3]] if kept[3] else []  # type: ignore[misc]
 
     def put(self, file: Path, made: tuple) -> None:
         """The :func:`entry` of a file parsed here."""
