@@ -121,13 +121,16 @@ class _Chunks:
     its chunks of whole entries, each read once, when one of its releases is first asked for more than its summary.
     Read by offset, so forked render workers can share the descriptor."""
 
+    descriptor = -1  # none yet: a dup that failed leaves nothing to close
+
     def __init__(self, stream: io.BufferedReader) -> None:
         self.descriptor = os.dup(stream.fileno())
         self.size = os.fstat(self.descriptor).st_size
         self.read: dict[int, list[tuple[str, tuple]]] = {}
 
     def __del__(self) -> None:
-        os.close(self.descriptor)
+        if self.descriptor >= 0:
+            os.close(self.descriptor)
 
     def summaries(self, stream: io.BufferedReader) -> Iterator[list[tuple[str, tuple]]]:
         """The entries of each chunk, each with the summary of its release; a torn chunk ends them."""

@@ -1,5 +1,6 @@
-"""The build as a list of jobs: each page, press kit, sized image or folder of feeds, with a key of
-everything that goes into it, and the files copied as they are (images, logos, the stylesheet).
+"""The build as a list of jobs: the pages and press kits of a few releases at a time, each other page, sized
+image or folder of feeds, with a key of everything that goes into it, and the files copied as they are (images,
+logos, the stylesheet).
 
 Only releases that are public at ``now`` (approved, due, not expired) are looked at; everything
 else is dropped before any job exists, so a draft or an embargoed release cannot leak anywhere.
