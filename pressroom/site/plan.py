@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,8 +29,11 @@ from pressroom.site.sync import Job
 
 __all__ = ["Plan", "plan"]
 
-# Releases whose pages are one job, counted from the oldest, so that a new release changes the newest segment only.
+# Releases whose pages are one job: about this many, a segment ending at a release whose slug says so (one in
+# _SEGMENT) or at _SEGMENT_MOST releases. As the releases decide, not their places: a release added or removed
+# anywhere changes the segments beside it, not every segment after it.
 _SEGMENT = 8
+_SEGMENT_MOST = 4 * _SEGMENT
 
 
 @dataclass
@@ -118,8 +122,11 @@ class _LanguageJobs:
         """Add this language's jobs to the plan; returns its releases and topics, for the sitemap.
         ``notices``: the withdrawn releases whose page is a notice, ``in_feeds`` those whose notice is
         still in the feeds."""
-        for end in range(len(self.shown), 0, -_SEGMENT):
-            self._segment(max(0, end - _SEGMENT), end)
+        end = len(self.shown)
+        for start in range(end - 1, -1, -1):  # from the oldest
+            if not start or end - start == _SEGMENT_MOST or _ends_segment(self.shown[start].slug):
+                self._segment(start, end)
+                end = start
         for release in notices:
             self.planned.release_jobs.append(Job(
                 paths=(f"{release.path}index.html",), key=_key(*self.common, "withdrawn", self.identity(release)),
@@ -261,6 +268,11 @@ class _Identities:
         if identity is None:
             identity = self.made[id(release)] = f"{release.slug}:{release.digest}:{release.source}"
         return identity
+
+
+def _ends_segment(slug: str) -> bool:
+    """Whether the segment of release pages that reaches this release (from the older ones) ends with it."""
+    return zlib.crc32(slug.encode()) % _SEGMENT == 0
 
 
 def _key(*parts: str) -> str:

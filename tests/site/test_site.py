@@ -320,6 +320,25 @@ def test_a_retitled_release_shows_on_its_own_and_both_neighbours_pages_wherever_
                 assert title in page, (number, neighbour)
 
 
+def test_removing_the_oldest_release_renders_only_the_pages_near_it_again(project, monkeypatch):
+    _archive(project, 60)
+    build(project, NOW)
+    rendered: list[str] = []
+    original = render.Renderer.release_page
+
+    def counting(self, release, **links):
+        rendered.append(release.slug)
+        return original(self, release, **links)
+
+    monkeypatch.setattr(render.Renderer, "release_page", counting)
+    (project.releases / "item-000.md").unlink()
+    report, _ = build(project, NOW)
+    public = project.root / "public"
+    assert not (public / "releases" / "item-000").exists()
+    assert public / "releases" / "item-001" / "index.html" in report.written  # no older release to link to
+    assert "item-001" in rendered and len(rendered) < 30, rendered  # not the 59 pages newer than it
+
+
 def test_a_numbered_page_appears_every_page_size_releases_and_only_its_neighbour_changes(project):
     _archive(project, 69)
     build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="10")
