@@ -4,6 +4,11 @@ Parsing is most of a build (YAML, Markdown, sanitising: ~1 ms a release), so a r
 new release parses one file. An entry is reused while its file, its images (and a language version's
 index.md), the settings, the co-issuers' files and the code that reads releases are unchanged; the
 pickle lives in var/cache/, which only Pressroom writes.
+
+Each chunk of entries is kept twice: a summary of each release (what a build asks of every release: whether it
+is public, where, its topics, neighbours and files), read whole, then the whole entries, read only when one of
+their releases is first asked for anything else (:class:`CachedRelease`): a rebuild after one new release reads
+the texts of the few dozen releases it shows again, not the 50 MB of 10,000.
 """
 
 from __future__ import annotations
@@ -20,17 +25,132 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path, PosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pressroom.errors import ReleaseError, ReleaseWarning
 from pressroom.organisations import load_organisations
+from pressroom.records import Frozen
 from pressroom.releases.model import Release
 from pressroom.settings import Settings
 
-__all__ = ["ReleaseCache", "as_fields", "collector_paused", "dump_entries", "entry", "file_stamp", "from_fields",
+__all__ = ["CachedRelease", "ReleaseCache", "as_fields", "collector_paused", "dump_entries", "entry", "file_stamp", "from_fields",
            "load_entries"]
 
 _CACHE_CHUNK = 64  # entries of the release cache pickled together
+_LENGTH = 8  # bytes of the length of a chunk's whole entries, after its summaries
+# What every build asks of every release; the rest (its texts and blocks) is read when first asked for.
+# Its source is not among them: :meth:`ReleaseCache.get` gives it the path of the file it was asked for, which is
+# that very file, as scanned (its text made already, which a path read back would make again).
+_SUMMARY = frozenset({"slug", "date", "status", "expires", "withdrawn", "tags", "language", "translations", "prefix",
+                      "base", "issuers", "corrections", "url", "assets", "digest"})
+_FIELDS = frozenset(Release.model_fields)
+
+
+class CachedRelease(Release):
+    """A release read back from the cache: its summary, and the rest from its chunk of the cache file once anything
+    else is asked of it. Pickled, compared and copied as the whole release it stands for."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _FIELDS:
+            self.fill()
+            return self.__dict__[name]
+        return super().__getattr__(name)
+
+    def fill(self) -> None:
+        """Read the rest of the release from its chunk (once)."""
+        state = self.__dict__
+        if len(state) == len(_FIELDS):
+            return
+        chunks, offset, length, index = self.__pydantic_private__["chunk"]  # type: ignore[index]
+        whole = chunks.release(offset, length, index)
+        for name, value in whole.__dict__.items():
+            state.setdefault(name, value)  # a field a copy was given (its language versions) stays
+        object.__setattr__(self, "__pydantic_fields_set__", self.__pydantic_fields_set__ | whole.__pydantic_fields_set__)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        self.fill()
+        function, (_, *arguments) = super().__reduce__()
+        return function, (Release, *arguments)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Release):
+            return NotImplemented
+        for release in (self, other):
+            if isinstance(release, CachedRelease):
+                release.fill()
+        return self.__dict__ == other.__dict__
+
+    __hash__ = Release.__hash__
+
+    # What reads every field at once reads them all.
+    def model_dump(self, **options: Any) -> dict[str, Any]:
+        self.fill()
+        return super().model_dump(**options)
+
+    def model_dump_json(self, **options: Any) -> str:
+        self.fill()
+        return super().model_dump_json(**options)
+
+    @property
+    def model_fields_set(self) -> set[str]:
+        self.fill()
+        return self.__pydantic_fields_set__
+
+    def __iter__(self) -> Any:
+        self.fill()
+        return super().__iter__()
+
+
+class _Summary:
+    """A release as its chunk's summary pickles it: a :class:`CachedRelease` of the fields of ``_SUMMARY``."""
+
+    __slots__ = ("release",)
+
+    def __init__(self, release: Release) -> None:
+        self.release = release
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        summary = CachedRelease.__new__(CachedRelease)
+        object.__setattr__(summary, "__dict__", {k: v for k, v in self.release.__dict__.items() if k in _SUMMARY})
+        object.__setattr__(summary, "__pydantic_fields_set__", self.release.__pydantic_fields_set__)
+        return Frozen.__reduce__(summary)
+
+
+class _Chunks:
+    """The cache file as it was read, open until the releases read from it go (a save may replace it meanwhile):
+    its chunks of whole entries, each read once, when one of its releases is first asked for more than its summary.
+    Read by offset, so forked render workers can share the descriptor."""
+
+    descriptor = -1  # none yet: a dup that failed leaves nothing to close
+
+    def __init__(self, stream: io.BufferedReader) -> None:
+        self.descriptor = os.dup(stream.fileno())
+        self.size = os.fstat(self.descriptor).st_size
+        self.read: dict[int, list[tuple[str, tuple]]] = {}
+
+    def __del__(self) -> None:
+        if self.descriptor >= 0:
+            os.close(self.descriptor)
+
+    def summaries(self, stream: io.BufferedReader) -> Iterator[list[tuple[str, tuple]]]:
+        """The entries of each chunk, each with the summary of its release; a torn chunk ends them."""
+        while stream.peek(1):
+            entries = pickle.load(stream)
+            length = int.from_bytes(stream.read(_LENGTH), "little")
+            offset = stream.tell()
+            if offset + length > self.size:
+                return
+            stream.seek(length, io.SEEK_CUR)
+            for index, (_, made) in enumerate(entries):
+                object.__setattr__(made[2], "__pydantic_private__", {"chunk": (self, offset, length, index)})
+            yield entries
+
+    def release(self, offset: int, length: int, index: int) -> Release:
+        entries = self.read.get(offset)
+        if entries is None:
+            with collector_paused():
+                entries = self.read[offset] = pickle.loads(os.pread(self.descriptor, length, offset))
+        return entries[index][1][2]
 
 
 @contextmanager
@@ -118,7 +238,7 @@ class ReleaseCache:
                 # The salt comes first: after a settings or code change not one entry is read.
                 if pickle.load(stream) != self.salt:
                     return
-                for entries in load_entries(stream):
+                for entries in _Chunks(stream).summaries(stream):
                     self.old.update(entries)  # a later entry (appended) wins
         except Exception:  # missing, torn or from another version: what was read is kept, the rest parsed
             return
@@ -135,7 +255,9 @@ class ReleaseCache:
         except OSError:
             return None  # the file or an image went away: parse again, which reports it
         self.new[name] = kept
-        return kept[2], [from_fields(warning) for warning in kept[3]] if kept[3] else []  # type: ignore[misc]
+        release = kept[2]
+        release.__dict__.setdefault("source", file)
+        return release, [from_fields(warning) for warning in kept[3]] if kept[3] else []  # type: ignore[misc]
 
     def put(self, file: Path, made: tuple) -> None:
         """The :func:`entry` of a file parsed here."""
@@ -213,20 +335,29 @@ def entry(read: tuple[int, int], release: Release, warnings: list[ReleaseWarning
 
 
 def load_entries(stream: io.BufferedReader) -> Iterator[list[tuple[str, tuple]]]:
-    """The entries :func:`dump_entries` wrote, a pickle at a time: what was read before a tear is kept."""
+    """The whole entries :func:`dump_entries` wrote, a chunk at a time: what was read before a tear is kept."""
     while stream.peek(1):
-        yield pickle.load(stream)
+        pickle.load(stream)  # the chunk's summaries
+        length = int.from_bytes(stream.read(_LENGTH), "little")
+        yield pickle.loads(stream.read(length))
 
 
 def dump_entries(stream: BinaryIO, items: Iterable[tuple[str, tuple]]) -> None:
-    """Cache entries (file, entry) into ``stream``, as the cache reads them back.
+    """Cache entries (file, entry) into ``stream``, as the cache reads them back: for each chunk, the summaries of
+    its releases, then the length of its whole entries and those entries.
 
-    A few dozen entries a pickle, the memo cleared between them: one pickle of 10,000 releases would
+    A few dozen entries a chunk, each pickled with a memo of its own: one pickle of 10,000 releases would
     hold tens of MB of bytes, or of memo, beside the releases; one pickle an entry took twice as long
     to read (a load call each, and no string shared between entries)."""
-    pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = fast_table()
     items = list(items)
     for start in range(0, len(items), _CACHE_CHUNK):
-        pickler.dump(items[start : start + _CACHE_CHUNK])
-        pickler.clear_memo()
+        chunk = items[start : start + _CACHE_CHUNK]
+        summaries = [(key, (made[0], made[1], _Summary(made[2]), made[3])) for key, made in chunk]
+        for entries in (summaries, chunk):
+            pickled = io.BytesIO()
+            pickler = pickle.Pickler(pickled, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler.dispatch_table = fast_table()
+            pickler.dump(entries)
+            if entries is chunk:
+                stream.write(len(pickled.getbuffer()).to_bytes(_LENGTH, "little"))
+            stream.write(pickled.getbuffer())

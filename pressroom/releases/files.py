@@ -196,8 +196,11 @@ class _Reading:
         self.bundles: set[str] = set()
         for release in releases:
             for version in release.versions:
-                self.used.update(version.assets)
-                self.bundles.add(self._bundle(version.source) or "")
+                if version.assets:
+                    self.used.update(version.assets)
+                # Only a bundle's release is called index(.<lang>).md: the name spares the others the path's text.
+                bundle = self._bundle(version.source) if version.source.name.startswith("index.") else None
+                self.bundles.add(bundle or "")
         self.broken = {self._bundle(problem.path) for problem in problems} - {None}
         self.markdown: dict[str, int] = {}
 

@@ -44,8 +44,9 @@ def build_site(*, settings: Settings, releases: Sequence[Release], now: datetime
     with _frozen_heap():
         public = _public_dir(settings)
         with collector_paused():  # planning and the manifest make only live objects
-            planned = plan(settings, releases, now)
             cache = BuildCache(settings.path("var") / "cache" / _MANIFEST)
+            planned = plan(settings, releases, now, variants=cache.variants)
+            cache.variants = planned.variants
             # Frozen too, before the collector is back: the collections while rendering walk only what
             # rendering makes, not 12,000 jobs and the manifest's 35,000 entries again and again.
             gc.freeze()

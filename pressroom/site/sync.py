@@ -47,13 +47,13 @@ class SyncResult:
 
 
 # Rendering is CPU-bound Python (Jinja, a press kit's text: about half a millisecond a release), so
-# from this many jobs to render, worker processes share each stage, one contiguous chunk of jobs at a
+# from this many files to render, worker processes share each stage, one contiguous chunk of jobs at a
 # time, each writing its own files. They are forked, as they must inherit the jobs (whose templates
 # and partial renders do not pickle), and so only from a process that has no other thread yet: a
 # fork could copy a lock another thread holds. Elsewhere (a Prefect flow run) the build renders here.
-_PARALLEL_FROM = 400
+_PARALLEL_FROM = 800
 _RENDERERS = min(4, os.cpu_count() or 1)
-_SMALLEST_CHUNK = 16  # jobs: a chunk costs a round trip to a worker
+_SMALLEST_CHUNK = 16  # files: a chunk costs a round trip to a worker
 _Copy = tuple[str, Path]  # (site path, file copied there as it is)
 _forked: tuple[Path, list[list[Job]], set[str], list[_Copy]] | None = None  # what the workers inherit
 
@@ -66,7 +66,7 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
     """
     result = SyncResult()
     public.mkdir(parents=True, exist_ok=True)
-    existing, files_in, mtimes = _existing(public, cache.folders)
+    existing, files_in, seen = _existing(public, cache.folders)
     pages = {path for stage in stages for job in stage for path in job.paths}
     after: dict[str, list] = {}
     stale = [_stale(stage, public, cache.files, after, result) for stage in stages]
@@ -76,7 +76,7 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
     global _forked
     _forked = (public, stale, existing, copying)
     try:
-        with _renderers(sum(map(len, stale))) as pool:
+        with _renderers(sum(len(job.paths) for jobs in stale for job in jobs)) as pool:
             written: list[str] = []  # as text, as the workers send them: a pickled Path costs 4 times as much
             for copied, unchanged in _copy_stage(copying, pool, public):
                 written += copied
@@ -89,24 +89,27 @@ def sync(public: Path, stages: Sequence[Sequence[Job]], copies: dict[str, Path],
     finally:
         _forked = None
     result.written = [Path(path) for path in written]
-    result.removed = _remove(public, existing - produced, files_in)
+    result.removed, emptied = _remove(public, existing - produced, files_in)
     cache.files = after
-    cache.folders = _listing(public, produced, mtimes, _touched(public, [*written, *map(str, result.removed)]))
+    # A removed folder is touched itself (its name with a slash), not only its parent.
+    changed = [*written, *map(str, result.removed), *(f"{folder}/" for folder in emptied)]
+    cache.folders = _listing(public, seen, _touched(public, changed))
     return result
 
 
-def _existing(public: Path, listing: dict[str, list]) -> tuple[set[str], dict[str, int], dict[str, int]]:
+def _existing(public: Path, listing: dict[str, list]) -> tuple[set[str], dict[str, int], dict[str, list]]:
     """Every file in public/ (site paths) and how many files each folder holds. Plain strings: this sees every file
     of the site on every build. Done first, it also spares a new file the read that would compare it with nothing.
 
     A folder whose mtime is the one the last build left (``listing``) holds what it held then: nothing was
     added, removed or renamed in it since (a stray file put there by hand changes it), so only the folders
-    that changed are listed, not the 12,000 of a site of 10,000 releases. The third value: each folder's mtime.
+    that changed are listed, not the 12,000 of a site of 10,000 releases. The third value: each folder as it was
+    found (its mtime, files and subfolders), which stays the listing of every folder the build does not touch.
     """
     root = str(public)
     existing: set[str] = set()
     files_in: dict[str, int] = {}
-    mtimes: dict[str, int] = {}
+    seen: dict[str, list] = {}
     below = [""]
     while below:
         relative = below.pop()
@@ -115,13 +118,15 @@ def _existing(public: Path, listing: dict[str, list]) -> tuple[set[str], dict[st
             mtime = os.stat(folder).st_mtime_ns
         except OSError:
             continue
-        mtimes[relative] = mtime
         known = listing.get(relative)
-        names, subfolders = (known[1], known[2]) if known and known[0] == mtime else _list(folder)
+        if not known or known[0] != mtime:
+            known = [mtime, *_list(folder)]
+        seen[relative] = known
+        names, subfolders = known[1], known[2]
         existing.update((f"{relative}/{name}" for name in names) if relative else names)
         files_in[folder] = len(names)
         below += (f"{relative}/{name}" if relative else name for name in subfolders)
-    return existing, files_in, mtimes
+    return existing, files_in, seen
 
 
 def _list(folder: str) -> tuple[list[str], list[str]]:
@@ -155,32 +160,20 @@ def _touched(public: Path, changed: Iterable[str]) -> set[str]:
     return touched
 
 
-def _listing(public: Path, produced: set[str], mtimes: dict[str, int], touched: set[str]) -> dict[str, list]:
-    """What public/ holds after the build, exactly ``produced`` (site paths): each folder's mtime, files and
-    subfolders, for the next build's :func:`_existing`. A folder the build did not touch keeps the mtime it had
-    before (``mtimes``): only the others are asked again."""
-    files_of: dict[str, list[str]] = {}
-    for relative in produced:
-        folder, _, name = relative.rpartition("/")
-        files_of.setdefault(folder, []).append(name)
-    subfolders: dict[str, set[str]] = {}
-    for folder in list(files_of):
-        while folder:
-            parent, _, name = folder.rpartition("/")
-            known = subfolders.setdefault(parent, set())
-            if name in known:
-                break
-            known.add(name)
-            folder = parent
+def _listing(public: Path, seen: dict[str, list], touched: set[str]) -> dict[str, list]:
+    """What public/ holds after the build, for the next build's :func:`_existing`: each folder's mtime, files and
+    subfolders. A folder the build did not touch holds what it was ``seen`` to hold; only the few it touched (and
+    those it made) are listed again, each stat taken before its listing so that a later change shows."""
     root = str(public)
-    listing: dict[str, list] = {}
-    for folder in sorted(files_of.keys() | subfolders.keys()):
-        mtime = mtimes.get(folder) if folder not in touched else None
+    listing = {folder: known for folder, known in seen.items() if folder not in touched}
+    for folder in touched:
+        path = f"{root}/{folder}" if folder else root
         try:
-            mtime = mtime or os.stat(f"{root}/{folder}" if folder else root).st_mtime_ns
+            mtime = os.stat(path).st_mtime_ns
         except OSError:
-            continue  # the next build lists it
-        listing[folder] = [mtime, sorted(files_of.get(folder, ())), sorted(subfolders.get(folder, ()))]
+            continue  # removed: its parent, touched too, no longer lists it
+        names, subfolders = _list(path)
+        listing[folder] = [mtime, sorted(names), sorted(subfolders)]
     return listing
 
 
@@ -207,7 +200,7 @@ def _stale(stage: Sequence[Job], public: Path, before: dict[str, list], after: d
 def _copy_stage(copying: list[_Copy], pool: ProcessPoolExecutor | None, public: Path) -> Iterable[tuple[list[str], int]]:
     """Copy the files that differ: by the workers when there are several (a thousand heroes were a second of
     the parent's time at 10,000 releases, with the workers waiting), else here."""
-    chunks = _chunks(len(copying))
+    chunks = _chunks([1] * len(copying))
     if pool is not None and len(chunks) > 1:
         return pool.map(_copy_chunk, chunks)
     return [copy_files(copying, public, Writer(public))]
@@ -228,25 +221,35 @@ def copy_files(copying: Sequence[_Copy], public: Path, writer: Writer) -> tuple[
     return written, unchanged
 
 
-def _chunks(count: int) -> list[range]:
-    """A stage's ``count`` items in contiguous chunks, a dozen for each worker: a stage ends when its last chunk
-    does, and a small last chunk leaves the other workers idle for less."""
-    size = max(_SMALLEST_CHUNK, count // (_RENDERERS * 12))
-    return [range(start, min(start + size, count)) for start in range(0, count, size)]
+def _chunks(files: Sequence[int]) -> list[range]:
+    """A stage's items (making ``files`` files each) in contiguous chunks, a dozen for each worker: a stage ends
+    when its last chunk does, and a small last chunk leaves the other workers idle for less."""
+    size = max(_SMALLEST_CHUNK, sum(files) // (_RENDERERS * 12))
+    chunks: list[range] = []
+    start = filled = 0
+    for index, count in enumerate(files):
+        filled += count
+        if filled >= size:
+            chunks.append(range(start, index + 1))
+            start, filled = index + 1, 0
+    if start < len(files):
+        chunks.append(range(start, len(files)))
+    return chunks
 
 
 def _render_stage(
     number: int, jobs: list[Job], pool: ProcessPoolExecutor | None, public: Path, existing: set[str]
 ) -> Iterable[tuple[list[str], int, dict[str, list]]]:
     """Render one stage's jobs: in chunks by the workers when there are several, else here."""
-    chunks = _chunks(len(jobs))
+    chunks = _chunks([len(job.paths) for job in jobs])
     if pool is not None and len(chunks) > 1:
         return pool.map(_render_chunk, itertools.repeat(number), chunks)
     return [render_jobs(jobs, public, existing, Writer(public))]
 
 
-def _remove(public: Path, unwanted: set[str], files_in: dict[str, int]) -> list[Path]:
-    """Delete the files the build no longer produces (site paths), then the folders that this leaves empty."""
+def _remove(public: Path, unwanted: set[str], files_in: dict[str, int]) -> tuple[list[Path], list[str]]:
+    """Delete the files the build no longer produces (site paths), then the folders that this leaves empty:
+    (files removed, folders removed)."""
     removed = []
     for path in sorted(f"{public}/{relative}" for relative in unwanted):
         try:
@@ -256,10 +259,12 @@ def _remove(public: Path, unwanted: set[str], files_in: dict[str, int]) -> list[
         removed.append(Path(path))
         files_in[os.path.dirname(path)] -= 1
     root = str(public)
+    emptied = []
     for folder in sorted(files_in, key=len, reverse=True):  # deepest first, so a parent can empty too
         if folder != root and not files_in[folder] and os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
-    return removed
+            emptied.append(folder)
+    return removed, emptied
 
 
 def render_jobs(jobs: Sequence[Job], public: Path, existing: set[str], writer: Writer) -> tuple[list[str], int, dict[str, list]]:

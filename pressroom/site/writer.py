@@ -14,8 +14,9 @@ __all__ = ["BuildCache", "Writer", "fresh", "same_bytes", "same_file"]
 
 
 class BuildCache:
-    """What the last build rendered (file keys, sizes, mtimes) and what public/ held after it (each folder's
-    mtime, files and subfolders), in var/cache/.
+    """What the last build rendered (file keys, sizes, mtimes), what public/ held after it (each folder's
+    mtime, files and subfolders) and which images got sized copies (:attr:`~pressroom.site.plan.Plan.variants`),
+    in var/cache/.
 
     It only saves time: missing, damaged, stale or from another Python, the build renders and compares
     everything, and lists every folder of public/. In marshal's format, which reads and writes the 23,000
@@ -30,11 +31,12 @@ class BuildCache:
             data = marshal.loads(self.raw)
             self.files: dict[str, list] = dict(data["files"])
             self.folders: dict[str, list] = dict(data["folders"])
-        except (OSError, ValueError, EOFError, KeyError, TypeError):
-            self.files, self.folders = {}, {}
+            self.variants: dict[str, bool] = dict(data.get("variants", {}))
+        except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
+            self.files, self.folders, self.variants = {}, {}, {}
 
     def save(self) -> None:
-        data = marshal.dumps({"files": self.files, "folders": self.folders})
+        data = marshal.dumps({"files": self.files, "folders": self.folders, "variants": self.variants})
         if data == self.raw:
             return
         try:

@@ -120,3 +120,28 @@ def test_a_release_read_back_from_the_cache_is_the_release_that_was_parsed(proje
     assert pilot.hero.file.name == "hero.png" and pilot.hero.file.is_file()
     assert [issuer.id for issuer in pilot.issuers] == ["cluster-hub"]
     assert pilot.issuers[0].model_fields_set == parsed[0].issuers[0].model_fields_set
+
+
+def test_a_release_read_back_from_the_cache_is_whole_after_a_later_load_rewrote_the_cache(project, monkeypatch):
+    """A release read back from the cache reads its texts from the file it came from when first asked for them,
+    whatever a later load did to the cache since (here: a changed release rewrites it whole)."""
+    for number in range(3):
+        project.write_release(f"kept-{number}", title=f"Kept {number}", date=f"2024-07-0{number + 1} 09:00",
+                              body=f"Body {number}.")
+    settings = project.settings()
+    load_releases(settings)
+    cached = load_releases(settings).releases
+    project.write_release("kept-0", title="Kept 0, edited", date="2024-07-01 09:00", body="Edited.")
+    project.write_release("kept-1", title="Kept 1, edited", date="2024-07-02 09:00", body="Edited.")
+    parsed = _count_parses(monkeypatch)
+    again = load_releases(settings).releases
+    assert sorted(parsed) == ["kept-0.md", "kept-1.md"]
+    assert [(r.slug, r.title, r.body_markdown.strip()) for r in cached] == [
+        ("kept-2", "Kept 2", "Body 2."), ("kept-1", "Kept 1", "Body 1."), ("kept-0", "Kept 0", "Body 0."),
+    ]
+    assert [(r.title, r.body_markdown.strip()) for r in again] == [("Kept 2", "Body 2."), ("Kept 1, edited", "Edited."),
+                                                            ("Kept 0, edited", "Edited.")]
+    fresh = load_releases(settings).releases
+    assert fresh[0].model_dump() == again[0].model_dump() == cached[0].model_dump()  # read whole, not in part
+    assert fresh[0].model_fields_set == cached[0].model_fields_set
+    assert again[0] == cached[0]

@@ -305,6 +305,40 @@ def test_a_new_release_rewrites_its_page_the_front_pages_feeds_and_sitemap_only(
     assert len(front.xpath("//article")) == 11
 
 
+def test_a_retitled_release_shows_on_its_own_and_both_neighbours_pages_wherever_it_is_in_the_archive(project):
+    _archive(project, 20)
+    build(project, NOW)
+    for number in range(20):
+        title = f"Item {number}, retitled"
+        hour = 3 * number
+        project.write_release(f"item-{number:03d}", title=title, date=f"2024-03-{1 + hour // 24:02d} {hour % 24:02d}:00",
+                              extra="tags: [Policy]\n")
+        build(project, NOW)
+        for neighbour in (number - 1, number, number + 1):
+            if 0 <= neighbour < 20:
+                page = (project.root / "public" / "releases" / f"item-{neighbour:03d}" / "index.html").read_text()
+                assert title in page, (number, neighbour)
+
+
+def test_removing_the_oldest_release_renders_only_the_pages_near_it_again(project, monkeypatch):
+    _archive(project, 60)
+    build(project, NOW)
+    rendered: list[str] = []
+    original = render.Renderer.release_page
+
+    def counting(self, release, **links):
+        rendered.append(release.slug)
+        return original(self, release, **links)
+
+    monkeypatch.setattr(render.Renderer, "release_page", counting)
+    (project.releases / "item-000.md").unlink()
+    report, _ = build(project, NOW)
+    public = project.root / "public"
+    assert not (public / "releases" / "item-000").exists()
+    assert public / "releases" / "item-001" / "index.html" in report.written  # no older release to link to
+    assert "item-001" in rendered and len(rendered) < 30, rendered  # not the 59 pages newer than it
+
+
 def test_a_numbered_page_appears_every_page_size_releases_and_only_its_neighbour_changes(project):
     _archive(project, 69)
     build(project, NOW, PRESSROOM_SITE__PAGE_SIZE="10")
@@ -491,6 +525,17 @@ def test_a_new_hero_image_updates_the_copy_and_the_enclosure(project):
     meta = _meta(_page(project, "releases/battery-passport-pilot/index.html"))
     assert (meta["og:image:width"], meta["og:image:height"]) == ("600", "315")
     assert public / "releases" / "recycling-record" / "index.html" not in report.written
+
+
+def test_a_hero_that_grows_or_shrinks_gains_or_loses_its_sized_copies(project):
+    write_sample(project)
+    hero = project.releases / "battery-passport-pilot" / "hero.png"
+    folder = project.root / "public" / "releases" / "battery-passport-pilot"
+    sized = {"hero-1200w.png", "hero-600w.png"}
+    for width, copies in ((300, set()), (1600, sized), (800, {"hero-600w.png"}), (300, set())):
+        hero.write_bytes(png(width, 200))
+        build(project, NOW)
+        assert {path.name for path in folder.glob("hero-*w.png")} == copies, width
 
 
 def test_renaming_a_release_file_moves_its_page(project):
