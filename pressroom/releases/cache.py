@@ -132,6 +132,13 @@ class _Chunks:
         if self.descriptor >= 0:
             os.close(self.descriptor)
 
+    # Shared, never copied: a copy (a deep copy of a release) would close the descriptor its original still reads.
+    def __copy__(self) -> _Chunks:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Chunks:
+        return self
+
     def summaries(self, stream: io.BufferedReader) -> Iterator[list[tuple[str, tuple]]]:
         """The entries of each chunk, each with the summary of its release; a torn chunk ends them."""
         while stream.peek(1):

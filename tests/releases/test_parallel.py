@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import gc
+
 import pytest
 
 from pressroom.releases import parallel
@@ -145,3 +148,18 @@ def test_a_release_read_back_from_the_cache_is_whole_after_a_later_load_rewrote_
     assert fresh[0].model_dump() == again[0].model_dump() == cached[0].model_dump()  # read whole, not in part
     assert fresh[0].model_fields_set == cached[0].model_fields_set
     assert again[0] == cached[0]
+
+
+def test_a_copy_of_a_cached_release_leaves_the_others_readable(project):
+    """A deep copy of a release read back from the cache, once gone, must not take the cache file away from the
+    releases that have not read their texts yet."""
+    for number in range(3):
+        project.write_release(f"kept-{number}", title=f"Kept {number}", date=f"2024-07-0{number + 1} 09:00",
+                              body=f"Body {number}.")
+    settings = project.settings()
+    load_releases(settings)
+    cached = load_releases(settings).releases
+    copied = copy.deepcopy(cached[0])
+    del copied
+    gc.collect()
+    assert [r.body_markdown.strip() for r in cached] == ["Body 2.", "Body 1.", "Body 0."]
