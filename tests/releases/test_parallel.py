@@ -128,12 +128,7 @@ def test_a_release_read_back_from_the_cache_is_the_release_that_was_parsed(proje
 def test_a_release_read_back_from_the_cache_is_whole_after_a_later_load_rewrote_the_cache(project, monkeypatch):
     """A release read back from the cache reads its texts from the file it came from when first asked for them,
     whatever a later load did to the cache since (here: a changed release rewrites it whole)."""
-    for number in range(3):
-        project.write_release(f"kept-{number}", title=f"Kept {number}", date=f"2024-07-0{number + 1} 09:00",
-                              body=f"Body {number}.")
-    settings = project.settings()
-    load_releases(settings)
-    cached = load_releases(settings).releases
+    settings, cached = _three_read_back(project)
     project.write_release("kept-0", title="Kept 0, edited", date="2024-07-01 09:00", body="Edited.")
     project.write_release("kept-1", title="Kept 1, edited", date="2024-07-02 09:00", body="Edited.")
     parsed = _count_parses(monkeypatch)
@@ -153,13 +148,18 @@ def test_a_release_read_back_from_the_cache_is_whole_after_a_later_load_rewrote_
 def test_a_copy_of_a_cached_release_leaves_the_others_readable(project):
     """A deep copy of a release read back from the cache, once gone, must not take the cache file away from the
     releases that have not read their texts yet."""
+    _, cached = _three_read_back(project)
+    copied = copy.deepcopy(cached[0])
+    del copied
+    gc.collect()
+    assert [r.body_markdown.strip() for r in cached] == ["Body 2.", "Body 1.", "Body 0."]
+
+
+def _three_read_back(project):
+    """Three releases, parsed once, then read back from the cache: the settings and the releases read back."""
     for number in range(3):
         project.write_release(f"kept-{number}", title=f"Kept {number}", date=f"2024-07-0{number + 1} 09:00",
                               body=f"Body {number}.")
     settings = project.settings()
     load_releases(settings)
-    cached = load_releases(settings).releases
-    copied = copy.deepcopy(cached[0])
-    del copied
-    gc.collect()
-    assert [r.body_markdown.strip() for r in cached] == ["Body 2.", "Body 1.", "Body 0."]
+    return settings, load_releases(settings).releases
