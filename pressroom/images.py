@@ -14,14 +14,25 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import resvg_py
-from PIL import Image, UnidentifiedImageError
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "EMAIL_WIDTH", "LOGO_HEIGHT", "PAGE_WIDTH", "email_logo_name", "fit_bytes", "header_size", "png_twin", "resize",
     "sized_html", "sized_name", "variant", "width_at",
 ]
+
+
+def _pillow() -> ModuleType:
+    # Imported on first use: an email sender asks only sizes, which the headers give, and so does
+    # without Pillow's start-up and memory. (Its UnidentifiedImageError is an OSError.)
+    from PIL import Image
+
+    return Image
+
 
 PAGE_WIDTH = 1200
 EMAIL_WIDTH = 600
@@ -64,14 +75,15 @@ def variant(file: Path, width: int) -> tuple[int, int] | None:
 def _pixels(file: Path, mtime_ns: int, size: int) -> tuple[int, int] | None:
     """An image's size in pixels, read once per version of the file: every build asks it of every image twice or more."""
     del mtime_ns, size  # part of the cache key only
-    if file.suffix.lower() == ".png":  # a PNG says its size first (IHDR): Pillow would read the same, in five times the time
+    if file.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        # Its header says its size (a PNG's IHDR, a JPEG's frame): Pillow would read the same, in five times the time.
         shown = header_size(file)
         if shown is not None:
             return shown
     try:
-        with Image.open(file) as image:
+        with _pillow().open(file) as image:
             return image.size
-    except (OSError, UnidentifiedImageError):
+    except OSError:
         return None
 
 
@@ -139,19 +151,21 @@ def email_logo_name(name: str) -> str:
 def png_twin(*, source: Path) -> bytes:
     """The PNG twin of SVG logo ``source``: drawn at twice :data:`LOGO_HEIGHT`, the same bytes every time."""
     height = LOGO_HEIGHT * _TWIN_SCALE
+    import resvg_py  # only the site build draws logos
+
     drawn = resvg_py.svg_to_bytes(svg_path=str(source), width=width_at(source, height), height=height)
-    with Image.open(io.BytesIO(bytes(drawn))) as image:
+    with _pillow().open(io.BytesIO(bytes(drawn))) as image:
         return _encode(image, "PNG")
 
 
 def resize(*, source: Path, width: int) -> bytes:
     """``source`` scaled to ``width`` (aspect kept), in its own format, without metadata: the same bytes every time."""
     try:
-        with Image.open(source) as image:
+        with _pillow().open(source) as image:
             size = variant(source, width) or image.size
-            scaled = image.resize(size, Image.Resampling.LANCZOS)
+            scaled = image.resize(size, _pillow().Resampling.LANCZOS)
             return _encode(scaled, _RESIZABLE.get(source.suffix.lower(), "PNG"))
-    except (OSError, UnidentifiedImageError):
+    except OSError:
         # A header that reads but pixels that do not (a truncated upload): the page links the copy,
         # so the copy is the original, as broken as it came, rather than a missing file.
         return source.read_bytes()
@@ -159,11 +173,11 @@ def resize(*, source: Path, width: int) -> bytes:
 
 def fit_bytes(data: bytes, *, max_bytes: int) -> tuple[bytes, str]:
     """``data`` (an image) as a JPEG of at most ``max_bytes``, narrower step by step: for a network's thumbnail limit."""
-    with Image.open(io.BytesIO(data)) as image:
+    with _pillow().open(io.BytesIO(data)) as image:
         picture = image.convert("RGB")
     width = min(picture.width, 2000)
     while True:
-        scaled = picture.resize((width, max(1, round(picture.height * width / picture.width))), Image.Resampling.LANCZOS)
+        scaled = picture.resize((width, max(1, round(picture.height * width / picture.width))), _pillow().Resampling.LANCZOS)
         encoded = _encode(scaled, "JPEG")
         if len(encoded) <= max_bytes or width <= 64:
             return encoded, "image/jpeg"

@@ -4,7 +4,8 @@
           ▲                                   │
           └────── record ◀── push the window ◀┘
 
-A :class:`Channel` says how one delivery renders and how a window of them is pushed; the loop
+The next batch is claimed while the last windows of one go out, so the connections never wait
+for a claim. A :class:`Channel` says how one delivery renders and how a window of them is pushed; the loop
 and the ledger decide everything else. Each of ``channel.connections`` pushers holds at most
 ``channel.window`` rows in ``sending``, and the commit that begins a window also records the
 outcomes of the one before, so a crash leaves at most ``connections × window`` rows per worker
@@ -188,11 +189,14 @@ async def _dispatch(*, channel: Channel, ledger: Ledger, release: str | None, ba
     idle = _Idle(channel)
     try:
         while True:
-            _, rows = ledger.claim(release=release, channel=channel.name, limit=batch_size, now=clock(),
-                                   worker=worker, run_id=run_id, lease=lease)
+            def claim() -> list[Delivery]:
+                return ledger.claim(release=release, channel=channel.name, limit=batch_size, now=clock(), worker=worker,
+                                    run_id=run_id, lease=lease)[1]
+
+            rows = claim()
             if rows:
                 total = total + await _send(channel=channel, ledger=ledger, worker=worker, rows=rows, lease=lease,
-                                            clock=clock, idle=idle)
+                                            clock=clock, idle=idle, claim=claim)
                 continue
             remaining, due = ledger.outstanding(release=release, channel=channel.name, now=clock())
             if not remaining:
@@ -270,6 +274,10 @@ class _Marks:
         # wait, and the loop keeps reading answers and rendering meanwhile (about a sixth more
         # messages a second with two senders than a commit made in place, for 0.1 ms a hop).
         return await asyncio.to_thread(method, **arguments)
+
+    async def claim(self, claim: Callable[[], list[Delivery]]) -> list[Delivery]:
+        async with self.one_at_a_time:
+            return await asyncio.to_thread(claim)
 
     async def renew(self) -> None:
         async with self.one_at_a_time:
@@ -354,14 +362,36 @@ async def _heartbeat(marks: _Marks) -> None:
 
 
 async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Delivery], lease: timedelta,
-                clock: Clock, idle: _Idle) -> DispatchResult:
+                clock: Clock, idle: _Idle, claim: Callable[[], list[Delivery]]) -> DispatchResult:
+    """Send ``rows`` and, while they go out, the batches ``claim`` takes after them, until one comes back
+    empty: the connections never wait for a claim (a claim is as slow as a few windows' commits)."""
     queue = deque(rows)
     marks = _Marks(ledger, worker=worker, lease=lease, channel=channel, clock=clock)
     result = DispatchResult(claimed=len(rows))
     errors: list[BaseException] = []
+    # The next batch is claimed when this many rows are left: a few rounds of windows go out meanwhile.
+    low = channel.connections * channel.window * 8
+    feed: dict[str, Any] = {"more": True, "claiming": None}
+
+    async def fetch() -> None:
+        try:
+            more = await marks.claim(claim)
+            queue.extend(more)
+            result.claimed += len(more)
+            feed["more"] = feed["more"] and bool(more)
+        finally:
+            feed["claiming"] = None
+
+    async def topped_up() -> None:
+        if feed["more"] and feed["claiming"] is None and len(queue) <= low and not errors:
+            feed["claiming"] = asyncio.create_task(fetch())
+        if not queue and feed["claiming"] is not None:
+            await feed["claiming"]
 
     async def unreachable(response: str) -> None:
-        # The far end is unavailable: what is left waits for it, never marked sending, no attempt spent.
+        # The far end is unavailable: what is left waits for it, never marked sending, no attempt spent;
+        # the next batch is claimed by dispatch's loop, and its first window probes the server again.
+        feed["more"] = False
         while queue and not errors:
             chunk = [queue.popleft() for _ in range(min(100, len(queue)))]
             now = clock()
@@ -379,7 +409,10 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
         pending: list[Outcome] = []
         reusable = False
         try:
-            while queue and not errors:
+            while not errors:
+                await topped_up()
+                if not queue:
+                    break
                 window = [queue.popleft() for _ in range(min(channel.window, len(queue)))]
                 rendered: list[tuple[Delivery, Any]] = []
                 for delivery in window:
@@ -442,6 +475,8 @@ async def _send(*, channel: Channel, ledger: Ledger, worker: str, rows: list[Del
         await asyncio.gather(*(guarded() for _ in range(max(1, min(channel.connections, len(rows))))))
     finally:
         beat.cancel()
+        if feed["claiming"] is not None:  # stopped by an error: what it claims is given back with the rest
+            await asyncio.gather(feed["claiming"], return_exceptions=True)
     if errors:
         raise errors[0]
     return result

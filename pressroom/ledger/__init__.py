@@ -47,12 +47,13 @@ these rules:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, type_coerce, update
+from sqlalchemy import String, and_, bindparam, case, column, exists, func, literal, or_, select, type_coerce, update, values
 
 from pressroom.audience import eligible
 from pressroom.db import (
@@ -107,50 +108,83 @@ class Outcome:
     spent: bool = True
 
 
-# The statements of one window's commit, built once: constructing them per call cost more than
-# running them.
+# The statements of one window's commit, built once (the outcome statements once per number of rows,
+# at most _ROWS): constructing them per call cost more than running them.
 _NOW = bindparam("b_now", type_=deliveries.c.updated_at.type)
-_HELD = (
-    select(deliveries.c.id)
-    .where(deliveries.c.id.in_(bindparam("b_ids", expanding=True)), deliveries.c.claimed_by == bindparam("b_worker"),
-           deliveries.c.state.in_(("claimed", "sending")))
-    .with_for_update()
-)
-_FINISH = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"))
-    .values(state=bindparam("b_state"), response=bindparam("b_response"), finished_at=_NOW, updated_at=_NOW,
-            claimed_by=None, lease_until=None)
-)
-_OUT_OF_ATTEMPTS = deliveries.c.attempts >= bindparam("b_max")
-_DEFER = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"))
-    .values(
-        state=case((_OUT_OF_ATTEMPTS, "failed"), else_="deferred"),
-        response=bindparam("b_response"),
-        next_attempt_at=bindparam("b_retry", type_=deliveries.c.next_attempt_at.type),
-        finished_at=case((_OUT_OF_ATTEMPTS, _NOW), else_=None),
-        updated_at=_NOW, claimed_by=None, lease_until=None,
-        waiting_since=None,  # the server answered about the recipient: whatever outage there was is over
+# A row this worker still holds: an outcome is applied only to it, and the statement that applies it
+# says which it applied (RETURNING), so no read (and no row lock of its own) comes before it.
+_HELD = and_(deliveries.c.claimed_by == bindparam("b_worker"), deliveries.c.state.in_(("claimed", "sending")))
+
+
+def _outcome_rows(count: int, names: tuple[str, ...]) -> Any:
+    """The outcomes of one commit as a table ``v`` of ``count`` rows: id, then ``names``, each bound per row
+    (``b_id_<n>``, ``b_<name>_<n>``); one statement applies them all."""
+    types = {"retry": deliveries.c.next_attempt_at.type, "id": deliveries.c.id.type}
+    columns = [column(name, types.get(name, String())) for name in names]
+    rows = [tuple(bindparam(f"b_{name}_{n}", type_=types.get(name)) for name in names) for n in range(count)]
+    return values(*columns, name="v").data(rows).cte("v")
+
+
+@functools.cache
+def _finish(count: int) -> Any:
+    v = _outcome_rows(count, _COLUMNS[_finish])
+    return (
+        update(deliveries)
+        .where(deliveries.c.id == v.c.id, _HELD)
+        .values(state=v.c.state, response=v.c.response, finished_at=_NOW, updated_at=_NOW, claimed_by=None,
+                lease_until=None)
+        .returning(deliveries.c.id)
     )
-)
+
+
+_OUT_OF_ATTEMPTS = deliveries.c.attempts >= bindparam("b_max")
+
+
+@functools.cache
+def _defer(count: int) -> Any:
+    v = _outcome_rows(count, _COLUMNS[_defer])
+    return (
+        update(deliveries)
+        .where(deliveries.c.id == v.c.id, _HELD)
+        .values(
+            state=case((_OUT_OF_ATTEMPTS, "failed"), else_="deferred"),
+            response=v.c.response,
+            next_attempt_at=v.c.retry,
+            finished_at=case((_OUT_OF_ATTEMPTS, _NOW), else_=None),
+            updated_at=_NOW, claimed_by=None, lease_until=None,
+            waiting_since=None,  # the server answered about the recipient: whatever outage there was is over
+        )
+        .returning(deliveries.c.id)
+    )
+
+
 _WAITED_SINCE = func.coalesce(deliveries.c.waiting_since, _NOW)
 _WAITED_TOO_LONG = bindparam("b_give_up", type_=deliveries.c.waiting_since.type) >= _WAITED_SINCE
-_WAIT = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"))
-    .values(
-        state=case((_WAITED_TOO_LONG, "expired"), else_="deferred"),
-        # Begun rows were counted an attempt when they went sending; the server's trouble gives it back.
-        attempts=case((deliveries.c.state == "sending", deliveries.c.attempts - 1), else_=deliveries.c.attempts),
-        response=bindparam("b_response"),
-        next_attempt_at=bindparam("b_retry", type_=deliveries.c.next_attempt_at.type),
-        waiting_since=_WAITED_SINCE,
-        finished_at=case((_WAITED_TOO_LONG, _NOW), else_=None),
-        updated_at=_NOW, claimed_by=None, lease_until=None,
+
+
+@functools.cache
+def _wait(count: int) -> Any:
+    v = _outcome_rows(count, _COLUMNS[_wait])
+    return (
+        update(deliveries)
+        .where(deliveries.c.id == v.c.id, _HELD)
+        .values(
+            state=case((_WAITED_TOO_LONG, "expired"), else_="deferred"),
+            # Begun rows were counted an attempt when they went sending; the server's trouble gives it back.
+            attempts=case((deliveries.c.state == "sending", deliveries.c.attempts - 1), else_=deliveries.c.attempts),
+            response=v.c.response,
+            next_attempt_at=v.c.retry,
+            waiting_since=_WAITED_SINCE,
+            finished_at=case((_WAITED_TOO_LONG, _NOW), else_=None),
+            updated_at=_NOW, claimed_by=None, lease_until=None,
+        )
+        .returning(deliveries.c.id)
     )
-)
+
+
+_ROWS = 64  # outcomes per statement: a window's commit has fewer; a batch that finds the server down, more
+#: The columns of each outcome statement's table ``v``, in the order :func:`_record` gives them.
+_COLUMNS = {_finish: ("id", "state", "response"), _defer: ("id", "response", "retry"), _wait: ("id", "response", "retry")}
 _MINE = and_(deliveries.c.id.in_(bindparam("b_ids", expanding=True)), deliveries.c.state == "claimed",
              deliveries.c.claimed_by == bindparam("b_worker"))
 _STILL_WANTED = and_(
@@ -579,39 +613,43 @@ class Ledger(Reports):
 def _record(conn, outcomes: Sequence[Outcome], *, params: dict, max_attempts: int, give_up_after: timedelta) -> None:
     """Apply the outcomes of rows the worker (``params``) still holds; keep the others as conflicts."""
     worker, now = params["b_worker"], params["b_now"]
-    held = set(prepared(conn, _HELD, {"b_worker": worker, "b_ids": [o.id for o in outcomes]}).scalars())
-    lost = [o for o in outcomes if o.id not in held]
+    common = {"b_worker": worker, "b_now": _at(conn, now)}
+    applied: set[int] = set()
+    for statement, rows, extra in _applying(conn, outcomes, now=now, max_attempts=max_attempts, give_up_after=give_up_after):
+        for start in range(0, len(rows), _ROWS):
+            chunk = rows[start : start + _ROWS]
+            applied.update(prepared(conn, statement(len(chunk)), _bound(statement, chunk) | common | extra).scalars())
+    lost = [o for o in outcomes if o.id not in applied]
     if lost:
         conn.execute(delivery_conflicts.insert(), [
             {"delivery_id": o.id, "worker": worker, "state": o.state, "response": o.response[:1000], "at": now}
             for o in lost
         ])
-    mine = [o for o in outcomes if o.id in held]
-    at = _at(conn, now)
-    done = [{"b_now": at, "b_id": o.id, "b_state": o.state, "b_response": o.response[:1000]} for o in mine if o.state in FINAL]
-    if done:
-        prepared(conn, _FINISH, done)
-    for statement, rows in _deferrals(mine, params=params, max_attempts=max_attempts, give_up_after=give_up_after):
-        if rows:
-            conn.execute(statement, rows)
+
+
+def _applying(conn, outcomes: Sequence[Outcome], *, now: datetime, max_attempts: int, give_up_after: timedelta) -> list[tuple]:
+    """(statement, its rows, its other values) for each kind of outcome: final; a deferral that spent an
+    attempt (counts toward ``max_attempts``); one that spent none (the server was unavailable: it waits
+    up to ``give_up_after``)."""
+    deferred = [o for o in outcomes if o.state == "deferred"]
+    return [
+        (_finish, [(o.id, o.state, o.response[:1000]) for o in outcomes if o.state in FINAL], {}),
+        (_defer, [(o.id, o.response[:1000], _at(conn, o.retry_at or now)) for o in deferred if o.spent],
+         {"b_max": max_attempts}),
+        (_wait, [(o.id, o.response[:1000], _at(conn, o.retry_at or now)) for o in deferred if not o.spent],
+         {"b_give_up": _at(conn, now - give_up_after)}),
+    ]
+
+
+def _bound(statement: Any, rows: Sequence[tuple]) -> dict[str, Any]:
+    """The bound values of ``rows`` (one tuple per row, in the order of ``statement``'s table ``v``)."""
+    names = _COLUMNS[statement]
+    return {f"b_{name}_{n}": value for n, row in enumerate(rows) for name, value in zip(names, row)}
 
 
 def _at(conn, moment: datetime):
     """``moment`` as the driver stores a timestamp of the ledger (for :func:`~pressroom.db.prepared`)."""
     return driver_value(conn, deliveries.c.updated_at.type, moment)
-
-
-def _deferrals(mine: Sequence[Outcome], *, params: dict, max_attempts: int, give_up_after: timedelta) -> list[tuple]:
-    """The deferred outcomes' parameters: one that spent an attempt counts toward ``max_attempts``
-    (_DEFER); one that spent none (the server was unavailable) waits up to ``give_up_after`` (_WAIT)."""
-    deferred = [o for o in mine if o.state == "deferred"]
-    later = [{**_waits(o, params), "b_max": max_attempts} for o in deferred if o.spent]
-    waiting = [{**_waits(o, params), "b_give_up": params["b_now"] - give_up_after} for o in deferred if not o.spent]
-    return [(_DEFER, later), (_WAIT, waiting)]
-
-
-def _waits(outcome: Outcome, params: dict) -> dict:
-    return {**params, "b_id": outcome.id, "b_response": outcome.response[:1000], "b_retry": outcome.retry_at or params["b_now"]}
 
 
 def _remember(conn, where: list, *, event: str, now: datetime, state: str | None = None) -> None:

@@ -338,6 +338,11 @@ class Composed:
         return signature + message, partial(b"".join, pieces)
 
     @cached_property
+    def _slots(self) -> tuple[str, ...]:
+        # Only the slots this email's templates use are encoded for each recipient.
+        return tuple(dict.fromkeys(segment[1] for segment in self._segments if segment.__class__ is tuple and segment != _DATE))
+
+    @cached_property
     def _stuffed_segments(self) -> tuple[bytes | tuple[str, str], ...] | None:
         # Stuffed piece by piece, each must start a line: every piece ends one (a slot's value too).
         if any(segment.__class__ is bytes and not segment.endswith(b"\n") for segment in self._segments):
@@ -367,9 +372,12 @@ class Composed:
             if self._list_unsubscribe_mailto:
                 targets.append(f"<{self._list_unsubscribe_mailto}>")
             head.append("List-Unsubscribe: " + ",\r\n ".join(targets) + "\r\n")
-        encoded = {
-            ("html", slot): _qp(html.escape(value)) for slot, value in values.items()
-        } | {("text", slot): _qp(value) for slot, value in values.items()}
+        encoded: dict[tuple[str, str], bytes] = {}
+        for slot in self._slots:
+            value = values[slot]
+            encoded["text", slot] = text = _qp(value)
+            escaped = html.escape(value)
+            encoded["html", slot] = text if escaped == value else _qp(escaped)
         # When this message was made, not its composition: a subscription email's composition serves for days.
         encoded[_DATE] = _date_header()
         return "".join(head).encode("ascii"), encoded
