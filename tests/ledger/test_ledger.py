@@ -232,3 +232,32 @@ def test_reports_count_each_runs_own_sends(audience: Audience, ledger: Ledger) -
     assert ledger.report(release="r", run_id="run-a").sent_now == 3
     assert ledger.report(release="r", run_id="run-b").sent_now == 7
     assert ledger.report(release="r").sent == 10
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_database_restart_between_runs_goes_unnoticed(db_url, monkeypatch):
+    """The server ends every connection (a restart, a failover) while the pool holds them idle: the next run
+    gets a new connection, not an error."""
+    import time
+
+    import psycopg
+    from sqlalchemy import text
+
+    from pressroom import db
+    from tests._delivery import PG_ADMIN
+
+    monkeypatch.setattr(db, "IDLE_BEFORE_PING", 0.05)
+    engine = db.engine_for_url(db_url)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    name = db_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                      (name,))
+    time.sleep(0.1)  # idle past the threshold
+    try:
+        with engine.connect() as conn:
+            after = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    finally:
+        engine.dispose()  # no connection the server ended is left for the next test
+    assert after != before
