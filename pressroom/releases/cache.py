@@ -61,11 +61,17 @@ class CachedRelease(Release):
         state = self.__dict__
         if len(state) == len(_FIELDS):
             return
-        chunks, offset, length, index = self.__pydantic_private__["chunk"]  # type: ignore[index]
+        private = self.__pydantic_private__
+        if not private:
+            return  # filled meanwhile by another thread
+        chunks, offset, length, index = private["chunk"]
         whole = chunks.release(offset, length, index)
         for name, value in whole.__dict__.items():
             state.setdefault(name, value)  # a field a copy was given (its language versions) stays
         object.__setattr__(self, "__pydantic_fields_set__", self.__pydantic_fields_set__ | whole.__pydantic_fields_set__)
+        # Whole now: it no longer holds the cache file open (nor its chunks read), which a process that keeps
+        # releases for long (the web preview) would otherwise keep on disk after a save replaced it.
+        object.__setattr__(self, "__pydantic_private__", None)
 
     def __reduce__(self) -> tuple[Any, ...]:
         self.fill()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
 
 import pytest
 
@@ -163,3 +164,26 @@ def _three_read_back(project):
     settings = project.settings()
     load_releases(settings)
     return settings, load_releases(settings).releases
+
+
+def test_a_release_read_whole_no_longer_holds_the_cache_file_open(project):
+    """A long-lived process that keeps one release (the web preview) must not keep the cache file it came from
+    open, and so on disk after a later save replaced it, once that release has been read whole."""
+    _, cached = _three_read_back(project)
+    kept = cached[0]
+    del cached
+    gc.collect()
+    assert _open_cache_files() == 1  # its texts are still to be read
+    assert kept.body_markdown.strip() == "Body 2."
+    gc.collect()
+    assert _open_cache_files() == 0
+
+
+def _open_cache_files() -> int:
+    opened = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            opened += "releases.pickle" in os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the listing's own descriptor, closed already
+            continue
+    return opened
