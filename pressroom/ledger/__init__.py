@@ -48,7 +48,7 @@ these rules:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -125,66 +125,44 @@ def _outcome_rows(count: int, names: tuple[str, ...]) -> Any:
     return values(*columns, name="v").data(rows).cte("v")
 
 
-@functools.cache
-def _finish(count: int) -> Any:
-    v = _outcome_rows(count, _COLUMNS[_finish])
-    return (
-        update(deliveries)
-        .where(deliveries.c.id == v.c.id, _HELD)
-        .values(state=v.c.state, response=v.c.response, finished_at=_NOW, updated_at=_NOW, claimed_by=None,
-                lease_until=None)
-        .returning(deliveries.c.id)
-    )
-
-
 _OUT_OF_ATTEMPTS = deliveries.c.attempts >= bindparam("b_max")
-
-
-@functools.cache
-def _defer(count: int) -> Any:
-    v = _outcome_rows(count, _COLUMNS[_defer])
-    return (
-        update(deliveries)
-        .where(deliveries.c.id == v.c.id, _HELD)
-        .values(
-            state=case((_OUT_OF_ATTEMPTS, "failed"), else_="deferred"),
-            response=v.c.response,
-            next_attempt_at=v.c.retry,
-            finished_at=case((_OUT_OF_ATTEMPTS, _NOW), else_=None),
-            updated_at=_NOW, claimed_by=None, lease_until=None,
-            waiting_since=None,  # the server answered about the recipient: whatever outage there was is over
-        )
-        .returning(deliveries.c.id)
-    )
-
-
 _WAITED_SINCE = func.coalesce(deliveries.c.waiting_since, _NOW)
 _WAITED_TOO_LONG = bindparam("b_give_up", type_=deliveries.c.waiting_since.type) >= _WAITED_SINCE
+# Each kind of outcome: the columns of its table ``v`` (after the id, in the order :func:`_applying` gives
+# them), and what it sets besides the response and the end of the claim, which all of them set.
+_OUTCOMES: dict[str, tuple[tuple[str, ...], Callable[[Any], dict[str, Any]]]] = {
+    "finish": (("state", "response"), lambda v: {"state": v.c.state, "finished_at": _NOW}),
+    "defer": (("response", "retry"), lambda v: {
+        "state": case((_OUT_OF_ATTEMPTS, "failed"), else_="deferred"),
+        "next_attempt_at": v.c.retry,
+        "finished_at": case((_OUT_OF_ATTEMPTS, _NOW), else_=None),
+        "waiting_since": None,  # the server answered about the recipient: whatever outage there was is over
+    }),
+    "wait": (("response", "retry"), lambda v: {
+        "state": case((_WAITED_TOO_LONG, "expired"), else_="deferred"),
+        # Begun rows were counted an attempt when they went sending; the server's trouble gives it back.
+        "attempts": case((deliveries.c.state == "sending", deliveries.c.attempts - 1), else_=deliveries.c.attempts),
+        "next_attempt_at": v.c.retry,
+        "waiting_since": _WAITED_SINCE,
+        "finished_at": case((_WAITED_TOO_LONG, _NOW), else_=None),
+    }),
+}
 
 
 @functools.cache
-def _wait(count: int) -> Any:
-    v = _outcome_rows(count, _COLUMNS[_wait])
+def _outcome_statement(kind: str, count: int) -> Any:
+    """The statement applying ``count`` outcomes of ``kind`` to the rows the worker still holds; it returns their ids."""
+    names, sets = _OUTCOMES[kind]
+    v = _outcome_rows(count, ("id", *names))
     return (
         update(deliveries)
         .where(deliveries.c.id == v.c.id, _HELD)
-        .values(
-            state=case((_WAITED_TOO_LONG, "expired"), else_="deferred"),
-            # Begun rows were counted an attempt when they went sending; the server's trouble gives it back.
-            attempts=case((deliveries.c.state == "sending", deliveries.c.attempts - 1), else_=deliveries.c.attempts),
-            response=v.c.response,
-            next_attempt_at=v.c.retry,
-            waiting_since=_WAITED_SINCE,
-            finished_at=case((_WAITED_TOO_LONG, _NOW), else_=None),
-            updated_at=_NOW, claimed_by=None, lease_until=None,
-        )
+        .values(response=v.c.response, updated_at=_NOW, claimed_by=None, lease_until=None, **sets(v))
         .returning(deliveries.c.id)
     )
 
 
 _ROWS = 64  # outcomes per statement: a window's commit has fewer; a batch that finds the server down, more
-#: The columns of each outcome statement's table ``v``, in the order :func:`_record` gives them.
-_COLUMNS = {_finish: ("id", "state", "response"), _defer: ("id", "response", "retry"), _wait: ("id", "response", "retry")}
 _MINE = and_(deliveries.c.id.in_(bindparam("b_ids", expanding=True)), deliveries.c.state == "claimed",
              deliveries.c.claimed_by == bindparam("b_worker"))
 _STILL_WANTED = and_(
@@ -615,10 +593,11 @@ def _record(conn, outcomes: Sequence[Outcome], *, params: dict, max_attempts: in
     worker, now = params["b_worker"], params["b_now"]
     common = {"b_worker": worker, "b_now": _at(conn, now)}
     applied: set[int] = set()
-    for statement, rows, extra in _applying(conn, outcomes, now=now, max_attempts=max_attempts, give_up_after=give_up_after):
+    for kind, rows, extra in _applying(conn, outcomes, now=now, max_attempts=max_attempts, give_up_after=give_up_after):
         for start in range(0, len(rows), _ROWS):
             chunk = rows[start : start + _ROWS]
-            applied.update(prepared(conn, statement(len(chunk)), _bound(statement, chunk) | common | extra).scalars())
+            statement = _outcome_statement(kind, len(chunk))
+            applied.update(prepared(conn, statement, _bound(kind, chunk) | common | extra).scalars())
     lost = [o for o in outcomes if o.id not in applied]
     if lost:
         conn.execute(delivery_conflicts.insert(), [
@@ -628,22 +607,22 @@ def _record(conn, outcomes: Sequence[Outcome], *, params: dict, max_attempts: in
 
 
 def _applying(conn, outcomes: Sequence[Outcome], *, now: datetime, max_attempts: int, give_up_after: timedelta) -> list[tuple]:
-    """(statement, its rows, its other values) for each kind of outcome: final; a deferral that spent an
+    """(kind, its rows, its other values) for each kind of outcome: final; a deferral that spent an
     attempt (counts toward ``max_attempts``); one that spent none (the server was unavailable: it waits
     up to ``give_up_after``)."""
     deferred = [o for o in outcomes if o.state == "deferred"]
     return [
-        (_finish, [(o.id, o.state, o.response[:1000]) for o in outcomes if o.state in FINAL], {}),
-        (_defer, [(o.id, o.response[:1000], _at(conn, o.retry_at or now)) for o in deferred if o.spent],
+        ("finish", [(o.id, o.state, o.response[:1000]) for o in outcomes if o.state in FINAL], {}),
+        ("defer", [(o.id, o.response[:1000], _at(conn, o.retry_at or now)) for o in deferred if o.spent],
          {"b_max": max_attempts}),
-        (_wait, [(o.id, o.response[:1000], _at(conn, o.retry_at or now)) for o in deferred if not o.spent],
+        ("wait", [(o.id, o.response[:1000], _at(conn, o.retry_at or now)) for o in deferred if not o.spent],
          {"b_give_up": _at(conn, now - give_up_after)}),
     ]
 
 
-def _bound(statement: Any, rows: Sequence[tuple]) -> dict[str, Any]:
-    """The bound values of ``rows`` (one tuple per row, in the order of ``statement``'s table ``v``)."""
-    names = _COLUMNS[statement]
+def _bound(kind: str, rows: Sequence[tuple]) -> dict[str, Any]:
+    """The bound values of ``rows`` (one tuple per row, in the order of ``kind``'s table ``v``)."""
+    names = ("id", *_OUTCOMES[kind][0])
     return {f"b_{name}_{n}": value for n, row in enumerate(rows) for name, value in zip(names, row)}
 
 
